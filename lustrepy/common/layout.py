@@ -1,0 +1,122 @@
+"""RAID0 layouts: the record, its validation, and the stripe math.
+
+Byte `off` of a file lives in stripe `(off // stripe_size) % stripe_count`, at
+object offset `(off // (stripe_size * stripe_count)) * stripe_size + off % stripe_size`.
+Pure functions; never does I/O.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from lustrepy.common.errors import LpError
+
+STRIPE_UNIT = 64 * 1024                 # stripe_size must be a multiple of this
+MAX_STRIPE_SIZE = 4 * 1024 * 1024 * 1024 - STRIPE_UNIT
+MAX_FILE_SIZE = (1 << 63) - 1           # offsets past this get EFBIG
+DEFAULT_STRIPE_SIZE = 1024 * 1024
+DEFAULT_STRIPE_COUNT = 1
+STRIPE_ALL = -1
+
+
+@dataclass(frozen=True, slots=True)
+class StripeObject:
+    ost_index: int
+    object_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A file layout (objects filled) or a default/requested one (objects empty).
+
+    stripe_count == -1 means "all active OSTs" in a default or a request;
+    stripe_offset == -1 means "let the MDS choose the first OST".
+    """
+
+    stripe_size: int = DEFAULT_STRIPE_SIZE
+    stripe_count: int = DEFAULT_STRIPE_COUNT
+    stripe_offset: int = -1
+    pattern: str = "raid0"
+    objects: tuple[StripeObject, ...] = field(default_factory=tuple)
+    generation: int = 0
+
+    def check(self, ost_count: int | None = None) -> None:
+        """Raise LpError(EINVAL) when the layout is malformed or impossible."""
+        if self.pattern != "raid0":
+            raise LpError(errno.EINVAL, f"unknown layout pattern {self.pattern!r}")
+        if self.stripe_size <= 0 or self.stripe_size % STRIPE_UNIT or self.stripe_size > MAX_STRIPE_SIZE:
+            raise LpError(errno.EINVAL, f"stripe_size {self.stripe_size} is not a positive multiple of 64 KiB")
+        if self.stripe_count == 0 or self.stripe_count < STRIPE_ALL:
+            raise LpError(errno.EINVAL, f"stripe_count {self.stripe_count} must be >= 1 or -1")
+        if ost_count is not None and self.stripe_count > ost_count:
+            raise LpError(errno.EINVAL, f"stripe_count {self.stripe_count} exceeds the {ost_count} OSTs")
+        if self.stripe_offset < -1 or (ost_count is not None and self.stripe_offset >= max(ost_count, 1)
+                                       and self.stripe_offset != -1):
+            raise LpError(errno.EINVAL, f"stripe_offset {self.stripe_offset} names no OST")
+        if self.objects and len(self.objects) != self.stripe_count:
+            raise LpError(errno.EINVAL, "layout objects do not match stripe_count")
+
+    @property
+    def has_objects(self) -> bool:
+        return bool(self.objects)
+
+
+def stripe_of(layout: Layout, off: int) -> tuple[int, int]:
+    """File offset -> (stripe index, object offset)."""
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    return (off // ss) % sc, (off // (ss * sc)) * ss + off % ss
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A contiguous run of file bytes that lives contiguously in one object."""
+
+    stripe: int
+    file_offset: int
+    object_offset: int
+    length: int
+
+
+def split_range(layout: Layout, off: int, length: int) -> Iterator[Piece]:
+    """Cut [off, off+length) into pieces, one per stripe-unit crossing."""
+    ss = layout.stripe_size
+    end = off + length
+    while off < end:
+        stripe, obj_off = stripe_of(layout, off)
+        n = min(end, (off // ss + 1) * ss) - off
+        yield Piece(stripe, off, obj_off, n)
+        off += n
+
+
+def per_object_ranges(layout: Layout, off: int, length: int) -> dict[int, list[Piece]]:
+    """Pieces of [off, off+length) grouped by stripe; pieces of one stripe are
+    contiguous in object space, so each group is one object range."""
+    out: dict[int, list[Piece]] = {}
+    for p in split_range(layout, off, length):
+        out.setdefault(p.stripe, []).append(p)
+    return out
+
+
+def file_size_from_object(layout: Layout, stripe: int, obj_size: int) -> int:
+    """The file size implied by object `stripe` being `obj_size` bytes long."""
+    if obj_size == 0:
+        return 0
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    last = obj_size - 1                         # last object byte
+    unit, within = divmod(last, ss)
+    return (unit * sc + stripe) * ss + within + 1
+
+
+def object_size_for_file(layout: Layout, stripe: int, file_size: int) -> int:
+    """How long object `stripe` is when the file is truncated to `file_size`."""
+    if file_size == 0:
+        return 0
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    full_rows, rest = divmod(file_size, ss * sc)
+    size = full_rows * ss
+    rest -= stripe * ss
+    if rest > 0:
+        size += min(rest, ss)
+    return size

@@ -1,0 +1,78 @@
+"""gRPC channels, servers and synchronous calls, with one mapping of transport trouble.
+
+Every call has a deadline. Transport trouble (gRPC status codes) becomes an
+LpError here and nowhere else: DEADLINE_EXCEEDED -> ETIMEDOUT, UNAVAILABLE ->
+ENOTCONN, anything else -> EIO. POSIX results come from the reply's errno.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from concurrent import futures
+from typing import Any, Callable
+
+import grpc
+
+from lustrepy.common.errors import LpError
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 64 * 1024 * 1024
+DEFAULT_TIMEOUT = 30.0
+
+_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+_STATUS_ERRNO = {
+    grpc.StatusCode.DEADLINE_EXCEEDED: errno.ETIMEDOUT,
+    grpc.StatusCode.UNAVAILABLE: errno.ENOTCONN,
+    grpc.StatusCode.CANCELLED: errno.ECANCELED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errno.ENOMEM,
+}
+
+
+def make_channel(address: str) -> grpc.Channel:
+    """An insecure channel to host:port with large-message and keepalive options."""
+    opts = _OPTIONS + [("grpc.enable_retries", 0), ("grpc.max_reconnect_backoff_ms", 1000),
+                       ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100)]
+    return grpc.insecure_channel(address, options=opts)
+
+
+def make_server(max_workers: int = 64) -> grpc.Server:
+    opts = _OPTIONS + [("grpc.so_reuseport", 0), ("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
+    return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+                       options=opts, maximum_concurrent_rpcs=None)
+
+
+def bind(server: grpc.Server, address: str) -> int:
+    """Bind host:port (port 0 = any); returns the port, or raises QuietError-worthy LpError."""
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as e:  # grpcio raises RuntimeError when it cannot bind
+        raise LpError(errno.EADDRINUSE if hasattr(errno, "EADDRINUSE") else errno.EIO,
+                      f"cannot listen on {address}: {e}") from None
+    if port == 0:
+        raise LpError(errno.EADDRINUSE, f"cannot listen on {address} (address in use or not local)")
+    return port
+
+
+def transport_errno(e: grpc.RpcError) -> int:
+    code = e.code() if hasattr(e, "code") else None
+    return _STATUS_ERRNO.get(code, errno.EIO)
+
+
+def call(method: Callable[..., Any], request: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """Invoke a unary (or stream-unary) stub method with a deadline; transport trouble -> LpError."""
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as e:
+        err = transport_errno(e)
+        detail = e.details() if hasattr(e, "details") else str(e)
+        raise LpError(err, f"rpc failed: {detail}") from None

@@ -1,0 +1,512 @@
+from lustrepy.rpc.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IntentOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IT_NONE: _ClassVar[IntentOp]
+    IT_LOOKUP: _ClassVar[IntentOp]
+    IT_GETATTR: _ClassVar[IntentOp]
+    IT_OPEN: _ClassVar[IntentOp]
+    IT_CREAT: _ClassVar[IntentOp]
+    IT_LAYOUT: _ClassVar[IntentOp]
+    IT_READDIR: _ClassVar[IntentOp]
+
+class Disposition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISP_NONE: _ClassVar[Disposition]
+    DISP_LOOKUP_EXECD: _ClassVar[Disposition]
+    DISP_LOOKUP_NEG: _ClassVar[Disposition]
+    DISP_LOOKUP_POS: _ClassVar[Disposition]
+    DISP_OPEN_CREATE: _ClassVar[Disposition]
+    DISP_OPEN_OPEN: _ClassVar[Disposition]
+
+class RenameFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RENAME_NONE: _ClassVar[RenameFlag]
+    RENAME_NOREPLACE: _ClassVar[RenameFlag]
+    RENAME_EXCHANGE: _ClassVar[RenameFlag]
+
+class AttrValid(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SA_NONE: _ClassVar[AttrValid]
+    SA_MODE: _ClassVar[AttrValid]
+    SA_UID: _ClassVar[AttrValid]
+    SA_GID: _ClassVar[AttrValid]
+    SA_SIZE: _ClassVar[AttrValid]
+    SA_ATIME: _ClassVar[AttrValid]
+    SA_MTIME: _ClassVar[AttrValid]
+    SA_CTIME: _ClassVar[AttrValid]
+    SA_ATIME_NOW: _ClassVar[AttrValid]
+    SA_MTIME_NOW: _ClassVar[AttrValid]
+IT_NONE: IntentOp
+IT_LOOKUP: IntentOp
+IT_GETATTR: IntentOp
+IT_OPEN: IntentOp
+IT_CREAT: IntentOp
+IT_LAYOUT: IntentOp
+IT_READDIR: IntentOp
+DISP_NONE: Disposition
+DISP_LOOKUP_EXECD: Disposition
+DISP_LOOKUP_NEG: Disposition
+DISP_LOOKUP_POS: Disposition
+DISP_OPEN_CREATE: Disposition
+DISP_OPEN_OPEN: Disposition
+RENAME_NONE: RenameFlag
+RENAME_NOREPLACE: RenameFlag
+RENAME_EXCHANGE: RenameFlag
+SA_NONE: AttrValid
+SA_MODE: AttrValid
+SA_UID: AttrValid
+SA_GID: AttrValid
+SA_SIZE: AttrValid
+SA_ATIME: AttrValid
+SA_MTIME: AttrValid
+SA_CTIME: AttrValid
+SA_ATIME_NOW: AttrValid
+SA_MTIME_NOW: AttrValid
+
+class IntentRequest(_message.Message):
+    __slots__ = ("hdr", "ops", "parent", "name", "fid", "open_flags", "create_mode", "layout", "has_layout", "new_fid", "lock_mode", "ibits")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_MODE_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    NEW_FID_FIELD_NUMBER: _ClassVar[int]
+    LOCK_MODE_FIELD_NUMBER: _ClassVar[int]
+    IBITS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    ops: int
+    parent: _common_pb2.Fid
+    name: bytes
+    fid: _common_pb2.Fid
+    open_flags: int
+    create_mode: int
+    layout: _common_pb2.Layout
+    has_layout: bool
+    new_fid: _common_pb2.Fid
+    lock_mode: _common_pb2.LockMode
+    ibits: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., ops: _Optional[int] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., open_flags: _Optional[int] = ..., create_mode: _Optional[int] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., new_fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., lock_mode: _Optional[_Union[_common_pb2.LockMode, str]] = ..., ibits: _Optional[int] = ...) -> None: ...
+
+class IntentReply(_message.Message):
+    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ATTR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    lock: _common_pb2.LockDesc
+    disposition: int
+    attr: _common_pb2.Attr
+    layout: _common_pb2.Layout
+    has_layout: bool
+    open_handle: int
+    parent_attr: _common_pb2.Attr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
+
+class CreateOp(_message.Message):
+    __slots__ = ("parent", "name", "mode", "rdev", "fid", "layout", "has_layout", "delay_layout")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RDEV_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    parent: _common_pb2.Fid
+    name: bytes
+    mode: int
+    rdev: int
+    fid: _common_pb2.Fid
+    layout: _common_pb2.Layout
+    has_layout: bool
+    delay_layout: bool
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., rdev: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., delay_layout: _Optional[bool] = ...) -> None: ...
+
+class MkdirOp(_message.Message):
+    __slots__ = ("parent", "name", "mode", "fid")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    parent: _common_pb2.Fid
+    name: bytes
+    mode: int
+    fid: _common_pb2.Fid
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+
+class SymlinkOp(_message.Message):
+    __slots__ = ("parent", "name", "target", "fid")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    parent: _common_pb2.Fid
+    name: bytes
+    target: bytes
+    fid: _common_pb2.Fid
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., target: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+
+class LinkOp(_message.Message):
+    __slots__ = ("fid", "parent", "name")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    parent: _common_pb2.Fid
+    name: bytes
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class UnlinkOp(_message.Message):
+    __slots__ = ("parent", "name")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    parent: _common_pb2.Fid
+    name: bytes
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class RmdirOp(_message.Message):
+    __slots__ = ("parent", "name")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    parent: _common_pb2.Fid
+    name: bytes
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class RenameOp(_message.Message):
+    __slots__ = ("src_parent", "src_name", "dst_parent", "dst_name", "flags")
+    SRC_PARENT_FIELD_NUMBER: _ClassVar[int]
+    SRC_NAME_FIELD_NUMBER: _ClassVar[int]
+    DST_PARENT_FIELD_NUMBER: _ClassVar[int]
+    DST_NAME_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    src_parent: _common_pb2.Fid
+    src_name: bytes
+    dst_parent: _common_pb2.Fid
+    dst_name: bytes
+    flags: int
+    def __init__(self, src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., dst_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., dst_name: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class SetattrOp(_message.Message):
+    __slots__ = ("fid", "valid", "mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ATIME_NS_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    CTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    valid: int
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., valid: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ...) -> None: ...
+
+class SetxattrOp(_message.Message):
+    __slots__ = ("fid", "name", "value", "flags")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    name: bytes
+    value: bytes
+    flags: int
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., value: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
+
+class RemovexattrOp(_message.Message):
+    __slots__ = ("fid", "name")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    name: bytes
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class ReintOp(_message.Message):
+    __slots__ = ("create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "setxattr", "removexattr")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    MKDIR_FIELD_NUMBER: _ClassVar[int]
+    SYMLINK_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    UNLINK_FIELD_NUMBER: _ClassVar[int]
+    RMDIR_FIELD_NUMBER: _ClassVar[int]
+    RENAME_FIELD_NUMBER: _ClassVar[int]
+    SETATTR_FIELD_NUMBER: _ClassVar[int]
+    SETXATTR_FIELD_NUMBER: _ClassVar[int]
+    REMOVEXATTR_FIELD_NUMBER: _ClassVar[int]
+    create: CreateOp
+    mkdir: MkdirOp
+    symlink: SymlinkOp
+    link: LinkOp
+    unlink: UnlinkOp
+    rmdir: RmdirOp
+    rename: RenameOp
+    setattr: SetattrOp
+    setxattr: SetxattrOp
+    removexattr: RemovexattrOp
+    def __init__(self, create: _Optional[_Union[CreateOp, _Mapping]] = ..., mkdir: _Optional[_Union[MkdirOp, _Mapping]] = ..., symlink: _Optional[_Union[SymlinkOp, _Mapping]] = ..., link: _Optional[_Union[LinkOp, _Mapping]] = ..., unlink: _Optional[_Union[UnlinkOp, _Mapping]] = ..., rmdir: _Optional[_Union[RmdirOp, _Mapping]] = ..., rename: _Optional[_Union[RenameOp, _Mapping]] = ..., setattr: _Optional[_Union[SetattrOp, _Mapping]] = ..., setxattr: _Optional[_Union[SetxattrOp, _Mapping]] = ..., removexattr: _Optional[_Union[RemovexattrOp, _Mapping]] = ...) -> None: ...
+
+class ReintRequest(_message.Message):
+    __slots__ = ("hdr", "op")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    op: ReintOp
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ...) -> None: ...
+
+class ReintReply(_message.Message):
+    __slots__ = ("hdr", "attr", "layout", "has_layout")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    attr: _common_pb2.Attr
+    layout: _common_pb2.Layout
+    has_layout: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ...) -> None: ...
+
+class ReaddirRequest(_message.Message):
+    __slots__ = ("hdr", "fid", "cookie", "max_entries", "with_attrs")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    COOKIE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    WITH_ATTRS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    cookie: int
+    max_entries: int
+    with_attrs: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., cookie: _Optional[int] = ..., max_entries: _Optional[int] = ..., with_attrs: _Optional[bool] = ...) -> None: ...
+
+class DirEntry(_message.Message):
+    __slots__ = ("name", "fid", "type", "cookie", "attr")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COOKIE_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    fid: _common_pb2.Fid
+    type: int
+    cookie: int
+    attr: _common_pb2.Attr
+    def __init__(self, name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., type: _Optional[int] = ..., cookie: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
+
+class ReaddirReply(_message.Message):
+    __slots__ = ("hdr", "entries", "eof")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    entries: _containers.RepeatedCompositeFieldContainer[DirEntry]
+    eof: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[DirEntry, _Mapping]]] = ..., eof: _Optional[bool] = ...) -> None: ...
+
+class GetxattrRequest(_message.Message):
+    __slots__ = ("hdr", "fid", "name")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    name: bytes
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class GetxattrReply(_message.Message):
+    __slots__ = ("hdr", "value")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    value: bytes
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class ListxattrRequest(_message.Message):
+    __slots__ = ("hdr", "fid")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+
+class ListxattrReply(_message.Message):
+    __slots__ = ("hdr", "names")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    names: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., names: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ReadlinkRequest(_message.Message):
+    __slots__ = ("hdr", "fid")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+
+class ReadlinkReply(_message.Message):
+    __slots__ = ("hdr", "target")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    target: bytes
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., target: _Optional[bytes] = ...) -> None: ...
+
+class CloseRequest(_message.Message):
+    __slots__ = ("hdr", "open_handle")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    open_handle: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ...) -> None: ...
+
+class SeqRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class SeqReply(_message.Message):
+    __slots__ = ("hdr", "seq", "width")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    seq: int
+    width: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., seq: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
+
+class SyncRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class OstStatus(_message.Message):
+    __slots__ = ("index", "uuid", "address", "active", "last_seen_s", "statfs", "precreated", "full")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_S_FIELD_NUMBER: _ClassVar[int]
+    STATFS_FIELD_NUMBER: _ClassVar[int]
+    PRECREATED_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    uuid: str
+    address: str
+    active: bool
+    last_seen_s: float
+    statfs: _common_pb2.Statfs
+    precreated: int
+    full: bool
+    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., active: _Optional[bool] = ..., last_seen_s: _Optional[float] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., precreated: _Optional[int] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class StatfsRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class MdsStatfsReply(_message.Message):
+    __slots__ = ("hdr", "total", "mdt", "osts", "fsname")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MDT_FIELD_NUMBER: _ClassVar[int]
+    OSTS_FIELD_NUMBER: _ClassVar[int]
+    FSNAME_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    total: _common_pb2.Statfs
+    mdt: _common_pb2.Statfs
+    osts: _containers.RepeatedCompositeFieldContainer[OstStatus]
+    fsname: str
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., total: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., mdt: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., osts: _Optional[_Iterable[_Union[OstStatus, _Mapping]]] = ..., fsname: _Optional[str] = ...) -> None: ...
+
+class OstAnnounce(_message.Message):
+    __slots__ = ("fsname", "index", "uuid", "address", "statfs", "boot_id")
+    FSNAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATFS_FIELD_NUMBER: _ClassVar[int]
+    BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    fsname: str
+    index: int
+    uuid: str
+    address: str
+    statfs: _common_pb2.Statfs
+    boot_id: int
+    def __init__(self, fsname: _Optional[str] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., boot_id: _Optional[int] = ...) -> None: ...
+
+class OstAnnounceReply(_message.Message):
+    __slots__ = ("hdr", "mds_uuid", "heartbeat_interval_s")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    MDS_UUID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    mds_uuid: str
+    heartbeat_interval_s: float
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., mds_uuid: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
+
+class MdsInfoRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class MdsInfoReply(_message.Message):
+    __slots__ = ("hdr", "uuid", "fsname", "address", "uptime_s", "version", "clients", "last_transno", "last_committed", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    FSNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_TRANSNO_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    uuid: str
+    fsname: str
+    address: str
+    uptime_s: float
+    version: str
+    clients: int
+    last_transno: int
+    last_committed: int
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., address: _Optional[str] = ..., uptime_s: _Optional[float] = ..., version: _Optional[str] = ..., clients: _Optional[int] = ..., last_transno: _Optional[int] = ..., last_committed: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -1,0 +1,164 @@
+from lustrepy.rpc.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PrecreateRequest(_message.Message):
+    __slots__ = ("hdr", "count")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    count: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class PrecreateReply(_message.Message):
+    __slots__ = ("hdr", "first_id", "last_id")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    first_id: int
+    last_id: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., first_id: _Optional[int] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class WriteChunk(_message.Message):
+    __slots__ = ("hdr", "object_id", "offset", "data", "crc32c", "sync")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_id: int
+    offset: int
+    data: bytes
+    crc32c: int
+    sync: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ..., sync: _Optional[bool] = ...) -> None: ...
+
+class WriteReply(_message.Message):
+    __slots__ = ("hdr", "written", "lvb")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    LVB_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    written: int
+    lvb: _common_pb2.Lvb
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., written: _Optional[int] = ..., lvb: _Optional[_Union[_common_pb2.Lvb, _Mapping]] = ...) -> None: ...
+
+class ReadRequest(_message.Message):
+    __slots__ = ("hdr", "object_id", "offset", "length", "chunk_size")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_id: int
+    offset: int
+    length: int
+    chunk_size: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., chunk_size: _Optional[int] = ...) -> None: ...
+
+class ReadChunk(_message.Message):
+    __slots__ = ("hdr", "offset", "data", "crc32c", "eof")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    offset: int
+    data: bytes
+    crc32c: int
+    eof: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ..., eof: _Optional[bool] = ...) -> None: ...
+
+class ObjRequest(_message.Message):
+    __slots__ = ("hdr", "object_id")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_id: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ...) -> None: ...
+
+class PunchRequest(_message.Message):
+    __slots__ = ("hdr", "object_id", "size")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_id: int
+    size: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ObjAttrReply(_message.Message):
+    __slots__ = ("hdr", "lvb")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    LVB_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    lvb: _common_pb2.Lvb
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lvb: _Optional[_Union[_common_pb2.Lvb, _Mapping]] = ...) -> None: ...
+
+class DestroyRequest(_message.Message):
+    __slots__ = ("hdr", "object_ids")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DestroyReply(_message.Message):
+    __slots__ = ("hdr", "destroyed")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    destroyed: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., destroyed: _Optional[int] = ...) -> None: ...
+
+class OssStatfsRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class OssStatfsReply(_message.Message):
+    __slots__ = ("hdr", "statfs", "index", "uuid", "objects")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    STATFS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    statfs: _common_pb2.Statfs
+    index: int
+    uuid: str
+    objects: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., objects: _Optional[int] = ...) -> None: ...
+
+class ListObjectsRequest(_message.Message):
+    __slots__ = ("hdr", "after", "max")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    after: int
+    max: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., after: _Optional[int] = ..., max: _Optional[int] = ...) -> None: ...
+
+class ListObjectsReply(_message.Message):
+    __slots__ = ("hdr", "object_ids", "eof", "last_id")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    object_ids: _containers.RepeatedScalarFieldContainer[int]
+    eof: bool
+    last_id: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., object_ids: _Optional[_Iterable[int]] = ..., eof: _Optional[bool] = ..., last_id: _Optional[int] = ...) -> None: ...
