@@ -120,3 +120,43 @@ def object_size_for_file(layout: Layout, stripe: int, file_size: int) -> int:
     if rest > 0:
         size += min(rest, ss)
     return size
+
+
+# ---- the layout as an extended attribute (lustrepy.lov) -------------------------
+
+LOV_XATTR = b"lustrepy.lov"
+
+
+def encode_lov(layout: Layout) -> bytes:
+    """The layout as the value of the `lustrepy.lov` xattr: compact JSON, readable with getfattr."""
+    import json
+
+    d: dict[str, object] = {
+        "stripe_size": layout.stripe_size,
+        "stripe_count": layout.stripe_count,
+        "stripe_offset": layout.stripe_offset,
+        "pattern": layout.pattern,
+    }
+    if layout.objects:
+        d["objects"] = [[o.ost_index, o.object_id] for o in layout.objects]
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
+def decode_lov(value: bytes) -> Layout:
+    """Parse a `lustrepy.lov` value; LpError(EINVAL) when malformed. Objects are never taken from input."""
+    import json
+
+    try:
+        d = json.loads(value.decode())
+        if not isinstance(d, dict):
+            raise ValueError("not an object")
+        lo = Layout(
+            stripe_size=int(d.get("stripe_size", DEFAULT_STRIPE_SIZE)),
+            stripe_count=int(d.get("stripe_count", DEFAULT_STRIPE_COUNT)),
+            stripe_offset=int(d.get("stripe_offset", -1)),
+            pattern=str(d.get("pattern", "raid0")),
+        )
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        raise LpError(errno.EINVAL, f"malformed layout: {e}") from None
+    lo.check()
+    return lo

@@ -1,0 +1,221 @@
+"""The metadata client: requests to the MDS with XIDs, resends and reply headers.
+
+Synchronous and thread-safe (trio code calls it through lustrepy.rpc.bridge).
+Every request gets a fresh XID; an update whose reply was lost to transport
+trouble is sent again with the SAME XID, so the MDS answers it from its
+reply-reconstruction record and never executes it twice. POSIX failures
+raise LpError with the reply's errno.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import threading
+import time
+import uuid as uuidlib
+from typing import Any, Callable
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout
+from lustrepy.common.records import Cred
+from lustrepy.ldlm.request import LockClient
+from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call, make_channel
+from lustrepy.rpc.convert import check_rep, fid_from_pb, fid_to_pb, layout_to_pb
+from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import mds_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_TRANSPORT = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
+
+
+class Mdc:
+    def __init__(self, address: str, fsname: str, *, client_id: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, resend_for: float = 30.0,
+                 on_blocking: Callable[[cpb.LockDesc], None] | None = None, with_locks: bool = False) -> None:
+        self.address = address
+        self.fsname = fsname
+        self.client_id = client_id or f"client-{uuidlib.uuid4()}"
+        self.timeout = timeout
+        self.resend_for = resend_for
+        self.channel = make_channel(address)
+        self.stub = mds_pb2_grpc.MdsStub(self.channel)
+        self.conn_gen = 0
+        self.root: Fid | None = None
+        self.server_uuid = ""
+        self.last_committed = 0
+        self._xid = itertools.count(int(time.time() * 1000) << 16)
+        self._lock = threading.Lock()
+        self.locks: LockClient | None = None
+        if with_locks or on_blocking is not None:
+            self.locks = LockClient(self.channel, self.client_id, on_blocking=on_blocking or (lambda lock: None))
+
+    # ---- connection ------------------------------------------------------------------
+
+    def connect(self) -> cpb.ConnectReply:
+        rep = call(self.stub.Connect, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname),
+                   timeout=self.timeout)
+        check_rep(rep.hdr)
+        self.conn_gen = rep.conn_gen
+        self.root = fid_from_pb(rep.root)
+        self.server_uuid = rep.server_uuid
+        if self.locks is not None:
+            self.locks.attach(self.conn_gen)
+            self.locks.wait_attached(self.timeout)
+        return rep
+
+    def close(self) -> None:
+        if self.conn_gen:
+            try:
+                self.request(self.stub.Disconnect, cpb.DisconnectRequest, timeout=5)
+            except LpError:
+                pass
+        if self.locks is not None:
+            self.locks.close()
+        self.channel.close()
+
+    def hdr(self, cred: Cred | None = None, xid: int | None = None) -> cpb.ReqHdr:
+        cred = cred or Cred()
+        with self._lock:
+            x = next(self._xid) if xid is None else xid
+        h = cpb.ReqHdr(client_id=self.client_id, conn_gen=self.conn_gen, xid=x, uid=cred.uid, gid=cred.gid,
+                       groups=list(cred.groups))
+        if self.locks is not None:
+            h.cancel_cookies.extend(self.locks.take_early_cancels())
+        return h
+
+    def request(self, method, req_cls, cred: Cred | None = None, *, resend: bool = False,
+                timeout: float | None = None, on_reply: Callable[[Any], None] | None = None,
+                **fields: Any) -> Any:
+        """Send one request; with resend=True, transport trouble sends it again with the same XID."""
+        hdr = self.hdr(cred)
+        req = req_cls(hdr=hdr, **fields)
+        deadline = time.monotonic() + self.resend_for
+        while True:
+            try:
+                rep = call(method, req, timeout=timeout or self.timeout)
+            except LpError as e:
+                if not resend or e.errno not in _TRANSPORT or time.monotonic() > deadline:
+                    raise
+                log.info("resending xid %d after %s", hdr.xid, e)
+                time.sleep(0.2)
+                continue
+            self.last_committed = max(self.last_committed, rep.hdr.last_committed)
+            if on_reply is not None:
+                on_reply(rep)
+            check_rep(rep.hdr)
+            return rep
+
+    # ---- intents -----------------------------------------------------------------------
+
+    def intent(self, ops: int, cred: Cred | None = None, *, parent: Fid | None = None, name: bytes = b"",
+               fid: Fid | None = None, open_flags: int = 0, mode: int = 0, layout: Layout | None = None,
+               new_fid: Fid | None = None, lock_mode: int = 0, ibits: int = 0) -> mpb.IntentReply:
+        f: dict[str, Any] = dict(ops=ops, name=name, open_flags=open_flags, create_mode=mode,
+                                 lock_mode=lock_mode, ibits=ibits)
+        if parent is not None:
+            f["parent"] = fid_to_pb(parent)
+        if fid is not None:
+            f["fid"] = fid_to_pb(fid)
+        if layout is not None:
+            f["layout"] = layout_to_pb(layout)
+            f["has_layout"] = True
+        if new_fid is not None:
+            f["new_fid"] = fid_to_pb(new_fid)
+        modifying = bool(ops & (4 | 8 | 16))
+        return self.request(self.stub.Intent, mpb.IntentRequest, cred, resend=modifying, on_reply=self._adopt, **f)
+
+    def _adopt(self, rep: mpb.IntentReply) -> None:
+        """Register the lock an intent reply granted (also with a negative lookup's errno)."""
+        if self.locks is not None and rep.lock.cookie:
+            self.locks.adopt(rep.lock)
+
+    # ---- reint --------------------------------------------------------------------------
+
+    def reint(self, cred: Cred | None = None, **op: Any) -> mpb.ReintReply:
+        return self.request(self.stub.Reint, mpb.ReintRequest, cred, resend=True, op=mpb.ReintOp(**op))
+
+    def mkdir(self, parent: Fid, name: bytes, mode: int = 0o755, cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, mkdir=mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode))
+
+    def create(self, parent: Fid, name: bytes, mode: int = 0o100644, cred: Cred | None = None,
+               layout: Layout | None = None, rdev: int = 0) -> mpb.ReintReply:
+        op = mpb.CreateOp(parent=fid_to_pb(parent), name=name, mode=mode, rdev=rdev)
+        if layout is not None:
+            op.layout.CopyFrom(layout_to_pb(layout))
+            op.has_layout = True
+        return self.reint(cred, create=op)
+
+    def symlink(self, parent: Fid, name: bytes, target: bytes, cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, symlink=mpb.SymlinkOp(parent=fid_to_pb(parent), name=name, target=target))
+
+    def link(self, fid: Fid, parent: Fid, name: bytes, cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, link=mpb.LinkOp(fid=fid_to_pb(fid), parent=fid_to_pb(parent), name=name))
+
+    def unlink(self, parent: Fid, name: bytes, cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, unlink=mpb.UnlinkOp(parent=fid_to_pb(parent), name=name))
+
+    def rmdir(self, parent: Fid, name: bytes, cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, rmdir=mpb.RmdirOp(parent=fid_to_pb(parent), name=name))
+
+    def rename(self, sp: Fid, sn: bytes, dp: Fid, dn: bytes, flags: int = 0,
+               cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, rename=mpb.RenameOp(src_parent=fid_to_pb(sp), src_name=sn, dst_parent=fid_to_pb(dp),
+                                                    dst_name=dn, flags=flags))
+
+    def setattr(self, fid: Fid, cred: Cred | None = None, **attrs: Any) -> mpb.ReintReply:
+        return self.reint(cred, setattr=mpb.SetattrOp(fid=fid_to_pb(fid), **attrs))
+
+    def setxattr(self, fid: Fid, name: bytes, value: bytes, flags: int = 0,
+                 cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, setxattr=mpb.SetxattrOp(fid=fid_to_pb(fid), name=name, value=value, flags=flags))
+
+    def removexattr(self, fid: Fid, name: bytes, cred: Cred | None = None) -> mpb.ReintReply:
+        return self.reint(cred, removexattr=mpb.RemovexattrOp(fid=fid_to_pb(fid), name=name))
+
+    # ---- reads and the rest ----------------------------------------------------------------
+
+    def readdir(self, fid: Fid, cookie: int = 0, max_entries: int = 1024, with_attrs: bool = False,
+                cred: Cred | None = None) -> mpb.ReaddirReply:
+        return self.request(self.stub.Readdir, mpb.ReaddirRequest, cred, fid=fid_to_pb(fid), cookie=cookie,
+                            max_entries=max_entries, with_attrs=with_attrs)
+
+    def listdir(self, fid: Fid, cred: Cred | None = None) -> list[mpb.DirEntry]:
+        out: list[mpb.DirEntry] = []
+        cookie = 0
+        while True:
+            rep = self.readdir(fid, cookie, cred=cred)
+            out.extend(rep.entries)
+            if rep.eof or not rep.entries:
+                return out
+            cookie = rep.entries[-1].cookie
+
+    def getxattr(self, fid: Fid, name: bytes, cred: Cred | None = None) -> bytes:
+        return self.request(self.stub.Getxattr, mpb.GetxattrRequest, cred, fid=fid_to_pb(fid), name=name).value
+
+    def listxattr(self, fid: Fid, cred: Cred | None = None) -> list[bytes]:
+        return list(self.request(self.stub.Listxattr, mpb.ListxattrRequest, cred, fid=fid_to_pb(fid)).names)
+
+    def readlink(self, fid: Fid, cred: Cred | None = None) -> bytes:
+        return self.request(self.stub.Readlink, mpb.ReadlinkRequest, cred, fid=fid_to_pb(fid)).target
+
+    def close_handle(self, handle: int, cred: Cred | None = None) -> None:
+        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle)
+
+    def alloc_seq(self) -> tuple[int, int]:
+        rep = self.request(self.stub.AllocSeq, mpb.SeqRequest, resend=True)
+        return rep.seq, rep.width
+
+    def sync(self) -> int:
+        rep = self.request(self.stub.Sync, mpb.SyncRequest)
+        return rep.hdr.last_committed
+
+    def statfs(self) -> mpb.MdsStatfsReply:
+        return self.request(self.stub.Statfs, mpb.StatfsRequest)
+
+    def info(self) -> mpb.MdsInfoReply:
+        return self.request(self.stub.Info, mpb.MdsInfoRequest)

@@ -1,0 +1,82 @@
+"""What every lustrepy daemon does the same way: the port file, readiness for
+systemd (sd_notify READY=1 over $NOTIFY_SOCKET), and waiting for SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+
+from lustrepy.common.errors import QuietError
+
+
+def write_port_file(path: str | None, port: int) -> None:
+    """Atomically record the port a server listens on, once it serves."""
+    if not path:
+        return
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{port}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail early, in one line, when the port is taken or the host is not local
+    (grpc would otherwise log its own multi-line noise)."""
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as e:
+        raise QuietError(f"cannot listen on {where}: {e.strerror or e}") from None
+    family, stype, proto, _, sockaddr = infos[0]
+    with socket.socket(family, stype, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(sockaddr)
+        except OSError as e:
+            raise QuietError(f"cannot listen on {where}: {e.strerror or e}") from None
+
+
+def notify_ready(status: str = "") -> None:
+    """Tell systemd (Type=notify) that the daemon serves; a no-op outside systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    msg = "READY=1" + (f"\nSTATUS={status}" if status else "")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(addr)
+            s.sendall(msg.encode())
+        except OSError:
+            pass
+
+
+def wait_for_stop_signal() -> int:
+    """Block until SIGTERM or SIGINT; returns the signal number."""
+    got: list[int] = []
+    ev = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001
+        got.append(signum)
+        ev.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not ev.wait(1.0):
+        pass
+    return got[0]
+
+
+def split_hostport(addr: str) -> tuple[str, int]:
+    """'host:port' -> (host, port); ValueError with a readable message when malformed."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {addr!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,135 @@
+"""lfsctl's client of the MDS: Statfs and Info calls, turned into typed records.
+
+Every call has a short deadline; transport trouble becomes one QuietError line
+("cannot reach MDS at HOST:PORT: ..."). This module renders nothing and never
+imports a server package.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lustrepy.common.errors import LpError, QuietError
+from lustrepy.common.records import Statfs
+from lustrepy.rpc.channel import call, make_channel
+from lustrepy.rpc.convert import check_rep, statfs_from_pb
+from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import mds_pb2_grpc as mgrpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class OstState:
+    index: int
+    uuid: str
+    address: str
+    active: bool
+    last_seen_s: float
+    statfs: Statfs
+    precreated: int = 0
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FsStatus:
+    """What Mds.Statfs tells: the MDT and every OST the MDS knows of."""
+
+    fsname: str
+    mdt: Statfs
+    osts: tuple[OstState, ...]
+    total: Statfs = field(default_factory=Statfs)
+
+    @property
+    def mdt_uuid(self) -> str:
+        return f"{self.fsname}-MDT0000_UUID"
+
+    def active_indexes(self) -> frozenset[int]:
+        return frozenset(o.index for o in self.osts if o.active)
+
+
+@dataclass(frozen=True, slots=True)
+class MdsInfo:
+    address: str
+    uuid: str
+    fsname: str
+    uptime_s: float
+    version: str
+    clients: int
+    last_transno: int
+    last_committed: int
+    counters: tuple[tuple[str, int], ...] = ()
+
+
+def ost_uuid(fsname: str, index: int) -> str:
+    """Lustre's target name: the index in four hex digits."""
+    return f"{fsname}-OST{index:04x}_UUID"
+
+
+def _hdr() -> cpb.ReqHdr:
+    """An anonymous header: lfsctl holds no connection (export) on the MDS, so it sends no client id."""
+    return cpb.ReqHdr(xid=1, uid=os.getuid(), gid=os.getgid())
+
+
+def unreachable_reason(e: LpError, timeout: float) -> str:
+    """A short reason for transport trouble (gRPC's details run long)."""
+    detail = e.message.removeprefix("rpc failed: ")
+    if e.errno == errno.ETIMEDOUT:
+        return f"no answer within {timeout:g}s"
+    for known in ("Connection refused", "No route to host", "Network is unreachable", "Name or service not known",
+                  "DNS resolution failed"):
+        if known.lower() in detail.lower():
+            return known[0].lower() + known[1:]
+    return detail
+
+
+def _rpc(address: str, fn: Callable[[mgrpc.MdsStub], Any], timeout: float) -> Any:
+    channel = make_channel(address)
+    try:
+        return fn(mgrpc.MdsStub(channel))  # type: ignore[no-untyped-call]
+    except LpError as e:
+        raise QuietError(f"cannot reach MDS at {address}: {unreachable_reason(e, timeout)}") from None
+    finally:
+        channel.close()
+
+
+def fs_status_from_pb(rep: mpb.MdsStatfsReply) -> FsStatus:
+    osts = tuple(sorted((
+        OstState(index=o.index, uuid=o.uuid or ost_uuid(rep.fsname, o.index), address=o.address,
+                 active=o.active, last_seen_s=o.last_seen_s, statfs=statfs_from_pb(o.statfs),
+                 precreated=o.precreated, full=o.full)
+        for o in rep.osts), key=lambda o: o.index))
+    return FsStatus(fsname=rep.fsname, mdt=statfs_from_pb(rep.mdt), osts=osts, total=statfs_from_pb(rep.total))
+
+
+def mds_info_from_pb(rep: mpb.MdsInfoReply, address: str) -> MdsInfo:
+    return MdsInfo(address=rep.address or address, uuid=rep.uuid, fsname=rep.fsname, uptime_s=rep.uptime_s,
+                   version=rep.version, clients=rep.clients, last_transno=rep.last_transno,
+                   last_committed=rep.last_committed, counters=tuple(sorted(rep.counters.items())))
+
+
+def fs_status(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> FsStatus:
+    rep = _rpc(address, lambda stub: call(stub.Statfs, mpb.StatfsRequest(hdr=_hdr()), timeout=timeout), timeout)
+    _check(rep.hdr, address, "statfs")
+    return fs_status_from_pb(rep)
+
+
+def mds_info(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> MdsInfo:
+    rep = _rpc(address, lambda stub: call(stub.Info, mpb.MdsInfoRequest(hdr=_hdr()), timeout=timeout), timeout)
+    _check(rep.hdr, address, "info")
+    return mds_info_from_pb(rep, address)
+
+
+def _check(hdr: cpb.RepHdr, address: str, what: str) -> None:
+    try:
+        check_rep(hdr)
+    except LpError as e:
+        raise QuietError(f"MDS at {address} refused {what}: {e}") from None

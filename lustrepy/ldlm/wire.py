@@ -1,0 +1,55 @@
+"""Conversions between ldlm records (ResId, Extent, Lock) and lustrepy.rpc.v1 messages.
+
+Only shapes change here; never any rule or state.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from lustrepy.common.errors import LpError
+from lustrepy.ldlm.extent import Extent
+from lustrepy.ldlm.modes import LockMode
+from lustrepy.ldlm.resource import Lock, ResId
+from lustrepy.rpc.v1 import common_pb2 as cpb
+
+
+def res_to_pb(res: ResId) -> cpb.ResId:
+    return cpb.ResId(n0=res.n0, n1=res.n1, n2=res.n2)
+
+
+def res_from_pb(m: cpb.ResId) -> ResId:
+    return ResId(m.n0, m.n1, m.n2)
+
+
+def extent_to_pb(ext: Extent) -> cpb.Extent:
+    return cpb.Extent(start=ext.start, end=ext.end)
+
+
+def extent_from_pb(m: cpb.Extent) -> Extent:
+    try:
+        return Extent(m.start, m.end)
+    except ValueError as e:
+        raise LpError(errno.EINVAL, str(e)) from None
+
+
+def mode_from_pb(value: int) -> LockMode:
+    try:
+        return LockMode(value)
+    except ValueError:
+        raise LpError(errno.EINVAL, f"bad lock mode {value}") from None
+
+
+def lock_to_pb(lock: Lock) -> cpb.LockDesc:
+    desc = cpb.LockDesc(cookie=lock.cookie, res=res_to_pb(lock.res), mode=int(lock.mode),
+                        ibits=lock.ibits, owner=lock.owner)
+    if lock.extent is not None:
+        desc.extent.CopyFrom(extent_to_pb(lock.extent))
+    return desc
+
+
+def lock_from_pb(desc: cpb.LockDesc, *, granted: bool = True) -> Lock:
+    """A Lock record from a description; the extent counts only when the message carries one."""
+    extent = extent_from_pb(desc.extent) if desc.HasField("extent") else None
+    return Lock(desc.cookie, desc.owner, res_from_pb(desc.res), mode_from_pb(desc.mode), desc.ibits,
+                extent, extent, granted)

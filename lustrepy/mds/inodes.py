@@ -1,0 +1,191 @@
+"""Row-level building blocks of one MDT transaction: find inodes and entries,
+insert them, bump times and link counts, drop links, orphan or destroy inodes,
+walk up the directory tree, hand out FIDs.
+
+Knows the schema but no permission or POSIX precedence rules (namespace.py and
+its helpers apply those). Never commits, rolls back or opens a connection.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sqlite3
+import stat
+import time
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import FIRST_SEQ, SEQ_WIDTH, Fid, valid_fid
+from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.records import Attr
+from lustrepy.mds.schema import ATTR_COLUMNS, layout_from_db, layout_to_db
+
+log = logging.getLogger(__name__)
+
+_SELECT = f"SELECT id, {ATTR_COLUMNS} FROM inodes"
+_BY_FID = _SELECT + " WHERE seq = ? AND oid = ? AND ver = ?"
+_BY_ID = _SELECT + " WHERE id = ?"
+_CHILD = (f"SELECT d.id, i.id, {', '.join('i.' + c.strip() for c in ATTR_COLUMNS.split(','))} "
+          "FROM dentries d JOIN inodes i ON i.id = d.child WHERE d.parent = ? AND d.name = ?")
+_RETURNING = f" RETURNING id, {ATTR_COLUMNS}"
+_BUMP = ("UPDATE inodes SET nlink = nlink + ?, ctime_ns = ?, generation = generation + 1 WHERE id = ?"
+         + _RETURNING)
+_BUMP_M = ("UPDATE inodes SET nlink = nlink + ?, mtime_ns = ?, ctime_ns = ?, generation = generation + 1 "
+           "WHERE id = ?" + _RETURNING)
+_ZERO = "UPDATE inodes SET nlink = 0, ctime_ns = ?, generation = generation + 1 WHERE id = ?" + _RETURNING
+_INSERT = ("INSERT INTO inodes (seq, oid, ver, mode, nlink, uid, gid, size, blocks, atime_ns, mtime_ns, "
+           "ctime_ns, rdev, generation, target, layout) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?)")
+_ANCESTORS = ("WITH RECURSIVE up(id) AS (SELECT ? UNION SELECT d.parent FROM dentries d JOIN up "
+              "ON d.child = up.id) SELECT id FROM up")
+
+DIR_SIZE = 4096      # what a directory reports as its size (as ext4's first block)
+DIR_BLOCKS = 8
+
+
+def row_attr(r: tuple, off: int = 1) -> Attr:
+    """An Attr from a row holding ATTR_COLUMNS starting at column `off`."""
+    return Attr(Fid(r[off], r[off + 1], r[off + 2]), *r[off + 3:off + 14])
+
+
+class ReadOnlyTx(RuntimeError):
+    """A write method was called on a read-only Tx (Store.read())."""
+
+
+class TxBase:
+    """One transaction's view of the database (the caller owns begin/commit)."""
+
+    def __init__(self, conn: sqlite3.Connection, *, writable: bool, now_ns: int = 0) -> None:
+        self.conn = conn
+        self.writable = writable
+        self.now = now_ns or time.time_ns()
+
+    def _w(self) -> None:
+        if not self.writable:
+            raise ReadOnlyTx("write operation on a read-only transaction")
+
+    # ---- finding ----------------------------------------------------------------------
+
+    def _node(self, fid: Fid) -> tuple[int, Attr]:
+        r = self.conn.execute(_BY_FID, (fid.seq, fid.oid, fid.ver)).fetchone()
+        if r is None:
+            raise LpError(errno.ENOENT, f"no inode {fid}")
+        return r[0], row_attr(r)
+
+    def _node_by_id(self, iid: int) -> Attr:
+        r = self.conn.execute(_BY_ID, (iid,)).fetchone()
+        if r is None:                       # a dangling reference: the database is damaged
+            raise LpError(errno.EIO, f"inode row {iid} missing")
+        return row_attr(r)
+
+    def _child(self, parent_id: int, name: bytes) -> tuple[int, int, Attr] | None:
+        """(dentry id, child inode id, child attr) of `name` in directory `parent_id`."""
+        r = self.conn.execute(_CHILD, (parent_id, name)).fetchone()
+        return None if r is None else (r[0], r[1], row_attr(r, 2))
+
+    def _has_entries(self, dir_id: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM dentries WHERE parent = ? LIMIT 1", (dir_id,)).fetchone() is not None
+
+    def _is_open(self, iid: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM opens WHERE inode = ? LIMIT 1", (iid,)).fetchone() is not None
+
+    def _ancestors(self, dir_id: int) -> set[int]:
+        """`dir_id` and every directory above it, up to root."""
+        return {r[0] for r in self.conn.execute(_ANCESTORS, (dir_id,))}
+
+    def _layout_of(self, iid: int) -> Layout | None:
+        r = self.conn.execute("SELECT layout FROM inodes WHERE id = ?", (iid,)).fetchone()
+        return layout_from_db(r[0]) if r and r[0] is not None else None
+
+    # ---- changing -----------------------------------------------------------------------
+
+    def _bump(self, iid: int, *, nlink: int = 0, mtime: bool = False) -> Attr:
+        """ctime (and mtime) = now, nlink += `nlink`, generation + 1; the new attributes."""
+        if mtime:
+            r = self.conn.execute(_BUMP_M, (nlink, self.now, self.now, iid)).fetchall()
+        else:
+            r = self.conn.execute(_BUMP, (nlink, self.now, iid)).fetchall()
+        return row_attr(r[0])
+
+    def _insert_inode(self, fid: Fid, mode: int, uid: int, gid: int, *, rdev: int = 0,
+                      target: bytes | None = None, layout: Layout | None = None) -> tuple[int, Attr]:
+        if stat.S_ISDIR(mode):
+            nlink, size, blocks = 2, DIR_SIZE, DIR_BLOCKS
+        else:
+            nlink, size, blocks = 1, len(target) if target is not None else 0, 0
+        now = self.now
+        cur = self.conn.execute(_INSERT, (fid.seq, fid.oid, fid.ver, mode, nlink, uid, gid, size, blocks,
+                                          now, now, now, rdev, target,
+                                          layout_to_db(layout) if layout is not None else None))
+        assert cur.lastrowid is not None
+        return cur.lastrowid, Attr(fid, mode, nlink, uid, gid, size, blocks, now, now, now, rdev, 1)
+
+    def _insert_dentry(self, parent_id: int, name: bytes, child_id: int) -> int:
+        cur = self.conn.execute("INSERT INTO dentries (parent, name, child) VALUES (?, ?, ?)",
+                                (parent_id, name, child_id))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _delete_dentry(self, dentry_id: int) -> None:
+        self.conn.execute("DELETE FROM dentries WHERE id = ?", (dentry_id,))
+
+    def _drop_link(self, iid: int, *, isdir: bool = False) -> tuple[Attr, tuple[StripeObject, ...], bool]:
+        """One name of inode `iid` is gone (its dentry already deleted): nlink - 1 (0 for a
+        directory), ctime = now; at nlink 0 the inode is orphaned when open, else destroyed.
+        Returns (attributes after, objects queued for destruction, orphaned)."""
+        if isdir:
+            a = row_attr(self.conn.execute(_ZERO, (self.now, iid)).fetchall()[0])
+        else:
+            a = self._bump(iid, nlink=-1)
+        if a.nlink > 0:
+            return a, (), False
+        destroyed, orphaned = self._release(iid)
+        return a, destroyed, orphaned
+
+    def _release(self, iid: int) -> tuple[tuple[StripeObject, ...], bool]:
+        """An inode reached nlink 0: orphan it while open, else destroy it now."""
+        if self._is_open(iid):
+            self.conn.execute("INSERT OR IGNORE INTO orphans (inode, since_ns) VALUES (?, ?)", (iid, self.now))
+            return (), True
+        return self._destroy(iid), False
+
+    def _destroy(self, iid: int) -> tuple[StripeObject, ...]:
+        """Delete an unnamed, unopened inode; its objects go to destroy_queue."""
+        lo = self._layout_of(iid)
+        objs = lo.objects if lo is not None else ()
+        if objs:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)",
+                [(o.ost_index, o.object_id, self.now) for o in objs])
+        self.conn.execute("DELETE FROM xattrs WHERE inode = ?", (iid,))
+        self.conn.execute("DELETE FROM orphans WHERE inode = ?", (iid,))
+        self.conn.execute("DELETE FROM inodes WHERE id = ?", (iid,))
+        return objs
+
+    # ---- FIDs -----------------------------------------------------------------------------
+
+    def _new_seq(self) -> int:
+        return int(self.conn.execute("UPDATE meta SET next_seq = next_seq + 1 RETURNING next_seq - 1").fetchall()[0][0])
+
+    def _alloc_fid(self) -> Fid:
+        """The next FID of the MDS's own sequence (a fresh sequence when it runs out)."""
+        seq, oid = self.conn.execute("SELECT mds_seq, mds_next_oid FROM meta").fetchone()
+        if seq == 0 or oid > SEQ_WIDTH:
+            seq, oid = self._new_seq(), 1
+        self.conn.execute("UPDATE meta SET mds_seq = ?, mds_next_oid = ?", (seq, oid + 1))
+        return Fid(seq, oid, 0)
+
+    def _claim_fid(self, fid: Fid) -> None:
+        """A caller-chosen FID (a client's sequence, or a replayed MDS one): check its
+        shape and that it is free, and move the counters past it so it is never handed out."""
+        if not valid_fid(fid) or fid.seq < FIRST_SEQ:
+            raise LpError(errno.EINVAL, f"{fid} is not a FID this file system hands out")
+        if self.conn.execute("SELECT 1 FROM inodes WHERE seq = ? AND oid = ? AND ver = ?",
+                             (fid.seq, fid.oid, fid.ver)).fetchone():
+            raise LpError(errno.EEXIST, f"FID {fid} is in use")
+        next_seq, mds_seq, mds_next = self.conn.execute(
+            "SELECT next_seq, mds_seq, mds_next_oid FROM meta").fetchone()
+        if fid.seq >= next_seq:
+            log.info("FID %s lies in a sequence not handed out yet; skipping past it", fid)
+            self.conn.execute("UPDATE meta SET next_seq = ?", (fid.seq + 1,))
+        if fid.seq == mds_seq and fid.oid >= mds_next:
+            self.conn.execute("UPDATE meta SET mds_next_oid = ?", (fid.oid + 1,))

@@ -1,0 +1,234 @@
+"""Intent execution: a lock request that says what the client means to do.
+
+LOOKUP/GETATTR, OPEN, OPEN|CREAT and LAYOUT each return the lock and the
+result in one reply. The MDS takes the lock for the client, executes the
+intent under it, and re-checks that the name still binds to the FID it
+locked (a rename may have raced with the lookup). A failed lookup by name
+returns a PR UPDATE lock on the parent, under which the client may cache the
+negative entry.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Callable
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout
+from lustrepy.common.names import check_name
+from lustrepy.common.records import Attr, Cred
+from lustrepy.ldlm.modes import LockMode
+from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE
+from lustrepy.rpc.convert import attr_to_pb, fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT, IT_READDIR = 1, 2, 4, 8, 16, 32
+DISP_EXECD, DISP_NEG, DISP_POS, DISP_CREATE, DISP_OPEN = 1, 2, 4, 8, 16
+DEFAULT_BITS = LOOKUP | UPDATE | PERM
+_RETRIES = 4
+
+
+def is_modifying(req: mpb.IntentRequest) -> bool:
+    return bool(req.ops & (IT_CREAT | IT_OPEN | IT_LAYOUT))
+
+
+def may_open(attr: Attr, cred: Cred, flags: int) -> None:
+    """POSIX open permission and type checks for an existing inode."""
+    acc = flags & os.O_ACCMODE
+    if stat.S_ISDIR(attr.mode) and (acc != os.O_RDONLY or flags & os.O_TRUNC):
+        raise LpError(errno.EISDIR, "is a directory")
+    if flags & os.O_DIRECTORY and not stat.S_ISDIR(attr.mode):
+        raise LpError(errno.ENOTDIR, "not a directory")
+    want = 0
+    if acc in (os.O_RDONLY, os.O_RDWR):
+        want |= 4
+    if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC:
+        want |= 2
+    if not permitted(attr, cred, want):
+        raise LpError(errno.EACCES, "permission denied")
+
+
+def permitted(attr: Attr, cred: Cred, want: int) -> bool:
+    """Unix permission bits (r=4, w=2, x=1) for cred on attr; root passes except x on non-executables."""
+    if cred.uid == 0:
+        return not (want & 1) or stat.S_ISDIR(attr.mode) or bool(attr.mode & 0o111)
+    if cred.uid == attr.uid:
+        bits = (attr.mode >> 6) & 7
+    elif cred.in_group(attr.gid):
+        bits = (attr.mode >> 3) & 7
+    else:
+        bits = attr.mode & 7
+    return bits & want == want
+
+
+def _bits(req: mpb.IntentRequest, attr: Attr) -> int:
+    bits = req.ibits or DEFAULT_BITS
+    if stat.S_ISREG(attr.mode) and req.ops & (IT_OPEN | IT_LAYOUT | IT_CREAT):
+        bits |= LAYOUT
+    return bits
+
+
+def _mode(req: mpb.IntentRequest) -> LockMode:
+    return LockMode(req.lock_mode) if req.lock_mode else LockMode.PR
+
+
+def _resolve(tx, cred: Cred, req: mpb.IntentRequest) -> Attr:
+    if req.name:
+        return tx.lookup(cred, fid_from_pb(req.parent), req.name)
+    return tx.getattr(fid_from_pb(req.fid))
+
+
+def _reply(tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.IntentReply:
+    rep = mpb.IntentReply(hdr=rep_ok(), disposition=disposition, attr=attr_to_pb(attr))
+    if with_layout and stat.S_ISREG(attr.mode):
+        lo = tx.get_layout(attr.fid)
+        if lo is not None:
+            rep.layout.CopyFrom(layout_to_pb(lo))
+            rep.has_layout = True
+    return rep
+
+
+def _locked(mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
+            finish: Callable[[Attr], mpb.IntentReply]) -> mpb.IntentReply:
+    """Resolve, lock the child for the client, re-check the binding, then finish under the lock."""
+    for _ in range(_RETRIES):
+        try:
+            attr = _resolve(mdt.store.read(), cred, req)
+        except LpError as e:
+            if e.errno != errno.ENOENT or not req.name:
+                raise
+            parent = fid_from_pb(req.parent)
+            lock = mdt.locks.grant(client_id, parent, LockMode.PR, UPDATE)
+            rep = mpb.IntentReply(hdr=rep_err(e), disposition=DISP_EXECD | DISP_NEG, lock=lock)
+            return rep
+        lock = mdt.locks.grant(client_id, attr.fid, _mode(req), _bits(req, attr))
+        try:
+            again = _resolve(mdt.store.read(), cred, req)
+        except LpError:
+            mdt.locks.cancel(client_id, lock.cookie)
+            continue
+        if again.fid != attr.fid:
+            mdt.locks.cancel(client_id, lock.cookie)
+            continue
+        try:
+            rep = finish(again)
+        except BaseException:
+            mdt.locks.cancel(client_id, lock.cookie)
+            raise
+        rep.lock.CopyFrom(lock)
+        return rep
+    raise LpError(errno.EAGAIN, "name changed repeatedly during lookup")
+
+
+def execute(mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
+            encode: Callable[[mpb.IntentReply, int], bytes]) -> mpb.IntentReply:
+    if req.name:
+        check_name(req.name)
+    ops = req.ops
+    if ops & IT_CREAT:
+        return _open_create(mdt, req, cred, client_id, encode)
+    if ops & IT_OPEN:
+        return _open(mdt, req, cred, client_id, encode)
+    if ops & IT_LAYOUT:
+        return _layout(mdt, req, cred, client_id, encode)
+    if ops & (IT_LOOKUP | IT_GETATTR | IT_READDIR):
+        return _locked(mdt, client_id, cred, req,
+                       lambda a: _reply(mdt.store.read(), a, DISP_EXECD | DISP_POS, bool(req.ibits & LAYOUT)))
+    raise LpError(errno.EINVAL, f"intent names no known operation (ops={ops:#x})")
+
+
+def _open(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
+    def finish(attr: Attr) -> mpb.IntentReply:
+        may_open(attr, cred, req.open_flags)
+
+        def fn(tx) -> mpb.IntentReply:
+            rep = _reply(tx, tx.getattr(attr.fid), DISP_EXECD | DISP_POS | DISP_OPEN, True)
+            rep.open_handle = tx.open(attr.fid, client_id)
+            return rep
+
+        return mdt.store.write(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
+
+    return _locked(mdt, client_id, cred, req, finish)
+
+
+def _requested_layout(mdt, req) -> Layout | None:
+    if not req.has_layout:
+        return None
+    lo = layout_from_pb(req.layout)
+    mdt.check_layout(lo)
+    return Layout(lo.stripe_size, lo.stripe_count, lo.stripe_offset, lo.pattern)
+
+
+def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
+    if not req.name:
+        raise LpError(errno.EINVAL, "create needs a parent and a name")
+    flags = req.open_flags
+    parent = fid_from_pb(req.parent)
+    try:
+        mdt.store.read().lookup(cred, parent, req.name)
+        exists = True
+    except LpError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        exists = False
+    if exists:
+        if flags & os.O_EXCL:
+            raise LpError(errno.EEXIST, "file exists")
+        return _open(mdt, req, cred, client_id, encode)
+    mode = req.create_mode or 0o644
+    if not stat.S_IFMT(mode):
+        mode |= stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        raise LpError(errno.EINVAL, "open(O_CREAT) creates regular files only")
+    requested = _requested_layout(mdt, req)
+    new_fid: Fid | None = fid_from_pb(req.new_fid) if req.HasField("new_fid") else None
+    if new_fid is not None and new_fid.is_zero():
+        new_fid = None
+
+    def fn(tx) -> mpb.IntentReply:
+        try:
+            attr = tx.lookup(cred, parent, req.name)
+        except LpError as e:
+            if e.errno != errno.ENOENT:
+                raise
+        else:                           # created by someone else meanwhile
+            if flags & os.O_EXCL:
+                raise LpError(errno.EEXIST, "file exists")
+            may_open(attr, cred, flags)
+            rep = _reply(tx, attr, DISP_EXECD | DISP_POS | DISP_OPEN, True)
+            rep.open_handle = tx.open(attr.fid, client_id)
+            return rep
+        lo = mdt.allocate(tx, requested or tx.default_layout(parent))
+        attr = tx.create(cred, parent, req.name, mode, 0, fid=new_fid, layout=lo)
+        rep = _reply(tx, attr, DISP_EXECD | DISP_NEG | DISP_CREATE | DISP_OPEN, True)
+        rep.open_handle = tx.open(attr.fid, client_id)
+        rep.parent_attr.CopyFrom(attr_to_pb(tx.getattr(parent)))
+        return rep
+
+    with mdt.locks.update([(parent, UPDATE)]):
+        rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
+    child = fid_from_pb(rep.attr.fid)
+    rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | LAYOUT))
+    return rep
+
+
+def _layout(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
+    requested = _requested_layout(mdt, req)
+    default_from = fid_from_pb(req.parent) if req.HasField("parent") and req.parent.seq else mdt.root
+
+    def finish(attr: Attr) -> mpb.IntentReply:
+        def fn(tx) -> mpb.IntentReply:
+            a = tx.getattr(attr.fid)
+            if stat.S_ISREG(a.mode) and tx.get_layout(a.fid) is None:
+                if not permitted(a, cred, 2):
+                    raise LpError(errno.EACCES, "permission denied")
+                tx.set_layout(a.fid, mdt.allocate(tx, requested or tx.default_layout(default_from)))
+            return _reply(tx, tx.getattr(a.fid), DISP_EXECD | DISP_POS, True)
+
+        return mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
+
+    req.ibits |= LAYOUT
+    return _locked(mdt, client_id, cred, req, finish)

@@ -1,0 +1,160 @@
+"""The metadata target: the MDS's parts wired together (store, lock server,
+OST registry, placement, osp, committer) and the shared steps of request
+handling (layout allocation inside a transaction, resend bookkeeping).
+
+Request handlers (intent.py, reint.py, service.py) receive an Mdt; nothing
+here speaks gRPC.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.ldlm.lockd import LockServer
+from lustrepy.mds.locking import MdsLocks
+from lustrepy.mds.lod import Allocator
+from lustrepy.mds.osp import Osp
+from lustrepy.mds.ostreg import OstRegistry
+from lustrepy.mds.recovery import Committer
+from lustrepy.mds.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MdsConfig:
+    dir: Path
+    fsname: str | None = None
+    heartbeat_interval: float = 1.0
+    ost_timeout: float = 5.0
+    callback_timeout: float = 10.0
+    commit_interval: float = 1.0
+    precreate_low: int = 128
+    precreate_batch: int = 512
+    pool_wait: float = 5.0
+
+
+class Mdt:
+    def __init__(self, cfg: MdsConfig) -> None:
+        self.cfg = cfg
+        self.store = Store(cfg.dir, expect_fsname=cfg.fsname)
+        self.fsname = self.store.fsname
+        self.uuid = self.store.uuid
+        self.root = self.store.root
+        self.address = ""
+        self.boot_id = time.time_ns()
+        self.started = time.monotonic()
+        self.registry = OstRegistry(timeout=cfg.ost_timeout)
+        for o in self.store.read().ost_list():
+            self.registry.known(o.index, o.uuid, o.address)
+        self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout)
+        self.locks = MdsLocks(self.lockd)
+        self.allocator = Allocator()
+        self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
+                       low_water=cfg.precreate_low, batch=cfg.precreate_batch)
+        self.committer = Committer(self.store, interval=cfg.commit_interval)
+        self.counters: Counter[str] = Counter()
+        self._inflight: dict[tuple[str, int], threading.Event] = {}
+        self._inflight_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, name="ost-sweep", daemon=True)
+
+    # ---- life cycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self.lockd.start()
+        self.committer.start()
+        self.osp.start()
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.osp.stop()
+        self.lockd.stop()
+        self.committer.stop()
+        self._sweeper.join(timeout=5)
+        self.store.close()
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(min(1.0, self.cfg.ost_timeout / 4)):
+            for i in self.registry.sweep():
+                log.warning("OST%04x inactive: no heartbeat for %.1fs", i, self.cfg.ost_timeout)
+
+    # ---- OSTs -----------------------------------------------------------------------
+
+    def announce(self, fsname: str, index: int, uuid: str, address: str, statfs, boot_id: int) -> None:
+        if fsname != self.fsname:
+            raise LpError(errno.EINVAL, f"OST {uuid} belongs to file system {fsname!r}, not {self.fsname!r}")
+        st = self.registry.get(index)
+        if st is None or st.uuid != uuid or st.address != address:
+            self.store.write(lambda tx: tx.ost_register(index, uuid, address))
+        became, restarted = self.registry.heartbeat(index, uuid, address, statfs, boot_id)
+        if became:
+            log.info("OST%04x %s active at %s", index, uuid, address)
+            self.osp.wake()
+        if restarted:
+            log.info("OST%04x %s restarted", index, uuid)
+
+    def ost_count(self) -> int:
+        return self.registry.count()
+
+    # ---- layouts ----------------------------------------------------------------------
+
+    def check_layout(self, lo: Layout) -> None:
+        """Validate a requested layout against the registered OSTs."""
+        n = self.ost_count()
+        lo.check(ost_count=n if n else None)
+
+    def allocate(self, tx, lo: Layout) -> Layout:
+        """Choose OSTs and take precreated object ids, inside the caller's transaction."""
+        osts = self.allocator.choose(lo, self.registry.all(), tx.pool_sizes())
+        objs = []
+        for i in osts:
+            ids = tx.pool_take(i, 1)
+            if not ids:
+                raise LpError(errno.ENOSPC, f"no precreated objects on OST{i:04x}")
+            objs.append(StripeObject(i, ids[0]))
+        if len(objs) < 1:
+            raise LpError(errno.ENOSPC, "no OST can take objects")
+        return Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),
+                      stripe_offset=objs[0].ost_index, pattern=lo.pattern, objects=tuple(objs))
+
+    def write_with_objects(self, fn, **kw):
+        """store.write(fn) retried while every pool is empty but OSTs are active (precreate catching up)."""
+        deadline = time.monotonic() + self.cfg.pool_wait
+        while True:
+            try:
+                return self.store.write(fn, **kw)
+            except LpError as e:
+                if e.errno != errno.ENOSPC or time.monotonic() > deadline:
+                    raise
+                if not any(not s.full for s in self.registry.active()):
+                    raise
+                self.osp.wait_pools(0.2)
+
+    # ---- resends ------------------------------------------------------------------------
+
+    def begin(self, client_id: str, xid: int) -> bool:
+        """Mark (client, xid) in flight; if it already is, wait for it and return False."""
+        key = (client_id, xid)
+        with self._inflight_lock:
+            ev = self._inflight.get(key)
+            if ev is None:
+                self._inflight[key] = threading.Event()
+                return True
+        ev.wait(60)
+        return False
+
+    def end(self, client_id: str, xid: int) -> None:
+        with self._inflight_lock:
+            ev = self._inflight.pop((client_id, xid), None)
+        if ev is not None:
+            ev.set()

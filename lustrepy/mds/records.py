@@ -1,0 +1,107 @@
+"""Typed records of the MDS namespace API: what callers pass in (SetAttr) and
+what updates report back (Unlinked, Renamed, OstRecord), plus the flag values
+the API shares with the wire protocol (mds.proto).
+
+Pure data; never does I/O and never imports storage code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+
+from lustrepy.common.layout import StripeObject
+from lustrepy.common.records import Attr
+
+# rename flags (as renameat2 and mds.proto RenameFlag)
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+# setxattr flags (as Linux and mds.proto SetxattrOp.flags)
+XATTR_CREATE = 1
+XATTR_REPLACE = 2
+
+# the most hard links a non-directory may have (as ext4)
+LINK_MAX = 65000
+
+
+class SA(IntFlag):
+    """SetAttr.valid bits, equal to mds.proto AttrValid."""
+
+    NONE = 0
+    MODE = 1
+    UID = 2
+    GID = 4
+    SIZE = 8
+    ATIME = 16
+    MTIME = 32
+    CTIME = 64
+    ATIME_NOW = 128
+    MTIME_NOW = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SetAttr:
+    """An attribute change: only the fields whose SA bit is in `valid` are used.
+
+    ATIME_NOW / MTIME_NOW set the time to the server's clock (utimensat with
+    UTIME_NOW); they win over ATIME / MTIME when both are set. `open_handle`
+    names the open file a size change comes through (ftruncate, O_TRUNC): a
+    handle on this file waives the write-permission check, as an fd opened
+    for writing does on Linux.
+    """
+
+    valid: int = 0
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    atime_ns: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    open_handle: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unlinked:
+    """Result of removing one name of a non-directory.
+
+    attr: the inode after the change (nlink 0 when that was its last name).
+    destroyed: its objects, queued in destroy_queue by the same transaction
+    (empty unless the inode was destroyed now). orphaned: the inode lost its
+    last name while open, and lives on until its last close.
+    """
+
+    attr: Attr
+    destroyed: tuple[StripeObject, ...] = ()
+    orphaned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """Result of a rename.
+
+    source: the inode that was named src_name, after the change.
+    target: the inode dst_name named before (the victim, or the other half of
+    an exchange), after the change; None when dst_name was free.
+    destroyed / orphaned: as Unlinked, for a victim that lost its last name.
+    src_parent / dst_parent: the parents after the change (equal objects for a
+    rename within one directory). noop: the two names already named one inode.
+    """
+
+    source: Attr
+    target: Attr | None
+    src_parent: Attr
+    dst_parent: Attr
+    destroyed: tuple[StripeObject, ...] = ()
+    orphaned: bool = False
+    noop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OstRecord:
+    """A registered OST: its index, uuid (fixed for life) and latest address."""
+
+    index: int
+    uuid: str
+    address: str

@@ -1,0 +1,227 @@
+"""Reint: namespace updates sent as single requests, executed and committed atomically.
+
+mkdir, mknod/create, symlink, link, unlink, rmdir, rename, setattr,
+setxattr/removexattr. Each runs as one store transaction (with its reply
+row, so a resend is answered, never re-executed) while the MDS holds EX
+locks on every inode whose cached state the update changes. The layout
+xattr `lustrepy.lov` is served here too: on a directory it is the default
+layout for new files, on a regular file without objects it allocates them.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+from typing import Callable
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import LOV_XATTR, decode_lov
+from lustrepy.common.names import check_name, check_symlink_target, check_xattr
+from lustrepy.common.records import Attr, Cred
+from lustrepy.mds.locking import ALL_BUT_OPEN, LAYOUT, LOOKUP, PERM, UPDATE, XATTR
+from lustrepy.mds.namespace import SetAttr
+from lustrepy.rpc.convert import attr_to_pb, fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+SA_MODE, SA_UID, SA_GID = 1, 2, 4
+_RETRIES = 4
+
+
+class _Moved(Exception):
+    """A name no longer binds to the FID locked for it; take the locks again."""
+
+
+def _fid(m) -> Fid | None:
+    f = fid_from_pb(m)
+    return None if f.is_zero() else f
+
+
+def _child(mdt, cred: Cred, parent: Fid, name: bytes) -> Fid | None:
+    try:
+        return mdt.store.read().lookup(cred, parent, name).fid
+    except LpError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def _expect(tx, cred: Cred, parent: Fid, name: bytes, fid: Fid | None) -> None:
+    """Inside the transaction: the binding must still be what was locked."""
+    try:
+        now = tx.lookup(cred, parent, name).fid
+    except LpError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        now = None
+    if now != fid:
+        raise _Moved()
+
+
+def _reply(attr: Attr | None, tx=None) -> mpb.ReintReply:
+    rep = mpb.ReintReply(hdr=rep_ok())
+    if attr is not None:
+        rep.attr.CopyFrom(attr_to_pb(attr))
+        if tx is not None and stat.S_ISREG(attr.mode):
+            lo = tx.get_layout(attr.fid)
+            if lo is not None:
+                rep.layout.CopyFrom(layout_to_pb(lo))
+                rep.has_layout = True
+    return rep
+
+
+def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
+            encode: Callable[[mpb.ReintReply, int], bytes]) -> mpb.ReintReply:
+    kind = req.op.WhichOneof("op")
+    if kind is None:
+        raise LpError(errno.EINVAL, "reint carries no operation")
+    op = getattr(req.op, kind)
+    handler = _HANDLERS[kind]
+    for _ in range(_RETRIES):
+        locks, fn = handler(mdt, op, cred)
+        try:
+            with mdt.locks.update(locks):
+                rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
+        except _Moved:
+            continue
+        if kind in ("unlink", "rmdir", "rename"):
+            mdt.osp.wake()
+        return rep
+    raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
+
+
+def _create(mdt, op, cred):
+    check_name(op.name)
+    parent = fid_from_pb(op.parent)
+    mode = op.mode if stat.S_IFMT(op.mode) else op.mode | stat.S_IFREG
+    requested = None
+    if op.has_layout:
+        lo = layout_from_pb(op.layout)
+        mdt.check_layout(lo)
+        requested = lo
+
+    def fn(tx):
+        lo = None
+        if stat.S_ISREG(mode) and not op.delay_layout:
+            lo = mdt.allocate(tx, requested or tx.default_layout(parent))
+        return _reply(tx.create(cred, parent, op.name, mode, op.rdev, fid=_fid(op.fid), layout=lo), tx)
+
+    return [(parent, UPDATE)], fn
+
+
+def _mkdir(mdt, op, cred):
+    check_name(op.name)
+    parent = fid_from_pb(op.parent)
+    return [(parent, UPDATE)], lambda tx: _reply(tx.mkdir(cred, parent, op.name, op.mode, fid=_fid(op.fid)))
+
+
+def _symlink(mdt, op, cred):
+    check_name(op.name)
+    check_symlink_target(op.target)
+    parent = fid_from_pb(op.parent)
+    return [(parent, UPDATE)], lambda tx: _reply(
+        tx.symlink(cred, parent, op.name, op.target, fid=_fid(op.fid)))
+
+
+def _link(mdt, op, cred):
+    check_name(op.name)
+    parent, fid = fid_from_pb(op.parent), fid_from_pb(op.fid)
+    return [(parent, UPDATE), (fid, UPDATE)], lambda tx: _reply(tx.link(cred, fid, parent, op.name))
+
+
+def _unlink(mdt, op, cred):
+    check_name(op.name)
+    parent = fid_from_pb(op.parent)
+    child = _child(mdt, cred, parent, op.name)
+
+    def fn(tx):
+        _expect(tx, cred, parent, op.name, child)
+        return _reply(tx.unlink(cred, parent, op.name).attr)
+
+    return [(parent, UPDATE), (child, ALL_BUT_OPEN)], fn
+
+
+def _rmdir(mdt, op, cred):
+    check_name(op.name)
+    parent = fid_from_pb(op.parent)
+    child = _child(mdt, cred, parent, op.name)
+
+    def fn(tx):
+        _expect(tx, cred, parent, op.name, child)
+        return _reply(tx.rmdir(cred, parent, op.name))
+
+    return [(parent, UPDATE), (child, ALL_BUT_OPEN)], fn
+
+
+def _rename(mdt, op, cred):
+    check_name(op.src_name)
+    check_name(op.dst_name)
+    sp, dp = fid_from_pb(op.src_parent), fid_from_pb(op.dst_parent)
+    src = _child(mdt, cred, sp, op.src_name)
+    dst = _child(mdt, cred, dp, op.dst_name)
+
+    def fn(tx):
+        _expect(tx, cred, sp, op.src_name, src)
+        _expect(tx, cred, dp, op.dst_name, dst)
+        tx.rename(cred, sp, op.src_name, dp, op.dst_name, op.flags)
+        return _reply(tx.getattr(src) if src is not None else None)
+
+    locks = [(sp, UPDATE), (dp, UPDATE), (src, LOOKUP | UPDATE),
+             (dst, LOOKUP | UPDATE if op.flags & 2 else ALL_BUT_OPEN)]
+    return locks, fn
+
+
+def _setattr(mdt, op, cred):
+    fid = fid_from_pb(op.fid)
+    sa = SetAttr(valid=op.valid, mode=op.mode, uid=op.uid, gid=op.gid, size=op.size,
+                 atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns)
+    bits = UPDATE | (PERM if op.valid & (SA_MODE | SA_UID | SA_GID) else 0)
+    return [(fid, bits)], lambda tx: _reply(tx.setattr(cred, fid, sa), tx)
+
+
+def _setxattr(mdt, op, cred):
+    fid = fid_from_pb(op.fid)
+    check_xattr(op.name, op.value)
+    if op.name == LOV_XATTR:
+        lo = decode_lov(op.value)
+        mdt.check_layout(lo)
+
+        def set_lov(tx):
+            a = tx.getattr(fid)
+            if stat.S_ISDIR(a.mode):
+                tx.set_default_layout(cred, fid, lo)
+            elif stat.S_ISREG(a.mode):
+                if tx.get_layout(fid) is not None:
+                    raise LpError(errno.EEXIST, "file already has a layout")
+                if cred.uid not in (0, a.uid):
+                    raise LpError(errno.EPERM, "only the owner sets a file's layout")
+                tx.set_layout(fid, mdt.allocate(tx, lo))
+            else:
+                raise LpError(errno.EINVAL, "layouts apply to directories and regular files")
+            return _reply(tx.getattr(fid), tx)
+
+        return [(fid, LAYOUT | XATTR)], set_lov
+    return [(fid, XATTR)], lambda tx: (tx.setxattr(cred, fid, op.name, op.value, op.flags),
+                                       _reply(tx.getattr(fid)))[1]
+
+
+def _removexattr(mdt, op, cred):
+    fid = fid_from_pb(op.fid)
+    check_xattr(op.name)
+    if op.name == LOV_XATTR:
+        def rm_lov(tx):
+            a = tx.getattr(fid)
+            if not stat.S_ISDIR(a.mode):
+                raise LpError(errno.EPERM, "a file's layout cannot be removed")
+            tx.set_default_layout(cred, fid, None)
+            return _reply(tx.getattr(fid))
+
+        return [(fid, LAYOUT | XATTR)], rm_lov
+    return [(fid, XATTR)], lambda tx: (tx.removexattr(cred, fid, op.name), _reply(tx.getattr(fid)))[1]
+
+
+_HANDLERS = {
+    "create": _create, "mkdir": _mkdir, "symlink": _symlink, "link": _link, "unlink": _unlink,
+    "rmdir": _rmdir, "rename": _rename, "setattr": _setattr, "setxattr": _setxattr,
+    "removexattr": _removexattr,
+}

@@ -1,0 +1,109 @@
+"""The MDT's bookkeeping beside the namespace: precreated object pools, the
+destroy queue and the OST registry (FID sequences are in inodes.py).
+
+Called by namespace.Tx inside a transaction; never talks to an OSS and never commits.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from lustrepy.common.errors import LpError
+from lustrepy.mds.inodes import TxBase
+from lustrepy.mds.records import OstRecord
+
+log = logging.getLogger(__name__)
+
+
+# ---- destroy queue ------------------------------------------------------------------------
+
+def pending_destroys(tx: TxBase, limit: int) -> list[tuple[int, int]]:
+    """The oldest queued (ost_index, object_id) pairs, at most `limit`."""
+    return [(r[0], r[1]) for r in tx.conn.execute(
+        "SELECT ost_index, object_id FROM destroy_queue ORDER BY id LIMIT ?", (max(limit, 0),))]
+
+
+def destroy_done(tx: TxBase, items: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> None:
+    tx.conn.executemany("DELETE FROM destroy_queue WHERE ost_index = ? AND object_id = ?",
+                        [(int(i), int(o)) for i, o in items])
+
+
+# ---- precreated object pools -----------------------------------------------------------------
+
+def pool_range(tx: TxBase, ost_index: int) -> tuple[int, int] | None:
+    """(next_id, last_id) of an OST's pool; None when nothing was ever precreated there."""
+    r = tx.conn.execute("SELECT next_id, last_id FROM pools WHERE ost_index = ?", (ost_index,)).fetchone()
+    return (r[0], r[1]) if r else None
+
+
+def pool_sizes(tx: TxBase) -> dict[int, int]:
+    return {r[0]: r[1] for r in tx.conn.execute("SELECT ost_index, last_id - next_id + 1 FROM pools")}
+
+
+def pool_add(tx: TxBase, ost_index: int, first: int, last: int) -> None:
+    """Objects [first, last] now exist on the OST, unused.
+
+    Ids at or below the pool's last_id are known already (given out or pooled) and
+    are ignored, so adding a range twice is harmless. A range that leaves a gap
+    after last_id replaces what is left of the pool; those unused objects go to
+    the destroy queue so nothing leaks."""
+    if first < 1 or last < first:
+        raise LpError(errno.EINVAL, f"bad object range [{first}, {last}]")
+    cur = pool_range(tx, ost_index)
+    if cur is None:
+        tx.conn.execute("INSERT INTO pools (ost_index, next_id, last_id) VALUES (?, ?, ?)", (ost_index, first, last))
+        return
+    nxt, top = cur
+    first = max(first, top + 1)
+    if first > last:
+        return
+    if first > top + 1 and nxt <= top:
+        log.warning("OST%04x: precreated objects %d..%d leave a gap after %d; dropping %d..%d",
+                    ost_index, first, last, top, nxt, top)
+        tx.conn.executemany(
+            "INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)",
+            [(ost_index, i, tx.now) for i in range(nxt, top + 1)])
+    if first > top + 1:
+        nxt = first
+    tx.conn.execute("UPDATE pools SET next_id = ?, last_id = ? WHERE ost_index = ?", (nxt, last, ost_index))
+
+
+def pool_take(tx: TxBase, ost_index: int, n: int) -> list[int]:
+    """Up to `n` object ids from the OST's pool (fewer, maybe none, when it runs low)."""
+    cur = pool_range(tx, ost_index)
+    if cur is None or n <= 0:
+        return []
+    nxt, top = cur
+    k = min(n, top - nxt + 1)
+    if k <= 0:
+        return []
+    tx.conn.execute("UPDATE pools SET next_id = ? WHERE ost_index = ?", (nxt + k, ost_index))
+    return list(range(nxt, nxt + k))
+
+
+# ---- OST registry ----------------------------------------------------------------------------
+
+def ost_register(tx: TxBase, index: int, uuid: str, address: str) -> None:
+    """Record an OST. Its index and uuid are bound for life (EEXIST when either is
+    registered with another); the address may change."""
+    if index < 0 or not uuid:
+        raise LpError(errno.EINVAL, f"bad OST registration (index {index}, uuid {uuid!r})")
+    r = tx.conn.execute("SELECT uuid, address FROM osts WHERE ost_index = ?", (index,)).fetchone()
+    if r is not None and r[0] != uuid:
+        raise LpError(errno.EEXIST, f"OST index {index} is registered to {r[0]}, not {uuid}")
+    other = tx.conn.execute("SELECT ost_index FROM osts WHERE uuid = ? AND ost_index != ?", (uuid, index)).fetchone()
+    if other is not None:
+        raise LpError(errno.EEXIST, f"{uuid} is registered as OST index {other[0]}, not {index}")
+    if r is None:
+        tx.conn.execute("INSERT INTO osts (ost_index, uuid, address, registered_ns) VALUES (?, ?, ?, ?)",
+                        (index, uuid, address, tx.now))
+        log.info("registered OST%04x %s at %s", index, uuid, address)
+    elif r[1] != address:
+        tx.conn.execute("UPDATE osts SET address = ? WHERE ost_index = ?", (address, index))
+        log.info("OST%04x %s moved to %s", index, uuid, address)
+
+
+def ost_list(tx: TxBase) -> list[OstRecord]:
+    return [OstRecord(r[0], r[1], r[2])
+            for r in tx.conn.execute("SELECT ost_index, uuid, address FROM osts ORDER BY ost_index")]

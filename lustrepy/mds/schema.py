@@ -1,0 +1,185 @@
+"""The MDT database schema, written once, with the meaning and invariants of every table.
+
+lfsck.py has one check per invariant stated here; keep the two in step.
+Also the storage form of layouts (compact JSON in a TEXT column).
+Never opens a database by itself and never holds state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from lustrepy.common.layout import Layout, StripeObject
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+-- meta: the identity and counters of this MDT; exactly one row (id = 0).
+--   fsname, uuid ("<fsname>-MDT0000_UUID") and instance (random, new at every format) never change.
+--   next_seq: the next FID sequence to hand out. Every sequence below it has been handed out (to a client
+--     or to the MDS itself) and none at or above it: every inode's seq is ROOT_SEQ or below next_seq.
+--   mds_seq, mds_next_oid: the sequence the MDS names its own new inodes from and the next oid in it
+--     (1 .. SEQ_WIDTH + 1); no inode in mds_seq has an oid >= mds_next_oid. mds_seq = 0: none taken yet.
+--   last_transno: the transno of the last committed transaction; no reply row has a greater one.
+--   default_layout: the file system's default striping, used where no directory up to root sets one.
+CREATE TABLE meta (
+    id              INTEGER PRIMARY KEY CHECK (id = 0),
+    fsname          TEXT NOT NULL,
+    uuid            TEXT NOT NULL,
+    instance        TEXT NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    created_ns      INTEGER NOT NULL,
+    next_seq        INTEGER NOT NULL,
+    mds_seq         INTEGER NOT NULL,
+    mds_next_oid    INTEGER NOT NULL,
+    last_transno    INTEGER NOT NULL,
+    default_layout  TEXT NOT NULL
+);
+
+-- inodes: every file, directory, symlink and special file, including unlinked ones still open.
+--   (seq, oid, ver) is the FID: unique, never reused. id is a private row number the other tables use.
+--   nlink of a non-directory = number of dentries naming it.
+--   nlink of a named directory = 2 + number of its subdirectories; of a removed one (still open) = 0.
+--   every directory but root is named by exactly one dentry; root by none, and root is a directory.
+--   nlink = 0 iff the inode has an orphans row.
+--   target is non-NULL iff the inode is a symlink, and then size = length of target.
+--   layout only on regular files (NULL: no layout yet); default_layout only on directories (NULL: inherit).
+--   generation >= 1, bumped by every change of the inode.
+CREATE TABLE inodes (
+    id              INTEGER PRIMARY KEY,
+    seq             INTEGER NOT NULL,
+    oid             INTEGER NOT NULL,
+    ver             INTEGER NOT NULL,
+    mode            INTEGER NOT NULL,
+    nlink           INTEGER NOT NULL CHECK (nlink >= 0),
+    uid             INTEGER NOT NULL,
+    gid             INTEGER NOT NULL,
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    blocks          INTEGER NOT NULL CHECK (blocks >= 0),
+    atime_ns        INTEGER NOT NULL,
+    mtime_ns        INTEGER NOT NULL,
+    ctime_ns        INTEGER NOT NULL,
+    rdev            INTEGER NOT NULL,
+    generation      INTEGER NOT NULL CHECK (generation >= 1),
+    target          BLOB,
+    layout          TEXT,
+    default_layout  TEXT,
+    UNIQUE (seq, oid, ver)
+);
+
+-- dentries: the names. (parent, name) is unique; name is 1..255 bytes, no '/' or NUL, never . or ..
+--   every dentry's parent is a directory with nlink >= 2, and its child an inode with nlink >= 1.
+--   the directories form one tree under root: no directory is its own ancestor, every one is reachable.
+--   id is the readdir cookie, drawn from an ever-increasing counter (AUTOINCREMENT: never reused), so
+--   listing a directory in id order after a cookie never skips or repeats an entry when others come and go;
+--   a rename keeps the entry's id.
+CREATE TABLE dentries (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent  INTEGER NOT NULL REFERENCES inodes(id),
+    name    BLOB NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+    child   INTEGER NOT NULL REFERENCES inodes(id),
+    UNIQUE (parent, name)
+);
+CREATE INDEX dentries_by_parent ON dentries(parent, id);
+CREATE INDEX dentries_by_child ON dentries(child);
+
+-- xattrs: extended attributes. Every row's inode exists; names are 1..255 bytes in the user., trusted.
+--   or security. namespace, values at most 64 KiB; user.* only on regular files and directories.
+CREATE TABLE xattrs (
+    inode   INTEGER NOT NULL REFERENCES inodes(id),
+    name    BLOB NOT NULL,
+    value   BLOB NOT NULL,
+    PRIMARY KEY (inode, name)
+) WITHOUT ROWID;
+
+-- opens: open handles held by clients; handle is never reused (AUTOINCREMENT). Every row's inode exists.
+--   A client's rows go when it closes them or is evicted (close_client).
+CREATE TABLE opens (
+    handle      INTEGER PRIMARY KEY AUTOINCREMENT,
+    inode       INTEGER NOT NULL REFERENCES inodes(id),
+    client_id   TEXT NOT NULL,
+    opened_ns   INTEGER NOT NULL
+);
+CREATE INDEX opens_by_inode ON opens(inode);
+CREATE INDEX opens_by_client ON opens(client_id);
+
+-- orphans: inodes that lost their last name while open; their objects are kept until the last close.
+--   A row exists iff its inode has nlink = 0, and every orphan has at least one opens row
+--   (the transaction that closes the last handle destroys the inode and queues its objects).
+CREATE TABLE orphans (
+    inode       INTEGER PRIMARY KEY REFERENCES inodes(id),
+    since_ns    INTEGER NOT NULL
+);
+
+-- destroy_queue: OST objects to destroy, queued by the transaction that dropped their last reference,
+--   and removed only when the OSS has destroyed them (destroy_done); survives restarts.
+--   Each (ost_index, object_id) appears once, is named by no inode's layout and lies on a registered OST.
+CREATE TABLE destroy_queue (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    ost_index   INTEGER NOT NULL,
+    object_id   INTEGER NOT NULL,
+    queued_ns   INTEGER NOT NULL,
+    UNIQUE (ost_index, object_id)
+);
+
+-- pools: object ids precreated on an OST and not yet given to any file: [next_id, last_id].
+--   next_id <= last_id + 1 (equal: empty); last_id is the highest id ever precreated there, so precreation
+--   continues from last_id + 1. No layout names an object of the pool, and every layout object on an OST
+--   that has a pool has object_id < next_id. Every pool's OST is registered.
+CREATE TABLE pools (
+    ost_index   INTEGER PRIMARY KEY,
+    next_id     INTEGER NOT NULL CHECK (next_id >= 1),
+    last_id     INTEGER NOT NULL,
+    CHECK (next_id <= last_id + 1)
+);
+
+-- osts: every OST that ever registered. index <-> uuid is one-to-one and never changes; address is the
+--   latest one announced. Every object named by a layout lies on a registered OST.
+CREATE TABLE osts (
+    ost_index       INTEGER PRIMARY KEY,
+    uuid            TEXT NOT NULL UNIQUE,
+    address         TEXT NOT NULL,
+    registered_ns   INTEGER NOT NULL
+);
+
+-- replies: saved replies for reply reconstruction. (client_id, xid) -> the transno and the encoded reply
+--   of the change it answered, written by the transaction that made the change (a row exists iff the
+--   change committed). transno <= meta.last_transno.
+CREATE TABLE replies (
+    client_id   TEXT NOT NULL,
+    xid         INTEGER NOT NULL,
+    transno     INTEGER NOT NULL,
+    reply       BLOB NOT NULL,
+    PRIMARY KEY (client_id, xid)
+);
+"""
+
+# The inode columns that make an Attr, in Attr's field order after the FID.
+ATTR_COLUMNS = ("seq, oid, ver, mode, nlink, uid, gid, size, blocks, "
+                "atime_ns, mtime_ns, ctime_ns, rdev, generation")
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create every table and index on an empty database."""
+    conn.executescript(SCHEMA)
+
+
+# ---- layouts as stored ------------------------------------------------------------------
+
+def layout_to_db(layout: Layout) -> str:
+    d: dict[str, object] = {"ss": layout.stripe_size, "sc": layout.stripe_count, "so": layout.stripe_offset}
+    if layout.pattern != "raid0":
+        d["p"] = layout.pattern
+    if layout.generation:
+        d["g"] = layout.generation
+    if layout.objects:
+        d["o"] = [[o.ost_index, o.object_id] for o in layout.objects]
+    return json.dumps(d, separators=(",", ":"))
+
+
+def layout_from_db(text: str) -> Layout:
+    d = json.loads(text)
+    return Layout(stripe_size=d["ss"], stripe_count=d["sc"], stripe_offset=d["so"],
+                  pattern=d.get("p", "raid0"), generation=d.get("g", 0),
+                  objects=tuple(StripeObject(i, o) for i, o in d.get("o", ())))

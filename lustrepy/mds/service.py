@@ -1,0 +1,270 @@
+"""The MDS's gRPC servicer: thin glue between the wire and the request handlers.
+
+Every handler checks the caller's export (an evicted client gets ENOTCONN),
+applies piggybacked early lock cancels, answers a resent update from its
+reply-reconstruction row instead of running it again, and turns any failure
+into the reply's errno: POSIX results travel in RepHdr, never as gRPC status.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from typing import Any, Callable
+
+from lustrepy import __version__
+from lustrepy.common.errors import LpError
+from lustrepy.common.layout import LOV_XATTR, encode_lov
+from lustrepy.common.records import Cred, Statfs
+from lustrepy.mds import intent, reint
+from lustrepy.mds.intent import permitted
+from lustrepy.rpc.convert import (attr_to_pb, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
+                                  statfs_from_pb, statfs_to_pb)
+from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import mds_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+READDIR_MAX = 4096
+INODE_BYTES = 1024          # MDT space one inode is reckoned to take, for free-inode counts
+
+
+def _encode(rep: Any, transno: int) -> bytes:
+    rep.hdr.transno = transno
+    return rep.SerializeToString()
+
+
+class MdsService(mds_pb2_grpc.MdsServicer):
+    def __init__(self, mdt) -> None:
+        self.mdt = mdt
+
+    # ---- the common path ------------------------------------------------------------
+
+    def _serve(self, name: str, reply_cls: type, request: Any, fn: Callable[[Cred], Any],
+               modifying: bool = False, anonymous_ok: bool = False) -> Any:
+        mdt = self.mdt
+        mdt.counters[name] += 1
+        hdr = request.hdr
+        try:
+            if not (anonymous_ok and not hdr.client_id):
+                mdt.lockd.check(hdr.client_id, hdr.conn_gen)
+            if hdr.cancel_cookies:
+                mdt.lockd.cancel(hdr.client_id, list(hdr.cancel_cookies))
+            cred = cred_from_hdr(hdr)
+            if not modifying:
+                rep = fn(cred)
+            else:
+                rep = self._resent(name, reply_cls, hdr)
+                if rep is None:
+                    first = mdt.begin(hdr.client_id, hdr.xid)
+                    rep = None if first else self._resent(name, reply_cls, hdr)
+                    if rep is None:
+                        try:
+                            rep = fn(cred)
+                        finally:
+                            if first:
+                                mdt.end(hdr.client_id, hdr.xid)
+        except LpError as e:
+            rep = reply_cls(hdr=rep_err(e))
+        except Exception:  # a bug must not take the server down: log it, answer EIO
+            log.exception("%s from %s failed", name, hdr.client_id)
+            rep = reply_cls(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))
+        rep.hdr.last_committed = mdt.committer.last_committed
+        return rep
+
+    def _resent(self, name: str, reply_cls: type, hdr: cpb.ReqHdr) -> Any:
+        saved = self.mdt.store.saved_reply(hdr.client_id, hdr.xid)
+        if saved is None:
+            return None
+        self.mdt.counters["resent"] += 1
+        log.info("resent %s xid %d from %s answered from its reply record", name, hdr.xid, hdr.client_id)
+        rep = reply_cls()
+        rep.ParseFromString(saved[1])
+        return rep
+
+    # ---- connections ------------------------------------------------------------------
+
+    def Connect(self, request: cpb.ConnectRequest, context) -> cpb.ConnectReply:
+        mdt = self.mdt
+        mdt.counters["connect"] += 1
+        if not request.client_id:
+            return cpb.ConnectReply(hdr=rep_err(LpError(errno.EINVAL, "connect without a client id")))
+        if request.fsname != mdt.fsname:
+            return cpb.ConnectReply(hdr=rep_err(LpError(
+                errno.ENOENT, f"no file system {request.fsname!r} here (this MDS serves {mdt.fsname!r})")))
+        gen = mdt.lockd.connect(request.client_id, peer=context.peer() if context else "")
+        log.info("client %s connected (gen %d) from %s", request.client_id, gen,
+                 context.peer() if context else "?")
+        return cpb.ConnectReply(hdr=rep_ok(last_committed=mdt.committer.last_committed), conn_gen=gen,
+                                server_uuid=mdt.uuid, fsname=mdt.fsname, root=fid_to_pb(mdt.root),
+                                boot_id=mdt.boot_id, server_version=__version__)
+
+    def Disconnect(self, request: cpb.DisconnectRequest, context) -> cpb.SimpleReply:
+        def fn(cred: Cred) -> cpb.SimpleReply:
+            cid = request.hdr.client_id
+            destroyed, _ = self.mdt.store.write(lambda tx: tx.close_client(cid))
+            if destroyed:
+                self.mdt.osp.wake()
+            self.mdt.lockd.disconnect(cid)
+            log.info("client %s disconnected", cid)
+            return cpb.SimpleReply(hdr=rep_ok())
+        return self._serve("disconnect", cpb.SimpleReply, request, fn)
+
+    # ---- intents and updates ----------------------------------------------------------
+
+    def Intent(self, request: mpb.IntentRequest, context) -> mpb.IntentReply:
+        return self._serve("intent", mpb.IntentReply, request,
+                           lambda cred: intent.execute(self.mdt, request, cred, request.hdr.client_id, _encode),
+                           modifying=intent.is_modifying(request))
+
+    def Reint(self, request: mpb.ReintRequest, context) -> mpb.ReintReply:
+        kind = request.op.WhichOneof("op") or "none"
+        return self._serve(kind, mpb.ReintReply, request,
+                           lambda cred: reint.execute(self.mdt, request, cred, request.hdr.client_id, _encode),
+                           modifying=True)
+
+    def Close(self, request: mpb.CloseRequest, context) -> cpb.SimpleReply:
+        def fn(cred: Cred) -> cpb.SimpleReply:
+            destroyed, _ = self.mdt.store.write(lambda tx: tx.close(request.open_handle),
+                                                client_id=request.hdr.client_id, xid=request.hdr.xid,
+                                                encode=lambda r, t: _encode(cpb.SimpleReply(hdr=rep_ok()), t))
+            if destroyed:
+                self.mdt.osp.wake()
+            return cpb.SimpleReply(hdr=rep_ok())
+        return self._serve("close", cpb.SimpleReply, request, fn, modifying=True)
+
+    def AllocSeq(self, request: mpb.SeqRequest, context) -> mpb.SeqReply:
+        from lustrepy.common.fid import SEQ_WIDTH
+
+        def fn(cred: Cred) -> mpb.SeqReply:
+            rep, _ = self.mdt.store.write(lambda tx: mpb.SeqReply(hdr=rep_ok(), seq=tx.alloc_seq(), width=SEQ_WIDTH),
+                                          client_id=request.hdr.client_id, xid=request.hdr.xid, encode=_encode)
+            return rep
+        return self._serve("alloc_seq", mpb.SeqReply, request, fn, modifying=True)
+
+    def Sync(self, request: mpb.SyncRequest, context) -> cpb.SimpleReply:
+        def fn(cred: Cred) -> cpb.SimpleReply:
+            self.mdt.committer.commit_now()
+            return cpb.SimpleReply(hdr=rep_ok())
+        return self._serve("sync", cpb.SimpleReply, request, fn)
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def Readdir(self, request: mpb.ReaddirRequest, context) -> mpb.ReaddirReply:
+        def fn(cred: Cred) -> mpb.ReaddirReply:
+            tx = self.mdt.store.read()
+            fid = fid_from_pb(request.fid)
+            a = tx.getattr(fid)
+            if not stat.S_ISDIR(a.mode):
+                raise LpError(errno.ENOTDIR, "not a directory")
+            if not permitted(a, cred, 4):
+                raise LpError(errno.EACCES, "permission denied")
+            n = max(1, min(request.max_entries or READDIR_MAX, READDIR_MAX))
+            rows = tx.readdir(fid, request.cookie, n + 1)
+            rep = mpb.ReaddirReply(hdr=rep_ok(), eof=len(rows) <= n)
+            for ent, attr in rows[:n]:
+                e = rep.entries.add(name=ent.name, fid=fid_to_pb(ent.fid), type=ent.type, cookie=ent.cookie)
+                if request.with_attrs:
+                    e.attr.CopyFrom(attr_to_pb(attr))
+            return rep
+        return self._serve("readdir", mpb.ReaddirReply, request, fn)
+
+    def Getxattr(self, request: mpb.GetxattrRequest, context) -> mpb.GetxattrReply:
+        def fn(cred: Cred) -> mpb.GetxattrReply:
+            tx = self.mdt.store.read()
+            fid = fid_from_pb(request.fid)
+            if request.name == LOV_XATTR:
+                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(self._lov(tx, fid)))
+            return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name))
+        return self._serve("getxattr", mpb.GetxattrReply, request, fn)
+
+    def _lov(self, tx, fid):
+        a = tx.getattr(fid)
+        if stat.S_ISDIR(a.mode):
+            return tx.default_layout(fid)
+        lo = tx.get_layout(fid) if stat.S_ISREG(a.mode) else None
+        if lo is None:
+            raise LpError(errno.ENODATA, "no layout")
+        return lo
+
+    def Listxattr(self, request: mpb.ListxattrRequest, context) -> mpb.ListxattrReply:
+        def fn(cred: Cred) -> mpb.ListxattrReply:
+            tx = self.mdt.store.read()
+            fid = fid_from_pb(request.fid)
+            names = list(tx.listxattr(cred, fid))
+            a = tx.getattr(fid)
+            if stat.S_ISDIR(a.mode) or (stat.S_ISREG(a.mode) and tx.get_layout(fid) is not None):
+                names.append(LOV_XATTR)
+            return mpb.ListxattrReply(hdr=rep_ok(), names=names)
+        return self._serve("listxattr", mpb.ListxattrReply, request, fn)
+
+    def Readlink(self, request: mpb.ReadlinkRequest, context) -> mpb.ReadlinkReply:
+        return self._serve("readlink", mpb.ReadlinkReply, request, lambda cred: mpb.ReadlinkReply(
+            hdr=rep_ok(), target=self.mdt.store.read().readlink(fid_from_pb(request.fid))))
+
+    def Statfs(self, request: mpb.StatfsRequest, context) -> mpb.MdsStatfsReply:
+        return self._serve("statfs", mpb.MdsStatfsReply, request, lambda cred: self._statfs(), anonymous_ok=True)
+
+    def _statfs(self) -> mpb.MdsStatfsReply:
+        mdt = self.mdt
+        vfs = os.statvfs(mdt.cfg.dir)
+        used = mdt.store.read().statfs_files()
+        ffree = vfs.f_bavail * vfs.f_frsize // INODE_BYTES
+        mdt_fs = Statfs(bsize=vfs.f_frsize, blocks=vfs.f_blocks, bfree=vfs.f_bfree, bavail=vfs.f_bavail,
+                        files=used + ffree, ffree=ffree)
+        pools = mdt.store.read().pool_sizes()
+        rep = mpb.MdsStatfsReply(hdr=rep_ok(), mdt=statfs_to_pb(mdt_fs), fsname=mdt.fsname)
+        blocks = bfree = bavail = 0
+        for st in mdt.registry.all():
+            rep.osts.add(index=st.index, uuid=st.uuid, address=st.address, active=st.active,
+                         last_seen_s=mdt.registry.age(st), statfs=statfs_to_pb(st.statfs),
+                         precreated=pools.get(st.index, 0), full=st.full)
+            if st.active:
+                k = st.statfs.bsize
+                blocks += st.statfs.blocks * k
+                bfree += st.statfs.bfree * k
+                bavail += st.statfs.bavail * k
+        rep.total.CopyFrom(statfs_to_pb(Statfs(bsize=4096, blocks=blocks // 4096, bfree=bfree // 4096,
+                                               bavail=bavail // 4096, files=mdt_fs.files, ffree=mdt_fs.ffree)))
+        return rep
+
+    def Info(self, request: mpb.MdsInfoRequest, context) -> mpb.MdsInfoReply:
+        def fn(cred: Cred) -> mpb.MdsInfoReply:
+            import time
+            mdt = self.mdt
+            counters = dict(mdt.counters)
+            counters.update({f"lock_{k}": int(v) for k, v in mdt.lockd.statistics().items()
+                             if isinstance(v, (int, float))})
+            counters["commits"] = mdt.committer.syncs
+            return mpb.MdsInfoReply(
+                hdr=rep_ok(), uuid=mdt.uuid, fsname=mdt.fsname, address=mdt.address,
+                uptime_s=time.monotonic() - mdt.started, version=__version__,
+                clients=len(mdt.lockd.exports()), last_transno=mdt.store.last_transno(),
+                last_committed=mdt.committer.last_committed, counters=counters)
+        # Info is for admins: no export needed
+        self.mdt.counters["info"] += 1
+        try:
+            return fn(Cred())
+        except Exception:
+            log.exception("info failed")
+            return mpb.MdsInfoReply(hdr=rep_err(LpError(errno.EIO, "internal error in info")))
+
+    # ---- OSTs ---------------------------------------------------------------------------
+
+    def Announce(self, request: mpb.OstAnnounce, context) -> mpb.OstAnnounceReply:
+        mdt = self.mdt
+        mdt.counters["announce"] += 1
+        try:
+            mdt.announce(request.fsname, request.index, request.uuid, request.address,
+                         statfs_from_pb(request.statfs), request.boot_id)
+        except LpError as e:
+            log.warning("refused OST announce from %s: %s", request.uuid, e.message)
+            return mpb.OstAnnounceReply(hdr=rep_err(e))
+        except Exception:
+            log.exception("announce from %s failed", request.uuid)
+            return mpb.OstAnnounceReply(hdr=rep_err(LpError(errno.EIO, "internal error in announce")))
+        return mpb.OstAnnounceReply(hdr=rep_ok(), mds_uuid=mdt.uuid,
+                                    heartbeat_interval_s=mdt.cfg.heartbeat_interval)

@@ -1,0 +1,317 @@
+"""The MDT database: format, open, one writer, per-thread readers, transnos,
+reply reconstruction rows and durability.
+
+Every change is one SQLite transaction run by Store.write() under the writer
+lock on the single write connection, and gets the next transno; the reply row
+that answers it (if any) is written in the same transaction. SQLite runs in
+WAL mode with synchronous=NORMAL: commits are not synced one by one; sync()
+makes everything committed so far durable and advances last_committed.
+Readers use one connection per thread and see the latest committed state.
+
+Only one process serves a database: an flock on mdt.lock (holding the pid)
+is taken at open. Never speaks gRPC and never applies namespace rules itself
+(namespace.Tx does).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from lustrepy.common.errors import LpError, QuietError
+from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
+from lustrepy.common.layout import Layout
+from lustrepy.mds import schema
+from lustrepy.mds.namespace import Tx
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+DB_NAME = "mdt.db"
+LOCK_NAME = "mdt.lock"
+FSNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
+_BUSY_MS = 10_000
+_SQLITE_FULL = 13
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+    return conn
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _DirLock:
+    """flock on dir/mdt.lock, holding the pid of the process that serves the directory."""
+
+    def __init__(self, dir: Path) -> None:
+        path = dir / LOCK_NAME
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise QuietError(f"{dir}: the MDT is in use by process {holder}") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)       # closing drops the flock
+            self.fd = -1
+
+
+class Store:
+    """An open MDT database (see the module docstring for the rules)."""
+
+    # ---- mkfs ----------------------------------------------------------------------------
+
+    @staticmethod
+    def format(dir: Path, fsname: str, *, default_layout: Layout = Layout()) -> str:
+        """Create dir/mdt.db: identity, counters and the root directory. Returns the uuid."""
+        dir = Path(dir)
+        if not FSNAME_RE.match(fsname):
+            raise QuietError(f"invalid file system name {fsname!r}: 1 to 8 characters of A-Z a-z 0-9 _")
+        try:
+            default_layout.check()
+        except LpError as e:
+            raise QuietError(f"invalid default layout: {e.message}") from None
+        if default_layout.objects:
+            raise QuietError("a default layout names no objects")
+        dir.mkdir(parents=True, exist_ok=True)
+        lock = _DirLock(dir)
+        try:
+            db = dir / DB_NAME
+            if db.exists():
+                raise QuietError(f"{dir} is already formatted as an MDT")
+            tmp = dir / (DB_NAME + ".new")
+            for p in (tmp, Path(str(tmp) + "-journal")):
+                p.unlink(missing_ok=True)
+            uuid = f"{fsname}-MDT0000_UUID"
+            now = time.time_ns()
+            lo = schema.layout_to_db(default_layout)
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = DELETE")
+                schema.create(conn)
+                conn.execute("BEGIN")
+                conn.execute("INSERT INTO meta (id, fsname, uuid, instance, schema_version, created_ns, next_seq, "
+                             "mds_seq, mds_next_oid, last_transno, default_layout) "
+                             "VALUES (0, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?)",
+                             (fsname, uuid, secrets.token_hex(8), schema.SCHEMA_VERSION, now, FIRST_SEQ, lo))
+                conn.execute("INSERT INTO inodes (seq, oid, ver, mode, nlink, uid, gid, size, blocks, atime_ns, "
+                             "mtime_ns, ctime_ns, rdev, generation, default_layout) "
+                             "VALUES (?, ?, ?, ?, 2, 0, 0, 4096, 8, ?, ?, ?, 0, 1, ?)",
+                             (ROOT_FID.seq, ROOT_FID.oid, ROOT_FID.ver, 0o40755, now, now, now, lo))
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, db)
+            _fsync_dir(dir)
+            log.info("formatted %s as %s", dir, uuid)
+            return uuid
+        finally:
+            lock.release()
+
+    # ---- open / close ----------------------------------------------------------------------
+
+    def __init__(self, dir: Path, *, expect_fsname: str | None = None) -> None:
+        self.dir = Path(dir)
+        self.db_path = self.dir / DB_NAME
+        if not self.db_path.is_file():
+            raise QuietError(f"{self.dir}: not formatted as an MDT (no {DB_NAME}; format it first)")
+        self._lock = _DirLock(self.dir)
+        try:
+            self._open(expect_fsname)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, expect_fsname: str | None) -> None:
+        try:
+            w = _connect(self.db_path)
+            mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise QuietError(f"{self.db_path}: cannot use WAL mode (got {mode})")
+            w.execute("PRAGMA synchronous = NORMAL")
+            w.execute("PRAGMA foreign_keys = ON")
+            w.execute("PRAGMA journal_size_limit = 67108864")
+            row = w.execute("SELECT fsname, uuid, instance, schema_version, last_transno FROM meta").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise QuietError(f"{self.db_path}: not a usable MDT database ({e})") from None
+        if row is None:
+            raise QuietError(f"{self.db_path}: the MDT database has no identity row")
+        fsname, uuid, instance, version, last = row
+        if version != schema.SCHEMA_VERSION:
+            w.close()
+            raise QuietError(f"{self.db_path}: schema version {version}, this MDS knows {schema.SCHEMA_VERSION}")
+        if expect_fsname is not None and expect_fsname != fsname:
+            w.close()
+            raise QuietError(f"{self.dir} holds file system {fsname!r}, not {expect_fsname!r}")
+        self.fsname: str = fsname
+        self.uuid: str = uuid
+        self.instance: str = instance
+        self.root = ROOT_FID
+        self._w = w
+        self._wlock = threading.Lock()
+        self._synclock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._last_transno: int = last
+        self._last_committed = 0
+        self._dir_synced = False
+        self._closed = False
+        self.sync()
+        log.info("opened MDT %s (%s), last transno %d", self.uuid, self.dir, last)
+
+    def close(self) -> None:
+        with self._wlock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.sync()
+        except OSError as e:
+            log.warning("final sync of %s failed: %s", self.db_path, e)
+        with self._wlock:
+            with self._readers_lock:
+                for c in self._readers:
+                    c.close()
+                self._readers.clear()
+            self._w.close()
+            self._lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- transactions ---------------------------------------------------------------------
+
+    def write(self, fn: Callable[[Tx], R], *, client_id: str = "", xid: int = 0,
+              encode: Callable[[R, int], bytes] | None = None) -> tuple[R, int]:
+        """Run fn(tx) as one transaction with the next transno, and (with client_id and
+        encode) save encode(result, transno) as the reply to (client_id, xid) in the same
+        transaction. Anything fn raises rolls everything back and is re-raised; the
+        transno is then not used. A full disk becomes LpError(ENOSPC)."""
+        with self._wlock:
+            if self._closed:
+                raise LpError(errno.ESHUTDOWN, "the MDT is closed")
+            c = self._w
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    r = fn(Tx(c, writable=True))
+                    transno = self._last_transno + 1
+                    c.execute("UPDATE meta SET last_transno = ?", (transno,))
+                    if client_id and encode is not None:
+                        c.execute("INSERT OR REPLACE INTO replies (client_id, xid, transno, reply) VALUES (?,?,?,?)",
+                                  (client_id, xid, transno, bytes(encode(r, transno))))
+                    c.execute("COMMIT")
+                except BaseException:
+                    if c.in_transaction:
+                        c.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
+                    raise LpError(errno.ENOSPC, "the MDT's disk is full") from e
+                raise
+            self._last_transno = transno
+            return r, transno
+
+    def read(self) -> Tx:
+        """A read-only Tx on this thread's read connection (sees the latest commit)."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            if self._closed:
+                raise LpError(errno.ESHUTDOWN, "the MDT is closed")
+            c = _connect(self.db_path)
+            c.execute("PRAGMA query_only = ON")
+            self._local.conn = c
+            with self._readers_lock:
+                self._readers.append(c)
+        return Tx(c, writable=False)
+
+    def saved_reply(self, client_id: str, xid: int) -> tuple[int, bytes] | None:
+        """(transno, reply) saved for a request that already committed, else None."""
+        r = self.read().conn.execute("SELECT transno, reply FROM replies WHERE client_id = ? AND xid = ?",
+                                     (client_id, xid)).fetchone()
+        return (r[0], bytes(r[1])) if r else None
+
+    def prune_replies(self, keep_per_client: int = 1024) -> int:
+        """Keep only each client's newest `keep_per_client` saved replies (by xid). Uses
+        no transno: it changes nothing a client can see."""
+        with self._wlock:
+            if self._closed:
+                return 0
+            n = self._w.execute(
+                "DELETE FROM replies WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
+                "(PARTITION BY client_id ORDER BY xid DESC) AS rn FROM replies) WHERE rn > ?)",
+                (max(keep_per_client, 0),)).rowcount
+        if n:
+            log.debug("pruned %d saved replies", n)
+        return n
+
+    # ---- transnos and durability -------------------------------------------------------------
+
+    def last_transno(self) -> int:
+        return self._last_transno
+
+    def last_committed(self) -> int:
+        """The highest transno known to be on stable storage."""
+        return self._last_committed
+
+    def sync(self) -> int:
+        """Make every committed transaction durable; return the transno now known durable.
+
+        In WAL mode a commit is in the -wal file; syncing that file makes it durable
+        (a checkpoint syncs the WAL before copying, and the database after, so a reset
+        WAL never held anything that was not already durable elsewhere)."""
+        with self._synclock:
+            t = self._last_transno
+            if t <= self._last_committed and self._dir_synced:
+                return self._last_committed
+            wal = Path(str(self.db_path) + "-wal")
+            try:
+                fd = os.open(wal, os.O_RDONLY)
+            except FileNotFoundError:
+                with self._wlock:
+                    if not self._closed:
+                        self._w.execute("PRAGMA wal_checkpoint(FULL)")
+            else:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if not self._dir_synced:
+                _fsync_dir(self.dir)
+                self._dir_synced = True
+            if t > self._last_committed:
+                self._last_committed = t
+            return self._last_committed

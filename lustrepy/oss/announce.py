@@ -1,0 +1,123 @@
+"""The OSS's heartbeat to the MDS: Mds.Announce with the OST's identity, address and statfs.
+
+One thread sends an announce at once and then every `interval` seconds, each
+with a deadline. An unreachable MDS is retried forever with one warning per
+outage; an MDS that answers with a refusal (wrong file system, index owned by
+another OST) ends the loop and reports the reason through `on_refused`.
+Never touches objects and never serves requests.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from lustrepy.common.errors import LpError, from_wire
+from lustrepy.common.records import Statfs
+from lustrepy.oss.identity import OstIdentity
+from lustrepy.rpc.channel import call, make_channel
+from lustrepy.rpc.convert import statfs_to_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import mds_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# Answers that mean "not now" rather than "never": the MDS is starting, recovering or stopping.
+_TRANSIENT = frozenset({errno.EAGAIN, errno.EBUSY, errno.EINPROGRESS, errno.ETIMEDOUT,
+                        errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNREFUSED})
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceStats:
+    sent: int
+    answered: int
+    reachable: bool | None          # None until the first answer or failure
+
+
+class Announcer:
+    """Heartbeats to the MDS at `mds_address` from a daemon thread."""
+
+    def __init__(self, mds_address: str, ident: OstIdentity, address: str, boot_id: int,
+                 statfs: Callable[[], Statfs], on_refused: Callable[[str], None], *,
+                 interval: float = 1.0, timeout: float | None = None) -> None:
+        self.mds_address = mds_address
+        self.ident = ident
+        self.address = address
+        self.boot_id = boot_id
+        self.interval = interval
+        self.timeout = timeout if timeout is not None else min(10.0, max(2.0, 2 * interval))
+        self._statfs = statfs
+        self._on_refused = on_refused
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="announce", daemon=True)
+        self._channel = make_channel(mds_address)
+        self._stub = mds_pb2_grpc.MdsStub(self._channel)
+        self._sent = 0
+        self._answered = 0
+        self._reachable: bool | None = None
+        self._statfs_failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.timeout + 1)
+        self._channel.close()
+
+    def statistics(self) -> AnnounceStats:
+        return AnnounceStats(self._sent, self._answered, self._reachable)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self._beat():
+                    return
+            except Exception:       # keep heartbeating whatever one beat hit
+                log.exception("announce to the MDS failed")
+            self._stop.wait(self.interval)
+
+    def _beat(self) -> bool:
+        """Send one announce; False when the MDS refused us for good."""
+        try:
+            sf = self._statfs()
+        except LpError as e:
+            if not self._statfs_failing:
+                log.warning("cannot read statfs for the heartbeat: %s", e)
+            self._statfs_failing = True
+            return True
+        self._statfs_failing = False
+        msg = mpb.OstAnnounce(fsname=self.ident.fsname, index=self.ident.index, uuid=self.ident.uuid,
+                              address=self.address, statfs=statfs_to_pb(sf), boot_id=self.boot_id)
+        self._sent += 1
+        try:
+            rep = call(self._stub.Announce, msg, timeout=self.timeout)
+        except LpError as e:
+            if self._reachable is not False:
+                log.warning("MDS %s unreachable (%s); retrying every %gs", self.mds_address, e.message,
+                            self.interval)
+            self._reachable = False
+            return True
+        err = from_wire(rep.hdr.errno)
+        if err in _TRANSIENT:
+            if self._reachable is not False:
+                log.warning("MDS %s cannot take the announce yet: %s", self.mds_address, rep.hdr.message)
+            self._reachable = False
+            return True
+        if err:
+            reason = rep.hdr.message or errno.errorcode.get(err, str(err))
+            log.error("MDS %s refused %s: %s", self.mds_address, self.ident.uuid, reason)
+            self._on_refused(f"MDS {self.mds_address} refused {self.ident.uuid}: {reason}")
+            return False
+        self._answered += 1
+        if self._reachable is None:
+            log.info("announced %s at %s to MDS %s (%s)", self.ident.uuid, self.address, self.mds_address,
+                     rep.mds_uuid or "?")
+        elif self._reachable is False:
+            log.info("MDS %s reachable again", self.mds_address)
+        self._reachable = True
+        return True

@@ -1,0 +1,450 @@
+"""Object semantics over the object store: ids, precreation, bulk I/O, punch,
+destroy, statfs, sync and capacity.
+
+Rules kept here:
+- Object ids are handed out by `precreate` only, in increasing order; LAST_ID
+  (the highest id ever created) is made durable before the range is returned,
+  and the objects themselves exist on disk before that.
+- Every write chunk carries a crc32c of its data, checked before anything is
+  written (EBADMSG); no byte past MAX_FILE_SIZE (EFBIG); writing or reading an
+  object that does not exist is ENOENT.
+- A full OST answers ENOSPC and loses nothing already acknowledged: space is
+  checked (against --capacity) and allocated (fallocate) before a chunk's data
+  is written; a chunk that still fails leaves the object's size as it was.
+- Destroy is idempotent.
+
+Errors leave here as LpError with a POSIX errno. Never speaks gRPC and never
+decides who may call (exports are the service's business).
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import logging
+import os
+import threading
+from array import array
+from dataclasses import dataclass
+from typing import Generator
+
+import crc32c
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.layout import MAX_FILE_SIZE
+from lustrepy.common.records import Lvb, Statfs
+from lustrepy.oss.identity import OstIdentity
+from lustrepy.oss.osd import ObjStat, Osd
+
+log = logging.getLogger(__name__)
+
+LAST_ID_FILE = "LAST_ID"
+MAX_PRECREATE = 20_000            # objects per Precreate call (larger asks are cut)
+DEFAULT_READ_CHUNK = 1024 * 1024
+MIN_READ_CHUNK = 4096
+MAX_READ_CHUNK = 16 * 1024 * 1024
+DEFAULT_LIST_MAX = 1000
+MAX_LIST_MAX = 100_000
+_ALLOC_UNIT = 4096                # space reservations are counted in whole blocks of this size
+_OBJ_LOCKS = 64
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPiece:
+    """One piece of a read: data at `offset`; `eof` when it reaches the object's end."""
+
+    offset: int
+    data: bytes
+    eof: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectList:
+    ids: tuple[int, ...]
+    eof: bool
+    last_id: int
+
+
+def lvb_of(st: ObjStat) -> Lvb:
+    return Lvb(size=st.size, blocks=st.blocks, mtime_ns=st.mtime_ns, atime_ns=st.atime_ns, ctime_ns=st.ctime_ns)
+
+
+def _oserr(e: OSError, what: str) -> LpError:
+    err = e.errno or errno.EIO
+    if err in _NO_SPACE:
+        err = errno.ENOSPC
+    return LpError(err, f"{what}: {e.strerror or os.strerror(err)}")
+
+
+def _check_oid(oid: int) -> None:
+    if oid <= 0:
+        raise LpError(errno.ENOENT, f"object {oid} does not exist")
+
+
+class Ofd:
+    """The objects of one OST. Thread-safe: gRPC handlers call it from many threads."""
+
+    def __init__(self, osd: Osd, ident: OstIdentity, capacity: int | None = None) -> None:
+        if capacity is not None and capacity <= 0:
+            raise LpError(errno.EINVAL, f"capacity must be positive, not {capacity}")
+        self.osd = osd
+        self.ident = ident
+        self.capacity = capacity
+        self._meta_lock = threading.Lock()          # last_id, the id index, precreation
+        self._space_lock = threading.Lock()         # used/reserved bytes
+        self._obj_locks = [threading.Lock() for _ in range(_OBJ_LOCKS)]
+        self._ids = array("Q")                      # sorted ids of existing objects
+        self._last_id = 0
+        self._used = 0                              # allocated bytes of all objects (with capacity only)
+        self._reserved = 0
+        self._load()
+
+    # -- start-up ----------------------------------------------------------
+
+    def _load(self) -> None:
+        raw = self.osd.read_meta(LAST_ID_FILE)
+        try:
+            recorded = int(raw.decode().strip()) if raw else 0
+        except ValueError:
+            raise LpError(errno.EIO, f"{os.path.join(self.osd.root, LAST_ID_FILE)} is damaged") from None
+        ids: list[int] = []
+        used_blocks = 0
+        for oid, blocks in self.osd.scan(with_blocks=self.capacity is not None):
+            ids.append(oid)
+            used_blocks += blocks
+        ids.sort()
+        self._ids = array("Q", ids)
+        self._used = used_blocks * 512
+        self._last_id = max(recorded, ids[-1] if ids else 0)
+        if self._last_id != recorded:
+            # objects created by a precreate that stopped before LAST_ID was saved
+            log.warning("LAST_ID was %d but objects exist up to %d; recording %d",
+                        recorded, self._last_id, self._last_id)
+            self.osd.write_meta(LAST_ID_FILE, f"{self._last_id}\n".encode())
+        log.debug("%s: %d objects, last id %d%s", self.ident.name, len(ids), self._last_id,
+                  f", {self._used} of {self.capacity} bytes used" if self.capacity is not None else "")
+
+    # -- ids ----------------------------------------------------------------
+
+    @property
+    def last_id(self) -> int:
+        return self._last_id
+
+    def object_count(self) -> int:
+        return len(self._ids)
+
+    def precreate(self, count: int) -> tuple[int, int]:
+        """Create objects [last_id+1, last_id+n] (n = count, at most MAX_PRECREATE); returns the range.
+
+        If the disk fills part way, the objects made so far are kept and returned.
+        """
+        if count <= 0:
+            raise LpError(errno.EINVAL, f"precreate count must be positive, not {count}")
+        count = min(count, MAX_PRECREATE)
+        with self._meta_lock:
+            first = self._last_id + 1
+            made = 0
+            failure: OSError | None = None
+            for oid in range(first, first + count):
+                try:
+                    self.osd.create(oid)
+                except OSError as e:
+                    failure = e
+                    break
+                made += 1
+            if made == 0:
+                assert failure is not None
+                raise _oserr(failure, f"cannot create object {first}")
+            last = first + made - 1
+            try:
+                self.osd.sync_dirs_of(range(first, last + 1))
+                self.osd.write_meta(LAST_ID_FILE, f"{last}\n".encode())
+            except OSError as e:
+                raise _oserr(e, "cannot record LAST_ID") from None
+            self._ids.extend(range(first, last + 1))
+            self._last_id = last
+        if failure is not None:
+            log.warning("precreate stopped after %d of %d objects: %s", made, count, failure)
+        log.debug("precreated objects %d..%d", first, last)
+        return first, last
+
+    def list_objects(self, after: int, max_ids: int) -> ObjectList:
+        """Ids of existing objects greater than `after`, in order, at most `max_ids` (0 = default)."""
+        n = DEFAULT_LIST_MAX if max_ids <= 0 else min(max_ids, MAX_LIST_MAX)
+        with self._meta_lock:
+            i = bisect.bisect_right(self._ids, after)
+            page = tuple(self._ids[i:i + n])
+            return ObjectList(page, i + len(page) >= len(self._ids), self._last_id)
+
+    # -- bulk data ------------------------------------------------------------
+
+    def write_session(self) -> WriteSession:
+        return WriteSession(self)
+
+    def read(self, oid: int, offset: int, length: int, chunk_size: int = 0) -> Generator[ReadPiece, None, None]:
+        """Pieces of [offset, offset+length) up to the object's end; holes read as zeros.
+
+        Always yields at least one piece; ENOENT is raised before the first one.
+        """
+        _check_oid(oid)
+        chunk = DEFAULT_READ_CHUNK if chunk_size <= 0 else max(MIN_READ_CHUNK, min(chunk_size, MAX_READ_CHUNK))
+        try:
+            fd = self.osd.open_ro(oid)
+        except OSError as e:
+            raise _oserr(e, f"object {oid}") from None
+        return self._read_pieces(fd, oid, offset, length, chunk)
+
+    def _read_pieces(self, fd: int, oid: int, offset: int, length: int, chunk: int) -> Generator[ReadPiece, None, None]:
+        try:
+            size = self.osd.fstat(fd).size
+            end = min(offset + length, size)
+            if offset >= end:
+                yield ReadPiece(offset, b"", offset >= size)
+                return
+            pos = offset
+            while pos < end:
+                n = min(chunk, end - pos)
+                try:
+                    data = self.osd.pread(fd, n, pos)
+                except OSError as e:
+                    raise _oserr(e, f"reading object {oid}") from None
+                if len(data) < n:             # truncated under us: stop at the new end
+                    yield ReadPiece(pos, data, True)
+                    return
+                pos += n
+                yield ReadPiece(pos - n, data, pos >= size)
+        finally:
+            os.close(fd)
+
+    # -- attributes, punch, destroy, sync ------------------------------------
+
+    def getattr(self, oid: int) -> Lvb:
+        _check_oid(oid)
+        try:
+            return lvb_of(self.osd.stat(oid))
+        except OSError as e:
+            raise _oserr(e, f"object {oid}") from None
+
+    def lvb(self, oid: int) -> Lvb:
+        """The object's LVB as the lock server wants it: zeros for an absent object."""
+        try:
+            return lvb_of(self.osd.stat(oid))
+        except OSError:
+            return Lvb()
+
+    def punch(self, oid: int, size: int) -> Lvb:
+        """Truncate (or extend with a hole) object `oid` to `size` bytes."""
+        _check_oid(oid)
+        if size > MAX_FILE_SIZE:
+            raise LpError(errno.EFBIG, f"size {size} exceeds the maximum file size")
+        with self._obj_lock(oid):
+            try:
+                fd = self.osd.open_rw(oid)
+            except OSError as e:
+                raise _oserr(e, f"object {oid}") from None
+            try:
+                before = self.osd.fstat(fd)
+                self.osd.truncate(fd, size)
+                after = self.osd.fstat(fd)
+            except OSError as e:
+                raise _oserr(e, f"punching object {oid}") from None
+            finally:
+                os.close(fd)
+            self._account(after.blocks - before.blocks)
+        return lvb_of(after)
+
+    def destroy(self, oids: list[int]) -> int:
+        """Remove objects; absent ones count as done. Returns how many were removed now."""
+        removed = 0
+        for oid in oids:
+            if oid <= 0:
+                continue
+            with self._obj_lock(oid):
+                try:
+                    blocks = self.osd.stat(oid).blocks if self.capacity is not None else 0
+                    gone = self.osd.unlink(oid)
+                except FileNotFoundError:
+                    gone = False
+                except OSError as e:
+                    raise _oserr(e, f"destroying object {oid}") from None
+                if gone:
+                    self._account(-blocks)
+            with self._meta_lock:
+                i = bisect.bisect_left(self._ids, oid)
+                if i < len(self._ids) and self._ids[i] == oid:
+                    self._ids.pop(i)
+            removed += int(gone)
+        return removed
+
+    def sync(self, oid: int) -> None:
+        """Make object `oid` durable; 0 = everything on this OST's file system."""
+        if oid == 0:
+            self.osd.sync_all()
+            return
+        try:
+            fd = self.osd.open_ro(oid)
+        except OSError as e:
+            raise _oserr(e, f"object {oid}") from None
+        try:
+            self.osd.fsync(fd)
+        except OSError as e:
+            raise _oserr(e, f"syncing object {oid}") from None
+        finally:
+            os.close(fd)
+
+    # -- space ------------------------------------------------------------------
+
+    def statfs(self) -> Statfs:
+        try:
+            sv = self.osd.statvfs()
+        except OSError as e:
+            raise _oserr(e, "statfs") from None
+        bsize = sv.f_frsize or sv.f_bsize or 4096
+        blocks, bfree, bavail = sv.f_blocks, sv.f_bfree, sv.f_bavail
+        if self.capacity is not None:
+            with self._space_lock:
+                left = max(0, self.capacity - self._used - self._reserved)
+            blocks = self.capacity // bsize
+            bfree = min(bfree, left // bsize)
+            bavail = min(bavail, left // bsize)
+        return Statfs(bsize=bsize, blocks=blocks, bfree=bfree, bavail=bavail, files=sv.f_files, ffree=sv.f_ffree)
+
+    def _reserve(self, nbytes: int) -> None:
+        if self.capacity is None or nbytes == 0:
+            return
+        with self._space_lock:
+            if self._used + self._reserved + nbytes > self.capacity:
+                raise LpError(errno.ENOSPC, f"{self.ident.name} is full ({self._used} of {self.capacity} bytes used)")
+            self._reserved += nbytes
+
+    def _unreserve(self, nbytes: int) -> None:
+        if self.capacity is None or nbytes == 0:
+            return
+        with self._space_lock:
+            self._reserved -= nbytes
+
+    def _account(self, delta_blocks: int) -> None:
+        if self.capacity is None or delta_blocks == 0:
+            return
+        with self._space_lock:
+            self._used = max(0, self._used + delta_blocks * 512)
+
+    def _obj_lock(self, oid: int) -> threading.Lock:
+        return self._obj_locks[oid % _OBJ_LOCKS]
+
+
+class WriteSession:
+    """The writes of one Write stream: chunks for one or more objects, then one reply.
+
+    Keeps each touched object open until `close`; `finish` syncs them when any
+    chunk asked for it and returns the bytes written and the last object's LVB.
+    """
+
+    def __init__(self, ofd: Ofd) -> None:
+        self.ofd = ofd
+        self.written = 0
+        self.want_sync = False
+        self._fds: dict[int, int] = {}
+        self._last_oid = 0
+
+    def write(self, oid: int, offset: int, data: bytes, crc: int, sync: bool = False) -> None:
+        """Check and write one chunk; on any error nothing of this chunk is visible."""
+        _check_oid(oid)
+        if crc32c.crc32c(data) != crc:
+            raise LpError(errno.EBADMSG, f"checksum mismatch in a chunk for object {oid} at offset {offset}")
+        end = offset + len(data)
+        if end > MAX_FILE_SIZE:
+            raise LpError(errno.EFBIG, f"write to object {oid} ends at {end}, past the maximum file size")
+        self.want_sync = self.want_sync or sync
+        fd = self._fd(oid)
+        self._last_oid = oid
+        if not data:
+            return
+        ofd, osd = self.ofd, self.ofd.osd
+        with ofd._obj_lock(oid):
+            try:
+                before = osd.fstat(fd)
+                need = 0 if osd.allocated(fd, offset, len(data)) else _span(offset, end)
+            except OSError as e:
+                raise _oserr(e, f"object {oid}") from None
+            ofd._reserve(need)
+            failure: OSError | None = None
+            try:
+                self._apply(fd, oid, offset, data, before.size, need)
+            except OSError as e:
+                failure = e
+            finally:
+                ofd._unreserve(need)
+            try:
+                after = osd.fstat(fd)
+                ofd._account(after.blocks - before.blocks)
+            except OSError as e:
+                failure = failure or e
+            if failure is not None:
+                raise _oserr(failure, f"writing object {oid}")
+        self.written += len(data)
+
+    def _apply(self, fd: int, oid: int, offset: int, data: bytes, old_size: int, need: int) -> None:
+        osd = self.ofd.osd
+        try:
+            if need:
+                try:
+                    os.posix_fallocate(fd, offset, len(data))
+                except OSError as e:
+                    if e.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                        raise
+            osd.pwrite_all(fd, data, offset)
+        except OSError as e:
+            self._restore_size(fd, oid, old_size)
+            if e.errno in _NO_SPACE:
+                log.warning("%s: out of space writing object %d: %s", self.ofd.ident.name, oid, e.strerror)
+            raise
+
+    def _restore_size(self, fd: int, oid: int, old_size: int) -> None:
+        try:
+            if self.ofd.osd.fstat(fd).size > old_size:
+                self.ofd.osd.truncate(fd, old_size)
+        except OSError as e:
+            log.error("cannot restore the size of object %d after a failed write: %s", oid, e)
+
+    def finish(self) -> tuple[int, Lvb]:
+        """Sync if asked; returns (bytes written, LVB of the last object written)."""
+        osd = self.ofd.osd
+        try:
+            if self.want_sync:
+                for oid, fd in self._fds.items():
+                    osd.fsync(fd)
+            lvb = lvb_of(osd.fstat(self._fds[self._last_oid])) if self._last_oid else Lvb()
+        except OSError as e:
+            raise _oserr(e, "syncing written objects") from None
+        return self.written, lvb
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> WriteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fd(self, oid: int) -> int:
+        fd = self._fds.get(oid)
+        if fd is None:
+            try:
+                fd = self.ofd.osd.open_rw(oid)
+            except OSError as e:
+                raise _oserr(e, f"object {oid}") from None
+            self._fds[oid] = fd
+        return fd
+
+
+def _span(start: int, end: int) -> int:
+    """Bytes of whole allocation blocks that [start, end) touches."""
+    first = start - start % _ALLOC_UNIT
+    last = -(-end // _ALLOC_UNIT) * _ALLOC_UNIT
+    return last - first

@@ -1,0 +1,262 @@
+"""The MDS over real gRPC: real lustrepy-mds and lustrepy-oss processes, real SQLite.
+
+Covers intents, reint, resends answered from reply records, blocking callbacks,
+eviction of a holder that does not answer, and destruction of unlinked files'
+objects (also across an MDS restart).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+
+import pytest
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.layout import Layout, decode_lov, encode_lov
+from lustrepy.common.records import Cred
+from lustrepy.client.mdc import Mdc
+from lustrepy.rpc.channel import call, make_channel
+from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, fid_to_pb, layout_from_pb
+from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import oss_pb2 as opb
+from lustrepy.rpc.v1 import oss_pb2_grpc
+from tests.support.servers import Cluster, wait_for
+
+IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("svc"))
+    try:
+        c.start(2, mds_args=("--callback-timeout", "1.5"))
+        m = Mdc(c.mds.address, c.fsname)
+        m.connect()
+        wait_for(lambda: all(o.active and o.precreated > 0 for o in m.statfs().osts) and len(m.statfs().osts) == 2,
+                 what="2 active OSTs with precreated objects")
+        m.close()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def mdc(cluster):
+    m = Mdc(cluster.mds.address, cluster.fsname, with_locks=True)
+    m.connect()
+    yield m
+    m.close()
+
+
+def _mkdir(mdc, name: bytes):
+    return fid_from_pb(mdc.mkdir(mdc.root, name).attr.fid)
+
+
+def test_connect_refuses_unknown_fsname(cluster):
+    m = Mdc(cluster.mds.address, "nosuchfs")
+    with pytest.raises(LpError) as ei:
+        m.connect()
+    assert ei.value.errno == errno.ENOENT and "nosuchfs" in ei.value.message
+    m.channel.close()
+
+
+def test_request_without_connect_is_refused(cluster):
+    m = Mdc(cluster.mds.address, cluster.fsname)
+    with pytest.raises(LpError) as ei:
+        m.intent(IT_LOOKUP | IT_GETATTR, fid=fid_from_pb(cpb.Fid(seq=0x200000007, oid=1)))
+    assert ei.value.errno == errno.ENOTCONN
+    m.channel.close()
+
+
+def test_open_create_returns_layout_lock_and_handle_in_one_reply(mdc, cluster):
+    d = _mkdir(mdc, b"oc")
+    rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_RDWR, mode=0o100640,
+                     layout=Layout(stripe_size=65536, stripe_count=2))
+    a = attr_from_pb(rep.attr)
+    lo = layout_from_pb(rep.layout)
+    assert stat.S_ISREG(a.mode) and a.mode & 0o777 == 0o640
+    assert rep.lock.cookie != 0 and rep.open_handle != 0
+    assert rep.has_layout and lo.stripe_size == 65536 and len(lo.objects) == 2
+    assert {o.ost_index for o in lo.objects} == {0, 1}
+    # O_EXCL on an existing name
+    with pytest.raises(LpError) as ei:
+        mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_EXCL | os.O_RDWR)
+    assert ei.value.errno == errno.EEXIST
+    mdc.close_handle(rep.open_handle)
+
+
+def test_lookup_intent_returns_attributes_and_negative_lock(mdc):
+    d = _mkdir(mdc, b"lk")
+    mdc.create(d, b"x", 0o100600)
+    rep = mdc.intent(IT_LOOKUP | IT_GETATTR, parent=d, name=b"x")
+    assert attr_from_pb(rep.attr).mode == 0o100600 and rep.lock.cookie
+    req = mpb.IntentRequest(hdr=mdc.hdr(), ops=IT_LOOKUP, parent=fid_to_pb(d), name=b"missing")
+    neg = call(mdc.stub.Intent, req)
+    assert neg.hdr.errno == errno.ENOENT and neg.lock.cookie != 0     # negative entry lock on the parent
+    assert fid_from_pb(cpb.Fid(seq=neg.lock.res.n0, oid=neg.lock.res.n1)) == d
+
+
+def test_reint_operations_and_errnos(mdc):
+    d = _mkdir(mdc, b"ops")
+    f = fid_from_pb(mdc.create(d, b"a").attr.fid)
+    mdc.link(f, d, b"b")
+    assert attr_from_pb(mdc.intent(IT_GETATTR, fid=f).attr).nlink == 2
+    mdc.symlink(d, b"s", b"a")
+    s = fid_from_pb(mdc.intent(IT_LOOKUP, parent=d, name=b"s").attr.fid)
+    assert mdc.readlink(s) == b"a"
+    mdc.rename(d, b"a", d, b"c")
+    names = sorted(e.name for e in mdc.listdir(d))
+    assert names == [b"b", b"c", b"s"]
+    with pytest.raises(LpError) as ei:
+        mdc.rename(d, b"b", d, b"c", flags=1)        # RENAME_NOREPLACE
+    assert ei.value.errno == errno.EEXIST
+    mdc.setattr(f, valid=1, mode=0o600)
+    assert attr_from_pb(mdc.intent(IT_GETATTR, fid=f).attr).mode & 0o7777 == 0o600
+    mdc.setxattr(f, b"user.k", b"v")
+    assert mdc.getxattr(f, b"user.k") == b"v" and b"user.k" in mdc.listxattr(f)
+    for bad, err in ((b"x" * 256, errno.ENAMETOOLONG), (b"a/b", errno.EINVAL)):
+        with pytest.raises(LpError) as ei:
+            mdc.mkdir(d, bad)
+        assert ei.value.errno == err
+    with pytest.raises(LpError) as ei:
+        mdc.rmdir(mdc.root, b"ops")
+    assert ei.value.errno == errno.ENOTEMPTY
+    with pytest.raises(LpError) as ei:
+        mdc.mkdir(d, b"c")
+    assert ei.value.errno == errno.EEXIST
+
+
+def test_unknown_fid_and_bad_layouts(mdc):
+    bogus = fid_from_pb(cpb.Fid(seq=0x200000999, oid=77))
+    with pytest.raises(LpError) as ei:
+        mdc.intent(IT_GETATTR, fid=bogus)
+    assert ei.value.errno == errno.ENOENT
+    d = _mkdir(mdc, b"badlo")
+    for lo in (Layout(stripe_size=1000), Layout(stripe_count=3), Layout(stripe_count=0)):
+        with pytest.raises(LpError) as ei:
+            mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_RDWR, layout=lo)
+        assert ei.value.errno == errno.EINVAL
+    with pytest.raises(LpError) as ei:
+        mdc.setxattr(d, b"lustrepy.lov", b"{not json")
+    assert ei.value.errno == errno.EINVAL
+
+
+def test_directory_default_layout_is_inherited(mdc):
+    d = _mkdir(mdc, b"striped")
+    mdc.setxattr(d, b"lustrepy.lov", encode_lov(Layout(stripe_size=131072, stripe_count=-1)))
+    assert decode_lov(mdc.getxattr(d, b"lustrepy.lov")).stripe_count == -1
+    rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_RDWR)
+    lo = layout_from_pb(rep.layout)
+    assert lo.stripe_size == 131072 and len(lo.objects) == 2      # -1 = all active OSTs
+    mdc.close_handle(rep.open_handle)
+
+
+def test_permissions_follow_the_caller(mdc):
+    d = _mkdir(mdc, b"perm")
+    mdc.setattr(d, valid=1, mode=0o755)
+    alice = Cred(uid=1000, gid=1000)
+    with pytest.raises(LpError) as ei:
+        mdc.create(d, b"nope", cred=alice)
+    assert ei.value.errno == errno.EACCES
+    mdc.setattr(d, valid=1 | 2 | 4, mode=0o755, uid=1000, gid=1000)
+    a = attr_from_pb(mdc.create(d, b"mine", cred=alice).attr)
+    assert (a.uid, a.gid) == (1000, 1000)
+
+
+def test_resent_update_is_answered_from_its_record_not_run_twice(mdc, cluster):
+    d = _mkdir(mdc, b"resend")
+    mdc.create(d, b"victim")
+    hdr = mdc.hdr()
+    req = mpb.ReintRequest(hdr=hdr, op=mpb.ReintOp(unlink=mpb.UnlinkOp(parent=fid_to_pb(d), name=b"victim")))
+    first = call(mdc.stub.Reint, req)
+    again = call(mdc.stub.Reint, req)                  # the reply was "lost": same xid again
+    assert first.hdr.errno == 0 and again.hdr.errno == 0   # a second execution would say ENOENT
+    assert first.hdr.transno == again.hdr.transno != 0
+    # a new request (new xid) does execute, and fails as it should
+    with pytest.raises(LpError) as ei:
+        mdc.unlink(d, b"victim")
+    assert ei.value.errno == errno.ENOENT
+    # mkdir resent: no EEXIST, same FID
+    req = mpb.ReintRequest(hdr=mdc.hdr(), op=mpb.ReintOp(mkdir=mpb.MkdirOp(parent=fid_to_pb(d), name=b"m", mode=0o755)))
+    r1, r2 = call(mdc.stub.Reint, req), call(mdc.stub.Reint, req)
+    assert r1.hdr.errno == r2.hdr.errno == 0 and r1.attr.fid == r2.attr.fid
+
+
+def test_transno_and_last_committed(mdc):
+    d = _mkdir(mdc, b"tn")
+    r1 = mdc.create(d, b"a")
+    r2 = mdc.create(d, b"b")
+    assert r2.hdr.transno > r1.hdr.transno > 0
+    committed = mdc.sync()
+    assert committed >= r2.hdr.transno
+
+
+def test_conflicting_update_sends_blocking_callback_to_holder(cluster, mdc):
+    d = _mkdir(mdc, b"cb")
+    f = fid_from_pb(mdc.create(d, b"f").attr.fid)
+    seen: list[int] = []
+    got = threading.Event()
+
+    def on_blocking(lock):
+        seen.append(lock.cookie)
+        got.set()
+
+    holder = Mdc(cluster.mds.address, cluster.fsname, on_blocking=on_blocking)
+    holder.connect()
+    try:
+        rep = holder.intent(IT_LOOKUP | IT_GETATTR, parent=d, name=b"f")
+        mdc.setattr(f, valid=1, mode=0o600)            # needs EX PERM|UPDATE on f
+        assert got.wait(10) and seen == [rep.lock.cookie]
+        assert attr_from_pb(holder.intent(IT_GETATTR, fid=f).attr).mode & 0o777 == 0o600
+    finally:
+        holder.close()
+
+
+def test_holder_that_ignores_callbacks_is_evicted_then_reconnects(cluster, mdc):
+    d = _mkdir(mdc, b"evict")
+    f = fid_from_pb(mdc.create(d, b"f").attr.fid)
+    silent = Mdc(cluster.mds.address, cluster.fsname)
+    silent.connect()
+    try:
+        silent.intent(IT_LOOKUP | IT_GETATTR, parent=d, name=b"f")   # holds PR, has no callback stream
+        mdc.setattr(f, valid=1, mode=0o640)            # waits for the callback timeout (1.5 s), then evicts
+        with pytest.raises(LpError) as ei:
+            silent.intent(IT_GETATTR, fid=f)
+        assert ei.value.errno == errno.ENOTCONN
+        silent.connect()
+        assert attr_from_pb(silent.intent(IT_GETATTR, fid=f).attr).mode & 0o777 == 0o640
+    finally:
+        silent.close()
+
+
+def _object_exists(cluster, ost_index: int, oid: int) -> bool:
+    ch = make_channel(cluster.osts[ost_index].address)
+    try:
+        stub = oss_pb2_grpc.OssStub(ch)
+        con = call(stub.Connect, cpb.ConnectRequest(client_id="probe", fsname=cluster.fsname), timeout=5)
+        rep = call(stub.Getattr, opb.ObjRequest(hdr=cpb.ReqHdr(client_id="probe", conn_gen=con.conn_gen, xid=1),
+                                               object_id=oid), timeout=5)
+        return rep.hdr.errno == 0
+    finally:
+        ch.close()
+
+
+def test_unlinked_files_objects_are_destroyed(mdc, cluster):
+    d = _mkdir(mdc, b"destroy")
+    rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_RDWR,
+                     layout=Layout(stripe_count=2))
+    objs = layout_from_pb(rep.layout).objects
+    assert all(_object_exists(cluster, o.ost_index, o.object_id) for o in objs)
+    mdc.unlink(d, b"f")                                # still open: the data must stay
+    import time
+    time.sleep(1.5)
+    assert all(_object_exists(cluster, o.ost_index, o.object_id) for o in objs)
+    mdc.close_handle(rep.open_handle)                  # last close of an orphan
+    wait_for(lambda: not any(_object_exists(cluster, o.ost_index, o.object_id) for o in objs),
+             what="objects destroyed")

@@ -1,0 +1,109 @@
+"""Real server processes for tests: start lustrepy-mds / lustrepy-oss, wait until
+they serve (port file), and always stop what was started, by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    log: Path
+    port_file: Path
+    popen: subprocess.Popen | None = None
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, wait: float = 20.0) -> "Proc":
+        self.port_file.unlink(missing_ok=True)
+        with open(self.log, "ab") as logf:
+            self.popen = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if self.port_file.exists() and self.port_file.read_text().strip():
+                self.port = int(self.port_file.read_text())
+                return self
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.popen.returncode}: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not serve within {wait}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, wait: float = 10.0) -> int | None:
+        p = self.popen
+        if p is None or p.poll() is not None:
+            return None if p is None else p.returncode
+        p.send_signal(sig)
+        try:
+            return p.wait(wait)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            return p.wait(5)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class Cluster:
+    root: Path
+    fsname: str = "testfs"
+    mds: Proc | None = None
+    osts: list[Proc] = field(default_factory=list)
+
+    def mds_proc(self, *extra: str) -> Proc:
+        d = self.root / "mdt"
+        argv = [str(BIN / "lustrepy-mds"), "--dir", str(d), "--fsname", self.fsname,
+                "--listen", f"127.0.0.1:{self.mds.port if self.mds else 0}",
+                "--port-file", str(self.root / "mds.port"), *extra]
+        return Proc("mds", argv, self.root / "mds.log", self.root / "mds.port")
+
+    def oss_proc(self, index: int, *extra: str) -> Proc:
+        d = self.root / f"ost{index}"
+        old = self.osts[index] if index < len(self.osts) else None
+        argv = [str(BIN / "lustrepy-oss"), "--dir", str(d), "--fsname", self.fsname, "--index", str(index),
+                "--listen", f"127.0.0.1:{old.port if old else 0}", "--mds", self.mds.address,
+                "--port-file", str(self.root / f"ost{index}.port"), *extra]
+        return Proc(f"oss{index}", argv, self.root / f"ost{index}.log", self.root / f"ost{index}.port")
+
+    def start(self, n_osts: int, mds_args: tuple[str, ...] = (), oss_args: tuple[str, ...] = ()) -> "Cluster":
+        self.mds = self.mds_proc(*mds_args).start()
+        for i in range(n_osts):
+            self.osts.append(self.oss_proc(i, *oss_args).start())
+        return self
+
+    def stop(self) -> None:
+        for p in [*self.osts, self.mds]:
+            if p is not None:
+                p.stop()
+
+
+def wait_for(pred, timeout: float = 15.0, interval: float = 0.1, what: str = "condition"):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def env_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
