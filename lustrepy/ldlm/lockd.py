@@ -125,12 +125,15 @@ class LockServer:
     """The lock server of one target (an MDT or an OST)."""
 
     def __init__(self, name: str, *, callback_timeout: float = 10.0,
-                 lvb_source: Callable[[ResId], Lvb] | None = None) -> None:
+                 lvb_source: Callable[[ResId], Lvb] | None = None,
+                 on_evict: Callable[[str], None] | None = None) -> None:
         if callback_timeout <= 0:
             raise ValueError("callback_timeout must be positive")
         self.name = name
         self.callback_timeout = callback_timeout
         self._lvb_source = lvb_source
+        self._on_evict = on_evict           # called with the client id, outside the mutex
+        self._evicted_pending: list[str] = []
         self._mu = threading.Lock()
         # Random first cookie and conn_gen: handles from before a restart never match new ones.
         self._ns = Namespace(name, first_cookie=(secrets.randbits(32) << 24) | 1)
@@ -220,6 +223,17 @@ class LockServer:
         """Drop the client's locks and refuse its requests until it connects again."""
         with self._mu:
             self._evict_locked(client_id, reason)
+        self._run_evict_hooks()
+
+    def _run_evict_hooks(self) -> None:
+        with self._mu:
+            pending, self._evicted_pending = self._evicted_pending, []
+        for client_id in pending:
+            if self._on_evict is not None:
+                try:
+                    self._on_evict(client_id)
+                except Exception:  # the owner's clean-up must not stop the lock server
+                    log.exception("%s: eviction clean-up for %s failed", self.name, client_id)
 
     # -- locks -------------------------------------------------------------
 
@@ -423,6 +437,7 @@ class LockServer:
         self._stats["evictions"] += 1
         dropped = sum(isinstance(e, Dropped) for e in events)
         log.warning("%s: evicting client %s: %s (%d locks dropped)", self.name, client_id, reason, dropped)
+        self._evicted_pending.append(client_id)
         if exp is not None:
             exp.evicted = True
             if exp.stream is not None:
@@ -466,6 +481,7 @@ class LockServer:
         while not self._stopping.wait(interval):
             try:
                 self._enforce_timeouts()
+                self._run_evict_hooks()
             except Exception:
                 log.exception("%s: lock timer failed", self.name)
 

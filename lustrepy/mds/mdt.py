@@ -55,7 +55,8 @@ class Mdt:
         self.registry = OstRegistry(timeout=cfg.ost_timeout)
         for o in self.store.read().ost_list():
             self.registry.known(o.index, o.uuid, o.address)
-        self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout)
+        self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout,
+                                on_evict=self.close_client)
         self.locks = MdsLocks(self.lockd)
         self.allocator = Allocator()
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
@@ -87,6 +88,12 @@ class Mdt:
         while not self._stop.wait(min(1.0, self.cfg.ost_timeout / 4)):
             for i in self.registry.sweep():
                 log.warning("OST%04x inactive: no heartbeat for %.1fs", i, self.cfg.ost_timeout)
+
+    def close_client(self, client_id: str) -> None:
+        """A client left or was evicted: close its open handles (last closes of orphans destroy them)."""
+        destroyed, _ = self.store.write(lambda tx: tx.close_client(client_id))
+        if destroyed:
+            self.osp.wake()
 
     # ---- OSTs -----------------------------------------------------------------------
 

@@ -105,9 +105,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
     def Disconnect(self, request: cpb.DisconnectRequest, context) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
             cid = request.hdr.client_id
-            destroyed, _ = self.mdt.store.write(lambda tx: tx.close_client(cid))
-            if destroyed:
-                self.mdt.osp.wake()
+            self.mdt.close_client(cid)
             self.mdt.lockd.disconnect(cid)
             log.info("client %s disconnected", cid)
             return cpb.SimpleReply(hdr=rep_ok())

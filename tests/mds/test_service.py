@@ -260,3 +260,16 @@ def test_unlinked_files_objects_are_destroyed(mdc, cluster):
     mdc.close_handle(rep.open_handle)                  # last close of an orphan
     wait_for(lambda: not any(_object_exists(cluster, o.ost_index, o.object_id) for o in objs),
              what="objects destroyed")
+
+
+def test_eviction_closes_the_clients_opens_so_orphans_are_destroyed(cluster, mdc):
+    d = _mkdir(mdc, b"evict-open")
+    silent = Mdc(cluster.mds.address, cluster.fsname)
+    silent.connect()
+    try:
+        rep = silent.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_RDWR)
+        (obj,) = layout_from_pb(rep.layout).objects
+        mdc.unlink(d, b"f")          # revokes silent's lock on f: it never answers, so it is evicted
+        wait_for(lambda: not _object_exists(cluster, obj.ost_index, obj.object_id), what="orphan destroyed")
+    finally:
+        silent.close()
