@@ -129,15 +129,16 @@ class Mdc:
         modifying = bool(ops & (4 | 8 | 16))
         return self.request(self.stub.Intent, mpb.IntentRequest, cred, resend=modifying, on_reply=self._adopt, **f)
 
-    def _adopt(self, rep: mpb.IntentReply) -> None:
-        """Register the lock an intent reply granted (also with a negative lookup's errno)."""
+    def _adopt(self, rep: Any) -> None:
+        """Register the lock a reply granted (also with a negative lookup's errno)."""
         if self.locks is not None and rep.lock.cookie:
             self.locks.adopt(rep.lock)
 
     # ---- reint --------------------------------------------------------------------------
 
     def reint(self, cred: Cred | None = None, **op: Any) -> mpb.ReintReply:
-        return self.request(self.stub.Reint, mpb.ReintRequest, cred, resend=True, op=mpb.ReintOp(**op))
+        return self.request(self.stub.Reint, mpb.ReintRequest, cred, resend=True, on_reply=self._adopt,
+                            op=mpb.ReintOp(**op))
 
     def mkdir(self, parent: Fid, name: bytes, mode: int = 0o755, cred: Cred | None = None) -> mpb.ReintReply:
         return self.reint(cred, mkdir=mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode))

@@ -239,8 +239,10 @@ class LockServer:
 
     def enqueue(self, owner: str, res: ResId, mode: LockMode, *, ibits: int = 0,
                 extent: tuple[int, int] | None = None, flags: int = 0, timeout: float | None = None,
-                local: bool = False) -> Lock:
+                local: bool = False, on_behalf: str = "") -> Lock:
         """Take a lock, blocking the calling thread until it is granted.
+
+        A local lock taken `on_behalf` of a client ignores that client's own locks.
 
         Conflicting holders get blocking callbacks. Raises LpError: ETIMEDOUT
         after `timeout` (default 2 * callback_timeout), EAGAIN when it would
@@ -259,7 +261,8 @@ class LockServer:
                 self._stats["enqueue_eagain"] += 1
                 raise LpError(errno.EAGAIN, f"lock on {res} would wait")
             lock, events = self._ns.enqueue(owner, res, mode, ibits=ibits, extent=ext, local=local,
-                                            grow=not flags & fl.NO_EXPANSION, now=time.monotonic())
+                                            grow=not flags & fl.NO_EXPANSION, now=time.monotonic(),
+                                            on_behalf=on_behalf)
             waiter = None
             if not lock.granted:
                 waiter = self._waiters[lock.cookie] = _Waiter()

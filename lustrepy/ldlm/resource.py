@@ -62,6 +62,7 @@ class Lock:
     req_extent: Extent | None = None  # what was asked for
     granted: bool = False
     local: bool = False             # server-internal: never gets callbacks
+    on_behalf: str = ""             # a local lock taken to execute this client's own request
 
     def __str__(self) -> str:
         what = (f" bits={inodebits.bits_str(self.ibits)}" if self.ibits else "") + \
@@ -71,8 +72,15 @@ class Lock:
 
 
 def locks_conflict(a: Lock, b: Lock) -> bool:
-    """True when a and b may not be granted together on one resource."""
+    """True when a and b may not be granted together on one resource.
+
+    A local lock taken on behalf of a client never conflicts with that client's
+    own locks: the client learns what its own request changed from the reply and
+    keeps its caches, instead of being called back for its own update.
+    """
     if a.res != b.res or compatible(a.mode, b.mode):
+        return False
+    if (a.on_behalf and a.on_behalf == b.owner) or (b.on_behalf and b.on_behalf == a.owner):
         return False
     if a.extent is not None and b.extent is not None:
         return a.extent.overlaps(b.extent)
@@ -148,12 +156,13 @@ class Namespace:
     # -- requests --------------------------------------------------------
 
     def enqueue(self, owner: str, res: ResId, mode: LockMode, *, ibits: int = 0, extent: Extent | None = None,
-                local: bool = False, grow: bool = True, now: float = 0.0) -> tuple[Lock, list[Event]]:
+                local: bool = False, grow: bool = True, now: float = 0.0,
+                on_behalf: str = "") -> tuple[Lock, list[Event]]:
         """Queue a request; returns the lock (granted or waiting) and the events it caused.
 
         Raises LpError(EINVAL) for a malformed request.
         """
-        lock = self._make_lock(owner, res, mode, ibits, extent, local)
+        lock = self._make_lock(owner, res, mode, ibits, extent, local, on_behalf)
         entry = _Entry(lock, now, grow)
         r = self._resources.setdefault(res, _Resource())
         ahead = list(r.waiting.values())
@@ -255,7 +264,7 @@ class Namespace:
     # -- internals -------------------------------------------------------
 
     def _make_lock(self, owner: str, res: ResId, mode: LockMode, ibits: int, extent: Extent | None,
-                   local: bool) -> Lock:
+                   local: bool, on_behalf: str = "") -> Lock:
         try:
             mode = LockMode(mode)
         except ValueError:
@@ -268,7 +277,9 @@ class Namespace:
             raise LpError(errno.EINVAL, "a lock needs an owner")
         cookie = self._next_cookie
         self._next_cookie = cookie + 1 if cookie < U64 else 1
-        return Lock(cookie, owner, res, mode, ibits, extent, extent, False, local)
+        if on_behalf and not local:
+            raise LpError(errno.EINVAL, "only local locks are taken on behalf of a client")
+        return Lock(cookie, owner, res, mode, ibits, extent, extent, False, local, on_behalf)
 
     @staticmethod
     def _probe(res: ResId, mode: LockMode, ibits: int, extent: Extent | None) -> Lock:

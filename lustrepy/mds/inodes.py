@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import stat
 import time
+from typing import Any
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import FIRST_SEQ, SEQ_WIDTH, Fid, valid_fid
@@ -42,7 +43,7 @@ DIR_SIZE = 4096      # what a directory reports as its size (as ext4's first blo
 DIR_BLOCKS = 8
 
 
-def row_attr(r: tuple, off: int = 1) -> Attr:
+def row_attr(r: tuple[Any, ...], off: int = 1) -> Attr:
     """An Attr from a row holding ATTR_COLUMNS starting at column `off`."""
     return Attr(Fid(r[off], r[off + 1], r[off + 2]), *r[off + 3:off + 14])
 

@@ -208,7 +208,7 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
         rep.parent_attr.CopyFrom(attr_to_pb(tx.getattr(parent)))
         return rep
 
-    with mdt.locks.update([(parent, UPDATE)]):
+    with mdt.locks.update([(parent, UPDATE)], on_behalf=client_id):
         rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
     child = fid_from_pb(rep.attr.fid)
     rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | LAYOUT))

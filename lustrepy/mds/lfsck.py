@@ -1,8 +1,8 @@
 """The MDT consistency checker: one check per invariant stated in schema.py.
 
 check_invariants() reads one consistent snapshot through its own read-only
-connection and returns human-readable problems (empty when consistent). It
-never repairs anything and never writes.
+connection and returns human-readable problems (empty when consistent); the
+caller decides how to report them. It never repairs anything and never writes.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ def check_invariants(store: Store | Path) -> list[str]:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
-    for p in problems:
-        log.warning("lfsck: %s", p)
+    log.debug("lfsck of %s: %d problems", path, len(problems))
     return problems
 
 

@@ -33,8 +33,12 @@ class MdsLocks:
         self.lockd = lockd
 
     @contextmanager
-    def update(self, items: Iterable[tuple[Fid | None, int]]) -> Iterator[None]:
-        """Hold EX locks with the given bits on each FID for the duration of an update."""
+    def update(self, items: Iterable[tuple[Fid | None, int]], on_behalf: str = "") -> Iterator[None]:
+        """Hold EX locks with the given bits on each FID for the duration of an update.
+
+        Locks of `on_behalf` (the client whose request this is) are not called
+        back: that client updates its own caches from the reply.
+        """
         merged: dict[Fid, int] = {}
         for fid, bits in items:
             if fid is not None and bits:
@@ -42,7 +46,8 @@ class MdsLocks:
         taken: list[int] = []
         try:
             for fid in sorted(merged):
-                lk = self.lockd.enqueue(LOCAL_OWNER, res_of(fid), LockMode.EX, ibits=merged[fid], local=True)
+                lk = self.lockd.enqueue(LOCAL_OWNER, res_of(fid), LockMode.EX, ibits=merged[fid], local=True,
+                                        on_behalf=on_behalf)
                 taken.append(lk.cookie)
             yield
         finally:

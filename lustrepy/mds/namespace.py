@@ -30,12 +30,34 @@ from lustrepy.mds import resources as _res
 from lustrepy.mds import setattr as _setattr
 from lustrepy.mds import xattr as _xattr
 from lustrepy.mds.inodes import ReadOnlyTx, TxBase, row_attr
-from lustrepy.mds.records import (LINK_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, SA, XATTR_CREATE,
-                                  XATTR_REPLACE, OstRecord, Renamed, SetAttr, Unlinked)
+from lustrepy.mds.records import (
+    LINK_MAX,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    SA,
+    XATTR_CREATE,
+    XATTR_REPLACE,
+    OstRecord,
+    Renamed,
+    SetAttr,
+    Unlinked,
+)
 from lustrepy.mds.schema import ATTR_COLUMNS, layout_from_db, layout_to_db
 
-__all__ = ["Tx", "ReadOnlyTx", "SetAttr", "SA", "Unlinked", "Renamed", "OstRecord", "LINK_MAX",
-           "RENAME_NOREPLACE", "RENAME_EXCHANGE", "XATTR_CREATE", "XATTR_REPLACE"]
+__all__ = [
+    "LINK_MAX",
+    "RENAME_EXCHANGE",
+    "RENAME_NOREPLACE",
+    "SA",
+    "XATTR_CREATE",
+    "XATTR_REPLACE",
+    "OstRecord",
+    "ReadOnlyTx",
+    "Renamed",
+    "SetAttr",
+    "Tx",
+    "Unlinked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +70,12 @@ _DEFAULT_LAYOUT = ("WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL SELEC
                    "SELECT i.default_layout FROM up JOIN inodes i ON i.id = up.id "
                    "WHERE i.default_layout IS NOT NULL ORDER BY up.depth LIMIT 1")
 _MAX_COOKIE = (1 << 63) - 1
+
+
+def _live(dir_attr: Attr) -> None:
+    """Nothing can be created in a removed directory (still open somewhere)."""
+    if dir_attr.nlink == 0:
+        raise LpError(errno.ENOENT, f"directory {dir_attr.fid} has been removed")
 
 
 class Tx(TxBase):
@@ -164,11 +192,10 @@ class Tx(TxBase):
         pid, pa = self._node(parent)
         perm.may_lookup(cred, pa)
         check_name(name)
+        _live(pa)
         if self._child(pid, name) is not None:
             raise LpError(errno.EEXIST, f"{name!r} exists in {parent}")
         perm.may_create(cred, pa)
-        if pa.nlink == 0:
-            raise LpError(errno.ENOENT, f"directory {parent} has been removed")
         return pid, pa
 
     def _owner(self, cred: Cred, pa: Attr) -> int:
@@ -235,11 +262,10 @@ class Tx(TxBase):
         pid, pa = self._node(parent)
         perm.may_lookup(cred, pa)
         check_name(name)
+        _live(pa)
         if self._child(pid, name) is not None:
             raise LpError(errno.EEXIST, f"{name!r} exists in {parent}")
         perm.may_create(cred, pa)
-        if pa.nlink == 0:
-            raise LpError(errno.ENOENT, f"directory {parent} has been removed")
         if stat.S_ISDIR(a.mode):
             raise LpError(errno.EPERM, "hard links to directories are not allowed")
         if a.nlink == 0:

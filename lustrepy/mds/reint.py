@@ -19,6 +19,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, decode_lov
 from lustrepy.common.names import check_name, check_symlink_target, check_xattr
 from lustrepy.common.records import Attr, Cred
+from lustrepy.ldlm.modes import LockMode
 from lustrepy.mds.locking import ALL_BUT_OPEN, LAYOUT, LOOKUP, PERM, UPDATE, XATTR
 from lustrepy.mds.namespace import SetAttr
 from lustrepy.rpc.convert import attr_to_pb, fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
@@ -26,6 +27,7 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 SA_MODE, SA_UID, SA_GID = 1, 2, 4
 _RETRIES = 4
+_CREATORS = ("create", "mkdir", "symlink")
 
 
 class _Moved(Exception):
@@ -80,12 +82,16 @@ def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
     for _ in range(_RETRIES):
         locks, fn = handler(mdt, op, cred)
         try:
-            with mdt.locks.update(locks):
+            with mdt.locks.update(locks, on_behalf=client_id):
                 rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
         except _Moved:
             continue
         if kind in ("unlink", "rmdir", "rename"):
             mdt.osp.wake()
+        elif kind in _CREATORS and rep.attr.fid.seq:
+            # nobody else can hold a lock on a new object: the grant is immediate
+            bits = LOOKUP | UPDATE | PERM | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
+            rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
         return rep
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
 

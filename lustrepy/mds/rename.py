@@ -45,6 +45,8 @@ def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent:
     if src is None:
         raise LpError(errno.ENOENT, f"no entry {src_name!r} in {src_parent}")
     sdid, sid, sa = src
+    if dpa.nlink == 0:
+        raise LpError(errno.ENOENT, f"directory {dst_parent} has been removed")
     dst = tx._child(dpid, dst_name)
     if dst is not None and flags & RENAME_NOREPLACE:
         raise LpError(errno.EEXIST, f"{dst_name!r} exists in {dst_parent}")
@@ -64,8 +66,6 @@ def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent:
     perm.may_delete(cred, spa, sa, s_isdir)
     if dst is None:
         perm.may_create(cred, dpa)
-        if dpa.nlink == 0:
-            raise LpError(errno.ENOENT, f"directory {dst_parent} has been removed")
     else:
         perm.may_delete(cred, dpa, dst[2], d_isdir if exchange else s_isdir)
     if cross:

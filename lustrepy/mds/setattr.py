@@ -57,11 +57,11 @@ def setattr(tx: TxBase, cred: Cred, fid: Fid, sa: SetAttr) -> Attr:
         if cred.uid != 0 and mode & (stat.S_ISUID | stat.S_ISGID):
             kill = True
 
-    uid, gid = a.uid, a.gid
+    gid = a.gid
     if v & SA.UID:
         if not (cred.uid == 0 or (cred.uid == a.uid and sa.uid == a.uid)):
             raise LpError(errno.EPERM, "only root may change a file's owner")
-        uid = cols["uid"] = sa.uid
+        cols["uid"] = sa.uid
     if v & SA.GID:
         if not (cred.uid == 0 or (cred.uid == a.uid and (sa.gid == a.gid or cred.in_group(sa.gid)))):
             raise LpError(errno.EPERM, "only the owner may change the group, to one of its own")
@@ -82,9 +82,8 @@ def setattr(tx: TxBase, cred: Cred, fid: Fid, sa: SetAttr) -> Attr:
     explicit = bool((v & SA.ATIME and not v & SA.ATIME_NOW) or (v & SA.MTIME and not v & SA.MTIME_NOW))
     if explicit:
         perm.require_owner(cred, a, "set explicit times")
-    elif v & (SA.ATIME_NOW | SA.MTIME_NOW):
-        if not perm.is_owner(cred, a) and not perm.allowed(cred, a, perm.W):
-            raise LpError(errno.EACCES, "permission denied setting times")
+    elif v & (SA.ATIME_NOW | SA.MTIME_NOW) and not perm.is_owner(cred, a) and not perm.allowed(cred, a, perm.W):
+        raise LpError(errno.EACCES, "permission denied setting times")
     if v & SA.ATIME_NOW:
         cols["atime_ns"] = now
     elif v & SA.ATIME:

@@ -24,8 +24,9 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Self, TypeVar
 
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
@@ -42,6 +43,7 @@ LOCK_NAME = "mdt.lock"
 FSNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 _BUSY_MS = 10_000
 _SQLITE_FULL = 13
+DEFAULT_LAYOUT = Layout()           # the root default of a new file system: 1 MiB x 1
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -63,7 +65,10 @@ class _DirLock:
 
     def __init__(self, dir: Path) -> None:
         path = dir / LOCK_NAME
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise QuietError(f"{dir}: cannot open {LOCK_NAME}: {e.strerror}") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -86,7 +91,7 @@ class Store:
     # ---- mkfs ----------------------------------------------------------------------------
 
     @staticmethod
-    def format(dir: Path, fsname: str, *, default_layout: Layout = Layout()) -> str:
+    def format(dir: Path, fsname: str, *, default_layout: Layout = DEFAULT_LAYOUT) -> str:
         """Create dir/mdt.db: identity, counters and the root directory. Returns the uuid."""
         dir = Path(dir)
         if not FSNAME_RE.match(fsname):
@@ -97,7 +102,10 @@ class Store:
             raise QuietError(f"invalid default layout: {e.message}") from None
         if default_layout.objects:
             raise QuietError("a default layout names no objects")
-        dir.mkdir(parents=True, exist_ok=True)
+        try:
+            dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise QuietError(f"cannot create {dir}: {e.strerror}") from None
         lock = _DirLock(dir)
         try:
             db = dir / DB_NAME
@@ -134,6 +142,8 @@ class Store:
             _fsync_dir(dir)
             log.info("formatted %s as %s", dir, uuid)
             return uuid
+        except (OSError, sqlite3.Error) as e:
+            raise QuietError(f"cannot format {dir}: {e}") from None
         finally:
             lock.release()
 
@@ -152,8 +162,33 @@ class Store:
             raise
 
     def _open(self, expect_fsname: str | None) -> None:
+        w = _connect(self.db_path)
         try:
-            w = _connect(self.db_path)
+            fsname, uuid, instance, last = self._check(w, expect_fsname)
+        except BaseException:
+            w.close()
+            raise
+        self.fsname: str = fsname
+        self.uuid: str = uuid
+        self.instance: str = instance
+        self.root = ROOT_FID
+        self._w = w
+        self._wlock = threading.Lock()
+        self._writer: int | None = None     # the thread inside write(), to refuse nested writes
+        self._synclock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._last_transno: int = last
+        self._last_committed = 0
+        self._dir_synced = False
+        self._closed = False
+        self.sync()
+        log.info("opened MDT %s (%s), last transno %d", self.uuid, self.dir, last)
+
+    def _check(self, w: sqlite3.Connection, expect_fsname: str | None) -> tuple[str, str, str, int]:
+        """Set the write connection up and check the database's identity."""
+        try:
             mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise QuietError(f"{self.db_path}: cannot use WAL mode (got {mode})")
@@ -167,27 +202,10 @@ class Store:
             raise QuietError(f"{self.db_path}: the MDT database has no identity row")
         fsname, uuid, instance, version, last = row
         if version != schema.SCHEMA_VERSION:
-            w.close()
             raise QuietError(f"{self.db_path}: schema version {version}, this MDS knows {schema.SCHEMA_VERSION}")
         if expect_fsname is not None and expect_fsname != fsname:
-            w.close()
             raise QuietError(f"{self.dir} holds file system {fsname!r}, not {expect_fsname!r}")
-        self.fsname: str = fsname
-        self.uuid: str = uuid
-        self.instance: str = instance
-        self.root = ROOT_FID
-        self._w = w
-        self._wlock = threading.Lock()
-        self._synclock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._last_transno: int = last
-        self._last_committed = 0
-        self._dir_synced = False
-        self._closed = False
-        self.sync()
-        log.info("opened MDT %s (%s), last transno %d", self.uuid, self.dir, last)
+        return fsname, uuid, instance, last
 
     def close(self) -> None:
         with self._wlock:
@@ -206,7 +224,7 @@ class Store:
             self._w.close()
             self._lock.release()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -219,11 +237,15 @@ class Store:
         """Run fn(tx) as one transaction with the next transno, and (with client_id and
         encode) save encode(result, transno) as the reply to (client_id, xid) in the same
         transaction. Anything fn raises rolls everything back and is re-raised; the
-        transno is then not used. A full disk becomes LpError(ENOSPC)."""
+        transno is then not used. A full disk becomes LpError(ENOSPC). fn must not call
+        write() itself (RuntimeError), nor wait for other threads' writes."""
+        if self._writer == threading.get_ident():
+            raise RuntimeError("Store.write() called inside a write transaction")
         with self._wlock:
             if self._closed:
                 raise LpError(errno.ESHUTDOWN, "the MDT is closed")
             c = self._w
+            self._writer = threading.get_ident()
             try:
                 c.execute("BEGIN IMMEDIATE")
                 try:
@@ -242,15 +264,17 @@ class Store:
                 if getattr(e, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
                     raise LpError(errno.ENOSPC, "the MDT's disk is full") from e
                 raise
+            finally:
+                self._writer = None
             self._last_transno = transno
             return r, transno
 
     def read(self) -> Tx:
         """A read-only Tx on this thread's read connection (sees the latest commit)."""
+        if self._closed:
+            raise LpError(errno.ESHUTDOWN, "the MDT is closed")
         c = getattr(self._local, "conn", None)
         if c is None:
-            if self._closed:
-                raise LpError(errno.ESHUTDOWN, "the MDT is closed")
             c = _connect(self.db_path)
             c.execute("PRAGMA query_only = ON")
             self._local.conn = c
@@ -312,6 +336,5 @@ class Store:
             if not self._dir_synced:
                 _fsync_dir(self.dir)
                 self._dir_synced = True
-            if t > self._last_committed:
-                self._last_committed = t
+            self._last_committed = max(self._last_committed, t)
             return self._last_committed

@@ -27,30 +27,31 @@ from lustrepy.mds.records import XATTR_CREATE, XATTR_REPLACE
 USER, TRUSTED, SECURITY = b"user.", b"trusted.", b"security."
 
 
-def _namespace(name: bytes) -> bytes:
-    for ns in (USER, TRUSTED, SECURITY):
-        if name.startswith(ns) and len(name) > len(ns):
-            return ns
-    raise LpError(errno.ENOTSUP, f"extended attribute namespace of {name!r} not supported")
-
-
 def _may(cred: Cred, a: Attr, name: bytes, write: bool) -> None:
-    """Linux's xattr_permission (and commoncap's rule for security.*)."""
-    ns = _namespace(name)
-    if ns == SECURITY:
+    """Linux's xattr_permission (and commoncap's rule for security.*), then the
+    name's namespace: EINVAL for an empty name in it, ENOTSUP for one not stored here."""
+    if name.startswith(SECURITY):
         if write and cred.uid != 0:
             raise LpError(errno.EPERM, "only root sets security.* attributes")
-        return
-    if ns == TRUSTED:
+    elif name.startswith(b"system."):
+        pass
+    elif name.startswith(TRUSTED):
         if cred.uid != 0:
             raise LpError(errno.EPERM if write else errno.ENODATA, "trusted.* attributes are root's")
-        return
-    if not (stat.S_ISREG(a.mode) or stat.S_ISDIR(a.mode)):
-        raise LpError(errno.EPERM if write else errno.ENODATA,
-                      "user.* attributes only on regular files and directories")
-    if write and stat.S_ISDIR(a.mode) and a.mode & stat.S_ISVTX and not perm.is_owner(cred, a):
-        raise LpError(errno.EPERM, "sticky directory: only the owner sets user.* attributes")
-    perm.require(cred, a, perm.W if write else perm.R)
+    else:
+        if name.startswith(USER):
+            if not (stat.S_ISREG(a.mode) or stat.S_ISDIR(a.mode)):
+                raise LpError(errno.EPERM if write else errno.ENODATA,
+                              "user.* attributes only on regular files and directories")
+            if write and stat.S_ISDIR(a.mode) and a.mode & stat.S_ISVTX and not perm.is_owner(cred, a):
+                raise LpError(errno.EPERM, "sticky directory: only the owner sets user.* attributes")
+        perm.require(cred, a, perm.W if write else perm.R)
+    for ns in (USER, TRUSTED, SECURITY):
+        if name.startswith(ns):
+            if len(name) == len(ns):
+                raise LpError(errno.EINVAL, f"empty attribute name in {ns.decode()}")
+            return
+    raise LpError(errno.ENOTSUP, f"extended attribute namespace of {name!r} not supported")
 
 
 def getxattr(tx: TxBase, cred: Cred, fid: Fid, name: bytes) -> bytes:

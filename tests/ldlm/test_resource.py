@@ -244,3 +244,18 @@ class LockMachine(RuleBasedStateMachine):
 
 TestLockMachine = LockMachine.TestCase
 TestLockMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+def test_local_lock_on_behalf_of_a_client_ignores_only_that_clients_locks():
+    from lustrepy.ldlm.modes import LockMode as M
+    from lustrepy.ldlm.resource import BlockingCallback, Namespace, ResId
+
+    ns = Namespace("t")
+    r = ResId(1, 2, 0)
+    a, _ = ns.enqueue("a", r, M.PR, ibits=2)
+    b, _ = ns.enqueue("b", r, M.PR, ibits=2)
+    lk, events = ns.enqueue("mds", r, M.EX, ibits=2, local=True, on_behalf="a")
+    assert not lk.granted
+    assert [e.holder.owner for e in events if isinstance(e, BlockingCallback)] == ["b"]
+    events = ns.cancel(b.cookie)
+    assert ns.get(lk.cookie).granted and ns.get(a.cookie).granted

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -309,7 +309,6 @@ def _kernel_exchange_works() -> bool:
 
 
 NAMES = ["a", "b", "c"]
-PARENTS = [()] + [(x,) for x in NAMES] + [(x, y) for x in NAMES for y in NAMES]
 FLAGS = [0, NOREPLACE, EXCHANGE] if _kernel_exchange_works() else [0, NOREPLACE]
 _ERR_OF_KERNEL = {errno.EOPNOTSUPP: errno.ENOTSUP}
 
@@ -343,13 +342,7 @@ class NamespaceVsKernel(RuleBasedStateMachine):
             fid = tx.lookup(ROOT, fid, p.encode()).fid
         return fid
 
-    def kdir(self, parts) -> bool:
-        try:
-            return stat.S_ISDIR(os.lstat(self.kpath(parts)).st_mode)
-        except OSError:
-            return False
-
-    def both(self, kernel_fn, mdt_fn) -> None:
+    def both(self, op, kernel_fn, mdt_fn) -> None:
         try:
             kernel_fn()
             kerr = 0
@@ -361,65 +354,88 @@ class NamespaceVsKernel(RuleBasedStateMachine):
         except LpError as e:
             merr = e.errno
         assert merr == kerr, f"mdt {errno.errorcode.get(merr, merr)} vs kernel {errno.errorcode.get(kerr, kerr)}"
+        event(f"{op}: {errno.errorcode.get(kerr, 'ok')}")
 
-    # -- rules --
-    @rule(parent=st.sampled_from(PARENTS), name=st.sampled_from(NAMES))
-    def mkdir(self, parent, name):
-        if not self.kdir(parent):
-            return
+    # -- rules: parents and sources are drawn from what exists, names from a small set --
+    def existing(self) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+        """(directories, all entries) as sorted path tuples, from the kernel's tree."""
+        dirs, entries = [()], []
+        for dirpath, dirnames, filenames in os.walk(self.kbase):
+            rel = os.path.relpath(dirpath, self.kbase)
+            base = () if rel == "." else tuple(rel.split(os.sep))
+            dirs += [base + (d,) for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+            entries += [base + (n,) for n in dirnames + filenames]
+        return sorted(dirs), sorted(entries)
+
+    def parent_name(self, data, max_depth: int = 3) -> tuple[tuple[str, ...], str]:
+        dirs = [d for d in self.existing()[0] if len(d) < max_depth]
+        return data.draw(st.sampled_from(dirs)), data.draw(st.sampled_from(NAMES))
+
+    def source(self, data) -> tuple[str, ...]:
+        """Mostly an existing entry; sometimes any name in an existing directory."""
+        dirs, entries = self.existing()
+        if entries and data.draw(st.integers(0, 5)):
+            return data.draw(st.sampled_from(entries))
+        return data.draw(st.sampled_from(dirs)) + (data.draw(st.sampled_from(NAMES)),)
+
+    @rule(data=st.data())
+    def mkdir(self, data):
+        parent, name = self.parent_name(data, max_depth=3)
         pf = self.mresolve(parent)
-        self.both(lambda: os.mkdir(self.kpath(parent + (name,)), 0o755),
+        self.both("mkdir", lambda: os.mkdir(self.kpath(parent + (name,)), 0o755),
                   lambda tx: tx.mkdir(ROOT, pf, name.encode(), 0o755))
 
-    @rule(parent=st.sampled_from(PARENTS), name=st.sampled_from(NAMES))
-    def create(self, parent, name):
-        if not self.kdir(parent):
-            return
+    @rule(data=st.data())
+    def create(self, data):
+        parent, name = self.parent_name(data, max_depth=4)
         pf = self.mresolve(parent)
-        self.both(lambda: os.close(os.open(self.kpath(parent + (name,)), os.O_CREAT | os.O_EXCL | os.O_WRONLY,
-                                           0o644)),
+        self.both("create", lambda: os.close(os.open(self.kpath(parent + (name,)),
+                                                     os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)),
                   lambda tx: tx.create(ROOT, pf, name.encode(), 0o644))
 
-    @rule(parent=st.sampled_from(PARENTS), name=st.sampled_from(NAMES))
-    def symlink(self, parent, name):
-        if not self.kdir(parent):
-            return
+    @rule(data=st.data())
+    def symlink(self, data):
+        parent, name = self.parent_name(data, max_depth=4)
         pf = self.mresolve(parent)
-        self.both(lambda: os.symlink("target", self.kpath(parent + (name,))),
+        self.both("symlink", lambda: os.symlink("target", self.kpath(parent + (name,))),
                   lambda tx: tx.symlink(ROOT, pf, name.encode(), b"target"))
 
-    @rule(src=st.sampled_from(PARENTS[1:]), parent=st.sampled_from(PARENTS), name=st.sampled_from(NAMES))
-    def link(self, src, parent, name):
-        if not self.kdir(parent) or not self.kdir(src[:-1]) or not os.path.lexists(self.kpath(src)):
+    @rule(data=st.data())
+    def link(self, data):
+        entries = self.existing()[1]
+        if not entries:
             return
+        src = data.draw(st.sampled_from(entries))
+        parent, name = self.parent_name(data, max_depth=4)
         sf, pf = self.mresolve(src), self.mresolve(parent)
-        self.both(lambda: os.link(self.kpath(src), self.kpath(parent + (name,)), follow_symlinks=False),
+        self.both("link", lambda: os.link(self.kpath(src), self.kpath(parent + (name,)), follow_symlinks=False),
                   lambda tx: tx.link(ROOT, sf, pf, name.encode()))
 
-    @rule(parent=st.sampled_from(PARENTS), name=st.sampled_from(NAMES))
-    def unlink(self, parent, name):
-        if not self.kdir(parent):
-            return
-        pf = self.mresolve(parent)
-        self.both(lambda: os.unlink(self.kpath(parent + (name,))),
-                  lambda tx: tx.unlink(ROOT, pf, name.encode()))
+    @rule(data=st.data())
+    def unlink(self, data):
+        victim = self.source(data)
+        pf = self.mresolve(victim[:-1])
+        self.both("unlink", lambda: os.unlink(self.kpath(victim)),
+                  lambda tx: tx.unlink(ROOT, pf, victim[-1].encode()))
 
-    @rule(parent=st.sampled_from(PARENTS), name=st.sampled_from(NAMES))
-    def rmdir(self, parent, name):
-        if not self.kdir(parent):
-            return
-        pf = self.mresolve(parent)
-        self.both(lambda: os.rmdir(self.kpath(parent + (name,))),
-                  lambda tx: tx.rmdir(ROOT, pf, name.encode()))
+    @rule(data=st.data())
+    def rmdir(self, data):
+        victim = self.source(data)
+        pf = self.mresolve(victim[:-1])
+        self.both("rmdir", lambda: os.rmdir(self.kpath(victim)),
+                  lambda tx: tx.rmdir(ROOT, pf, victim[-1].encode()))
 
-    @rule(sp=st.sampled_from(PARENTS), sn=st.sampled_from(NAMES), dp=st.sampled_from(PARENTS),
-          dn=st.sampled_from(NAMES), flags=st.sampled_from(FLAGS))
-    def rename(self, sp, sn, dp, dn, flags):
-        if not self.kdir(sp) or not self.kdir(dp):
-            return
-        spf, dpf = self.mresolve(sp), self.mresolve(dp)
-        self.both(lambda: renameat2(self.kpath(sp + (sn,)), self.kpath(dp + (dn,)), flags),
-                  lambda tx: tx.rename(ROOT, spf, sn.encode(), dpf, dn.encode(), flags))
+    @rule(data=st.data(), flags=st.sampled_from(FLAGS))
+    def rename(self, data, flags):
+        src = self.source(data)
+        dirs, entries = self.existing()
+        if entries and data.draw(st.booleans()):
+            dst = data.draw(st.sampled_from(entries))
+        else:
+            dst = data.draw(st.sampled_from(dirs)) + (data.draw(st.sampled_from(NAMES)),)
+        spf, dpf = self.mresolve(src[:-1]), self.mresolve(dst[:-1])
+        self.both(f"rename{flags}", lambda: renameat2(self.kpath(src), self.kpath(dst), flags),
+                  lambda tx: tx.rename(ROOT, spf, src[-1].encode(), dpf, dst[-1].encode(), flags))
 
     # -- the trees agree --
     @invariant()
@@ -455,6 +471,6 @@ class NamespaceVsKernel(RuleBasedStateMachine):
 
 
 NamespaceVsKernel.TestCase.settings = settings(
-    max_examples=int(os.environ.get("LP_NS_EXAMPLES", "40")), stateful_step_count=30, deadline=None,
+    max_examples=int(os.environ.get("LP_NS_EXAMPLES", "80")), stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_namespace_matches_kernel = NamespaceVsKernel.TestCase

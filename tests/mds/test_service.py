@@ -273,3 +273,10 @@ def test_eviction_closes_the_clients_opens_so_orphans_are_destroyed(cluster, mdc
         wait_for(lambda: not _object_exists(cluster, obj.ost_index, obj.object_id), what="orphan destroyed")
     finally:
         silent.close()
+
+
+def test_new_objects_come_with_a_lock(mdc):
+    d = _mkdir(mdc, b"newlock")
+    for rep in (mdc.mkdir(d, b"sub"), mdc.create(d, b"f"), mdc.symlink(d, b"s", b"f")):
+        assert rep.lock.cookie != 0 and rep.lock.res.n1 == rep.attr.fid.oid
+    assert mdc.unlink(d, b"s").lock.cookie == 0

@@ -17,9 +17,9 @@ import pytest
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID, SEQ_WIDTH, Fid
 from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.records import Cred
 from lustrepy.mds.inodes import ReadOnlyTx
 from lustrepy.mds.lfsck import check_invariants
-from lustrepy.common.records import Cred
 from lustrepy.mds.store import Store
 
 ROOT = Cred(0, 0)
@@ -221,7 +221,7 @@ def test_concurrent_writers_get_distinct_consecutive_transnos(store):
 
     def worker(k):
         for i in range(50):
-            _, t = store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"f%d-%d" % (k, i), 0o644))
+            _, t = store.write(lambda tx, i=i: tx.create(ROOT, ROOT_FID, b"f%d-%d" % (k, i), 0o644))
             with lock:
                 transnos.append(t)
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
@@ -319,7 +319,7 @@ def test_pool_add_ignores_known_ids_and_drops_gapped_leftovers(store):
     assert store.read().pending_destroys(100) == [(0, i) for i in range(4, 16)]
     for bad in ((0, 5), (9, 3)):
         with pytest.raises(LpError) as ei:
-            store.write(lambda tx: tx.pool_add(0, *bad))
+            store.write(lambda tx, bad=bad: tx.pool_add(0, *bad))
         assert ei.value.errno == errno.EINVAL
 
 
@@ -393,5 +393,32 @@ def test_write_throughput_is_reasonable(store):
     """Not a benchmark: a guard against pathological per-transaction costs."""
     t0 = time.monotonic()
     for i in range(500):
-        store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"f%d" % i, 0o644))
+        store.write(lambda tx, i=i: tx.create(ROOT, ROOT_FID, b"f%d" % i, 0o644))
     assert time.monotonic() - t0 < 10
+
+
+def test_damaged_database_refused_in_one_line(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "mdt.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(QuietError) as ei:
+        Store(d)
+    assert "not a usable MDT database" in one_line(ei.value)
+    (d / "mdt.db").unlink()
+    Store.format(d, "x")                                  # the refusal released the lock
+
+
+def test_closed_store_refuses_reads(mdt_dir):
+    s = Store(mdt_dir)
+    s.read().getattr(ROOT_FID)
+    s.close()
+    with pytest.raises(LpError) as ei:
+        s.read()
+    assert ei.value.errno == errno.ESHUTDOWN
+
+
+def test_nested_write_refused(store):
+    with pytest.raises(RuntimeError):
+        store.write(lambda tx: store.write(lambda tx2: None))
+    assert store.last_transno() == 0
+    assert store.write(lambda tx: None)[1] == 1

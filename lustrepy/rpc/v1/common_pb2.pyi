@@ -90,7 +90,7 @@ class Timespec(_message.Message):
     def __init__(self, sec: _Optional[int] = ..., nsec: _Optional[int] = ...) -> None: ...
 
 class Attr(_message.Message):
-    __slots__ = ("fid", "ino", "mode", "nlink", "uid", "gid", "size", "blocks", "atime_ns", "mtime_ns", "ctime_ns", "rdev", "generation")
+    __slots__ = ("fid", "ino", "mode", "nlink", "uid", "gid", "size", "blocks", "atime_ns", "mtime_ns", "ctime_ns", "rdev", "generation", "size_valid")
     FID_FIELD_NUMBER: _ClassVar[int]
     INO_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class Attr(_message.Message):
     CTIME_NS_FIELD_NUMBER: _ClassVar[int]
     RDEV_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_VALID_FIELD_NUMBER: _ClassVar[int]
     fid: Fid
     ino: int
     mode: int
@@ -117,7 +118,8 @@ class Attr(_message.Message):
     ctime_ns: int
     rdev: int
     generation: int
-    def __init__(self, fid: _Optional[_Union[Fid, _Mapping]] = ..., ino: _Optional[int] = ..., mode: _Optional[int] = ..., nlink: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ..., rdev: _Optional[int] = ..., generation: _Optional[int] = ...) -> None: ...
+    size_valid: bool
+    def __init__(self, fid: _Optional[_Union[Fid, _Mapping]] = ..., ino: _Optional[int] = ..., mode: _Optional[int] = ..., nlink: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ..., rdev: _Optional[int] = ..., generation: _Optional[int] = ..., size_valid: _Optional[bool] = ...) -> None: ...
 
 class StripeObject(_message.Message):
     __slots__ = ("ost_index", "object_id")

@@ -279,16 +279,18 @@ class ReintRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ...) -> None: ...
 
 class ReintReply(_message.Message):
-    __slots__ = ("hdr", "attr", "layout", "has_layout")
+    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     attr: _common_pb2.Attr
     layout: _common_pb2.Layout
     has_layout: bool
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ...) -> None: ...
+    lock: _common_pb2.LockDesc
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ...) -> None: ...
 
 class ReaddirRequest(_message.Message):
     __slots__ = ("hdr", "fid", "cookie", "max_entries", "with_attrs")
@@ -379,12 +381,18 @@ class ReadlinkReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., target: _Optional[bytes] = ...) -> None: ...
 
 class CloseRequest(_message.Message):
-    __slots__ = ("hdr", "open_handle")
+    __slots__ = ("hdr", "open_handle", "has_size", "size", "blocks")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    HAS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     open_handle: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ...) -> None: ...
+    has_size: bool
+    size: int
+    blocks: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
 
 class SeqRequest(_message.Message):
     __slots__ = ("hdr",)
