@@ -9,8 +9,8 @@ parent's mtime and ctime, and a directory's nlink is 2 + its subdirectories.
 A Tx never commits, rolls back, sleeps, takes locks or speaks to other
 servers: Store.write() wraps it in one transaction, and the caller holds the
 MDS locks and talks to the OSTs. Larger rule sets live beside it: perm.py
-(permissions), setattr.py, rename.py, xattr.py, resources.py (FID sequences,
-object pools, destroy queue, OST registry).
+(permissions), setattr.py, rename.py, xattr.py, resources.py (object pools,
+destroy queue, OST registry); inodes.py holds the row-level steps and FIDs.
 """
 
 from __future__ import annotations

@@ -1,0 +1,178 @@
+"""The client's inode table: FUSE inode numbers, lookup counts, and what is
+cached about each inode under which MDS lock.
+
+The inode number is the FID's flattening (the same on every client; the root
+is 1). Cached attributes, layout and names stay valid exactly as long as the
+MDS lock bits that cover them are held; `revoke` drops what a cancelled lock
+covered and says what the kernel must forget. Thread-safe: FUSE handlers and
+lock-callback threads both use it. Never does I/O.
+"""
+
+from __future__ import annotations
+
+import stat
+import threading
+from dataclasses import dataclass, field
+
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout
+from lustrepy.common.records import Attr
+
+LOOKUP, UPDATE, OPEN, LAYOUT, PERM, XATTR = 1, 2, 4, 8, 16, 32
+ATTR_BITS = UPDATE | PERM
+
+
+@dataclass
+class Inode:
+    ino: int
+    fid: Fid
+    lookups: int = 0
+    attr: Attr | None = None
+    size_valid: bool = False            # attr.size is authoritative (size on MDS)
+    layout: Layout | None = None
+    locks: dict[int, int] = field(default_factory=dict)     # MDS lock cookie -> ibits
+    names: set[tuple[int, bytes]] = field(default_factory=set)  # dentries the kernel may cache
+    negatives: set[bytes] = field(default_factory=set)      # absent names cached in this directory
+    opens: int = 0
+    data: object | None = None          # the FileData while open
+
+    @property
+    def bits(self) -> int:
+        b = 0
+        for v in self.locks.values():
+            b |= v
+        return b
+
+    def attr_cached(self) -> bool:
+        return self.attr is not None and self.bits & ATTR_BITS == ATTR_BITS
+
+    @property
+    def is_dir(self) -> bool:
+        return self.attr is not None and stat.S_ISDIR(self.attr.mode)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """What the kernel must forget after a lock was cancelled."""
+
+    ino: int
+    attrs: bool
+    entries: tuple[tuple[int, bytes], ...]
+
+
+class InodeTable:
+    def __init__(self) -> None:
+        self.mu = threading.RLock()
+        self._by_ino: dict[int, Inode] = {}
+        self._by_cookie: dict[int, int] = {}
+        self._dentries: dict[tuple[int, bytes], int] = {}   # (parent ino, name) -> ino
+
+    def get(self, ino: int) -> Inode | None:
+        with self.mu:
+            return self._by_ino.get(ino)
+
+    def by_fid(self, fid: Fid) -> Inode | None:
+        return self.get(fid.ino())
+
+    def ensure(self, fid: Fid) -> Inode:
+        with self.mu:
+            ino = fid.ino()
+            node = self._by_ino.get(ino)
+            if node is None or node.fid != fid:
+                node = self._by_ino[ino] = Inode(ino, fid)
+            return node
+
+    def learn(self, fid: Fid, attr: Attr, *, size_valid: bool, lock: int = 0, bits: int = 0,
+              layout: Layout | None = None, name: tuple[int, bytes] | None = None, lookup: bool = False) -> Inode:
+        """Record what a reply told about an inode (and the lock that covers it)."""
+        with self.mu:
+            node = self.ensure(fid)
+            node.attr = attr
+            node.size_valid = size_valid
+            if layout is not None:
+                node.layout = layout
+            if lock:
+                node.locks[lock] = bits
+                self._by_cookie[lock] = node.ino
+            if name is not None:
+                node.names.add(name)
+                self._dentries[name] = node.ino
+                parent = self._by_ino.get(name[0])
+                if parent is not None:
+                    parent.negatives.discard(name[1])
+            if lookup:
+                node.lookups += 1
+            return node
+
+    def forget(self, ino: int, n: int) -> list[int]:
+        """Drop n kernel references; returns the MDS lock cookies of an inode now forgotten."""
+        with self.mu:
+            node = self._by_ino.get(ino)
+            if node is None:
+                return []
+            node.lookups -= n
+            if node.lookups > 0 or node.opens > 0 or ino == 1:
+                return []
+            del self._by_ino[ino]
+            for d in node.names:
+                if self._dentries.get(d) == ino:
+                    del self._dentries[d]
+            for c in node.locks:
+                self._by_cookie.pop(c, None)
+            return list(node.locks)
+
+    def revoke(self, cookie: int) -> Revoked | None:
+        """A lock is being cancelled: drop what it covered."""
+        with self.mu:
+            ino = self._by_cookie.pop(cookie, None)
+            node = self._by_ino.get(ino) if ino is not None else None
+            if node is None:
+                return None
+            bits = node.locks.pop(cookie, 0)
+            left = node.bits
+            entries: list[tuple[int, bytes]] = []
+            attrs = False
+            if bits & ATTR_BITS and left & ATTR_BITS != ATTR_BITS:
+                node.size_valid = False         # attr_cached() is now False: ours are not trusted
+                attrs = True
+            if bits & LOOKUP and not left & LOOKUP:
+                entries.extend(node.names)
+                for d in node.names:
+                    self._dentries.pop(d, None)
+                node.names.clear()
+            if bits & UPDATE and not left & UPDATE:
+                entries.extend((node.ino, n) for n in node.negatives)
+                node.negatives.clear()
+            if bits & LAYOUT and not left & LAYOUT:
+                node.layout = None
+            return Revoked(node.ino, attrs, tuple(entries))
+
+    def drop_all_locks(self) -> list[Revoked]:
+        """After an eviction: nothing cached is trusted any more."""
+        with self.mu:
+            cookies = list(self._by_cookie)
+        return [r for c in cookies if (r := self.revoke(c)) is not None]
+
+    def add_negative(self, parent: int, name: bytes) -> None:
+        with self.mu:
+            node = self._by_ino.get(parent)
+            if node is not None:
+                node.negatives.add(name)
+
+    def remove_name(self, parent: int, name: bytes) -> Inode | None:
+        """The entry is gone (our own unlink/rename): forget it; returns the inode it named."""
+        with self.mu:
+            ino = self._dentries.pop((parent, name), None)
+            node = self._by_ino.get(ino) if ino is not None else None
+            if node is not None:
+                node.names.discard((parent, name))
+            return node
+
+    def child(self, parent: int, name: bytes) -> Inode | None:
+        with self.mu:
+            ino = self._dentries.get((parent, name))
+            return self._by_ino.get(ino) if ino is not None else None
+
+    def __len__(self) -> int:
+        with self.mu:
+            return len(self._by_ino)

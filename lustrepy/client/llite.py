@@ -1,0 +1,482 @@
+"""The client's POSIX layer (Lustre's llite): what each FUSE operation does.
+
+Metadata goes to the MDS through the mdc with intents (lookup+getattr, open,
+open+create in one RPC each) and reint updates; file data goes through the
+data path (osc/lov). Names, attributes and layouts are cached exactly as long
+as the MDS locks that cover them are held, and the kernel gets long timeouts
+under those locks; when a lock is called back, the kernel is told to forget
+(through the notifier thread, never inline). A regular file's size is the
+MDS's only while no one has it open for write (size on MDS); otherwise it
+comes from the OSS lock value blocks (glimpse).
+
+Blocking RPCs run in worker threads through lustrepy.rpc.bridge. Raises only
+LpError (the FUSE adapter turns it into FUSEError).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyfuse3
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout
+from lustrepy.common.names import check_name
+from lustrepy.common.records import Attr, Cred
+from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, Inode, InodeTable
+from lustrepy.client.notify import Notifier
+from lustrepy.rpc.bridge import Bridge
+from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, layout_from_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+log = logging.getLogger(__name__)
+
+IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
+LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT
+TTL = 86400.0          # kernel caching under a lock: until the lock is called back
+SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
+BLKSIZE = 1 << 20
+
+
+@dataclass
+class Handle:
+    node: Inode
+    mds_handle: int
+    flags: int
+    data: Any = None        # FileData
+
+    @property
+    def writer(self) -> bool:
+        return self.flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+
+
+def cred_of(ctx: Any) -> Cred:
+    """The caller's credentials, with supplementary groups from /proc (FUSE passes uid/gid only)."""
+    if ctx is None:
+        return Cred()
+    groups: tuple[int, ...] = ()
+    try:
+        with open(f"/proc/{ctx.pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Groups:"):
+                    groups = tuple(int(g) for g in line.split()[1:])
+                    break
+    except OSError:
+        pass
+    return Cred(ctx.uid, ctx.gid, groups)
+
+
+class Llite:
+    def __init__(self, mdc, data, notifier: Notifier) -> None:
+        self.mdc = mdc
+        self.data = data
+        self.notify = notifier
+        self.table = InodeTable()
+        self.meta = Bridge(32)
+        self.io = Bridge(32)
+        self.handles: dict[int, Handle] = {}
+        self._fh = itertools.count(1)
+        root = self.table.ensure(mdc.root)
+        root.lookups = 1
+
+    # ---- lock callbacks (called from lock-client threads) --------------------------------
+
+    def on_blocking(self, desc) -> None:
+        rev = self.table.revoke(desc.cookie)
+        if rev is None:
+            return
+        if rev.attrs:
+            self.notify.inode(rev.ino, attr_only=True)
+        for parent, name in rev.entries:
+            self.notify.entry(parent, name)
+
+    def on_evicted(self) -> None:
+        for rev in self.table.drop_all_locks():
+            self.notify.inode(rev.ino, attr_only=True)
+            for parent, name in rev.entries:
+                self.notify.entry(parent, name)
+
+    def on_data_invalidate(self, fid: Fid) -> None:
+        """The data path lost a lock on one of the file's objects: the kernel drops its pages."""
+        node = self.table.by_fid(fid)
+        if node is not None:
+            node.size_valid = False
+            self.notify.inode(node.ino, attr_only=False)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _node(self, ino: int) -> Inode:
+        node = self.table.get(ino)
+        if node is None:
+            raise LpError(errno.ESTALE, f"unknown inode {ino}")
+        return node
+
+    def _learn(self, rep, *, name: tuple[int, bytes] | None = None, lookup: bool = False) -> Inode:
+        attr = attr_from_pb(rep.attr)
+        layout = layout_from_pb(rep.layout) if rep.has_layout else None
+        lock = rep.lock.cookie if rep.HasField("lock") else 0
+        return self.table.learn(attr.fid, attr, size_valid=rep.attr.size_valid, lock=lock,
+                                bits=rep.lock.ibits if lock else 0, layout=layout, name=name, lookup=lookup)
+
+    def _glimpse(self, node: Inode) -> int:
+        if node.data is not None:
+            return node.data.size()
+        if node.layout is None or not node.layout.objects:
+            return 0
+        fd = self.data.open(node.fid, node.layout)
+        try:
+            return fd.size()
+        finally:
+            fd.release()
+
+    async def _fetch(self, node: Inode) -> None:
+        rep = await self.meta.call(self.mdc.intent_raw, IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
+        self._learn(rep)
+
+    async def _attr(self, node: Inode) -> tuple[Attr, float]:
+        """Attributes for the kernel, with the attribute timeout they may be cached for."""
+        if not node.attr_cached():
+            await self._fetch(node)
+        attr = node.attr
+        assert attr is not None
+        if not stat.S_ISREG(attr.mode):
+            return attr, TTL if node.attr_cached() else 0.0
+        if node.size_valid and node.data is None:
+            return attr, TTL if node.attr_cached() else 0.0
+        size = await self.io.run(self._glimpse, node)
+        cached = node.data is not None and node.data.cached_lock() and node.attr_cached()
+        return replace(attr, size=size, blocks=(size + 511) // 512), TTL if cached else 0.0
+
+    def _entry(self, node: Inode, attr: Attr, attr_ttl: float) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = node.ino
+        e.generation = 0
+        e.entry_timeout = TTL if node.bits & LOOKUP else 0.0
+        e.attr_timeout = attr_ttl
+        e.st_mode = attr.mode
+        e.st_nlink = attr.nlink
+        e.st_uid = attr.uid
+        e.st_gid = attr.gid
+        e.st_rdev = attr.rdev
+        e.st_size = attr.size
+        e.st_blksize = node.layout.stripe_size if node.layout is not None and node.layout.objects else BLKSIZE
+        e.st_blocks = attr.blocks
+        e.st_atime_ns = attr.atime_ns
+        e.st_mtime_ns = attr.mtime_ns
+        e.st_ctime_ns = attr.ctime_ns
+        return e
+
+    async def _entry_of(self, node: Inode) -> pyfuse3.EntryAttributes:
+        attr, ttl = await self._attr(node)
+        return self._entry(node, attr, ttl)
+
+    def _stale_after_update(self, *inos: int) -> None:
+        """Our own update changed these inodes: refetch their attributes next time."""
+        with self.table.mu:
+            for ino in inos:
+                node = self.table.get(ino)
+                if node is not None:
+                    node.attr = None
+
+    # ---- lookups and attributes ---------------------------------------------------------------
+
+    async def lookup(self, parent_ino: int, name: bytes, ctx) -> pyfuse3.EntryAttributes:
+        parent = self._node(parent_ino)
+        if name == b".":
+            return await self._entry_of(parent)
+        check_name(name)
+        rep = await self.meta.call(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR, cred_of(ctx),
+                                   parent=parent.fid, name=name, ibits=LOOKUP_BITS)
+        if rep.hdr.errno:
+            if rep.lock.cookie:
+                # absent, and the parent's UPDATE lock now covers that: the kernel may cache it
+                self.table.learn_lock(parent.fid, rep.lock.cookie, rep.lock.ibits)
+                self.table.add_negative(parent_ino, name)
+                e = pyfuse3.EntryAttributes()
+                e.st_ino = 0
+                e.entry_timeout = TTL
+                raise _Negative(e)
+            self.mdc.raise_for(rep)
+        node = self._learn(rep, name=(parent_ino, name), lookup=True)
+        return await self._entry_of(node)
+
+    async def getattr(self, ino: int, ctx) -> pyfuse3.EntryAttributes:
+        return await self._entry_of(self._node(ino))
+
+    async def setattr(self, ino: int, attr, fields, fh: int | None, ctx) -> pyfuse3.EntryAttributes:
+        node = self._node(ino)
+        op: dict[str, Any] = {"valid": 0}
+        if fields.update_mode:
+            op["valid"] |= SA_MODE
+            op["mode"] = attr.st_mode
+        if fields.update_uid:
+            op["valid"] |= SA_UID
+            op["uid"] = attr.st_uid
+        if fields.update_gid:
+            op["valid"] |= SA_GID
+            op["gid"] = attr.st_gid
+        if fields.update_atime:
+            op["valid"] |= SA_ATIME
+            op["atime_ns"] = attr.st_atime_ns
+        if fields.update_mtime:
+            op["valid"] |= SA_MTIME
+            op["mtime_ns"] = attr.st_mtime_ns
+        if fields.update_ctime:
+            op["valid"] |= SA_CTIME
+            op["ctime_ns"] = attr.st_ctime_ns
+        if fields.update_size:
+            op["valid"] |= SA_SIZE
+            op["size"] = attr.st_size
+            if node.attr is None:
+                await self._fetch(node)
+            if node.attr is not None and stat.S_ISREG(node.attr.mode):
+                await self.io.run(self._truncate, node, attr.st_size)
+        rep = await self.meta.call(self.mdc.setattr, node.fid, cred_of(ctx), **op)
+        node = self._learn(rep)
+        return await self._entry_of(node)
+
+    def _truncate(self, node: Inode, size: int) -> None:
+        if node.layout is None or not node.layout.objects:
+            return
+        fd = node.data if node.data is not None else self.data.open(node.fid, node.layout)
+        try:
+            fd.truncate(size)
+        finally:
+            if fd is not node.data:
+                fd.release()
+
+    async def readlink(self, ino: int, ctx) -> bytes:
+        return await self.meta.call(self.mdc.readlink, self._node(ino).fid, cred_of(ctx))
+
+    # ---- namespace updates -----------------------------------------------------------------------
+
+    async def _made(self, parent_ino: int, name: bytes, rep) -> pyfuse3.EntryAttributes:
+        self._stale_after_update(parent_ino)
+        node = self._learn(rep, name=(parent_ino, name), lookup=True)
+        return await self._entry_of(node)
+
+    async def mknod(self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx) -> pyfuse3.EntryAttributes:
+        check_name(name)
+        parent = self._node(parent_ino)
+        rep = await self.meta.call(self.mdc.create, parent.fid, name, mode, cred_of(ctx), None, rdev)
+        return await self._made(parent_ino, name, rep)
+
+    async def mkdir(self, parent_ino: int, name: bytes, mode: int, ctx) -> pyfuse3.EntryAttributes:
+        check_name(name)
+        parent = self._node(parent_ino)
+        rep = await self.meta.call(self.mdc.mkdir, parent.fid, name, mode, cred_of(ctx))
+        return await self._made(parent_ino, name, rep)
+
+    async def symlink(self, parent_ino: int, name: bytes, target: bytes, ctx) -> pyfuse3.EntryAttributes:
+        check_name(name)
+        parent = self._node(parent_ino)
+        rep = await self.meta.call(self.mdc.symlink, parent.fid, name, target, cred_of(ctx))
+        return await self._made(parent_ino, name, rep)
+
+    async def link(self, ino: int, new_parent_ino: int, new_name: bytes, ctx) -> pyfuse3.EntryAttributes:
+        check_name(new_name)
+        node, parent = self._node(ino), self._node(new_parent_ino)
+        rep = await self.meta.call(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
+        self._stale_after_update(new_parent_ino, ino)
+        node = self._learn(rep, name=(new_parent_ino, new_name), lookup=True)
+        return await self._entry_of(node)
+
+    async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
+        parent = self._node(parent_ino)
+        await self.meta.call(self.mdc.unlink, parent.fid, name, cred_of(ctx))
+        victim = self.table.remove_name(parent_ino, name)
+        self._stale_after_update(parent_ino, *([victim.ino] if victim else []))
+
+    async def rmdir(self, parent_ino: int, name: bytes, ctx) -> None:
+        parent = self._node(parent_ino)
+        await self.meta.call(self.mdc.rmdir, parent.fid, name, cred_of(ctx))
+        victim = self.table.remove_name(parent_ino, name)
+        self._stale_after_update(parent_ino, *([victim.ino] if victim else []))
+
+    async def rename(self, old_parent: int, old_name: bytes, new_parent: int, new_name: bytes,
+                     flags: int, ctx) -> None:
+        check_name(new_name)
+        sp, dp = self._node(old_parent), self._node(new_parent)
+        await self.meta.call(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
+        moved = self.table.remove_name(old_parent, old_name)
+        other = self.table.remove_name(new_parent, new_name)
+        touched = [old_parent, new_parent] + [n.ino for n in (moved, other) if n is not None]
+        self._stale_after_update(*touched)
+
+    # ---- files ------------------------------------------------------------------------------------
+
+    def _new_handle(self, node: Inode, mds_handle: int, flags: int) -> tuple[int, Handle]:
+        fh = next(self._fh)
+        h = Handle(node, mds_handle, flags)
+        self.handles[fh] = h
+        with self.table.mu:
+            node.opens += 1
+        return fh, h
+
+    def _open_data(self, node: Inode) -> Any:
+        fd = self.data.open(node.fid, node.layout or Layout(objects=()))
+        node.data = fd
+        return fd
+
+    async def create(self, parent_ino: int, name: bytes, mode: int, flags: int, ctx):
+        check_name(name)
+        parent = self._node(parent_ino)
+        rep = await self.meta.call(self.mdc.intent_raw, IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid,
+                                   name=name, open_flags=flags | os.O_CREAT, mode=mode)
+        self.mdc.raise_for(rep)
+        self._stale_after_update(parent_ino)
+        node = self._learn(rep, name=(parent_ino, name), lookup=True)
+        fh, h = self._new_handle(node, rep.open_handle, flags)
+        h.data = await self.io.run(self._open_data, node)
+        return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
+
+    async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
+        node = self._node(ino)
+        rep = await self.meta.call(self.mdc.intent_raw, IT_OPEN, cred_of(ctx), fid=node.fid,
+                                   open_flags=flags, ibits=LOOKUP_BITS)
+        self.mdc.raise_for(rep)
+        node = self._learn(rep)
+        fh, h = self._new_handle(node, rep.open_handle, flags)
+        if stat.S_ISREG(node.attr.mode if node.attr else 0):
+            h.data = await self.io.run(self._open_data, node)
+            keep = h.data.cached_lock()
+        else:
+            keep = False
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    def _h(self, fh: int) -> Handle:
+        h = self.handles.get(fh)
+        if h is None:
+            raise LpError(errno.EBADF, "bad file handle")
+        return h
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        h = self._h(fh)
+        if h.data is None:
+            raise LpError(errno.EISDIR, "not a regular file")
+        return await self.io.run(h.data.read, off, size)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        h = self._h(fh)
+        if h.data is None:
+            raise LpError(errno.EBADF, "not open for data")
+        if h.flags & os.O_APPEND:
+            await self.io.run(h.data.append, buf)
+        else:
+            await self.io.run(h.data.write, off, buf)
+        h.node.size_valid = False
+        return len(buf)
+
+    async def flush(self, fh: int) -> None:
+        h = self._h(fh)
+        if h.data is not None:
+            await self.io.run(h.data.flush)
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        h = self._h(fh)
+        if h.data is not None:
+            await self.io.run(h.data.fsync)
+        if not datasync:
+            await self.meta.call(self.mdc.sync)
+
+    async def release(self, fh: int) -> None:
+        h = self.handles.pop(fh, None)
+        if h is None:
+            return
+        node = h.node
+        size = None
+        if h.data is not None:
+            if h.writer:
+                await self.io.run(h.data.flush)
+                size = await self.io.run(h.data.size)
+            await self.io.run(h.data.release)
+        with self.table.mu:
+            node.opens -= 1
+            if node.opens == 0:
+                node.data = None
+        await self.meta.call(self.mdc.close_handle, h.mds_handle, None, size)
+
+    # ---- directories ---------------------------------------------------------------------------------
+
+    async def opendir(self, ino: int, ctx) -> int:
+        node = self._node(ino)
+        if node.attr is not None and not node.is_dir:
+            raise LpError(errno.ENOTDIR, "not a directory")
+        return ino
+
+    async def readdir(self, fh: int, start_id: int, token) -> None:
+        node = self._node(fh)
+        cookie = start_id
+        while True:
+            rep = await self.meta.call(self.mdc.readdir, node.fid, cookie, 256, True)
+            for ent in rep.entries:
+                attr = attr_from_pb(ent.attr)
+                child = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
+                e = self._entry(child, attr, 0.0)
+                e.entry_timeout = 0.0
+                if not pyfuse3.readdir_reply(token, ent.name, e, ent.cookie):
+                    return
+                with self.table.mu:
+                    child.lookups += 1
+                cookie = ent.cookie
+            if rep.eof or not rep.entries:
+                return
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        await self.meta.call(self.mdc.sync)
+
+    async def statfs(self, ctx) -> pyfuse3.StatvfsData:
+        rep = await self.meta.call(self.mdc.statfs)
+        t = rep.total
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = t.bsize or 4096
+        s.f_frsize = t.bsize or 4096
+        s.f_blocks = t.blocks
+        s.f_bfree = t.bfree
+        s.f_bavail = t.bavail
+        s.f_files = t.files
+        s.f_ffree = t.ffree
+        s.f_favail = t.ffree
+        s.f_namemax = 255
+        return s
+
+    # ---- extended attributes --------------------------------------------------------------------------
+
+    async def setxattr(self, ino: int, name: bytes, value: bytes, ctx) -> None:
+        node = self._node(ino)
+        await self.meta.call(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
+
+    async def getxattr(self, ino: int, name: bytes, ctx) -> bytes:
+        return await self.meta.call(self.mdc.getxattr, self._node(ino).fid, name, cred_of(ctx))
+
+    async def listxattr(self, ino: int, ctx) -> list[bytes]:
+        return await self.meta.call(self.mdc.listxattr, self._node(ino).fid, cred_of(ctx))
+
+    async def removexattr(self, ino: int, name: bytes, ctx) -> None:
+        await self.meta.call(self.mdc.removexattr, self._node(ino).fid, name, cred_of(ctx))
+
+    # ---- kernel references ------------------------------------------------------------------------------
+
+    def forget(self, inode_list) -> None:
+        for ino, n in inode_list:
+            self.table.forget(ino, n)
+
+    async def flush_all(self) -> None:
+        """Unmount: write every dirty byte before the process exits."""
+        for h in list(self.handles.values()):
+            if h.data is not None:
+                await self.io.run(h.data.flush)
+
+
+class _Negative(Exception):
+    """A lookup found nothing and the kernel may cache that: carries the negative entry."""
+
+    def __init__(self, entry: pyfuse3.EntryAttributes) -> None:
+        self.entry = entry

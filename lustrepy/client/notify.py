@@ -1,0 +1,69 @@
+"""Kernel cache invalidations, sent from one dedicated thread.
+
+pyfuse3's invalidate_inode/invalidate_entry block on kernel locks that an
+in-flight request may hold, so they are never called inside a request
+handler or a lock callback: both only queue here, and this thread drains the
+queue. Never raises into its callers; an inode or entry the kernel no longer
+knows is simply skipped.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+import pyfuse3
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalInode:
+    ino: int
+    attr_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvalEntry:
+    parent: int
+    name: bytes
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self._q: queue.SimpleQueue[InvalInode | InvalEntry | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fuse-notify", daemon=True)
+        self.sent = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=5)
+
+    def inode(self, ino: int, attr_only: bool = False) -> None:
+        self._q.put(InvalInode(ino, attr_only))
+
+    def entry(self, parent: int, name: bytes) -> None:
+        self._q.put(InvalEntry(parent, name))
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, InvalInode):
+                    pyfuse3.invalidate_inode(item.ino, item.attr_only)
+                else:
+                    pyfuse3.invalidate_entry(item.parent, item.name)
+                self.sent += 1
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    log.debug("invalidation %s failed: %s", item, e)
+            except Exception:  # pyfuse3 may raise its own errors after unmount; never let the thread die
+                log.debug("invalidation %s failed", item, exc_info=True)
