@@ -10,7 +10,7 @@ the figures show what the FUSE round trip and Python cost, nothing more.
 
 Enough for the benchmark workloads and ordinary shell tools (lookup, getattr,
 setattr, readdir, open, create, read, write, release, unlink, mkdir, rmdir,
-rename, statfs, fsync); no links, symlinks, device nodes or xattrs. Inodes
+rename, statfs, fsync, symlink, readlink); no hard links, device nodes or xattrs. Inodes
 are remembered as (parent inode, name), so a renamed directory keeps its
 children reachable. Runs in the foreground; SIGTERM or SIGINT unmounts it.
 Never writes outside SRC.
@@ -194,6 +194,15 @@ class Passthrough(pyfuse3.Operations):
 
     async def releasedir(self, fh: int) -> None:
         pass
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        path = self._child(parent_inode, name)
+        _os(os.symlink, target, path)
+        return self._remember(parent_inode, name, _os(os.lstat, path))
+
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        return _os(os.readlink, self.path(inode))
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:

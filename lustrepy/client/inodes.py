@@ -104,6 +104,13 @@ class InodeTable:
                 node.lookups += 1
             return node
 
+    def learn_lock(self, fid: Fid, cookie: int, bits: int) -> None:
+        """A lock on an inode granted without new attributes (e.g. a negative lookup's parent lock)."""
+        with self.mu:
+            node = self.ensure(fid)
+            node.locks[cookie] = bits
+            self._by_cookie[cookie] = node.ino
+
     def forget(self, ino: int, n: int) -> list[int]:
         """Drop n kernel references; returns the MDS lock cookies of an inode now forgotten."""
         with self.mu:

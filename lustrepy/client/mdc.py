@@ -36,7 +36,8 @@ _TRANSPORT = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
 class Mdc:
     def __init__(self, address: str, fsname: str, *, client_id: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, resend_for: float = 30.0,
-                 on_blocking: Callable[[cpb.LockDesc], None] | None = None, with_locks: bool = False) -> None:
+                 on_blocking: Callable[[cpb.LockDesc], None] | None = None, with_locks: bool = False,
+                 auto_reconnect: bool = True) -> None:
         self.address = address
         self.fsname = fsname
         self.client_id = client_id or f"client-{uuidlib.uuid4()}"
@@ -50,6 +51,8 @@ class Mdc:
         self.last_committed = 0
         self._xid = itertools.count(int(time.time() * 1000) << 16)
         self._lock = threading.Lock()
+        self.auto_reconnect = auto_reconnect
+        self.on_reconnect: Callable[[], None] | None = None
         self.locks: LockClient | None = None
         if with_locks or on_blocking is not None:
             self.locks = LockClient(self.channel, self.client_id, on_blocking=on_blocking or (lambda lock: None))
@@ -90,11 +93,16 @@ class Mdc:
 
     def request(self, method, req_cls, cred: Cred | None = None, *, resend: bool = False,
                 timeout: float | None = None, on_reply: Callable[[Any], None] | None = None,
-                **fields: Any) -> Any:
-        """Send one request; with resend=True, transport trouble sends it again with the same XID."""
+                check: bool = True, **fields: Any) -> Any:
+        """Send one request; with resend=True, transport trouble sends it again with the same XID.
+
+        A reply saying this client is not connected (evicted, or the MDS restarted) makes it
+        reconnect once and send the request again on the new connection.
+        """
         hdr = self.hdr(cred)
         req = req_cls(hdr=hdr, **fields)
         deadline = time.monotonic() + self.resend_for
+        reconnected = False
         while True:
             try:
                 rep = call(method, req, timeout=timeout or self.timeout)
@@ -104,17 +112,39 @@ class Mdc:
                 log.info("resending xid %d after %s", hdr.xid, e)
                 time.sleep(0.2)
                 continue
+            if rep.hdr.errno == errno.ENOTCONN and not reconnected and self.conn_gen and self.auto_reconnect:
+                reconnected = True
+                self.reconnect()
+                req.hdr.conn_gen = self.conn_gen
+                continue
             self.last_committed = max(self.last_committed, rep.hdr.last_committed)
             if on_reply is not None:
                 on_reply(rep)
-            check_rep(rep.hdr)
+            if check:
+                check_rep(rep.hdr)
             return rep
+
+    def reconnect(self) -> None:
+        """Connect again after an eviction; every lock (and what it cached) is gone."""
+        log.warning("reconnecting to %s as %s", self.address, self.client_id)
+        if self.on_reconnect is not None:
+            self.on_reconnect()
+        self.connect()
+
+    @staticmethod
+    def raise_for(rep: Any) -> None:
+        check_rep(rep.hdr)
 
     # ---- intents -----------------------------------------------------------------------
 
+    def intent_raw(self, ops: int, cred: Cred | None = None, **kw: Any) -> mpb.IntentReply:
+        """An intent whose reply is returned even when it carries an errno (see raise_for)."""
+        return self.intent(ops, cred, check=False, **kw)
+
     def intent(self, ops: int, cred: Cred | None = None, *, parent: Fid | None = None, name: bytes = b"",
                fid: Fid | None = None, open_flags: int = 0, mode: int = 0, layout: Layout | None = None,
-               new_fid: Fid | None = None, lock_mode: int = 0, ibits: int = 0) -> mpb.IntentReply:
+               new_fid: Fid | None = None, lock_mode: int = 0, ibits: int = 0,
+               check: bool = True) -> mpb.IntentReply:
         f: dict[str, Any] = dict(ops=ops, name=name, open_flags=open_flags, create_mode=mode,
                                  lock_mode=lock_mode, ibits=ibits)
         if parent is not None:
@@ -127,7 +157,8 @@ class Mdc:
         if new_fid is not None:
             f["new_fid"] = fid_to_pb(new_fid)
         modifying = bool(ops & (4 | 8 | 16))
-        return self.request(self.stub.Intent, mpb.IntentRequest, cred, resend=modifying, on_reply=self._adopt, **f)
+        return self.request(self.stub.Intent, mpb.IntentRequest, cred, resend=modifying, on_reply=self._adopt,
+                            check=check, **f)
 
     def _adopt(self, rep: Any) -> None:
         """Register the lock a reply granted (also with a negative lookup's errno)."""
@@ -204,8 +235,12 @@ class Mdc:
     def readlink(self, fid: Fid, cred: Cred | None = None) -> bytes:
         return self.request(self.stub.Readlink, mpb.ReadlinkRequest, cred, fid=fid_to_pb(fid)).target
 
-    def close_handle(self, handle: int, cred: Cred | None = None) -> None:
-        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle)
+    def close_handle(self, handle: int, cred: Cred | None = None, size: int | None = None) -> None:
+        """Close an MDS open handle; a writer reports the size it knows (size on MDS)."""
+        extra: dict[str, Any] = {}
+        if size is not None:
+            extra = dict(has_size=True, size=size, blocks=(size + 511) // 512)
+        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle, **extra)
 
     def alloc_seq(self) -> tuple[int, int]:
         rep = self.request(self.stub.AllocSeq, mpb.SeqRequest, resend=True)

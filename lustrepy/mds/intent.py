@@ -22,7 +22,8 @@ from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE
-from lustrepy.rpc.convert import attr_to_pb, fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
+from lustrepy.mds.wire import attr_pb
+from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT, IT_READDIR = 1, 2, 4, 8, 16, 32
@@ -82,7 +83,7 @@ def _resolve(tx, cred: Cred, req: mpb.IntentRequest) -> Attr:
 
 
 def _reply(tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.IntentReply:
-    rep = mpb.IntentReply(hdr=rep_ok(), disposition=disposition, attr=attr_to_pb(attr))
+    rep = mpb.IntentReply(hdr=rep_ok(), disposition=disposition, attr=attr_pb(tx, attr))
     if with_layout and stat.S_ISREG(attr.mode):
         lo = tx.get_layout(attr.fid)
         if lo is not None:
@@ -140,16 +141,26 @@ def execute(mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
     raise LpError(errno.EINVAL, f"intent names no known operation (ops={ops:#x})")
 
 
+def _writer(flags: int) -> bool:
+    return flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR) or bool(flags & os.O_TRUNC)
+
+
 def _open(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
     def finish(attr: Attr) -> mpb.IntentReply:
         may_open(attr, cred, req.open_flags)
+        writer = stat.S_ISREG(attr.mode) and _writer(req.open_flags)
 
         def fn(tx) -> mpb.IntentReply:
+            handle = tx.open(attr.fid, client_id, writer=writer)
             rep = _reply(tx, tx.getattr(attr.fid), DISP_EXECD | DISP_POS | DISP_OPEN, True)
-            rep.open_handle = tx.open(attr.fid, client_id)
+            rep.open_handle = handle
             return rep
 
-        return mdt.store.write(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
+        if not writer:
+            return mdt.store.write(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
+        # a writer makes other clients' cached sizes stale: call their attribute locks back
+        with mdt.locks.update([(attr.fid, UPDATE)], on_behalf=client_id):
+            return mdt.store.write(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
 
     return _locked(mdt, client_id, cred, req, finish)
 
@@ -198,14 +209,16 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
             if flags & os.O_EXCL:
                 raise LpError(errno.EEXIST, "file exists")
             may_open(attr, cred, flags)
+            handle = tx.open(attr.fid, client_id, writer=_writer(flags))
             rep = _reply(tx, attr, DISP_EXECD | DISP_POS | DISP_OPEN, True)
-            rep.open_handle = tx.open(attr.fid, client_id)
+            rep.open_handle = handle
             return rep
         lo = mdt.allocate(tx, requested or tx.default_layout(parent))
         attr = tx.create(cred, parent, req.name, mode, 0, fid=new_fid, layout=lo)
+        handle = tx.open(attr.fid, client_id, writer=_writer(flags))
         rep = _reply(tx, attr, DISP_EXECD | DISP_NEG | DISP_CREATE | DISP_OPEN, True)
-        rep.open_handle = tx.open(attr.fid, client_id)
-        rep.parent_attr.CopyFrom(attr_to_pb(tx.getattr(parent)))
+        rep.open_handle = handle
+        rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
         return rep
 
     with mdt.locks.update([(parent, UPDATE)], on_behalf=client_id):

@@ -40,6 +40,7 @@ class MdsConfig:
     precreate_low: int = 128
     precreate_batch: int = 512
     pool_wait: float = 5.0
+    recovery_window: float = 30.0   # clients holding opens at restart get this long to reconnect
 
 
 class Mdt:
@@ -85,9 +86,21 @@ class Mdt:
         self.store.close()
 
     def _sweep(self) -> None:
+        recovering = True
         while not self._stop.wait(min(1.0, self.cfg.ost_timeout / 4)):
             for i in self.registry.sweep():
                 log.warning("OST%04x inactive: no heartbeat for %.1fs", i, self.cfg.ost_timeout)
+            if recovering and time.monotonic() - self.started > self.cfg.recovery_window:
+                recovering = False
+                self._end_recovery()
+
+    def _end_recovery(self) -> None:
+        """Opens of clients that did not come back after a restart are closed (their orphans go)."""
+        connected = {e.client_id for e in self.lockd.exports()}
+        for cid in self.store.read().open_clients():
+            if cid not in connected:
+                log.info("client %s did not reconnect: closing its open files", cid)
+                self.close_client(cid)
 
     def close_client(self, client_id: str) -> None:
         """A client left or was evicted: close its open handles (last closes of orphans destroy them)."""

@@ -380,24 +380,35 @@ class Tx(TxBase):
 
     # ---- opens -----------------------------------------------------------------------------
 
-    def open(self, fid: Fid, client_id: str) -> int:
+    def open(self, fid: Fid, client_id: str, writer: bool = False) -> int:
         """Record an open handle; an open inode outlives its last name until closed."""
         self._w()
         iid, _ = self._node(fid)
-        cur = self.conn.execute("INSERT INTO opens (inode, client_id, opened_ns) VALUES (?, ?, ?)",
-                                (iid, client_id, self.now))
+        cur = self.conn.execute("INSERT INTO opens (inode, client_id, opened_ns, writer) VALUES (?, ?, ?, ?)",
+                                (iid, client_id, self.now, int(writer)))
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def close(self, handle: int) -> tuple[StripeObject, ...]:
+    def size_valid(self, fid: Fid) -> bool:
+        """Is the MDS's size of this regular file authoritative (no handle open for writing)?"""
+        iid, a = self._node(fid)
+        if not stat.S_ISREG(a.mode):
+            return False
+        return self.conn.execute("SELECT 1 FROM opens WHERE inode = ? AND writer = 1 LIMIT 1",
+                                 (iid,)).fetchone() is None
+
+    def close(self, handle: int, size: tuple[int, int] | None = None) -> tuple[StripeObject, ...]:
         """Drop an open handle (an unknown one is a no-op: it was closed already, or its
-        client evicted). The last close of an orphan destroys it; its objects are returned."""
+        client evicted). A writer's close may report (size, blocks) as its client knows them
+        (size on MDS). The last close of an orphan destroys it; its objects are returned."""
         self._w()
-        r = self.conn.execute("DELETE FROM opens WHERE handle = ? RETURNING inode", (handle,)).fetchall()
+        r = self.conn.execute("DELETE FROM opens WHERE handle = ? RETURNING inode, writer", (handle,)).fetchall()
         if not r:
             log.debug("close of unknown handle %d", handle)
             return ()
         iid = r[0][0]
+        if size is not None and r[0][1]:
+            self.conn.execute("UPDATE inodes SET size = ?, blocks = ? WHERE id = ?", (size[0], size[1], iid))
         if self._is_open(iid):
             return ()
         if self.conn.execute("SELECT 1 FROM orphans WHERE inode = ?", (iid,)).fetchone() is None:

@@ -22,7 +22,8 @@ from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.mds.locking import ALL_BUT_OPEN, LAYOUT, LOOKUP, PERM, UPDATE, XATTR
 from lustrepy.mds.namespace import SetAttr
-from lustrepy.rpc.convert import attr_to_pb, fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
+from lustrepy.mds.wire import attr_pb
+from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 SA_MODE, SA_UID, SA_GID = 1, 2, 4
@@ -60,11 +61,11 @@ def _expect(tx, cred: Cred, parent: Fid, name: bytes, fid: Fid | None) -> None:
         raise _Moved()
 
 
-def _reply(attr: Attr | None, tx=None) -> mpb.ReintReply:
+def _reply(attr: Attr | None, tx, with_layout: bool = True) -> mpb.ReintReply:
     rep = mpb.ReintReply(hdr=rep_ok())
     if attr is not None:
-        rep.attr.CopyFrom(attr_to_pb(attr))
-        if tx is not None and stat.S_ISREG(attr.mode):
+        rep.attr.CopyFrom(attr_pb(tx, attr))
+        if with_layout and stat.S_ISREG(attr.mode):
             lo = tx.get_layout(attr.fid)
             if lo is not None:
                 rep.layout.CopyFrom(layout_to_pb(lo))
@@ -118,7 +119,7 @@ def _create(mdt, op, cred):
 def _mkdir(mdt, op, cred):
     check_name(op.name)
     parent = fid_from_pb(op.parent)
-    return [(parent, UPDATE)], lambda tx: _reply(tx.mkdir(cred, parent, op.name, op.mode, fid=_fid(op.fid)))
+    return [(parent, UPDATE)], lambda tx: _reply(tx.mkdir(cred, parent, op.name, op.mode, fid=_fid(op.fid)), tx)
 
 
 def _symlink(mdt, op, cred):
@@ -126,13 +127,13 @@ def _symlink(mdt, op, cred):
     check_symlink_target(op.target)
     parent = fid_from_pb(op.parent)
     return [(parent, UPDATE)], lambda tx: _reply(
-        tx.symlink(cred, parent, op.name, op.target, fid=_fid(op.fid)))
+        tx.symlink(cred, parent, op.name, op.target, fid=_fid(op.fid)), tx)
 
 
 def _link(mdt, op, cred):
     check_name(op.name)
     parent, fid = fid_from_pb(op.parent), fid_from_pb(op.fid)
-    return [(parent, UPDATE), (fid, UPDATE)], lambda tx: _reply(tx.link(cred, fid, parent, op.name))
+    return [(parent, UPDATE), (fid, UPDATE)], lambda tx: _reply(tx.link(cred, fid, parent, op.name), tx)
 
 
 def _unlink(mdt, op, cred):
@@ -142,7 +143,7 @@ def _unlink(mdt, op, cred):
 
     def fn(tx):
         _expect(tx, cred, parent, op.name, child)
-        return _reply(tx.unlink(cred, parent, op.name).attr)
+        return _reply(tx.unlink(cred, parent, op.name).attr, tx, with_layout=False)
 
     return [(parent, UPDATE), (child, ALL_BUT_OPEN)], fn
 
@@ -154,7 +155,7 @@ def _rmdir(mdt, op, cred):
 
     def fn(tx):
         _expect(tx, cred, parent, op.name, child)
-        return _reply(tx.rmdir(cred, parent, op.name))
+        return _reply(tx.rmdir(cred, parent, op.name), tx)
 
     return [(parent, UPDATE), (child, ALL_BUT_OPEN)], fn
 
@@ -170,7 +171,7 @@ def _rename(mdt, op, cred):
         _expect(tx, cred, sp, op.src_name, src)
         _expect(tx, cred, dp, op.dst_name, dst)
         tx.rename(cred, sp, op.src_name, dp, op.dst_name, op.flags)
-        return _reply(tx.getattr(src) if src is not None else None)
+        return _reply(tx.getattr(src) if src is not None else None, tx)
 
     locks = [(sp, UPDATE), (dp, UPDATE), (src, LOOKUP | UPDATE),
              (dst, LOOKUP | UPDATE if op.flags & 2 else ALL_BUT_OPEN)]
@@ -180,7 +181,7 @@ def _rename(mdt, op, cred):
 def _setattr(mdt, op, cred):
     fid = fid_from_pb(op.fid)
     sa = SetAttr(valid=op.valid, mode=op.mode, uid=op.uid, gid=op.gid, size=op.size,
-                 atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns)
+                 atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns, open_handle=op.open_handle)
     bits = UPDATE | (PERM if op.valid & (SA_MODE | SA_UID | SA_GID) else 0)
     return [(fid, bits)], lambda tx: _reply(tx.setattr(cred, fid, sa), tx)
 
@@ -208,7 +209,7 @@ def _setxattr(mdt, op, cred):
 
         return [(fid, LAYOUT | XATTR)], set_lov
     return [(fid, XATTR)], lambda tx: (tx.setxattr(cred, fid, op.name, op.value, op.flags),
-                                       _reply(tx.getattr(fid)))[1]
+                                       _reply(tx.getattr(fid), tx))[1]
 
 
 def _removexattr(mdt, op, cred):
@@ -220,10 +221,10 @@ def _removexattr(mdt, op, cred):
             if not stat.S_ISDIR(a.mode):
                 raise LpError(errno.EPERM, "a file's layout cannot be removed")
             tx.set_default_layout(cred, fid, None)
-            return _reply(tx.getattr(fid))
+            return _reply(tx.getattr(fid), tx)
 
         return [(fid, LAYOUT | XATTR)], rm_lov
-    return [(fid, XATTR)], lambda tx: (tx.removexattr(cred, fid, op.name), _reply(tx.getattr(fid)))[1]
+    return [(fid, XATTR)], lambda tx: (tx.removexattr(cred, fid, op.name), _reply(tx.getattr(fid), tx))[1]
 
 
 _HANDLERS = {

@@ -95,11 +95,14 @@ CREATE TABLE xattrs (
 
 -- opens: open handles held by clients; handle is never reused (AUTOINCREMENT). Every row's inode exists.
 --   A client's rows go when it closes them or is evicted (close_client).
+--   writer = 1 for a handle open for writing: while any exists, the inode's size is not
+--   authoritative (the objects are being written); the last writer's close reports it.
 CREATE TABLE opens (
     handle      INTEGER PRIMARY KEY AUTOINCREMENT,
     inode       INTEGER NOT NULL REFERENCES inodes(id),
     client_id   TEXT NOT NULL,
-    opened_ns   INTEGER NOT NULL
+    opened_ns   INTEGER NOT NULL,
+    writer      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX opens_by_inode ON opens(inode);
 CREATE INDEX opens_by_client ON opens(client_id);

@@ -20,7 +20,8 @@ from lustrepy.common.layout import LOV_XATTR, encode_lov
 from lustrepy.common.records import Cred, Statfs
 from lustrepy.mds import intent, reint
 from lustrepy.mds.intent import permitted
-from lustrepy.rpc.convert import (attr_to_pb, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
+from lustrepy.mds.wire import attr_pb
+from lustrepy.rpc.convert import (cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -126,7 +127,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     def Close(self, request: mpb.CloseRequest, context) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
-            destroyed, _ = self.mdt.store.write(lambda tx: tx.close(request.open_handle),
+            size = (request.size, request.blocks) if request.has_size else None
+            destroyed, _ = self.mdt.store.write(lambda tx: tx.close(request.open_handle, size),
                                                 client_id=request.hdr.client_id, xid=request.hdr.xid,
                                                 encode=lambda r, t: _encode(cpb.SimpleReply(hdr=rep_ok()), t))
             if destroyed:
@@ -140,6 +142,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         def fn(cred: Cred) -> mpb.SeqReply:
             rep, _ = self.mdt.store.write(lambda tx: mpb.SeqReply(hdr=rep_ok(), seq=tx.alloc_seq(), width=SEQ_WIDTH),
                                           client_id=request.hdr.client_id, xid=request.hdr.xid, encode=_encode)
+            self.mdt.committer.commit_now()     # durable before anyone names files from it
             return rep
         return self._serve("alloc_seq", mpb.SeqReply, request, fn, modifying=True)
 
@@ -166,7 +169,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             for ent, attr in rows[:n]:
                 e = rep.entries.add(name=ent.name, fid=fid_to_pb(ent.fid), type=ent.type, cookie=ent.cookie)
                 if request.with_attrs:
-                    e.attr.CopyFrom(attr_to_pb(attr))
+                    e.attr.CopyFrom(attr_pb(tx, attr))
             return rep
         return self._serve("readdir", mpb.ReaddirReply, request, fn)
 

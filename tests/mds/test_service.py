@@ -221,7 +221,7 @@ def test_conflicting_update_sends_blocking_callback_to_holder(cluster, mdc):
 def test_holder_that_ignores_callbacks_is_evicted_then_reconnects(cluster, mdc):
     d = _mkdir(mdc, b"evict")
     f = fid_from_pb(mdc.create(d, b"f").attr.fid)
-    silent = Mdc(cluster.mds.address, cluster.fsname)
+    silent = Mdc(cluster.mds.address, cluster.fsname, auto_reconnect=False)
     silent.connect()
     try:
         silent.intent(IT_LOOKUP | IT_GETATTR, parent=d, name=b"f")   # holds PR, has no callback stream
@@ -229,8 +229,10 @@ def test_holder_that_ignores_callbacks_is_evicted_then_reconnects(cluster, mdc):
         with pytest.raises(LpError) as ei:
             silent.intent(IT_GETATTR, fid=f)
         assert ei.value.errno == errno.ENOTCONN
-        silent.connect()
+        silent.auto_reconnect = True                   # the next request reconnects by itself
+        old_gen = silent.conn_gen
         assert attr_from_pb(silent.intent(IT_GETATTR, fid=f).attr).mode & 0o777 == 0o640
+        assert silent.conn_gen != old_gen
     finally:
         silent.close()
 
@@ -280,3 +282,27 @@ def test_new_objects_come_with_a_lock(mdc):
     for rep in (mdc.mkdir(d, b"sub"), mdc.create(d, b"f"), mdc.symlink(d, b"s", b"f")):
         assert rep.lock.cookie != 0 and rep.lock.res.n1 == rep.attr.fid.oid
     assert mdc.unlink(d, b"s").lock.cookie == 0
+
+
+def test_size_on_mds_is_valid_only_without_writers(mdc, cluster):
+    d = _mkdir(mdc, b"som")
+    rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_WRONLY)
+    f = fid_from_pb(rep.attr.fid)
+    assert not rep.attr.size_valid                       # open for writing
+    mdc.close_handle(rep.open_handle, size=12345)        # the writer's last close reports the size
+    got = mdc.intent(IT_GETATTR, fid=f).attr
+    assert got.size_valid and got.size == 12345
+    r = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_RDONLY)
+    assert r.attr.size_valid                             # readers do not make it stale
+    mdc.close_handle(r.open_handle, size=1)              # ... and cannot report a size
+    assert mdc.intent(IT_GETATTR, fid=f).attr.size == 12345
+    # a writer elsewhere calls back cached attributes of other clients
+    other = Mdc(cluster.mds.address, cluster.fsname, with_locks=True)
+    other.connect()
+    try:
+        w = other.intent(IT_OPEN, fid=f, open_flags=os.O_RDWR)
+        assert not mdc.intent(IT_GETATTR, fid=f).attr.size_valid
+        other.close_handle(w.open_handle, size=7)
+        assert mdc.intent(IT_GETATTR, fid=f).attr.size == 7
+    finally:
+        other.close()

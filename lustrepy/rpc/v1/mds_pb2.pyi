@@ -205,7 +205,7 @@ class RenameOp(_message.Message):
     def __init__(self, src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., dst_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., dst_name: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
 
 class SetattrOp(_message.Message):
-    __slots__ = ("fid", "valid", "mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns")
+    __slots__ = ("fid", "valid", "mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns", "open_handle")
     FID_FIELD_NUMBER: _ClassVar[int]
     VALID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class SetattrOp(_message.Message):
     ATIME_NS_FIELD_NUMBER: _ClassVar[int]
     MTIME_NS_FIELD_NUMBER: _ClassVar[int]
     CTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
     fid: _common_pb2.Fid
     valid: int
     mode: int
@@ -224,7 +225,8 @@ class SetattrOp(_message.Message):
     atime_ns: int
     mtime_ns: int
     ctime_ns: int
-    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., valid: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ...) -> None: ...
+    open_handle: int
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., valid: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ..., open_handle: _Optional[int] = ...) -> None: ...
 
 class SetxattrOp(_message.Message):
     __slots__ = ("fid", "name", "value", "flags")

@@ -1,0 +1,22 @@
+"""Reply pieces the MDS handlers share: attributes on the wire with their
+size-on-MDS flag. Reads the transaction it is handed; never writes."""
+
+from __future__ import annotations
+
+import stat
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.records import Attr
+from lustrepy.rpc.convert import attr_to_pb
+from lustrepy.rpc.v1 import common_pb2 as cpb
+
+
+def attr_pb(tx, attr: Attr) -> cpb.Attr:
+    """The wire form of attr; size_valid says whether its size is authoritative."""
+    m = attr_to_pb(attr)
+    if stat.S_ISREG(attr.mode):
+        try:
+            m.size_valid = tx.size_valid(attr.fid)
+        except LpError:         # the inode is gone (its last link was just removed)
+            m.size_valid = False
+    return m
