@@ -8,12 +8,12 @@ caching kept across opens (keep_cache), default_permissions. Handlers call
 the blocking system calls inline (one trio thread, no worker threads), so
 the figures show what the FUSE round trip and Python cost, nothing more.
 
-Enough for the benchmark workloads and ordinary shell tools (lookup, getattr,
-setattr, readdir, open, create, read, write, release, unlink, mkdir, rmdir,
-rename, statfs, fsync, symlink, readlink); no hard links, device nodes or xattrs. Inodes
-are remembered as (parent inode, name), so a renamed directory keeps its
-children reachable. Runs in the foreground; SIGTERM or SIGINT unmounts it.
-Never writes outside SRC.
+Enough for the benchmark workloads and ordinary shell tools (lookup,
+getattr, setattr, readdir, open, create, read, write, release, unlink,
+mkdir, rmdir, rename, statfs, fsync, symlink, readlink); no hard links,
+device nodes or xattrs. Inodes are remembered as (parent inode, name), so a
+renamed directory keeps its children reachable. Runs in the foreground;
+SIGTERM or SIGINT unmounts it. Never writes outside SRC.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class Passthrough(pyfuse3.Operations):
         return self._remember(parent_inode, name, _os(os.lstat, path))
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        return _os(os.readlink, self.path(inode))
+        return _os(os.readlink, self.path(inode))  # type: ignore[no-any-return]  # bytes in, bytes out
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:

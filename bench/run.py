@@ -33,12 +33,13 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--workdir", metavar="DIR", help="where the work directory is made (default: $TMPDIR)")
     ap.add_argument("--timeout", type=float, default=1800.0, metavar="S",
                     help="give up on one workload on one column after S seconds (default 1800)")
+    ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+                    help="run each workload N times per column and report the median (default 1)")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="skip the untimed write of --size on each column before the workloads")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     return ap
 
@@ -168,6 +173,26 @@ def stop_child(p: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def stop_pids(pids: list[int]) -> None:
+    """SIGTERM, then SIGKILL after a grace period, processes this run started but does not parent
+    (found by their exact mount source and mount point); zombies count as gone."""
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
+        pids = [p for p in pids if alive(p)]
+        for pid in pids:
+            say(f"stopping leftover client pid {pid}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def last_line(text: str, default: str = "") -> str:
@@ -355,6 +380,13 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
             rc, err = _run_lfsctl(["cluster", "down", "--root", root], workdir, 120)
             if rc != 0:
                 say(f"cluster down failed: {last_line(err)}")
+        # A client that failed to start may leave its mount and process behind: both are ours.
+        if is_mounted(mnt):
+            why = unmount(mnt)
+            if why:
+                say(f"cannot unmount {mnt}: {why}")
+        if rec is not None:
+            stop_pids(client_pids(rec.mgs_source, mnt))
 
 
 # ---- running one workload ----------------------------------------------------------------
@@ -370,7 +402,7 @@ def _child(name: str, d: str, params: wl.Params, where: wl.Where, conn: Any) -> 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        conn.send(("ok", wl.WORKLOADS[name](d, params, where)))
+        conn.send(("ok", (wl.warmup if name == "warmup" else wl.WORKLOADS[name])(d, params, where)))
     except BaseException as e:  # noqa: BLE001 - reported as the cell's error
         conn.send(("error", _one_line(e)))
     finally:
@@ -391,9 +423,12 @@ def run_workload(name: str, col: Column, params: wl.Params, timeout: float) -> l
     proc = ctx.Process(target=_child, args=(name, col.dir, params, col.where, send), name=f"bench-{name}")
     proc.start()
     send.close()
+    pid = proc.pid
+    assert pid is not None
     with contextlib.suppress(OSError):
-        os.setpgid(proc.pid, proc.pid)
+        os.setpgid(pid, pid)
     outcome: list[wl.Figure] | str | None = None
+    answered = False
     try:
         if not recv.poll(timeout):
             outcome = f"timed out after {timeout:.0f}s"
@@ -401,11 +436,14 @@ def run_workload(name: str, col: Column, params: wl.Params, timeout: float) -> l
             with contextlib.suppress(EOFError):
                 kind, payload = recv.recv()
                 outcome = payload if kind == "ok" else str(payload)
+                answered = True
         if outcome is None:
-            outcome = f"the workload process died ({_exit_status(proc.pid)})"
+            outcome = f"the workload process died ({_exit_status(pid)})"
     finally:
+        if answered:
+            _exit_status(pid)            # let it exit on its own
         # Kill the group before reaping its leader: until then the group id cannot name anything else.
-        _kill_group(proc.pid)
+        _kill_group(pid)
         proc.join()
         recv.close()
     return outcome
@@ -422,6 +460,20 @@ def _exit_status(pid: int, wait_s: float = 5.0) -> str:
             return f"killed by signal {info.si_status}"
         time.sleep(0.05)
     return "no result"
+
+
+def median_of(runs: list[list[wl.Figure] | str]) -> list[wl.Figure] | str:
+    """The median of each figure over repeated runs; the first failure when any run failed."""
+    failed = [r for r in runs if isinstance(r, str)]
+    if failed:
+        return failed[0] if len(runs) == 1 else f"{failed[0]} (in {len(failed)} of {len(runs)} runs)"
+    first = runs[0]
+    assert not isinstance(first, str)
+    out = []
+    for f in first:
+        values = [g.value for r in runs if not isinstance(r, str) for g in r if g.key == f.key]
+        out.append(replace(f, value=statistics.median(values)))
+    return out
 
 
 # ---- targets and the table ---------------------------------------------------------------
@@ -484,7 +536,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        return LABELS.get((self.workload, self.key), f"{self.workload} {self.key}")
+        return LABELS.get((self.workload, self.key), f"{self.workload} {self.key}".strip())
 
     def ratio(self, other: str) -> float | None:
         lp, x = self.values.get("lustrepy"), self.values.get(other)
@@ -512,6 +564,8 @@ def rows_of(results: Results, names: list[str]) -> list[Row]:
         for c in CHECKS:                 # a target row even when lustrepy produced nothing
             if c.workload == name and c.key not in by_key and results.get(name):
                 by_key[c.key] = Row(name, c.key, c.unit)
+        if not by_key and results.get(name):      # every column failed: still one row to show it
+            by_key[""] = Row(name, "", "")
         for row in by_key.values():
             row.check = next((c for c in CHECKS if (c.workload, c.key) == (name, row.key)), None)
         rows += by_key.values()
@@ -569,11 +623,12 @@ def render_table(results: Results, names: list[str], cols: dict[str, Column]) ->
 
 
 def to_json(results: Results, names: list[str], cols: dict[str, Column], params: wl.Params,
-            cold: bool) -> dict[str, Any]:
+            cold: bool, repeat: int = 1) -> dict[str, Any]:
     out: dict[str, Any] = {
         "params": {k: v for k, v in asdict(params).items() if k != "tarball"},
         "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
         "caches_dropped": cold,
+        "repeat": repeat,
         "columns": {c.name: ({"status": "ok", "where": c.info} if c.ok else {"status": "n/a", "reason": c.reason})
                     for c in cols.values()},
         "results": {},
@@ -621,6 +676,11 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
         cols["lustrepy"] = Column("lustrepy", reason="--no-lustrepy")
     for c in cols.values():
         say(f"{c.name}: {c.info}" if c.ok else f"{c.name}: n/a ({c.reason})")
+    if not ns.no_warmup:
+        for c in cols.values():
+            if c.ok:
+                res = run_workload("warmup", c, params, ns.timeout)
+                say(f"warm-up write on {c.name}: {res if isinstance(res, str) else 'done'}")
     cold = wl.drop_caches()
     if not cold:
         say(f"cannot write {wl.DROP_CACHES} (not root?): 'cold' reads run with warm caches")
@@ -631,15 +691,16 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
             if not c.ok:
                 continue
             t0 = time.monotonic()
-            res = run_workload(name, c, params, ns.timeout)
+            res = median_of([run_workload(name, c, params, ns.timeout) for _ in range(ns.repeat)])
             results.setdefault(name, {})[c.name] = res
             shown = res if isinstance(res, str) else ", ".join(f"{f.key} {fmt(f.value)} {f.unit}" for f in res)
             say(f"{name} on {c.name}: {shown or 'nothing to measure'} ({time.monotonic() - t0:.1f}s)")
     if ns.json:
-        sys.stdout.write(json.dumps(to_json(results, names, cols, params, cold), indent=2) + "\n")
+        sys.stdout.write(json.dumps(to_json(results, names, cols, params, cold, ns.repeat), indent=2) + "\n")
     else:
         p = params
-        sys.stdout.write(f"lustrepy bench: size {p.size // wl.MiB} MiB, {p.writers} writers, 4K random "
+        sys.stdout.write(f"lustrepy bench{f' (median of {ns.repeat} runs)' if ns.repeat > 1 else ''}: "
+                         f"size {p.size // wl.MiB} MiB, {p.writers} writers, 4K random "
                          f"{p.rand_ops} ops in {p.rand_size // wl.MiB} MiB, {p.files} files, tar of "
                          f"{p.tar_files} files; {os.cpu_count()} CPUs, Linux {platform.release()}"
                          f"{'' if cold else '; caches NOT dropped'}\n\n")

@@ -1,4 +1,4 @@
-"""Byte-range maps for the client's file data: dirty data waiting for write-back, and read-ahead data.
+"""Byte-range maps for the client's file data (dirty data, read-ahead data) and shaping bytes for the wire.
 
 A SegmentMap holds non-overlapping runs of bytes keyed by offset; a newer
 `put` wins over what it overlaps, `put_under` only fills gaps (older data
@@ -239,3 +239,107 @@ class ReadCache:
     def clear(self) -> None:
         self._map.clear()
         self._order.clear()
+
+
+# -- shaping bytes for the wire ----------------------------------------------------------
+
+
+def write_messages(segs: list[Segment], msg_min: int, msg_max: int) -> list[tuple[int, bytes]]:
+    """(offset, bytes) messages for a Write stream: runs of at least msg_min go as they are (cut
+    at msg_max), smaller adjacent runs are joined up to msg_max. A whole `bytes` run is not copied."""
+    out: list[tuple[int, bytes]] = []
+    run: list[Buf] = []
+    run_start = run_len = 0
+
+    def end_run() -> None:
+        if run:
+            out.append((run_start, run[0] if len(run) == 1 and isinstance(run[0], bytes) else b"".join(run)))
+            run.clear()
+
+    for seg in segs:
+        d, n = seg.data, len(seg.data)
+        if n >= msg_min:
+            end_run()
+            if n <= msg_max:
+                out.append((seg.start, d if isinstance(d, bytes) else bytes(d)))
+            else:
+                mv = _cut(d, 0)
+                for a in range(0, n, msg_max):
+                    out.append((seg.start + a, bytes(mv[a:a + msg_max])))
+            continue
+        if run and run_start + run_len == seg.start and run_len + n <= msg_max:
+            run.append(d)
+            run_len += n
+        else:
+            end_run()
+            run.append(d)
+            run_start, run_len = seg.start, n
+    end_run()
+    return out
+
+
+def split_streams(segs: list[Segment], stream_max: int) -> list[list[Segment]]:
+    """Cut runs (in offset order) into groups of about stream_max bytes, one Write stream each."""
+    groups: list[list[Segment]] = []
+    cur: list[Segment] = []
+    size = 0
+    for seg in segs:
+        n = len(seg.data)
+        if n > stream_max:
+            if cur:
+                groups.append(cur)
+                cur, size = [], 0
+            for a in range(0, n, stream_max):
+                groups.append([Segment(seg.start + a, _cut(seg.data, a, a + stream_max))])
+            continue
+        if cur and size + n > stream_max:
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(seg)
+        size += n
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+class ObjectData:
+    """What a Read stream returned for object bytes [start, ...): the messages, kept as they came.
+
+    `view(off, n)` gives object bytes [off, off+n) without copying when they lie in one message,
+    with zeros past the end of the data (a hole, or beyond the object's end).
+    """
+
+    __slots__ = ("start", "end", "_chunks", "_starts")
+
+    def __init__(self, start: int, chunks: list[bytes]) -> None:
+        self.start = start
+        self._chunks = chunks
+        self._starts: list[int] = []
+        pos = start
+        for c in chunks:
+            self._starts.append(pos)
+            pos += len(c)
+        self.end = pos
+
+    def view(self, off: int, n: int) -> Buf:
+        if n <= 0:
+            return b""
+        if off >= self.end or off < self.start:
+            return bytes(n)
+        i = bisect_right(self._starts, off) - 1
+        c, cs = self._chunks[i], self._starts[i]
+        if off + n <= cs + len(c):
+            if off == cs and n == len(c):
+                return c
+            return memoryview(c)[off - cs:off - cs + n]
+        parts: list[Buf] = []
+        pos, stop = off, off + n
+        while pos < stop and i < len(self._chunks):
+            c, cs = self._chunks[i], self._starts[i]
+            a, b = pos - cs, min(len(c), stop - cs)
+            parts.append(memoryview(c)[a:b])
+            pos = cs + b
+            i += 1
+        if pos < stop:
+            parts.append(bytes(stop - pos))
+        return b"".join(parts)

@@ -35,6 +35,7 @@ class Inode:
     negatives: set[bytes] = field(default_factory=set)      # absent names cached in this directory
     opens: int = 0
     data: object | None = None          # the FileData while open
+    pinned: set[int] = field(default_factory=set)   # lock cookies held while the kernel knows the inode
 
     @property
     def bits(self) -> int:
@@ -112,7 +113,7 @@ class InodeTable:
             self._by_cookie[cookie] = node.ino
 
     def forget(self, ino: int, n: int) -> list[int]:
-        """Drop n kernel references; returns the MDS lock cookies of an inode now forgotten."""
+        """Drop n kernel references; returns the pinned lock cookies of an inode now forgotten."""
         with self.mu:
             node = self._by_ino.get(ino)
             if node is None:
@@ -126,7 +127,7 @@ class InodeTable:
                     del self._dentries[d]
             for c in node.locks:
                 self._by_cookie.pop(c, None)
-            return list(node.locks)
+            return list(node.pinned)
 
     def revoke(self, cookie: int) -> Revoked | None:
         """A lock is being cancelled: drop what it covered."""
@@ -135,6 +136,7 @@ class InodeTable:
             node = self._by_ino.get(ino) if ino is not None else None
             if node is None:
                 return None
+            node.pinned.discard(cookie)
             bits = node.locks.pop(cookie, 0)
             left = node.bits
             entries: list[tuple[int, bytes]] = []

@@ -90,6 +90,7 @@ class Llite:
 
     def on_blocking(self, desc) -> None:
         rev = self.table.revoke(desc.cookie)
+        self.mdc.locks.release(desc.cookie)         # a pinned lock goes back once flushed
         if rev is None:
             return
         if rev.attrs:
@@ -122,8 +123,17 @@ class Llite:
         attr = attr_from_pb(rep.attr)
         layout = layout_from_pb(rep.layout) if rep.has_layout else None
         lock = rep.lock.cookie if rep.HasField("lock") else 0
-        return self.table.learn(attr.fid, attr, size_valid=rep.attr.size_valid, lock=lock,
-                                bits=rep.lock.ibits if lock else 0, layout=layout, name=name, lookup=lookup)
+        bits = rep.lock.ibits if lock else 0
+        node = self.table.learn(attr.fid, attr, size_valid=rep.attr.size_valid, lock=lock, bits=bits,
+                                layout=layout, name=name, lookup=lookup)
+        if lock and bits & LOOKUP and stat.S_ISDIR(attr.mode) and lock not in node.pinned:
+            # A directory's entry must not be dropped just because the lock LRU is full: the
+            # kernel would unhash it under processes whose cwd it is. The server can still
+            # call the lock back (on_blocking releases the pin).
+            if self.mdc.locks.hold(lock):
+                with self.table.mu:
+                    node.pinned.add(lock)
+        return node
 
     def _glimpse(self, node: Inode) -> int:
         if node.data is not None:
@@ -137,7 +147,7 @@ class Llite:
             fd.release()
 
     async def _fetch(self, node: Inode) -> None:
-        rep = await self.meta.call(self.mdc.intent_raw, IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
+        rep = await self.meta.run(self.mdc.intent_raw, IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
         self._learn(rep)
 
     async def _attr(self, node: Inode) -> tuple[Attr, float]:
@@ -192,7 +202,7 @@ class Llite:
         if name == b".":
             return await self._entry_of(parent)
         check_name(name)
-        rep = await self.meta.call(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR, cred_of(ctx),
+        rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR, cred_of(ctx),
                                    parent=parent.fid, name=name, ibits=LOOKUP_BITS)
         if rep.hdr.errno:
             if rep.lock.cookie:
@@ -238,7 +248,7 @@ class Llite:
                 await self._fetch(node)
             if node.attr is not None and stat.S_ISREG(node.attr.mode):
                 await self.io.run(self._truncate, node, attr.st_size)
-        rep = await self.meta.call(self.mdc.setattr, node.fid, cred_of(ctx), **op)
+        rep = await self.meta.run(self.mdc.setattr, node.fid, cred_of(ctx), **op)
         node = self._learn(rep)
         return await self._entry_of(node)
 
@@ -253,7 +263,7 @@ class Llite:
                 fd.release()
 
     async def readlink(self, ino: int, ctx) -> bytes:
-        return await self.meta.call(self.mdc.readlink, self._node(ino).fid, cred_of(ctx))
+        return await self.meta.run(self.mdc.readlink, self._node(ino).fid, cred_of(ctx))
 
     # ---- namespace updates -----------------------------------------------------------------------
 
@@ -265,38 +275,38 @@ class Llite:
     async def mknod(self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
         parent = self._node(parent_ino)
-        rep = await self.meta.call(self.mdc.create, parent.fid, name, mode, cred_of(ctx), None, rdev)
+        rep = await self.meta.run(self.mdc.create, parent.fid, name, mode, cred_of(ctx), None, rdev)
         return await self._made(parent_ino, name, rep)
 
     async def mkdir(self, parent_ino: int, name: bytes, mode: int, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
         parent = self._node(parent_ino)
-        rep = await self.meta.call(self.mdc.mkdir, parent.fid, name, mode, cred_of(ctx))
+        rep = await self.meta.run(self.mdc.mkdir, parent.fid, name, mode, cred_of(ctx))
         return await self._made(parent_ino, name, rep)
 
     async def symlink(self, parent_ino: int, name: bytes, target: bytes, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
         parent = self._node(parent_ino)
-        rep = await self.meta.call(self.mdc.symlink, parent.fid, name, target, cred_of(ctx))
+        rep = await self.meta.run(self.mdc.symlink, parent.fid, name, target, cred_of(ctx))
         return await self._made(parent_ino, name, rep)
 
     async def link(self, ino: int, new_parent_ino: int, new_name: bytes, ctx) -> pyfuse3.EntryAttributes:
         check_name(new_name)
         node, parent = self._node(ino), self._node(new_parent_ino)
-        rep = await self.meta.call(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
+        rep = await self.meta.run(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
         self._stale_after_update(new_parent_ino, ino)
         node = self._learn(rep, name=(new_parent_ino, new_name), lookup=True)
         return await self._entry_of(node)
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
-        await self.meta.call(self.mdc.unlink, parent.fid, name, cred_of(ctx))
+        await self.meta.run(self.mdc.unlink, parent.fid, name, cred_of(ctx))
         victim = self.table.remove_name(parent_ino, name)
         self._stale_after_update(parent_ino, *([victim.ino] if victim else []))
 
     async def rmdir(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
-        await self.meta.call(self.mdc.rmdir, parent.fid, name, cred_of(ctx))
+        await self.meta.run(self.mdc.rmdir, parent.fid, name, cred_of(ctx))
         victim = self.table.remove_name(parent_ino, name)
         self._stale_after_update(parent_ino, *([victim.ino] if victim else []))
 
@@ -304,7 +314,7 @@ class Llite:
                      flags: int, ctx) -> None:
         check_name(new_name)
         sp, dp = self._node(old_parent), self._node(new_parent)
-        await self.meta.call(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
+        await self.meta.run(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
         moved = self.table.remove_name(old_parent, old_name)
         other = self.table.remove_name(new_parent, new_name)
         touched = [old_parent, new_parent] + [n.ino for n in (moved, other) if n is not None]
@@ -328,7 +338,7 @@ class Llite:
     async def create(self, parent_ino: int, name: bytes, mode: int, flags: int, ctx):
         check_name(name)
         parent = self._node(parent_ino)
-        rep = await self.meta.call(self.mdc.intent_raw, IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid,
+        rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid,
                                    name=name, open_flags=flags | os.O_CREAT, mode=mode)
         self.mdc.raise_for(rep)
         self._stale_after_update(parent_ino)
@@ -339,7 +349,7 @@ class Llite:
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node = self._node(ino)
-        rep = await self.meta.call(self.mdc.intent_raw, IT_OPEN, cred_of(ctx), fid=node.fid,
+        rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN, cred_of(ctx), fid=node.fid,
                                    open_flags=flags, ibits=LOOKUP_BITS)
         self.mdc.raise_for(rep)
         node = self._learn(rep)
@@ -384,7 +394,7 @@ class Llite:
         if h.data is not None:
             await self.io.run(h.data.fsync)
         if not datasync:
-            await self.meta.call(self.mdc.sync)
+            await self.meta.run(self.mdc.sync)
 
     async def release(self, fh: int) -> None:
         h = self.handles.pop(fh, None)
@@ -401,7 +411,7 @@ class Llite:
             node.opens -= 1
             if node.opens == 0:
                 node.data = None
-        await self.meta.call(self.mdc.close_handle, h.mds_handle, None, size)
+        await self.meta.run(self.mdc.close_handle, h.mds_handle, None, size)
 
     # ---- directories ---------------------------------------------------------------------------------
 
@@ -415,7 +425,7 @@ class Llite:
         node = self._node(fh)
         cookie = start_id
         while True:
-            rep = await self.meta.call(self.mdc.readdir, node.fid, cookie, 256, True)
+            rep = await self.meta.run(self.mdc.readdir, node.fid, cookie, 256, True)
             for ent in rep.entries:
                 attr = attr_from_pb(ent.attr)
                 child = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
@@ -430,10 +440,10 @@ class Llite:
                 return
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self.meta.call(self.mdc.sync)
+        await self.meta.run(self.mdc.sync)
 
     async def statfs(self, ctx) -> pyfuse3.StatvfsData:
-        rep = await self.meta.call(self.mdc.statfs)
+        rep = await self.meta.run(self.mdc.statfs)
         t = rep.total
         s = pyfuse3.StatvfsData()
         s.f_bsize = t.bsize or 4096
@@ -451,22 +461,23 @@ class Llite:
 
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx) -> None:
         node = self._node(ino)
-        await self.meta.call(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
+        await self.meta.run(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
 
     async def getxattr(self, ino: int, name: bytes, ctx) -> bytes:
-        return await self.meta.call(self.mdc.getxattr, self._node(ino).fid, name, cred_of(ctx))
+        return await self.meta.run(self.mdc.getxattr, self._node(ino).fid, name, cred_of(ctx))
 
     async def listxattr(self, ino: int, ctx) -> list[bytes]:
-        return await self.meta.call(self.mdc.listxattr, self._node(ino).fid, cred_of(ctx))
+        return await self.meta.run(self.mdc.listxattr, self._node(ino).fid, cred_of(ctx))
 
     async def removexattr(self, ino: int, name: bytes, ctx) -> None:
-        await self.meta.call(self.mdc.removexattr, self._node(ino).fid, name, cred_of(ctx))
+        await self.meta.run(self.mdc.removexattr, self._node(ino).fid, name, cred_of(ctx))
 
     # ---- kernel references ------------------------------------------------------------------------------
 
     def forget(self, inode_list) -> None:
         for ino, n in inode_list:
-            self.table.forget(ino, n)
+            for cookie in self.table.forget(ino, n):
+                self.mdc.locks.release(cookie)
 
     async def flush_all(self) -> None:
         """Unmount: write every dirty byte before the process exits."""

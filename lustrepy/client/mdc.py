@@ -37,7 +37,7 @@ class Mdc:
     def __init__(self, address: str, fsname: str, *, client_id: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, resend_for: float = 30.0,
                  on_blocking: Callable[[cpb.LockDesc], None] | None = None, with_locks: bool = False,
-                 auto_reconnect: bool = True) -> None:
+                 auto_reconnect: bool = True, lru_size: int = 256) -> None:
         self.address = address
         self.fsname = fsname
         self.client_id = client_id or f"client-{uuidlib.uuid4()}"
@@ -55,7 +55,8 @@ class Mdc:
         self.on_reconnect: Callable[[], None] | None = None
         self.locks: LockClient | None = None
         if with_locks or on_blocking is not None:
-            self.locks = LockClient(self.channel, self.client_id, on_blocking=on_blocking or (lambda lock: None))
+            self.locks = LockClient(self.channel, self.client_id, on_blocking=on_blocking or (lambda lock: None),
+                                    lru_size=lru_size)
 
     # ---- connection ------------------------------------------------------------------
 

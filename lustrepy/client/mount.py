@@ -1,27 +1,42 @@
-"""`lustrepy`: the client mount program (run directly or by mount.fuse3 for `mount -t fuse.lustrepy`).
+"""`lustrepy`: the client mount program (run directly, or by mount.fuse3 for
+`mount -t fuse.lustrepy` and /etc/fstab).
 
     lustrepy HOST:PORT:/FSNAME MOUNTPOINT [-o OPTS] [-f]
 
-This version checks the mount source, the mount point and the options, and
-that the MDS serves the named file system, each with a one-line error; the
-FUSE file system itself is not part of this version yet, so it then stops
-with a one-line error and mounts nothing.
+Checks the source, the mount point and the options, then forks into the
+background BEFORE any gRPC channel or thread exists (grpcio does not survive
+a fork); the parent exits 0 only once the child reports the mount ready, or 1
+with the child's one-line error, leaving nothing mounted. With -f it stays in
+the foreground. At unmount every dirty byte is written to the OSSes before
+the process exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.handlers
 import os
+import select
+import signal
 import sys
+import time
+import uuid as uuidlib
 from dataclasses import dataclass
+from typing import Callable
 
+from lustrepy.common import logs
 from lustrepy.common.errors import LpError, QuietError
 
-# Options mount.fuse3 and mount(8) pass along, accepted and ignored here.
+log = logging.getLogger("lustrepy.client")
+
+# Options mount(8)/mount.fuse3 pass along: accepted; those that matter are applied.
 GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user",
                 "nouser", "users", "defaults", "_netdev", "nofail", "async", "sync", "atime", "noatime",
-                "relatime", "norelatime", "strictatime", "diratime", "nodiratime"}
-OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id"}
+                "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
+OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log"}
+READY_TIMEOUT = 60.0
+MDS_LRU = 65536         # unused MDS locks kept; past this the least recently used go back
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +45,24 @@ class Source:
     fsname: str
 
 
+@dataclass(frozen=True, slots=True)
+class MountConfig:
+    source: Source
+    text: str                   # the source as given, for /proc/mounts
+    mountpoint: str
+    opts: dict[str, str]
+
+    @property
+    def timeout(self) -> float:
+        return float(self.opts.get("timeout") or 30.0)
+
+
 def parse_source(src: str) -> Source:
     """'HOST:PORT:/FSNAME' -> Source; QuietError naming what is wrong."""
     head, sep, fs = src.rpartition(":/")
     host, _, port = head.rpartition(":")
-    if not sep or not host or not port.isdigit() or not fs or "/" in fs:
-        raise QuietError(f"bad mount source {src!r}: expected HOST:PORT:/FSNAME", 2)
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not fs or "/" in fs:
+        raise QuietError(f"bad mount source {src!r}: expected HOST:PORT:/FSNAME", 1)
     return Source(f"{host}:{int(port)}", fs)
 
 
@@ -44,33 +71,192 @@ def parse_opts(text: str | None) -> dict[str, str]:
     for item in filter(None, (text or "").split(",")):
         k, _, v = item.partition("=")
         if k not in GENERIC_OPTS and k not in OWN_OPTS and not k.startswith("x-"):
-            raise QuietError(f"unknown mount option {k!r}", 2)
+            raise QuietError(f"unknown mount option {k!r}", 1)
         out[k] = v
+    if "timeout" in out:
+        try:
+            if float(out["timeout"]) <= 0:
+                raise ValueError
+        except ValueError:
+            raise QuietError(f"mount option timeout={out['timeout']!r}: expected seconds > 0", 1) from None
     return out
+
+
+def config(ns: argparse.Namespace) -> MountConfig:
+    src = parse_source(ns.source)
+    opts = parse_opts(ns.opts)
+    mnt = os.path.abspath(ns.mountpoint)
+    if not os.path.isdir(mnt):
+        raise QuietError(f"mount point {ns.mountpoint} is not a directory", 1)
+    if os.path.ismount(mnt):
+        raise QuietError(f"{ns.mountpoint} is already a mount point", 1)
+    return MountConfig(src, ns.source, mnt, opts)
+
+
+def _setup_logging(cfg: MountConfig, foreground: bool) -> None:
+    level = "DEBUG" if "debug" in cfg.opts else "INFO"
+    logs.setup(level, prog="lustrepy")
+    root = logging.getLogger()
+    if cfg.opts.get("log"):
+        h: logging.Handler = logging.FileHandler(cfg.opts["log"])
+    elif foreground:
+        return
+    elif os.path.exists("/dev/log"):
+        h = logging.handlers.SysLogHandler("/dev/log")
+    else:
+        h = logging.NullHandler()
+    h.setFormatter(logging.Formatter(f"lustrepy[%(process)d] {cfg.mountpoint}: %(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [h]
+
+
+def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
+    """Connect, mount, and run the FUSE loop until unmounted; `ready` hears the outcome of mounting."""
+    import pyfuse3
+    import trio
+
+    from lustrepy.client.fs import LustreOperations
+    from lustrepy.client.lov import DataPath
+    from lustrepy.client.llite import Llite
+    from lustrepy.client.mdc import Mdc
+    from lustrepy.client.notify import Notifier
+
+    client_id = cfg.opts.get("client_id") or f"{os.uname().nodename}-{uuidlib.uuid4()}"
+    box: list[Llite] = []
+    mdc = Mdc(cfg.source.address, cfg.source.fsname, client_id=client_id, timeout=cfg.timeout,
+              on_blocking=lambda d: box[0].on_blocking(d) if box else None, lru_size=MDS_LRU)
+    try:
+        mdc.connect()
+    except LpError as e:
+        mdc.channel.close()
+        ready(f"cannot mount {cfg.text}: {e.message}")
+        return 1
+    mdc.on_reconnect = lambda: box[0].on_evicted() if box else None
+
+    def ost_addresses() -> dict[int, str]:
+        return {o.index: o.address for o in mdc.statfs().osts}
+
+    data = DataPath(cfg.source.fsname, client_id, ost_addresses, rpc_timeout=cfg.timeout,
+                    on_invalidate=lambda fid: box[0].on_data_invalidate(fid) if box else None)
+    notifier = Notifier()
+    ll = Llite(mdc, data, notifier)
+    box.append(ll)
+    options = {f"fsname={cfg.text}", "subtype=lustrepy", "default_permissions"}
+    if "allow_other" in cfg.opts:
+        options.add("allow_other")
+    if "ro" in cfg.opts:
+        options.add("ro")
+    for o in ("nodev", "nosuid", "noexec", "noatime"):
+        if o in cfg.opts:
+            options.add(o)
+    try:
+        pyfuse3.init(LustreOperations(ll), cfg.mountpoint, options)
+    except Exception as e:  # pyfuse3 raises RuntimeError/OSError when the kernel refuses the mount
+        data.close()
+        mdc.close()
+        ready(f"cannot mount on {cfg.mountpoint}: {e}")
+        return 1
+    notifier.start()
+    log.info("mounted %s on %s as client %s", cfg.text, cfg.mountpoint, client_id)
+    ready(None)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            async def on_signals() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+                    async for sig in sigs:
+                        log.info("signal %d: unmounting", sig)
+                        pyfuse3.terminate()
+                        return
+            nursery.start_soon(on_signals)
+            await pyfuse3.main(min_tasks=4, max_tasks=64)
+            nursery.cancel_scope.cancel()
+
+    code = 0
+    try:
+        trio.run(main)
+    except Exception:
+        log.exception("the FUSE loop failed")
+        code = 1
+    finally:
+        try:
+            trio.run(ll.flush_all)          # files the kernel never released (lazy unmount)
+        except Exception:
+            log.exception("writing back dirty data at unmount failed")
+            code = 1
+        pyfuse3.close(unmount=True)
+        notifier.stop()
+        data.close()
+        mdc.close()
+        log.info("unmounted %s", cfg.mountpoint)
+    return code
+
+
+def _background(cfg: MountConfig) -> int:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # the child: becomes the mount daemon
+        os.close(r)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        _setup_logging(cfg, foreground=False)
+
+        def ready(err: str | None) -> None:
+            try:
+                os.write(w, (f"error {err}" if err else "ok").encode()[:4000])
+                os.close(w)
+            except OSError:
+                pass
+        try:
+            code = serve(cfg, ready)
+        except Exception as e:
+            log.exception("mount daemon failed")
+            ready(f"internal error: {e}")
+            code = 1
+        os._exit(code)
+    os.close(w)                                     # the parent: wait for the verdict
+    msg = b""
+    end = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < end:
+        rl, _, _ = select.select([r], [], [], 0.5)
+        if rl:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            msg += chunk
+    os.close(r)
+    text = msg.decode(errors="replace")
+    if text == "ok":
+        os.stat(cfg.mountpoint)                    # returns once the mount answers
+        return 0
+    if not text:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        raise QuietError(f"mounting {cfg.text} on {cfg.mountpoint} did not finish in {READY_TIMEOUT:.0f}s", 1)
+    raise QuietError(text.removeprefix("error "), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lustrepy", description="mount a lustrepy file system")
-    ap.add_argument("source", help="HOST:PORT:/FSNAME")
+    ap.add_argument("source", help="HOST:PORT:/FSNAME of the MDS and the file system")
     ap.add_argument("mountpoint")
-    ap.add_argument("-o", dest="opts", help="comma-separated mount options")
+    ap.add_argument("-o", dest="opts", help="comma-separated mount options "
+                    "(allow_other, ro, debug, timeout=SECONDS, client_id=ID, log=FILE, and mount(8)'s)")
     ap.add_argument("-f", action="store_true", help="stay in the foreground")
     ns = ap.parse_args(argv)
     try:
-        src = parse_source(ns.source)
-        parse_opts(ns.opts)
-        if not os.path.isdir(ns.mountpoint):
-            raise QuietError(f"mount point {ns.mountpoint} is not a directory")
-        from lustrepy.client.mdc import Mdc
-
-        m = Mdc(src.address, src.fsname, timeout=5)
-        try:
-            m.connect()
-        except LpError as e:
-            raise QuietError(f"cannot mount {ns.source}: {e.message}") from None
-        finally:
-            m.close()
-        raise QuietError("this version has no FUSE client yet: nothing mounted")
+        cfg = config(ns)
+        if ns.f:
+            _setup_logging(cfg, foreground=True)
+            errs: list[str] = []
+            code = serve(cfg, lambda err: errs.append(err) if err else None)
+            if errs:
+                raise QuietError(errs[0], 1)
+            return code
+        return _background(cfg)
     except QuietError as e:
         print(f"lustrepy: {e}", file=sys.stderr)
         return e.exitcode

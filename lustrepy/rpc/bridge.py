@@ -7,6 +7,7 @@ with a deadline. Transport trouble maps to LpError in lustrepy.rpc.channel.call.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import trio
@@ -24,6 +25,8 @@ class Bridge:
         return await trio.to_thread.run_sync(call, method, request, timeout, limiter=self.limiter,
                                              abandon_on_cancel=False)
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run any blocking function (e.g. a streaming RPC loop) under the same limiter."""
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking function (one that sets its own RPC deadlines) under the same limiter."""
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)

@@ -1,0 +1,218 @@
+"""A real lustrepy mount (1 MDS + 4 OSS processes, FUSE) used with ordinary shell
+tools and POSIX calls; every result is compared with the same work on a local disk."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.mounts import mount
+from tests.support.servers import BIN, Cluster, wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def fs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mnt")
+    c = Cluster(root / "srv")
+    (root / "srv").mkdir()
+    m = None
+    try:
+        c.start(4)
+        m = mount(c, root / "mnt")
+        wait_for(lambda: _active_osts(m.path) == 4, what="4 OSTs active")
+        yield m.path
+    finally:
+        if m is not None:
+            m.stop()
+        c.stop()
+
+
+def _active_osts(path: Path) -> int:
+    out = subprocess.run([str(BIN / "lfsctl"), "df", "--json", str(path)], capture_output=True, text=True)
+    return json.loads(out.stdout)["osts_active"] if out.returncode == 0 else 0
+
+
+def sh(cmd: str, cwd: Path) -> str:
+    p = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"{cmd}: {p.stderr}"
+    return p.stdout
+
+
+def _tree(base: Path, n: int = 40) -> None:
+    rnd = hashlib.sha256()
+    for i in range(n):
+        d = base / f"d{i % 5}" / f"e{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        rnd.update(str(i).encode())
+        (d / f"f{i}.bin").write_bytes(rnd.digest() * (i * 97 % 3000))
+    (base / "link").symlink_to("d0/e0")
+    os.link(base / "d0" / "e0" / "f0.bin", base / "hard")
+    os.chmod(base / "d1", 0o750)
+
+
+def test_basic_file_and_directory_operations(fs):
+    d = fs / "basic"
+    d.mkdir()
+    (d / "a").write_bytes(b"hello world")
+    assert (d / "a").read_bytes() == b"hello world"
+    st = os.stat(d / "a")
+    assert stat.S_ISREG(st.st_mode) and st.st_size == 11
+    os.rename(d / "a", d / "b")
+    assert sorted(os.listdir(d)) == ["b"]
+    os.chmod(d / "b", 0o600)
+    assert os.stat(d / "b").st_mode & 0o777 == 0o600
+    os.truncate(d / "b", 5)
+    assert (d / "b").read_bytes() == b"hello"
+    os.truncate(d / "b", 8)
+    assert (d / "b").read_bytes() == b"hello\0\0\0"
+    with open(d / "b", "ab") as f:
+        f.write(b"!")
+    assert (d / "b").read_bytes() == b"hello\0\0\0!"
+    os.symlink("b", d / "s")
+    assert os.readlink(d / "s") == "b" and (d / "s").read_bytes() == b"hello\0\0\0!"
+    os.link(d / "b", d / "h")
+    assert os.stat(d / "b").st_nlink == 2 and os.stat(d / "h").st_ino == os.stat(d / "b").st_ino
+    os.mkfifo(d / "fifo")
+    assert stat.S_ISFIFO(os.stat(d / "fifo").st_mode)
+    os.utime(d / "b", ns=(1_000_000_000, 2_000_000_000))
+    assert os.stat(d / "b").st_mtime_ns == 2_000_000_000
+    with open(d / "sparse", "wb") as f:
+        f.seek(3 * 1024 * 1024 + 7)
+        f.write(b"x")
+    data = (d / "sparse").read_bytes()
+    assert len(data) == 3 * 1024 * 1024 + 8 and data[:-1] == bytes(len(data) - 1)
+    for name in ("b", "h", "s", "fifo", "sparse"):
+        os.unlink(d / name)
+    os.rmdir(d)
+    assert not d.exists()
+
+
+def test_errors_are_what_a_local_file_system_gives(fs):
+    d = fs / "errs"
+    d.mkdir()
+    (d / "f").write_text("x")
+    (d / "sub").mkdir()
+    (d / "sub" / "g").write_text("y")
+    cases = [
+        (lambda: os.mkdir(d / "f"), errno.EEXIST),
+        (lambda: os.rmdir(d / "sub"), errno.ENOTEMPTY),
+        (lambda: os.unlink(d / "sub"), errno.EISDIR),
+        (lambda: os.open(d / "f" / "x", os.O_RDONLY), errno.ENOTDIR),
+        (lambda: os.stat(d / "missing"), errno.ENOENT),
+        (lambda: os.open(d / ("n" * 256), os.O_CREAT | os.O_WRONLY), errno.ENAMETOOLONG),
+        (lambda: os.rename(d / "sub", d / "sub" / "inside"), errno.EINVAL),
+        (lambda: os.open(d / "sub", os.O_WRONLY), errno.EISDIR),
+    ]
+    for fn, err in cases:
+        with pytest.raises(OSError) as ei:
+            fn()
+        assert ei.value.errno == err, fn
+
+
+def test_cp_tar_rsync_diff_find_du(fs, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    _tree(src)
+    dst = fs / "tools"
+    dst.mkdir()
+    sh(f"cp -a {src} {dst}/cp", tmp_path)
+    sh(f"diff -r {src} {dst}/cp", tmp_path)
+    sh(f"tar -C {src} -cf {tmp_path}/t.tar .", tmp_path)
+    (dst / "tarx").mkdir()
+    sh(f"tar -C {dst}/tarx -xf {tmp_path}/t.tar", tmp_path)
+    sh(f"diff -r {src} {dst}/tarx", tmp_path)
+    sh(f"tar -C {dst}/tarx -cf {tmp_path}/back.tar . && mkdir {tmp_path}/back && tar -C {tmp_path}/back -xf {tmp_path}/back.tar", tmp_path)
+    sh(f"diff -r {src} {tmp_path}/back", tmp_path)
+    sh(f"rsync -aH {src}/ {dst}/rs/", tmp_path)
+    sh(f"diff -r {src} {dst}/rs", tmp_path)
+    assert sh(f"rsync -aHi {src}/ {dst}/rs/", tmp_path).strip() == ""      # nothing left to copy
+    local = sorted(sh("find . -printf '%y %s %p\\n'", src).splitlines())
+    remote = sorted(sh("find . -printf '%y %s %p\\n'", dst / "rs").splitlines())
+    assert local == remote
+    assert int(sh(f"du -s --apparent-size -B1 {dst}/rs", tmp_path).split()[0]) > 0
+    st = os.stat(dst / "rs" / "hard")
+    assert st.st_nlink == 2
+    sh(f"mv {dst}/rs {dst}/moved && rm -r {dst}/moved {dst}/cp {dst}/tarx", tmp_path)
+    assert sorted(os.listdir(dst)) == []
+
+
+def test_dd_and_sha256_round_trip(fs, tmp_path):
+    sh(f"dd if=/dev/urandom of={tmp_path}/r bs=1M count=24 status=none", tmp_path)
+    sh(f"dd if={tmp_path}/r of={fs}/r bs=1M status=none conv=fsync", tmp_path)
+    a = sh(f"sha256sum < {tmp_path}/r", tmp_path)
+    assert sh(f"sha256sum < {fs}/r", tmp_path) == a
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=False)
+    assert sh(f"sha256sum < {fs}/r", tmp_path) == a
+    os.unlink(fs / "r")
+
+
+def test_git_init_add_commit_fsck(fs):
+    repo = fs / "repo"
+    repo.mkdir()
+    _tree(repo, 20)
+    env = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@e GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@e"
+    sh("git init -q . && git add -A && " + env + " git commit -qm first", repo)
+    (repo / "d0" / "new.txt").write_text("more\n")
+    sh("git add -A && " + env + " git commit -qm second && git fsck --full --strict", repo)
+    assert sh("git log --oneline", repo).count("\n") == 2
+    assert sh("git status --porcelain", repo) == ""
+
+
+def test_sqlite_database_stays_intact(fs):
+    db = sqlite3.connect(fs / "test.db")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    for batch in range(20):
+        with db:
+            db.executemany("INSERT INTO t (v) VALUES (?)", [(os.urandom(300),) for _ in range(200)])
+        with db:
+            db.execute("DELETE FROM t WHERE k % 7 = ?", (batch % 7,))
+    db.execute("VACUUM")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    n = db.execute("SELECT count(*) FROM t").fetchone()[0]
+    db.close()
+    db = sqlite3.connect(fs / "test.db")
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == n
+    db.close()
+
+
+def test_striping_over_four_osts(fs):
+    d = fs / "striped"
+    d.mkdir()
+    os.setxattr(d, "lustrepy.lov", b'{"stripe_size":65536,"stripe_count":4}')
+    data = os.urandom(1_000_003)
+    (d / "f").write_bytes(data)
+    lov = json.loads(os.getxattr(d / "f", "lustrepy.lov"))
+    assert lov["stripe_count"] == 4 and len({o[0] for o in lov["objects"]}) == 4
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=False)
+    assert (d / "f").read_bytes() == data
+    out = subprocess.run([str(BIN / "lfsctl"), "getstripe", str(d / "f")], capture_output=True, text=True)
+    if out.returncode == 0:
+        assert "lmm_stripe_count:  4" in out.stdout
+
+
+def test_statfs_reports_cluster_totals(fs):
+    st = os.statvfs(fs)
+    assert st.f_blocks > 0 and st.f_namemax == 255
+
+
+def test_bad_mount_requests_give_one_line_and_mount_nothing(fs, tmp_path):
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    addr = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(fs)], capture_output=True, text=True).stdout.strip()
+    host_port = addr.rsplit(":/", 1)[0]
+    for src in ("nonsense", f"{host_port}:/wrongfs", "127.0.0.1:1:/testfs"):
+        p = subprocess.run([str(BIN / "lustrepy"), src, str(mnt), "-o", "timeout=3"], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode != 0, src
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, (src, p.stderr)
+        assert not os.path.ismount(mnt)

@@ -1,0 +1,97 @@
+"""Two clients of one cluster (like Lustre's sanityn): what one does, the other
+sees at its next call, through lock callbacks; appends from both lose nothing."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+import pytest
+
+from tests.support.mounts import mount
+from tests.support.servers import Cluster
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    (root / "srv").mkdir()
+    c = Cluster(root / "srv")
+    mounts = []
+    try:
+        c.start(2)
+        mounts.append(mount(c, root / "a"))
+        mounts.append(mount(c, root / "b"))
+        yield mounts[0].path, mounts[1].path
+    finally:
+        for m in mounts:
+            m.stop()
+        c.stop()
+
+
+def test_write_on_one_is_read_on_the_other(two):
+    a, b = two
+    (a / "w").write_bytes(b"first")
+    assert (b / "w").read_bytes() == b"first"
+    with open(a / "w", "r+b") as f:               # still open: data must reach b anyway
+        f.write(b"SECOND")
+        f.flush()
+        assert (b / "w").read_bytes() == b"SECOND"
+        assert os.stat(b / "w").st_size == 6
+    (a / "w").write_bytes(b"x" * 3_000_000)
+    assert os.stat(b / "w").st_size == 3_000_000
+    assert (b / "w").read_bytes() == b"x" * 3_000_000
+
+
+def test_namespace_changes_are_seen_at_the_next_call(two):
+    a, b = two
+    (a / "n").mkdir()
+    (a / "n" / "f").write_text("v")
+    assert sorted(os.listdir(b / "n")) == ["f"]
+    assert os.stat(b / "n" / "f").st_mode & 0o777 != 0o600
+    os.chmod(a / "n" / "f", 0o600)
+    assert os.stat(b / "n" / "f").st_mode & 0o777 == 0o600
+    os.rename(a / "n" / "f", a / "n" / "g")
+    with pytest.raises(FileNotFoundError):
+        os.stat(b / "n" / "f")
+    assert (b / "n" / "g").read_text() == "v"
+    os.truncate(a / "n" / "g", 0)
+    assert os.stat(b / "n" / "g").st_size == 0
+    os.unlink(a / "n" / "g")
+    assert not (b / "n" / "g").exists()
+    assert os.listdir(b / "n") == []
+    (b / "n" / "late").write_text("from b")      # a negative entry on a must not hide it
+    assert (a / "n" / "late").read_text() == "from b"
+    with pytest.raises(OSError) as ei:
+        os.rmdir(a / "n")
+    assert ei.value.errno == errno.ENOTEMPTY
+
+
+def test_appends_from_both_clients_lose_nothing(two):
+    a, b = two
+    (a / "log").write_bytes(b"")
+    n = 200
+
+    def appender(base, tag: bytes) -> None:
+        with open(base / "log", "ab", buffering=0) as f:
+            for i in range(n):
+                f.write(tag + b"%04d\n" % i)
+
+    ts = [threading.Thread(target=appender, args=(a, b"A")), threading.Thread(target=appender, args=(b, b"B"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    lines = (a / "log").read_bytes().splitlines()
+    assert len(lines) == 2 * n
+    assert sorted(lines) == sorted([b"A%04d" % i for i in range(n)] + [b"B%04d" % i for i in range(n)])
+    assert (b / "log").read_bytes() == (a / "log").read_bytes()
+
+
+def test_inode_numbers_agree(two):
+    a, b = two
+    (a / "ino").write_text("i")
+    assert os.stat(a / "ino").st_ino == os.stat(b / "ino").st_ino

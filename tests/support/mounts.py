@@ -1,0 +1,58 @@
+"""Real lustrepy mounts for tests: started in the foreground under Popen (so
+the test owns the pid), waited for until the mount answers, and always
+unmounted (fusermount3 -u, then -uz) and stopped, also when a test fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.servers import BIN, Cluster
+
+
+@dataclass
+class Mount:
+    source: str
+    path: Path
+    log: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self, *opts: str, wait: float = 30.0) -> "Mount":
+        self.path.mkdir(parents=True, exist_ok=True)
+        argv = [str(BIN / "lustrepy"), self.source, str(self.path), "-f"]
+        if opts:
+            argv += ["-o", ",".join(opts)]
+        with open(self.log, "ab") as logf:
+            self.popen = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if os.path.ismount(self.path):
+                os.stat(self.path)
+                return self
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"mount exited {self.popen.returncode}: {self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mount did not come up in {wait}s: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int | None:
+        if os.path.ismount(self.path):
+            r = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
+        p = self.popen
+        if p is None:
+            return None
+        try:
+            return p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            return p.wait(5)
+
+
+def mount(cluster: Cluster, path: Path, *opts: str) -> Mount:
+    m = Mount(f"{cluster.mds.address}:/{cluster.fsname}", path, path.parent / f"{path.name}.log")
+    return m.start(*opts)
