@@ -61,7 +61,8 @@ MSG_MIN = 1 * MiB           # smaller dirty runs are joined up to MSG_MAX before
 MSG_MAX = 4 * MiB
 STREAM_MAX = 8 * MiB        # one Write stream carries about this much, so big flushes run several per OST
 MAX_READ_CHUNK = 16 * MiB   # the OSS cuts read replies at most this large
-RA_MIN, RA_MAX = 4 * MiB, 16 * MiB   # read-ahead window
+RA_MIN, RA_MAX = 4 * MiB, 32 * MiB   # read-ahead window
+RA_PER_OBJECT = 4 * MiB     # a window reads about this much of each object (one Read stream each)
 RA_AHEAD = 2                # windows kept fetched (or being fetched) ahead of a sequential reader
 _RETRYABLE = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
 _PREEMPTED_MEMORY = 256
@@ -182,7 +183,7 @@ class FileData:
         count = max(len(layout.objects), 1)
         # An object's dirty data starts streaming once it fills a stream, or half its share of max_dirty.
         self._stripe_kick = min(max(self.max_dirty // (2 * count), MSG_MIN), STREAM_MAX)
-        ra = min(max(layout.stripe_size * count * 2, RA_MIN), RA_MAX)
+        ra = min(max(max(layout.stripe_size, RA_PER_OBJECT) * count, RA_MIN), RA_MAX)
         self._ra_window = ra - ra % layout.stripe_size if ra > layout.stripe_size else layout.stripe_size
         self._cache = ReadCache(RA_AHEAD * self._ra_window + self._ra_window)
         self._chunk = layout.stripe_size if layout.stripe_size <= MAX_READ_CHUNK else 0

@@ -373,10 +373,21 @@ class Llite:
             raise LpError(errno.EISDIR, "not a regular file")
         return await self.io.run(h.data.read, off, size)
 
+    async def _ensure_layout(self, h: Handle) -> None:
+        """A file created without objects gets its layout (the default) before its first write."""
+        node = h.node
+        rep = await self.meta.run(self.mdc.intent, IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS)
+        self._learn(rep)
+        old = h.data
+        h.data = await self.io.run(self._open_data, node)
+        await self.io.run(old.release)
+
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._h(fh)
         if h.data is None:
             raise LpError(errno.EBADF, "not open for data")
+        if h.node.layout is None or not h.node.layout.objects:
+            await self._ensure_layout(h)
         if h.flags & os.O_APPEND:
             await self.io.run(h.data.append, buf)
         else:

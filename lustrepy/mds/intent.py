@@ -29,6 +29,9 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT, IT_READDIR = 1, 2, 4, 8, 16, 32
 DISP_EXECD, DISP_NEG, DISP_POS, DISP_CREATE, DISP_OPEN = 1, 2, 4, 8, 16
 DEFAULT_BITS = LOOKUP | UPDATE | PERM
+# Lustre's O_LOV_DELAY_CREATE is O_NOCTTY|O_ASYNC; FUSE passes O_ASYNC on: create without
+# objects, so `lfs setstripe`-style tools can set the layout before the first write.
+O_LOV_DELAY_CREATE = os.O_ASYNC
 _RETRIES = 4
 
 
@@ -213,7 +216,8 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
             rep = _reply(tx, attr, DISP_EXECD | DISP_POS | DISP_OPEN, True)
             rep.open_handle = handle
             return rep
-        lo = mdt.allocate(tx, requested or tx.default_layout(parent))
+        delay = flags & O_LOV_DELAY_CREATE and requested is None
+        lo = None if delay else mdt.allocate(tx, requested or tx.default_layout(parent))
         attr = tx.create(cred, parent, req.name, mode, 0, fid=new_fid, layout=lo)
         handle = tx.open(attr.fid, client_id, writer=_writer(flags))
         rep = _reply(tx, attr, DISP_EXECD | DISP_NEG | DISP_CREATE | DISP_OPEN, True)

@@ -66,6 +66,7 @@ class Mdt:
         self.counters: Counter[str] = Counter()
         self._inflight: dict[tuple[str, int], threading.Event] = {}
         self._inflight_lock = threading.Lock()
+        self._alloc = threading.local()     # .lenient: allocate fewer stripes rather than wait
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="ost-sweep", daemon=True)
 
@@ -134,31 +135,52 @@ class Mdt:
         lo.check(ost_count=n if n else None)
 
     def allocate(self, tx, lo: Layout) -> Layout:
-        """Choose OSTs and take precreated object ids, inside the caller's transaction."""
-        osts = self.allocator.choose(lo, self.registry.all(), tx.pool_sizes())
+        """Choose OSTs and take precreated object ids, inside the caller's transaction.
+
+        While an active OST is skipped only because its pool is empty, this raises
+        ENOSPC so write_with_objects waits for precreation; past that wait a file
+        gets fewer stripes rather than none.
+        """
+        pools = tx.pool_sizes()
+        osts = self.registry.all()
+        if not getattr(self._alloc, "lenient", False):
+            open_osts = [s for s in osts if s.active and not s.full]
+            usable = self.allocator.usable(osts, pools)
+            want = len(open_osts) if lo.stripe_count == -1 else min(lo.stripe_count, len(open_osts))
+            if len(usable) < want:
+                self.osp.wake()
+                raise LpError(errno.ENOSPC, "waiting for object precreation")
+        chosen = self.allocator.choose(lo, osts, pools)
         objs = []
-        for i in osts:
+        for i in chosen:
             ids = tx.pool_take(i, 1)
             if not ids:
                 raise LpError(errno.ENOSPC, f"no precreated objects on OST{i:04x}")
             objs.append(StripeObject(i, ids[0]))
-        if len(objs) < 1:
-            raise LpError(errno.ENOSPC, "no OST can take objects")
+            if pools.get(i, 0) - 1 < self.cfg.precreate_low:
+                self.osp.wake()
         return Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),
                       stripe_offset=objs[0].ost_index, pattern=lo.pattern, objects=tuple(objs))
 
     def write_with_objects(self, fn, **kw):
-        """store.write(fn) retried while every pool is empty but OSTs are active (precreate catching up)."""
+        """store.write(fn), retried while object pools refill (precreation catching up)."""
         deadline = time.monotonic() + self.cfg.pool_wait
-        while True:
-            try:
-                return self.store.write(fn, **kw)
-            except LpError as e:
-                if e.errno != errno.ENOSPC or time.monotonic() > deadline:
-                    raise
-                if not any(not s.full for s in self.registry.active()):
-                    raise
-                self.osp.wait_pools(0.2)
+        self._alloc.lenient = False
+        try:
+            while True:
+                try:
+                    return self.store.write(fn, **kw)
+                except LpError as e:
+                    if e.errno != errno.ENOSPC or not any(not s.full for s in self.registry.active()):
+                        raise
+                    if time.monotonic() > deadline:
+                        if self._alloc.lenient:
+                            raise
+                        self._alloc.lenient = True      # last try: take what the pools have
+                        continue
+                    self.osp.wait_pools(0.2)
+        finally:
+            self._alloc.lenient = False
 
     # ---- resends ------------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""One OST through the Osc: streams with checksums, short reads at the object's end, punch,
+getattr, sync, extent locks with their LVBs, and connection errors."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from lustrepy.client.osc import Osc
+from lustrepy.common.errors import LpError
+from lustrepy.ldlm import flags as lfl
+from lustrepy.ldlm.extent import EOF
+from lustrepy.ldlm.modes import LockMode
+from tests.client.conftest import addresses_of
+
+pytestmark = pytest.mark.timeout(60)
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def osc_of(cluster):
+    _, mdc = cluster
+    made: list[Osc] = []
+    addrs = addresses_of(mdc)
+
+    def make(index: int, name: str = "osc", address=None) -> Osc:
+        o = Osc(index, f"{name}-{len(made)}-{os.getpid()}", "testfs",
+                address or (lambda refresh: addrs().get(index)), rpc_timeout=5.0,
+                on_blocking=lambda desc: None, on_glimpse=lambda desc: None, on_lost=lambda: None)
+        made.append(o)
+        return o
+
+    yield make
+    for o in made:
+        o.close()
+
+
+def test_write_and_read_streams(osc_of, new_file):
+    _, layout = new_file(1)
+    obj = layout.objects[0]
+    osc = osc_of(obj.ost_index)
+    a, b = os.urandom(3 * MiB), os.urandom(1000)
+    lvb = osc.write(obj.object_id, [(0, a), (5 * MiB, b)])
+    assert lvb.size == 5 * MiB + 1000
+    chunks = osc.read(obj.object_id, 0, 8 * MiB, chunk_size=MiB)
+    assert [len(c) for c in chunks][:3] == [MiB, MiB, MiB]
+    data = b"".join(chunks)
+    assert len(data) == 5 * MiB + 1000                  # cut at the object's end
+    assert data[:3 * MiB] == a and data[3 * MiB:5 * MiB] == bytes(2 * MiB) and data[5 * MiB:] == b
+    assert osc.read(obj.object_id, 6 * MiB, 10) == []
+    assert osc.getattr(obj.object_id).size == 5 * MiB + 1000
+    assert osc.punch(obj.object_id, 10).size == 10
+    osc.sync(obj.object_id)
+    assert b"".join(osc.read(obj.object_id, 0, 100)) == a[:10]
+    st = osc.statistics()
+    assert st["connected"] and st["connects"] == 1 and st["write_bytes"] == 3 * MiB + 1000
+
+
+def test_locks_carry_the_object_lvb_and_glimpse_another_writer(osc_of, new_file):
+    _, layout = new_file(1)
+    obj = layout.objects[0]
+    w, r = osc_of(obj.ost_index, "w"), osc_of(obj.ost_index, "r")
+    w.write(obj.object_id, [(0, b"x" * 4096)])
+    grant, epoch = w.enqueue(obj.object_id, LockMode.PW, (0, 10))
+    assert grant.lock is not None and grant.lock.extent.end == EOF       # grown for a streaming writer
+    assert grant.lvb.size == 4096 and epoch == w.epoch
+    glimpsed, _ = r.enqueue(obj.object_id, LockMode.PR, (0, EOF), flags=lfl.GLIMPSE)
+    assert glimpsed.lock is None and glimpsed.lvb.size == 4096          # answered without revoking w
+    assert w.statistics()["blocking_callbacks"] == 0
+
+
+def test_unknown_or_dead_address_is_enotconn(osc_of):
+    with pytest.raises(LpError) as ei:
+        osc_of(0, address=lambda refresh: None).getattr(1)
+    assert ei.value.errno == errno.ENOTCONN
+    with pytest.raises(LpError) as ei:
+        osc_of(0, address=lambda refresh: "127.0.0.1:1").getattr(1)
+    assert ei.value.errno == errno.ENOTCONN
+
+
+def test_missing_object_is_enoent(osc_of):
+    osc = osc_of(0)
+    with pytest.raises(LpError) as ei:
+        osc.getattr(10**9)
+    assert ei.value.errno == errno.ENOENT
