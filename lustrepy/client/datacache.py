@@ -1,11 +1,13 @@
-"""Byte-range maps for the client's file data (dirty data, read-ahead data) and shaping bytes for the wire.
+"""Byte ranges of file data on the client, and shaping them for the wire.
 
 A SegmentMap holds non-overlapping runs of bytes keyed by offset; a newer
 `put` wins over what it overlaps, `put_under` only fills gaps (older data
 coming back after a failed send). Data is kept by reference: a caller's
 `bytes` is stored as it is and cut with memoryviews, so buffering a write
 copies nothing. ReadCache is a bounded SegmentMap for read-ahead, in file
-offsets, evicting what was inserted first.
+offsets, evicting what was inserted first. write_messages / split_streams
+cut dirty runs into Write messages and streams; ObjectData gives views of
+what a Read stream returned.
 
 Pure structures: no I/O, no threads, no locks (the owner serialises calls),
 no knowledge of layouts or of what the offsets mean. Never mutates a buffer
@@ -16,10 +18,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Union
 
-Buf = Union[bytes, memoryview]
+Buf = bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ def _cut(data: Buf, a: int, b: int | None = None) -> Buf:
 class SegmentMap:
     """Non-overlapping byte runs sorted by offset; `nbytes` is the total they hold."""
 
-    __slots__ = ("_starts", "_segs", "nbytes")
+    __slots__ = ("_segs", "_starts", "nbytes")
 
     def __init__(self) -> None:
         self._starts: list[int] = []
@@ -189,7 +191,7 @@ class SegmentMap:
 class ReadCache:
     """Read-ahead data in file offsets, at most `limit` bytes, oldest insertions evicted first."""
 
-    __slots__ = ("limit", "_map", "_order")
+    __slots__ = ("_map", "_order", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -309,7 +311,7 @@ class ObjectData:
     with zeros past the end of the data (a hole, or beyond the object's end).
     """
 
-    __slots__ = ("start", "end", "_chunks", "_starts")
+    __slots__ = ("_chunks", "_starts", "end", "start")
 
     def __init__(self, start: int, chunks: list[bytes]) -> None:
         self.start = start

@@ -35,18 +35,24 @@ import errno
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
+from lustrepy.client.datacache import Buf, ObjectData, ReadCache, Segment, SegmentMap, split_streams, write_messages
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
-from lustrepy.common.layout import (MAX_FILE_SIZE, Layout, file_size_from_object, object_size_for_file,
-                                    per_object_ranges, split_range)
+from lustrepy.common.layout import (
+    MAX_FILE_SIZE,
+    Layout,
+    file_size_from_object,
+    object_size_for_file,
+    per_object_ranges,
+    split_range,
+)
 from lustrepy.common.records import Lvb
 from lustrepy.ldlm import flags as lfl
 from lustrepy.ldlm.modes import WRITE_MODES, LockMode, covers
 from lustrepy.ldlm.request import Grant
-from lustrepy.client.datacache import (Buf, ObjectData, ReadCache, Segment, SegmentMap, split_streams,
-                                       write_messages)
 
 if TYPE_CHECKING:
     from lustrepy.client.lov import DataPath
@@ -71,7 +77,7 @@ _PREEMPTED_MEMORY = 256
 class _LockRec:
     """A lock this file holds on one object, as the data path sees it."""
 
-    __slots__ = ("cookie", "mode", "start", "last", "revoking", "preempted", "holds")
+    __slots__ = ("cookie", "holds", "last", "mode", "preempted", "revoking", "start")
 
     def __init__(self, cookie: int, mode: LockMode, start: int, last: int) -> None:
         self.cookie = cookie
@@ -89,7 +95,7 @@ class _LockRec:
 class _Flight:
     """Dirty runs of one object on their way to the OST in one Write stream."""
 
-    __slots__ = ("segs", "map", "start", "end", "nbytes", "done")
+    __slots__ = ("done", "end", "map", "nbytes", "segs", "start")
 
     def __init__(self, segs: list[Segment]) -> None:
         self.segs = segs
@@ -104,7 +110,7 @@ class _Flight:
 class _Stripe:
     """Per-object state; guarded by the owning FileData's mutex."""
 
-    __slots__ = ("index", "osc", "oid", "recs", "preempted", "known", "dirty", "flights", "lost_gen")
+    __slots__ = ("dirty", "flights", "index", "known", "lost_gen", "oid", "osc", "preempted", "recs")
 
     def __init__(self, index: int, osc: Osc, oid: int) -> None:
         self.index = index
@@ -126,6 +132,9 @@ class _Stripe:
     def covered(self, a: int, end: int) -> bool:
         """Some write lock we hold (revoking or not) covers object bytes [a, end)."""
         return any(r.mode in WRITE_MODES and r.covers(a, end - 1) for r in self.recs.values())
+
+    def uncovered(self, seg: Segment) -> bool:
+        return not self.covered(seg.start, seg.end)
 
     def pending_end(self) -> int:
         """Where this client's unacknowledged data for the object ends."""
@@ -175,9 +184,10 @@ class FileData:
         self._ra_end = 0                # read-ahead fetched or asked for up to here
         self._ra_size = 0               # the file size the last read saw
         self._prefetching: list[tuple[int, int]] = []
-        self._set_layout(layout)
+        self.set_layout(layout)
 
-    def _set_layout(self, layout: Layout) -> None:
+    def set_layout(self, layout: Layout) -> None:
+        """Use `layout`; the caller has written back what the old one's objects held."""
         self.layout = layout
         self._stripes = [_Stripe(i, self._dp.osc(o.ost_index), o.object_id) for i, o in enumerate(layout.objects)]
         count = max(len(layout.objects), 1)
@@ -564,7 +574,7 @@ class FileData:
                     if all(st.covered(s.start, s.end) for s in st.dirty):
                         segs = st.dirty.take()
                     else:
-                        segs = st.dirty.take(keep=lambda s, st=st: not st.covered(s.start, s.end))
+                        segs = st.dirty.take(keep=st.uncovered)
                     if not segs:
                         continue
                     for group in split_streams(segs, STREAM_MAX):

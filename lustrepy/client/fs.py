@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 import pyfuse3
@@ -26,6 +27,7 @@ T = TypeVar("T")
 def _guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     @functools.wraps(fn)
     async def wrapper(self: "LustreOperations", *args: Any) -> T:
+        t0 = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
         try:
             return await fn(self, *args)
         except pyfuse3.FUSEError:
@@ -35,6 +37,9 @@ def _guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         except Exception:
             log.exception("%s%r failed", fn.__name__, args[:3])
             raise pyfuse3.FUSEError(errno.EIO) from None
+        finally:
+            if t0:
+                log.debug("%s %.3f ms", fn.__name__, (time.perf_counter() - t0) * 1e3)
     return wrapper
 
 

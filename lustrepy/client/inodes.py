@@ -36,6 +36,11 @@ class Inode:
     opens: int = 0
     data: object | None = None          # the FileData while open
     pinned: set[int] = field(default_factory=set)   # lock cookies held while the kernel knows the inode
+    size_local: bool = False            # created here and not written since: attr.size (0) is exact
+    # Every name in this directory, when known: a directory this client made holds exactly
+    # what this client put in it for as long as the client keeps its UPDATE lock (anyone
+    # else's change calls that lock back). Absent names are then answered without an RPC.
+    complete: set[bytes] | None = None
 
     @property
     def bits(self) -> int:
@@ -84,17 +89,22 @@ class InodeTable:
             return node
 
     def learn(self, fid: Fid, attr: Attr, *, size_valid: bool, lock: int = 0, bits: int = 0,
-              layout: Layout | None = None, name: tuple[int, bytes] | None = None, lookup: bool = False) -> Inode:
-        """Record what a reply told about an inode (and the lock that covers it)."""
+              layout: Layout | None = None, name: tuple[int, bytes] | None = None,
+              lookup: bool = False) -> tuple[Inode, bool]:
+        """Record what a reply told about an inode and the lock that covers it; returns the
+        inode and whether the lock adds nothing to those already held (the caller gives it back)."""
         with self.mu:
             node = self.ensure(fid)
             node.attr = attr
             node.size_valid = size_valid
             if layout is not None:
                 node.layout = layout
+            redundant = False
             if lock:
-                node.locks[lock] = bits
-                self._by_cookie[lock] = node.ino
+                redundant = bits & ~node.bits == 0
+                if not redundant:
+                    node.locks[lock] = bits
+                    self._by_cookie[lock] = node.ino
             if name is not None:
                 node.names.add(name)
                 self._dentries[name] = node.ino
@@ -103,14 +113,18 @@ class InodeTable:
                     parent.negatives.discard(name[1])
             if lookup:
                 node.lookups += 1
-            return node
+            return node, redundant
 
-    def learn_lock(self, fid: Fid, cookie: int, bits: int) -> None:
-        """A lock on an inode granted without new attributes (e.g. a negative lookup's parent lock)."""
+    def learn_lock(self, fid: Fid, cookie: int, bits: int) -> bool:
+        """A lock granted without attributes (a negative lookup's parent lock); False when it
+        adds nothing to the locks already held (the caller gives it back)."""
         with self.mu:
             node = self.ensure(fid)
+            if bits & ~node.bits == 0:
+                return False
             node.locks[cookie] = bits
             self._by_cookie[cookie] = node.ino
+            return True
 
     def forget(self, ino: int, n: int) -> list[int]:
         """Drop n kernel references; returns the pinned lock cookies of an inode now forgotten."""
@@ -143,6 +157,7 @@ class InodeTable:
             attrs = False
             if bits & ATTR_BITS and left & ATTR_BITS != ATTR_BITS:
                 node.size_valid = False         # attr_cached() is now False: ours are not trusted
+                node.size_local = False
                 attrs = True
             if bits & LOOKUP and not left & LOOKUP:
                 entries.extend(node.names)
@@ -152,6 +167,7 @@ class InodeTable:
             if bits & UPDATE and not left & UPDATE:
                 entries.extend((node.ino, n) for n in node.negatives)
                 node.negatives.clear()
+                node.complete = None
             if bits & LAYOUT and not left & LAYOUT:
                 node.layout = None
             return Revoked(node.ino, attrs, tuple(entries))
@@ -161,6 +177,25 @@ class InodeTable:
         with self.mu:
             cookies = list(self._by_cookie)
         return [r for c in cookies if (r := self.revoke(c)) is not None]
+
+    def known_absent(self, parent: int, name: bytes) -> bool:
+        """The directory's full contents are known under its UPDATE lock and lack `name`."""
+        with self.mu:
+            node = self._by_ino.get(parent)
+            return (node is not None and node.complete is not None and node.bits & UPDATE != 0
+                    and name not in node.complete)
+
+    def entry_added(self, parent: int, name: bytes) -> None:
+        with self.mu:
+            node = self._by_ino.get(parent)
+            if node is not None and node.complete is not None:
+                node.complete.add(name)
+
+    def entry_removed(self, parent: int, name: bytes) -> None:
+        with self.mu:
+            node = self._by_ino.get(parent)
+            if node is not None and node.complete is not None:
+                node.complete.discard(name)
 
     def add_negative(self, parent: int, name: bytes) -> None:
         with self.mu:

@@ -31,6 +31,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, Inode, InodeTable
+from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, layout_from_pb
@@ -51,6 +52,7 @@ class Handle:
     mds_handle: int
     flags: int
     data: Any = None        # FileData
+    wrote: bool = False     # this handle wrote data: its close reports the size
 
     @property
     def writer(self) -> bool:
@@ -82,6 +84,7 @@ class Llite:
         self.meta = Bridge(32)
         self.io = Bridge(32)
         self.handles: dict[int, Handle] = {}
+        self.closer = Closer()
         self._fh = itertools.count(1)
         root = self.table.ensure(mdc.root)
         root.lookups = 1
@@ -124,9 +127,11 @@ class Llite:
         layout = layout_from_pb(rep.layout) if rep.has_layout else None
         lock = rep.lock.cookie if rep.HasField("lock") else 0
         bits = rep.lock.ibits if lock else 0
-        node = self.table.learn(attr.fid, attr, size_valid=rep.attr.size_valid, lock=lock, bits=bits,
-                                layout=layout, name=name, lookup=lookup)
-        if lock and bits & LOOKUP and stat.S_ISDIR(attr.mode) and lock not in node.pinned:
+        node, redundant = self.table.learn(attr.fid, attr, size_valid=rep.attr.size_valid, lock=lock, bits=bits,
+                                           layout=layout, name=name, lookup=lookup)
+        if redundant:
+            self.mdc.locks.drop(lock)
+        elif lock and bits & LOOKUP and stat.S_ISDIR(attr.mode) and lock not in node.pinned:
             # A directory's entry must not be dropped just because the lock LRU is full: the
             # kernel would unhash it under processes whose cwd it is. The server can still
             # call the lock back (on_blocking releases the pin).
@@ -158,7 +163,7 @@ class Llite:
         assert attr is not None
         if not stat.S_ISREG(attr.mode):
             return attr, TTL if node.attr_cached() else 0.0
-        if node.size_valid and node.data is None:
+        if (node.size_valid and node.data is None) or (node.size_local and node.attr_cached()):
             return attr, TTL if node.attr_cached() else 0.0
         size = await self.io.run(self._glimpse, node)
         cached = node.data is not None and node.data.cached_lock() and node.attr_cached()
@@ -187,6 +192,12 @@ class Llite:
         attr, ttl = await self._attr(node)
         return self._entry(node, attr, ttl)
 
+    def _parent_from(self, rep) -> None:
+        """Keep the parent's attributes as our own update left them (the kernel asks next)."""
+        if rep.HasField("parent_attr") and rep.parent_attr.fid.seq:
+            a = attr_from_pb(rep.parent_attr)
+            self.table.learn(a.fid, a, size_valid=False)
+
     def _stale_after_update(self, *inos: int) -> None:
         """Our own update changed these inodes: refetch their attributes next time."""
         with self.table.mu:
@@ -202,17 +213,18 @@ class Llite:
         if name == b".":
             return await self._entry_of(parent)
         check_name(name)
+        if self.table.known_absent(parent_ino, name):
+            self.table.add_negative(parent_ino, name)
+            raise _Negative(_negative_entry())
         rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR, cred_of(ctx),
                                    parent=parent.fid, name=name, ibits=LOOKUP_BITS)
         if rep.hdr.errno:
             if rep.lock.cookie:
                 # absent, and the parent's UPDATE lock now covers that: the kernel may cache it
-                self.table.learn_lock(parent.fid, rep.lock.cookie, rep.lock.ibits)
+                if not self.table.learn_lock(parent.fid, rep.lock.cookie, rep.lock.ibits):
+                    self.mdc.locks.drop(rep.lock.cookie)
                 self.table.add_negative(parent_ino, name)
-                e = pyfuse3.EntryAttributes()
-                e.st_ino = 0
-                e.entry_timeout = TTL
-                raise _Negative(e)
+                raise _Negative(_negative_entry())
             self.mdc.raise_for(rep)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
         return await self._entry_of(node)
@@ -268,8 +280,11 @@ class Llite:
     # ---- namespace updates -----------------------------------------------------------------------
 
     async def _made(self, parent_ino: int, name: bytes, rep) -> pyfuse3.EntryAttributes:
-        self._stale_after_update(parent_ino)
+        self._parent_from(rep)
+        self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
+        if stat.S_ISDIR(rep.attr.mode) and rep.lock.ibits & UPDATE:
+            node.complete = set()       # new and empty, and ours while the lock lasts
         return await self._entry_of(node)
 
     async def mknod(self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx) -> pyfuse3.EntryAttributes:
@@ -294,31 +309,45 @@ class Llite:
         check_name(new_name)
         node, parent = self._node(ino), self._node(new_parent_ino)
         rep = await self.meta.run(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
-        self._stale_after_update(new_parent_ino, ino)
+        self._parent_from(rep)
+        self.table.entry_added(new_parent_ino, new_name)
         node = self._learn(rep, name=(new_parent_ino, new_name), lookup=True)
         return await self._entry_of(node)
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
-        await self.meta.run(self.mdc.unlink, parent.fid, name, cred_of(ctx))
+        rep = await self.meta.run(self.mdc.unlink, parent.fid, name, cred_of(ctx))
+        self._parent_from(rep)
+        self.table.entry_removed(parent_ino, name)
         victim = self.table.remove_name(parent_ino, name)
-        self._stale_after_update(parent_ino, *([victim.ino] if victim else []))
+        if victim is not None:
+            self._stale_after_update(victim.ino)
 
     async def rmdir(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
-        await self.meta.run(self.mdc.rmdir, parent.fid, name, cred_of(ctx))
+        rep = await self.meta.run(self.mdc.rmdir, parent.fid, name, cred_of(ctx))
+        self._parent_from(rep)
+        self.table.entry_removed(parent_ino, name)
         victim = self.table.remove_name(parent_ino, name)
-        self._stale_after_update(parent_ino, *([victim.ino] if victim else []))
+        if victim is not None:
+            self._stale_after_update(victim.ino)
 
     async def rename(self, old_parent: int, old_name: bytes, new_parent: int, new_name: bytes,
                      flags: int, ctx) -> None:
         check_name(new_name)
         sp, dp = self._node(old_parent), self._node(new_parent)
-        await self.meta.run(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
+        rep = await self.meta.run(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
         moved = self.table.remove_name(old_parent, old_name)
         other = self.table.remove_name(new_parent, new_name)
-        touched = [old_parent, new_parent] + [n.ino for n in (moved, other) if n is not None]
+        self.table.entry_removed(old_parent, old_name)
+        self.table.entry_added(new_parent, new_name)
+        if flags & 2:                                   # RENAME_EXCHANGE: both names still exist
+            self.table.entry_added(old_parent, old_name)
+        touched = [n.ino for n in (moved, other) if n is not None]
+        if old_parent != new_parent:
+            touched.append(old_parent)
         self._stale_after_update(*touched)
+        self._parent_from(rep)
 
     # ---- files ------------------------------------------------------------------------------------
 
@@ -341,8 +370,10 @@ class Llite:
         rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid,
                                    name=name, open_flags=flags | os.O_CREAT, mode=mode)
         self.mdc.raise_for(rep)
-        self._stale_after_update(parent_ino)
+        self._parent_from(rep)
+        self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
+        node.size_local = True          # empty, and no one else has opened it yet
         fh, h = self._new_handle(node, rep.open_handle, flags)
         h.data = await self.io.run(self._open_data, node)
         return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
@@ -388,11 +419,12 @@ class Llite:
             raise LpError(errno.EBADF, "not open for data")
         if h.node.layout is None or not h.node.layout.objects:
             await self._ensure_layout(h)
+        h.wrote = True
+        h.node.size_valid = h.node.size_local = False
         if h.flags & os.O_APPEND:
             await self.io.run(h.data.append, buf)
         else:
             await self.io.run(h.data.write, off, buf)
-        h.node.size_valid = False
         return len(buf)
 
     async def flush(self, fh: int) -> None:
@@ -405,6 +437,7 @@ class Llite:
         if h.data is not None:
             await self.io.run(h.data.fsync)
         if not datasync:
+            await self.meta.run(self.closer.drain)
             await self.meta.run(self.mdc.sync)
 
     async def release(self, fh: int) -> None:
@@ -414,7 +447,7 @@ class Llite:
         node = h.node
         size = None
         if h.data is not None:
-            if h.writer:
+            if h.wrote:
                 await self.io.run(h.data.flush)
                 size = await self.io.run(h.data.size)
             await self.io.run(h.data.release)
@@ -422,7 +455,7 @@ class Llite:
             node.opens -= 1
             if node.opens == 0:
                 node.data = None
-        await self.meta.run(self.mdc.close_handle, h.mds_handle, None, size)
+        self.closer.submit(self.mdc.close_handle, h.mds_handle, None, size)
 
     # ---- directories ---------------------------------------------------------------------------------
 
@@ -439,7 +472,7 @@ class Llite:
             rep = await self.meta.run(self.mdc.readdir, node.fid, cookie, 256, True)
             for ent in rep.entries:
                 attr = attr_from_pb(ent.attr)
-                child = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
+                child, _ = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
                 e = self._entry(child, attr, 0.0)
                 e.entry_timeout = 0.0
                 if not pyfuse3.readdir_reply(token, ent.name, e, ent.cookie):
@@ -451,6 +484,7 @@ class Llite:
                 return
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        await self.meta.run(self.closer.drain)
         await self.meta.run(self.mdc.sync)
 
     async def statfs(self, ctx) -> pyfuse3.StatvfsData:
@@ -495,6 +529,15 @@ class Llite:
         for h in list(self.handles.values()):
             if h.data is not None:
                 await self.io.run(h.data.flush)
+        await self.io.run(self.closer.drain)
+
+
+def _negative_entry() -> pyfuse3.EntryAttributes:
+    """An absent name the kernel may cache (until the parent's UPDATE lock is called back)."""
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = 0
+    e.entry_timeout = TTL
+    return e
 
 
 class _Negative(Exception):

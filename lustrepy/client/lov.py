@@ -23,16 +23,17 @@ import logging
 import threading
 import time
 import uuid as uuidlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
+from lustrepy.client.filedata import FileData
+from lustrepy.client.osc import Osc
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.records import Lvb
-from lustrepy.client.filedata import FileData
-from lustrepy.client.osc import Osc
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class DataPath:
             fd.flush()
         with self._mu:
             self._unindex(fd)
-            fd._set_layout(layout)
+            fd.set_layout(layout)
             self._index(fd)
 
     def _index(self, fd: FileData) -> None:

@@ -25,7 +25,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Callable
 
-from lustrepy.common import logs
+from lustrepy.common import daemon, logs
 from lustrepy.common.errors import LpError, QuietError
 
 log = logging.getLogger("lustrepy.client")
@@ -184,6 +184,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
             log.exception("writing back dirty data at unmount failed")
             code = 1
         pyfuse3.close(unmount=True)
+        ll.closer.stop()
         notifier.stop()
         data.close()
         mdc.close()
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(allow_other, ro, debug, timeout=SECONDS, client_id=ID, log=FILE, and mount(8)'s)")
     ap.add_argument("-f", action="store_true", help="stay in the foreground")
     ns = ap.parse_args(argv)
+    daemon.tune_interpreter()
     try:
         cfg = config(ns)
         if ns.f:

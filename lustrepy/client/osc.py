@@ -20,7 +20,7 @@ import errno
 import itertools
 import logging
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import crc32c
 import grpc
@@ -233,7 +233,7 @@ class Osc:
         hdr = self._hdr(gen)
         total = sum(len(d) for _, d in messages)
 
-        def chunks():
+        def chunks() -> Iterator[opb.WriteChunk]:
             h: cpb.ReqHdr | None = hdr
             for off, data in messages:
                 yield opb.WriteChunk(hdr=h, object_id=object_id, offset=off, data=data,

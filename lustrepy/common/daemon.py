@@ -5,11 +5,22 @@ systemd (sd_notify READY=1 over $NOTIFY_SOCKET), and waiting for SIGTERM/SIGINT.
 from __future__ import annotations
 
 import os
+import sys
 import signal
 import socket
 import threading
 
 from lustrepy.common.errors import QuietError
+
+
+SWITCH_INTERVAL = 0.0005
+
+
+def tune_interpreter() -> None:
+    """Daemons are many threads handing small requests to each other: a short GIL switch
+    interval keeps a thread that has a reply ready from waiting up to 5 ms behind one
+    that is computing."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def write_port_file(path: str | None, port: int) -> None:

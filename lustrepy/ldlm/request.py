@@ -261,6 +261,20 @@ class LockClient:
                     out.append(cookie)
         self._send_cancel(out)
 
+    def drop(self, cookie: int) -> None:
+        """Give an unused lock back without an RPC of its own: it leaves with the next request
+        (early cancel), or in a batch once enough have gathered."""
+        batch: list[int] = []
+        with self._mu:
+            h = self._locks.get(cookie)
+            if h is None or h.users > 0 or h.revoking:
+                return
+            self._forget_locked(h)
+            self._early.append(cookie)
+            if len(self._early) >= _EARLY_CANCEL_BATCH:
+                batch, self._early = self._early, []
+        self._send_cancel(batch)
+
     def take_early_cancels(self) -> list[int]:
         """Cookies of locks the LRU retired, for the caller to piggyback in ReqHdr.cancel_cookies."""
         with self._mu:

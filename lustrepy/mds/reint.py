@@ -80,8 +80,11 @@ def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
         raise LpError(errno.EINVAL, "reint carries no operation")
     op = getattr(req.op, kind)
     handler = _HANDLERS[kind]
+    parent = _parent_of(kind, op)
     for _ in range(_RETRIES):
         locks, fn = handler(mdt, op, cred)
+        if parent is not None:
+            fn = _with_parent(fn, parent)
         try:
             with mdt.locks.update(locks, on_behalf=client_id):
                 rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
@@ -95,6 +98,23 @@ def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
             rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
         return rep
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
+
+
+def _parent_of(kind: str, op) -> Fid | None:
+    if kind in ("create", "mkdir", "symlink", "link", "unlink", "rmdir"):
+        return fid_from_pb(op.parent)
+    if kind == "rename":
+        return fid_from_pb(op.dst_parent)
+    return None
+
+
+def _with_parent(fn, parent: Fid):
+    """Make the reply carry the parent's attributes as the update left them."""
+    def wrapped(tx) -> mpb.ReintReply:
+        rep = fn(tx)
+        rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
+        return rep
+    return wrapped
 
 
 def _create(mdt, op, cred):

@@ -90,6 +90,7 @@ def run(ns: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ns = parse_args(argv)
     logs.setup(ns.log_level, prog="lustrepy-mds")
+    daemon.tune_interpreter()
     try:
         return run(ns)
     except QuietError as e:

@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_args(argv)
         logs.setup(cfg.log_level, prog=PROG)
+        daemon.tune_interpreter()
         return run(cfg)
     except QuietError as e:
         print(f"{PROG}: {e}", file=sys.stderr)

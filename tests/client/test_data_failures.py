@@ -112,3 +112,31 @@ def test_enospc_from_a_full_ost_reaches_the_writer(fcluster, client):
     fd.flush()
     assert fd.read(0, 10) == b"fits"
     fd.release()
+
+
+def test_eviction_drops_locks_and_caches_and_the_client_reconnects(cluster, make_dp, new_file):
+    from lustrepy.rpc.channel import call, make_channel
+    from lustrepy.rpc.v1 import ldlm_pb2 as lpb
+    from lustrepy.rpc.v1 import ldlm_pb2_grpc
+    from tests.client.conftest import Invalidations
+
+    _, mdc = cluster
+    fid, layout = new_file(1)
+    inv = Invalidations()
+    dp = make_dp("ev", on_invalidate=inv)
+    fd = dp.open(fid, layout)
+    fd.write(0, b"before")
+    fd.flush()
+    assert fd.read(0, 6) == b"before" and fd.cached_lock()
+    channel = make_channel(addresses_of(mdc)()[layout.objects[0].ost_index])
+    try:
+        rep = call(ldlm_pb2_grpc.LdlmStub(channel).Evict, lpb.EvictRequest(client_id=dp.client_id), timeout=5)
+    finally:
+        channel.close()
+    assert rep.hdr.errno == 0
+    wait_for(lambda: not fd.cached_lock() and fid in inv.fids, timeout=10, what="the eviction to reach the client")
+    fd.write(6, b"after")                                   # a new connection, new locks
+    fd.flush()
+    assert make_dp("other").open(fid, layout).read(0, 20) == b"beforeafter"
+    assert dp.statistics()["reconnect_drops"] >= 1
+    fd.release()

@@ -281,18 +281,20 @@ class ReintRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ...) -> None: ...
 
 class ReintReply(_message.Message):
-    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock")
+    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock", "parent_attr")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ATTR_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     attr: _common_pb2.Attr
     layout: _common_pb2.Layout
     has_layout: bool
     lock: _common_pb2.LockDesc
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ...) -> None: ...
+    parent_attr: _common_pb2.Attr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
 
 class ReaddirRequest(_message.Message):
     __slots__ = ("hdr", "fid", "cookie", "max_entries", "with_attrs")
