@@ -238,8 +238,10 @@ class FileData:
             return b""
         end = min(offset + length, MAX_FILE_SIZE)
         with self._mu:
-            seq = offset == self._ra_next
-            self._ra_next = end
+            # The kernel's read-ahead sends several reads at once and they may arrive out of
+            # order: a read landing within a window of where the last one ended is sequential.
+            seq = abs(offset - self._ra_next) <= self._ra_window
+            self._ra_next = max(end, self._ra_next) if seq else end
             if not seq:
                 self._ra_end = 0
             hit = self._cache.get(offset, end) if self._cache.nbytes else None

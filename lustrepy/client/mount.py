@@ -20,6 +20,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", 
                 "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
 OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log"}
 READY_TIMEOUT = 60.0
+READAHEAD_KB = 8192      # kernel read-ahead on the mount
 MDS_LRU = 65536         # unused MDS locks kept; past this the least recently used go back
 
 
@@ -109,6 +111,23 @@ def _setup_logging(cfg: MountConfig, foreground: bool) -> None:
     root.handlers[:] = [h]
 
 
+def set_readahead(mountpoint: str, kb: int = READAHEAD_KB) -> None:
+    """Let the kernel read ahead `kb` on this mount (its default, 128 KiB, means many small
+    reads). Best effort (needs root). Called from its own thread once the FUSE loop runs:
+    the kernel sets a mount's read-ahead at FUSE INIT, and the stat below waits for that."""
+    try:
+        os.stat(mountpoint)
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                if parts[4] == mountpoint:
+                    with open(f"/sys/class/bdi/{parts[2]}/read_ahead_kb", "w") as ra:
+                        ra.write(str(kb))
+                    return
+    except OSError as e:
+        log.debug("cannot set read-ahead of %s: %s", mountpoint, e)
+
+
 def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     """Connect, mount, and run the FUSE loop until unmounted; `ready` hears the outcome of mounting."""
     import pyfuse3
@@ -156,6 +175,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
         ready(f"cannot mount on {cfg.mountpoint}: {e}")
         return 1
     notifier.start()
+    threading.Thread(target=set_readahead, args=(cfg.mountpoint,), name="readahead", daemon=True).start()
     log.info("mounted %s on %s as client %s", cfg.text, cfg.mountpoint, client_id)
     ready(None)
 
