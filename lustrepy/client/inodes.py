@@ -41,6 +41,7 @@ class Inode:
     # what this client put in it for as long as the client keeps its UPDATE lock (anyone
     # else's change calls that lock back). Absent names are then answered without an RPC.
     complete: set[bytes] | None = None
+    no_xattr: set[bytes] = field(default_factory=set)   # names known absent, under the XATTR lock
 
     @property
     def bits(self) -> int:
@@ -170,6 +171,8 @@ class InodeTable:
                 node.complete = None
             if bits & LAYOUT and not left & LAYOUT:
                 node.layout = None
+            if bits & XATTR and not left & XATTR:
+                node.no_xattr.clear()
             return Revoked(node.ino, attrs, tuple(entries))
 
     def drop_all_locks(self) -> list[Revoked]:

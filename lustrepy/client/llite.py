@@ -30,7 +30,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
-from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, Inode, InodeTable
+from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable
 from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
 from lustrepy.rpc.bridge import Bridge
@@ -40,7 +40,7 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 log = logging.getLogger(__name__)
 
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
-LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT
+LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 BLKSIZE = 1 << 20
@@ -507,15 +507,32 @@ class Llite:
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx) -> None:
         node = self._node(ino)
         await self.meta.run(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
+        with self.table.mu:
+            node.no_xattr.discard(name)
 
     async def getxattr(self, ino: int, name: bytes, ctx) -> bytes:
-        return await self.meta.run(self.mdc.getxattr, self._node(ino).fid, name, cred_of(ctx))
+        # The kernel asks for security.capability before every write: while the XATTR lock is
+        # held, a name found absent once is answered here.
+        node = self._node(ino)
+        if node.bits & XATTR and name in node.no_xattr:
+            raise LpError(errno.ENODATA, "no such attribute")
+        try:
+            return await self.meta.run(self.mdc.getxattr, node.fid, name, cred_of(ctx))
+        except LpError as e:
+            if e.errno == errno.ENODATA and node.bits & XATTR:
+                with self.table.mu:
+                    node.no_xattr.add(name)
+            raise
 
     async def listxattr(self, ino: int, ctx) -> list[bytes]:
         return await self.meta.run(self.mdc.listxattr, self._node(ino).fid, cred_of(ctx))
 
     async def removexattr(self, ino: int, name: bytes, ctx) -> None:
-        await self.meta.run(self.mdc.removexattr, self._node(ino).fid, name, cred_of(ctx))
+        node = self._node(ino)
+        await self.meta.run(self.mdc.removexattr, node.fid, name, cred_of(ctx))
+        with self.table.mu:
+            if node.bits & XATTR:
+                node.no_xattr.add(name)
 
     # ---- kernel references ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
-from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE
+from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE, XATTR
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -228,7 +228,7 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
     with mdt.locks.update([(parent, UPDATE)], on_behalf=client_id):
         rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
     child = fid_from_pb(rep.attr.fid)
-    rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | LAYOUT))
+    rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | LAYOUT | XATTR))
     return rep
 
 

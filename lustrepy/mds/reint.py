@@ -94,7 +94,7 @@ def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
             mdt.osp.wake()
         elif kind in _CREATORS and rep.attr.fid.seq:
             # nobody else can hold a lock on a new object: the grant is immediate
-            bits = LOOKUP | UPDATE | PERM | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
+            bits = LOOKUP | UPDATE | PERM | XATTR | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
             rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
         return rep
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
