@@ -216,3 +216,31 @@ def test_bad_mount_requests_give_one_line_and_mount_nothing(fs, tmp_path):
         assert p.returncode != 0, src
         assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, (src, p.stderr)
         assert not os.path.ismount(mnt)
+
+
+def test_mount_t_fuse_lustrepy_fstab_and_umount(fs, tmp_path):
+    source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(fs)], capture_output=True, text=True).stdout.strip()
+    mnt = tmp_path / "viamount"
+    mnt.mkdir()
+    link = Path("/usr/local/bin/lustrepy")      # where mount.fuse3 finds it; scripts/setup makes the link
+    if not link.exists() or link.resolve() != (BIN / "lustrepy").resolve():
+        pytest.skip("/usr/local/bin/lustrepy does not point to this checkout (scripts/setup links it)")
+    env = dict(os.environ)
+    try:
+        subprocess.run(["mount", "-t", "fuse.lustrepy", source, str(mnt), "-o", "rw,_netdev"], env=env, check=True,
+                       timeout=60)
+        assert os.path.ismount(mnt)
+        (mnt / "via-mount").write_text("m")
+        assert (fs / "via-mount").read_text() == "m"
+        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+        assert not os.path.ismount(mnt)
+        fstab = tmp_path / "fstab"
+        fstab.write_text(f"{source} {mnt} fuse.lustrepy defaults,_netdev 0 0\n")
+        subprocess.run(["mount", "-T", str(fstab), str(mnt)], env=env, check=True, timeout=60)
+        assert (mnt / "via-mount").read_text() == "m"
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", str(mnt)], timeout=60)
+            if os.path.ismount(mnt):
+                subprocess.run(["fusermount3", "-uz", str(mnt)])
+    os.unlink(fs / "via-mount")
