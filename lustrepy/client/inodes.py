@@ -41,7 +41,7 @@ class Inode:
     # what this client put in it for as long as the client keeps its UPDATE lock (anyone
     # else's change calls that lock back). Absent names are then answered without an RPC.
     complete: set[bytes] | None = None
-    no_xattr: set[bytes] = field(default_factory=set)   # names known absent, under the XATTR lock
+    no_xattr: dict[bytes, int] = field(default_factory=dict)  # absent names -> errno, under the XATTR lock
 
     @property
     def bits(self) -> int:

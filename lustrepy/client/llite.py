@@ -27,7 +27,7 @@ import pyfuse3
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
-from lustrepy.common.layout import Layout
+from lustrepy.common.layout import LOV_XATTR, Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable
@@ -508,20 +508,20 @@ class Llite:
         node = self._node(ino)
         await self.meta.run(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
         with self.table.mu:
-            node.no_xattr.discard(name)
+            node.no_xattr.pop(name, None)
 
     async def getxattr(self, ino: int, name: bytes, ctx) -> bytes:
         # The kernel asks for security.capability before every write: while the XATTR lock is
         # held, a name found absent once is answered here.
         node = self._node(ino)
         if node.bits & XATTR and name in node.no_xattr:
-            raise LpError(errno.ENODATA, "no such attribute")
+            raise LpError(node.no_xattr[name], "no such attribute")
         try:
             return await self.meta.run(self.mdc.getxattr, node.fid, name, cred_of(ctx))
         except LpError as e:
-            if e.errno == errno.ENODATA and node.bits & XATTR:
+            if e.errno in (errno.ENODATA, errno.ENOTSUP) and node.bits & XATTR and name != LOV_XATTR:
                 with self.table.mu:
-                    node.no_xattr.add(name)
+                    node.no_xattr[name] = e.errno
             raise
 
     async def listxattr(self, ino: int, ctx) -> list[bytes]:
@@ -531,8 +531,8 @@ class Llite:
         node = self._node(ino)
         await self.meta.run(self.mdc.removexattr, node.fid, name, cred_of(ctx))
         with self.table.mu:
-            if node.bits & XATTR:
-                node.no_xattr.add(name)
+            if node.bits & XATTR and name != LOV_XATTR:   # the layout is virtual: a dir inherits one
+                node.no_xattr[name] = errno.ENODATA
 
     # ---- kernel references ------------------------------------------------------------------------------
 

@@ -95,3 +95,17 @@ def test_inode_numbers_agree(two):
     a, b = two
     (a / "ino").write_text("i")
     assert os.stat(a / "ino").st_ino == os.stat(b / "ino").st_ino
+
+
+def test_xattrs_set_on_one_are_seen_on_the_other(two):
+    a, b = two
+    (a / "xa").write_text("x")
+    with pytest.raises(OSError) as ei:
+        os.getxattr(b / "xa", "user.k")              # absent: b may remember that under its lock
+    assert ei.value.errno == errno.ENODATA
+    os.setxattr(a / "xa", "user.k", b"v1")
+    assert os.getxattr(b / "xa", "user.k") == b"v1"
+    os.removexattr(b / "xa", "user.k")
+    with pytest.raises(OSError) as ei:
+        os.getxattr(a / "xa", "user.k")
+    assert ei.value.errno == errno.ENODATA
