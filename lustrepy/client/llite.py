@@ -44,6 +44,15 @@ LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 BLKSIZE = 1 << 20
+# pyfuse3 SetattrFields flag -> (SetattrOp valid bit, SetattrOp field, EntryAttributes field)
+_SETATTR_FIELDS = (
+    ("update_mode", SA_MODE, "mode", "st_mode"),
+    ("update_uid", SA_UID, "uid", "st_uid"),
+    ("update_gid", SA_GID, "gid", "st_gid"),
+    ("update_atime", SA_ATIME, "atime_ns", "st_atime_ns"),
+    ("update_mtime", SA_MTIME, "mtime_ns", "st_mtime_ns"),
+    ("update_ctime", SA_CTIME, "ctime_ns", "st_ctime_ns"),
+)
 
 
 @dataclass
@@ -235,27 +244,16 @@ class Llite:
     async def setattr(self, ino: int, attr, fields, fh: int | None, ctx) -> pyfuse3.EntryAttributes:
         node = self._node(ino)
         op: dict[str, Any] = {"valid": 0}
-        if fields.update_mode:
-            op["valid"] |= SA_MODE
-            op["mode"] = attr.st_mode
-        if fields.update_uid:
-            op["valid"] |= SA_UID
-            op["uid"] = attr.st_uid
-        if fields.update_gid:
-            op["valid"] |= SA_GID
-            op["gid"] = attr.st_gid
-        if fields.update_atime:
-            op["valid"] |= SA_ATIME
-            op["atime_ns"] = attr.st_atime_ns
-        if fields.update_mtime:
-            op["valid"] |= SA_MTIME
-            op["mtime_ns"] = attr.st_mtime_ns
-        if fields.update_ctime:
-            op["valid"] |= SA_CTIME
-            op["ctime_ns"] = attr.st_ctime_ns
+        for flag, bit, field_name, st_name in _SETATTR_FIELDS:
+            if getattr(fields, flag):
+                op["valid"] |= bit
+                op[field_name] = getattr(attr, st_name)
         if fields.update_size:
             op["valid"] |= SA_SIZE
             op["size"] = attr.st_size
+            h = self.handles.get(fh) if fh is not None else None
+            if h is not None and h.writer:
+                op["open_handle"] = h.mds_handle        # ftruncate: no permission re-check
             if node.attr is None:
                 await self._fetch(node)
             if node.attr is not None and stat.S_ISREG(node.attr.mode):

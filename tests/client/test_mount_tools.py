@@ -244,3 +244,14 @@ def test_mount_t_fuse_lustrepy_fstab_and_umount(fs, tmp_path):
             if os.path.ismount(mnt):
                 subprocess.run(["fusermount3", "-uz", str(mnt)])
     os.unlink(fs / "via-mount")
+
+
+def test_ftruncate_of_a_file_opened_before_chmod(fs):
+    p = fs / "ftrunc"
+    p.write_bytes(b"0123456789")
+    with open(p, "r+b") as f:
+        os.chmod(p, 0o444)                   # an fd opened for writing keeps working
+        os.ftruncate(f.fileno(), 4)
+        f.write(b"ab")
+    assert p.read_bytes() == b"ab23"
+    os.unlink(p)
