@@ -69,6 +69,7 @@ STREAM_MAX = 8 * MiB        # one Write stream carries about this much, so big f
 MAX_READ_CHUNK = 16 * MiB   # the OSS cuts read replies at most this large
 RA_MIN, RA_MAX = 4 * MiB, 32 * MiB   # read-ahead window
 RA_PER_OBJECT = 4 * MiB     # a window reads about this much of each object (one Read stream each)
+RANDOM_BLOCK = 1 << 20      # a random read fetches its aligned block of this size (at most a stripe)
 RA_AHEAD = 2                # windows kept fetched (or being fetched) ahead of a sequential reader
 _RETRYABLE = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
 _PREEMPTED_MEMORY = 256
@@ -719,22 +720,38 @@ class FileData:
             if hit is not None:
                 self._read_ahead(end)
                 return hit
-        fetch_end = end
+        fetch_start, fetch_end = offset, end
+        block = False
         if seq and end - offset < self._ra_window:
             fetch_end = self._align_up(offset + self._ra_window)
+        elif not seq and self._dp.on_store is not None and end - offset < RANDOM_BLOCK:
+            # A random read: fetch its whole block in one RPC; what was not asked for goes to
+            # the kernel's page cache, so the next reads in the block cost no request at all.
+            blk = min(RANDOM_BLOCK, self.layout.stripe_size)
+            fetch_start, fetch_end = offset - offset % blk, offset - offset % blk + blk
+            block = end <= fetch_end
+            if not block:
+                fetch_start, fetch_end = offset, end
         with self._mu:
             gens = (self._cache_gen, self._write_gen)
-        self._lock_range(LockMode.PR, offset, fetch_end)
+        self._lock_range(LockMode.PR, fetch_start, fetch_end)
         fsize = self.size()
         if offset >= fsize:
             return b""
         end, fetch_end = min(end, fsize), min(fetch_end, fsize)
         with self._mu:
             # Taken before fetching: bytes acknowledged while the fetch runs are still laid over it.
-            overlay = self._overlay(offset, fetch_end)
-        parts = self._fetch(offset, fetch_end)
+            overlay = self._overlay(fetch_start, fetch_end)
+        parts = self._fetch(fetch_start, fetch_end)
         with self._mu:
-            if fetch_end > end and not overlay and gens == (self._cache_gen, self._write_gen):
+            fresh = not overlay and gens == (self._cache_gen, self._write_gen)
+            if block:
+                if fresh:
+                    # Queued under the mutex: a revocation bumps the generation under it first
+                    # and queues its invalidation after, so this can never land after that.
+                    self._dp.on_store(self.fid, fetch_start, _assemble(parts, fetch_start, fetch_end, []))
+                    self._dp.count("stored_bytes", fetch_end - fetch_start)
+            elif fetch_end > end and fresh:
                 for off, buf in parts:
                     self._cache.insert(off, buf)
                 self._ra_end = fetch_end

@@ -116,6 +116,12 @@ class Llite:
             for parent, name in rev.entries:
                 self.notify.entry(parent, name)
 
+    def on_data_store(self, fid: Fid, offset: int, data: bytes) -> None:
+        """Fetched bytes the kernel may keep (the data path holds the PR lock that covers them)."""
+        node = self.table.by_fid(fid)
+        if node is not None and node.lookups > 0:
+            self.notify.store(node.ino, offset, data)
+
     def on_data_invalidate(self, fid: Fid) -> None:
         """The data path lost a lock on one of the file's objects: the kernel drops its pages."""
         node = self.table.by_fid(fid)

@@ -53,6 +53,7 @@ class DataPath:
 
     def __init__(self, fsname: str, client_id: str, ost_addresses: Callable[[], dict[int, str]], *,
                  on_invalidate: Callable[[Fid], None], rpc_timeout: float = 30.0,
+                 on_store: Callable[[Fid, int, bytes], None] | None = None,
                  max_dirty_per_file: int = 32 * MiB, io_threads: int = 16) -> None:
         if rpc_timeout <= 0 or max_dirty_per_file <= 0 or io_threads < 1:
             raise ValueError("rpc_timeout, max_dirty_per_file and io_threads must be positive")
@@ -62,6 +63,7 @@ class DataPath:
         self.max_dirty_per_file = max_dirty_per_file
         self._ost_addresses = ost_addresses
         self._on_invalidate = on_invalidate
+        self.on_store = on_store        # hands fetched bytes to the kernel's page cache (never blocks)
         self._mu = threading.Lock()
         self._addr_mu = threading.Lock()
         self._osc_mu = threading.Lock()         # taken inside _mu (FileData creation), never around it

@@ -155,7 +155,8 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
         return {o.index: o.address for o in mdc.statfs().osts}
 
     data = DataPath(cfg.source.fsname, client_id, ost_addresses, rpc_timeout=cfg.timeout,
-                    on_invalidate=lambda fid: box[0].on_data_invalidate(fid) if box else None)
+                    on_invalidate=lambda fid: box[0].on_data_invalidate(fid) if box else None,
+                    on_store=lambda fid, off, data: box[0].on_data_store(fid, off, data) if box else None)
     notifier = Notifier()
     ll = Llite(mdc, data, notifier)
     box.append(ll)

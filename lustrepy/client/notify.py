@@ -1,4 +1,4 @@
-"""Kernel cache invalidations, sent from one dedicated thread.
+"""Kernel cache invalidations (and page-cache stores), sent from one dedicated thread.
 
 pyfuse3's invalidate_inode/invalidate_entry block on kernel locks that an
 in-flight request may hold, so they are never called inside a request
@@ -27,6 +27,13 @@ class InvalInode:
 
 
 @dataclass(frozen=True, slots=True)
+class Store:
+    ino: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class InvalEntry:
     parent: int
     name: bytes
@@ -34,7 +41,7 @@ class InvalEntry:
 
 class Notifier:
     def __init__(self) -> None:
-        self._q: queue.SimpleQueue[InvalInode | InvalEntry | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[InvalInode | InvalEntry | Store | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="fuse-notify", daemon=True)
         self.sent = 0
 
@@ -51,6 +58,10 @@ class Notifier:
     def entry(self, parent: int, name: bytes) -> None:
         self._q.put(InvalEntry(parent, name))
 
+    def store(self, ino: int, offset: int, data: bytes) -> None:
+        """Put file data into the kernel's page cache (in queue order with invalidations)."""
+        self._q.put(Store(ino, offset, data))
+
     def _run(self) -> None:
         while True:
             item = self._q.get()
@@ -59,6 +70,8 @@ class Notifier:
             try:
                 if isinstance(item, InvalInode):
                     pyfuse3.invalidate_inode(item.ino, item.attr_only)
+                elif isinstance(item, Store):
+                    pyfuse3.notify_store(item.ino, item.offset, item.data)
                 else:
                     pyfuse3.invalidate_entry(item.parent, item.name)
                 self.sent += 1

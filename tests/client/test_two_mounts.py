@@ -109,3 +109,33 @@ def test_xattrs_set_on_one_are_seen_on_the_other(two):
     with pytest.raises(OSError) as ei:
         os.getxattr(a / "xa", "user.k")
     assert ei.value.errno == errno.ENODATA
+
+
+def test_random_reads_match_and_see_the_other_clients_overwrite(two):
+    import random
+    a, b = two
+    data = bytearray(os.urandom(6 * 1024 * 1024 + 100))
+    (a / "rr").write_bytes(data)
+    subprocess_drop_caches()
+    rnd = random.Random(7)
+    fd = os.open(b / "rr", os.O_RDONLY)
+    try:
+        for _ in range(300):                       # random reads put whole blocks in b's page cache
+            off = rnd.randrange(0, len(data) - 4096)
+            assert os.pread(fd, 4096, off) == data[off:off + 4096]
+        patch = os.urandom(300_000)
+        with open(a / "rr", "r+b") as f:           # a overwrites: b's PR lock is called back
+            f.seek(1_000_000)
+            f.write(patch)
+        data[1_000_000:1_300_000] = patch
+        for _ in range(300):
+            off = rnd.randrange(900_000, 1_400_000)
+            assert os.pread(fd, 4096, off) == data[off:off + 4096]
+        assert (b / "rr").read_bytes() == bytes(data)
+    finally:
+        os.close(fd)
+
+
+def subprocess_drop_caches() -> None:
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
