@@ -142,6 +142,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     client_id = cfg.opts.get("client_id") or f"{os.uname().nodename}-{uuidlib.uuid4()}"
     box: list[Llite] = []
     mdc = Mdc(cfg.source.address, cfg.source.fsname, client_id=client_id, timeout=cfg.timeout,
+              resend_for=cfg.timeout,
               on_blocking=lambda d: box[0].on_blocking(d) if box else None, lru_size=MDS_LRU)
     try:
         mdc.connect()
