@@ -604,11 +604,11 @@ def render_table(results: Results, names: list[str], cols: dict[str, Column]) ->
         target = r.check.text() if r.check else ""
         verdict = r.verdict if cols.get("lustrepy") and cols["lustrepy"].ok else ("n/a" if r.check else "")
         body.append([r.label, r.unit, *(cell(r, c) for c in COLUMNS), *ratios, target, verdict])
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     right = {2, 3, 4, 5, 6}
     lines = []
     for i, line in enumerate([head, *body]):
-        lines.append("  ".join(x.rjust(w) if j in right else x.ljust(w) for j, (x, w) in enumerate(zip(line, widths))
+        lines.append("  ".join(x.rjust(w) if j in right else x.ljust(w) for j, (x, w) in enumerate(zip(line, widths, strict=True))
                                ).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))

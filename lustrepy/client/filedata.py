@@ -664,7 +664,7 @@ class FileData:
                 else:
                     ask.append(st)
         if ask:
-            for st, sz in zip(ask, self._dp.fan_out(self._dp.rio, self._glimpse, ask)):
+            for st, sz in zip(ask, self._dp.fan_out(self._dp.rio, self._glimpse, ask), strict=True):
                 with self._mu:
                     sizes[st.index] = max(sz, st.pending_end())
         return sizes
@@ -692,7 +692,7 @@ class FileData:
         try:
             targets = [object_size_for_file(self.layout, st.index, size) for st in self._stripes]
             with self._mu:
-                for st, osz in zip(self._stripes, targets):
+                for st, osz in zip(self._stripes, targets, strict=True):
                     before = st.dirty.nbytes
                     st.dirty.drop(osz, EOF + 1)
                     self._dirty_bytes += st.dirty.nbytes - before
@@ -700,9 +700,9 @@ class FileData:
                 self._drop_cache_locked()
             self._flush_wait(self._stripes)
             lvbs = self._dp.fan_out(self._dp.rio, lambda t: t[0].osc.punch(t[0].oid, t[1]),
-                                    list(zip(self._stripes, targets)))
+                                    list(zip(self._stripes, targets, strict=True)))
             with self._mu:
-                for st, lvb in zip(self._stripes, lvbs):
+                for st, lvb in zip(self._stripes, lvbs, strict=True):
                     if st.recs:
                         st.known = lvb.size
         finally:
@@ -771,7 +771,7 @@ class FileData:
         datas = self._dp.fan_out(self._dp.rio,
                                  lambda j: ObjectData(j[1], j[0].osc.read(j[0].oid, j[1], j[2] - j[1], self._chunk)),
                                  jobs)
-        by_stripe = {j[0].index: d for j, d in zip(jobs, datas)}
+        by_stripe = {j[0].index: d for j, d in zip(jobs, datas, strict=True)}
         return [(p.file_offset, by_stripe[p.stripe].view(p.object_offset, p.length))
                 for p in split_range(self.layout, offset, end - offset)]
 

@@ -34,8 +34,7 @@ from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, I
 from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
 from lustrepy.rpc.bridge import Bridge
-from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, layout_from_pb
-from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
 
 log = logging.getLogger(__name__)
 

@@ -158,8 +158,8 @@ class Osp:
                 t.conn_gen = 0
                 continue
             t.failing = False
-            first, last = rep.first_id, rep.last_id
-            self.store.write(lambda tx: tx.pool_add(st.index, first, last))
+            first, last, index = rep.first_id, rep.last_id, st.index
+            self.store.write(lambda tx, i=index, a=first, b=last: tx.pool_add(i, a, b))
             self.stats.precreated[st.index] += last - first + 1
             log.debug("OST%04x precreated objects %d..%d", st.index, first, last)
             with self._pool_cond:
@@ -177,13 +177,13 @@ class Osp:
             if t is None:
                 continue    # inactive OST: keep them queued until it returns
             try:
-                self._rpc(t, t.stub.Destroy, lambda h: opb.DestroyRequest(hdr=h, object_ids=oids))
+                self._rpc(t, t.stub.Destroy, lambda h, ids=oids: opb.DestroyRequest(hdr=h, object_ids=ids))
             except LpError as e:
                 log.warning("destroy of %d objects on OST%04x failed: %s", len(oids), ost, e)
                 t.conn_gen = 0
                 continue
             done = [(ost, o) for o in oids]
-            self.store.write(lambda tx: tx.destroy_done(done))
+            self.store.write(lambda tx, d=done: tx.destroy_done(d))
             self.stats.destroyed[ost] += len(oids)
             log.debug("OST%04x destroyed %d objects", ost, len(oids))
 

@@ -414,7 +414,7 @@ class WriteSession:
         osd = self.ofd.osd
         try:
             if self.want_sync:
-                for oid, fd in self._fds.items():
+                for fd in self._fds.values():
                     osd.fsync(fd)
             lvb = lvb_of(osd.fstat(self._fds[self._last_oid])) if self._last_oid else Lvb()
         except OSError as e:

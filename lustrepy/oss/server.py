@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 import signal
-import socket
 import sys
 import threading
 from dataclasses import dataclass
