@@ -21,6 +21,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
+from lustrepy.mds import perm
 from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE, XATTR
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
@@ -48,24 +49,10 @@ def may_open(attr: Attr, cred: Cred, flags: int) -> None:
         raise LpError(errno.ENOTDIR, "not a directory")
     want = 0
     if acc in (os.O_RDONLY, os.O_RDWR):
-        want |= 4
+        want |= perm.R
     if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC:
-        want |= 2
-    if not permitted(attr, cred, want):
-        raise LpError(errno.EACCES, "permission denied")
-
-
-def permitted(attr: Attr, cred: Cred, want: int) -> bool:
-    """Unix permission bits (r=4, w=2, x=1) for cred on attr; root passes except x on non-executables."""
-    if cred.uid == 0:
-        return not (want & 1) or stat.S_ISDIR(attr.mode) or bool(attr.mode & 0o111)
-    if cred.uid == attr.uid:
-        bits = (attr.mode >> 6) & 7
-    elif cred.in_group(attr.gid):
-        bits = (attr.mode >> 3) & 7
-    else:
-        bits = attr.mode & 7
-    return bits & want == want
+        want |= perm.W
+    perm.require(cred, attr, want)
 
 
 def _bits(req: mpb.IntentRequest, attr: Attr) -> int:
@@ -240,8 +227,7 @@ def _layout(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
         def fn(tx) -> mpb.IntentReply:
             a = tx.getattr(attr.fid)
             if stat.S_ISREG(a.mode) and tx.get_layout(a.fid) is None:
-                if not permitted(a, cred, 2):
-                    raise LpError(errno.EACCES, "permission denied")
+                perm.require(cred, a, perm.W)
                 tx.set_layout(a.fid, mdt.allocate(tx, requested or tx.default_layout(default_from)))
             return _reply(tx, tx.getattr(a.fid), DISP_EXECD | DISP_POS, True)
 

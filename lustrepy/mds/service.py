@@ -19,7 +19,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.layout import LOV_XATTR, encode_lov
 from lustrepy.common.records import Cred, Statfs
 from lustrepy.mds import intent, reint
-from lustrepy.mds.intent import permitted
+from lustrepy.mds import perm
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import (cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
@@ -161,8 +161,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             a = tx.getattr(fid)
             if not stat.S_ISDIR(a.mode):
                 raise LpError(errno.ENOTDIR, "not a directory")
-            if not permitted(a, cred, 4):
-                raise LpError(errno.EACCES, "permission denied")
+            perm.require(cred, a, perm.R)
             n = max(1, min(request.max_entries or READDIR_MAX, READDIR_MAX))
             rows = tx.readdir(fid, request.cookie, n + 1)
             rep = mpb.ReaddirReply(hdr=rep_ok(), eof=len(rows) <= n)

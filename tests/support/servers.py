@@ -3,7 +3,6 @@ they serve (port file), and always stop what was started, by pid."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -52,9 +51,6 @@ class Proc:
             p.kill()
             return p.wait(5)
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
 
 @dataclass
 class Cluster:
@@ -99,11 +95,3 @@ def wait_for(pred, timeout: float = 15.0, interval: float = 0.1, what: str = "co
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
-
-
-def env_pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
