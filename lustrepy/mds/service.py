@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import stat
+import time
 from typing import Any, Callable
 
 from lustrepy import __version__
@@ -48,6 +49,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                modifying: bool = False, anonymous_ok: bool = False) -> Any:
         mdt = self.mdt
         mdt.counters[name] += 1
+        t0 = time.perf_counter()
         hdr = request.hdr
         try:
             if not (anonymous_ok and not hdr.client_id):
@@ -74,6 +76,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             log.exception("%s from %s failed", name, hdr.client_id)
             rep = reply_cls(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))
         rep.hdr.last_committed = mdt.committer.last_committed
+        mdt.counters[f"{name}_us"] += int((time.perf_counter() - t0) * 1e6)   # time spent serving
         return rep
 
     def _resent(self, name: str, reply_cls: type, hdr: cpb.ReqHdr) -> Any:
@@ -233,7 +236,6 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     def Info(self, request: mpb.MdsInfoRequest, context) -> mpb.MdsInfoReply:
         def fn(cred: Cred) -> mpb.MdsInfoReply:
-            import time
             mdt = self.mdt
             counters = dict(mdt.counters)
             counters.update({f"lock_{k}": int(v) for k, v in mdt.lockd.statistics().items()
