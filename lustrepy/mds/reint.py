@@ -90,9 +90,9 @@ def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
                 rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
         except _Moved:
             continue
-        if kind in ("unlink", "rmdir", "rename"):
-            mdt.osp.wake()
-        elif kind in _CREATORS and rep.attr.fid.seq:
+        # Objects of removed files are destroyed by osp's next round (every half second), in
+        # batches: waking it per unlink would cost an OSS RPC and a transaction per file.
+        if kind in _CREATORS and rep.attr.fid.seq:
             # nobody else can hold a lock on a new object: the grant is immediate
             bits = LOOKUP | UPDATE | PERM | XATTR | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
             rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
