@@ -451,9 +451,8 @@ class Llite:
         size = None
         if h.data is not None:
             if h.wrote:
-                await self.io.run(h.data.flush)
-                size = await self.io.run(h.data.size)
-            await self.io.run(h.data.release)
+                size = await self.io.run(h.data.size)   # counts data not yet flushed
+            await self.io.run(h.data.release)           # flushes what is still dirty
         with self.table.mu:
             node.opens -= 1
             if node.opens == 0:

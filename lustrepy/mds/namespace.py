@@ -259,13 +259,7 @@ class Tx(TxBase):
         """A new name for an existing non-directory."""
         self._w()
         iid, a = self._node(fid)
-        pid, pa = self._node(parent)
-        perm.may_lookup(cred, pa)
-        check_name(name)
-        _live(pa)
-        if self._child(pid, name) is not None:
-            raise LpError(errno.EEXIST, f"{name!r} exists in {parent}")
-        perm.may_create(cred, pa)
+        pid, pa = self._prepare_create(cred, parent, name)
         if stat.S_ISDIR(a.mode):
             raise LpError(errno.EPERM, "hard links to directories are not allowed")
         if a.nlink == 0:
