@@ -221,6 +221,30 @@ class FileData:
         self._retry(self._write_once, offset, data)
         return n
 
+    def write_nowait(self, offset: int, data: bytes) -> bool:
+        """write() at once when it needs no waiting: the PW locks it needs are held and the
+        dirty limit has room. False (nothing done): call write()."""
+        n = len(data)
+        if n == 0 or not self._stripes or offset < 0 or offset + n > MAX_FILE_SIZE or not isinstance(data, bytes):
+            return False
+        groups = per_object_ranges(self.layout, offset, n)
+        with self._mu:
+            if self._error is not None:
+                return False
+            total = self._dirty_bytes + self._inflight_bytes
+            if total and total + n > self.max_dirty:
+                return False
+            for si, ps in groups.items():
+                last = ps[-1].object_offset + ps[-1].length - 1
+                if self._stripes[si].find(LockMode.PW, ps[0].object_offset, last) is None:
+                    return False
+            # A lock found here is not being revoked; a revocation marks it under this mutex
+            # and then writes back the dirty data, which by then includes these bytes.
+            kick = self._buffer_locked(offset, data, groups)
+        if kick:
+            self._flush_stripes(kick, wait=False, acquire=False)
+        return True
+
     def append(self, data: bytes) -> int:
         """Write at the end of file, atomically against every writer; returns the offset written at."""
         if not self._stripes:
@@ -238,20 +262,37 @@ class FileData:
         if length == 0 or not self._stripes or offset >= MAX_FILE_SIZE:
             return b""
         end = min(offset + length, MAX_FILE_SIZE)
+        hit, seq = self._cached(offset, end, on_miss=True)
+        if hit is not None:
+            return hit
+        return self._retry(self._read_slow, offset, end, seq)
+
+    def read_cached(self, offset: int, length: int) -> bytes | None:
+        """read() when the bytes are in the cache, without blocking; None: call read()."""
+        if offset < 0 or length <= 0 or not self._stripes or offset >= MAX_FILE_SIZE:
+            return None
+        return self._cached(offset, min(offset + length, MAX_FILE_SIZE), on_miss=False)[0]
+
+    def _cached(self, offset: int, end: int, *, on_miss: bool) -> tuple[bytes | None, bool]:
+        """The cached bytes of [offset, end) or None, and whether the read is sequential.
+
+        The read-ahead state follows every read that is answered: hits, and misses when
+        on_miss (the caller then fetches them)."""
         with self._mu:
+            hit = self._cache.get(offset, end) if self._cache.nbytes else None
+            if hit is None and not on_miss:
+                return None, False
             # The kernel's read-ahead sends several reads at once and they may arrive out of
             # order: a read landing within a window of where the last one ended is sequential.
             seq = abs(offset - self._ra_next) <= self._ra_window
             self._ra_next = max(end, self._ra_next) if seq else end
             if not seq:
                 self._ra_end = 0
-            hit = self._cache.get(offset, end) if self._cache.nbytes else None
         if hit is not None:
             self._dp.count("cache_hits")
             if seq:
                 self._read_ahead(end)
-            return hit
-        return self._retry(self._read_slow, offset, end, seq)
+        return hit, seq
 
     def size(self) -> int:
         """The file size: from the objects' LVBs (glimpsing those another client writes) and our dirty data."""
@@ -506,25 +547,28 @@ class FileData:
 
     def _buffer(self, offset: int, data: bytes, groups: dict) -> list[_Stripe]:
         """Put data into the dirty maps (locks held by the caller); returns the stripes to write back now."""
+        with self._mu:
+            return self._buffer_locked(offset, data, groups)
+
+    def _buffer_locked(self, offset: int, data: bytes, groups: dict) -> list[_Stripe]:
         n = len(data)
         mv = memoryview(data)
         kick: list[_Stripe] = []
-        with self._mu:
-            for si, ps in groups.items():
-                st = self._stripes[si]
-                before = st.dirty.nbytes
-                for p in ps:
-                    a = p.file_offset - offset
-                    st.dirty.put(p.object_offset, data if p.length == n else mv[a:a + p.length])
-                self._dirty_bytes += st.dirty.nbytes - before
-                if st.dirty.nbytes >= self._stripe_kick:
-                    kick.append(st)
-            self._write_gen += 1
-            if self._cache.nbytes:
-                self._cache.drop(offset, offset + n)
-            if self._dirty_bytes >= self._kick:
-                return self._stripes
-            return kick
+        for si, ps in groups.items():
+            st = self._stripes[si]
+            before = st.dirty.nbytes
+            for p in ps:
+                a = p.file_offset - offset
+                st.dirty.put(p.object_offset, data if p.length == n else mv[a:a + p.length])
+            self._dirty_bytes += st.dirty.nbytes - before
+            if st.dirty.nbytes >= self._stripe_kick:
+                kick.append(st)
+        self._write_gen += 1
+        if self._cache.nbytes:
+            self._cache.drop(offset, offset + n)
+        if self._dirty_bytes >= self._kick:
+            return self._stripes
+        return kick
 
     def _throttle(self, n: int) -> None:
         """Wait while dirty + in-flight data would pass max_dirty; report write-back errors."""

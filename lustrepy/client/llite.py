@@ -405,6 +405,9 @@ class Llite:
         h = self._h(fh)
         if h.data is None:
             raise LpError(errno.EISDIR, "not a regular file")
+        hit = h.data.read_cached(off, size)
+        if hit is not None:
+            return hit
         return await self.io.run(h.data.read, off, size)
 
     async def _ensure_layout(self, h: Handle) -> None:
@@ -426,7 +429,7 @@ class Llite:
         h.node.size_valid = h.node.size_local = False
         if h.flags & os.O_APPEND:
             await self.io.run(h.data.append, buf)
-        else:
+        elif not h.data.write_nowait(off, buf):
             await self.io.run(h.data.write, off, buf)
         return len(buf)
 
