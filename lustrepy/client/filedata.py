@@ -262,37 +262,20 @@ class FileData:
         if length == 0 or not self._stripes or offset >= MAX_FILE_SIZE:
             return b""
         end = min(offset + length, MAX_FILE_SIZE)
-        hit, seq = self._cached(offset, end, on_miss=True)
-        if hit is not None:
-            return hit
-        return self._retry(self._read_slow, offset, end, seq)
-
-    def read_cached(self, offset: int, length: int) -> bytes | None:
-        """read() when the bytes are in the cache, without blocking; None: call read()."""
-        if offset < 0 or length <= 0 or not self._stripes or offset >= MAX_FILE_SIZE:
-            return None
-        return self._cached(offset, min(offset + length, MAX_FILE_SIZE), on_miss=False)[0]
-
-    def _cached(self, offset: int, end: int, *, on_miss: bool) -> tuple[bytes | None, bool]:
-        """The cached bytes of [offset, end) or None, and whether the read is sequential.
-
-        The read-ahead state follows every read that is answered: hits, and misses when
-        on_miss (the caller then fetches them)."""
         with self._mu:
-            hit = self._cache.get(offset, end) if self._cache.nbytes else None
-            if hit is None and not on_miss:
-                return None, False
             # The kernel's read-ahead sends several reads at once and they may arrive out of
             # order: a read landing within a window of where the last one ended is sequential.
             seq = abs(offset - self._ra_next) <= self._ra_window
             self._ra_next = max(end, self._ra_next) if seq else end
             if not seq:
                 self._ra_end = 0
+            hit = self._cache.get(offset, end) if self._cache.nbytes else None
         if hit is not None:
             self._dp.count("cache_hits")
             if seq:
                 self._read_ahead(end)
-        return hit, seq
+            return hit
+        return self._retry(self._read_slow, offset, end, seq)
 
     def size(self) -> int:
         """The file size: from the objects' LVBs (glimpsing those another client writes) and our dirty data."""

@@ -33,6 +33,8 @@ def _guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         except pyfuse3.FUSEError:
             raise
         except LpError as e:
+            if e.errno == errno.EIO:        # never expected: worth a line for the admin
+                log.warning("%s: %s", fn.__name__, e.message)
             raise pyfuse3.FUSEError(e.errno) from None
         except Exception:
             log.exception("%s%r failed", fn.__name__, args[:3])

@@ -405,9 +405,6 @@ class Llite:
         h = self._h(fh)
         if h.data is None:
             raise LpError(errno.EISDIR, "not a regular file")
-        hit = h.data.read_cached(off, size)
-        if hit is not None:
-            return hit
         return await self.io.run(h.data.read, off, size)
 
     async def _ensure_layout(self, h: Handle) -> None:

@@ -73,7 +73,7 @@ SA_ATIME_NOW: AttrValid
 SA_MTIME_NOW: AttrValid
 
 class IntentRequest(_message.Message):
-    __slots__ = ("hdr", "ops", "parent", "name", "fid", "open_flags", "create_mode", "layout", "has_layout", "new_fid", "lock_mode", "ibits")
+    __slots__ = ("hdr", "ops", "parent", "name", "fid", "open_flags", "create_mode", "layout", "has_layout", "new_fid", "lock_mode", "ibits", "want_wbc")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OPS_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class IntentRequest(_message.Message):
     NEW_FID_FIELD_NUMBER: _ClassVar[int]
     LOCK_MODE_FIELD_NUMBER: _ClassVar[int]
     IBITS_FIELD_NUMBER: _ClassVar[int]
+    WANT_WBC_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     ops: int
     parent: _common_pb2.Fid
@@ -98,10 +99,11 @@ class IntentRequest(_message.Message):
     new_fid: _common_pb2.Fid
     lock_mode: _common_pb2.LockMode
     ibits: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., ops: _Optional[int] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., open_flags: _Optional[int] = ..., create_mode: _Optional[int] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., new_fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., lock_mode: _Optional[_Union[_common_pb2.LockMode, str]] = ..., ibits: _Optional[int] = ...) -> None: ...
+    want_wbc: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., ops: _Optional[int] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., open_flags: _Optional[int] = ..., create_mode: _Optional[int] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., new_fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., lock_mode: _Optional[_Union[_common_pb2.LockMode, str]] = ..., ibits: _Optional[int] = ..., want_wbc: _Optional[bool] = ...) -> None: ...
 
 class IntentReply(_message.Message):
-    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr")
+    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr", "wbc_lock")
     HDR_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +112,7 @@ class IntentReply(_message.Message):
     HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
     PARENT_ATTR_FIELD_NUMBER: _ClassVar[int]
+    WBC_LOCK_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     lock: _common_pb2.LockDesc
     disposition: int
@@ -118,7 +121,8 @@ class IntentReply(_message.Message):
     has_layout: bool
     open_handle: int
     parent_attr: _common_pb2.Attr
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
+    wbc_lock: _common_pb2.LockDesc
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ...) -> None: ...
 
 class CreateOp(_message.Message):
     __slots__ = ("parent", "name", "mode", "rdev", "fid", "layout", "has_layout", "delay_layout")
@@ -273,28 +277,94 @@ class ReintOp(_message.Message):
     def __init__(self, create: _Optional[_Union[CreateOp, _Mapping]] = ..., mkdir: _Optional[_Union[MkdirOp, _Mapping]] = ..., symlink: _Optional[_Union[SymlinkOp, _Mapping]] = ..., link: _Optional[_Union[LinkOp, _Mapping]] = ..., unlink: _Optional[_Union[UnlinkOp, _Mapping]] = ..., rmdir: _Optional[_Union[RmdirOp, _Mapping]] = ..., rename: _Optional[_Union[RenameOp, _Mapping]] = ..., setattr: _Optional[_Union[SetattrOp, _Mapping]] = ..., setxattr: _Optional[_Union[SetxattrOp, _Mapping]] = ..., removexattr: _Optional[_Union[RemovexattrOp, _Mapping]] = ...) -> None: ...
 
 class ReintRequest(_message.Message):
-    __slots__ = ("hdr", "op")
+    __slots__ = ("hdr", "op", "want_wbc")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
+    WANT_WBC_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     op: ReintOp
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ...) -> None: ...
+    want_wbc: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ..., want_wbc: _Optional[bool] = ...) -> None: ...
 
 class ReintReply(_message.Message):
-    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock", "parent_attr")
+    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock", "parent_attr", "wbc_lock")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     HAS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
     PARENT_ATTR_FIELD_NUMBER: _ClassVar[int]
+    WBC_LOCK_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     attr: _common_pb2.Attr
     layout: _common_pb2.Layout
     has_layout: bool
     lock: _common_pb2.LockDesc
     parent_attr: _common_pb2.Attr
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
+    wbc_lock: _common_pb2.LockDesc
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ...) -> None: ...
+
+class UpdateRecord(_message.Message):
+    __slots__ = ("seq", "op", "time_ns", "uid", "gid", "groups")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    op: ReintOp
+    time_ns: int
+    uid: int
+    gid: int
+    groups: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, seq: _Optional[int] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ..., time_ns: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ReintBatchRequest(_message.Message):
+    __slots__ = ("hdr", "records")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    records: _containers.RepeatedCompositeFieldContainer[UpdateRecord]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., records: _Optional[_Iterable[_Union[UpdateRecord, _Mapping]]] = ...) -> None: ...
+
+class ReintBatchReply(_message.Message):
+    __slots__ = ("hdr", "applied_seq", "failed_seq", "applied")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FAILED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    applied_seq: int
+    failed_seq: int
+    applied: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., applied_seq: _Optional[int] = ..., failed_seq: _Optional[int] = ..., applied: _Optional[int] = ...) -> None: ...
+
+class WbcInfoRequest(_message.Message):
+    __slots__ = ("hdr", "fid")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+
+class WbcInfoReply(_message.Message):
+    __slots__ = ("hdr", "mode", "holder", "contended_for_s", "conflicts", "grants", "revocations")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    CONTENDED_FOR_S_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    REVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    mode: str
+    holder: str
+    contended_for_s: float
+    conflicts: int
+    grants: int
+    revocations: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., mode: _Optional[str] = ..., holder: _Optional[str] = ..., contended_for_s: _Optional[float] = ..., conflicts: _Optional[int] = ..., grants: _Optional[int] = ..., revocations: _Optional[int] = ...) -> None: ...
 
 class ReaddirRequest(_message.Message):
     __slots__ = ("hdr", "fid", "cookie", "max_entries", "with_attrs")

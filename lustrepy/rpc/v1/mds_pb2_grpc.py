@@ -85,6 +85,16 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SeqRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SeqReply.FromString,
                 _registered_method=True)
+        self.ReintBatch = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/ReintBatch',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintBatchRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintBatchReply.FromString,
+                _registered_method=True)
+        self.WbcInfo = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/WbcInfo',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.WbcInfoRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.WbcInfoReply.FromString,
+                _registered_method=True)
         self.Sync = channel.unary_unary(
                 '/lustrepy.rpc.v1.Mds/Sync',
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SyncRequest.SerializeToString,
@@ -170,6 +180,18 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReintBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WbcInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Sync(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -247,6 +269,16 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.AllocSeq,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SeqRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SeqReply.SerializeToString,
+            ),
+            'ReintBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReintBatch,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintBatchRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintBatchReply.SerializeToString,
+            ),
+            'WbcInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.WbcInfo,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.WbcInfoRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.WbcInfoReply.SerializeToString,
             ),
             'Sync': grpc.unary_unary_rpc_method_handler(
                     servicer.Sync,
@@ -539,6 +571,60 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/AllocSeq',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SeqRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.SeqReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReintBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/ReintBatch',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintBatchRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintBatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WbcInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/WbcInfo',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.WbcInfoRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.WbcInfoReply.FromString,
             options,
             channel_credentials,
             insecure,
