@@ -42,6 +42,7 @@ class Inode:
     # else's change calls that lock back). Absent names are then answered without an RPC.
     complete: set[bytes] | None = None
     no_xattr: dict[bytes, int] = field(default_factory=dict)  # absent names -> errno, under the XATTR lock
+    wbc_grant: int = 0                  # made under this WBC grant (its lock cookie), while it lasts
 
     @property
     def bits(self) -> int:
@@ -126,6 +127,15 @@ class InodeTable:
             node.locks[cookie] = bits
             self._by_cookie[cookie] = node.ino
             return True
+
+    def attach_lock(self, fid: Fid, cookie: int, bits: int) -> Inode:
+        """Record a lock covering the inode even when other locks cover the same bits (a WBC
+        lock, or the cache cookie of an object made under one)."""
+        with self.mu:
+            node = self.ensure(fid)
+            node.locks[cookie] = bits
+            self._by_cookie[cookie] = node.ino
+            return node
 
     def forget(self, ino: int, n: int) -> list[int]:
         """Drop n kernel references; returns the pinned lock cookies of an inode now forgotten."""

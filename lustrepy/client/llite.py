@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import stat
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +34,8 @@ from lustrepy.common.records import Attr, Cred
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable
 from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
+from lustrepy.client.wbc import Wbc
+from lustrepy.client.wbcops import LocalOps
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
 
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
+LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 BLKSIZE = 1 << 20
@@ -84,8 +88,9 @@ def cred_of(ctx: Any) -> Cred:
 
 
 class Llite:
-    def __init__(self, mdc, data, notifier: Notifier) -> None:
+    def __init__(self, mdc, data, notifier: Notifier, wbc: Wbc | None = None) -> None:
         self.mdc = mdc
+        self.wbc = wbc
         self.data = data
         self.notify = notifier
         self.table = InodeTable()
@@ -96,10 +101,18 @@ class Llite:
         self._fh = itertools.count(1)
         root = self.table.ensure(mdc.root)
         root.lookups = 1
+        self.local = LocalOps(self.table, wbc) if wbc is not None else None
+        if wbc is not None:
+            wbc.on_refused = self._give_up_grants
 
     # ---- lock callbacks (called from lock-client threads) --------------------------------
 
     def on_blocking(self, desc) -> None:
+        if self.wbc is not None and self.local is not None:
+            g = self.wbc.revoke(desc.cookie)        # a WBC lock: its records go first
+            if g is not None:
+                for r in self.local.dropped(g):
+                    self._forget_revoked(r)
         rev = self.table.revoke(desc.cookie)
         self.mdc.locks.release(desc.cookie)         # a pinned lock goes back once flushed
         if rev is None:
@@ -108,6 +121,57 @@ class Llite:
             self.notify.inode(rev.ino, attr_only=True)
         for parent, name in rev.entries:
             self.notify.entry(parent, name)
+
+    def _forget_revoked(self, rev) -> None:
+        if rev.attrs:
+            self.notify.inode(rev.ino, attr_only=True)
+        for parent, name in rev.entries:
+            self.notify.entry(parent, name)
+
+    def _give_up_grants(self) -> None:
+        """The MDS refused a record: stop working locally, so what we show comes from the MDS."""
+        def run() -> None:
+            assert self.wbc is not None
+            for g in self.wbc.grants():
+                desc = type("Desc", (), {"cookie": g.cookie})()
+                self.on_blocking(desc)
+        threading.Thread(target=run, name="wbc-give-up", daemon=True).start()
+
+    async def _sync_records(self) -> None:
+        """Before a request the MDS answers from its own state: our records get there first."""
+        if self.wbc is not None and self.wbc.pending():
+            await self.meta.run(self.wbc.flush)
+
+    async def _adopt_grant(self, rep, node: Inode) -> None:
+        """A reply brought a WBC lock on `node`: hold it, and know the directory's listing."""
+        desc = rep.wbc_lock
+        if self.wbc is None or self.local is None or not desc.cookie:
+            return
+        if not self.mdc.locks.hold(desc.cookie):
+            return
+        g = self.wbc.adopt(desc)
+        if g is None:
+            self.mdc.locks.release(desc.cookie)
+            return
+        self.local.adopted(g, node)
+        if node.complete is None:
+            names = await self.meta.run(self._listing, node.fid)
+            with self.table.mu:
+                if names is not None and node.complete is None:
+                    node.complete = names
+
+    def _listing(self, fid: Fid) -> set[bytes] | None:
+        names: set[bytes] = set()
+        cookie = 0
+        while len(names) <= LISTING_MAX:
+            rep = self.mdc.readdir(fid, cookie, 1024, False)
+            for e in rep.entries:
+                if e.name not in (b".", b".."):
+                    names.add(e.name)
+                cookie = e.cookie
+            if rep.eof or not rep.entries:
+                return names
+        return None
 
     def on_evicted(self) -> None:
         for rev in self.table.drop_all_locks():
@@ -230,6 +294,13 @@ class Llite:
         if self.table.known_absent(parent_ino, name):
             self.table.add_negative(parent_ino, name)
             raise _Negative(_negative_entry())
+        if self.wbc is not None and self.wbc.local(parent.fid) is not None:
+            child = self.table.child(parent_ino, name)
+            if child is not None and child.attr_cached():
+                with self.table.mu:
+                    child.lookups += 1
+                return await self._entry_of(child)
+            await self._sync_records()
         rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR, cred_of(ctx),
                                    parent=parent.fid, name=name, ibits=LOOKUP_BITS)
         if rep.hdr.errno:
@@ -263,6 +334,9 @@ class Llite:
                 await self._fetch(node)
             if node.attr is not None and stat.S_ISREG(node.attr.mode):
                 await self.io.run(self._truncate, node, attr.st_size)
+        if self.local is not None and self.local.setattr(node, op, cred_of(ctx)):
+            return await self._entry_of(node)
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.setattr, node.fid, cred_of(ctx), **op)
         node = self._learn(rep)
         return await self._entry_of(node)
@@ -278,6 +352,7 @@ class Llite:
                 fd.release()
 
     async def readlink(self, ino: int, ctx) -> bytes:
+        await self._sync_records()
         return await self.meta.run(self.mdc.readlink, self._node(ino).fid, cred_of(ctx))
 
     # ---- namespace updates -----------------------------------------------------------------------
@@ -290,35 +365,68 @@ class Llite:
             node.complete = set()       # new and empty, and ours while the lock lasts
         return await self._entry_of(node)
 
+    def _made_locally(self, parent: Inode, name: bytes, mode: int, rdev: int, ctx,
+                      target: bytes = b"") -> Inode | None:
+        if self.local is None:
+            return None
+        g = self.local.grant_for(parent)
+        return self.local.create(g, parent, name, mode, rdev, cred_of(ctx), target) if g is not None else None
+
     async def mknod(self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
         parent = self._node(parent_ino)
+        node = self._made_locally(parent, name, mode, rdev, ctx)
+        if node is not None:
+            return await self._entry_of(node)
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.create, parent.fid, name, mode, cred_of(ctx), None, rdev)
         return await self._made(parent_ino, name, rep)
 
     async def mkdir(self, parent_ino: int, name: bytes, mode: int, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
         parent = self._node(parent_ino)
-        rep = await self.meta.run(self.mdc.mkdir, parent.fid, name, mode, cred_of(ctx))
-        return await self._made(parent_ino, name, rep)
+        node = self._made_locally(parent, name, stat.S_IFDIR | (mode & 0o7777), 0, ctx)
+        if node is not None:
+            return await self._entry_of(node)
+        await self._sync_records()
+        rep = await self.meta.run(lambda: self.mdc.mkdir(parent.fid, name, mode, cred_of(ctx),
+                                                         want_wbc=self.wbc is not None))
+        entry = await self._made(parent_ino, name, rep)
+        if rep.wbc_lock.cookie:
+            await self._adopt_grant(rep, self._node(entry.st_ino))
+        return entry
 
     async def symlink(self, parent_ino: int, name: bytes, target: bytes, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
         parent = self._node(parent_ino)
+        node = self._made_locally(parent, name, stat.S_IFLNK | 0o777, 0, ctx, target)
+        if node is not None:
+            return await self._entry_of(node)
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.symlink, parent.fid, name, target, cred_of(ctx))
         return await self._made(parent_ino, name, rep)
 
     async def link(self, ino: int, new_parent_ino: int, new_name: bytes, ctx) -> pyfuse3.EntryAttributes:
         check_name(new_name)
         node, parent = self._node(ino), self._node(new_parent_ino)
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
         self._parent_from(rep)
         self.table.entry_added(new_parent_ino, new_name)
         node = self._learn(rep, name=(new_parent_ino, new_name), lookup=True)
         return await self._entry_of(node)
 
+    def _removed_locally(self, parent: Inode, name: bytes, ctx, rmdir: bool) -> bool:
+        if self.local is None:
+            return False
+        g = self.local.grant_for(parent)
+        return g is not None and self.local.remove(g, parent, name, cred_of(ctx), rmdir=rmdir)
+
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
+        if self._removed_locally(parent, name, ctx, False):
+            return
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.unlink, parent.fid, name, cred_of(ctx))
         self._parent_from(rep)
         self.table.entry_removed(parent_ino, name)
@@ -328,6 +436,9 @@ class Llite:
 
     async def rmdir(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
+        if self._removed_locally(parent, name, ctx, True):
+            return
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.rmdir, parent.fid, name, cred_of(ctx))
         self._parent_from(rep)
         self.table.entry_removed(parent_ino, name)
@@ -339,6 +450,7 @@ class Llite:
                      flags: int, ctx) -> None:
         check_name(new_name)
         sp, dp = self._node(old_parent), self._node(new_parent)
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
         moved = self.table.remove_name(old_parent, old_name)
         other = self.table.remove_name(new_parent, new_name)
@@ -370,9 +482,18 @@ class Llite:
     async def create(self, parent_ino: int, name: bytes, mode: int, flags: int, ctx):
         check_name(name)
         parent = self._node(parent_ino)
-        rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid,
-                                   name=name, open_flags=flags | os.O_CREAT, mode=mode)
+        node = self._made_locally(parent, name, mode, 0, ctx)
+        if node is not None:
+            fh, h = self._new_handle(node, 0, flags)
+            h.data = await self.io.run(self._open_data, node)
+            return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
+        await self._sync_records()
+        rep = await self.meta.run(lambda: self.mdc.intent_raw(
+            IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
+            mode=mode, want_wbc=self.wbc is not None))
         self.mdc.raise_for(rep)
+        if rep.wbc_lock.cookie:
+            await self._adopt_grant(rep, parent)
         self._parent_from(rep)
         self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
@@ -383,6 +504,13 @@ class Llite:
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node = self._node(ino)
+        if (node.wbc_grant and self.wbc is not None and self.wbc.live(node.wbc_grant) is not None
+                and node.layout is None and node.attr is not None and node.attr_cached()):
+            fh, h = self._new_handle(node, 0, flags)     # made here and never written: no MDS open yet
+            if stat.S_ISREG(node.attr.mode):
+                h.data = await self.io.run(self._open_data, node)
+            return pyfuse3.FileInfo(fh=fh)
+        await self._sync_records()
         rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN, cred_of(ctx), fid=node.fid,
                                    open_flags=flags, ibits=LOOKUP_BITS)
         self.mdc.raise_for(rep)
@@ -410,8 +538,17 @@ class Llite:
     async def _ensure_layout(self, h: Handle) -> None:
         """A file created without objects gets its layout (the default) before its first write."""
         node = h.node
-        rep = await self.meta.run(self.mdc.intent, IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS)
+        await self._sync_records()
+        parent = next((self.table.get(p) for p, _ in sorted(node.names)), None)   # its default layout
+        rep = await self.meta.run(lambda: self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
+                                                          parent=parent.fid if parent is not None else None))
         self._learn(rep)
+        if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
+            flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+            orep = await self.meta.run(self.mdc.intent, IT_OPEN, fid=node.fid, open_flags=flags,
+                                       ibits=LOOKUP_BITS)
+            self._learn(orep)
+            h.mds_handle = orep.open_handle
         old = h.data
         h.data = await self.io.run(self._open_data, node)
         await self.io.run(old.release)
@@ -441,6 +578,7 @@ class Llite:
             await self.io.run(h.data.fsync)
         if not datasync:
             await self.meta.run(self.closer.drain)
+            await self._commit_records()
             await self.meta.run(self.mdc.sync)
 
     async def release(self, fh: int) -> None:
@@ -457,7 +595,8 @@ class Llite:
             node.opens -= 1
             if node.opens == 0:
                 node.data = None
-        self.closer.submit(self.mdc.close_handle, h.mds_handle, None, size)
+        if h.mds_handle:
+            self.closer.submit(self.mdc.close_handle, h.mds_handle, None, size)
 
     # ---- directories ---------------------------------------------------------------------------------
 
@@ -469,6 +608,7 @@ class Llite:
 
     async def readdir(self, fh: int, start_id: int, token) -> None:
         node = self._node(fh)
+        await self._sync_records()
         cookie = start_id
         while True:
             rep = await self.meta.run(self.mdc.readdir, node.fid, cookie, 256, True)
@@ -485,8 +625,18 @@ class Llite:
             if rep.eof or not rep.entries:
                 return
 
+    async def _commit_records(self) -> None:
+        """fsync/syncfs: every record on the MDS and committed; a refused one is reported here."""
+        if self.wbc is None:
+            return
+        await self.meta.run(lambda: self.wbc.flush(commit=True))
+        err = self.wbc.take_error()
+        if err is not None:
+            raise err
+
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         await self.meta.run(self.closer.drain)
+        await self._commit_records()
         await self.meta.run(self.mdc.sync)
 
     async def statfs(self, ctx) -> pyfuse3.StatvfsData:
@@ -508,7 +658,9 @@ class Llite:
 
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx) -> None:
         node = self._node(ino)
+        await self._sync_records()
         await self.meta.run(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
+        node.wbc_grant = 0          # it has extended attributes now: ask the MDS
         with self.table.mu:
             node.no_xattr.pop(name, None)
 
@@ -518,6 +670,9 @@ class Llite:
         node = self._node(ino)
         if node.bits & XATTR and name in node.no_xattr:
             raise LpError(node.no_xattr[name], "no such attribute")
+        if node.wbc_grant and name != LOV_XATTR and self.wbc is not None and self.wbc.live(node.wbc_grant):
+            raise LpError(errno.ENODATA, "no such attribute")     # made here: none set yet
+        await self._sync_records()
         try:
             return await self.meta.run(self.mdc.getxattr, node.fid, name, cred_of(ctx))
         except LpError as e:
@@ -527,10 +682,12 @@ class Llite:
             raise
 
     async def listxattr(self, ino: int, ctx) -> list[bytes]:
+        await self._sync_records()
         return await self.meta.run(self.mdc.listxattr, self._node(ino).fid, cred_of(ctx))
 
     async def removexattr(self, ino: int, name: bytes, ctx) -> None:
         node = self._node(ino)
+        await self._sync_records()
         await self.meta.run(self.mdc.removexattr, node.fid, name, cred_of(ctx))
         with self.table.mu:
             if node.bits & XATTR and name != LOV_XATTR:   # the layout is virtual: a dir inherits one
@@ -549,6 +706,8 @@ class Llite:
             if h.data is not None:
                 await self.io.run(h.data.flush)
         await self.io.run(self.closer.drain)
+        if self.wbc is not None:
+            await self.meta.run(lambda: self.wbc.flush(commit=True))
 
 
 def _negative_entry() -> pyfuse3.EntryAttributes:

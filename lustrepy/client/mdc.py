@@ -145,9 +145,9 @@ class Mdc:
     def intent(self, ops: int, cred: Cred | None = None, *, parent: Fid | None = None, name: bytes = b"",
                fid: Fid | None = None, open_flags: int = 0, mode: int = 0, layout: Layout | None = None,
                new_fid: Fid | None = None, lock_mode: int = 0, ibits: int = 0,
-               check: bool = True) -> mpb.IntentReply:
+               check: bool = True, want_wbc: bool = False) -> mpb.IntentReply:
         f: dict[str, Any] = dict(ops=ops, name=name, open_flags=open_flags, create_mode=mode,
-                                 lock_mode=lock_mode, ibits=ibits)
+                                 lock_mode=lock_mode, ibits=ibits, want_wbc=want_wbc)
         if parent is not None:
             f["parent"] = fid_to_pb(parent)
         if fid is not None:
@@ -162,18 +162,24 @@ class Mdc:
                             check=check, **f)
 
     def _adopt(self, rep: Any) -> None:
-        """Register the lock a reply granted (also with a negative lookup's errno)."""
-        if self.locks is not None and rep.lock.cookie:
-            self.locks.adopt(rep.lock)
+        """Register the locks a reply granted (also with a negative lookup's errno)."""
+        if self.locks is not None:
+            if rep.lock.cookie:
+                self.locks.adopt(rep.lock)
+            wbc = getattr(rep, "wbc_lock", None)
+            if wbc is not None and wbc.cookie:
+                self.locks.adopt(wbc)
 
     # ---- reint --------------------------------------------------------------------------
 
-    def reint(self, cred: Cred | None = None, **op: Any) -> mpb.ReintReply:
+    def reint(self, cred: Cred | None = None, *, want_wbc: bool = False, **op: Any) -> mpb.ReintReply:
         return self.request(self.stub.Reint, mpb.ReintRequest, cred, resend=True, on_reply=self._adopt,
-                            op=mpb.ReintOp(**op))
+                            op=mpb.ReintOp(**op), want_wbc=want_wbc)
 
-    def mkdir(self, parent: Fid, name: bytes, mode: int = 0o755, cred: Cred | None = None) -> mpb.ReintReply:
-        return self.reint(cred, mkdir=mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode))
+    def mkdir(self, parent: Fid, name: bytes, mode: int = 0o755, cred: Cred | None = None, *,
+              want_wbc: bool = False) -> mpb.ReintReply:
+        return self.reint(cred, mkdir=mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode),
+                          want_wbc=want_wbc)
 
     def create(self, parent: Fid, name: bytes, mode: int = 0o100644, cred: Cred | None = None,
                layout: Layout | None = None, rdev: int = 0) -> mpb.ReintReply:
@@ -209,6 +215,13 @@ class Mdc:
 
     def removexattr(self, fid: Fid, name: bytes, cred: Cred | None = None) -> mpb.ReintReply:
         return self.reint(cred, removexattr=mpb.RemovexattrOp(fid=fid_to_pb(fid), name=name))
+
+    def reint_batch(self, records: list[mpb.UpdateRecord]) -> mpb.ReintBatchReply:
+        """Send update records (ascending seq) as one ReintBatch. The reply is returned even
+        when it carries an errno, so the caller sees failed_seq and applied_seq (raise_for
+        raises it). A resend after transport trouble is safe: the MDS skips records done."""
+        return self.request(self.stub.ReintBatch, mpb.ReintBatchRequest, resend=True, check=False,
+                            records=records)
 
     # ---- reads and the rest ----------------------------------------------------------------
 
@@ -250,6 +263,9 @@ class Mdc:
     def sync(self) -> int:
         rep = self.request(self.stub.Sync, mpb.SyncRequest)
         return rep.hdr.last_committed
+
+    def wbc_info(self, fid: Fid) -> mpb.WbcInfoReply:
+        return self.request(self.stub.WbcInfo, mpb.WbcInfoRequest, fid=fid_to_pb(fid))
 
     def statfs(self) -> mpb.MdsStatfsReply:
         return self.request(self.stub.Statfs, mpb.StatfsRequest)

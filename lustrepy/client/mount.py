@@ -35,7 +35,10 @@ log = logging.getLogger("lustrepy.client")
 GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user",
                 "nouser", "users", "defaults", "_netdev", "nofail", "async", "sync", "atime", "noatime",
                 "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
-OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log"}
+OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log", "wbc", "nowbc",
+            "journal", "wbc_max"}
+JOURNAL_DIR = "/var/lib/lustrepy/wbc"   # default home of the write-back cache journals
+WBC_MAX = 65536                         # unflushed update records before writers wait for a flush
 READY_TIMEOUT = 60.0
 READAHEAD_KB = 8192      # kernel read-ahead on the mount
 MDS_LRU = 65536         # unused MDS locks kept; past this the least recently used go back
@@ -58,6 +61,11 @@ class MountConfig:
     def timeout(self) -> float:
         return float(self.opts.get("timeout") or 30.0)
 
+    @property
+    def wbc(self) -> bool:
+        """The metadata write-back cache: on with `wbc`, off by default and with `nowbc`/`wbc=0`."""
+        return "wbc" in self.opts and self.opts["wbc"] != "0" and "nowbc" not in self.opts
+
 
 def parse_source(src: str) -> Source:
     """'HOST:PORT:/FSNAME' -> Source; QuietError naming what is wrong."""
@@ -75,6 +83,10 @@ def parse_opts(text: str | None) -> dict[str, str]:
         if k not in GENERIC_OPTS and k not in OWN_OPTS and not k.startswith("x-"):
             raise QuietError(f"unknown mount option {k!r}", 1)
         out[k] = v
+    if "wbc_max" in out and not (out["wbc_max"].isdigit() and int(out["wbc_max"]) > 0):
+        raise QuietError(f"mount option wbc_max={out['wbc_max']!r}: expected a positive count", 1)
+    if out.get("wbc", "1") not in ("0", "1", ""):
+        raise QuietError(f"mount option wbc={out['wbc']!r}: expected wbc, wbc=1 or wbc=0", 1)
     if "timeout" in out:
         try:
             if float(out["timeout"]) <= 0:
@@ -139,7 +151,19 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     from lustrepy.client.mdc import Mdc
     from lustrepy.client.notify import Notifier
 
-    client_id = cfg.opts.get("client_id") or f"{os.uname().nodename}-{uuidlib.uuid4()}"
+    from lustrepy.client.wbc import Wbc, open_journal
+
+    journal = None
+    client_id = cfg.opts.get("client_id") or ""
+    if cfg.wbc:
+        try:
+            journal, client_id = open_journal(cfg.opts.get("journal") or JOURNAL_DIR, cfg.source.fsname,
+                                              cfg.mountpoint, client_id or None,
+                                              max_records=int(cfg.opts.get("wbc_max") or WBC_MAX))
+        except (LpError, OSError) as e:
+            ready(f"cannot mount {cfg.text}: write-back cache journal: {getattr(e, 'message', None) or e}")
+            return 1
+    client_id = client_id or f"{os.uname().nodename}-{uuidlib.uuid4()}"
     box: list[Llite] = []
     mdc = Mdc(cfg.source.address, cfg.source.fsname, client_id=client_id, timeout=cfg.timeout,
               resend_for=cfg.timeout,
@@ -159,7 +183,18 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
                     on_invalidate=lambda fid: box[0].on_data_invalidate(fid) if box else None,
                     on_store=lambda fid, off, data: box[0].on_data_store(fid, off, data) if box else None)
     notifier = Notifier()
-    ll = Llite(mdc, data, notifier)
+    wbc = None
+    if journal is not None:
+        wbc = Wbc(mdc, journal)
+        try:
+            wbc.start()             # records left by an earlier mount reach the MDS before new work
+        except LpError as e:
+            journal.close()
+            data.close()
+            mdc.close()
+            ready(f"cannot mount {cfg.text}: replaying update records: {e.message}")
+            return 1
+    ll = Llite(mdc, data, notifier, wbc)
     box.append(ll)
     options = {f"fsname={cfg.text}", "subtype=lustrepy", "default_permissions"}
     if "allow_other" in cfg.opts:
@@ -172,6 +207,8 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     try:
         pyfuse3.init(LustreOperations(ll), cfg.mountpoint, options)
     except Exception as e:  # pyfuse3 raises RuntimeError/OSError when the kernel refuses the mount
+        if wbc is not None:
+            wbc.close()
         data.close()
         mdc.close()
         ready(f"cannot mount on {cfg.mountpoint}: {e}")
@@ -206,6 +243,12 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
             log.exception("writing back dirty data at unmount failed")
             code = 1
         pyfuse3.close(unmount=True)
+        if wbc is not None:
+            try:
+                wbc.close()
+            except LpError as e:
+                log.error("update records left unsent at unmount (kept in %s): %s", wbc.journal.path, e.message)
+                code = 1
         ll.closer.stop()
         notifier.stop()
         data.close()

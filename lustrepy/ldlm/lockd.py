@@ -126,13 +126,15 @@ class LockServer:
 
     def __init__(self, name: str, *, callback_timeout: float = 10.0,
                  lvb_source: Callable[[ResId], Lvb] | None = None,
-                 on_evict: Callable[[str], None] | None = None) -> None:
+                 on_evict: Callable[[str], None] | None = None,
+                 on_blocking: Callable[[Lock, Lock], None] | None = None) -> None:
         if callback_timeout <= 0:
             raise ValueError("callback_timeout must be positive")
         self.name = name
         self.callback_timeout = callback_timeout
         self._lvb_source = lvb_source
         self._on_evict = on_evict           # called with the client id, outside the mutex
+        self.on_blocking = on_blocking      # (holder, conflicting) per blocking callback, under the mutex
         self._evicted_pending: list[str] = []
         self._mu = threading.Lock()
         # Random first cookie and conn_gen: handles from before a restart never match new ones.
@@ -242,7 +244,8 @@ class LockServer:
                 local: bool = False, on_behalf: str = "") -> Lock:
         """Take a lock, blocking the calling thread until it is granted.
 
-        A local lock taken `on_behalf` of a client ignores that client's own locks.
+        A local lock taken `on_behalf` of a client ignores that client's own locks; so
+        does a client lock taken on behalf of its own owner (a WBC lock).
 
         Conflicting holders get blocking callbacks. Raises LpError: ETIMEDOUT
         after `timeout` (default 2 * callback_timeout), EAGAIN when it would
@@ -257,7 +260,8 @@ class LockServer:
         with self._mu:
             if not local:
                 self._check_owner_locked(owner)
-            if flags & fl.BLOCK_NOWAIT and self._ns.would_wait(res, mode, ibits=ibits, extent=ext):
+            if flags & fl.BLOCK_NOWAIT and self._ns.would_wait(res, mode, ibits=ibits, extent=ext,
+                                                               on_behalf=on_behalf):
                 self._stats["enqueue_eagain"] += 1
                 raise LpError(errno.EAGAIN, f"lock on {res} would wait")
             lock, events = self._ns.enqueue(owner, res, mode, ibits=ibits, extent=ext, local=local,
@@ -345,6 +349,11 @@ class LockServer:
         return self._lvb_source(res) if self._lvb_source is not None else None
 
     # -- listings ----------------------------------------------------------
+
+    def lock(self, cookie: int) -> Lock | None:
+        """The lock with this cookie as it stands (granted or waiting), or None."""
+        with self._mu:
+            return self._ns.get(cookie)
 
     def locks(self, client_id: str | None = None) -> list[LockInfo]:
         with self._mu:
@@ -458,6 +467,11 @@ class LockServer:
                     waiter.lock = ev.lock
                     waiter.done.set()
             elif isinstance(ev, BlockingCallback):
+                if self.on_blocking is not None:
+                    try:
+                        self.on_blocking(ev.holder, ev.conflicting)
+                    except Exception:
+                        log.exception("%s: blocking-callback hook failed", self.name)
                 exp = self._exports.get(ev.holder.owner)
                 if exp is not None:
                     self._send_blocking_locked(exp, ev.holder, ev.conflicting)

@@ -62,7 +62,9 @@ class Lock:
     req_extent: Extent | None = None  # what was asked for
     granted: bool = False
     local: bool = False             # server-internal: never gets callbacks
-    on_behalf: str = ""             # a local lock taken to execute this client's own request
+    on_behalf: str = ""             # a local lock taken to execute this client's own request, or
+                                    # a client's WBC lock (on_behalf == owner): never conflicts
+                                    # with that client's other locks
 
     def __str__(self) -> str:
         what = (f" bits={inodebits.bits_str(self.ibits)}" if self.ibits else "") + \
@@ -226,12 +228,13 @@ class Namespace:
         probe = self._probe(res, mode, ibits, extent)
         return [e.lock for e in r.granted.values() if locks_conflict(e.lock, probe)]
 
-    def would_wait(self, res: ResId, mode: LockMode, *, ibits: int = 0, extent: Extent | None = None) -> bool:
+    def would_wait(self, res: ResId, mode: LockMode, *, ibits: int = 0, extent: Extent | None = None,
+                   on_behalf: str = "") -> bool:
         """True when a request of this shape would not be granted at once."""
         r = self._resources.get(res)
         if r is None:
             return False
-        probe = self._probe(res, mode, ibits, extent)
+        probe = self._probe(res, mode, ibits, extent, on_behalf)
         return any(locks_conflict(e.lock, probe) for q in (r.granted, r.waiting) for e in q.values())
 
     def granted(self, res: ResId) -> list[Lock]:
@@ -277,13 +280,13 @@ class Namespace:
             raise LpError(errno.EINVAL, "a lock needs an owner")
         cookie = self._next_cookie
         self._next_cookie = cookie + 1 if cookie < U64 else 1
-        if on_behalf and not local:
-            raise LpError(errno.EINVAL, "only local locks are taken on behalf of a client")
+        if on_behalf and not local and on_behalf != owner:
+            raise LpError(errno.EINVAL, "a client lock is taken on behalf of its own owner only")
         return Lock(cookie, owner, res, mode, ibits, extent, extent, False, local, on_behalf)
 
     @staticmethod
-    def _probe(res: ResId, mode: LockMode, ibits: int, extent: Extent | None) -> Lock:
-        return Lock(0, "?", res, LockMode(mode), ibits, extent, extent)
+    def _probe(res: ResId, mode: LockMode, ibits: int, extent: Extent | None, on_behalf: str = "") -> Lock:
+        return Lock(0, "?", res, LockMode(mode), ibits, extent, extent, on_behalf=on_behalf)
 
     @staticmethod
     def _state(e: _Entry) -> LockState:

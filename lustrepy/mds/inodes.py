@@ -190,3 +190,33 @@ class TxBase:
             self.conn.execute("UPDATE meta SET next_seq = ?", (fid.seq + 1,))
         if fid.seq == mds_seq and fid.oid >= mds_next:
             self.conn.execute("UPDATE meta SET mds_next_oid = ?", (fid.oid + 1,))
+
+    def check_client_fid(self, fid: Fid) -> None:
+        """EINVAL unless `fid` lies in a sequence handed out to clients: a valid shape, a
+        sequence at or above FIRST_SEQ that has been handed out (below next_seq), and not the
+        sequence the MDS names its own inodes from. For FIDs clients name files with while
+        they work alone (write-back cache), which must come from a sequence they were given."""
+        if not valid_fid(fid) or fid.seq < FIRST_SEQ:
+            raise LpError(errno.EINVAL, f"{fid} is not a FID this file system hands out")
+        next_seq, mds_seq = self.conn.execute("SELECT next_seq, mds_seq FROM meta").fetchone()
+        if fid.seq >= next_seq:
+            raise LpError(errno.EINVAL, f"FID {fid} lies in a sequence never handed out")
+        if fid.seq == mds_seq:
+            raise LpError(errno.EINVAL, f"FID {fid} lies in the MDS's own sequence")
+
+    # ---- update-record replay ----------------------------------------------------------------
+
+    def replay_seq(self, client_id: str) -> int:
+        """The last update record of `client_id` done (applied or consumed); 0: none."""
+        r = self.conn.execute("SELECT last_seq FROM replay_seqs WHERE client_id = ?", (client_id,)).fetchone()
+        return int(r[0]) if r else 0
+
+    def advance_replay_seq(self, client_id: str, seq: int) -> bool:
+        """Mark record `seq` of `client_id` done, in this transaction. Only the record after the
+        last one done may be marked: otherwise nothing changes and False is returned."""
+        self._w()
+        if seq < 1 or self.replay_seq(client_id) != seq - 1:
+            return False
+        self.conn.execute("INSERT OR REPLACE INTO replay_seqs (client_id, last_seq, updated_ns) VALUES (?, ?, ?)",
+                          (client_id, seq, self.now))
+        return True

@@ -118,6 +118,8 @@ def execute(mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
             encode: Callable[[mpb.IntentReply, int], bytes]) -> mpb.IntentReply:
     if req.name:
         check_name(req.name)
+        # Another client's WBC records may change this name: they reach the MDS first.
+        mdt.wbc.revoke_for(client_id, fid_from_pb(req.parent))
     ops = req.ops
     if ops & IT_CREAT:
         return _open_create(mdt, req, cred, client_id, encode)
@@ -212,10 +214,14 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
         rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
         return rep
 
-    with mdt.locks.update([(parent, UPDATE)], on_behalf=client_id):
+    with mdt.locks.update(mdt.wbc.outside(client_id, [(parent, UPDATE)]), on_behalf=client_id):
         rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
     child = fid_from_pb(rep.attr.fid)
     rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | LAYOUT | XATTR))
+    if req.want_wbc:
+        wbc = mdt.wbc.try_grant(client_id, parent)
+        if wbc is not None:
+            rep.wbc_lock.CopyFrom(wbc)
     return rep
 
 

@@ -25,6 +25,7 @@ from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.recovery import Committer
 from lustrepy.mds.store import Store
+from lustrepy.mds.wbc import ContentionPolicy, WbcManager
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class MdsConfig:
     precreate_batch: int = 512
     pool_wait: float = 5.0
     recovery_window: float = 30.0   # clients holding opens at restart get this long to reconnect
+    contention: ContentionPolicy = ContentionPolicy()
 
 
 class Mdt:
@@ -59,6 +61,8 @@ class Mdt:
         self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout,
                                 on_evict=self.close_client)
         self.locks = MdsLocks(self.lockd)
+        self.wbc = WbcManager(self.lockd, cfg.contention)
+        self.lockd.on_blocking = self.wbc.on_blocking
         self.allocator = Allocator()
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
                        low_water=cfg.precreate_low, batch=cfg.precreate_batch)
@@ -66,6 +70,7 @@ class Mdt:
         self.counters: Counter[str] = Counter()
         self._inflight: dict[tuple[str, int], threading.Event] = {}
         self._inflight_lock = threading.Lock()
+        self._serial: dict[str, threading.Lock] = {}   # per client: its batches of update records
         self._alloc = threading.local()     # .lenient: allocate fewer stripes rather than wait
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="ost-sweep", daemon=True)
@@ -105,6 +110,7 @@ class Mdt:
 
     def close_client(self, client_id: str) -> None:
         """A client left or was evicted: close its open handles (last closes of orphans destroy them)."""
+        self.wbc.forget_client(client_id)
         destroyed, _ = self.store.write(lambda tx: tx.close_client(client_id))
         if destroyed:
             self.osp.wake()
@@ -200,3 +206,9 @@ class Mdt:
             ev = self._inflight.pop((client_id, xid), None)
         if ev is not None:
             ev.set()
+
+    def client_mutex(self, client_id: str) -> threading.Lock:
+        """The client's own mutex: its batches of update records (a resend among them) replay
+        one at a time, so a resend waits for the original and then skips what it applied."""
+        with self._inflight_lock:
+            return self._serial.setdefault(client_id, threading.Lock())

@@ -6,6 +6,8 @@ row, so a resend is answered, never re-executed) while the MDS holds EX
 locks on every inode whose cached state the update changes. The layout
 xattr `lustrepy.lov` is served here too: on a directory it is the default
 layout for new files, on a regular file without objects it allocates them.
+run() is the one way an update executes: replay.py replays a client's
+update records (write-back cache) through it as well.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from lustrepy.common.names import check_name, check_symlink_target, check_xattr
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.mds.locking import ALL_BUT_OPEN, LAYOUT, LOOKUP, PERM, UPDATE, XATTR
-from lustrepy.mds.namespace import SetAttr
+from lustrepy.mds.namespace import SetAttr, Tx
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 SA_MODE, SA_UID, SA_GID = 1, 2, 4
 _RETRIES = 4
-_CREATORS = ("create", "mkdir", "symlink")
+CREATORS = ("create", "mkdir", "symlink")
 
 
 class _Moved(Exception):
@@ -73,30 +75,52 @@ def _reply(attr: Attr | None, tx, with_layout: bool = True) -> mpb.ReintReply:
     return rep
 
 
+TxFn = Callable[[Tx], mpb.ReintReply]
+
+
 def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
             encode: Callable[[mpb.ReintReply, int], bytes]) -> mpb.ReintReply:
-    kind = req.op.WhichOneof("op")
+    """The Reint RPC: run the update with its reply row, then lock a new object for the client."""
+    kind, rep, _ = run(mdt, req.op, cred, client_id, xid=req.hdr.xid, encode=encode)
+    # Objects of removed files are destroyed by osp's next round (every half second), in
+    # batches: waking it per unlink would cost an OSS RPC and a transaction per file.
+    if kind in CREATORS and rep.attr.fid.seq:
+        # nobody else can hold a lock on a new object: the grant is immediate
+        bits = LOOKUP | UPDATE | PERM | XATTR | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
+        rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
+    return rep
+
+
+def run(mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
+        encode: Callable[[mpb.ReintReply, int], bytes] | None = None, now_ns: int = 0,
+        wrap: Callable[[TxFn], TxFn] | None = None) -> tuple[str, mpb.ReintReply, int]:
+    """Execute one update for `client_id` as one transaction: the Reint RPC and the replay of
+    update records both come here.
+
+    The MDS holds EX locks on what the update changes, taken on behalf of the client (its own
+    locks are not called back). The transaction sets the times now_ns (0: the clock now); with
+    encode, it saves the reply to (client_id, xid). `wrap` may add steps to the transaction,
+    which commit or roll back with the update. Returns (operation kind, reply, transno).
+    """
+    kind = op.WhichOneof("op")
     if kind is None:
         raise LpError(errno.EINVAL, "reint carries no operation")
-    op = getattr(req.op, kind)
+    body = getattr(op, kind)
     handler = _HANDLERS[kind]
-    parent = _parent_of(kind, op)
+    parent = _parent_of(kind, body)
     for _ in range(_RETRIES):
-        locks, fn = handler(mdt, op, cred)
+        locks, fn = handler(mdt, body, cred)
         if parent is not None:
             fn = _with_parent(fn, parent)
+        if wrap is not None:
+            fn = wrap(fn)
         try:
-            with mdt.locks.update(locks, on_behalf=client_id):
-                rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
+            with mdt.locks.update(mdt.wbc.outside(client_id, locks), on_behalf=client_id):
+                rep, transno = mdt.write_with_objects(fn, client_id=client_id, xid=xid, encode=encode,
+                                                      now_ns=now_ns)
         except _Moved:
             continue
-        # Objects of removed files are destroyed by osp's next round (every half second), in
-        # batches: waking it per unlink would cost an OSS RPC and a transaction per file.
-        if kind in _CREATORS and rep.attr.fid.seq:
-            # nobody else can hold a lock on a new object: the grant is immediate
-            bits = LOOKUP | UPDATE | PERM | XATTR | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
-            rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
-        return rep
+        return kind, rep, transno
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
 
 

@@ -14,7 +14,7 @@ from lustrepy.common.layout import Layout, StripeObject
 
 SCHEMA_VERSION = 1
 
-SCHEMA = """
+_ORIGINAL = """
 -- meta: the identity and counters of this MDT; exactly one row (id = 0).
 --   fsname, uuid ("<fsname>-MDT0000_UUID") and instance (random, new at every format) never change.
 --   next_seq: the next FID sequence to hand out. Every sequence below it has been handed out (to a client
@@ -158,6 +158,24 @@ CREATE TABLE replies (
 );
 """
 
+# Tables added after the first release, written so that running them again on any MDT
+# (new or formatted before they existed) creates what is missing and changes nothing else.
+ADDED = """
+-- replay_seqs: how far each client's update records (the metadata write-back cache) have been replayed.
+--   client_id -> last_seq: every record of that client with seq <= last_seq is done (applied, or refused
+--   and consumed) and none above it is. last_seq >= 1 and only grows, one seq at a time: the transaction
+--   that applies record N (or consumes a refused record N on its own) moves it from N - 1 to N, so a
+--   record is executed at most once whatever is resent, or replayed after a restart of either side.
+--   A client with no row has had no record done (its next record is seq 1). updated_ns: the time of the
+--   transaction that last moved it (for an applied record, the time the record carries).
+CREATE TABLE IF NOT EXISTS replay_seqs (
+    client_id   TEXT PRIMARY KEY,
+    last_seq    INTEGER NOT NULL CHECK (last_seq >= 1),
+    updated_ns  INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+SCHEMA = _ORIGINAL + ADDED
+
 # The inode columns that make an Attr, in Attr's field order after the FID.
 ATTR_COLUMNS = ("seq, oid, ver, mode, nlink, uid, gid, size, blocks, "
                 "atime_ns, mtime_ns, ctime_ns, rdev, generation")
@@ -166,6 +184,12 @@ ATTR_COLUMNS = ("seq, oid, ver, mode, nlink, uid, gid, size, blocks, "
 def create(conn: sqlite3.Connection) -> None:
     """Create every table and index on an empty database."""
     conn.executescript(SCHEMA)
+
+
+def add_missing(conn: sqlite3.Connection) -> None:
+    """Create the tables added after the first release that an older MDT lacks (no migration:
+    they start empty, which is their meaning on a file system that never had them)."""
+    conn.executescript(ADDED)
 
 
 # ---- layouts as stored ------------------------------------------------------------------

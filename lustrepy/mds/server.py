@@ -18,6 +18,7 @@ from lustrepy.common.errors import LpError, QuietError
 from lustrepy.mds.mdt import MdsConfig, Mdt
 from lustrepy.mds.service import MdsService
 from lustrepy.mds.store import Store
+from lustrepy.mds.wbc import ContentionPolicy
 from lustrepy.rpc.channel import bind, make_server
 from lustrepy.rpc.v1 import ldlm_pb2_grpc, mds_pb2_grpc
 
@@ -35,6 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--callback-timeout", type=float, default=10.0,
                     help="a lock holder not cancelling within this after a blocking callback is evicted")
     ap.add_argument("--commit-interval", type=float, default=1.0, help="WAL sync period, seconds")
+    ap.add_argument("--contention-threshold", type=int, default=16,
+                    help="conflicts on a directory within the window that stop WBC grants there")
+    ap.add_argument("--contention-window", type=float, default=4.0, help="contention counting window, seconds")
+    ap.add_argument("--contention-hold", type=float, default=30.0,
+                    help="seconds without conflicts before a contended directory gets WBC grants again")
     ap.add_argument("--log-level", default="INFO")
     return ap.parse_args(argv)
 
@@ -48,6 +54,10 @@ def run(ns: argparse.Namespace) -> int:
     for name in ("heartbeat_interval", "ost_timeout", "callback_timeout", "commit_interval"):
         if getattr(ns, name) <= 0:
             raise QuietError(f"--{name.replace('_', '-')} must be positive")
+    try:
+        contention = ContentionPolicy(ns.contention_threshold, ns.contention_window, ns.contention_hold)
+    except ValueError as e:
+        raise QuietError(f"--contention-*: {e}") from None
     daemon.check_listen(host, port)
     if not (d / "mdt.db").exists():
         if not ns.fsname:
@@ -57,7 +67,7 @@ def run(ns: argparse.Namespace) -> int:
         log.info("formatted %s as %s", d, uuid)
     cfg = MdsConfig(dir=d, fsname=ns.fsname, heartbeat_interval=ns.heartbeat_interval,
                     ost_timeout=ns.ost_timeout, callback_timeout=ns.callback_timeout,
-                    commit_interval=ns.commit_interval)
+                    commit_interval=ns.commit_interval, contention=contention)
     mdt = Mdt(cfg)
     server = make_server(max_workers=256)
     started = False

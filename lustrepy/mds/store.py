@@ -165,6 +165,7 @@ class Store:
         w = _connect(self.db_path)
         try:
             fsname, uuid, instance, last = self._check(w, expect_fsname)
+            schema.add_missing(w)
         except BaseException:
             w.close()
             raise
@@ -233,12 +234,14 @@ class Store:
     # ---- transactions ---------------------------------------------------------------------
 
     def write(self, fn: Callable[[Tx], R], *, client_id: str = "", xid: int = 0,
-              encode: Callable[[R, int], bytes] | None = None) -> tuple[R, int]:
+              encode: Callable[[R, int], bytes] | None = None, now_ns: int = 0) -> tuple[R, int]:
         """Run fn(tx) as one transaction with the next transno, and (with client_id and
         encode) save encode(result, transno) as the reply to (client_id, xid) in the same
-        transaction. Anything fn raises rolls everything back and is re-raised; the
-        transno is then not used. A full disk becomes LpError(ENOSPC). fn must not call
-        write() itself (RuntimeError), nor wait for other threads' writes."""
+        transaction. The times the transaction sets are now_ns (0: the clock now; a
+        replayed update passes the time its client made it). Anything fn raises rolls
+        everything back and is re-raised; the transno is then not used. A full disk
+        becomes LpError(ENOSPC). fn must not call write() itself (RuntimeError), nor wait
+        for other threads' writes."""
         if self._writer == threading.get_ident():
             raise RuntimeError("Store.write() called inside a write transaction")
         with self._wlock:
@@ -249,7 +252,7 @@ class Store:
             try:
                 c.execute("BEGIN IMMEDIATE")
                 try:
-                    r = fn(Tx(c, writable=True))
+                    r = fn(Tx(c, writable=True, now_ns=now_ns))
                     transno = self._last_transno + 1
                     c.execute("UPDATE meta SET last_transno = ?", (transno,))
                     if client_id and encode is not None:

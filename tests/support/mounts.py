@@ -53,6 +53,13 @@ class Mount:
             return p.wait(5)
 
 
+# LUSTREPY_TEST_WBC=1 runs every mount with the metadata write-back cache: the client's
+# tests then check that POSIX results are the same with it on and off.
+WBC = os.environ.get("LUSTREPY_TEST_WBC", "") not in ("", "0")
+
+
 def mount(cluster: Cluster, path: Path, *opts: str) -> Mount:
     m = Mount(f"{cluster.mds.address}:/{cluster.fsname}", path, path.parent / f"{path.name}.log")
+    if WBC and not any(o.startswith(("wbc", "nowbc")) for o in opts):
+        opts = (*opts, "wbc", f"journal={path.parent / 'journal'}")
     return m.start(*opts)

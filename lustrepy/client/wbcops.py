@@ -1,0 +1,200 @@
+"""Metadata operations a client performs locally under a WBC grant.
+
+llite calls these when the directory an operation changes is covered by a
+WBC lock this client holds (lustrepy.client.wbc): the change is journalled as
+an update record first, then applied to the inode table, and the caller
+answers the kernel without any RPC. Each function returns None when it cannot
+act locally (no FID at hand, the directory's listing not known, an object
+this client did not make), and llite then goes to the MDS as usual, after
+sending the records so far.
+
+Objects made under a grant are cached under a "cache cookie" of the grant
+instead of an MDS lock; when the grant goes, those cookies are revoked like
+locks and the kernel forgets what they covered.
+
+Runs in the FUSE thread; never blocks beyond a journal write.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import time
+from dataclasses import replace
+
+from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
+from lustrepy.client.wbc import Grant, Wbc
+from lustrepy.common.errors import LpError
+from lustrepy.common.records import Attr, Cred
+from lustrepy.rpc.convert import fid_to_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+MADE_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
+WBC_DIR_BITS = UPDATE | PERM
+SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
+
+
+class LocalOps:
+    def __init__(self, table: InodeTable, wbc: Wbc) -> None:
+        self.table = table
+        self.wbc = wbc
+
+    # ---- grants --------------------------------------------------------------------------
+
+    def grant_for(self, parent: Inode) -> Grant | None:
+        """The grant under which entries of `parent` change locally, if its listing is known."""
+        g = self.wbc.local(parent.fid)
+        if g is None:
+            return None
+        with self.table.mu:
+            if parent.complete is None or parent.attr is None or not parent.bits & UPDATE:
+                return None
+        return g
+
+    def adopted(self, g: Grant, node: Inode) -> None:
+        """A new grant on `node`: its WBC lock keeps the directory's attributes and listing."""
+        self.table.attach_lock(node.fid, g.cookie, WBC_DIR_BITS)
+
+    def dropped(self, g: Grant) -> list[Revoked]:
+        """The grant is gone: what its cache cookies covered, for the kernel to forget."""
+        out = []
+        for c in sorted(g.pseudo):
+            r = self.table.revoke(c)
+            if r is None:
+                continue
+            out.append(r)
+            node = self.table.get(r.ino)
+            if node is not None and node.wbc_grant == g.cookie:
+                node.wbc_grant = 0
+        return out
+
+    # ---- creation ------------------------------------------------------------------------------
+
+    def create(self, g: Grant, parent: Inode, name: bytes, mode: int, rdev: int, cred: Cred,
+               target: bytes = b"") -> Inode | None:
+        """A new file, device, FIFO, directory or symlink named `name` in `parent`."""
+        fid = self.wbc.new_fid()
+        if fid is None:
+            return None
+        if not stat.S_IFMT(mode):
+            mode |= stat.S_IFREG
+        is_dir = stat.S_ISDIR(mode)
+        with self.wbc.op_lock:
+            if g.revoking:
+                return None
+            now = time.time_ns()
+            with self.table.mu:
+                if parent.complete is None or parent.attr is None:
+                    return None
+                if name in parent.complete:
+                    raise LpError(errno.EEXIST, "file exists")
+                pattr = parent.attr
+            gid = cred.gid
+            if pattr.mode & stat.S_ISGID:           # BSD group semantics of a setgid directory
+                gid = pattr.gid
+                if is_dir:
+                    mode |= stat.S_ISGID
+            size = len(target) if stat.S_ISLNK(mode) else 0
+            attr = Attr(fid, mode, 2 if is_dir else 1, cred.uid, gid, size, 0, now, now, now, rdev)
+            pf, ff = fid_to_pb(parent.fid), fid_to_pb(fid)
+            if is_dir:
+                self.wbc.record(cred, now, mkdir=mpb.MkdirOp(parent=pf, name=name, mode=mode, fid=ff))
+            elif stat.S_ISLNK(mode):
+                self.wbc.record(cred, now, symlink=mpb.SymlinkOp(parent=pf, name=name, target=target, fid=ff))
+            else:
+                self.wbc.record(cred, now, create=mpb.CreateOp(parent=pf, name=name, mode=mode, rdev=rdev,
+                                                               fid=ff, delay_layout=True))
+            node, _ = self.table.learn(fid, attr, size_valid=True, lock=self.wbc.pseudo_cookie(g),
+                                       bits=MADE_BITS, name=(parent.ino, name), lookup=True)
+            with self.table.mu:
+                node.wbc_grant = g.cookie
+                node.size_local = True
+                if is_dir:
+                    node.complete = set()
+                parent.complete.add(name)
+                parent.negatives.discard(name)
+                parent.attr = replace(pattr, nlink=pattr.nlink + (1 if is_dir else 0), mtime_ns=now,
+                                      ctime_ns=now)
+            if is_dir:
+                self.wbc.add_dir(g, fid)
+        return node
+
+    # ---- removal ---------------------------------------------------------------------------------
+
+    def remove(self, g: Grant, parent: Inode, name: bytes, cred: Cred, *, rmdir: bool) -> bool:
+        """unlink/rmdir of an object made under the grant; False: not one of those."""
+        victim = self.table.child(parent.ino, name)
+        if victim is None or victim.wbc_grant != g.cookie:
+            return False
+        with self.wbc.op_lock:
+            if g.revoking:
+                return False
+            with self.table.mu:
+                va, pa = victim.attr, parent.attr
+                if va is None or pa is None or parent.complete is None:
+                    return False
+                is_dir = stat.S_ISDIR(va.mode)
+                if rmdir and not is_dir:
+                    raise LpError(errno.ENOTDIR, "not a directory")
+                if not rmdir and is_dir:
+                    raise LpError(errno.EISDIR, "is a directory")
+                if is_dir and victim.complete is None:
+                    return False
+                if is_dir and victim.complete:
+                    raise LpError(errno.ENOTEMPTY, "directory not empty")
+                if victim.opens and not is_dir:
+                    return False        # an open file: the MDS keeps it as an orphan
+            now = time.time_ns()
+            pf = fid_to_pb(parent.fid)
+            if is_dir:
+                self.wbc.record(cred, now, rmdir=mpb.RmdirOp(parent=pf, name=name))
+            else:
+                self.wbc.record(cred, now, unlink=mpb.UnlinkOp(parent=pf, name=name))
+            with self.table.mu:
+                parent.complete.discard(name)
+                parent.attr = replace(pa, nlink=pa.nlink - (1 if is_dir else 0), mtime_ns=now, ctime_ns=now)
+                victim.attr = replace(va, nlink=0 if is_dir else max(0, va.nlink - 1), ctime_ns=now)
+            self.table.remove_name(parent.ino, name)
+            if is_dir:
+                self.wbc.remove_dir(g, victim.fid)
+        return True
+
+    # ---- attributes ----------------------------------------------------------------------------------
+
+    def setattr(self, node: Inode, op: dict, cred: Cred) -> bool:
+        """chmod/chown/utimes (and a size that does not change) of an object made here."""
+        valid = op["valid"]
+        g = self.wbc.live(node.wbc_grant) if node.wbc_grant else None
+        if g is None:
+            return False
+        with self.wbc.op_lock:
+            if g.revoking:
+                return False
+            with self.table.mu:
+                a = node.attr
+                if a is None or (valid & SA_SIZE and (op.get("size", 0) != 0 or a.size != 0)):
+                    return False
+            if cred.uid != 0:
+                if valid & ~SA_SIZE & (SA_MODE | SA_UID | SA_GID) and cred.uid != a.uid:
+                    raise LpError(errno.EPERM, "not the owner")
+                if valid & SA_UID and op["uid"] != a.uid:
+                    raise LpError(errno.EPERM, "only root changes the owner")
+                if valid & SA_GID and op["gid"] != a.gid and op["gid"] not in (cred.gid, *cred.groups):
+                    raise LpError(errno.EPERM, "not a group of the caller")
+            now = time.time_ns()
+            fields = {k: v for k, v in op.items() if k not in ("valid", "size", "open_handle")}
+            self.wbc.record(cred, now, setattr=mpb.SetattrOp(fid=fid_to_pb(node.fid), valid=valid & ~SA_SIZE,
+                                                             **fields))
+            changes: dict = {"ctime_ns": now}
+            if valid & SA_MODE:
+                mode = (a.mode & ~0o7777) | (op["mode"] & 0o7777)
+                if cred.uid != 0 and a.gid not in (cred.gid, *cred.groups):
+                    mode &= ~stat.S_ISGID
+                changes["mode"] = mode
+            for bit, key in ((SA_UID, "uid"), (SA_GID, "gid"), (SA_ATIME, "atime_ns"), (SA_MTIME, "mtime_ns"),
+                             (SA_CTIME, "ctime_ns")):
+                if valid & bit:
+                    changes[key] = op[key]
+            with self.table.mu:
+                node.attr = replace(a, **changes)
+        return True
