@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import os
 import stat
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
+WBC_XATTR = b"lustrepy.wbc"
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
@@ -174,6 +176,8 @@ class Llite:
         return None
 
     def on_evicted(self) -> None:
+        if self.wbc is not None and self.wbc.held():
+            self._give_up_grants()          # the MDS forgot our WBC locks: work on its side again
         for rev in self.table.drop_all_locks():
             self.notify.inode(rev.ino, attr_only=True)
             for parent, name in rev.entries:
@@ -668,6 +672,8 @@ class Llite:
         # The kernel asks for security.capability before every write: while the XATTR lock is
         # held, a name found absent once is answered here.
         node = self._node(ino)
+        if name == WBC_XATTR:
+            return await self._wbc_state(node)
         if node.bits & XATTR and name in node.no_xattr:
             raise LpError(node.no_xattr[name], "no such attribute")
         if node.wbc_grant and name != LOV_XATTR and self.wbc is not None and self.wbc.live(node.wbc_grant):
@@ -680,6 +686,24 @@ class Llite:
                 with self.table.mu:
                     node.no_xattr[name] = e.errno
             raise
+
+    async def _wbc_state(self, node: Inode) -> bytes:
+        """The virtual attribute `lustrepy.wbc` of a directory: its write-back cache state, as the
+        MDS sees it and as this client does (JSON; read by `lfsctl wbc`)."""
+        if not node.is_dir:
+            await self._fetch(node)
+            if not node.is_dir:
+                raise LpError(errno.ENOTDIR, "the write-back cache state is kept for directories")
+        info = await self.meta.run(self.mdc.wbc_info, node.fid)
+        g = self.wbc.local(node.fid) if self.wbc is not None else None
+        st = self.wbc.statistics() if self.wbc is not None else {}
+        out = {"mode": info.mode, "holder": info.holder, "contended_for_s": round(info.contended_for_s, 1),
+               "conflicts": info.conflicts, "grants": info.grants, "revocations": info.revocations,
+               "client": self.mdc.client_id, "client_wbc": self.wbc is not None,
+               "held_here": g is not None, "subtree_root": str(g.root) if g is not None else "",
+               "records_pending": st.get("pending", 0), "records_flushed": st.get("flushed", 0),
+               "client_revocations": st.get("revocations", 0)}
+        return json.dumps(out, sort_keys=True).encode()
 
     async def listxattr(self, ino: int, ctx) -> list[bytes]:
         await self._sync_records()

@@ -36,7 +36,7 @@ GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", 
                 "nouser", "users", "defaults", "_netdev", "nofail", "async", "sync", "atime", "noatime",
                 "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
 OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log", "wbc", "nowbc",
-            "journal", "wbc_max"}
+            "journal", "wbc_max", "wbc_age"}
 JOURNAL_DIR = "/var/lib/lustrepy/wbc"   # default home of the write-back cache journals
 WBC_MAX = 65536                         # unflushed update records before writers wait for a flush
 READY_TIMEOUT = 60.0
@@ -85,6 +85,12 @@ def parse_opts(text: str | None) -> dict[str, str]:
         out[k] = v
     if "wbc_max" in out and not (out["wbc_max"].isdigit() and int(out["wbc_max"]) > 0):
         raise QuietError(f"mount option wbc_max={out['wbc_max']!r}: expected a positive count", 1)
+    if "wbc_age" in out:
+        try:
+            if float(out["wbc_age"]) <= 0:
+                raise ValueError
+        except ValueError:
+            raise QuietError(f"mount option wbc_age={out['wbc_age']!r}: expected seconds > 0", 1) from None
     if out.get("wbc", "1") not in ("0", "1", ""):
         raise QuietError(f"mount option wbc={out['wbc']!r}: expected wbc, wbc=1 or wbc=0", 1)
     if "timeout" in out:
@@ -185,7 +191,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     notifier = Notifier()
     wbc = None
     if journal is not None:
-        wbc = Wbc(mdc, journal)
+        wbc = Wbc(mdc, journal, flush_age=float(cfg.opts.get("wbc_age") or 1.0))
         try:
             wbc.start()             # records left by an earlier mount reach the MDS before new work
         except LpError as e:

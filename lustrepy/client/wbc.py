@@ -277,9 +277,11 @@ class Wbc:
 
     def flush(self, *, commit: bool = False) -> None:
         """Send every record journalled so far; with commit, also wait until the MDS committed them."""
+        target = self.journal.next_seq - 1     # what was journalled when asked: not a moving goal
         with self._send_mu:
-            while True:
-                batch = self.journal.pending(after=self._applied, limit=self.batch_max)
+            while self._applied < target:
+                batch = [r for r in self.journal.pending(after=self._applied, limit=self.batch_max)
+                         if r.seq <= target]
                 if not batch:
                     break
                 self._send(batch)

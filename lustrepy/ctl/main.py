@@ -14,12 +14,12 @@ import sys
 from lustrepy import __version__
 from lustrepy.common import logs
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import cluster, df, mds, osts, stripe, target
+from lustrepy.ctl import cluster, df, mds, osts, stripe, target, wbc
 
 log = logging.getLogger(__name__)
 
 PROG = "lfsctl"
-GROUPS = (cluster, df, osts, mds, stripe)
+GROUPS = (cluster, df, osts, mds, stripe, wbc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="logging level on stderr (default %(default)s; INFO shows what the launcher does)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
-        # cluster and stripe find no MDS: they act on a local directory or a mounted path
-        group.register(sub, [json_opt] if group in (cluster, stripe) else [json_opt, tgt])
+        # cluster, stripe and wbc find no MDS: they act on a local directory or a mounted path
+        group.register(sub, [json_opt] if group in (cluster, stripe, wbc) else [json_opt, tgt])
     return p
 
 

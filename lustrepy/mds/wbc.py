@@ -205,6 +205,9 @@ class WbcManager:
     def _conflict_locked(self, d: _Dir, now: float) -> None:
         self._stats["wbc_conflicts"] += 1
         p = self.policy
+        if 0 < d.contended_until <= now:        # a contended spell ended: count afresh
+            d.events.clear()
+            d.contended_until = 0.0
         d.events.append(now)
         while d.events and d.events[0] < now - p.window_s:
             d.events.popleft()

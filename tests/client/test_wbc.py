@@ -1,0 +1,242 @@
+"""The metadata write-back cache on real mounts: a lone client works without an
+MDS RPC per file, another client sees everything at its first look, two clients
+in one directory switch it to server side and back, and update records survive
+a killed client and an MDS restart, applying exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from lustrepy.client.mdc import Mdc
+from tests.support.mounts import Mount
+from tests.support.servers import BIN, Cluster, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    (tmp_path / "srv").mkdir()
+    c = Cluster(tmp_path / "srv")
+    try:
+        c.start(2, mds_args=("--contention-threshold", "8", "--contention-window", "4",
+                             "--contention-hold", "3", "--callback-timeout", "10"))
+        yield c
+    finally:
+        c.stop()
+
+
+class Mounts:
+    def __init__(self, cluster: Cluster, root) -> None:
+        self.cluster, self.root, self.all = cluster, root, []
+
+    def __call__(self, name: str, *opts: str) -> Mount:
+        path = self.root / name
+        m = Mount(f"{self.cluster.mds.address}:/{self.cluster.fsname}", path, self.root / f"{name}.log")
+        m.start(*opts)
+        self.all.append(m)
+        return m
+
+
+@pytest.fixture
+def mounts(cluster, tmp_path):
+    ms = Mounts(cluster, tmp_path)
+    try:
+        yield ms
+    finally:
+        for m in ms.all:
+            m.stop()
+
+
+def _wbc_opts(tmp_path, *more: str) -> tuple[str, ...]:
+    return ("wbc", f"journal={tmp_path / 'journal'}", *more)
+
+
+def _counters(cluster) -> dict[str, int]:
+    m = Mdc(cluster.mds.address, cluster.fsname)
+    try:
+        return dict(m.info().counters)
+    finally:
+        m.close()
+
+
+def _rpcs(c: dict[str, int]) -> int:
+    kinds = ("intent", "reint_batch", "create", "mkdir", "unlink", "rmdir", "setattr", "rename", "close",
+             "readdir", "symlink", "link", "setxattr")
+    return sum(c.get(k, 0) for k in kinds)
+
+
+def _state(path) -> dict:
+    return json.loads(os.getxattr(path, "lustrepy.wbc"))
+
+
+def test_lone_client_creates_with_few_rpcs_and_another_sees_all_at_first_ls(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    d = a / "tree"
+    d.mkdir()
+    (d / "seed").touch()
+    st = _state(d)
+    assert st["mode"] == "wbc-held" and st["held_here"]
+    before = _rpcs(_counters(cluster))
+    n = 3000
+    for i in range(n):
+        fd = os.open(d / f"f{i:05d}", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640)
+        os.close(fd)
+    os.chmod(d / "f00007", 0o600)
+    st = _state(d)
+    assert st["records_pending"] + st["records_flushed"] >= n + 2     # batches go out by count too
+    after = _counters(cluster)
+    rpcs = _rpcs(after) - before
+    assert rpcs < n / 100, {k: v for k, v in after.items() if not k.endswith("_us")}
+    # the other client's first listing sees everything, with the right attributes
+    names = sorted(os.listdir(b / "tree"))
+    assert names == sorted(["seed"] + [f"f{i:05d}" for i in range(n)])
+    s7, s8 = os.stat(b / "tree" / "f00007"), os.stat(b / "tree" / "f00008")
+    assert stat.S_IMODE(s7.st_mode) == 0o600 and stat.S_IMODE(s8.st_mode) == 0o640
+    assert s8.st_size == 0 and s8.st_ino == os.stat(a / "tree" / "f00008").st_ino
+    st = _state(a / "tree")
+    assert st["mode"] == "server-side" and not st["held_here"] and st["revocations"] >= 1
+    assert st["records_pending"] == 0
+
+
+def test_local_namespace_work_under_a_grant(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    d = a / "w"
+    d.mkdir()
+    (d / "sub").mkdir()
+    (d / "sub" / "deeper").mkdir()
+    (d / "sub" / "deeper" / "x").write_bytes(b"data under a grant")
+    os.symlink("sub/deeper/x", d / "ln")
+    os.mkfifo(d / "fifo")
+    (d / "gone").touch()
+    os.unlink(d / "gone")
+    (d / "emptydir").mkdir()
+    os.rmdir(d / "emptydir")
+    os.utime(d / "fifo", ns=(1_000_000_000, 2_000_000_000))
+    assert sorted(os.listdir(d)) == ["fifo", "ln", "sub"]
+    assert (b / "w" / "ln").read_bytes() == b"data under a grant"
+    assert os.readlink(b / "w" / "ln") == "sub/deeper/x"
+    assert stat.S_ISFIFO(os.stat(b / "w" / "fifo").st_mode)
+    assert os.stat(b / "w" / "fifo").st_mtime_ns == 2_000_000_000
+    assert not (b / "w" / "gone").exists() and not (b / "w" / "emptydir").exists()
+    assert os.stat(b / "w").st_nlink == os.stat(a / "w").st_nlink == 3
+
+
+def test_two_clients_in_one_directory_switch_to_server_side_and_back(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path / "ja")).path
+    b = mounts("b", *_wbc_opts(tmp_path / "jb")).path
+    (a / "shared").mkdir()
+    errors: list[BaseException] = []
+
+    def creator(root, tag: str) -> None:
+        try:
+            for i in range(150):
+                (root / "shared" / f"{tag}{i:04d}").touch()
+        except BaseException as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=creator, args=(a, "a")), threading.Thread(target=creator, args=(b, "b"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not errors, errors
+    st = _state(a / "shared")
+    assert st["mode"] == "contended" or st["revocations"] >= 8, st
+    want = sorted([f"a{i:04d}" for i in range(150)] + [f"b{i:04d}" for i in range(150)])
+    assert sorted(os.listdir(a / "shared")) == want
+    assert sorted(os.listdir(b / "shared")) == want
+    # b leaves the directory alone; after the hold (3 s) a lone client gets WBC again
+    wait_for(lambda: _state(a / "shared")["mode"] != "contended", timeout=20, what="contention to end")
+    for i in range(4):          # the first ones may still find b's cached locks there, and call them back
+        (a / "shared" / f"later{i}").touch()
+        if _state(a / "shared")["held_here"]:
+            break
+    assert _state(a / "shared")["held_here"]
+
+
+def test_killed_client_replays_its_journal_once_at_the_next_mount(cluster, mounts, tmp_path):
+    opts = _wbc_opts(tmp_path, "wbc_age=600", "client_id=node-k")
+    m = mounts("k", *opts)
+    d = m.path / "kept"
+    d.mkdir()
+    (d / "seed").touch()
+    for i in range(200):
+        (d / f"f{i:03d}").touch()
+    assert _state(d)["records_pending"] == 201        # seed and f000..f199: the mkdir went to the MDS
+    before = _counters(cluster).get("batch_records", 0)
+    os.kill(m.popen.pid, signal.SIGKILL)
+    m.popen.wait(10)
+    subprocess.run(["fusermount3", "-uz", str(m.path)], capture_output=True)
+    m.popen = None
+    assert _counters(cluster).get("batch_records", 0) == before        # nothing was flushed
+    m2 = mounts("k", *opts[:-1])        # same mount point: the identity comes back with the journal
+    names = sorted(os.listdir(m2.path / "kept"))
+    assert names == sorted(["seed"] + [f"f{i:03d}" for i in range(200)])
+    assert _counters(cluster).get("batch_records", 0) == before + 201
+    m2.stop()
+    assert not list((tmp_path / "journal").glob("*.jnl"))          # clean unmount: nothing left
+
+
+def test_mds_restart_during_flushes_applies_each_record_once(cluster, mounts, tmp_path):
+    m = mounts("r", *_wbc_opts(tmp_path, "wbc_age=0.05"))
+    d = m.path / "restart"
+    d.mkdir()
+    (d / "seed").touch()
+    stop = threading.Event()
+    made: list[str] = []
+
+    def creator() -> None:
+        i = 0
+        while not stop.is_set() and i < 3000:
+            name = f"f{i:05d}"
+            (d / name).touch()
+            made.append(name)
+            i += 1
+
+    t = threading.Thread(target=creator)
+    t.start()
+    time.sleep(0.5)
+    cluster.mds.stop(signal.SIGKILL)        # records in flight, some not committed
+    cluster.mds = cluster.mds_proc().start()
+    time.sleep(0.5)
+    stop.set()
+    t.join(60)
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)                        # everything on the MDS, committed
+    finally:
+        os.close(fd)
+    other = Mdc(cluster.mds.address, cluster.fsname)
+    other.connect()
+    try:
+        dirs = [e for e in other.listdir(other.root) if e.name == b"restart"]
+        from lustrepy.rpc.convert import fid_from_pb
+        names = sorted(e.name.decode() for e in other.listdir(fid_from_pb(dirs[0].fid)))
+    finally:
+        other.close()
+    assert names == sorted(["seed"] + made)
+
+
+def test_lfsctl_wbc_shows_the_state(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    (a / "s").mkdir()
+    (a / "s" / "one").touch()
+    (a / "s" / "two").touch()
+    r = subprocess.run([str(BIN / "lfsctl"), "wbc", str(a / "s")], capture_output=True, text=True, check=True)
+    assert "wbc-held (by this client)" in r.stdout and "records pending:" in r.stdout
+    j = json.loads(subprocess.run([str(BIN / "lfsctl"), "wbc", "--json", str(a / "s")], capture_output=True,
+                                  text=True, check=True).stdout)
+    assert j["mode"] == "wbc-held" and j["records_pending"] >= 1 and j["path"] == str(a / "s")
+    r = subprocess.run([str(BIN / "lfsctl"), "wbc", str(a / "s" / "one")], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "directories" in r.stderr
