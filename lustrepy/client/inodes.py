@@ -43,6 +43,9 @@ class Inode:
     complete: set[bytes] | None = None
     no_xattr: dict[bytes, int] = field(default_factory=dict)  # absent names -> errno, under the XATTR lock
     wbc_grant: int = 0                  # made under this WBC grant (its lock cookie), while it lasts
+    wbc_data: bytearray | None = None   # its bytes, kept here until its objects exist (wbcdata)
+    wbc_version: int = 0                # bumped by every change of wbc_data
+    wbc_create_seq: int = 0             # the update record that creates it
 
     @property
     def bits(self) -> int:

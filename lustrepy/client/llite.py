@@ -36,6 +36,7 @@ from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, I
 from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
 from lustrepy.client.wbc import Wbc
+from lustrepy.client.wbcdata import WbcData
 from lustrepy.client.wbcops import LocalOps
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
@@ -67,6 +68,7 @@ class Handle:
     flags: int
     data: Any = None        # FileData
     wrote: bool = False     # this handle wrote data: its close reports the size
+    lazy: bool = False      # a regular file made under a WBC grant: no objects yet, data opened at first write
 
     @property
     def writer(self) -> bool:
@@ -104,8 +106,12 @@ class Llite:
         root = self.table.ensure(mdc.root)
         root.lookups = 1
         self.local = LocalOps(self.table, wbc) if wbc is not None else None
+        self.wbcdata: WbcData | None = None
         if wbc is not None:
             wbc.on_refused = self._give_up_grants
+            self.wbcdata = wbc.data = WbcData(self.table, data)
+            self.wbcdata.record = wbc.record
+            self.wbcdata.layout_of = self._layout_now
 
     # ---- lock callbacks (called from lock-client threads) --------------------------------
 
@@ -338,6 +344,13 @@ class Llite:
                 await self._fetch(node)
             if node.attr is not None and stat.S_ISREG(node.attr.mode):
                 await self.io.run(self._truncate, node, attr.st_size)
+        if (fields.update_size and self.wbcdata is not None and node.wbc_grant and self.wbc is not None
+                and self.wbc.live(node.wbc_grant) and self.wbcdata.truncate(node, attr.st_size)):
+            op["valid"] &= ~SA_SIZE                 # its bytes are here: cut or grown here
+            op.pop("size", None)
+            op.pop("open_handle", None)
+            if not op["valid"]:
+                return await self._entry_of(node)
         if self.local is not None and self.local.setattr(node, op, cred_of(ctx)):
             return await self._entry_of(node)
         await self._sync_records()
@@ -424,7 +437,12 @@ class Llite:
         if self.local is None:
             return False
         g = self.local.grant_for(parent)
-        return g is not None and self.local.remove(g, parent, name, cred_of(ctx), rmdir=rmdir)
+        victim = self.table.child(parent.ino, name)
+        if g is None or not self.local.remove(g, parent, name, cred_of(ctx), rmdir=rmdir):
+            return False
+        if victim is not None and self.wbcdata is not None and victim.wbc_data is not None:
+            self.wbcdata.forget(victim)
+        return True
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         parent = self._node(parent_ino)
@@ -489,7 +507,7 @@ class Llite:
         node = self._made_locally(parent, name, mode, 0, ctx)
         if node is not None:
             fh, h = self._new_handle(node, 0, flags)
-            h.data = await self.io.run(self._open_data, node)
+            h.lazy = True
             return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
         await self._sync_records()
         rep = await self.meta.run(lambda: self.mdc.intent_raw(
@@ -511,8 +529,7 @@ class Llite:
         if (node.wbc_grant and self.wbc is not None and self.wbc.live(node.wbc_grant) is not None
                 and node.layout is None and node.attr is not None and node.attr_cached()):
             fh, h = self._new_handle(node, 0, flags)     # made here and never written: no MDS open yet
-            if stat.S_ISREG(node.attr.mode):
-                h.data = await self.io.run(self._open_data, node)
+            h.lazy = stat.S_ISREG(node.attr.mode)
             return pyfuse3.FileInfo(fh=fh)
         await self._sync_records()
         rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN, cred_of(ctx), fid=node.fid,
@@ -536,8 +553,38 @@ class Llite:
     async def read(self, fh: int, off: int, size: int) -> bytes:
         h = self._h(fh)
         if h.data is None:
-            raise LpError(errno.EISDIR, "not a regular file")
+            if not h.lazy:
+                raise LpError(errno.EISDIR, "not a regular file")
+            kept = self.wbcdata.read(h.node, off, size) if self.wbcdata is not None else None
+            if kept is not None:
+                return kept
+            if h.node.layout is None or not h.node.layout.objects:
+                return b""                          # no objects: nothing written yet
+            h.data = await self.io.run(self._open_data, h.node)     # its kept bytes went to its objects
+            h.lazy = False
         return await self.io.run(h.data.read, off, size)
+
+    def _layout_now(self, node: Inode) -> Layout | None:
+        """The objects of a file made under a grant whose create reached the MDS without them
+        (a worker or flusher thread)."""
+        parent = next((self.table.get(p) for p, _ in sorted(node.names)), None)
+        rep = self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
+                              parent=parent.fid if parent is not None else None)
+        if rep.lock.cookie:
+            self.mdc.locks.drop(rep.lock.cookie)    # the attributes here are newer than the MDS's
+        if not rep.has_layout:
+            return None
+        layout = layout_from_pb(rep.layout)
+        with self.table.mu:
+            node.layout = layout
+        return layout
+
+    def _keeps_data(self, h: Handle) -> bool:
+        """This handle's file keeps its bytes in the client (made under a live grant, no objects yet)."""
+        node = h.node
+        return (self.wbcdata is not None and h.data is None and h.lazy and bool(node.wbc_grant)
+                and self.wbc is not None and self.wbc.live(node.wbc_grant) is not None
+                and (node.layout is None or node.wbc_data is not None))
 
     async def _ensure_layout(self, h: Handle) -> None:
         """A file created without objects gets its layout (the default) before its first write."""
@@ -555,13 +602,22 @@ class Llite:
             h.mds_handle = orep.open_handle
         old = h.data
         h.data = await self.io.run(self._open_data, node)
-        await self.io.run(old.release)
+        h.lazy = False
+        if old is not None:
+            await self.io.run(old.release)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._h(fh)
-        if h.data is None:
+        if h.data is None and not h.lazy:
             raise LpError(errno.EBADF, "not open for data")
-        if h.node.layout is None or not h.node.layout.objects:
+        if self._keeps_data(h):
+            node = h.node
+            at = len(node.wbc_data or b"") if h.flags & os.O_APPEND else off
+            assert self.wbcdata is not None and self.wbc is not None
+            if self.wbcdata.write(node, at, buf):
+                self.wbc.note_data()
+                return len(buf)
+        if h.data is None or h.node.layout is None or not h.node.layout.objects:
             await self._ensure_layout(h)
         h.wrote = True
         h.node.size_valid = h.node.size_local = False
@@ -580,9 +636,10 @@ class Llite:
         h = self._h(fh)
         if h.data is not None:
             await self.io.run(h.data.fsync)
+        if self.wbc is not None and (not datasync or h.data is None):
+            await self._commit_records()        # records, and bytes kept here, reach the MDS and OSTs
         if not datasync:
             await self.meta.run(self.closer.drain)
-            await self._commit_records()
             await self.meta.run(self.mdc.sync)
 
     async def release(self, fh: int) -> None:

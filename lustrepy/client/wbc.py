@@ -35,7 +35,9 @@ from typing import Callable
 from lustrepy.client.journal import Journal
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout
 from lustrepy.common.records import Cred
+from lustrepy.rpc.convert import fid_from_pb, layout_from_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
@@ -84,6 +86,8 @@ class Wbc:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.on_refused: Callable[[], None] | None = None   # llite drops its grants' caches
+        self.data = None                                    # WbcData: small files' bytes kept here
+        self._layouts: dict[Fid, Layout] = {}              # objects the last batches created
         self.stats = {"records": 0, "flushed": 0, "batches": 0, "refused": 0, "grants": 0, "revocations": 0}
 
     # ---- life cycle ----------------------------------------------------------------
@@ -264,9 +268,16 @@ class Wbc:
         return max(0, self._applied - self.journal.acked_seq)
 
     def pending(self) -> int:
-        """Records not yet applied by the MDS."""
+        """Records not yet applied by the MDS (plus one when file bytes kept here wait too)."""
         with self._mu:
-            return max(0, len(self.journal) - self._unsent_base())
+            n = max(0, len(self.journal) - self._unsent_base())
+        return n + (1 if self.data is not None and self.data.pending() else 0)
+
+    def note_data(self) -> None:
+        """File bytes were kept here: the flusher sends them within its age bound."""
+        with self._mu:
+            if not self._oldest:
+                self._oldest = time.monotonic()
 
     def take_error(self) -> LpError | None:
         with self._mu:
@@ -277,21 +288,45 @@ class Wbc:
 
     def flush(self, *, commit: bool = False) -> None:
         """Send every record journalled so far; with commit, also wait until the MDS committed them."""
-        target = self.journal.next_seq - 1     # what was journalled when asked: not a moving goal
         with self._send_mu:
-            while self._applied < target:
-                batch = [r for r in self.journal.pending(after=self._applied, limit=self.batch_max)
-                         if r.seq <= target]
-                if not batch:
+            for _ in range(4):
+                target = self.journal.next_seq - 1     # what was journalled when asked: not a moving goal
+                while self._applied < target:
+                    batch = [r for r in self.journal.pending(after=self._applied, limit=self.batch_max)
+                             if r.seq <= target]
+                    if not batch:
+                        break
+                    self._send(self._with_objects(batch))
+                # files whose bytes are kept here: written to their objects, then their size records
+                if self.data is None or not self.data.pending():
                     break
-                self._send(batch)
+                layouts, self._layouts = self._layouts, {}
+                if not self.data.write_back(layouts, self._applied):
+                    break
             with self._mu:
                 self._oldest = 0.0
             if commit and self._uncommitted:
                 self._commit(self.mdc.sync())
 
+    def _with_objects(self, batch: list[mpb.UpdateRecord]) -> list[mpb.UpdateRecord]:
+        """Creates of files with bytes kept here ask for their objects (the journal keeps
+        them without: after a crash, there are no bytes to write)."""
+        if self.data is None:
+            return batch
+        out = []
+        for r in batch:
+            if r.op.WhichOneof("op") == "create" and self.data.wants_layout(fid_from_pb(r.op.create.fid)):
+                r2 = mpb.UpdateRecord()
+                r2.CopyFrom(r)
+                r2.op.create.delay_layout = False
+                r = r2
+            out.append(r)
+        return out
+
     def _send(self, batch: list[mpb.UpdateRecord]) -> None:
         rep = self.mdc.reint_batch(batch)
+        for rl in rep.layouts:
+            self._layouts[fid_from_pb(rl.fid)] = layout_from_pb(rl.layout)
         err = rep.hdr.errno
         if err and not rep.failed_seq:
             raise LpError(err, rep.hdr.message or "update records refused")

@@ -79,6 +79,7 @@ class LocalOps:
         if not stat.S_IFMT(mode):
             mode |= stat.S_IFREG
         is_dir = stat.S_ISDIR(mode)
+        seq = 0
         with self.wbc.op_lock:
             if g.revoking:
                 return None
@@ -102,12 +103,13 @@ class LocalOps:
             elif stat.S_ISLNK(mode):
                 self.wbc.record(cred, now, symlink=mpb.SymlinkOp(parent=pf, name=name, target=target, fid=ff))
             else:
-                self.wbc.record(cred, now, create=mpb.CreateOp(parent=pf, name=name, mode=mode, rdev=rdev,
-                                                               fid=ff, delay_layout=True))
+                seq = self.wbc.record(cred, now, create=mpb.CreateOp(parent=pf, name=name, mode=mode, rdev=rdev,
+                                                                     fid=ff, delay_layout=True))
             node, _ = self.table.learn(fid, attr, size_valid=True, lock=self.wbc.pseudo_cookie(g),
                                        bits=MADE_BITS, name=(parent.ino, name), lookup=True)
             with self.table.mu:
                 node.wbc_grant = g.cookie
+                node.wbc_create_seq = seq
                 node.size_local = True
                 if is_dir:
                     node.complete = set()

@@ -60,6 +60,7 @@ class SetAttr:
     mtime_ns: int = 0
     ctime_ns: int = 0
     open_handle: int = 0
+    blocks: int = 0                 # with SIZE, nonzero: the blocks the objects hold (a WBC data flush)
 
 
 @dataclass(frozen=True, slots=True)

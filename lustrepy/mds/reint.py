@@ -225,7 +225,8 @@ def _rename(mdt, op, cred):
 def _setattr(mdt, op, cred):
     fid = fid_from_pb(op.fid)
     sa = SetAttr(valid=op.valid, mode=op.mode, uid=op.uid, gid=op.gid, size=op.size,
-                 atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns, open_handle=op.open_handle)
+                 atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns, open_handle=op.open_handle,
+                 blocks=op.blocks)
     bits = UPDATE | (PERM if op.valid & (SA_MODE | SA_UID | SA_GID) else 0)
     return [(fid, bits)], lambda tx: _reply(tx.setattr(cred, fid, sa), tx)
 

@@ -28,7 +28,7 @@ import errno
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lustrepy.common.errors import LpError
@@ -63,6 +63,7 @@ class _Progress:
     applied: int = 0            # records this request executed
     skipped: int = 0            # records done before
     transno: int = 0            # transno of the last record this request applied
+    layouts: list[mpb.RecordLayout] = field(default_factory=list)   # creates applied with objects
 
 
 def apply_batch(mdt: Mdt, req: mpb.ReintBatchRequest, client_id: str) -> mpb.ReintBatchReply:
@@ -105,7 +106,9 @@ def _run_records(mdt: Mdt, records: Sequence[mpb.UpdateRecord], client_id: str, 
                 continue
             try:
                 mdt.lockd.check(client_id, conn_gen)        # evicted meanwhile: stop here
-                p.transno = _apply(mdt, rec, client_id)
+                p.transno, rep = _apply(mdt, rec, client_id)
+                if rep.has_layout and rec.op.WhichOneof("op") == "create":
+                    p.layouts.append(mpb.RecordLayout(seq=rec.seq, fid=rep.attr.fid, layout=rep.layout))
             except LpError as e:
                 if e.errno in NOT_THE_RECORDS or isinstance(e, SeqConflict):
                     log.info("replay for %s stopped before record %d: %s", client_id, rec.seq, e)
@@ -119,8 +122,8 @@ def _run_records(mdt: Mdt, records: Sequence[mpb.UpdateRecord], client_id: str, 
         mdt.counters["batch_skipped"] += p.skipped
 
 
-def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> int:
-    """One record, in its own transaction that also marks it done; its transno."""
+def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.ReintReply]:
+    """One record, in its own transaction that also marks it done; its transno and reply."""
     kind = rec.op.WhichOneof("op")
     new_fid = getattr(rec.op, kind).fid if kind in reint.CREATORS else None
 
@@ -135,8 +138,8 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> int:
         return in_tx
 
     cred = Cred(rec.uid, rec.gid, tuple(rec.groups))
-    _, _, transno = reint.run(mdt, rec.op, cred, client_id, now_ns=rec.time_ns, wrap=wrap)
-    return transno
+    _, rep, transno = reint.run(mdt, rec.op, cred, client_id, now_ns=rec.time_ns, wrap=wrap)
+    return transno, rep
 
 
 def _check_new_fid(tx: Tx, m: cpb.Fid) -> None:
@@ -162,4 +165,5 @@ def _reply(p: _Progress, hdr_err: LpError | None = None, failed_seq: int = 0) ->
     """The batch's reply: how far it got, and the error that stopped it."""
     hdr = rep_ok() if hdr_err is None else rep_err(hdr_err)
     hdr.transno = p.transno
-    return mpb.ReintBatchReply(hdr=hdr, applied_seq=p.done, failed_seq=failed_seq, applied=p.applied)
+    return mpb.ReintBatchReply(hdr=hdr, applied_seq=p.done, failed_seq=failed_seq, applied=p.applied,
+                               layouts=p.layouts)

@@ -51,7 +51,7 @@ def setattr(tx: TxBase, cred: Cred, fid: Fid, sa: SetAttr) -> Attr:
         if sa.size > MAX_FILE_SIZE:
             raise LpError(errno.EFBIG, f"size {sa.size} beyond the largest file")
         cols["size"] = sa.size
-        cols["blocks"] = min(a.blocks, (sa.size + 511) // 512)
+        cols["blocks"] = sa.blocks if sa.blocks else min(a.blocks, (sa.size + 511) // 512)
         if not v & (SA.MTIME | SA.MTIME_NOW):
             cols["mtime_ns"] = now
         if cred.uid != 0 and mode & (stat.S_ISUID | stat.S_ISGID):

@@ -240,3 +240,28 @@ def test_lfsctl_wbc_shows_the_state(cluster, mounts, tmp_path):
     assert j["mode"] == "wbc-held" and j["records_pending"] >= 1 and j["path"] == str(a / "s")
     r = subprocess.run([str(BIN / "lfsctl"), "wbc", str(a / "s" / "one")], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "directories" in r.stderr
+
+
+def test_small_files_written_under_a_grant_reach_the_osts(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    (a / "t").mkdir()
+    blobs = {f"d{i % 3}/f{i:03d}": os.urandom(i * 97 % 20000) for i in range(60)}
+    for i in range(3):
+        (a / "t" / f"d{i}").mkdir()
+    for name, data in blobs.items():
+        (a / "t" / name).write_bytes(data)
+    os.truncate(a / "t" / "d0/f000", 5)
+    blobs["d0/f000"] = blobs["d0/f000"][:5].ljust(5, b"\0")
+    with open(a / "t" / "d1/f001", "ab") as f:
+        f.write(b"appended")
+    blobs["d1/f001"] += b"appended"
+    assert _state(a / "t")["held_here"]
+    for name, data in blobs.items():                       # this client: from what it keeps
+        assert (a / "t" / name).read_bytes() == data, name
+    for name, data in blobs.items():                       # another: from the OSTs, after the revocation
+        got = b / "t" / name
+        assert got.read_bytes() == data and os.stat(got).st_size == len(data), name
+    assert os.stat(b / "t" / "d2/f002").st_blocks >= 1
+    lov = json.loads(os.getxattr(b / "t" / "d2/f002", "lustrepy.lov"))
+    assert lov["objects"]

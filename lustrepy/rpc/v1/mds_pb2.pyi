@@ -209,7 +209,7 @@ class RenameOp(_message.Message):
     def __init__(self, src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., dst_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., dst_name: _Optional[bytes] = ..., flags: _Optional[int] = ...) -> None: ...
 
 class SetattrOp(_message.Message):
-    __slots__ = ("fid", "valid", "mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns", "open_handle")
+    __slots__ = ("fid", "valid", "mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns", "open_handle", "blocks")
     FID_FIELD_NUMBER: _ClassVar[int]
     VALID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +220,7 @@ class SetattrOp(_message.Message):
     MTIME_NS_FIELD_NUMBER: _ClassVar[int]
     CTIME_NS_FIELD_NUMBER: _ClassVar[int]
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
     fid: _common_pb2.Fid
     valid: int
     mode: int
@@ -230,7 +231,8 @@ class SetattrOp(_message.Message):
     mtime_ns: int
     ctime_ns: int
     open_handle: int
-    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., valid: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ..., open_handle: _Optional[int] = ...) -> None: ...
+    blocks: int
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., valid: _Optional[int] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., size: _Optional[int] = ..., atime_ns: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., ctime_ns: _Optional[int] = ..., open_handle: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
 
 class SetxattrOp(_message.Message):
     __slots__ = ("fid", "name", "value", "flags")
@@ -329,16 +331,28 @@ class ReintBatchRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., records: _Optional[_Iterable[_Union[UpdateRecord, _Mapping]]] = ...) -> None: ...
 
 class ReintBatchReply(_message.Message):
-    __slots__ = ("hdr", "applied_seq", "failed_seq", "applied")
+    __slots__ = ("hdr", "applied_seq", "failed_seq", "applied", "layouts")
     HDR_FIELD_NUMBER: _ClassVar[int]
     APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
     FAILED_SEQ_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    LAYOUTS_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     applied_seq: int
     failed_seq: int
     applied: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., applied_seq: _Optional[int] = ..., failed_seq: _Optional[int] = ..., applied: _Optional[int] = ...) -> None: ...
+    layouts: _containers.RepeatedCompositeFieldContainer[RecordLayout]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., applied_seq: _Optional[int] = ..., failed_seq: _Optional[int] = ..., applied: _Optional[int] = ..., layouts: _Optional[_Iterable[_Union[RecordLayout, _Mapping]]] = ...) -> None: ...
+
+class RecordLayout(_message.Message):
+    __slots__ = ("seq", "fid", "layout")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    fid: _common_pb2.Fid
+    layout: _common_pb2.Layout
+    def __init__(self, seq: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ...) -> None: ...
 
 class WbcInfoRequest(_message.Message):
     __slots__ = ("hdr", "fid")

@@ -1,0 +1,190 @@
+"""Small-file data under a WBC grant: kept by the client until the file's
+create record reaches the MDS, then written to the file's new objects.
+
+A regular file made under a grant has no objects yet. Its first bytes (up to
+`per_file` of them, `total` for all such files) stay in the client, in the
+inode (`wbc_data`), and reads, sizes and truncates are answered from there.
+When records are flushed, the create records of these files ask the MDS for
+objects (the batch reply brings the layouts); the data is then written to
+the objects, and one setattr record per file gives the MDS the file's size
+and blocks. Nobody else can reach such a file before the grant is given
+back, and giving it back flushes records and data first: so these writes
+need no extent locks.
+
+A file past the bounds, or written through the ordinary data path, gets its
+layout and MDS open the usual way (llite), after a flush of its data here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import Callable
+
+from lustrepy.client.inodes import Inode, InodeTable
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout, per_object_ranges
+from lustrepy.common.records import Cred
+from lustrepy.rpc.convert import fid_to_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+log = logging.getLogger(__name__)
+
+PER_FILE = 1 << 20
+TOTAL = 64 << 20
+SA_SIZE, SA_MTIME = 8, 32
+ROOT = Cred(0, 0)               # size records are the client's own bookkeeping
+
+
+class WbcData:
+    def __init__(self, table: InodeTable, data, *, per_file: int = PER_FILE, total: int = TOTAL) -> None:
+        self.table = table
+        self.data = data                    # lustrepy.client.lov.DataPath
+        self.per_file = per_file
+        self.total = total
+        self.record: Callable[..., int] | None = None       # Wbc.record
+        self.layout_of: Callable[[Inode], Layout | None] | None = None   # asks the MDS (IT_LAYOUT)
+        self._mu = threading.Lock()
+        self._dirty: dict[Fid, Inode] = {}
+        self._bytes = 0
+        self.stats = {"files_written": 0, "bytes_written": 0}
+
+    # ---- the FUSE side (table.mu held by none) ------------------------------------------------
+
+    def write(self, node: Inode, off: int, buf: bytes) -> bool:
+        """Keep the bytes in the client; False when past the bounds (the caller goes the usual way)."""
+        end = off + len(buf)
+        with self.table.mu:
+            cur = node.wbc_data
+            have = len(cur) if cur is not None else 0
+            grow = max(0, end - have)
+            if end > self.per_file:
+                return False
+            with self._mu:
+                if self._bytes + grow > self.total:
+                    return False
+                self._bytes += grow
+                self._dirty[node.fid] = node
+            if cur is None:
+                cur = node.wbc_data = bytearray()
+            if off > len(cur):
+                cur.extend(bytes(off - len(cur)))
+            cur[off:end] = buf
+            node.wbc_version += 1
+            now = time.time_ns()
+            if node.attr is not None:
+                size = len(cur)
+                node.attr = replace(node.attr, size=size, blocks=(size + 511) // 512, mtime_ns=now, ctime_ns=now)
+        return True
+
+    def read(self, node: Inode, off: int, size: int) -> bytes | None:
+        with self.table.mu:
+            cur = node.wbc_data
+            return bytes(cur[off:off + size]) if cur is not None else None
+
+    def truncate(self, node: Inode, size: int) -> bool:
+        """A size change of a file whose data is here (or that has no objects yet); False otherwise."""
+        with self.table.mu:
+            cur = node.wbc_data
+            if size > self.per_file or (cur is None and node.layout is not None):
+                return False
+            with self._mu:
+                if cur is None:                     # no objects and nothing kept: start keeping
+                    if self._bytes + size > self.total:
+                        return False
+                    cur = node.wbc_data = bytearray()
+                    self._dirty[node.fid] = node
+                self._bytes += size - len(cur)
+            if size < len(cur):
+                del cur[size:]
+            else:
+                cur.extend(bytes(size - len(cur)))
+            node.wbc_version += 1
+            if node.attr is not None:
+                node.attr = replace(node.attr, size=size, blocks=(size + 511) // 512)
+        return True
+
+    def forget(self, node: Inode) -> None:
+        """The file is gone (unlinked under the grant): its bytes are never written."""
+        with self.table.mu:
+            cur, node.wbc_data = node.wbc_data, None
+        with self._mu:
+            if self._dirty.pop(node.fid, None) is not None and cur is not None:
+                self._bytes -= len(cur)
+
+    # ---- the flusher side ---------------------------------------------------------------------
+
+    def wants_layout(self, fid: Fid) -> bool:
+        with self._mu:
+            return fid in self._dirty
+
+    def pending(self) -> bool:
+        with self._mu:
+            return bool(self._dirty)
+
+    def write_back(self, layouts: dict[Fid, Layout], applied_seq: int) -> int:
+        """Write the kept bytes of every file the MDS has (its create record applied) to its
+        objects; returns how many files were written.
+
+        Runs in the flusher (never in the FUSE thread); files go in parallel."""
+        with self._mu:
+            todo = [n for n in self._dirty.values() if n.wbc_create_seq <= applied_seq]
+        if not todo:
+            return 0
+        futures: list[tuple[Inode, Future]] = []
+        for node in todo:
+            futures.append((node, self.data.wio.submit(self._write_file, node, layouts.get(node.fid))))
+        done = 0
+        first_error: LpError | None = None
+        for node, fut in futures:
+            try:
+                if fut.result():
+                    done += 1
+            except LpError as e:
+                log.warning("%s: writing its data failed: %s", node.fid, e.message)
+                first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+        return done
+
+    def _write_file(self, node: Inode, layout: Layout | None) -> bool:
+        with self.table.mu:
+            cur, version = node.wbc_data, node.wbc_version
+            snap = bytes(cur) if cur is not None else None
+            attr = node.attr
+            layout = layout or node.layout
+        if snap is None or attr is None:
+            return False
+        if layout is None or not layout.objects:
+            layout = self.layout_of(node) if self.layout_of is not None else None
+            if layout is None or not layout.objects:
+                raise LpError(5, f"{node.fid}: no objects to write its data to")
+        blocks = 0
+        for stripe, pieces in per_object_ranges(layout, 0, len(snap)).items():
+            obj = layout.objects[stripe]
+            msgs = [(p.object_offset, snap[p.file_offset:p.file_offset + p.length]) for p in pieces]
+            lvb = self.data.osc(obj.ost_index).write(obj.object_id, msgs)
+            blocks += lvb.blocks
+        assert self.record is not None
+        self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
+            fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME, size=len(snap), mtime_ns=attr.mtime_ns,
+            blocks=blocks))
+        with self.table.mu:
+            node.layout = layout
+            if node.wbc_version == version:
+                node.wbc_data = None
+                forget = True
+            else:
+                forget = False
+        if forget:
+            with self._mu:
+                if self._dirty.get(node.fid) is node:
+                    del self._dirty[node.fid]
+                    self._bytes -= len(snap)
+        self.stats["files_written"] += 1
+        self.stats["bytes_written"] += len(snap)
+        return True
