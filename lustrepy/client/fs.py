@@ -143,8 +143,9 @@ class LustreOperations(pyfuse3.Operations):
     async def readdir(self, fh, start_id, token):
         await self.ll.readdir(fh, start_id, token)
 
+    @_guard
     async def releasedir(self, fh):
-        return None
+        await self.ll.releasedir(fh)
 
     @_guard
     async def fsyncdir(self, fh, datasync):

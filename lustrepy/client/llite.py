@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 WBC_XATTR = b"lustrepy.wbc"
-LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
+LISTING_MAX = 65536
+LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number    # a WBC directory with more entries is changed on the server side
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 BLKSIZE = 1 << 20
@@ -101,6 +102,8 @@ class Llite:
         self.meta = Bridge(32)
         self.io = Bridge(32)
         self.handles: dict[int, Handle] = {}
+        self._listings: dict[int, list[tuple[bytes, Inode]]] = {}      # directory handles listed locally
+        self._listing_fhs = itertools.count(LISTING_FH)
         self.closer = Closer()
         self._fh = itertools.count(1)
         root = self.table.ensure(mdc.root)
@@ -665,9 +668,44 @@ class Llite:
         node = self._node(ino)
         if node.attr is not None and not node.is_dir:
             raise LpError(errno.ENOTDIR, "not a directory")
+        listing = self._local_listing(node)
+        if listing is not None:                 # under a WBC grant: listed from what we know
+            fh = next(self._listing_fhs)
+            self._listings[fh] = listing
+            return fh
         return ino
 
+    def _local_listing(self, node: Inode) -> list[tuple[bytes, Inode]] | None:
+        """A directory under a WBC grant whose every entry we know with its attributes: its listing."""
+        if self.local is None or self.local.grant_for(node) is None:
+            return None
+        with self.table.mu:
+            if node.complete is None:
+                return None
+            out = []
+            for name in sorted(node.complete):
+                child = self.table.child(node.ino, name)
+                if child is None or not child.attr_cached():
+                    return None
+                out.append((name, child))
+            return out
+
+    async def releasedir(self, fh: int) -> None:
+        self._listings.pop(fh, None)
+
     async def readdir(self, fh: int, start_id: int, token) -> None:
+        listing = self._listings.get(fh)
+        if listing is not None:
+            for i in range(start_id, len(listing)):
+                name, child = listing[i]
+                attr, ttl = await self._attr(child)
+                e = self._entry(child, attr, ttl)
+                e.entry_timeout = 0.0
+                if not pyfuse3.readdir_reply(token, name, e, i + 1):
+                    return
+                with self.table.mu:
+                    child.lookups += 1
+            return
         node = self._node(fh)
         await self._sync_records()
         cookie = start_id

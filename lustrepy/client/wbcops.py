@@ -31,6 +31,7 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 MADE_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 WBC_DIR_BITS = UPDATE | PERM
+DIR_SIZE, DIR_BLOCKS = 4096, 8       # what the MDS reports for a directory (as ext4's first block)
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 
 
@@ -95,8 +96,9 @@ class LocalOps:
                 gid = pattr.gid
                 if is_dir:
                     mode |= stat.S_ISGID
-            size = len(target) if stat.S_ISLNK(mode) else 0
-            attr = Attr(fid, mode, 2 if is_dir else 1, cred.uid, gid, size, 0, now, now, now, rdev)
+            size = len(target) if stat.S_ISLNK(mode) else (DIR_SIZE if is_dir else 0)
+            attr = Attr(fid, mode, 2 if is_dir else 1, cred.uid, gid, size, DIR_BLOCKS if is_dir else 0,
+                        now, now, now, rdev)
             pf, ff = fid_to_pb(parent.fid), fid_to_pb(fid)
             if is_dir:
                 self.wbc.record(cred, now, mkdir=mpb.MkdirOp(parent=pf, name=name, mode=mode, fid=ff))

@@ -177,7 +177,8 @@ class Mdt:
                 try:
                     return self.store.write(fn, **kw)
                 except LpError as e:
-                    if e.errno != errno.ENOSPC or not any(not s.full for s in self.registry.active()):
+                    if e.errno != errno.ENOSPC or not (any(not s.full for s in self.registry.active())
+                                                       or self._osts_may_come()):
                         raise
                     if time.monotonic() > deadline:
                         if self._alloc.lenient:
@@ -187,6 +188,11 @@ class Mdt:
                     self.osp.wait_pools(0.2)
         finally:
             self._alloc.lenient = False
+
+    def _osts_may_come(self) -> bool:
+        """Just restarted: known OSTs may not have announced themselves yet."""
+        recent = time.monotonic() - self.started < self.cfg.ost_timeout + 2 * self.cfg.heartbeat_interval
+        return recent and bool(self.registry.all())
 
     # ---- resends ------------------------------------------------------------------------
 

@@ -196,13 +196,18 @@ def test_mds_restart_during_flushes_applies_each_record_once(cluster, mounts, tm
     stop = threading.Event()
     made: list[str] = []
 
+    errors: list[BaseException] = []
+
     def creator() -> None:
         i = 0
-        while not stop.is_set() and i < 3000:
-            name = f"f{i:05d}"
-            (d / name).touch()
-            made.append(name)
-            i += 1
+        try:
+            while not stop.is_set() and i < 3000:
+                name = f"f{i:05d}"
+                (d / name).touch()
+                made.append(name)
+                i += 1
+        except BaseException as e:      # noqa: BLE001 - reported below
+            errors.append(e)
 
     t = threading.Thread(target=creator)
     t.start()
@@ -212,6 +217,7 @@ def test_mds_restart_during_flushes_applies_each_record_once(cluster, mounts, tm
     time.sleep(0.5)
     stop.set()
     t.join(60)
+    assert not errors, errors
     fd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(fd)                        # everything on the MDS, committed
