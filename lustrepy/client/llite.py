@@ -385,6 +385,11 @@ class Llite:
             node.complete = set()       # new and empty, and ours while the lock lasts
         return await self._entry_of(node)
 
+    async def _wbc_room(self) -> None:
+        """The journal is at its bound: the records go to the MDS before more are made."""
+        if self.wbc is not None and self.wbc.journal.full:
+            await self.meta.run(self.wbc.flush, commit=True)
+
     def _made_locally(self, parent: Inode, name: bytes, mode: int, rdev: int, ctx,
                       target: bytes = b"") -> Inode | None:
         if self.local is None:
@@ -394,6 +399,7 @@ class Llite:
 
     async def mknod(self, parent_ino: int, name: bytes, mode: int, rdev: int, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
+        await self._wbc_room()
         parent = self._node(parent_ino)
         node = self._made_locally(parent, name, mode, rdev, ctx)
         if node is not None:
@@ -404,6 +410,7 @@ class Llite:
 
     async def mkdir(self, parent_ino: int, name: bytes, mode: int, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
+        await self._wbc_room()
         parent = self._node(parent_ino)
         node = self._made_locally(parent, name, stat.S_IFDIR | (mode & 0o7777), 0, ctx)
         if node is not None:
@@ -418,6 +425,7 @@ class Llite:
 
     async def symlink(self, parent_ino: int, name: bytes, target: bytes, ctx) -> pyfuse3.EntryAttributes:
         check_name(name)
+        await self._wbc_room()
         parent = self._node(parent_ino)
         node = self._made_locally(parent, name, stat.S_IFLNK | 0o777, 0, ctx, target)
         if node is not None:
@@ -448,6 +456,7 @@ class Llite:
         return True
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
+        await self._wbc_room()
         parent = self._node(parent_ino)
         if self._removed_locally(parent, name, ctx, False):
             return
@@ -460,6 +469,7 @@ class Llite:
             self._stale_after_update(victim.ino)
 
     async def rmdir(self, parent_ino: int, name: bytes, ctx) -> None:
+        await self._wbc_room()
         parent = self._node(parent_ino)
         if self._removed_locally(parent, name, ctx, True):
             return
@@ -506,6 +516,7 @@ class Llite:
 
     async def create(self, parent_ino: int, name: bytes, mode: int, flags: int, ctx):
         check_name(name)
+        await self._wbc_room()
         parent = self._node(parent_ino)
         node = self._made_locally(parent, name, mode, 0, ctx)
         if node is not None:

@@ -87,7 +87,7 @@ def test_lone_client_creates_with_few_rpcs_and_another_sees_all_at_first_ls(clus
     st = _state(d)
     assert st["mode"] == "wbc-held" and st["held_here"]
     before = _rpcs(_counters(cluster))
-    n = 3000
+    n = 20000
     for i in range(n):
         fd = os.open(d / f"f{i:05d}", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640)
         os.close(fd)
@@ -280,3 +280,33 @@ def test_small_files_written_under_a_grant_reach_the_osts(cluster, mounts, tmp_p
     assert os.stat(b / "t" / "d2/f002").st_blocks >= 1
     lov = json.loads(os.getxattr(b / "t" / "d2/f002", "lustrepy.lov"))
     assert lov["objects"]
+
+
+def test_the_journal_stays_within_its_bound(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=600", "wbc_max=100")).path
+    (a / "bounded").mkdir()
+    peak = 0
+    for i in range(1000):
+        (a / "bounded" / f"f{i:04d}").touch()
+        if i % 50 == 0:
+            peak = max(peak, _state(a / "bounded")["records_pending"])
+    assert peak <= 101, peak
+    assert len(os.listdir(a / "bounded")) == 1000
+
+
+def test_lfsctl_stats_shows_rates_and_wbc_counters(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path)).path
+    (a / "st").mkdir()
+    for i in range(50):
+        (a / "st" / f"f{i}").touch()
+    fd = os.open(a / "st", os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    r = subprocess.run([str(BIN / "lfsctl"), "stats", "--mgs", cluster.mds.address, "--interval", "0.3", "--json"],
+                       capture_output=True, text=True, check=True)
+    st = json.loads(r.stdout)
+    assert st["wbc"]["wbc_grants"] >= 1 and st["wbc"]["batch_records"] >= 50
+    assert st["ops"]["reint_batch"]["count"] >= 1 and st["interval_s"] == 0.3
+    text = subprocess.run([str(BIN / "lfsctl"), "stats", "--mgs", cluster.mds.address], capture_output=True,
+                          text=True, check=True).stdout
+    assert "write-back cache" in text and "reint_batch" in text
