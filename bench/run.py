@@ -1,24 +1,28 @@
 """Run the benchmark workloads on a local directory, the pass-through FUSE baseline and lustrepy.
 
-    python bench/run.py [--lustrepy MNT | --cluster-root DIR | --no-lustrepy]
+    python bench/run.py [--lustrepy MNT | --cluster-root DIR | --no-lustrepy] [--no-wbc]
                         [--only NAME[,NAME]] [--size 1G] [--files 5000] [--json]
 
 Columns: (a) a local directory, (b) bench/passthrough.py mounted over a local
 directory, (c) lustrepy: the mount MNT, or a cluster this script brings up
 with `lfsctl cluster up --root DIR --osts 4 --mount DIR/mnt` (by default in
-its work directory) and tears down again. When lustrepy cannot be mounted,
-its column reads "n/a" with the one-line reason and the rest still runs.
+its work directory) and tears down again, (d) lustrepy-wbc: a second mount of
+the same file system with the metadata write-back cache (`-o wbc,journal=...`),
+made and unmounted here. When lustrepy cannot be mounted, its columns read
+"n/a" with the one-line reason and the rest still runs. The `shared` workload
+also mounts a second client beside each lustrepy column.
 
-Prints a table of every figure with the ratios lustrepy/local and
-lustrepy/passthrough and the project's targets with PASS/FAIL. Progress goes
-to stderr, so `--json` output on stdout can be piped. Exit status: 0 when the
-run completed (whatever the targets say), 1 on a setup error, 130 when
-interrupted.
+Prints a table of every figure with the ratios lustrepy/local,
+lustrepy/passthrough and lustrepy-wbc/lustrepy and the project's targets with
+PASS/FAIL. Progress goes to stderr, so `--json` output on stdout can be piped.
+Exit status: 0 when the run completed (whatever the targets say), 1 on a setup
+error, 130 when interrupted.
 
-Everything it starts it stops: the pass-through is unmounted and its
-process stopped by pid; a cluster it brought up is taken down with
-`lfsctl cluster down`; each workload runs in a process group of its own that
-is killed on timeout or Ctrl-C. Never stops a process it did not start.
+Everything it starts it stops: the pass-through and the client mounts it
+made are unmounted and their processes stopped by pid; a cluster it brought
+up is taken down with `lfsctl cluster down`; each workload runs in a process
+group of its own that is killed on timeout or Ctrl-C. Never stops a process
+it did not start.
 """
 
 from __future__ import annotations
@@ -51,12 +55,17 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 PASSTHROUGH = HERE / "passthrough.py"
 LFSCTL = [sys.executable, "-m", "lustrepy.ctl.main"]
+CLIENT = Path(sys.executable).parent / "lustrepy"     # the mount program of the same virtualenv
 LOV_XATTR = "lustrepy.lov"
 MOUNT_WAIT_S = 15.0
+CLIENT_MOUNT_WAIT_S = 90.0       # the client gives up by itself after 60 s
+CLIENT_EXIT_WAIT_S = 60.0        # after unmounting, a client sends what it still holds to the MDS
 CLUSTER_UP_WAIT_S = 180.0
 STOP_GRACE_S = 10.0
 UNMOUNT_TIMEOUT_S = 30.0
-COLUMNS = ("local", "passthrough", "lustrepy")
+COLUMNS = ("local", "passthrough", "lustrepy", "lustrepy-wbc")
+LUSTREPY_COLUMNS = ("lustrepy", "lustrepy-wbc")
+HEADERS = {"passthrough": "passthru", "lustrepy-wbc": "lp-wbc"}     # short names in the table
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 
 
@@ -92,11 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bring up a cluster in DIR (`lfsctl cluster up --root DIR --osts 4 --mount DIR/mnt`), "
                             "benchmark it, take it down (default: a cluster in the work directory)")
     where.add_argument("--no-lustrepy", action="store_true", help="only the local and pass-through columns")
+    ap.add_argument("--no-wbc", action="store_true",
+                    help="skip the lustrepy-wbc column (a second mount with the metadata write-back cache)")
     ap.add_argument("--only", action="append", metavar="NAME[,NAME]",
                     help=f"run only these workloads ({', '.join(wl.WORKLOADS)})")
     ap.add_argument("--size", type=parse_size, default=parse_size("1G"),
                     help="sequential file size, total of the parallel writers, memory stream (default 1G)")
-    ap.add_argument("--files", type=positive_int, default=5000, help="files of the metadata workload (default 5000)")
+    ap.add_argument("--files", type=positive_int, default=5000,
+                    help="files of the metadata workload, and of `shared` in all (default 5000)")
+    ap.add_argument("--meta20k-files", type=positive_int, default=20000,
+                    help="files of the meta20k workload (default 20000)")
     ap.add_argument("--tar-files", type=positive_int, help="files in the tarball (default: 3/5 of --files)")
     ap.add_argument("--rand-size", type=parse_size, help="file of the 4 KiB random I/O (default: --size / 4)")
     ap.add_argument("--rand-ops", type=positive_int, help="4 KiB random writes, and reads (default: 4 x --files)")
@@ -126,7 +140,7 @@ def selected(only: list[str] | None) -> list[str]:
 def make_params(ns: argparse.Namespace, tarball: str) -> wl.Params:
     return wl.Params(size=ns.size, writers=ns.writers,
                      rand_size=ns.rand_size or max(ns.size // 4, wl.SMALL_IO),
-                     rand_ops=ns.rand_ops or 4 * ns.files, files=ns.files,
+                     rand_ops=ns.rand_ops or 4 * ns.files, files=ns.files, meta20k_files=ns.meta20k_files,
                      tar_files=ns.tar_files or max(ns.files * 3 // 5, 1), tarball=tarball)
 
 
@@ -175,15 +189,17 @@ def stop_child(p: subprocess.Popen[Any]) -> None:
             p.wait()
 
 
+def alive(pid: int) -> bool:
+    """Running (zombies count as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def stop_pids(pids: list[int]) -> None:
     """SIGTERM, then SIGKILL after a grace period, processes this run started but does not parent
     (found by their exact mount source and mount point); zombies count as gone."""
-    def alive(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
-        except OSError:
-            return False
-
     for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
         pids = [p for p in pids if alive(p)]
         for pid in pids:
@@ -241,6 +257,9 @@ class Column:
     where: wl.Where | None = None
     reason: str = ""                 # why the column is n/a
     info: str = ""
+    source: str = ""                 # lustrepy: the mount source HOST:PORT:/FSNAME
+    point: str = ""                  # lustrepy: the mount point `dir` lies on
+    peer_reason: str = ""            # lustrepy: why there is no second client for `shared`
 
     @property
     def ok(self) -> bool:
@@ -308,17 +327,17 @@ def lustrepy_mount_column(mnt: str) -> Iterator[Column]:
         address = entry.source.partition(":/")[0]
         pids = {"client": client_pids(entry.source, mnt), **server_pids_by_argv(address)}
         yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids),
-                     info=f"{entry.source} on {mnt}")
+                     info=f"{entry.source} on {mnt}", source=entry.source, point=mnt)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _run_lfsctl(argv: list[str], workdir: str, timeout: float) -> tuple[int, str]:
-    """Run lfsctl in its own session and wait for it even through Ctrl-C (it bounds its own waits,
-    and stops what it started when it fails); (exit status, stderr). Re-raises an interrupt afterwards."""
-    errpath = os.path.join(workdir, "lfsctl.err")
+def _run_waited(argv: list[str], errpath: str, timeout: float, what: str) -> tuple[int, str]:
+    """Run a program that bounds its own waits and stops what it started when it fails, in its own
+    session, and wait for it even through Ctrl-C; (exit status, stderr). Re-raises an interrupt
+    afterwards."""
     with open(errpath, "wb") as errf:
-        p = subprocess.Popen([*LFSCTL, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
                              start_new_session=True)
     interrupted = False
     deadline = time.monotonic() + timeout
@@ -328,13 +347,17 @@ def _run_lfsctl(argv: list[str], workdir: str, timeout: float) -> tuple[int, str
             break
         except KeyboardInterrupt:
             interrupted = True
-            say(f"waiting for `lfsctl {' '.join(argv[:2])}` to finish so what it started can be stopped")
+            say(f"waiting for `{what}` to finish so what it started can be stopped")
         except subprocess.TimeoutExpired:
             stop_child(p)
             break
     if interrupted:
         raise KeyboardInterrupt
     return p.returncode, Path(errpath).read_text(errors="replace")
+
+
+def _run_lfsctl(argv: list[str], workdir: str, timeout: float) -> tuple[int, str]:
+    return _run_waited([*LFSCTL, *argv], os.path.join(workdir, "lfsctl.err"), timeout, f"lfsctl {' '.join(argv[:2])}")
 
 
 @contextlib.contextmanager
@@ -369,7 +392,8 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
         pids: dict[str, list[int]] = {"client": client_pids(rec.mount.source, rec.mount.point)}
         pids.update({s.name: [s.pid] for s in rec.servers() if s.pid})
         yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids),
-                     info=f"{rec.mount.source} on {rec.mount.point} (cluster at {root})")
+                     info=f"{rec.mount.source} on {rec.mount.point} (cluster at {root})",
+                     source=rec.mount.source, point=rec.mount.point)
     finally:
         if d:
             shutil.rmtree(d, ignore_errors=True)
@@ -387,6 +411,85 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
                 say(f"cannot unmount {mnt}: {why}")
         if rec is not None:
             stop_pids(client_pids(rec.mgs_source, mnt))
+
+
+def release_client(source: str, point: str) -> None:
+    """Unmount a client this run mounted, give it time to send what it still holds to the MDS and
+    exit, then stop whatever process of that exact source and mount point is left."""
+    if is_mounted(point):
+        why = unmount(point)
+        if why:
+            say(f"cannot unmount {point}: {why}")
+    if not is_mounted(point):
+        deadline = time.monotonic() + CLIENT_EXIT_WAIT_S
+        while client_pids(source, point) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    stop_pids(client_pids(source, point))
+
+
+@contextlib.contextmanager
+def client_mount(source: str, point: str, opts: str, workdir: str, tag: str) -> Iterator[str]:
+    """Mount `source` on `point` with the lustrepy program (background mode, its own session);
+    yields '' once mounted, else the one-line reason. Unmounts it and stops its process at the end."""
+    os.makedirs(point, exist_ok=True)
+    opts = ",".join(filter(None, [opts, f"log={os.path.join(workdir, tag + '.log')}"]))
+    argv = [str(CLIENT), source, point, "-o", opts]
+    try:
+        if not CLIENT.exists():
+            yield f"{CLIENT} not found"
+            return
+        say(f"lustrepy {source} {point} -o {opts}")
+        rc, err = _run_waited(argv, os.path.join(workdir, f"{tag}.err"), CLIENT_MOUNT_WAIT_S, f"lustrepy {point}")
+        if rc == 0 and is_mounted(point):
+            yield ""
+        else:
+            yield last_line(err, f"exit status {rc}").removeprefix("lustrepy: ")
+    finally:
+        release_client(source, point)
+
+
+@contextlib.contextmanager
+def wbc_column(base: Column, workdir: str) -> Iterator[Column]:
+    """lustrepy-wbc: a second mount of the lustrepy column's file system with the write-back cache,
+    on a mount point in the work directory, and a directory of its own there."""
+    name = "lustrepy-wbc"
+    if not base.ok or base.where is None:
+        yield Column(name, reason="no lustrepy file system")
+        return
+    point, journal = os.path.join(workdir, "wbc-mnt"), os.path.join(workdir, "journal")
+    with client_mount(base.source, point, f"wbc,journal={journal}", workdir, "wbc-mnt") as why:
+        if why:
+            yield Column(name, reason=f"wbc mount failed: {why}")
+            return
+        d = os.path.join(point, f"bench-{os.getpid()}-wbc")
+        try:
+            os.mkdir(d)
+        except OSError as e:
+            yield Column(name, reason=f"cannot make a directory on the wbc mount: {_one_line(e)}")
+            return
+        try:
+            pids = {**base.where.pids, "client": client_pids(base.source, point)}
+            yield Column(name, dir=d, where=wl.Where(name, setstripe=base.where.setstripe, pids=pids),
+                         info=f"{base.source} on {point} -o wbc,journal={journal}", source=base.source, point=point)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def with_peer(col: Column, workdir: str, opts: str) -> Iterator[Column]:
+    """The column with a second client of its file system (for `shared`): another mount of the same
+    source in the work directory, through which the column's directory is `where.peer`."""
+    if not col.ok or col.where is None:
+        yield col
+        return
+    tag = f"{col.name}-peer"
+    point = os.path.join(workdir, f"{tag}-mnt")
+    with client_mount(col.source, point, opts, workdir, tag) as why:
+        if why:
+            yield replace(col, peer_reason=f"second mount failed: {why}")
+        else:
+            peer = os.path.join(point, os.path.relpath(col.dir, col.point))
+            yield replace(col, where=replace(col.where, peer=peer), info=f"{col.info}; second client on {point}")
 
 
 # ---- running one workload ----------------------------------------------------------------
@@ -480,27 +583,44 @@ def median_of(runs: list[list[wl.Figure] | str]) -> list[wl.Figure] | str:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A target on one lustrepy figure: >= factor x pass-through, >= a floor, or < a ceiling."""
+    """A target on one figure of one lustrepy column: >= factor x pass-through, >= factor x the
+    lustrepy (server side) column, >= a floor, < a ceiling, or exactly 0."""
 
     workload: str
     key: str
-    kind: str             # "vs_pt" | "min" | "max"
+    kind: str             # "vs_pt" | "vs_lp" | "min" | "max" | "zero"
     bound: float
     unit: str
+    column: str = "lustrepy"
 
-    def text(self) -> str:
+    @property
+    def reference(self) -> str | None:
+        """The column the bound is a factor of, if any."""
+        return {"vs_pt": "passthrough", "vs_lp": "lustrepy"}.get(self.kind)
+
+    def text(self, short: bool = False) -> str:
+        """'wbc >= 4,000' in the table (the unit is in its own column); 'lustrepy-wbc >= 4,000 ops/s' else."""
+        who = ("lp" if self.column == "lustrepy" else "wbc") if short else self.column
+        unit = "" if short else f" {self.unit}"
         if self.kind == "vs_pt":
-            return f">= {self.bound:g}x pt"
-        return f"{'>=' if self.kind == 'min' else '<'} {self.bound:,.0f} {self.unit}"
+            return f"{who} >= {self.bound:g}x {'pt' if short else 'passthrough'}"
+        if self.kind == "vs_lp":
+            return f"{who} >= {self.bound:g}x {'lp' if short else 'lustrepy'}"
+        if self.kind == "zero":
+            return f"{who} = 0{unit}"
+        return f"{who} {'>=' if self.kind == 'min' else '<'} {self.bound:,.0f}{unit}"
 
-    def judge(self, lp: float | None, pt: float | None) -> str:
-        if lp is None or (self.kind == "vs_pt" and not pt):
+    def judge(self, values: dict[str, float | None]) -> str:
+        v = values.get(self.column)
+        ref = values.get(self.reference) if self.reference else None
+        if v is None or (self.reference and not ref):
             return "n/a"
-        ok = {"vs_pt": lambda: lp >= self.bound * (pt or 0), "min": lambda: lp >= self.bound,
-              "max": lambda: lp < self.bound}[self.kind]()
+        ok = {"vs_pt": lambda: v >= self.bound * (ref or 0), "vs_lp": lambda: v >= self.bound * (ref or 0),
+              "min": lambda: v >= self.bound, "max": lambda: v < self.bound, "zero": lambda: v == 0}[self.kind]()
         return "PASS" if ok else "FAIL"
 
 
+WBC = "lustrepy-wbc"
 CHECKS = (
     Check("seq4", "write", "vs_pt", 0.75, "MiB/s"), Check("seq4", "read", "vs_pt", 0.75, "MiB/s"),
     Check("parallel", "write", "vs_pt", 0.75, "MiB/s"),
@@ -509,14 +629,25 @@ CHECKS = (
     Check("meta", "unlink", "min", 1500, "ops/s"),
     Check("memory", "client_rss", "max", 300, "MiB"), Check("memory", "mds_rss", "max", 200, "MiB"),
     Check("memory", "oss_rss_max", "max", 200, "MiB"),
+    # the metadata write-back cache
+    Check("meta", "create", "vs_lp", 2.5, "ops/s", WBC),
+    Check("meta20k", "create", "min", 4000, "ops/s", WBC), Check("meta20k", "create", "vs_lp", 2.5, "ops/s", WBC),
+    Check("meta20k", "unlink", "min", 4000, "ops/s", WBC),
+    Check("tar", "files", "min", 900, "files/s", WBC), Check("rmrf", "files", "min", 2500, "files/s", WBC),
+    # two clients in one directory
+    Check("shared", "create", "min", 1500, "ops/s"), Check("shared", "bad_names", "zero", 0, "names"),
+    Check("shared", "bad_names", "zero", 0, "names", WBC),
 )
 
 LABELS = {
-    ("seq1", "write"): "seq write, stripe 1", ("seq1", "read"): "seq read (cold), stripe 1",
-    ("seq4", "write"): "seq write, stripe 4", ("seq4", "read"): "seq read (cold), stripe 4",
+    ("seq1", "write"): "seq write, stripe 1", ("seq1", "read"): "seq read cold, stripe 1",
+    ("seq4", "write"): "seq write, stripe 4", ("seq4", "read"): "seq read cold, stripe 4",
     ("parallel", "write"): "parallel writers", ("rand4k", "write"): "4K random write",
     ("rand4k", "read"): "4K random read (cold)", ("meta", "create"): "create", ("meta", "stat"): "stat",
-    ("meta", "unlink"): "unlink", ("tar", "time"): "tar x", ("tar", "files"): "tar x",
+    ("meta", "unlink"): "unlink", ("meta20k", "create"): "create (meta20k)", ("meta20k", "stat"): "stat (meta20k)",
+    ("meta20k", "unlink"): "unlink (meta20k)", ("tar", "time"): "tar x", ("tar", "files"): "tar x",
+    ("rmrf", "time"): "rm -rf", ("rmrf", "files"): "rm -rf (files+dirs)",
+    ("shared", "create"): "shared dir, 2 clients", ("shared", "bad_names"): "shared: lost/doubled",
     ("memory", "client_rss"): "client RSS peak", ("memory", "client_hwm"): "client VmHWM",
     ("memory", "mds_rss"): "MDS RSS peak", ("memory", "oss_rss_max"): "OSS RSS peak (max)",
     ("memory", "server_hwm_max"): "server VmHWM (max)",
@@ -532,21 +663,22 @@ class Row:
     unit: str
     values: dict[str, float | None] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
-    check: Check | None = None
+    checks: list[Check] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return LABELS.get((self.workload, self.key), f"{self.workload} {self.key}".strip())
 
-    def ratio(self, other: str) -> float | None:
-        lp, x = self.values.get("lustrepy"), self.values.get(other)
-        return lp / x if lp is not None and x else None
+    def ratio(self, col: str, other: str) -> float | None:
+        v, x = self.values.get(col), self.values.get(other)
+        return v / x if v is not None and x else None
 
-    @property
-    def verdict(self) -> str:
-        if self.check is None:
-            return ""
-        return self.check.judge(self.values.get("lustrepy"), self.values.get("passthrough"))
+
+def verdict(check: Check, row: Row, cols: dict[str, Column]) -> str:
+    needed = [check.column] + ([check.reference] if check.reference else [])
+    if not all(n in cols and cols[n].ok for n in needed):
+        return "n/a"
+    return check.judge(row.values)
 
 
 def rows_of(results: Results, names: list[str]) -> list[Row]:
@@ -561,13 +693,13 @@ def rows_of(results: Results, names: list[str]) -> list[Row]:
                 row.values[col] = f.value
                 if f.note:
                     row.notes[col] = f.note
-        for c in CHECKS:                 # a target row even when lustrepy produced nothing
-            if c.workload == name and c.key not in by_key and results.get(name):
+        for c in CHECKS:                 # a target row even when its column produced nothing
+            if c.workload == name and c.key not in by_key:
                 by_key[c.key] = Row(name, c.key, c.unit)
         if not by_key and results.get(name):      # every column failed: still one row to show it
             by_key[""] = Row(name, "", "")
         for row in by_key.values():
-            row.check = next((c for c in CHECKS if (c.workload, c.key) == (name, row.key)), None)
+            row.checks = [c for c in CHECKS if (c.workload, c.key) == (name, row.key)]
         rows += by_key.values()
     return rows
 
@@ -580,13 +712,28 @@ def fmt(v: float | None) -> str:
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
+def fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.0f}x" if x >= 100 else f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
+
+
+def fmt_value(v: float | None, unit: str) -> str:
+    return f"{v:.0f}" if unit == "names" and v is not None else fmt(v)
+
+
+def not_applicable(workload: str, col: str) -> bool:
+    """A workload that needs a second client does not run on the local and pass-through columns."""
+    return workload in wl.NEEDS_PEER and col not in LUSTREPY_COLUMNS
+
+
 def render_table(results: Results, names: list[str], cols: dict[str, Column]) -> str:
     rows = rows_of(results, names)
     errors: dict[str, str] = {}
 
     def cell(row: Row, col: str) -> str:
         c = cols.get(col)
-        if c is None or not c.ok:
+        if c is None or not c.ok or not_applicable(row.workload, col):
             return "n/a"
         res = results.get(row.workload, {}).get(col)
         if isinstance(res, str):
@@ -594,22 +741,27 @@ def render_table(results: Results, names: list[str], cols: dict[str, Column]) ->
             return "error"
         if res is None:
             return "-"
-        v = fmt(row.values.get(col))
+        v = fmt_value(row.values.get(col), row.unit)
         return f"{v} ({row.notes[col]})" if col in row.notes else v
 
-    head = ["workload", "unit", *COLUMNS, "lp/local", "lp/pt", "target", "result"]
+    head = ["workload", "unit", *(HEADERS.get(c, c) for c in COLUMNS), "lp/loc", "lp/pt", "wbc/lp", "target",
+            "result"]
     body = []
     for r in rows:
-        ratios = [f"{x:.2f}x" if x is not None else "-" for x in (r.ratio("local"), r.ratio("passthrough"))]
-        target = r.check.text() if r.check else ""
-        verdict = r.verdict if cols.get("lustrepy") and cols["lustrepy"].ok else ("n/a" if r.check else "")
-        body.append([r.label, r.unit, *(cell(r, c) for c in COLUMNS), *ratios, target, verdict])
+        ratios = [fmt_ratio(x)
+                  for x in (r.ratio("lustrepy", "local"), r.ratio("lustrepy", "passthrough"),
+                            r.ratio(WBC, "lustrepy"))]
+        first, more = (r.checks[0], r.checks[1:]) if r.checks else (None, [])
+        body.append([r.label, r.unit, *(cell(r, c) for c in COLUMNS), *ratios,
+                     first.text(short=True) if first else "", verdict(first, r, cols) if first else ""])
+        for check in more:               # a second target on the same figure: a line of its own
+            body.append([""] * (len(head) - 2) + [check.text(short=True), verdict(check, r, cols)])
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    right = {2, 3, 4, 5, 6}
+    right = set(range(2, 2 + len(COLUMNS) + 3))
     lines = []
     for i, line in enumerate([head, *body]):
-        lines.append("  ".join(x.rjust(w) if j in right else x.ljust(w) for j, (x, w) in enumerate(zip(line, widths, strict=True))
-                               ).rstrip())
+        cells = zip(line, widths, strict=True)
+        lines.append("  ".join(x.rjust(w) if j in right else x.ljust(w) for j, (x, w) in enumerate(cells)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     verdicts = [b[-1] for b in body if b[-1]]
@@ -617,7 +769,8 @@ def render_table(results: Results, names: list[str], cols: dict[str, Column]) ->
     lines.append(f"targets: {verdicts.count('PASS')} PASS, {verdicts.count('FAIL')} FAIL, "
                  f"{verdicts.count('n/a')} n/a")
     for c in cols.values():
-        lines.append(f"{c.name}: {c.info}" if c.ok else f"{c.name}: n/a ({c.reason})")
+        name = f"{c.name} ({HEADERS[c.name]})" if c.name in HEADERS else c.name
+        lines.append(f"{name}: {c.info}" if c.ok else f"{name}: n/a ({c.reason})")
     lines += [f"error in {where}: {why}" for where, why in errors.items()]
     return "\n".join(lines) + "\n"
 
@@ -635,16 +788,21 @@ def to_json(results: Results, names: list[str], cols: dict[str, Column], params:
         "targets": [],
     }
     for name in names:
-        out["results"][name] = {
+        res_of: dict[str, Any] = {
             col: ({"error": res} if isinstance(res, str) else {f.key: {"value": f.value, "unit": f.unit,
                                                                        **({"note": f.note} if f.note else {})}
                                                                for f in res})
             for col, res in results.get(name, {}).items()}
+        for col in COLUMNS:
+            if not_applicable(name, col) and col in cols and cols[col].ok:
+                res_of[col] = {"n/a": "needs a second client of the same file system"}
+        out["results"][name] = {col: res_of[col] for col in COLUMNS if col in res_of}
     for r in rows_of(results, names):
-        if r.check:
-            lp_ok = "lustrepy" in cols and cols["lustrepy"].ok
-            out["targets"].append({"workload": r.workload, "figure": r.key, "target": r.check.text(),
-                                   "value": r.values.get("lustrepy"), "result": r.verdict if lp_ok else "n/a"})
+        for c in r.checks:
+            out["targets"].append({"workload": r.workload, "figure": r.key, "column": c.column,
+                                   "target": c.text(), "value": r.values.get(c.column),
+                                   **({"reference": r.values.get(c.reference)} if c.reference else {}),
+                                   "result": verdict(c, r, cols)})
     return out
 
 
@@ -661,7 +819,7 @@ def _mounts_under(d: str) -> list[str]:
 
 def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextlib.ExitStack) -> int:
     tarball = ""
-    if "tar" in names:
+    if "tar" in names or "rmrf" in names:
         tar_files = ns.tar_files or max(ns.files * 3 // 5, 1)
         tarball = wl.make_tarball(os.path.join(workdir, "tree.tar"), tar_files)
     params = make_params(ns, tarball)
@@ -674,6 +832,16 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
             lustrepy_cluster_column(ns.cluster_root or os.path.join(workdir, "cluster"), ns.osts, workdir))
     else:
         cols["lustrepy"] = Column("lustrepy", reason="--no-lustrepy")
+    if ns.no_lustrepy:
+        cols[WBC] = Column(WBC, reason="--no-lustrepy")
+    elif ns.no_wbc:
+        cols[WBC] = Column(WBC, reason="--no-wbc")
+    else:
+        cols[WBC] = stack.enter_context(wbc_column(cols["lustrepy"], workdir))
+    if wl.NEEDS_PEER & set(names):
+        cols["lustrepy"] = stack.enter_context(with_peer(cols["lustrepy"], workdir, ""))
+        peer_journal = os.path.join(workdir, "journal-peer")
+        cols[WBC] = stack.enter_context(with_peer(cols[WBC], workdir, f"wbc,journal={peer_journal}"))
     for c in cols.values():
         say(f"{c.name}: {c.info}" if c.ok else f"{c.name}: n/a ({c.reason})")
     if not ns.no_warmup:
@@ -688,12 +856,17 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
     results: Results = {}
     for name in names:
         for c in cols.values():
-            if not c.ok:
+            if not c.ok or not_applicable(name, c.name):
+                continue
+            if name in wl.NEEDS_PEER and c.peer_reason:
+                results.setdefault(name, {})[c.name] = c.peer_reason
+                say(f"{name} on {c.name}: {c.peer_reason}")
                 continue
             t0 = time.monotonic()
             res = median_of([run_workload(name, c, params, ns.timeout) for _ in range(ns.repeat)])
             results.setdefault(name, {})[c.name] = res
-            shown = res if isinstance(res, str) else ", ".join(f"{f.key} {fmt(f.value)} {f.unit}" for f in res)
+            shown = res if isinstance(res, str) else ", ".join(f"{f.key} {fmt_value(f.value, f.unit)} {f.unit}"
+                                                                for f in res)
             say(f"{name} on {c.name}: {shown or 'nothing to measure'} ({time.monotonic() - t0:.1f}s)")
     if ns.json:
         sys.stdout.write(json.dumps(to_json(results, names, cols, params, cold, ns.repeat), indent=2) + "\n")
@@ -701,8 +874,9 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
         p = params
         sys.stdout.write(f"lustrepy bench{f' (median of {ns.repeat} runs)' if ns.repeat > 1 else ''}: "
                          f"size {p.size // wl.MiB} MiB, {p.writers} writers, 4K random "
-                         f"{p.rand_ops} ops in {p.rand_size // wl.MiB} MiB, {p.files} files, tar of "
-                         f"{p.tar_files} files; {os.cpu_count()} CPUs, Linux {platform.release()}"
+                         f"{p.rand_ops} ops in {p.rand_size // wl.MiB} MiB, {p.files} files "
+                         f"(meta20k {p.meta20k_files}), tar of {p.tar_files} files; {os.cpu_count()} CPUs, "
+                         f"Linux {platform.release()}"
                          f"{'' if cold else '; caches NOT dropped'}\n\n")
         sys.stdout.write(render_table(results, names, cols))
     return 0

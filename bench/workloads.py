@@ -3,8 +3,9 @@
 Every workload works inside the directory it is given, removes what it
 created (outside the timed part), and returns a list of Figure. Sizes and
 counts come from Params, so a quick run uses the same code as a full one.
-Nothing here mounts, starts or stops a process other than its own writers;
-run.py does that, and runs each workload in a process of its own.
+Nothing here mounts, starts or stops a process other than its own writers
+and clients; run.py does that (the second client mount `shared` needs
+included), and runs each workload in a process of its own.
 
 Timings cover what an application waits for: writes include the final
 fsync and close; "cold" reads follow `sync; echo 3 > /proc/sys/vm/drop_caches`
@@ -14,6 +15,7 @@ warm, and a figure is marked "warm" when the caches could not be dropped).
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import multiprocessing
@@ -54,7 +56,8 @@ class Params:
     writers: int = 4
     rand_size: int = 256 * MiB         # file the 4 KiB random I/O goes to
     rand_ops: int = 20_000
-    files: int = 5_000                 # metadata workload
+    files: int = 5_000                 # metadata workload; also the creates of `shared`
+    meta20k_files: int = 20_000        # the larger metadata workload
     tar_files: int = 3_000
     tarball: str = ""                  # made once by make_tarball()
     seed: int = 1
@@ -67,6 +70,7 @@ class Where:
     name: str
     setstripe: Callable[[str, int], None] | None = None      # (directory, stripe_count); None: not striped
     pids: dict[str, list[int]] = field(default_factory=dict)  # process group name -> pids, for memory
+    peer: str = ""            # the same directory through a second client mount of the file system ("shared")
 
 
 Workload = Callable[[str, Params, Where], list[Figure]]
@@ -127,6 +131,20 @@ def read_file(path: str, block: int) -> int:
 
 def mib_s(nbytes: int, seconds: float) -> float:
     return nbytes / MiB / max(seconds, 1e-9)
+
+
+def settle(d: str) -> None:
+    """fsync a directory: on a write-back cache mount, every update record made so far reaches the
+    MDS and is committed (a refused record raises here). Untimed, so that what one workload left
+    queued does not run during the next one. File systems without fsync on directories are fine."""
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -252,10 +270,9 @@ def rand4k(d: str, p: Params, w: Where) -> list[Figure]:
 
 # ---- metadata ------------------------------------------------------------------------------------
 
-def meta(d: str, p: Params, w: Where) -> list[Figure]:
-    """Create `files` empty files in one directory, stat them all (second pass), unlink them all."""
-    sub = _fresh_dir(d, "meta")
-    names = [os.path.join(sub, f"f{i:07d}") for i in range(p.files)]
+def _meta(d: str, name: str, count: int) -> list[Figure]:
+    sub = _fresh_dir(d, name)
+    names = [os.path.join(sub, f"f{i:07d}") for i in range(count)]
 
     def create() -> None:
         for n in names:
@@ -271,8 +288,92 @@ def meta(d: str, p: Params, w: Where) -> list[Figure]:
 
     ct, st, ut = _timed(create), _timed(stat), _timed(unlink)
     os.rmdir(sub)
-    return [Figure("create", p.files / ct, "ops/s"), Figure("stat", p.files / st, "ops/s"),
-            Figure("unlink", p.files / ut, "ops/s")]
+    settle(d)
+    return [Figure("create", count / ct, "ops/s"), Figure("stat", count / st, "ops/s"),
+            Figure("unlink", count / ut, "ops/s")]
+
+
+def meta(d: str, p: Params, w: Where) -> list[Figure]:
+    """Create `files` empty files in one directory, stat them all (second pass), unlink them all."""
+    return _meta(d, "meta", p.files)
+
+
+def meta20k(d: str, p: Params, w: Where) -> list[Figure]:
+    """The same with `meta20k_files` (20,000) files, in a directory tree made fresh for it."""
+    return _meta(d, "meta20k", p.meta20k_files)
+
+
+# ---- two clients, one directory --------------------------------------------------------------------
+
+def _shared_client(sub: str, prefix: str, count: int, go: Any, conn: Any) -> None:
+    """One client's part of `shared`: create its files, report when it finished, then commit them."""
+    try:
+        names = [os.path.join(sub, f"{prefix}{i:07d}") for i in range(count)]
+        go.wait(timeout=60)
+        for n in names:
+            os.close(os.open(n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        end = time.monotonic()
+        settle(sub)
+        conn.send(("ok", end))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent in one line
+        text = str(e).strip().splitlines()
+        conn.send(("error", f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")))
+    finally:
+        conn.close()
+
+
+def shared(d: str, p: Params, w: Where) -> list[Figure]:
+    """Two clients of one file system (two mounts: `d` and `w.peer`) create `files`/2 files each in
+    one shared directory, each from a process of its own, started together; then the listing
+    through the first mount must hold exactly the `files` names made."""
+    if not w.peer:
+        raise OSError("no second client mount")
+    sub = _fresh_dir(d, "shared")
+    settle(d)                                   # the directory on the MDS, not only in a client's cache
+    peer_sub = os.path.join(w.peer, "shared")
+    os.stat(peer_sub)                           # the second client finds it before the clock starts
+    counts = {"a": p.files - p.files // 2, "b": p.files // 2}
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Barrier(3)
+    procs, conns = [], []
+    for (prefix, count), where in zip(counts.items(), (sub, peer_sub), strict=True):
+        recv, send = ctx.Pipe(duplex=False)
+        procs.append(ctx.Process(target=_shared_client, args=(where, prefix, count, go, send)))
+        conns.append(recv)
+        procs[-1].start()
+        send.close()
+    try:
+        go.wait(timeout=60)
+        t0 = time.monotonic()
+        answers = []
+        for c in conns:
+            try:
+                answers.append(c.recv())
+            except EOFError:
+                answers.append(("error", "the client process died"))
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.join(5)
+            if pr.is_alive():
+                pr.kill()
+            pr.join()
+        for c in conns:
+            c.close()
+    for which, (kind, value) in zip(("first", "second"), answers, strict=True):
+        if kind != "ok":
+            raise OSError(f"{which} client: {value}")
+    elapsed = max(end for _, end in answers) - t0
+    listed = os.listdir(sub)
+    expected = {f"{prefix}{i:07d}" for prefix, count in counts.items() for i in range(count)}
+    seen = set(listed)
+    lost, doubled, extra = len(expected - seen), len(listed) - len(seen), len(seen - expected)
+    bad = lost + doubled + extra
+    note = ", ".join(f"{n} {what}" for n, what in ((lost, "lost"), (doubled, "doubled"), (extra, "unexpected")) if n)
+    shutil.rmtree(sub)
+    settle(d)
+    return [Figure("create", p.files / max(elapsed, 1e-9), "ops/s"),
+            Figure("bad_names", bad, "names", higher_is_better=False, note=note)]
 
 
 # ---- tar x ---------------------------------------------------------------------------------------
@@ -295,16 +396,46 @@ def make_tarball(path: str, count: int, seed: int = 1) -> str:
     return path
 
 
-def untar(d: str, p: Params, w: Where) -> list[Figure]:
-    """`tar xf` of the tarball of tar_files small files."""
-    sub = _fresh_dir(d, "tar")
+def _extract(tarball: str, into: str) -> float:
     t0 = time.perf_counter()
-    r = subprocess.run(["tar", "xf", p.tarball, "-C", sub], capture_output=True, text=True, check=False)
+    r = subprocess.run(["tar", "xf", tarball, "-C", into], capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - t0
     if r.returncode != 0:
         raise OSError(f"tar exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
+    return elapsed
+
+
+def untar(d: str, p: Params, w: Where) -> list[Figure]:
+    """`tar xf` of the tarball of tar_files small files."""
+    sub = _fresh_dir(d, "tar")
+    elapsed = _extract(p.tarball, sub)
     shutil.rmtree(sub)
+    settle(d)
     return [Figure("time", elapsed, "s", higher_is_better=False), Figure("files", p.tar_files / elapsed, "files/s")]
+
+
+def tree_entries(tar_files: int) -> int:
+    """Files and directories in the tarball of make_tarball: the files, one directory per 100, `tree`."""
+    return tar_files + (tar_files + 99) // 100 + 1
+
+
+def rmrf(d: str, p: Params, w: Where) -> list[Figure]:
+    """`rm -rf` of the tree the tarball holds (extracted and committed untimed): files+dirs per second."""
+    sub = _fresh_dir(d, "rmrf")
+    _extract(p.tarball, sub)
+    settle(sub)
+    t0 = time.perf_counter()
+    r = subprocess.run(["rm", "-rf", "--", os.path.join(sub, "tree")], capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise OSError(f"rm exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
+    left = os.listdir(sub)
+    if left:
+        raise OSError(f"rm -rf left {left[0]!r} behind")
+    os.rmdir(sub)
+    settle(d)
+    n = tree_entries(p.tar_files)
+    return [Figure("time", elapsed, "s", higher_is_better=False), Figure("files", n / elapsed, "files/s")]
 
 
 # ---- memory ----------------------------------------------------------------------------------------
@@ -403,6 +534,13 @@ WORKLOADS: dict[str, Workload] = {
     "parallel": parallel,
     "rand4k": rand4k,
     "meta": meta,
+    "meta20k": meta20k,
     "tar": untar,
+    "rmrf": rmrf,
+    "shared": shared,
     "memory": memory,
 }
+
+# Workloads that need a second client mount of the same file system (Where.peer): run on the
+# lustrepy columns only.
+NEEDS_PEER = frozenset({"shared"})

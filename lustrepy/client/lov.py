@@ -44,7 +44,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 MiB = 1024 * 1024
 ADDRESS_REFRESH_MIN = 0.5       # seconds between two calls of ost_addresses() for a failed connect
-_COUNTERS = ("opens", "cache_hits", "cache_misses", "readahead_bytes", "flushes", "writeback_errors",
+_COUNTERS = ("opens", "cache_hits", "cache_misses", "readahead_bytes", "stored_bytes", "flushes", "writeback_errors",
              "revocations", "invalidations", "glimpses", "lock_enqueues", "reconnect_drops")
 
 
@@ -226,7 +226,7 @@ class DataPath:
 
     def count(self, name: str, n: int = 1) -> None:
         with self._stats_mu:
-            self._stats[name] += n
+            self._stats[name] = self._stats.get(name, 0) + n
 
     def close(self) -> None:
         """Write back what is dirty (failures are logged), leave every OSS, stop the threads."""

@@ -255,3 +255,21 @@ def test_ftruncate_of_a_file_opened_before_chmod(fs):
         f.write(b"ab")
     assert p.read_bytes() == b"ab23"
     os.unlink(p)
+
+
+def test_cold_random_reads_match(fs):
+    """Random misses fetch their aligned block and hand the rest to the kernel's page cache."""
+    data = os.urandom(1 << 20) * 48 + os.urandom(16 << 20)     # far apart reads are not sequential
+    (fs / "rand").write_bytes(data)
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=False)
+    import random
+    rng = random.Random(7)
+    offsets = [rng.randrange(48 << 20, len(data) - 4096) & ~4095 for _ in range(200)]
+    offsets += [rng.randrange(0, 48 << 20) & ~4095 for _ in range(200)]
+    fd = os.open(fs / "rand", os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)       # no kernel read-ahead: every miss is ours
+    try:
+        for off in offsets:
+            assert os.pread(fd, 4096, off) == data[off:off + 4096], off
+    finally:
+        os.close(fd)
