@@ -85,21 +85,21 @@ def parse_opts(text: str | None) -> dict[str, str]:
         out[k] = v
     if "wbc_max" in out and not (out["wbc_max"].isdigit() and int(out["wbc_max"]) > 0):
         raise QuietError(f"mount option wbc_max={out['wbc_max']!r}: expected a positive count", 1)
-    if "wbc_age" in out:
-        try:
-            if float(out["wbc_age"]) <= 0:
-                raise ValueError
-        except ValueError:
-            raise QuietError(f"mount option wbc_age={out['wbc_age']!r}: expected seconds > 0", 1) from None
+    for key in ("wbc_age", "timeout"):
+        if key in out:
+            _positive_seconds(key, out[key])
     if out.get("wbc", "1") not in ("0", "1", ""):
         raise QuietError(f"mount option wbc={out['wbc']!r}: expected wbc, wbc=1 or wbc=0", 1)
-    if "timeout" in out:
-        try:
-            if float(out["timeout"]) <= 0:
-                raise ValueError
-        except ValueError:
-            raise QuietError(f"mount option timeout={out['timeout']!r}: expected seconds > 0", 1) from None
     return out
+
+
+def _positive_seconds(key: str, value: str) -> None:
+    try:
+        if float(value) > 0:
+            return
+    except ValueError:
+        pass
+    raise QuietError(f"mount option {key}={value!r}: expected seconds > 0", 1)
 
 
 def config(ns: argparse.Namespace) -> MountConfig:
