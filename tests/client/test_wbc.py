@@ -5,6 +5,7 @@ a killed client and an MDS restart, applying exactly once."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -310,3 +311,57 @@ def test_lfsctl_stats_shows_rates_and_wbc_counters(cluster, mounts, tmp_path):
     text = subprocess.run([str(BIN / "lfsctl"), "stats", "--mgs", cluster.mds.address], capture_output=True,
                           text=True, check=True).stdout
     assert "write-back cache" in text and "reint_batch" in text
+
+
+def test_records_of_an_evicted_holder_apply_where_they_can_and_the_rest_is_reported(tmp_path):
+    (tmp_path / "srv").mkdir()
+    c = Cluster(tmp_path / "srv")
+    ms = Mounts(c, tmp_path)
+    try:
+        c.start(1, mds_args=("--callback-timeout", "2"))
+        ma = ms("a", *_wbc_opts(tmp_path, "wbc_age=600"))
+        b = ms("b").path
+        a = ma.path
+        (a / "ev").mkdir()
+        (a / "ev" / "x").touch()
+        (a / "ev" / "y").touch()
+        assert _state(a / "ev")["records_pending"] == 2
+        os.kill(ma.popen.pid, signal.SIGSTOP)           # the holder stops answering
+        try:
+            t0 = time.monotonic()
+            (b / "ev" / "x").write_bytes(b"from b")     # a is evicted after the callback timeout
+            assert time.monotonic() - t0 < 15
+        finally:
+            os.kill(ma.popen.pid, signal.SIGCONT)
+        fd = os.open(a / "ev", os.O_RDONLY)
+        try:
+            with pytest.raises(OSError) as ei:           # x could not apply: reported here
+                wait_for(lambda: _fsync_fails(fd), timeout=30, what="the refused record to be reported")
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert ei.value.errno == errno.EEXIST
+        wait_for(lambda: (b / "ev" / "y").exists(), timeout=30, what="y, which still applies, to arrive")
+        assert (b / "ev" / "x").read_bytes() == b"from b"
+        wait_for(lambda: _read_or_none(a / "ev" / "x") == b"from b", timeout=10,
+                 what="a to show the MDS's x again")
+    finally:
+        for m in ms.all:
+            m.stop()
+        c.stop()
+
+
+def _fsync_fails(fd: int) -> bool:
+    """Keep asking: True once an fsync reports the refusal (it is then raised again below)."""
+    try:
+        os.fsync(fd)
+    except OSError:
+        raise
+    return False
+
+
+def _read_or_none(p):
+    try:
+        return p.read_bytes()
+    except OSError:
+        return None
