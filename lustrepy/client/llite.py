@@ -114,6 +114,7 @@ class Llite:
             wbc.on_refused = self._give_up_grants
             self.wbcdata = wbc.data = WbcData(self.table, data)
             self.wbcdata.record = wbc.record
+            self.wbcdata.op_lock = wbc.op_lock
             self.wbcdata.layout_of = self._layout_now
 
     # ---- lock callbacks (called from lock-client threads) --------------------------------

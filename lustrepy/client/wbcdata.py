@@ -47,6 +47,7 @@ class WbcData:
         self.per_file = per_file
         self.total = total
         self.record: Callable[..., int] | None = None       # Wbc.record
+        self.op_lock: threading.RLock = threading.RLock()   # Wbc.op_lock
         self.layout_of: Callable[[Inode], Layout | None] | None = None   # asks the MDS (IT_LAYOUT)
         self._mu = threading.Lock()
         self._dirty: dict[Fid, Inode] = {}
@@ -170,9 +171,13 @@ class WbcData:
             lvb = self.data.osc(obj.ost_index).write(obj.object_id, msgs)
             blocks += lvb.blocks
         assert self.record is not None
-        self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
-            fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME, size=len(snap), mtime_ns=attr.mtime_ns,
-            blocks=blocks))
+        # The modification time as this client shows it now, taken with the record appended under
+        # the lock local changes take: a utimes made while the bytes were on their way is not undone.
+        with self.op_lock:
+            with self.table.mu:
+                mtime = node.attr.mtime_ns if node.attr is not None else attr.mtime_ns
+            self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
+                fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME, size=len(snap), mtime_ns=mtime, blocks=blocks))
         with self.table.mu:
             node.layout = layout
             if node.wbc_version == version:
