@@ -92,6 +92,10 @@ def _locked(mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
             if e.errno != errno.ENOENT or not req.name:
                 raise
             parent = fid_from_pb(req.parent)
+            if mdt.wbc.contended(parent):
+                # Under contention the next create there would call this lock back at once:
+                # the client keeps no negative entry (Lustre's lockless mode for contended resources).
+                return mpb.IntentReply(hdr=rep_err(e), disposition=DISP_EXECD | DISP_NEG)
             lock = mdt.locks.grant(client_id, parent, LockMode.PR, UPDATE)
             rep = mpb.IntentReply(hdr=rep_err(e), disposition=DISP_EXECD | DISP_NEG, lock=lock)
             return rep
@@ -170,6 +174,7 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
         raise LpError(errno.EINVAL, "create needs a parent and a name")
     flags = req.open_flags
     parent = fid_from_pb(req.parent)
+    mdt.wbc.track(parent)
     try:
         mdt.store.read().lookup(cred, parent, req.name)
         exists = True

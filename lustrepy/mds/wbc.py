@@ -191,6 +191,19 @@ class WbcManager:
             elif holder.ibits & WBC_BITS and holder.res in self._dirs:
                 self._conflict_locked(self._dirs[holder.res], self._clock())
 
+    def track(self, dir_fid: Fid) -> None:
+        """Count conflicts on a directory clients create in, WBC or not."""
+        res = _res(dir_fid)
+        with self._mu:
+            if res not in self._dirs:
+                self._entry_locked(res, self._clock())
+
+    def contended(self, dir_fid: Fid) -> bool:
+        """Clients keep conflicting there: locks on it would only be called back again."""
+        with self._mu:
+            d = self._dirs.get(_res(dir_fid))
+            return d is not None and d.contended_until > self._clock()
+
     def _entry_locked(self, res: ResId, now: float) -> _Dir:
         d = self._dirs.get(res)
         if d is None:

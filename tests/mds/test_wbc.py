@@ -236,3 +236,20 @@ def test_wbc_info_of_a_file_is_enotdir(cluster):
         assert getattr(ei.value, "errno", None) == 20
     finally:
         a.close()
+
+
+def test_directories_created_in_are_tracked_without_wbc_and_become_contended(lockd):
+    clock = Clock()
+    w = WbcManager(lockd, ContentionPolicy(threshold=2, window_s=4.0, hold_s=5.0), clock=clock)
+    lockd.on_blocking = w.on_blocking
+    w.track(D)
+    assert not w.contended(D)
+    for _ in range(2):      # server-side creates by A call back B's cached lock on the directory
+        held = lockd.enqueue("B", _res(D), LockMode.PR, ibits=UPDATE)
+        t = _cancel_when_called_back(lockd, "B", held.cookie)
+        local = lockd.enqueue("mds-local", _res(D), LockMode.EX, ibits=UPDATE, local=True, on_behalf="A")
+        lockd.cancel("mds-local", [local.cookie])
+        t.join(5)
+    assert w.contended(D) and w.info(D).mode == "contended"
+    clock.t += 6
+    assert not w.contended(D)
