@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
                     help="number of OSTs (required the first time; default: as recorded)")
     up.add_argument("--fsname", help=f"file system name, up to 8 of [A-Za-z0-9_] (default {DEFAULT_FSNAME})")
     up.add_argument("--mount", metavar="MNT", help="also mount the file system on MNT with the lustrepy client")
+    up.add_argument("--mount-opts", metavar="OPTS", default="",
+                    help="mount options for --mount, comma-separated (e.g. wbc,journal=DIR)")
     up.add_argument("--capacity", type=int, metavar="BYTES", help="capacity each OSS reports (first start)")
     up.add_argument("--heartbeat", type=float, metavar="S", help="OSS heartbeat interval (server default)")
     up.add_argument("--ost-timeout", type=float, metavar="S",
@@ -150,7 +152,7 @@ def run_up(args: argparse.Namespace) -> int:
             raise _failed(e, f"cluster up failed ({what} {rec.fsname} at {root}); stopped what was started") from None
         if args.mount:
             try:
-                rec = launcher.mount(rec, args.mount)
+                rec = launcher.mount(rec, args.mount, opts=args.mount_opts)
             except launcher.StartFailed as e:
                 launcher.stop_cluster(rec)
                 raise _failed(e, "cluster up failed; the cluster was stopped") from None

@@ -279,11 +279,29 @@ def stop_ost(rec: ClusterRecord, index: int) -> tuple[ClusterRecord, list[int]]:
 def stop_cluster(rec: ClusterRecord) -> tuple[ClusterRecord, list[int]]:
     """Unmount the recorded mount (if mounted), then stop every recorded server; the stopped record."""
     if rec.mount and mounts.is_mounted(rec.mount.point):
+        clients = client_pids(rec.mgs_source, rec.mount.point)
         mounts.unmount(rec.mount.point)
+        # The client writes back what it still holds (dirty data, update records) after the
+        # kernel lets go of the mount: the servers must outlive that.
+        deadline = time.monotonic() + CLIENT_EXIT_S
+        while any(procs.read_cmdline(pid) is not None for pid in clients) and time.monotonic() < deadline:
+            time.sleep(0.1)
     pids = stop_records(rec.servers())
     rec = _stopped(rec)
     clusterfile.save(rec)
     return rec, pids
+
+
+def client_pids(source: str, point: str) -> list[int]:
+    """The lustrepy client processes serving exactly this source on this mount point."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        argv = procs.read_cmdline(int(name))
+        if argv and source in argv and point in argv and any(os.path.basename(a) == CLIENT_PROG for a in argv):
+            out.append(int(name))
+    return out
 
 
 def _stopped(rec: ClusterRecord) -> ClusterRecord:
@@ -293,14 +311,20 @@ def _stopped(rec: ClusterRecord) -> ClusterRecord:
 
 # ---- mounting --------------------------------------------------------------------
 
-def mount(rec: ClusterRecord, point: str, timeout: float = MOUNT_TIMEOUT_S) -> ClusterRecord:
-    """Run the FUSE client on `point` and wait until the kernel lists the mount; the record with it."""
+CLIENT_EXIT_S = 60.0        # how long `cluster down` waits for the client to write back and exit
+
+
+def mount(rec: ClusterRecord, point: str, timeout: float = MOUNT_TIMEOUT_S, opts: str = "") -> ClusterRecord:
+    """Run the FUSE client on `point` (with mount options `opts`, comma-separated) and wait until
+    the kernel lists the mount; the record with it."""
     point = os.path.abspath(point)
     if mounts.is_mounted(point):
         raise StartFailed(f"{point} is already a mount point")
     Path(point).mkdir(parents=True, exist_ok=True)
     source = rec.mgs_source
-    argv = (procs.find_program(CLIENT_PROG), source, point)
+    argv: tuple[str, ...] = (procs.find_program(CLIENT_PROG), source, point)
+    if opts:
+        argv += ("-o", opts)
     client_log = str(logs_dir(rec.root) / "client.log")
     Path(client_log).parent.mkdir(parents=True, exist_ok=True)
     with open(client_log, "ab") as logf:

@@ -48,3 +48,30 @@ def test_up_with_mount_then_down_unmounts(tmp_path: Path) -> None:
         rec2 = clusterfile.load(root)
         if rec2:
             procs.stop([(s.pid, s.argv, s.starttime) for s in rec2.servers() if s.pid], grace_s=5)
+
+
+def test_mount_options_reach_the_client_and_down_waits_for_its_records(tmp_path: Path) -> None:
+    root, mnt, journal = tmp_path / "c", tmp_path / "mnt", tmp_path / "journal"
+    try:
+        r = lfsctl("cluster", "up", "--root", str(root), "--osts", "1", "--mount", str(mnt),
+                   "--mount-opts", f"wbc,wbc_age=600,journal={journal}")
+        assert r.returncode == 0, r.stderr
+        (mnt / "d").mkdir()
+        for i in range(100):
+            (mnt / "d" / f"f{i}").write_bytes(b"x" * i)
+        st = json.loads(os.getxattr(mnt / "d", "lustrepy.wbc"))
+        assert st["client_wbc"] and st["held_here"] and st["records_pending"] >= 100
+        down = lfsctl("cluster", "down", "--root", str(root))
+        assert down.returncode == 0, down.stderr
+        assert not list(journal.glob("*.jnl"))        # everything reached the MDS before it stopped
+        up = lfsctl("cluster", "up", "--root", str(root), "--mount", str(mnt))
+        assert up.returncode == 0, up.stderr
+        assert sorted(os.listdir(mnt / "d")) == sorted(f"f{i}" for i in range(100))
+        assert (mnt / "d" / "f99").read_bytes() == b"x" * 99
+        assert lfsctl("cluster", "down", "--root", str(root)).returncode == 0
+    finally:
+        if mounts.is_mounted(str(mnt)):
+            mounts.unmount(str(mnt))
+        rec2 = clusterfile.load(root)
+        if rec2:
+            procs.stop([(s.pid, s.argv, s.starttime) for s in rec2.servers() if s.pid], grace_s=5)
