@@ -314,6 +314,15 @@ class FileData:
                 any(not r.revoking and r.start == 0 and r.last == EOF for r in st.recs.values())
                 for st in self._stripes)
 
+    def lock_whole(self) -> None:
+        """Take PW locks on every object from its first byte: for a file nobody else can reach yet
+        (made under a WBC grant), one lock each covers all it will write, and cached_lock() holds."""
+        for st in self._stripes:
+            self._retry(self._lock_from_start, st)
+
+    def _lock_from_start(self, st: _Stripe) -> None:
+        self._lock(st, LockMode.PW, 0, EOF + 1, hold=False)
+
     def release(self) -> None:
         """One open of the inode ends: flush (errors raised); locks stay cached in the lock LRU."""
         try:

@@ -617,6 +617,8 @@ class Llite:
             h.mds_handle = orep.open_handle
         old = h.data
         h.data = await self.io.run(self._open_data, node)
+        if h.lazy:                  # made under a grant: nobody else holds locks on its objects
+            await self.io.run(h.data.lock_whole)
         h.lazy = False
         if old is not None:
             await self.io.run(old.release)
