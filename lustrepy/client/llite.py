@@ -22,6 +22,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -76,10 +77,24 @@ class Handle:
         return self.flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
 
 
+_GROUPS: dict[tuple[int, int, int], tuple[float, tuple[int, ...]]] = {}
+GROUPS_TTL = 1.0        # seconds a process's supplementary groups are reused before /proc is read again
+
+
 def cred_of(ctx: Any) -> Cred:
-    """The caller's credentials, with supplementary groups from /proc (FUSE passes uid/gid only)."""
+    """The caller's credentials, with supplementary groups from /proc (FUSE passes uid/gid only).
+
+    The groups of a (pid, uid, gid) are read once a second at most: a create loop would
+    otherwise read /proc for every file."""
     if ctx is None:
         return Cred()
+    key = (ctx.pid, ctx.uid, ctx.gid)
+    now = time.monotonic()
+    hit = _GROUPS.get(key)
+    if hit is not None and now - hit[0] < GROUPS_TTL:
+        return Cred(ctx.uid, ctx.gid, hit[1])
+    if len(_GROUPS) > 4096:
+        _GROUPS.clear()
     groups: tuple[int, ...] = ()
     try:
         with open(f"/proc/{ctx.pid}/status", "rb") as f:
@@ -89,6 +104,7 @@ def cred_of(ctx: Any) -> Cred:
                     break
     except OSError:
         pass
+    _GROUPS[key] = (now, groups)
     return Cred(ctx.uid, ctx.gid, groups)
 
 
