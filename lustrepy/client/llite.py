@@ -33,7 +33,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
-from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable
+from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
 from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
 from lustrepy.client.wbc import Wbc
@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 WBC_XATTR = b"lustrepy.wbc"
-LISTING_MAX = 65536
-LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number    # a WBC directory with more entries is changed on the server side
+LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
+LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 BLKSIZE = 1 << 20
@@ -136,34 +136,43 @@ class Llite:
     # ---- lock callbacks (called from lock-client threads) --------------------------------
 
     def on_blocking(self, desc) -> None:
+        self._give_back(desc.cookie)
+
+    def _give_back(self, cookie: int) -> None:
+        """A lock goes back: a WBC lock's records first; then the kernel forgets what it covered."""
         if self.wbc is not None and self.local is not None:
-            g = self.wbc.revoke(desc.cookie)        # a WBC lock: its records go first
+            g = self.wbc.revoke(cookie)
             if g is not None:
                 for r in self.local.dropped(g):
                     self._forget_revoked(r)
-        rev = self.table.revoke(desc.cookie)
-        self.mdc.locks.release(desc.cookie)         # a pinned lock goes back once flushed
-        if rev is None:
-            return
-        if rev.attrs:
-            self.notify.inode(rev.ino, attr_only=True)
-        for parent, name in rev.entries:
-            self.notify.entry(parent, name)
+        rev = self.table.revoke(cookie)
+        self.mdc.locks.release(cookie)              # a pinned lock goes back once flushed
+        if rev is not None:
+            self._forget_revoked(rev)
 
-    def _forget_revoked(self, rev) -> None:
+    def _forget_revoked(self, rev: Revoked) -> None:
         if rev.attrs:
             self.notify.inode(rev.ino, attr_only=True)
         for parent, name in rev.entries:
             self.notify.entry(parent, name)
 
     def _give_up_grants(self) -> None:
-        """The MDS refused a record: stop working locally, so what we show comes from the MDS."""
+        """The MDS refused a record, or forgot our locks: stop working locally, so what we
+        show comes from the MDS (in a thread of its own: giving a grant back flushes)."""
         def run() -> None:
             assert self.wbc is not None
             for g in self.wbc.grants():
-                desc = type("Desc", (), {"cookie": g.cookie})()
-                self.on_blocking(desc)
+                self._give_back(g.cookie)
         threading.Thread(target=run, name="wbc-give-up", daemon=True).start()
+
+    def _made_here(self, node: Inode) -> bool:
+        """The inode was made under a WBC grant that still lasts."""
+        return bool(node.wbc_grant) and self.wbc is not None and self.wbc.live(node.wbc_grant) is not None
+
+    def _parent_fid(self, node: Inode) -> Fid | None:
+        """A directory the inode is named in (the one whose default layout it takes)."""
+        parent = next((self.table.get(p) for p, _ in sorted(node.names)), None)
+        return parent.fid if parent is not None else None
 
     async def _sync_records(self) -> None:
         """Before a request the MDS answers from its own state: our records get there first."""
@@ -205,9 +214,7 @@ class Llite:
         if self.wbc is not None and self.wbc.held():
             self._give_up_grants()          # the MDS forgot our WBC locks: work on its side again
         for rev in self.table.drop_all_locks():
-            self.notify.inode(rev.ino, attr_only=True)
-            for parent, name in rev.entries:
-                self.notify.entry(parent, name)
+            self._forget_revoked(rev)
 
     def on_data_store(self, fid: Fid, offset: int, data: bytes) -> None:
         """Fetched bytes the kernel may keep (the data path holds the PR lock that covers them)."""
@@ -364,8 +371,8 @@ class Llite:
                 await self._fetch(node)
             if node.attr is not None and stat.S_ISREG(node.attr.mode):
                 await self.io.run(self._truncate, node, attr.st_size)
-        if (fields.update_size and self.wbcdata is not None and node.wbc_grant and self.wbc is not None
-                and self.wbc.live(node.wbc_grant) and self.wbcdata.truncate(node, attr.st_size)):
+        if (fields.update_size and self.wbcdata is not None and self._made_here(node)
+                and self.wbcdata.truncate(node, attr.st_size)):
             op["valid"] &= ~SA_SIZE                 # its bytes are here: cut or grown here
             op.pop("size", None)
             op.pop("open_handle", None)
@@ -557,8 +564,7 @@ class Llite:
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node = self._node(ino)
-        if (node.wbc_grant and self.wbc is not None and self.wbc.live(node.wbc_grant) is not None
-                and node.layout is None and node.attr is not None and node.attr_cached()):
+        if self._made_here(node) and node.layout is None and node.attr is not None and node.attr_cached():
             fh, h = self._new_handle(node, 0, flags)     # made here and never written: no MDS open yet
             h.lazy = stat.S_ISREG(node.attr.mode)
             return pyfuse3.FileInfo(fh=fh)
@@ -598,9 +604,7 @@ class Llite:
     def _layout_now(self, node: Inode) -> Layout | None:
         """The objects of a file made under a grant whose create reached the MDS without them
         (a worker or flusher thread)."""
-        parent = next((self.table.get(p) for p, _ in sorted(node.names)), None)
-        rep = self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
-                              parent=parent.fid if parent is not None else None)
+        rep = self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS, parent=self._parent_fid(node))
         if rep.lock.cookie:
             self.mdc.locks.drop(rep.lock.cookie)    # the attributes here are newer than the MDS's
         if not rep.has_layout:
@@ -613,17 +617,16 @@ class Llite:
     def _keeps_data(self, h: Handle) -> bool:
         """This handle's file keeps its bytes in the client (made under a live grant, no objects yet)."""
         node = h.node
-        return (self.wbcdata is not None and h.data is None and h.lazy and bool(node.wbc_grant)
-                and self.wbc is not None and self.wbc.live(node.wbc_grant) is not None
+        return (self.wbcdata is not None and h.data is None and h.lazy and self._made_here(node)
                 and (node.layout is None or node.wbc_data is not None))
 
     async def _ensure_layout(self, h: Handle) -> None:
         """A file created without objects gets its layout (the default) before its first write."""
         node = h.node
         await self._sync_records()
-        parent = next((self.table.get(p) for p, _ in sorted(node.names)), None)   # its default layout
+        parent = self._parent_fid(node)
         rep = await self.meta.run(lambda: self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
-                                                          parent=parent.fid if parent is not None else None))
+                                                          parent=parent))
         self._learn(rep)
         if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
             flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
@@ -801,7 +804,7 @@ class Llite:
             return await self._wbc_state(node)
         if node.bits & XATTR and name in node.no_xattr:
             raise LpError(node.no_xattr[name], "no such attribute")
-        if node.wbc_grant and name != LOV_XATTR and self.wbc is not None and self.wbc.live(node.wbc_grant):
+        if name != LOV_XATTR and self._made_here(node):
             raise LpError(errno.ENODATA, "no such attribute")     # made here: none set yet
         await self._sync_records()
         try:

@@ -166,10 +166,6 @@ class Wbc:
         with self._mu:
             return bool(self._grants)
 
-    def is_wbc_lock(self, cookie: int) -> bool:
-        with self._mu:
-            return cookie in self._grants
-
     def add_dir(self, g: Grant, fid: Fid) -> None:
         with self._mu:
             g.dirs.add(fid)

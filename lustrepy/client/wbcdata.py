@@ -31,12 +31,12 @@ from lustrepy.common.layout import Layout, per_object_ranges
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1.mds_pb2 import SA_MTIME, SA_SIZE
 
 log = logging.getLogger(__name__)
 
 PER_FILE = 1 << 20
 TOTAL = 64 << 20
-SA_SIZE, SA_MTIME = 8, 32
 ROOT = Cred(0, 0)               # size records are the client's own bookkeeping
 
 

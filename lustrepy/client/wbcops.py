@@ -25,14 +25,13 @@ from dataclasses import replace
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
 from lustrepy.client.wbc import Grant, Wbc
 from lustrepy.common.errors import LpError
-from lustrepy.common.records import Attr, Cred
+from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE, Attr, Cred
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1.mds_pb2 import SA_ATIME, SA_CTIME, SA_GID, SA_MODE, SA_MTIME, SA_SIZE, SA_UID
 
 MADE_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 WBC_DIR_BITS = UPDATE | PERM
-DIR_SIZE, DIR_BLOCKS = 4096, 8       # what the MDS reports for a directory (as ext4's first block)
-SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 
 
 class LocalOps:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from lustrepy.common.fid import Fid
 
 
+DIR_SIZE = 4096         # what a directory reports as its size (as ext4's first block)
+DIR_BLOCKS = 8
+
+
 @dataclass(frozen=True, slots=True)
 class Attr:
     fid: Fid

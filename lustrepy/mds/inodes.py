@@ -18,6 +18,7 @@ from typing import Any
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import FIRST_SEQ, SEQ_WIDTH, Fid, valid_fid
 from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE
 from lustrepy.common.records import Attr
 from lustrepy.mds.schema import ATTR_COLUMNS, layout_from_db, layout_to_db
 
@@ -39,8 +40,6 @@ _INSERT = ("INSERT INTO inodes (seq, oid, ver, mode, nlink, uid, gid, size, bloc
 _ANCESTORS = ("WITH RECURSIVE up(id) AS (SELECT ? UNION SELECT d.parent FROM dentries d JOIN up "
               "ON d.child = up.id) SELECT id FROM up")
 
-DIR_SIZE = 4096      # what a directory reports as its size (as ext4's first block)
-DIR_BLOCKS = 8
 
 
 def row_attr(r: tuple[Any, ...], off: int = 1) -> Attr:

@@ -34,11 +34,10 @@ from lustrepy.ldlm import flags as lfl
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import Lock, ResId
+from lustrepy.mds.locking import LOCAL_OWNER, PERM, UPDATE
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
-UPDATE, PERM = 2, 16
 WBC_BITS = UPDATE | PERM
-OWNER_LOCAL = "mds-local"
 MAX_TRACKED = 65536         # directories with state kept; idle ones are forgotten past this
 
 
@@ -170,9 +169,9 @@ class WbcManager:
         holder = self.holder(dir_fid)
         if not holder or holder == client_id:
             return
-        lk = self.lockd.enqueue(OWNER_LOCAL, _res(dir_fid), LockMode.PR, ibits=WBC_BITS, local=True,
+        lk = self.lockd.enqueue(LOCAL_OWNER, _res(dir_fid), LockMode.PR, ibits=WBC_BITS, local=True,
                                 on_behalf=client_id)
-        self.lockd.cancel(OWNER_LOCAL, [lk.cookie])
+        self.lockd.cancel(LOCAL_OWNER, [lk.cookie])
 
     # ---- contention ---------------------------------------------------------------
 
