@@ -46,6 +46,7 @@ class Inode:
     wbc_data: bytearray | None = None   # its bytes, kept here until its objects exist (wbcdata)
     wbc_version: int = 0                # bumped by every change of wbc_data
     wbc_create_seq: int = 0             # the update record that creates it
+    wbc_xattrs: dict[bytes, bytes] = field(default_factory=dict)  # user.* attributes set under the grant
 
     @property
     def bits(self) -> int:
@@ -227,6 +228,15 @@ class InodeTable:
             if node is not None:
                 node.names.discard((parent, name))
             return node
+
+    def add_name(self, node: Inode, parent: int, name: bytes) -> None:
+        """The inode is now also named `name` in `parent` (our own link or rename)."""
+        with self.mu:
+            node.names.add((parent, name))
+            self._dentries[(parent, name)] = node.ino
+            p = self._by_ino.get(parent)
+            if p is not None:
+                p.negatives.discard(name)
 
     def child(self, parent: int, name: bytes) -> Inode | None:
         with self.mu:

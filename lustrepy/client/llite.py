@@ -461,6 +461,13 @@ class Llite:
     async def link(self, ino: int, new_parent_ino: int, new_name: bytes, ctx) -> pyfuse3.EntryAttributes:
         check_name(new_name)
         node, parent = self._node(ino), self._node(new_parent_ino)
+        if self.local is not None:
+            await self._wbc_room()
+            g = self.local.grant_for(parent)
+            if g is not None and self.local.link(g, node, parent, new_name, cred_of(ctx)):
+                with self.table.mu:
+                    node.lookups += 1           # the kernel holds the new entry
+                return await self._entry_of(node)
         await self._sync_records()
         rep = await self.meta.run(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
         self._parent_from(rep)
@@ -475,9 +482,15 @@ class Llite:
         victim = self.table.child(parent.ino, name)
         if g is None or not self.local.remove(g, parent, name, cred_of(ctx), rmdir=rmdir):
             return False
-        if victim is not None and self.wbcdata is not None and victim.wbc_data is not None:
-            self.wbcdata.forget(victim)
+        if victim is not None:
+            self._drop_kept(victim)
         return True
+
+    def _drop_kept(self, victim: Inode) -> None:
+        """A file made here lost its last name: the bytes kept for it go too."""
+        a = victim.attr
+        if self.wbcdata is not None and victim.wbc_data is not None and (a is None or a.nlink == 0):
+            self.wbcdata.forget(victim)
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         await self._wbc_room()
@@ -509,6 +522,16 @@ class Llite:
                      flags: int, ctx) -> None:
         check_name(new_name)
         sp, dp = self._node(old_parent), self._node(new_parent)
+        if self.local is not None:
+            await self._wbc_room()
+            g = self.local.grant_for(sp)
+            dg = self.local.grant_for(dp) if g is not None else None
+            if g is not None and dg is not None and dg.cookie == g.cookie:
+                done = self.local.rename(g, sp, old_name, dp, new_name, flags, cred_of(ctx))
+                if isinstance(done, Inode):
+                    self._drop_kept(done)
+                if done is not False:
+                    return
         await self._sync_records()
         rep = await self.meta.run(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
         moved = self.table.remove_name(old_parent, old_name)
@@ -790,6 +813,8 @@ class Llite:
 
     async def setxattr(self, ino: int, name: bytes, value: bytes, ctx) -> None:
         node = self._node(ino)
+        if self.local is not None and self.local.setxattr(node, name, value, cred_of(ctx)):
+            return
         await self._sync_records()
         await self.meta.run(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
         node.wbc_grant = 0          # it has extended attributes now: ask the MDS
@@ -805,7 +830,11 @@ class Llite:
         if node.bits & XATTR and name in node.no_xattr:
             raise LpError(node.no_xattr[name], "no such attribute")
         if name != LOV_XATTR and self._made_here(node):
-            raise LpError(errno.ENODATA, "no such attribute")     # made here: none set yet
+            with self.table.mu:                 # made here: only what was set here
+                value = node.wbc_xattrs.get(name)
+            if value is None:
+                raise LpError(errno.ENODATA, "no such attribute")
+            return value
         await self._sync_records()
         try:
             return await self.meta.run(self.mdc.getxattr, node.fid, name, cred_of(ctx))
@@ -839,6 +868,8 @@ class Llite:
 
     async def removexattr(self, ino: int, name: bytes, ctx) -> None:
         node = self._node(ino)
+        if self.local is not None and self.local.setxattr(node, name, None, cred_of(ctx)):
+            return
         await self._sync_records()
         await self.meta.run(self.mdc.removexattr, node.fid, name, cred_of(ctx))
         with self.table.mu:

@@ -25,11 +25,13 @@ from dataclasses import replace
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
 from lustrepy.client.wbc import Grant, Wbc
 from lustrepy.common.errors import LpError
+from lustrepy.common.names import check_xattr
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE, Attr, Cred
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1.mds_pb2 import SA_ATIME, SA_CTIME, SA_GID, SA_MODE, SA_MTIME, SA_SIZE, SA_UID
 
+USER_NS = b"user."
 MADE_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 WBC_DIR_BITS = UPDATE | PERM
 
@@ -66,6 +68,7 @@ class LocalOps:
             node = self.table.get(r.ino)
             if node is not None and node.wbc_grant == g.cookie:
                 node.wbc_grant = 0
+                node.wbc_xattrs = {}            # the MDS has them now
         return out
 
     # ---- creation ------------------------------------------------------------------------------
@@ -160,6 +163,146 @@ class LocalOps:
             self.table.remove_name(parent.ino, name)
             if is_dir:
                 self.wbc.remove_dir(g, victim.fid)
+        return True
+
+    # ---- names ---------------------------------------------------------------------------------
+
+    def link(self, g: Grant, node: Inode, parent: Inode, name: bytes, cred: Cred) -> bool:
+        """A hard link, in a directory of the grant, to a file made under it."""
+        if node.wbc_grant != g.cookie:
+            return False
+        with self.wbc.op_lock:
+            if g.revoking:
+                return False
+            with self.table.mu:
+                a, pa = node.attr, parent.attr
+                if a is None or pa is None or parent.complete is None or a.nlink == 0:
+                    return False
+                if stat.S_ISDIR(a.mode):
+                    raise LpError(errno.EPERM, "hard link to a directory")
+                if name in parent.complete:
+                    raise LpError(errno.EEXIST, "file exists")
+            now = time.time_ns()
+            self.wbc.record(cred, now, link=mpb.LinkOp(fid=fid_to_pb(node.fid), parent=fid_to_pb(parent.fid),
+                                                       name=name))
+            with self.table.mu:
+                node.attr = replace(a, nlink=a.nlink + 1, ctime_ns=now)
+                parent.complete.add(name)
+                parent.attr = replace(pa, mtime_ns=now, ctime_ns=now)
+            self.table.add_name(node, parent.ino, name)
+        return True
+
+    def rename(self, g: Grant, sp: Inode, old: bytes, dp: Inode, new: bytes, flags: int,
+               cred: Cred) -> Inode | bool:
+        """rename(2) of an object made under the grant, between directories of the grant.
+        Returns False when it cannot be done here, True when done, or the inode the new
+        name replaced (the caller forgets what it kept of it)."""
+        moved = self.table.child(sp.ino, old)
+        if moved is None or moved.wbc_grant != g.cookie or flags & ~1:
+            return False                                    # RENAME_EXCHANGE goes to the MDS
+        with self.wbc.op_lock:
+            if g.revoking:
+                return False
+            with self.table.mu:
+                if sp.complete is None or dp.complete is None or sp.attr is None or dp.attr is None:
+                    return False
+                ma = moved.attr
+                if ma is None or old not in sp.complete:
+                    return False
+                target = self.table.child(dp.ino, new) if new in dp.complete else None
+                if new in dp.complete:
+                    if flags & 1:
+                        raise LpError(errno.EEXIST, "file exists")
+                    if target is None or target.wbc_grant != g.cookie or target.attr is None:
+                        return False
+                    if target is moved:
+                        return True                         # two names of one file: nothing to do
+                is_dir = stat.S_ISDIR(ma.mode)
+                if is_dir and self._beneath(dp, moved, g):
+                    raise LpError(errno.EINVAL, "a directory cannot move beneath itself")
+                if target is not None:
+                    ta = target.attr
+                    if is_dir and not stat.S_ISDIR(ta.mode):
+                        raise LpError(errno.ENOTDIR, "not a directory")
+                    if not is_dir and stat.S_ISDIR(ta.mode):
+                        raise LpError(errno.EISDIR, "is a directory")
+                    if stat.S_ISDIR(ta.mode) and target.complete is None:
+                        return False
+                    if stat.S_ISDIR(ta.mode) and target.complete:
+                        raise LpError(errno.ENOTEMPTY, "directory not empty")
+                    if target.opens and not stat.S_ISDIR(ta.mode):
+                        return False                        # an open file: the MDS keeps it as an orphan
+            now = time.time_ns()
+            self.wbc.record(cred, now, rename=mpb.RenameOp(src_parent=fid_to_pb(sp.fid), src_name=old,
+                                                           dst_parent=fid_to_pb(dp.fid), dst_name=new, flags=flags))
+            with self.table.mu:
+                self.table.remove_name(sp.ino, old)
+                sp.complete.discard(old)
+                moved.attr = replace(ma, ctime_ns=now)
+                t_dir = False
+                if target is not None:
+                    self.table.remove_name(dp.ino, new)
+                    ta = target.attr
+                    t_dir = stat.S_ISDIR(ta.mode)
+                    target.attr = replace(ta, nlink=0 if t_dir else max(0, ta.nlink - 1), ctime_ns=now)
+                dp.complete.add(new)
+                self.table.add_name(moved, dp.ino, new)
+                links = (1 if is_dir else 0)
+                sp.attr = replace(sp.attr, nlink=sp.attr.nlink - links, mtime_ns=now, ctime_ns=now)
+                dp.attr = replace(dp.attr, nlink=dp.attr.nlink + links - (1 if t_dir else 0),
+                                  mtime_ns=now, ctime_ns=now)
+            if t_dir:
+                self.wbc.remove_dir(g, target.fid)
+        return target if target is not None else True
+
+    def _beneath(self, node: Inode, top: Inode, g: Grant) -> bool:
+        """`node` is `top` or lies beneath it (walking up through directories of the grant)."""
+        seen = 0
+        while node is not None and seen < 4096:
+            if node is top:
+                return True
+            if node.wbc_grant != g.cookie or not node.names:
+                return False
+            node = self.table.get(next(iter(node.names))[0])
+            seen += 1
+        return False
+
+    # ---- extended attributes ---------------------------------------------------------------------
+
+    def setxattr(self, node: Inode, name: bytes, value: bytes | None, cred: Cred) -> bool:
+        """Set (value) or remove (None) a user.* attribute of an object made here. Other
+        namespaces, and objects not made here, go to the MDS."""
+        if not name.startswith(USER_NS) or len(name) == len(USER_NS):
+            return False
+        g = self.wbc.live(node.wbc_grant) if node.wbc_grant else None
+        if g is None:
+            return False
+        check_xattr(name, value)
+        with self.wbc.op_lock:
+            if g.revoking:
+                return False
+            with self.table.mu:
+                a = node.attr
+                if a is None:
+                    return False
+                if not (stat.S_ISREG(a.mode) or stat.S_ISDIR(a.mode)):
+                    raise LpError(errno.EPERM, "user.* attributes only on regular files and directories")
+                if (stat.S_ISDIR(a.mode) and a.mode & stat.S_ISVTX and cred.uid not in (0, a.uid)):
+                    raise LpError(errno.EPERM, "sticky directory: only the owner sets user.* attributes")
+                if value is None and name not in node.wbc_xattrs:
+                    raise LpError(errno.ENODATA, "no such attribute")
+            now = time.time_ns()
+            fid = fid_to_pb(node.fid)
+            if value is None:
+                self.wbc.record(cred, now, removexattr=mpb.RemovexattrOp(fid=fid, name=name))
+            else:
+                self.wbc.record(cred, now, setxattr=mpb.SetxattrOp(fid=fid, name=name, value=value))
+            with self.table.mu:
+                if value is None:
+                    del node.wbc_xattrs[name]
+                else:
+                    node.wbc_xattrs[name] = bytes(value)
+                node.attr = replace(a, ctime_ns=now)
         return True
 
     # ---- attributes ----------------------------------------------------------------------------------

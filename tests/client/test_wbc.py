@@ -133,6 +133,55 @@ def test_local_namespace_work_under_a_grant(cluster, mounts, tmp_path):
     assert os.stat(b / "w").st_nlink == os.stat(a / "w").st_nlink == 3
 
 
+def test_rename_link_and_xattrs_under_a_grant_need_no_rpc(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    d = a / "r"
+    d.mkdir()
+    (d / "seed").touch()
+    assert _state(d)["held_here"]
+    before = _counters(cluster)
+    (d / "one").write_bytes(b"1")
+    (d / "two").write_bytes(b"22")
+    (d / "dir1").mkdir()
+    (d / "dir1" / "inner").touch()
+    (d / "dir2").mkdir()
+    os.rename(d / "one", d / "dir1" / "moved")              # across directories
+    os.rename(d / "two", d / "dir1" / "inner")              # over an existing file
+    os.link(d / "dir1" / "moved", d / "hard")
+    os.rename(d / "dir1", d / "dir2" / "dir1")              # a directory moves
+    with pytest.raises(OSError) as e:
+        os.rename(d / "dir2", d / "dir2" / "dir1" / "loop")
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        os.link(d / "dir2", d / "dirlink")
+    assert e.value.errno == errno.EPERM
+    os.setxattr(d / "hard", "user.color", b"blue")
+    os.setxattr(d / "dir2", "user.kind", b"box")
+    os.setxattr(d / "hard", "user.tmp", b"x")
+    os.removexattr(d / "hard", "user.tmp")
+    with pytest.raises(OSError) as e:
+        os.removexattr(d / "hard", "user.tmp")
+    assert e.value.errno == errno.ENODATA
+    assert os.getxattr(d / "dir2" / "dir1" / "moved", "user.color") == b"blue"
+    assert os.stat(d / "hard").st_nlink == 2 and os.stat(d / "dir2").st_nlink == 3
+    after = _counters(cluster)
+    kinds = ("rename", "link", "setxattr", "removexattr", "intent", "reint_batch", "create", "unlink")
+    assert {k: after.get(k, 0) - before.get(k, 0) for k in kinds} == dict.fromkeys(kinds, 0)
+    # the other client sees the end state
+    r = b / "r"
+    assert sorted(os.listdir(r)) == ["dir2", "hard", "seed"]
+    assert sorted(os.listdir(r / "dir2" / "dir1")) == ["inner", "moved"]
+    assert (r / "dir2" / "dir1" / "inner").read_bytes() == b"22"
+    assert (r / "hard").read_bytes() == b"1"
+    assert os.stat(r / "hard").st_ino == os.stat(r / "dir2" / "dir1" / "moved").st_ino
+    assert os.stat(r / "hard").st_nlink == 2
+    assert os.stat(r / "dir2").st_nlink == 3 and os.stat(r).st_nlink == 3
+    assert os.getxattr(r / "hard", "user.color") == b"blue"
+    assert os.getxattr(r / "dir2", "user.kind") == b"box"
+    assert "user.tmp" not in os.listxattr(r / "hard")
+
+
 def test_two_clients_in_one_directory_switch_to_server_side_and_back(cluster, mounts, tmp_path):
     a = mounts("a", *_wbc_opts(tmp_path / "ja")).path
     b = mounts("b", *_wbc_opts(tmp_path / "jb")).path
