@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -499,6 +500,15 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _where(e: BaseException) -> str:
+    """Where a workload's error came from (an error of an fd-based call names no path)."""
+    tb = traceback.extract_tb(e.__traceback__)
+    if not tb:
+        return ""
+    f = tb[-1]
+    return f" (in {f.name}, {os.path.basename(f.filename)}:{f.lineno})"
+
+
 def _child(name: str, d: str, params: wl.Params, where: wl.Where, conn: Any) -> None:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -507,7 +517,7 @@ def _child(name: str, d: str, params: wl.Params, where: wl.Where, conn: Any) -> 
     try:
         conn.send(("ok", (wl.warmup if name == "warmup" else wl.WORKLOADS[name])(d, params, where)))
     except BaseException as e:  # noqa: BLE001 - reported as the cell's error
-        conn.send(("error", _one_line(e)))
+        conn.send(("error", _one_line(e) + _where(e)))
     finally:
         conn.close()
 

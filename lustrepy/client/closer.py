@@ -2,7 +2,9 @@
 
 A release() needs no answer the application could see (the kernel ignores
 its errors), so the client answers it at once and a thread sends the close.
-Unmount and fsync wait for the queue to drain. Never raises into callers.
+Closes queued while one is on its way go together in the next RPC (one MDS
+transaction). Unmount and fsync wait for the queue to drain. Never raises
+into callers.
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 256
+Item = tuple[int, "int | None"]          # (MDS open handle, size a writer knows, or None)
+
 
 class Closer:
-    def __init__(self) -> None:
-        self._q: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue()
+    def __init__(self, send: Callable[[list[Item]], None]) -> None:
+        self._send = send
+        self._q: queue.Queue[Item | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="mds-close", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._q.put((fn, args))
+    def submit(self, handle: int, size: int | None = None) -> None:
+        self._q.put((handle, size))
 
     def drain(self) -> None:
         """Block until every close submitted so far was sent."""
@@ -35,14 +41,25 @@ class Closer:
 
     def _run(self) -> None:
         while True:
-            item = self._q.get()
-            try:
-                if item is None:
-                    return
-                fn, args = item
+            first = self._q.get()
+            batch: list[Item] = [] if first is None else [first]
+            stop = first is None
+            while not stop and len(batch) < MAX_BATCH:
                 try:
-                    fn(*args)
-                except Exception as e:  # a close that failed is logged; the MDS closes it at eviction
-                    log.warning("close failed: %s", e)
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            try:
+                if batch:
+                    self._send(batch)
+            except Exception as e:  # a close that failed is logged; the MDS closes it at eviction
+                log.warning("closing %d handles failed: %s", len(batch), e)
             finally:
-                self._q.task_done()
+                for _ in range(len(batch) + (1 if stop else 0)):
+                    self._q.task_done()
+            if stop:
+                return

@@ -50,6 +50,7 @@ WBC_XATTR = b"lustrepy.wbc"
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
+NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 BLKSIZE = 1 << 20
 # pyfuse3 SetattrFields flag -> (SetattrOp valid bit, SetattrOp field, EntryAttributes field)
@@ -120,7 +121,7 @@ class Llite:
         self.handles: dict[int, Handle] = {}
         self._listings: dict[int, list[tuple[bytes, Inode]]] = {}      # directory handles listed locally
         self._listing_fhs = itertools.count(LISTING_FH)
-        self.closer = Closer()
+        self.closer = Closer(mdc.close_handles)
         self._fh = itertools.count(1)
         root = self.table.ensure(mdc.root)
         root.lookups = 1
@@ -137,6 +138,9 @@ class Llite:
 
     def on_blocking(self, desc) -> None:
         self._give_back(desc.cookie)
+        # The lock goes back when this returns: the kernel must have dropped what it covered by
+        # then, or another client's change (a writer's open, a rename) meets our stale attributes.
+        self.notify.wait_sent(NOTIFY_WAIT)
 
     def _give_back(self, cookie: int) -> None:
         """A lock goes back: a WBC lock's records first; then the kernel forgets what it covered."""
@@ -716,7 +720,7 @@ class Llite:
             if node.opens == 0:
                 node.data = None
         if h.mds_handle:
-            self.closer.submit(self.mdc.close_handle, h.mds_handle, None, size)
+            self.closer.submit(h.mds_handle, size)
 
     # ---- directories ---------------------------------------------------------------------------------
 

@@ -251,10 +251,17 @@ class Mdc:
 
     def close_handle(self, handle: int, cred: Cred | None = None, size: int | None = None) -> None:
         """Close an MDS open handle; a writer reports the size it knows (size on MDS)."""
+        self.close_handles([(handle, size)], cred)
+
+    def close_handles(self, items: list[tuple[int, int | None]], cred: Cred | None = None) -> None:
+        """Close several MDS open handles, (handle, size known or None), in one RPC."""
+        (handle, size), *rest = items
+        more = [mpb.CloseItem(open_handle=h, has_size=sz is not None, size=sz or 0, blocks=((sz or 0) + 511) // 512)
+                for h, sz in rest]
         extra: dict[str, Any] = {}
         if size is not None:
             extra = dict(has_size=True, size=size, blocks=(size + 511) // 512)
-        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle, **extra)
+        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle, more=more, **extra)
 
     def alloc_seq(self) -> tuple[int, int]:
         rep = self.request(self.stub.AllocSeq, mpb.SeqRequest, resend=True)

@@ -3,8 +3,10 @@
 pyfuse3's invalidate_inode/invalidate_entry block on kernel locks that an
 in-flight request may hold, so they are never called inside a request
 handler or a lock callback: both only queue here, and this thread drains the
-queue. Never raises into its callers; an inode or entry the kernel no longer
-knows is simply skipped.
+queue. A lock callback may wait, bounded, until what it queued reached the
+kernel (`wait_sent`) before its lock goes back; a request handler never
+waits for this thread. Never raises into its callers; an inode or entry the
+kernel no longer knows is simply skipped.
 """
 
 from __future__ import annotations
@@ -44,23 +46,46 @@ class Notifier:
         self._q: queue.SimpleQueue[InvalInode | InvalEntry | Store | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="fuse-notify", daemon=True)
         self.sent = 0
+        self._cv = threading.Condition()
+        self._queued = 0        # items put so far (the stop marker not counted)
+        self._done = 0          # items handled so far, sent or skipped
+        self._stopped = False
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
         self._q.put(None)
         self._thread.join(timeout=5)
 
     def inode(self, ino: int, attr_only: bool = False) -> None:
-        self._q.put(InvalInode(ino, attr_only))
+        self._put(InvalInode(ino, attr_only))
 
     def entry(self, parent: int, name: bytes) -> None:
-        self._q.put(InvalEntry(parent, name))
+        self._put(InvalEntry(parent, name))
 
     def store(self, ino: int, offset: int, data: bytes) -> None:
         """Put file data into the kernel's page cache (in queue order with invalidations)."""
-        self._q.put(Store(ino, offset, data))
+        self._put(Store(ino, offset, data))
+
+    def _put(self, item: InvalInode | InvalEntry | Store) -> None:
+        with self._cv:
+            self._queued += 1
+            self._q.put(item)
+
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait until everything queued before this call was handed to the kernel; False when
+        `timeout` passed first (an invalidation can wait on a kernel lock an in-flight request
+        holds, and that request may wait for the very lock being given back: callers bound
+        the wait). Never call it from a request handler."""
+        if threading.current_thread() is self._thread:
+            return False
+        with self._cv:
+            target = self._queued
+            return self._cv.wait_for(lambda: self._done >= target or self._stopped, timeout)
 
     def _run(self) -> None:
         while True:
@@ -80,3 +105,7 @@ class Notifier:
                     log.debug("invalidation %s failed: %s", item, e)
             except Exception:  # pyfuse3 may raise its own errors after unmount; never let the thread die
                 log.debug("invalidation %s failed", item, exc_info=True)
+            finally:
+                with self._cv:
+                    self._done += 1
+                    self._cv.notify_all()

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from lustrepy.client.inodes import Inode, InodeTable
@@ -31,12 +31,13 @@ from lustrepy.common.layout import Layout, per_object_ranges
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
-from lustrepy.rpc.v1.mds_pb2 import SA_MTIME, SA_SIZE
+from lustrepy.rpc.v1.mds_pb2 import SA_CTIME, SA_MTIME, SA_SIZE
 
 log = logging.getLogger(__name__)
 
 PER_FILE = 1 << 20
 TOTAL = 64 << 20
+BATCH_BYTES = 2 << 20          # bytes of small writes per RPC to one OST
 ROOT = Cred(0, 0)               # size records are the client's own bookkeeping
 
 
@@ -79,7 +80,7 @@ class WbcData:
             now = time.time_ns()
             if node.attr is not None:
                 size = len(cur)
-                node.attr = replace(node.attr, size=size, blocks=(size + 511) // 512, mtime_ns=now, ctime_ns=now)
+                node.attr = replace(node.attr, size=size, blocks=_blocks(size), mtime_ns=now, ctime_ns=now)
         return True
 
     def read(self, node: Inode, off: int, size: int) -> bytes | None:
@@ -106,7 +107,7 @@ class WbcData:
                 cur.extend(bytes(size - len(cur)))
             node.wbc_version += 1
             if node.attr is not None:
-                node.attr = replace(node.attr, size=size, blocks=(size + 511) // 512)
+                node.attr = replace(node.attr, size=size, blocks=_blocks(size))
         return True
 
     def forget(self, node: Inode) -> None:
@@ -131,60 +132,77 @@ class WbcData:
         """Write the kept bytes of every file the MDS has (its create record applied) to its
         objects; returns how many files were written.
 
-        Runs in the flusher (never in the FUSE thread); files go in parallel."""
+        Runs in the flusher (never in the FUSE thread). The pieces of all files go to each
+        OST together, a few unary RPCs per OST, the OSTs in parallel."""
         with self._mu:
             todo = [n for n in self._dirty.values() if n.wbc_create_seq <= applied_seq]
         if not todo:
             return 0
-        futures: list[tuple[Inode, Future]] = []
-        for node in todo:
-            futures.append((node, self.data.wio.submit(self._write_file, node, layouts.get(node.fid))))
-        done = 0
+        files = [f for node in todo if (f := self._snapshot(node, layouts.get(node.fid))) is not None]
+        per_ost: dict[int, list[tuple[int, int, bytes]]] = {}
+        for f in files:
+            for stripe, pieces in per_object_ranges(f.layout, 0, len(f.data)).items():
+                obj = f.layout.objects[stripe]
+                per_ost.setdefault(obj.ost_index, []).extend(
+                    (obj.object_id, p.object_offset, f.data[p.file_offset:p.file_offset + p.length]) for p in pieces)
+        futures: list[tuple[int, Future]] = [
+            (ost, self.data.wio.submit(self.data.osc(ost).write_many, batch))
+            for ost, pieces in per_ost.items() for batch in _batches(pieces, BATCH_BYTES)]
+        failed: set[int] = set()
         first_error: LpError | None = None
-        for node, fut in futures:
+        for ost, fut in futures:
             try:
-                if fut.result():
-                    done += 1
+                fut.result()
             except LpError as e:
-                log.warning("%s: writing its data failed: %s", node.fid, e.message)
+                log.warning("writing new files' data to OST %d failed: %s", ost, e.message)
+                failed.add(ost)
                 first_error = first_error or e
+        done = 0
+        for f in files:
+            objs = [f.layout.objects[i] for i in per_object_ranges(f.layout, 0, len(f.data))]
+            if any(o.ost_index in failed for o in objs):
+                continue
+            self._written(f)
+            done += 1
         if first_error is not None:
             raise first_error
         return done
 
-    def _write_file(self, node: Inode, layout: Layout | None) -> bool:
+    def _snapshot(self, node: Inode, layout: Layout | None) -> _Kept | None:
         with self.table.mu:
             cur, version = node.wbc_data, node.wbc_version
             snap = bytes(cur) if cur is not None else None
             attr = node.attr
             layout = layout or node.layout
         if snap is None or attr is None:
-            return False
+            return None
         if layout is None or not layout.objects:
             layout = self.layout_of(node) if self.layout_of is not None else None
             if layout is None or not layout.objects:
                 raise LpError(5, f"{node.fid}: no objects to write its data to")
-        blocks = 0
-        for stripe, pieces in per_object_ranges(layout, 0, len(snap)).items():
-            obj = layout.objects[stripe]
-            msgs = [(p.object_offset, snap[p.file_offset:p.file_offset + p.length]) for p in pieces]
-            lvb = self.data.osc(obj.ost_index).write(obj.object_id, msgs)
-            blocks += lvb.blocks
+        return _Kept(node, snap, version, layout, attr.mtime_ns, attr.ctime_ns)
+
+    def _written(self, f: _Kept) -> None:
+        """The file's bytes are on its objects: the MDS learns its size, and the client lets them go."""
+        node, snap = f.node, f.data
         assert self.record is not None
         # The modification time as this client shows it now, taken with the record appended under
         # the lock local changes take: a utimes made while the bytes were on their way is not undone.
+        # The times as this client shows them now, taken with the record appended under the lock
+        # local changes take: a utimes made while the bytes were on their way is not undone, and
+        # the MDS's ctime stays the one this client showed (writing back changes nothing visible).
         with self.op_lock:
             with self.table.mu:
-                mtime = node.attr.mtime_ns if node.attr is not None else attr.mtime_ns
+                a = node.attr
+                mtime, ctime = (a.mtime_ns, a.ctime_ns) if a is not None else (f.mtime_ns, f.ctime_ns)
             self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
-                fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME, size=len(snap), mtime_ns=mtime, blocks=blocks))
+                fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME | SA_CTIME, size=len(snap), mtime_ns=mtime,
+                ctime_ns=ctime, blocks=_blocks(len(snap))))
         with self.table.mu:
-            node.layout = layout
-            if node.wbc_version == version:
+            node.layout = f.layout
+            forget = node.wbc_version == f.version
+            if forget:
                 node.wbc_data = None
-                forget = True
-            else:
-                forget = False
         if forget:
             with self._mu:
                 if self._dirty.get(node.fid) is node:
@@ -192,4 +210,38 @@ class WbcData:
                     self._bytes -= len(snap)
         self.stats["files_written"] += 1
         self.stats["bytes_written"] += len(snap)
-        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A file's kept bytes as taken for writing back."""
+
+    node: Inode
+    data: bytes
+    version: int
+    layout: Layout
+    mtime_ns: int
+    ctime_ns: int
+
+
+def _blocks(size: int) -> int:
+    """512-byte blocks shown for `size` bytes, as the client shows them for any file whose size
+    it works out itself (llite's glimpse): what the OST's disk reports depends on when it
+    allocates, so the figure shown before and after the bytes go out would differ."""
+    return (size + 511) // 512
+
+
+def _batches(pieces: list[tuple[int, int, bytes]], limit: int) -> list[list[tuple[int, int, bytes]]]:
+    """Pieces cut into runs of at most `limit` bytes (one piece may pass it alone)."""
+    out: list[list[tuple[int, int, bytes]]] = []
+    cur: list[tuple[int, int, bytes]] = []
+    size = 0
+    for p in pieces:
+        if cur and size + len(p[2]) > limit:
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(p)
+        size += len(p[2])
+    if cur:
+        out.append(cur)
+    return out

@@ -1,11 +1,13 @@
 """What every lustrepy daemon does the same way: the port file, readiness for
-systemd (sd_notify READY=1 over $NOTIFY_SOCKET), and waiting for SIGTERM/SIGINT.
+systemd (sd_notify READY=1 over $NOTIFY_SOCKET), waiting for SIGTERM/SIGINT,
+and the lock that keeps two processes from serving one data directory.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import sys
 import signal
@@ -124,3 +126,22 @@ def split_hostport(addr: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected HOST:PORT, got {addr!r}")
     return host.strip("[]"), int(port)
+
+
+def lock_dir(directory: str, name: str, what: str) -> int:
+    """Hold an flock on DIR/name (with our pid in it) for as long as the process serves DIR;
+    QuietError naming the holder when another process has it. Returns the fd (closing it unlocks)."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise QuietError(f"{directory}: cannot open {name}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise QuietError(f"{directory}: the {what} is in use by process {holder}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

@@ -64,6 +64,7 @@ class ExportInfo:
     granted_locks: int
     connected_s: float
     evicted: bool
+    idle_s: float = 0.0         # since its last checked request (or its connect)
 
 
 def merge_lvb(a: Lvb, b: Lvb) -> Lvb:
@@ -101,6 +102,7 @@ class _Export:
     connected_at: float
     evicted: bool = False
     stream: CallbackStream | None = None
+    last_seen: float = 0.0      # monotonic time of its last checked request; listings only
 
 
 class _Waiter:
@@ -196,7 +198,7 @@ class LockServer:
             if old is not None and old.stream is not None:
                 old.stream.close()
             gen = next(self._conn_gens)
-            self._exports[client_id] = _Export(client_id, gen, peer, now)
+            self._exports[client_id] = _Export(client_id, gen, peer, now, last_seen=now)
             self._dispatch(events, LpError(errno.ENOTCONN, "reconnected"))
         if old is not None:
             log.info("%s: client %s reconnected from %s (gen %#x, %d locks dropped)", self.name, client_id,
@@ -209,6 +211,7 @@ class LockServer:
         """Raise LpError(ENOTCONN) unless (client_id, conn_gen) is the current, live export."""
         with self._mu:
             self._check_locked(client_id, conn_gen)
+            self._exports[client_id].last_seen = time.monotonic()
 
     def disconnect(self, client_id: str) -> None:
         """The client leaves: drop its locks and its export."""
@@ -366,7 +369,7 @@ class LockServer:
             now = time.monotonic()
             return [ExportInfo(e.client_id, e.conn_gen, e.peer, e.stream is not None,
                                sum(lk.granted for lk in self._ns.owner_locks(e.client_id)),
-                               now - e.connected_at, e.evicted)
+                               now - e.connected_at, e.evicted, now - (e.last_seen or e.connected_at))
                     for e in sorted(self._exports.values(), key=lambda e: e.client_id)]
 
     def statistics(self) -> dict[str, int | str]:

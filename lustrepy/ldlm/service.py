@@ -126,11 +126,13 @@ class LdlmService(ldlm_pb2_grpc.LdlmServicer):
         return lpb.LockListReply(
             hdr=rep_ok(),
             locks=[lpb.LockState(lock=lock_to_pb(i.lock), granted=i.lock.granted, age_s=i.age_s,
-                                 blocking_sent=i.blocking_sent) for i in infos],
+                                 blocking_sent=i.blocking_sent, local=i.lock.local, on_behalf=i.lock.on_behalf)
+                   for i in infos],
             exports=[lpb.ExportState(client_id=e.client_id, conn_gen=e.conn_gen, callback_stream=e.callback_stream,
-                                     granted_locks=e.granted_locks, connected_s=e.connected_s, peer=e.peer)
+                                     granted_locks=e.granted_locks, connected_s=e.connected_s, peer=e.peer,
+                                     evicted=e.evicted, idle_s=e.idle_s)
                      for e in exports],
-            evictions=int(stats["evictions"]), callbacks_sent=int(stats["callbacks_sent"]))
+            evictions=int(stats["evictions"]), callbacks_sent=int(stats["callbacks_sent"]), name=self.ls.name)
 
     def Evict(self, request: lpb.EvictRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         if not any(e.client_id == request.client_id for e in self.ls.exports()):

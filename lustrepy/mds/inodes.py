@@ -190,11 +190,12 @@ class TxBase:
         if fid.seq == mds_seq and fid.oid >= mds_next:
             self.conn.execute("UPDATE meta SET mds_next_oid = ?", (fid.oid + 1,))
 
-    def check_client_fid(self, fid: Fid) -> None:
+    def check_client_fid(self, fid: Fid, client_id: str = "") -> None:
         """EINVAL unless `fid` lies in a sequence handed out to clients: a valid shape, a
         sequence at or above FIRST_SEQ that has been handed out (below next_seq), and not the
-        sequence the MDS names its own inodes from. For FIDs clients name files with while
-        they work alone (write-back cache), which must come from a sequence they were given."""
+        sequence the MDS names its own inodes from; EPERM when `client_id` is given and the
+        sequence was handed to another client. For FIDs clients name files with while they
+        work alone (write-back cache), which must come from a sequence they were given."""
         if not valid_fid(fid) or fid.seq < FIRST_SEQ:
             raise LpError(errno.EINVAL, f"{fid} is not a FID this file system hands out")
         next_seq, mds_seq = self.conn.execute("SELECT next_seq, mds_seq FROM meta").fetchone()
@@ -202,6 +203,10 @@ class TxBase:
             raise LpError(errno.EINVAL, f"FID {fid} lies in a sequence never handed out")
         if fid.seq == mds_seq:
             raise LpError(errno.EINVAL, f"FID {fid} lies in the MDS's own sequence")
+        if client_id:
+            r = self.conn.execute("SELECT client_id FROM seq_owners WHERE seq = ?", (fid.seq,)).fetchone()
+            if r is not None and r[0] != client_id:
+                raise LpError(errno.EPERM, f"FID {fid} lies in a sequence handed to another client")
 
     # ---- update-record replay ----------------------------------------------------------------
 

@@ -57,7 +57,7 @@ class _Checker:
         for check in (self.meta, self.foreign_keys, self.root, self.modes, self.symlinks, self.layout_columns,
                       self.dentry_ends, self.names, self.file_links, self.dir_links, self.dir_names, self.tree,
                       self.orphans, self.xattrs, self.objects, self.destroy_queue, self.pools, self.cookies,
-                      self.replies):
+                      self.replies, self.client_seqs):
             check()
         return self.out
 
@@ -271,3 +271,16 @@ class _Checker:
         r = self.c.execute("SELECT count(*) FROM replies WHERE transno > (SELECT last_transno FROM meta)").fetchone()
         if r[0]:
             self.bad(f"{r[0]} saved replies carry a transno above last_transno")
+
+    def client_seqs(self) -> None:
+        """Sequences owned by clients were handed out, and not to the MDS itself; record
+        counters of the write-back cache are positive."""
+        if self.c.execute("SELECT 1 FROM sqlite_master WHERE name = 'seq_owners'").fetchone() is None:
+            return                      # an MDT from before the table: start_up adds it
+        next_seq, mds_seq = self.c.execute("SELECT next_seq, mds_seq FROM meta").fetchone()
+        for seq, client in self.c.execute("SELECT seq, client_id FROM seq_owners"):
+            if seq >= next_seq or seq == mds_seq or seq == ROOT_SEQ:
+                self.bad(f"sequence {seq:#x} owned by {client} was never handed out to a client")
+        for client, last in self.c.execute("SELECT client_id, last_seq FROM replay_seqs WHERE last_seq < 1"):
+            self.bad(f"client {client} has replayed record seq {last}, below 1")
+

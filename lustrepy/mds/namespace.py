@@ -419,11 +419,14 @@ class Tx(TxBase):
 
     # ---- sequences, pools, destroys, OSTs, replies -----------------------------------------
 
-    def alloc_seq(self) -> int:
-        """A fresh FID sequence of SEQ_WIDTH oids, never handed out again. The caller must
-        make it durable (Store.sync) before anyone names files from it."""
+    def alloc_seq(self, client_id: str = "") -> int:
+        """A fresh FID sequence of SEQ_WIDTH oids, never handed out again, owned by `client_id`.
+        The caller must make it durable (Store.sync) before anyone names files from it."""
         self._w()
-        return self._new_seq()
+        seq = self._new_seq()
+        if client_id:
+            self.conn.execute("INSERT INTO seq_owners (seq, client_id) VALUES (?, ?)", (seq, client_id))
+        return seq
 
     def destroy_done(self, items: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> None:
         self._w()

@@ -130,7 +130,7 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.Re
     def wrap(fn: reint.TxFn) -> reint.TxFn:
         def in_tx(tx: Tx) -> mpb.ReintReply:
             if new_fid is not None:
-                _check_new_fid(tx, new_fid)
+                _check_new_fid(tx, new_fid, client_id)
             rep = fn(tx)
             if not tx.advance_replay_seq(client_id, rec.seq):
                 raise SeqConflict(client_id, rec.seq)
@@ -142,12 +142,12 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.Re
     return transno, rep
 
 
-def _check_new_fid(tx: Tx, m: cpb.Fid) -> None:
-    """A replayed creation names its FID, from a sequence handed out to clients."""
+def _check_new_fid(tx: Tx, m: cpb.Fid, client_id: str) -> None:
+    """A replayed creation names its FID, from a sequence handed out to this client."""
     fid = fid_from_pb(m)
     if fid.is_zero():
         raise LpError(errno.EINVAL, "a replayed creation must name its FID")
-    tx.check_client_fid(fid)
+    tx.check_client_fid(fid, client_id)
 
 
 def _refused(mdt: Mdt, client_id: str, rec: mpb.UpdateRecord, e: LpError, p: _Progress) -> mpb.ReintBatchReply:

@@ -173,6 +173,24 @@ CREATE TABLE IF NOT EXISTS replay_seqs (
     last_seq    INTEGER NOT NULL CHECK (last_seq >= 1),
     updated_ns  INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- params: tunables set at run time (lfsctl set-param) and kept across restarts. name is the full
+--   dotted name ("mds.callback_timeout"), value its canonical text; a row exists only while a run-time
+--   setting is in force (reset deletes it). Applied at start over the configuration file and the
+--   command line; a row naming no tunable of this MDS is ignored (and logged).
+CREATE TABLE IF NOT EXISTS params (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    set_ns      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- seq_owners: the client each FID sequence was handed to (AllocSeq). A client's replayed creations
+--   must name FIDs from its own sequences; a sequence handed out before this table existed has no row
+--   (any client's replay may use it, as before).
+CREATE TABLE IF NOT EXISTS seq_owners (
+    seq         INTEGER PRIMARY KEY,
+    client_id   TEXT NOT NULL
+);
 """
 SCHEMA = _ORIGINAL + ADDED
 

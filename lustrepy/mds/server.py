@@ -1,20 +1,26 @@
 """`lustrepy-mds`: the metadata server daemon (also the management service).
 
-Opens (or, given --fsname on an empty directory, formats) the MDT database,
-serves the Mds and Ldlm services on one gRPC server, writes --port-file once
-serving, and stops cleanly on SIGTERM/SIGINT. Bad input ends in one line on
-stderr and exit code 1, never a traceback.
+Reads its settings from --config FILE (TOML, keys as in mds/params.py) and
+the command line, which wins. Opens (or, given fsname on an empty directory,
+formats) the MDT database, serves the Mds and Ldlm services on one gRPC
+server with the tunables of mds/params.py (run-time settings kept in the MDT
+applied over the configuration), writes --port-file once serving, and stops
+cleanly on SIGTERM/SIGINT. Bad input ends in one line on stderr and exit
+code 1 (2 for usage), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
-from lustrepy.common import daemon, logs
+from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
+from lustrepy.mds import params as mds_params
 from lustrepy.mds.mdt import MdsConfig, Mdt
 from lustrepy.mds.service import MdsService
 from lustrepy.mds.store import Store
@@ -24,58 +30,100 @@ from lustrepy.rpc.v1 import ldlm_pb2_grpc, mds_pb2_grpc
 
 log = logging.getLogger("lustrepy.mds")
 
+PROG = "lustrepy-mds"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise QuietError(f"{message} (see {PROG} --help)", exitcode=2)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="lustrepy-mds", description="lustrepy metadata server")
-    ap.add_argument("--dir", required=True, help="MDT data directory (formatted on first start with --fsname)")
-    ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT to serve on (port 0 = any free port)")
+    ap = _Parser(prog=PROG, description="lustrepy metadata server",
+                 epilog="Options given here override the configuration file; values set at run time "
+                        "with `lfsctl set-param` override both until reset.")
+    ap.add_argument("--config", metavar="FILE", help="TOML configuration file (example: systemd/etc/lustrepy/mds.toml)")
+    ap.add_argument("--dir", help="MDT data directory (formatted on first start with --fsname)")
+    ap.add_argument("--listen", help="HOST:PORT to serve on (port 0 = any free port; default 127.0.0.1:0)")
     ap.add_argument("--fsname", help="file system name; formats an empty --dir, must match a formatted one")
     ap.add_argument("--port-file", help="write the port here once serving")
-    ap.add_argument("--heartbeat-interval", type=float, default=1.0, help="OSS heartbeat period, seconds")
-    ap.add_argument("--ost-timeout", type=float, default=5.0, help="an OST without heartbeat this long is inactive")
-    ap.add_argument("--callback-timeout", type=float, default=10.0,
-                    help="a lock holder not cancelling within this after a blocking callback is evicted")
-    ap.add_argument("--commit-interval", type=float, default=1.0, help="WAL sync period, seconds")
-    ap.add_argument("--contention-threshold", type=int, default=16,
-                    help="conflicts on a directory within the window that stop WBC grants there")
-    ap.add_argument("--contention-window", type=float, default=4.0, help="contention counting window, seconds")
-    ap.add_argument("--contention-hold", type=float, default=30.0,
-                    help="seconds without conflicts before a contended directory gets WBC grants again")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--heartbeat-interval", help="OSS heartbeat period, seconds (default 1)")
+    ap.add_argument("--ost-timeout", help="an OST without heartbeat this long is inactive (default 5)")
+    ap.add_argument("--callback-timeout",
+                    help="a lock holder not cancelling within this after a blocking callback is evicted (default 10)")
+    ap.add_argument("--commit-interval", help="WAL sync period, seconds (default 1)")
+    ap.add_argument("--contention-threshold",
+                    help="conflicts on a directory within the window that stop WBC grants there (default 16)")
+    ap.add_argument("--contention-window", help="contention counting window, seconds (default 4)")
+    ap.add_argument("--contention-hold",
+                    help="seconds without conflicts before a contended directory gets WBC grants again (default 30)")
+    ap.add_argument("--log-level", help="the daemon's log level (default INFO)")
+    ap.add_argument("--format-only", action="store_true",
+                    help="format the empty --dir for --fsname, print its identity as JSON and exit "
+                         "(lfsctl mkfs runs this)")
     return ap.parse_args(argv)
 
 
-def run(ns: argparse.Namespace) -> int:
-    d = Path(ns.dir)
+_CLI_NAMES = {"contention_threshold": "wbc.contention_threshold", "contention_window": "wbc.contention_window",
+              "contention_hold": "wbc.contention_hold", "log_level": "log.level"}
+
+
+def settings(ns: argparse.Namespace) -> dict[str, Any]:
+    """Every option and tunable: command line over configuration file over default."""
+    cli = {_CLI_NAMES.get(k, k): v for k, v in vars(ns).items() if k not in ("config", "format_only")}
+    values = config.resolve(mds_params.OPTIONS, config.load(ns.config, mds_params.OPTIONS), cli)
+    if not values["dir"]:
+        raise QuietError("no MDT directory: give --dir DIR or dir in the configuration file", exitcode=2)
+    return values
+
+
+def format_dir(values: dict[str, Any]) -> int:
+    """--format-only: format an empty MDT directory and print its identity."""
+    d = Path(values["dir"])
+    if not values["fsname"]:
+        raise QuietError("--format-only needs --fsname", exitcode=2)
+    uuid = Store.format(d, values["fsname"])
+    print(json.dumps({"role": "mds", "dir": str(d), "fsname": values["fsname"], "uuid": uuid}))
+    return 0
+
+
+def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
+    d = Path(values["dir"])
+    listen = values["listen"]
     try:
-        host, port = daemon.split_hostport(ns.listen)
+        host, port = daemon.split_hostport(listen)
     except ValueError as e:
-        raise QuietError(f"--listen: {e}") from None
-    for name in ("heartbeat_interval", "ost_timeout", "callback_timeout", "commit_interval"):
-        if getattr(ns, name) <= 0:
-            raise QuietError(f"--{name.replace('_', '-')} must be positive")
+        raise QuietError(f"listen: {e}") from None
     try:
-        contention = ContentionPolicy(ns.contention_threshold, ns.contention_window, ns.contention_hold)
+        contention = ContentionPolicy(values["wbc.contention_threshold"], values["wbc.contention_window"],
+                                      values["wbc.contention_hold"])
     except ValueError as e:
-        raise QuietError(f"--contention-*: {e}") from None
+        raise QuietError(f"wbc.contention_*: {e}") from None
     daemon.check_listen(host, port)
+    fsname = values["fsname"]
     if not (d / "mdt.db").exists():
-        if not ns.fsname:
-            raise QuietError(f"{d} holds no MDT; give --fsname NAME to format it")
+        if not fsname:
+            raise QuietError(f"{d} holds no MDT; format it with `lfsctl mkfs --mds --fsname NAME {d}` "
+                             "or give --fsname NAME")
         d.mkdir(parents=True, exist_ok=True)
-        uuid = Store.format(d, ns.fsname)
+        uuid = Store.format(d, fsname)
         log.info("formatted %s as %s", d, uuid)
-    cfg = MdsConfig(dir=d, fsname=ns.fsname, heartbeat_interval=ns.heartbeat_interval,
-                    ost_timeout=ns.ost_timeout, callback_timeout=ns.callback_timeout,
-                    commit_interval=ns.commit_interval, contention=contention)
+    cfg = MdsConfig(dir=d, fsname=fsname, contention=contention,
+                    **{f: values[f] for f in ("heartbeat_interval", "ost_timeout", "callback_timeout",
+                                              "commit_interval", "precreate_batch", "precreate_low",
+                                              "pool_wait", "recovery_window")})
     mdt = Mdt(cfg)
     server = make_server(max_workers=256)
     started = False
     try:
-        mds_pb2_grpc.add_MdsServicer_to_server(MdsService(mdt), server)
+        reg = mds_params.registry(mdt, values)
+        reg.apply_saved()
+        service = MdsService(mdt)
+        service.params = reg
+        mds_pb2_grpc.add_MdsServicer_to_server(service, server)
         ldlm_pb2_grpc.add_LdlmServicer_to_server(mdt.lockd.servicer(), server)
         try:
-            port = bind(server, ns.listen)
+            port = bind(server, listen)
         except LpError as e:
             raise QuietError(e.message) from None
         address = f"{host}:{port}"
@@ -83,7 +131,7 @@ def run(ns: argparse.Namespace) -> int:
         mdt.start()
         started = True
         server.start()
-        daemon.write_port_file(ns.port_file, port)
+        daemon.write_port_file(values["port_file"], port)
         log.info("%s serving %s at %s", mdt.uuid, mdt.fsname, address)
         daemon.notify_ready(f"serving {mdt.fsname} at {address}")
         daemon.wait_for_stop_signal()
@@ -98,16 +146,21 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = parse_args(argv)
-    logs.setup(ns.log_level, prog="lustrepy-mds")
-    daemon.tune_interpreter()
     try:
-        return run(ns)
+        ns = parse_args(argv)
+        values = settings(ns)
+        if ns.format_only:
+            return format_dir(values)
+        logs.setup(values["log.level"], prog=PROG,
+                   levels={k.removeprefix("log."): v for k, v in values.items()
+                           if k.startswith("log.") and k != "log.level" and v != "NOTSET"})
+        daemon.tune_interpreter()
+        return run(ns, values)
     except QuietError as e:
-        print(f"lustrepy-mds: {e}", file=sys.stderr)
+        print(f"{PROG}: {e}", file=sys.stderr)
         return e.exitcode
     except LpError as e:
-        print(f"lustrepy-mds: {e.message}", file=sys.stderr)
+        print(f"{PROG}: {e.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ into the reply's errno: POSIX results travel in RepHdr, never as gRPC status.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any, Callable
 from lustrepy import __version__
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import LOV_XATTR, encode_lov
+from lustrepy.common.opstats import RpcStats
 from lustrepy.common.records import Cred, Statfs
 from lustrepy.mds import intent, reint
 from lustrepy.mds import perm
@@ -25,9 +27,11 @@ from lustrepy.mds import replay
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import (cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
+from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc
+from lustrepy.rpc.v1 import stats_pb2 as spb
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ def _encode(rep: Any, transno: int) -> bytes:
 class MdsService(mds_pb2_grpc.MdsServicer):
     def __init__(self, mdt) -> None:
         self.mdt = mdt
+        self.stats = RpcStats()     # per op and per client, with latency histograms (Stats RPC)
 
     # ---- the common path ------------------------------------------------------------
 
@@ -77,7 +82,9 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             log.exception("%s from %s failed", name, hdr.client_id)
             rep = reply_cls(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))
         rep.hdr.last_committed = mdt.committer.last_committed
-        mdt.counters[f"{name}_us"] += int((time.perf_counter() - t0) * 1e6)   # time spent serving
+        us = int((time.perf_counter() - t0) * 1e6)
+        mdt.counters[f"{name}_us"] += us   # time spent serving
+        self.stats.record(name, hdr.client_id, us, failed=rep.hdr.errno != 0)
         return rep
 
     def _resent(self, name: str, reply_cls: type, hdr: cpb.ReqHdr) -> Any:
@@ -146,8 +153,12 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     def Close(self, request: mpb.CloseRequest, context) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
-            size = (request.size, request.blocks) if request.has_size else None
-            destroyed, _ = self.mdt.store.write(lambda tx: tx.close(request.open_handle, size),
+            items = [(request.open_handle, (request.size, request.blocks) if request.has_size else None)]
+            items += [(m.open_handle, (m.size, m.blocks) if m.has_size else None) for m in request.more]
+
+            def closes(tx) -> bool:
+                return any([tx.close(handle, size) for handle, size in items])
+            destroyed, _ = self.mdt.store.write(closes,
                                                 client_id=request.hdr.client_id, xid=request.hdr.xid,
                                                 encode=lambda r, t: _encode(cpb.SimpleReply(hdr=rep_ok()), t))
             if destroyed:
@@ -159,8 +170,10 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         from lustrepy.common.fid import SEQ_WIDTH
 
         def fn(cred: Cred) -> mpb.SeqReply:
-            rep, _ = self.mdt.store.write(lambda tx: mpb.SeqReply(hdr=rep_ok(), seq=tx.alloc_seq(), width=SEQ_WIDTH),
-                                          client_id=request.hdr.client_id, xid=request.hdr.xid, encode=_encode)
+            owner = request.hdr.client_id
+            rep, _ = self.mdt.store.write(
+                lambda tx: mpb.SeqReply(hdr=rep_ok(), seq=tx.alloc_seq(owner), width=SEQ_WIDTH),
+                client_id=owner, xid=request.hdr.xid, encode=_encode)
             self.mdt.committer.commit_now()     # durable before anyone names files from it
             return rep
         return self._serve("alloc_seq", mpb.SeqReply, request, fn, modifying=True)
@@ -272,6 +285,15 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             log.exception("info failed")
             return mpb.MdsInfoReply(hdr=rep_err(LpError(errno.EIO, "internal error in info")))
 
+    def Stats(self, request: spb.StatsRequest, context) -> spb.StatsReply:
+        """For admins: no export needed. Per op and per client RPC statistics of this MDS."""
+        self.mdt.counters["stats"] += 1
+        try:
+            return stats_reply(f"{self.mdt.fsname}-MDT0000", self.stats.snapshot())
+        except Exception:
+            log.exception("stats failed")
+            return spb.StatsReply(hdr=rep_err(LpError(errno.EIO, "internal error in stats")))
+
     def WbcInfo(self, request: mpb.WbcInfoRequest, context) -> mpb.WbcInfoReply:
         def fn(cred: Cred) -> mpb.WbcInfoReply:
             fid = fid_from_pb(request.fid)
@@ -298,6 +320,30 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return mpb.OstAnnounceReply(hdr=rep_err(LpError(errno.EIO, "internal error in announce")))
         return mpb.OstAnnounceReply(hdr=rep_ok(), mds_uuid=mdt.uuid,
                                     heartbeat_interval_s=mdt.cfg.heartbeat_interval)
+
+    # ---- tunables (lfsctl get-param / set-param) -------------------------------------------
+
+    params = None       # the server's lustrepy.common.params.Registry, set by the daemon
+
+    def GetParam(self, request: mpb.ParamGetRequest, context) -> mpb.ParamReply:
+        return self._params("get_param", lambda reg: reg.get(list(request.patterns)))
+
+    def SetParam(self, request: mpb.ParamSetRequest, context) -> mpb.ParamReply:
+        return self._params("set_param", lambda reg: reg.set(
+            [(s.name, None if s.reset else s.value) for s in request.settings]))
+
+    def _params(self, name: str, fn) -> mpb.ParamReply:
+        """For admins: no export needed. Bad names and values come back as the reply's errno."""
+        self.mdt.counters[name] += 1
+        try:
+            if self.params is None:
+                raise LpError(errno.ENOSYS, "this MDS serves no tunables")
+            return mpb.ParamReply(hdr=rep_ok(), params=[mpb.Param(**dataclasses.asdict(v)) for v in fn(self.params)])
+        except LpError as e:
+            return mpb.ParamReply(hdr=rep_err(e))
+        except Exception:
+            log.exception("%s failed", name)
+            return mpb.ParamReply(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))
 
 
 def _parents(op: mpb.ReintOp, kind: str) -> list:

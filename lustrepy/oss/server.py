@@ -1,8 +1,11 @@
 """`lustrepy-oss`: the object storage server daemon (one per OST).
 
-Opens (or formats, once) the OST directory, serves the Oss and Ldlm services
-on one gRPC server, writes the port it listens on to --port-file, then
-announces itself to the MDS every --heartbeat seconds until SIGTERM/SIGINT.
+Reads its settings from --config FILE (TOML, keys as in oss/params.py) and
+the command line, which wins. Opens (or formats, once) the OST directory,
+serves the Oss and Ldlm services (with the tunables of oss/params.py, run-time
+settings kept in the OST directory applied over the configuration) on one
+gRPC server, writes the port it listens on to --port-file, then announces
+itself to the MDS every heartbeat_interval seconds until SIGTERM/SIGINT.
 Bad input ends it with one line on stderr and exit code 1 (2 for usage
 errors); it never shows a traceback for those. Holds no object logic itself.
 """
@@ -10,22 +13,26 @@ errors); it never shows a traceback for those. Holds no object logic itself.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import secrets
 import signal
 import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 
-from lustrepy.common import daemon, logs
+from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
+from lustrepy.common.params import Registry
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.oss.announce import Announcer
-from lustrepy.oss.identity import load_or_format
+from lustrepy.oss import params as oss_params
+from lustrepy.oss.identity import IDENTITY_FILE, OstIdentity, load_or_format
 from lustrepy.oss.ofd import Ofd
 from lustrepy.oss.osd import Osd
 from lustrepy.oss.service import OssService
@@ -35,6 +42,8 @@ from lustrepy.rpc.v1 import ldlm_pb2_grpc, oss_pb2_grpc
 log = logging.getLogger(__name__)
 
 PROG = "lustrepy-oss"
+LOCK_FILE = "oss.lock"              # flock held while an OSS serves the directory
+MKFS_FILE = "mkfs.json"             # {"mgs": "HOST:PORT"}: the MDS given to lfsctl mkfs
 STOP_GRACE = 3.0
 RPC_THREADS = 256                  # callback streams hold a thread each for a client's lifetime
 _WILDCARD = {"0.0.0.0", "::", "[::]", ""}
@@ -55,6 +64,7 @@ class OssConfig:
     callback_timeout: float
     advertise: str                  # the host announced to the MDS
     log_level: str
+    log_levels: tuple[tuple[str, str], ...] = ()    # subsystem -> level, beyond log_level
 
     @property
     def listen(self) -> str:
@@ -100,27 +110,88 @@ def _seconds(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None) -> OssConfig:
-    p = _Parser(prog=PROG, description="lustrepy object storage server (one OST)")
-    p.add_argument("--dir", required=True, help="OST data directory (formatted on first start)")
-    p.add_argument("--listen", required=True, metavar="HOST:PORT", help="address to serve on (port 0 = any)")
-    p.add_argument("--mds", required=True, metavar="HOST:PORT", help="the MDS to announce to")
+    return config_of(settings(argv)[1])
+
+
+def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The command line, and every option and tunable: command line over configuration files over default."""
+    p = _Parser(prog=PROG, description="lustrepy object storage server (one OST)",
+                epilog="Options given here override the configuration file; values set at run time "
+                       "with `lfsctl set-param` override both until reset.")
+    p.add_argument("--config", metavar="FILE", action="append", default=[],
+                   help="TOML configuration file (example: systemd/etc/lustrepy/oss.toml); "
+                        "may be repeated, a later file wins")
+    p.add_argument("--dir", help="OST data directory (formatted on first start)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (port 0 = any)")
+    p.add_argument("--mds", metavar="HOST:PORT", help="the MDS to announce to")
     p.add_argument("--index", type=_index, help="OST index (needed to format)")
     p.add_argument("--fsname", help="file system name (needed to format)")
     p.add_argument("--capacity", type=_size, metavar="BYTES", help="cap the space this OST reports and accepts")
     p.add_argument("--port-file", metavar="FILE", help="write the port actually listened on here")
-    p.add_argument("--heartbeat", type=_seconds, default=1.0, metavar="S", help="seconds between announces")
-    p.add_argument("--callback-timeout", type=_seconds, default=10.0, metavar="S",
-                   help="seconds a lock holder has to answer a callback before eviction")
+    p.add_argument("--heartbeat", type=_seconds, metavar="S", help="seconds between announces (default 1)")
+    p.add_argument("--callback-timeout", type=_seconds, metavar="S",
+                   help="seconds a lock holder has to answer a callback before eviction (default 10)")
     p.add_argument("--advertise", metavar="HOST", help="host to announce when listening on a wildcard address")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   type=str.upper)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                   help="the daemon's log level (default INFO)")
+    p.add_argument("--format-only", action="store_true",
+                   help="format the empty --dir for --fsname and --index (recording --mds as the MDS to "
+                        "announce to), print its identity as JSON and exit (lfsctl mkfs runs this)")
     a = p.parse_args(argv)
-    host, port = _host_port(a.listen, "--listen")
-    _host_port(a.mds, "--mds")
-    return OssConfig(dir=a.dir, listen_host=host, listen_port=port, mds=a.mds, index=a.index, fsname=a.fsname,
-                     capacity=a.capacity, port_file=a.port_file, heartbeat=a.heartbeat,
-                     callback_timeout=a.callback_timeout, advertise=advertised_host(host, a.advertise),
-                     log_level=a.log_level)
+    for opt in ("listen", "mds"):
+        if getattr(a, opt) is not None:
+            _host_port(getattr(a, opt), f"--{opt}")
+    cli = {k: v for k, v in vars(a).items() if k not in ("config", "format_only")}
+    cli["heartbeat_interval"] = cli.pop("heartbeat")
+    cli["log.level"] = cli.pop("log_level")
+    from_files: dict[str, Any] = {}
+    for path in a.config:
+        from_files.update(config.load(path, oss_params.OPTIONS))
+    return a, config.resolve(oss_params.OPTIONS, from_files, cli)
+
+
+def config_of(v: dict[str, Any]) -> OssConfig:
+    if v["mds"] is None and v["dir"] is not None:
+        v = dict(v, mds=recorded_mgs(v["dir"]))
+    missing = [n for n in ("dir", "listen", "mds") if v[n] is None]
+    if missing:
+        raise QuietError(f"the following arguments are required: {', '.join('--' + n for n in missing)} "
+                         "(or in the configuration file)", exitcode=2)
+    host, port = _host_port(v["listen"], "--listen")
+    return OssConfig(dir=v["dir"], listen_host=host, listen_port=port, mds=v["mds"], index=v["index"],
+                     fsname=v["fsname"], capacity=v["capacity"], port_file=v["port_file"],
+                     heartbeat=v["heartbeat_interval"], callback_timeout=v["callback_timeout"],
+                     advertise=advertised_host(host, v["advertise"]), log_level=v["log.level"],
+                     log_levels=tuple((k.removeprefix("log."), lv) for k, lv in v.items()
+                                      if k.startswith("log.") and k != "log.level" and lv != "NOTSET"))
+
+
+def recorded_mgs(dir: str) -> str | None:
+    """The MDS address `lfsctl mkfs --mgs` recorded in the OST directory, if any."""
+    try:
+        with open(os.path.join(dir, MKFS_FILE), "rb") as f:
+            mgs = json.load(f).get("mgs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return mgs if isinstance(mgs, str) and mgs else None
+
+
+def format_dir(v: dict[str, Any]) -> int:
+    """--format-only: format an empty OST directory, record the MDS to announce to, print the identity."""
+    if v["dir"] is None or v["fsname"] is None or v["index"] is None:
+        raise QuietError("--format-only needs --dir, --fsname and --index", exitcode=2)
+    osd = Osd(v["dir"])
+    if os.path.exists(os.path.join(osd.root, IDENTITY_FILE)):
+        raise QuietError(f"{osd.root} is already formatted")
+    ident = load_or_format(osd, v["fsname"], v["index"])
+    if v["mds"]:
+        try:
+            osd.write_meta(MKFS_FILE, (json.dumps({"mgs": v["mds"]}) + "\n").encode())
+        except OSError as e:
+            raise QuietError(f"cannot write {os.path.join(osd.root, MKFS_FILE)}: {e.strerror or e}") from None
+    print(json.dumps({"role": "ost", "dir": osd.root, "fsname": ident.fsname, "index": ident.index,
+                      "uuid": ident.uuid, "mgs": v["mds"]}))
+    return 0
 
 
 def advertised_host(listen_host: str, advertise: str | None) -> str:
@@ -170,6 +241,14 @@ def run(cfg: OssConfig) -> int:
     """Serve until a signal or a refusal by the MDS; returns the exit code."""
     osd = Osd(cfg.dir)
     ident = load_or_format(osd, cfg.fsname, cfg.index)
+    dir_lock = daemon.lock_dir(osd.root, LOCK_FILE, "OST")
+    try:
+        return _serve(cfg, osd, ident)
+    finally:
+        os.close(dir_lock)
+
+
+def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
     try:
         ofd = Ofd(osd, ident, cfg.capacity)
     except (LpError, OSError) as e:
@@ -200,6 +279,7 @@ def run(cfg: OssConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     announcer = Announcer(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat)
     try:
+        serving.service.params = _tunables(cfg, ident, osd, serving, announcer, address)
         if cfg.port_file:
             try:
                 daemon.write_port_file(cfg.port_file, port)
@@ -219,10 +299,31 @@ def run(cfg: OssConfig) -> int:
     return code[0]
 
 
+def _tunables(cfg: OssConfig, ident: OstIdentity, osd: Osd, serving: Serving,
+              announcer: Announcer, address: str) -> Registry:
+    """The OSS's tunables bound to the running lock server and announcer, with kept settings applied."""
+    def set_heartbeat(v: float) -> None:
+        announcer.interval = v
+        announcer.timeout = min(10.0, max(2.0, 2 * v))
+
+    def set_callback_timeout(v: float) -> None:
+        serving.lockd.callback_timeout = v
+
+    values = {"dir": cfg.dir, "mds": cfg.mds, "capacity": cfg.capacity, "listen": address}
+    reg = oss_params.registry(ident, osd, values, {
+        "heartbeat_interval": (lambda: announcer.interval, set_heartbeat),
+        "callback_timeout": (lambda: serving.lockd.callback_timeout, set_callback_timeout)})
+    reg.apply_saved()
+    return reg
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        cfg = parse_args(argv)
-        logs.setup(cfg.log_level, prog=PROG)
+        a, values = settings(argv)
+        if a.format_only:
+            return format_dir(values)
+        cfg = config_of(values)
+        logs.setup(cfg.log_level, prog=PROG, levels=dict(cfg.log_levels))
         daemon.tune_interpreter()
         return run(cfg)
     except QuietError as e:

@@ -9,9 +9,12 @@ touches files itself (that is ofd's job).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
+import inspect
 import logging
+import time
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import crc32c
@@ -19,11 +22,15 @@ import grpc
 
 import lustrepy
 from lustrepy.common.errors import LpError
-from lustrepy.oss.ofd import Ofd
+from lustrepy.common.opstats import RpcStats
+from lustrepy.oss.ofd import Ofd, WriteSession
 from lustrepy.rpc.convert import lvb_to_pb, rep_err, rep_ok, statfs_to_pb
+from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import oss_pb2 as opb
 from lustrepy.rpc.v1 import oss_pb2_grpc
+from lustrepy.rpc.v1 import stats_pb2 as spb
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +48,84 @@ class Exports(Protocol):
 
 
 def _answers(reply_cls: Callable[..., R]) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Turn LpError (and any unexpected failure, as EIO) into `reply_cls(hdr=errno)`."""
+    """Turn LpError (and any unexpected failure, as EIO) into `reply_cls(hdr=errno)`; account the RPC."""
 
     def deco(fn: Callable[..., R]) -> Callable[..., R]:
+        op = _op_name(fn.__name__)
+
         @functools.wraps(fn)
         def wrapper(self: OssService, request: Any, context: grpc.ServicerContext) -> R:
+            t0 = time.perf_counter()
             try:
-                return fn(self, request, context)
+                rep = fn(self, request, context)
             except LpError as e:
                 log.debug("%s: %s", fn.__name__, e)
-                return reply_cls(hdr=rep_err(e))
+                rep = reply_cls(hdr=rep_err(e))
             except Exception:
                 log.exception("%s failed", fn.__name__)
-                return reply_cls(hdr=rep_err(LpError(errno.EIO, f"{fn.__name__}: internal error on the OSS")))
+                rep = reply_cls(hdr=rep_err(LpError(errno.EIO, f"{fn.__name__}: internal error on the OSS")))
+            self.stats.record(op, request.hdr.client_id, int((time.perf_counter() - t0) * 1e6),
+                              failed=rep.hdr.errno != 0)
+            return rep
 
         return wrapper
+
+    return deco
+
+
+def _op_name(method: str) -> str:
+    """ListObjects -> list_objects: the op names statistics use."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in method).lstrip("_")
+
+
+class _FirstHdr:
+    """A request stream that remembers the client id in its first message's header."""
+
+    __slots__ = ("_it", "client_id")
+
+    def __init__(self, it: Iterator[Any]) -> None:
+        self._it = it
+        self.client_id = ""
+
+    def __iter__(self) -> _FirstHdr:
+        return self
+
+    def __next__(self) -> Any:
+        msg = next(self._it)
+        if not self.client_id:
+            self.client_id = msg.hdr.client_id
+        return msg
+
+
+def _accounted(op: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Account a bulk-data RPC in self.stats: service time, bytes moved (a reply's `written`, or the
+    data of a reply stream's chunks) and failure. Wraps unary, stream-in and stream-out handlers."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def stream_out(self: OssService, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                t0 = time.perf_counter()
+                nbytes, failed = 0, False
+                try:
+                    for msg in fn(self, request, context):
+                        nbytes += len(msg.data)
+                        failed = failed or msg.hdr.errno != 0
+                        yield msg
+                finally:
+                    self.stats.record(op, request.hdr.client_id, int((time.perf_counter() - t0) * 1e6), nbytes,
+                                      failed)
+            return stream_out
+
+        @functools.wraps(fn)
+        def unary(self: OssService, request: Any, context: grpc.ServicerContext) -> Any:
+            t0 = time.perf_counter()
+            req = request if hasattr(request, "hdr") else _FirstHdr(request)
+            rep = fn(self, req, context)
+            client_id = request.hdr.client_id if req is request else req.client_id
+            self.stats.record(op, client_id, int((time.perf_counter() - t0) * 1e6), rep.written, rep.hdr.errno != 0)
+            return rep
+        return unary
 
     return deco
 
@@ -67,6 +137,7 @@ class OssService(oss_pb2_grpc.OssServicer):
         self.ofd = ofd
         self.exports = exports
         self.boot_id = boot_id
+        self.stats = RpcStats()     # per op and per client: counts, bytes, latency (Stats RPC)
 
     def _check(self, hdr: cpb.ReqHdr) -> None:
         if not hdr.client_id:
@@ -108,9 +179,9 @@ class OssService(oss_pb2_grpc.OssServicer):
         first, last = self.ofd.precreate(request.count)
         return opb.PrecreateReply(hdr=rep_ok(), first_id=first, last_id=last)
 
+    @_accounted("write")
     def Write(self, request_iterator: Iterator[opb.WriteChunk], context: grpc.ServicerContext) -> opb.WriteReply:
-        session = self.ofd.write_session()
-        try:
+        def fn(session: WriteSession) -> opb.WriteReply:
             first = True
             for chunk in request_iterator:
                 if first:
@@ -121,16 +192,38 @@ class OssService(oss_pb2_grpc.OssServicer):
                 raise LpError(errno.EINVAL, "empty write stream")
             written, lvb = session.finish()
             return opb.WriteReply(hdr=rep_ok(), written=written, lvb=lvb_to_pb(lvb))
+        return self._in_session("Write", opb.WriteReply, fn)
+
+    @_accounted("write_many")
+    def WriteMany(self, request: opb.WriteManyRequest, context: grpc.ServicerContext) -> opb.WriteManyReply:
+        def fn(session: WriteSession) -> opb.WriteManyReply:
+            self._check(request.hdr)
+            if not request.chunks:
+                raise LpError(errno.EINVAL, "empty write")
+            oids: dict[int, None] = {}
+            for chunk in request.chunks:
+                session.write(chunk.object_id, chunk.offset, chunk.data, chunk.crc32c, chunk.sync)
+                oids[chunk.object_id] = None
+            written, _ = session.finish()
+            return opb.WriteManyReply(hdr=rep_ok(), written=written, lvbs=[
+                opb.ObjLvb(object_id=oid, lvb=lvb_to_pb(self.ofd.lvb(oid))) for oid in oids])
+        return self._in_session("WriteMany", opb.WriteManyReply, fn)
+
+    def _in_session(self, name: str, reply: Callable[..., R], fn: Callable[[WriteSession], R]) -> R:
+        """Run a write RPC's body in a write session; an error replies with the bytes written before it."""
+        session = self.ofd.write_session()
+        try:
+            return fn(session)
         except LpError as e:
-            log.debug("Write: %s", e)
-            return opb.WriteReply(hdr=rep_err(e), written=session.written)
+            log.debug("%s: %s", name, e)
+            return reply(hdr=rep_err(e), written=session.written)
         except Exception:
-            log.exception("Write failed")
-            return opb.WriteReply(hdr=rep_err(LpError(errno.EIO, "write: internal error on the OSS")),
-                                  written=session.written)
+            log.exception("%s failed", name)
+            return reply(hdr=rep_err(LpError(errno.EIO, "write: internal error on the OSS")), written=session.written)
         finally:
             session.close()
 
+    @_accounted("read")
     def Read(self, request: opb.ReadRequest, context: grpc.ServicerContext) -> Iterator[opb.ReadChunk]:
         pieces = None
         try:
@@ -186,6 +279,39 @@ class OssService(oss_pb2_grpc.OssServicer):
         self._check(request.hdr)
         page = self.ofd.list_objects(request.after, request.max)
         return opb.ListObjectsReply(hdr=rep_ok(), object_ids=page.ids, eof=page.eof, last_id=page.last_id)
+
+    # -- tunables (lfsctl get-param / set-param) ---------------------------------
+
+    params = None       # the server's lustrepy.common.params.Registry, set by the daemon
+
+    @_answers(mpb.ParamReply)
+    def GetParam(self, request: mpb.ParamGetRequest, context: grpc.ServicerContext) -> mpb.ParamReply:
+        return self._params_reply(self._registry().get(list(request.patterns)))
+
+    @_answers(mpb.ParamReply)
+    def SetParam(self, request: mpb.ParamSetRequest, context: grpc.ServicerContext) -> mpb.ParamReply:
+        return self._params_reply(self._registry().set(
+            [(s.name, None if s.reset else s.value) for s in request.settings]))
+
+    def _registry(self) -> Any:
+        """For admins: no export needed."""
+        if self.params is None:
+            raise LpError(errno.ENOSYS, "this OSS serves no tunables")
+        return self.params
+
+    @staticmethod
+    def _params_reply(values: list[Any]) -> mpb.ParamReply:
+        return mpb.ParamReply(hdr=rep_ok(), params=[mpb.Param(**dataclasses.asdict(v)) for v in values])
+
+    # -- statistics (lfsctl stats) -------------------------------------------------
+
+    def Stats(self, request: spb.StatsRequest, context: grpc.ServicerContext) -> spb.StatsReply:
+        """For admins: no export needed. Per op and per client counts, bytes and latency of this OST."""
+        try:
+            return stats_reply(self.ofd.ident.name, self.stats.snapshot())
+        except Exception:
+            log.exception("Stats failed")
+            return spb.StatsReply(hdr=rep_err(LpError(errno.EIO, "stats: internal error on the OSS")))
 
 
 def _crc(data: bytes) -> int:

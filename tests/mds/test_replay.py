@@ -323,6 +323,19 @@ def test_creations_must_name_a_fid_handed_out_to_clients(mdc):
     assert sorted(listing(mdc, top)) == [b"byserver", b"ok"]
 
 
+def test_creations_must_name_a_fid_of_the_clients_own_sequence(mdc, cluster):
+    top = top_dir(mdc, b"ownseq")
+    other = _client(cluster.mds.address, cluster.fsname)
+    try:
+        theirs = Fids(other)()
+        rep = mdc.reint_batch([rec(1, T0, **create(top, b"stolen", theirs))])
+        assert rep.hdr.errno == errno.EPERM and rep.failed_seq == 1
+        check_ok(other.reint_batch([rec(1, T0, **create(top, b"owned", theirs))]), applied=1, applied_seq=1)
+    finally:
+        other.close()
+    assert sorted(listing(mdc, top)) == [b"owned"]
+
+
 def test_2000_creates_in_batches_of_500_take_4_rpcs(mdc):
     top = top_dir(mdc, b"many")
     fid = Fids(mdc)

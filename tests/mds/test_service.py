@@ -284,6 +284,18 @@ def test_new_objects_come_with_a_lock(mdc):
     assert mdc.unlink(d, b"s").lock.cookie == 0
 
 
+def test_several_handles_close_in_one_request(mdc):
+    d = _mkdir(mdc, b"batchclose")
+    reps = [mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f%d" % i, open_flags=os.O_CREAT | os.O_WRONLY)
+            for i in range(3)]
+    before = dict(mdc.info().counters).get("close", 0)
+    mdc.close_handles([(reps[0].open_handle, 10), (reps[1].open_handle, None), (reps[2].open_handle, 30),
+                       (999_999_999, None)])           # an unknown handle is a no-op
+    assert dict(mdc.info().counters)["close"] == before + 1
+    sizes = [mdc.intent(IT_GETATTR, fid=fid_from_pb(r.attr.fid)).attr for r in reps]
+    assert [(a.size_valid, a.size) for a in sizes] == [(True, 10), (True, 0), (True, 30)]
+
+
 def test_size_on_mds_is_valid_only_without_writers(mdc, cluster):
     d = _mkdir(mdc, b"som")
     rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_WRONLY)

@@ -279,6 +279,21 @@ def test_alloc_seq_never_reused(mdt_dir):
         assert c.fid == Fid(FIRST_SEQ + 3, 3, 0)
 
 
+def test_sequences_remember_their_client_and_the_checker_keeps_them_honest(store):
+    mine = store.write(lambda tx: tx.alloc_seq("client-a"))[0]
+    store.read().check_client_fid(Fid(mine, 1, 0), "client-a")
+    store.read().check_client_fid(Fid(mine, 1, 0))                  # no client named: shape only
+    with pytest.raises(LpError) as e:
+        store.read().check_client_fid(Fid(mine, 1, 0), "client-b")
+    assert e.value.errno == errno.EPERM
+    assert check_invariants(store) == []
+    raw = sqlite3.connect(store.db_path, isolation_level=None)
+    raw.execute("INSERT INTO seq_owners (seq, client_id) VALUES (?, 'client-c')", (mine + 100,))
+    assert any("never handed out" in p for p in check_invariants(store))
+    raw.execute("DELETE FROM seq_owners WHERE client_id = 'client-c'")
+    raw.close()
+
+
 def test_mds_sequence_rolls_over(store):
     store.write(lambda tx: tx.conn.execute("UPDATE meta SET mds_seq = ?, mds_next_oid = ?",
                                            (tx.alloc_seq(), SEQ_WIDTH)))

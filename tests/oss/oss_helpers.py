@@ -58,6 +58,12 @@ class OssClient:
                                      data=c.data, crc32c=crc, sync=c.sync)
         return call(self.stub.Write, gen(), TIMEOUT)
 
+    def write_many(self, chunks: Iterable[Chunk]) -> opb.WriteManyReply:
+        req = opb.WriteManyRequest(hdr=self.hdr(), chunks=[
+            opb.WriteChunk(object_id=c.object_id, offset=c.offset, data=c.data,
+                           crc32c=crc32c.crc32c(c.data) ^ (1 if c.bad_crc else 0)) for c in chunks])
+        return call(self.stub.WriteMany, req, TIMEOUT)
+
     def write(self, oid: int, offset: int, data: bytes, chunk: int = MiB, sync: bool = False) -> opb.WriteReply:
         pieces = [Chunk(oid, offset + i, data[i:i + chunk], sync) for i in range(0, len(data), chunk)]
         return self.write_chunks(pieces or [Chunk(oid, offset, b"", sync)])

@@ -71,6 +71,24 @@ def test_write_read_round_trip_several_objects_one_stream(ost):
     assert c.getattr(1).lvb.size == len(a)
 
 
+def test_write_many_small_objects_in_one_message(ost):
+    c = ost.client
+    c.precreate(3)
+    data = {1: os.urandom(1000), 2: os.urandom(5000), 3: b"x"}
+    rep = c.write_many([Chunk(1, 0, data[1]), Chunk(2, 0, data[2][:4096]), Chunk(2, 4096, data[2][4096:]),
+                        Chunk(3, 7, data[3])])
+    assert err(rep.hdr) == 0 and rep.written == 6001
+    lvbs = {o.object_id: o.lvb for o in rep.lvbs}
+    assert sorted(lvbs) == [1, 2, 3]
+    assert (lvbs[1].size, lvbs[2].size, lvbs[3].size) == (1000, 5000, 8)
+    assert all(v.blocks > 0 for v in lvbs.values())
+    assert c.read(1, 0, MiB) == data[1] and c.read(2, 0, MiB) == data[2] and c.read(3, 0, MiB) == b"\0" * 7 + b"x"
+    bad = c.write_many([Chunk(1, 0, b"new"), Chunk(2, 0, b"lost", bad_crc=True)])
+    assert err(bad.hdr) == errno.EBADMSG and bad.written == 3 and not bad.lvbs
+    assert c.read(1, 0, 3) == b"new" and c.read(2, 0, 4) == data[2][:4]
+    assert err(c.write_many([]).hdr) == errno.EINVAL
+
+
 def test_holes_read_as_zeros_and_eof(ost):
     c = ost.client
     c.precreate(1)

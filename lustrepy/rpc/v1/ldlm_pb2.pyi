@@ -98,46 +98,56 @@ class LockListRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class LockState(_message.Message):
-    __slots__ = ("lock", "granted", "age_s", "blocking_sent")
+    __slots__ = ("lock", "granted", "age_s", "blocking_sent", "local", "on_behalf")
     LOCK_FIELD_NUMBER: _ClassVar[int]
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     AGE_S_FIELD_NUMBER: _ClassVar[int]
     BLOCKING_SENT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_FIELD_NUMBER: _ClassVar[int]
     lock: _common_pb2.LockDesc
     granted: bool
     age_s: float
     blocking_sent: bool
-    def __init__(self, lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., granted: _Optional[bool] = ..., age_s: _Optional[float] = ..., blocking_sent: _Optional[bool] = ...) -> None: ...
+    local: bool
+    on_behalf: str
+    def __init__(self, lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., granted: _Optional[bool] = ..., age_s: _Optional[float] = ..., blocking_sent: _Optional[bool] = ..., local: _Optional[bool] = ..., on_behalf: _Optional[str] = ...) -> None: ...
 
 class ExportState(_message.Message):
-    __slots__ = ("client_id", "conn_gen", "callback_stream", "granted_locks", "connected_s", "peer")
+    __slots__ = ("client_id", "conn_gen", "callback_stream", "granted_locks", "connected_s", "peer", "evicted", "idle_s")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONN_GEN_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_STREAM_FIELD_NUMBER: _ClassVar[int]
     GRANTED_LOCKS_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_S_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
+    EVICTED_FIELD_NUMBER: _ClassVar[int]
+    IDLE_S_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     conn_gen: int
     callback_stream: bool
     granted_locks: int
     connected_s: float
     peer: str
-    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., callback_stream: _Optional[bool] = ..., granted_locks: _Optional[int] = ..., connected_s: _Optional[float] = ..., peer: _Optional[str] = ...) -> None: ...
+    evicted: bool
+    idle_s: float
+    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., callback_stream: _Optional[bool] = ..., granted_locks: _Optional[int] = ..., connected_s: _Optional[float] = ..., peer: _Optional[str] = ..., evicted: _Optional[bool] = ..., idle_s: _Optional[float] = ...) -> None: ...
 
 class LockListReply(_message.Message):
-    __slots__ = ("hdr", "locks", "exports", "evictions", "callbacks_sent")
+    __slots__ = ("hdr", "locks", "exports", "evictions", "callbacks_sent", "name")
     HDR_FIELD_NUMBER: _ClassVar[int]
     LOCKS_FIELD_NUMBER: _ClassVar[int]
     EXPORTS_FIELD_NUMBER: _ClassVar[int]
     EVICTIONS_FIELD_NUMBER: _ClassVar[int]
     CALLBACKS_SENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     locks: _containers.RepeatedCompositeFieldContainer[LockState]
     exports: _containers.RepeatedCompositeFieldContainer[ExportState]
     evictions: int
     callbacks_sent: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockState, _Mapping]]] = ..., exports: _Optional[_Iterable[_Union[ExportState, _Mapping]]] = ..., evictions: _Optional[int] = ..., callbacks_sent: _Optional[int] = ...) -> None: ...
+    name: str
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockState, _Mapping]]] = ..., exports: _Optional[_Iterable[_Union[ExportState, _Mapping]]] = ..., evictions: _Optional[int] = ..., callbacks_sent: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
 
 class EvictRequest(_message.Message):
     __slots__ = ("hdr", "client_id")

@@ -1,4 +1,5 @@
 from lustrepy.rpc.v1 import common_pb2 as _common_pb2
+from lustrepy.rpc.v1 import stats_pb2 as _stats_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -469,18 +470,32 @@ class ReadlinkReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., target: _Optional[bytes] = ...) -> None: ...
 
 class CloseRequest(_message.Message):
-    __slots__ = ("hdr", "open_handle", "has_size", "size", "blocks")
+    __slots__ = ("hdr", "open_handle", "has_size", "size", "blocks", "more")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
     HAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     open_handle: int
     has_size: bool
     size: int
     blocks: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
+    more: _containers.RepeatedCompositeFieldContainer[CloseItem]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., more: _Optional[_Iterable[_Union[CloseItem, _Mapping]]] = ...) -> None: ...
+
+class CloseItem(_message.Message):
+    __slots__ = ("open_handle", "has_size", "size", "blocks")
+    OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    HAS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    open_handle: int
+    has_size: bool
+    size: int
+    blocks: int
+    def __init__(self, open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
 
 class SeqRequest(_message.Message):
     __slots__ = ("hdr",)
@@ -606,3 +621,53 @@ class MdsInfoReply(_message.Message):
     last_committed: int
     counters: _containers.ScalarMap[str, int]
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., address: _Optional[str] = ..., uptime_s: _Optional[float] = ..., version: _Optional[str] = ..., clients: _Optional[int] = ..., last_transno: _Optional[int] = ..., last_committed: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class Param(_message.Message):
+    __slots__ = ("name", "value", "kind", "settable", "default", "help")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SETTABLE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    HELP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    kind: str
+    settable: bool
+    default: str
+    help: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., kind: _Optional[str] = ..., settable: _Optional[bool] = ..., default: _Optional[str] = ..., help: _Optional[str] = ...) -> None: ...
+
+class ParamGetRequest(_message.Message):
+    __slots__ = ("hdr", "patterns")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    patterns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., patterns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ParamSetting(_message.Message):
+    __slots__ = ("name", "value", "reset")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    reset: bool
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., reset: _Optional[bool] = ...) -> None: ...
+
+class ParamSetRequest(_message.Message):
+    __slots__ = ("hdr", "settings")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    settings: _containers.RepeatedCompositeFieldContainer[ParamSetting]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., settings: _Optional[_Iterable[_Union[ParamSetting, _Mapping]]] = ...) -> None: ...
+
+class ParamReply(_message.Message):
+    __slots__ = ("hdr", "params")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    params: _containers.RepeatedCompositeFieldContainer[Param]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...

@@ -5,6 +5,7 @@ import warnings
 
 from lustrepy.rpc.v1 import common_pb2 as lustrepy_dot_rpc_dot_v1_dot_common__pb2
 from lustrepy.rpc.v1 import mds_pb2 as lustrepy_dot_rpc_dot_v1_dot_mds__pb2
+from lustrepy.rpc.v1 import stats_pb2 as lustrepy_dot_rpc_dot_v1_dot_stats__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -115,6 +116,21 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounce.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounceReply.FromString,
                 _registered_method=True)
+        self.GetParam = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/GetParam',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+                _registered_method=True)
+        self.SetParam = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/SetParam',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamSetRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+                _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/Stats',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
+                _registered_method=True)
 
 
 class MdsServicer:
@@ -217,6 +233,26 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetParam(self, request, context):
+        """Tunables (lfsctl get-param / set-param), served without a client connection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetParam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stats(self, request, context):
+        """Per-operation and per-client statistics with latency histograms (lfsctl stats), no connection needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MdsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -299,6 +335,21 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.Announce,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounce.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounceReply.SerializeToString,
+            ),
+            'GetParam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParam,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.SerializeToString,
+            ),
+            'SetParam': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetParam,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamSetRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -733,6 +784,87 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/Announce',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounce.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/GetParam',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetParam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/SetParam',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamSetRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/Stats',
+            lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,45 +23,53 @@ _sym_db = _symbol_database.Default()
 
 
 from lustrepy.rpc.v1 import common_pb2 as lustrepy_dot_rpc_dot_v1_dot_common__pb2
+from lustrepy.rpc.v1 import stats_pb2 as lustrepy_dot_rpc_dot_v1_dot_stats__pb2
+from lustrepy.rpc.v1 import mds_pb2 as lustrepy_dot_rpc_dot_v1_dot_mds__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lustrepy/rpc/v1/oss.proto\x12\x0flustrepy.rpc.v1\x1a\x1clustrepy/rpc/v1/common.proto\"G\n\x10PrecreateRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"Y\n\x0ePrecreateReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x10\n\x08\x66irst_id\x18\x02 \x01(\x04\x12\x0f\n\x07last_id\x18\x03 \x01(\x04\"\x81\x01\n\nWriteChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x05 \x01(\r\x12\x0c\n\x04sync\x18\x06 \x01(\x08\"f\n\nWriteReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12!\n\x03lvb\x18\x03 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"z\n\x0bReadRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\x12\n\nchunk_size\x18\x05 \x01(\r\"l\n\tReadChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x04 \x01(\r\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"E\n\nObjRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\"U\n\x0cPunchRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\"W\n\x0cObjAttrReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"J\n\x0e\x44\x65stroyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x12\n\nobject_ids\x18\x02 \x03(\x04\"G\n\x0c\x44\x65stroyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x11\n\tdestroyed\x18\x02 \x01(\r\"8\n\x10OssStatfsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\"\x8d\x01\n\x0eOssStatfsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\'\n\x06statfs\x18\x02 \x01(\x0b\x32\x17.lustrepy.rpc.v1.Statfs\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0c\n\x04uuid\x18\x04 \x01(\t\x12\x0f\n\x07objects\x18\x05 \x01(\x04\"V\n\x12ListObjectsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\x12\x0b\n\x03max\x18\x03 \x01(\r\"j\n\x10ListObjectsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x12\n\nobject_ids\x18\x02 \x03(\x04\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\x0f\n\x07last_id\x18\x04 \x01(\x04\x32\xbb\x06\n\x03Oss\x12I\n\x07\x43onnect\x12\x1f.lustrepy.rpc.v1.ConnectRequest\x1a\x1d.lustrepy.rpc.v1.ConnectReply\x12N\n\nDisconnect\x12\".lustrepy.rpc.v1.DisconnectRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12O\n\tPrecreate\x12!.lustrepy.rpc.v1.PrecreateRequest\x1a\x1f.lustrepy.rpc.v1.PrecreateReply\x12\x43\n\x05Write\x12\x1b.lustrepy.rpc.v1.WriteChunk\x1a\x1b.lustrepy.rpc.v1.WriteReply(\x01\x12\x42\n\x04Read\x12\x1c.lustrepy.rpc.v1.ReadRequest\x1a\x1a.lustrepy.rpc.v1.ReadChunk0\x01\x12\x45\n\x05Punch\x12\x1d.lustrepy.rpc.v1.PunchRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12\x45\n\x07Getattr\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12I\n\x07\x44\x65stroy\x12\x1f.lustrepy.rpc.v1.DestroyRequest\x1a\x1d.lustrepy.rpc.v1.DestroyReply\x12L\n\x06Statfs\x12!.lustrepy.rpc.v1.OssStatfsRequest\x1a\x1f.lustrepy.rpc.v1.OssStatfsReply\x12\x41\n\x04Sync\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12U\n\x0bListObjects\x12#.lustrepy.rpc.v1.ListObjectsRequest\x1a!.lustrepy.rpc.v1.ListObjectsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lustrepy/rpc/v1/oss.proto\x12\x0flustrepy.rpc.v1\x1a\x1clustrepy/rpc/v1/common.proto\x1a\x1blustrepy/rpc/v1/stats.proto\x1a\x19lustrepy/rpc/v1/mds.proto\"G\n\x10PrecreateRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"Y\n\x0ePrecreateReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x10\n\x08\x66irst_id\x18\x02 \x01(\x04\x12\x0f\n\x07last_id\x18\x03 \x01(\x04\"\x81\x01\n\nWriteChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x05 \x01(\r\x12\x0c\n\x04sync\x18\x06 \x01(\x08\"f\n\nWriteReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12!\n\x03lvb\x18\x03 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"z\n\x0bReadRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\x12\n\nchunk_size\x18\x05 \x01(\r\"l\n\tReadChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x04 \x01(\r\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"E\n\nObjRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\"U\n\x0cPunchRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\"W\n\x0cObjAttrReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"J\n\x0e\x44\x65stroyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x12\n\nobject_ids\x18\x02 \x03(\x04\"G\n\x0c\x44\x65stroyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x11\n\tdestroyed\x18\x02 \x01(\r\"8\n\x10OssStatfsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\"\x8d\x01\n\x0eOssStatfsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\'\n\x06statfs\x18\x02 \x01(\x0b\x32\x17.lustrepy.rpc.v1.Statfs\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0c\n\x04uuid\x18\x04 \x01(\t\x12\x0f\n\x07objects\x18\x05 \x01(\x04\"V\n\x12ListObjectsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\x04\x12\x0b\n\x03max\x18\x03 \x01(\r\"j\n\x10ListObjectsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x12\n\nobject_ids\x18\x02 \x03(\x04\x12\x0b\n\x03\x65of\x18\x03 \x01(\x08\x12\x0f\n\x07last_id\x18\x04 \x01(\x04\"e\n\x10WriteManyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12+\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x1b.lustrepy.rpc.v1.WriteChunk\">\n\x06ObjLvb\x12\x11\n\tobject_id\x18\x01 \x01(\x04\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"n\n\x0eWriteManyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12%\n\x04lvbs\x18\x03 \x03(\x0b\x32\x17.lustrepy.rpc.v1.ObjLvb2\xe7\x08\n\x03Oss\x12I\n\x07\x43onnect\x12\x1f.lustrepy.rpc.v1.ConnectRequest\x1a\x1d.lustrepy.rpc.v1.ConnectReply\x12N\n\nDisconnect\x12\".lustrepy.rpc.v1.DisconnectRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12O\n\tPrecreate\x12!.lustrepy.rpc.v1.PrecreateRequest\x1a\x1f.lustrepy.rpc.v1.PrecreateReply\x12\x43\n\x05Write\x12\x1b.lustrepy.rpc.v1.WriteChunk\x1a\x1b.lustrepy.rpc.v1.WriteReply(\x01\x12O\n\tWriteMany\x12!.lustrepy.rpc.v1.WriteManyRequest\x1a\x1f.lustrepy.rpc.v1.WriteManyReply\x12\x42\n\x04Read\x12\x1c.lustrepy.rpc.v1.ReadRequest\x1a\x1a.lustrepy.rpc.v1.ReadChunk0\x01\x12\x45\n\x05Punch\x12\x1d.lustrepy.rpc.v1.PunchRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12\x45\n\x07Getattr\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12I\n\x07\x44\x65stroy\x12\x1f.lustrepy.rpc.v1.DestroyRequest\x1a\x1d.lustrepy.rpc.v1.DestroyReply\x12L\n\x06Statfs\x12!.lustrepy.rpc.v1.OssStatfsRequest\x1a\x1f.lustrepy.rpc.v1.OssStatfsReply\x12\x41\n\x04Sync\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12U\n\x0bListObjects\x12#.lustrepy.rpc.v1.ListObjectsRequest\x1a!.lustrepy.rpc.v1.ListObjectsReply\x12I\n\x08GetParam\x12 .lustrepy.rpc.v1.ParamGetRequest\x1a\x1b.lustrepy.rpc.v1.ParamReply\x12I\n\x08SetParam\x12 .lustrepy.rpc.v1.ParamSetRequest\x1a\x1b.lustrepy.rpc.v1.ParamReply\x12\x43\n\x05Stats\x12\x1d.lustrepy.rpc.v1.StatsRequest\x1a\x1b.lustrepy.rpc.v1.StatsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lustrepy.rpc.v1.oss_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRECREATEREQUEST']._serialized_start=76
-  _globals['_PRECREATEREQUEST']._serialized_end=147
-  _globals['_PRECREATEREPLY']._serialized_start=149
-  _globals['_PRECREATEREPLY']._serialized_end=238
-  _globals['_WRITECHUNK']._serialized_start=241
-  _globals['_WRITECHUNK']._serialized_end=370
-  _globals['_WRITEREPLY']._serialized_start=372
-  _globals['_WRITEREPLY']._serialized_end=474
-  _globals['_READREQUEST']._serialized_start=476
-  _globals['_READREQUEST']._serialized_end=598
-  _globals['_READCHUNK']._serialized_start=600
-  _globals['_READCHUNK']._serialized_end=708
-  _globals['_OBJREQUEST']._serialized_start=710
-  _globals['_OBJREQUEST']._serialized_end=779
-  _globals['_PUNCHREQUEST']._serialized_start=781
-  _globals['_PUNCHREQUEST']._serialized_end=866
-  _globals['_OBJATTRREPLY']._serialized_start=868
-  _globals['_OBJATTRREPLY']._serialized_end=955
-  _globals['_DESTROYREQUEST']._serialized_start=957
-  _globals['_DESTROYREQUEST']._serialized_end=1031
-  _globals['_DESTROYREPLY']._serialized_start=1033
-  _globals['_DESTROYREPLY']._serialized_end=1104
-  _globals['_OSSSTATFSREQUEST']._serialized_start=1106
-  _globals['_OSSSTATFSREQUEST']._serialized_end=1162
-  _globals['_OSSSTATFSREPLY']._serialized_start=1165
-  _globals['_OSSSTATFSREPLY']._serialized_end=1306
-  _globals['_LISTOBJECTSREQUEST']._serialized_start=1308
-  _globals['_LISTOBJECTSREQUEST']._serialized_end=1394
-  _globals['_LISTOBJECTSREPLY']._serialized_start=1396
-  _globals['_LISTOBJECTSREPLY']._serialized_end=1502
-  _globals['_OSS']._serialized_start=1505
-  _globals['_OSS']._serialized_end=2332
+  _globals['_PRECREATEREQUEST']._serialized_start=132
+  _globals['_PRECREATEREQUEST']._serialized_end=203
+  _globals['_PRECREATEREPLY']._serialized_start=205
+  _globals['_PRECREATEREPLY']._serialized_end=294
+  _globals['_WRITECHUNK']._serialized_start=297
+  _globals['_WRITECHUNK']._serialized_end=426
+  _globals['_WRITEREPLY']._serialized_start=428
+  _globals['_WRITEREPLY']._serialized_end=530
+  _globals['_READREQUEST']._serialized_start=532
+  _globals['_READREQUEST']._serialized_end=654
+  _globals['_READCHUNK']._serialized_start=656
+  _globals['_READCHUNK']._serialized_end=764
+  _globals['_OBJREQUEST']._serialized_start=766
+  _globals['_OBJREQUEST']._serialized_end=835
+  _globals['_PUNCHREQUEST']._serialized_start=837
+  _globals['_PUNCHREQUEST']._serialized_end=922
+  _globals['_OBJATTRREPLY']._serialized_start=924
+  _globals['_OBJATTRREPLY']._serialized_end=1011
+  _globals['_DESTROYREQUEST']._serialized_start=1013
+  _globals['_DESTROYREQUEST']._serialized_end=1087
+  _globals['_DESTROYREPLY']._serialized_start=1089
+  _globals['_DESTROYREPLY']._serialized_end=1160
+  _globals['_OSSSTATFSREQUEST']._serialized_start=1162
+  _globals['_OSSSTATFSREQUEST']._serialized_end=1218
+  _globals['_OSSSTATFSREPLY']._serialized_start=1221
+  _globals['_OSSSTATFSREPLY']._serialized_end=1362
+  _globals['_LISTOBJECTSREQUEST']._serialized_start=1364
+  _globals['_LISTOBJECTSREQUEST']._serialized_end=1450
+  _globals['_LISTOBJECTSREPLY']._serialized_start=1452
+  _globals['_LISTOBJECTSREPLY']._serialized_end=1558
+  _globals['_WRITEMANYREQUEST']._serialized_start=1560
+  _globals['_WRITEMANYREQUEST']._serialized_end=1661
+  _globals['_OBJLVB']._serialized_start=1663
+  _globals['_OBJLVB']._serialized_end=1725
+  _globals['_WRITEMANYREPLY']._serialized_start=1727
+  _globals['_WRITEMANYREPLY']._serialized_end=1837
+  _globals['_OSS']._serialized_start=1840
+  _globals['_OSS']._serialized_end=2967
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,6 @@
 from lustrepy.rpc.v1 import common_pb2 as _common_pb2
+from lustrepy.rpc.v1 import stats_pb2 as _stats_pb2
+from lustrepy.rpc.v1 import mds_pb2 as _mds_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -162,3 +164,29 @@ class ListObjectsReply(_message.Message):
     eof: bool
     last_id: int
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., object_ids: _Optional[_Iterable[int]] = ..., eof: _Optional[bool] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class WriteManyRequest(_message.Message):
+    __slots__ = ("hdr", "chunks")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    chunks: _containers.RepeatedCompositeFieldContainer[WriteChunk]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[WriteChunk, _Mapping]]] = ...) -> None: ...
+
+class ObjLvb(_message.Message):
+    __slots__ = ("object_id", "lvb")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LVB_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    lvb: _common_pb2.Lvb
+    def __init__(self, object_id: _Optional[int] = ..., lvb: _Optional[_Union[_common_pb2.Lvb, _Mapping]] = ...) -> None: ...
+
+class WriteManyReply(_message.Message):
+    __slots__ = ("hdr", "written", "lvbs")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    LVBS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    written: int
+    lvbs: _containers.RepeatedCompositeFieldContainer[ObjLvb]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., written: _Optional[int] = ..., lvbs: _Optional[_Iterable[_Union[ObjLvb, _Mapping]]] = ...) -> None: ...

@@ -4,7 +4,9 @@ import grpc
 import warnings
 
 from lustrepy.rpc.v1 import common_pb2 as lustrepy_dot_rpc_dot_v1_dot_common__pb2
+from lustrepy.rpc.v1 import mds_pb2 as lustrepy_dot_rpc_dot_v1_dot_mds__pb2
 from lustrepy.rpc.v1 import oss_pb2 as lustrepy_dot_rpc_dot_v1_dot_oss__pb2
+from lustrepy.rpc.v1 import stats_pb2 as lustrepy_dot_rpc_dot_v1_dot_stats__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -55,6 +57,11 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteChunk.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteReply.FromString,
                 _registered_method=True)
+        self.WriteMany = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/WriteMany',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteManyRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteManyReply.FromString,
+                _registered_method=True)
         self.Read = channel.unary_stream(
                 '/lustrepy.rpc.v1.Oss/Read',
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.SerializeToString,
@@ -90,6 +97,21 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsReply.FromString,
                 _registered_method=True)
+        self.GetParam = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/GetParam',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+                _registered_method=True)
+        self.SetParam = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/SetParam',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamSetRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+                _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/Stats',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
+                _registered_method=True)
 
 
 class OssServicer:
@@ -115,6 +137,13 @@ class OssServicer:
 
     def Write(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteMany(self, request, context):
+        """Small writes to many objects in one message (new files' first bytes, written back together).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -161,6 +190,26 @@ class OssServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetParam(self, request, context):
+        """Tunables (lfsctl get-param / set-param), served without a client connection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetParam(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stats(self, request, context):
+        """Per-operation and per-client counts, bytes and latency histograms (lfsctl stats), no connection needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OssServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +232,11 @@ def add_OssServicer_to_server(servicer, server):
                     servicer.Write,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteChunk.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteReply.SerializeToString,
+            ),
+            'WriteMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteMany,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteManyRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteManyReply.SerializeToString,
             ),
             'Read': grpc.unary_stream_rpc_method_handler(
                     servicer.Read,
@@ -218,6 +272,21 @@ def add_OssServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsReply.SerializeToString,
+            ),
+            'GetParam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParam,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.SerializeToString,
+            ),
+            'SetParam': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetParam,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamSetRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -328,6 +397,33 @@ class Oss:
             '/lustrepy.rpc.v1.Oss/Write',
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteChunk.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/WriteMany',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteManyRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.WriteManyReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -517,6 +613,87 @@ class Oss:
             '/lustrepy.rpc.v1.Oss/ListObjects',
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/GetParam',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetParam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/SetParam',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamSetRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/Stats',
+            lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,172 @@
+"""The MDS's options and tunables: their specs, their binding to the running Mdt, and where run-time settings are kept.
+
+Tunables are served under the scope `mds.` (`mds.callback_timeout`,
+`mds.wbc.contention_window`, `mds.log.ldlm`). Each settable one changes the
+live object at once (the lock server's callback timeout, the OST registry's
+timeout, the WBC contention policy, the precreation batch, a logger's level)
+and the Mdt's config record with it. Values set at run time are kept in the
+`params` table of the MDT database, next to what they tune. The default
+stripe count and size are the root directory's default layout: the MDT keeps
+them itself, so they are neither in that table nor in the configuration file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from lustrepy.common import logs
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import ROOT_FID
+from lustrepy.common.layout import STRIPE_UNIT, Layout, MAX_STRIPE_SIZE
+from lustrepy.common.params import ParamSpec, Registry, bad
+from lustrepy.common.records import Cred
+from lustrepy.mds import schema
+from lustrepy.mds.locking import LAYOUT, XATTR
+
+SCOPE = "mds"
+MAX_PRECREATE = 20_000      # an OSS creates at most this many objects per Precreate call
+
+LOG_SUBSYSTEMS = ("ldlm", "rpc", "mds", "mds.wbc", "mds.osp", "mds.replay", "mds.recovery", "mds.intent",
+                  "mds.reint")
+
+OPTIONS = (
+    ParamSpec("dir", "str", None, "MDT data directory", settable=False),
+    ParamSpec("fsname", "str", None, "file system name (must match the formatted MDT)", settable=False),
+    ParamSpec("listen", "address", "127.0.0.1:0", "HOST:PORT to serve on (port 0: any free port)",
+              settable=False),
+    ParamSpec("port_file", "str", None, "write the port here once serving", settable=False, tunable=False),
+    ParamSpec("heartbeat_interval", "float", 1.0, "seconds between OSS heartbeats (told to each OSS)",
+              minimum=0.01, maximum=3600),
+    ParamSpec("ost_timeout", "float", 5.0, "an OST without a heartbeat this long is inactive",
+              minimum=0.05, maximum=86400),
+    ParamSpec("callback_timeout", "float", 10.0,
+              "seconds a lock holder has to cancel after a blocking callback before it is evicted",
+              minimum=0.1, maximum=3600),
+    ParamSpec("commit_interval", "float", 1.0, "seconds between syncs of the database log",
+              minimum=0.01, maximum=60),
+    ParamSpec("precreate_batch", "int", 512, "objects asked of an OST per precreation",
+              minimum=1, maximum=MAX_PRECREATE),
+    ParamSpec("precreate_low", "int", 128, "precreate more when an OST's pool falls below this many objects",
+              minimum=0, maximum=10 * MAX_PRECREATE),
+    ParamSpec("pool_wait", "float", 5.0, "seconds a create waits for object pools to refill",
+              minimum=0, maximum=600),
+    ParamSpec("recovery_window", "float", 30.0, "seconds clients holding opens get to reconnect after a restart",
+              settable=False, minimum=0, maximum=86400),
+    ParamSpec("wbc.contention_threshold", "int", 16,
+              "conflicts on a directory within the window that stop WBC grants there",
+              minimum=1, maximum=1_000_000),
+    ParamSpec("wbc.contention_window", "float", 4.0, "seconds over which conflicts are counted",
+              minimum=0.001, maximum=86400),
+    ParamSpec("wbc.contention_hold", "float", 30.0,
+              "seconds without a conflict before a contended directory gets WBC grants again",
+              minimum=0, maximum=86400),
+    ParamSpec("log.level", "level", "INFO", "the daemon's log level"),
+    *(ParamSpec(f"log.{s}", "level", "NOTSET", f"log level of {s} (NOTSET: the daemon's level)")
+      for s in LOG_SUBSYSTEMS),
+)
+
+# Kept by the MDT itself (the root's default layout): served, never in the configuration file.
+LAYOUT_PARAMS = (
+    ParamSpec("default_stripe_count", "int", 1, "stripes of new files where no directory sets its own (-1: all)",
+              minimum=-1, maximum=0xFFFF),
+    ParamSpec("default_stripe_size", "size", 1 << 20, "stripe size of new files where no directory sets its own",
+              minimum=STRIPE_UNIT, maximum=MAX_STRIPE_SIZE),
+)
+
+_CFG_FIELDS = ("heartbeat_interval", "ost_timeout", "callback_timeout", "commit_interval", "precreate_batch",
+               "precreate_low", "pool_wait", "recovery_window")
+
+
+class SqlParamStore:
+    """Run-time settings in the MDT database's `params` table (each change one transaction)."""
+
+    def __init__(self, store) -> None:
+        self.store = store             # its `params` table: lustrepy.mds.schema
+
+    def load(self) -> dict[str, str]:
+        return {n: v for n, v in self.store.read().conn.execute("SELECT name, value FROM params")}
+
+    def save(self, name: str, value: str | None) -> None:
+        if value is None:
+            self.store.write(lambda tx: tx.conn.execute("DELETE FROM params WHERE name = ?", (name,)))
+        else:
+            self.store.write(lambda tx: tx.conn.execute(
+                "INSERT OR REPLACE INTO params (name, value, set_ns) VALUES (?, ?, ?)",
+                (name, value, time.time_ns())))
+
+
+def registry(mdt, settings: dict) -> Registry:
+    """Bind every MDS tunable to `mdt` (not yet applying kept run-time settings: see Registry.apply_saved)."""
+    reg = Registry(SCOPE, SqlParamStore(mdt.store))
+    by_name = {s.name: s for s in OPTIONS}
+
+    def set_cfg(field: str):
+        def write(v) -> None:
+            mdt.cfg = dataclasses.replace(mdt.cfg, **{field: v})
+            _push(mdt, field, v)
+        return write
+
+    reg.bind(by_name["dir"], lambda: str(mdt.cfg.dir))
+    reg.bind(by_name["fsname"], lambda: mdt.fsname)
+    reg.bind(by_name["listen"], lambda: mdt.address or settings.get("listen", ""))
+    for f in _CFG_FIELDS:
+        reg.bind(by_name[f], lambda f=f: getattr(mdt.cfg, f), set_cfg(f) if by_name[f].settable else None)
+    for f, attr in (("wbc.contention_threshold", "threshold"), ("wbc.contention_window", "window_s"),
+                    ("wbc.contention_hold", "hold_s")):
+        reg.bind(by_name[f], lambda attr=attr: getattr(mdt.cfg.contention, attr), _set_contention(mdt, f, attr))
+    reg.bind(by_name["log.level"], lambda: logs.get_level(""), lambda v: logs.set_level("", v))
+    for s in LOG_SUBSYSTEMS:
+        reg.bind(by_name[f"log.{s}"], lambda s=s: logs.get_level(s), lambda v, s=s: logs.set_level(s, v))
+    count, size = LAYOUT_PARAMS
+    reg.bind(count, lambda: _root_layout(mdt).stripe_count,
+             lambda v: _set_root_layout(mdt, count.name, stripe_count=v), persist=False)
+    reg.bind(size, lambda: _root_layout(mdt).stripe_size,
+             lambda v: _set_root_layout(mdt, size.name, stripe_size=v), persist=False)
+    return reg
+
+
+def _push(mdt, field: str, v) -> None:
+    """Hand a changed setting to the live object that uses it."""
+    if field == "ost_timeout":
+        mdt.registry.timeout = v
+    elif field == "callback_timeout":
+        mdt.lockd.callback_timeout = v
+    elif field == "commit_interval":
+        mdt.committer.interval = v
+    elif field == "precreate_batch":
+        mdt.osp.batch = v
+    elif field == "precreate_low":
+        mdt.osp.low_water = v
+        mdt.osp.wake()
+
+
+def _set_contention(mdt, name: str, attr: str):
+    def write(v) -> None:
+        try:
+            policy = dataclasses.replace(mdt.cfg.contention, **{attr: v})
+        except ValueError as e:
+            raise bad(f"{SCOPE}.{name}", str(e)) from None
+        mdt.cfg = dataclasses.replace(mdt.cfg, contention=policy)
+        mdt.wbc.policy = policy
+    return write
+
+
+def _root_layout(mdt) -> Layout:
+    return mdt.store.read().default_layout(ROOT_FID)
+
+
+def _set_root_layout(mdt, name: str, **change) -> None:
+    """Change the file system's default striping: the root directory's default layout and the MDT's record
+    of it, with the root's LAYOUT lock taken so clients drop what they cached of it."""
+    def fn(tx) -> None:
+        lo = dataclasses.replace(tx.default_layout(ROOT_FID), **change)
+        try:
+            lo.check()
+        except LpError as e:
+            raise bad(f"{SCOPE}.{name}", e.message) from None
+        tx.set_default_layout(Cred(), ROOT_FID, lo)
+        tx.conn.execute("UPDATE meta SET default_layout = ?", (schema.layout_to_db(lo),))
+
+    with mdt.locks.update([(ROOT_FID, LAYOUT | XATTR)]):
+        mdt.store.write(fn)

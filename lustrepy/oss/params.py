@@ -1,0 +1,99 @@
+"""The OSS's options and tunables: their specs, their binding to the running server, and where run-time settings are kept.
+
+Tunables are served under the scope `ost.<index>.` (`ost.0.callback_timeout`,
+`ost.0.heartbeat_interval`, `ost.0.log.ldlm`). A settable one changes the
+live object at once (the lock server's callback timeout, the announcer's
+period, a logger's level). Values set at run time are kept in
+DIR/params.json (name -> value text), replaced atomically at every change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from lustrepy.common import logs
+from lustrepy.common.params import ParamSpec, Registry
+from lustrepy.oss.identity import MAX_INDEX, OstIdentity
+from lustrepy.oss.osd import Osd
+
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = "params.json"
+LOG_SUBSYSTEMS = ("ldlm", "rpc", "oss", "oss.ofd", "oss.osd", "oss.announce", "oss.service")
+
+OPTIONS = (
+    ParamSpec("dir", "str", None, "OST data directory", settable=False),
+    ParamSpec("listen", "address", None, "HOST:PORT to serve on (port 0: any free port)", settable=False),
+    ParamSpec("mds", "address", None, "HOST:PORT of the MDS to announce to", settable=False),
+    ParamSpec("index", "int", None, "OST index (needed to format)", settable=False, minimum=0, maximum=MAX_INDEX),
+    ParamSpec("fsname", "str", None, "file system name (needed to format; must match a formatted OST)",
+              settable=False),
+    ParamSpec("capacity", "size", None, "cap the space this OST reports and accepts (none: the disk's)",
+              settable=False, minimum=1),
+    ParamSpec("advertise", "str", None, "host announced to the MDS when listening on a wildcard address",
+              settable=False, tunable=False),
+    ParamSpec("port_file", "str", None, "write the port here once serving", settable=False, tunable=False),
+    ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS",
+              minimum=0.01, maximum=3600),
+    ParamSpec("callback_timeout", "float", 10.0,
+              "seconds a lock holder has to cancel after a blocking callback before it is evicted",
+              minimum=0.1, maximum=3600),
+    ParamSpec("log.level", "level", "INFO", "the daemon's log level"),
+    *(ParamSpec(f"log.{s}", "level", "NOTSET", f"log level of {s} (NOTSET: the daemon's level)")
+      for s in LOG_SUBSYSTEMS),
+)
+
+
+def scope(index: int) -> str:
+    return f"ost.{index}"
+
+
+class FileParamStore:
+    """Run-time settings in DIR/params.json, replaced atomically (temp, fsync, rename) at each change."""
+
+    def __init__(self, osd: Osd) -> None:
+        self.osd = osd
+        self._kept: dict[str, str] | None = None
+
+    def load(self) -> dict[str, str]:
+        if self._kept is None:
+            self._kept = {}
+            try:
+                raw = self.osd.read_meta(PARAMS_FILE)
+                doc = json.loads(raw) if raw is not None else {}
+                if not isinstance(doc, dict):
+                    raise ValueError("not an object")
+                self._kept = {str(k): str(v) for k, v in doc.items()}
+            except (OSError, ValueError) as e:
+                log.warning("ignoring %s: %s", PARAMS_FILE, e)
+        return dict(self._kept)
+
+    def save(self, name: str, value: str | None) -> None:
+        kept = self.load()
+        if value is None:
+            kept.pop(name, None)
+        else:
+            kept[name] = value
+        self.osd.write_meta(PARAMS_FILE, (json.dumps(kept, indent=1, sort_keys=True) + "\n").encode())
+        self._kept = kept
+
+
+def registry(ident: OstIdentity, osd: Osd, values: dict[str, Any],
+             live: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]) -> Registry:
+    """Bind the OSS's tunables: `live` maps each settable name to (read, write) on the running objects."""
+    reg = Registry(scope(ident.index), FileParamStore(osd))
+    by_name = {s.name: s for s in OPTIONS}
+    for name in ("dir", "mds", "capacity"):
+        reg.bind(by_name[name], lambda name=name: values.get(name))
+    reg.bind(by_name["index"], lambda: ident.index)
+    reg.bind(by_name["fsname"], lambda: ident.fsname)
+    reg.bind(by_name["listen"], lambda: values.get("listen"))
+    for name, (read, write) in live.items():
+        reg.bind(by_name[name], read, write)
+    reg.bind(by_name["log.level"], lambda: logs.get_level(""), lambda v: logs.set_level("", v))
+    for s in LOG_SUBSYSTEMS:
+        reg.bind(by_name[f"log.{s}"], lambda s=s: logs.get_level(s), lambda v, s=s: logs.set_level(s, v))
+    return reg
