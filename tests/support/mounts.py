@@ -19,10 +19,11 @@ class Mount:
     path: Path
     log: Path
     popen: subprocess.Popen | None = None
+    wrapper: tuple[str, ...] = ()   # runs the mount program through this (e.g. nsenter into a host)
 
     def start(self, *opts: str, wait: float = 30.0) -> "Mount":
         self.path.mkdir(parents=True, exist_ok=True)
-        argv = [str(BIN / "lustrepy"), self.source, str(self.path), "-f"]
+        argv = [*self.wrapper, str(BIN / "lustrepy"), self.source, str(self.path), "-f"]
         if opts:
             argv += ["-o", ",".join(opts)]
         with open(self.log, "ab") as logf:

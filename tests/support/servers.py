@@ -21,10 +21,11 @@ class Proc:
     port_file: Path
     popen: subprocess.Popen | None = None
     port: int = 0
+    host: str = "127.0.0.1"         # the address others reach it at (its own host's, off loopback)
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self, wait: float = 20.0) -> "Proc":
         self.port_file.unlink(missing_ok=True)

@@ -1,0 +1,154 @@
+"""A lustrepy cluster of separate hosts on one machine (network namespaces on one switch).
+
+`netcluster` (one per module): the MDS on host `mds` (10.213.0.1), OSTs 0-3 on
+hosts `oss0`..`oss3` (10.213.0.11-14), and two clients `c1`, `c2`
+(10.213.0.21-22), each mounting the file system from its own host with
+`-o timeout=RPC_TIMEOUT`. Every server and mount is a process of this test
+(pid known), run in its host's network namespace only, so the mounts are
+seen here. Everything is stopped, unmounted and deleted at the end, also when
+setting up fails half way; the fixture fails if anything was left over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support import netns
+from tests.support.mounts import WBC, Mount
+from tests.support.servers import BIN, Proc, wait_for
+
+FSNAME = "mnfs"
+N_OSTS = 4
+MDS_OCTET, OSS_OCTET, CLIENT_OCTET = 1, 11, 21
+RPC_TIMEOUT = 5.0       # the clients' `-o timeout=`: every RPC deadline of the mount
+
+
+@dataclass
+class NetCluster:
+    lan: netns.Lan
+    root: Path
+    mds: Proc | None = None
+    osts: dict[int, Proc] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        assert self.mds is not None
+        return f"{self.mds.address}:/{FSNAME}"
+
+    def start_mds(self) -> Proc:
+        host = self.lan.add_host("mds", MDS_OCTET)
+        d = self.root / "mds"
+        d.mkdir()
+        argv = [str(BIN / "lustrepy-mds"), "--dir", str(d / "mdt"), "--fsname", FSNAME,
+                "--listen", f"{host.addr}:0", "--port-file", str(d / "port")]
+        self.mds = Proc("mds", host.wrap(argv), d / "log", d / "port", host=host.addr).start()
+        return self.mds
+
+    def start_oss(self, index: int) -> Proc:
+        """OST `index` on a new host of its own, announcing itself to the MDS."""
+        assert self.mds is not None
+        host = self.lan.add_host(f"oss{index}", OSS_OCTET + index)
+        d = self.root / f"oss{index}"
+        d.mkdir()
+        argv = [str(BIN / "lustrepy-oss"), "--dir", str(d / "ost"), "--fsname", FSNAME, "--index", str(index),
+                "--listen", f"{host.addr}:0", "--mds", self.mds.address, "--port-file", str(d / "port")]
+        proc = Proc(f"oss{index}", host.wrap(argv), d / "log", d / "port", host=host.addr)
+        self.osts[index] = proc
+        return proc.start()
+
+    def adopt_oss(self, index: int, host: netns.Host, argv: list[str], d: Path) -> Proc:
+        """Start an OSS with this command line on `host` (its directory formatted already)."""
+        proc = Proc(f"oss{index}", host.wrap(argv), d / "log", d / "port", host=host.addr)
+        self.osts[index] = proc
+        return proc.start()
+
+    def mount_client(self, n: int) -> Mount:
+        """Client `n` on host `c<n>` (made if new), mounting from there."""
+        role = f"c{n}"
+        host = self.lan.hosts.get(role) or self.lan.add_host(role, CLIENT_OCTET + n - 1)
+        path = self.root / role / "mnt"
+        path.mkdir(parents=True)
+        m = Mount(self.source, path, path.parent / "mount.log", wrapper=tuple(host.wrap([])))
+        self.mounts.append(m)
+        opts = [f"timeout={RPC_TIMEOUT:g}"]
+        if WBC:
+            opts += ["wbc", f"journal={path.parent / 'journal'}"]
+        return m.start(*opts)
+
+    def lfsctl(self, *args: str, on: str = "c1", timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """`lfsctl ARGS` run on host `on`."""
+        return self.lan.hosts[on].run([str(BIN / "lfsctl"), *args], timeout=timeout)
+
+    def query(self, command: str) -> dict:
+        """`lfsctl COMMAND --mgs MDS --json`, asked from a client host."""
+        assert self.mds is not None
+        r = self.lfsctl(command, "--mgs", self.mds.address, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def ost_states(self) -> dict[int, str]:
+        """OST index -> "active"/"inactive", as `lfsctl df` shows them."""
+        return {t["index"]: t["state"] for t in self.query("df")["targets"] if t["type"] == "OST"}
+
+    def stop(self) -> list[str]:
+        """Unmount, stop every process by pid, delete the hosts; returns what had to be forced or was left."""
+        problems: list[str] = []
+        for m in self.mounts:
+            try:
+                code = m.stop()
+                if code not in (0, None):
+                    problems.append(f"mount {m.path} exited {code}")
+            except Exception as e:      # noqa: BLE001 - go on cleaning up the rest
+                problems.append(f"unmounting {m.path}: {e!r}")
+        for p in [*self.osts.values(), self.mds]:
+            if p is not None:
+                try:
+                    p.stop()
+                except Exception as e:  # noqa: BLE001
+                    problems.append(f"stopping {p.name}: {e!r}")
+        problems += self.lan.close()
+        for m in self.mounts:
+            if os.path.ismount(m.path):
+                problems.append(f"{m.path} still mounted")
+        return problems
+
+
+def _why_not() -> str | None:
+    reason = netns.unavailable()
+    if reason:
+        return reason
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        return "FUSE mounts need /dev/fuse and fusermount3"
+    return None
+
+
+@pytest.fixture(scope="module")
+def netcluster(tmp_path_factory) -> Iterator[NetCluster]:
+    reason = _why_not()
+    if reason:
+        pytest.skip(f"multi-node tests need network namespaces: {reason}")
+    lan = netns.Lan()
+    c = NetCluster(lan, tmp_path_factory.mktemp("netcluster"))
+    try:
+        lan.start()
+        c.start_mds()
+        for i in range(N_OSTS):
+            c.start_oss(i)
+        lan.add_host("c1", CLIENT_OCTET)
+        wait_for(lambda: c.ost_states() == dict.fromkeys(range(N_OSTS), "active"), timeout=30,
+                 what=f"{N_OSTS} active OSTs")
+        c.mount_client(1)
+        c.mount_client(2)
+        yield c
+    finally:
+        problems = c.stop()
+    assert not problems, problems
