@@ -1,6 +1,8 @@
-"""`lfsctl osts`: the OSTs the MDS knows of, whether each is active, and when it was last heard from.
+"""`lfsctl osts`: the OSTs the MDS knows of, whether each is active, and when it was last heard from;
+and, from each OSS itself, its uptime, version and connected clients.
 
-Asks the MDS (Mds.Statfs) only; never contacts an OSS.
+The registry comes from the MDS (Mds.Statfs); every OSS is then asked (Oss.Stats, in parallel, a short
+deadline). An OSS that does not answer shows "-" there: the listing is a status view, so it still exits 0.
 """
 
 from __future__ import annotations
@@ -9,15 +11,18 @@ import argparse
 import logging
 import sys
 
-from lustrepy.ctl import output, query, target
+from lustrepy.ctl import multi, output, query, servers, statsq, target
+
+OSS_TIMEOUT_S = 2.0
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("osts", parents=parents, help="list OSTs: index, uuid, address, state, last heartbeat",
+    p = sub.add_parser("osts", parents=parents, help="list OSTs: index, uuid, address, state, last heartbeat, uptime, version, clients",
                        description="One row per OST registered with the MDS: index, uuid, address, "
-                                   "active/inactive (by heartbeat), and how long ago it was last heard from.")
+                                   "active/inactive (by heartbeat), how long ago it was last heard from, and "
+                                   "what its OSS says of itself: uptime, version, connected clients.")
     p.add_argument("path", nargs="?", metavar="PATH", help="a path on a lustrepy mount (selects the file system)")
     p.set_defaults(func=run)
 
@@ -25,8 +30,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 def run(args: argparse.Namespace) -> int:
     t = target.resolve(mgs=args.mgs, root=args.root, path=args.path)
     st = query.fs_status(t.address)
+    osses = [s for s in servers.of_status(t.address, st) if s.kind == servers.OST]
+    got = multi.gather(osses, lambda s: statsq.server_stats(s, OSS_TIMEOUT_S))
+    selves = {s.index: output.OssSelf(ss.uptime_s, ss.version, ss.connected) for s, ss in got.answers}
     if args.json:
-        sys.stdout.write(output.to_json(output.osts_json(st, f"{t.address}:/{st.fsname}")))
+        sys.stdout.write(output.to_json(output.osts_json(st, f"{t.address}:/{st.fsname}", selves)))
     else:
-        sys.stdout.write(output.render_osts(st.osts))
+        sys.stdout.write(output.render_osts(st.osts, selves))
     return 0

@@ -163,25 +163,46 @@ def df_json(st: FsStatus, mgs: str, mounted_on: str | None) -> dict[str, Any]:
 
 # ---- osts --------------------------------------------------------------------
 
-def render_osts(osts: Iterable[OstState]) -> str:
+@dataclass(frozen=True, slots=True)
+class OssSelf:
+    """What an OSS says of itself (its Stats reply)."""
+
+    uptime_s: float
+    version: str
+    clients: int
+
+
+def render_osts(osts: Iterable[OstState], selves: dict[int, OssSelf] | None = None) -> str:
     osts = list(osts)
+    selves = selves or {}
     w = max([UUID_WIDTH] + [len(o.uuid) for o in osts])
     aw = max([21] + [len(o.address) for o in osts])
-    lines = [f"{'IDX':>4} {'UUID':<{w}} {'ADDRESS':<{aw}} {'STATE':<9} LAST SEEN"]
+    lines = [f"{'IDX':>4} {'UUID':<{w}} {'ADDRESS':<{aw}} {'STATE':<9} {'LAST SEEN':<10} {'UPTIME':<9} "
+             f"{'VERSION':<8} CLIENTS"]
     for o in osts:
         seen = f"{human_duration(o.last_seen_s)} ago" if o.address and o.last_seen_s < NEVER_S else "never"
+        me = selves.get(o.index)
+        mine = (f"{human_duration(me.uptime_s):<9} {me.version:<8} {me.clients}" if me is not None
+                else f"{'-':<9} {'-':<8} -")
         lines.append(f"{o.index:>4} {o.uuid:<{w}} {o.address or '-':<{aw}} "
-                     f"{'active' if o.active else 'inactive':<9} {seen}")
+                     f"{'active' if o.active else 'inactive':<9} {seen:<10} {mine}")
     if not osts:
         lines.append("(no OST has registered with the MDS)")
     return "\n".join(lines) + "\n"
 
 
-def osts_json(st: FsStatus, mgs: str) -> dict[str, Any]:
+def osts_json(st: FsStatus, mgs: str, selves: dict[int, OssSelf] | None = None) -> dict[str, Any]:
+    selves = selves or {}
+
+    def mine(i: int) -> dict[str, Any]:
+        me = selves.get(i)
+        if me is None:
+            return {"uptime_s": None, "version": None, "clients": None}
+        return {"uptime_s": round(me.uptime_s, 1), "version": me.version, "clients": me.clients}
     return {"fsname": st.fsname, "mgs": mgs, "osts": [
         {"index": o.index, "uuid": o.uuid, "address": o.address, "state": "active" if o.active else "inactive",
          "active": o.active, "last_seen_s": round(o.last_seen_s, 3), "precreated": o.precreated, "full": o.full,
-         **_usage_json(Usage.of(o.statfs))}
+         **mine(o.index), **_usage_json(Usage.of(o.statfs))}
         for o in st.osts]}
 
 

@@ -55,9 +55,14 @@ class ServerError(QuietError):
 def fs_servers(mds_address: str, timeout: float = query.DEFAULT_TIMEOUT_S) -> tuple[str, list[Server]]:
     """(fsname, [the MDT, then every registered OST by index]) from the MDS's Statfs."""
     st = query.fs_status(mds_address, timeout)
+    return st.fsname, of_status(mds_address, st)
+
+
+def of_status(mds_address: str, st: query.FsStatus) -> list[Server]:
+    """The MDT, then every OST the MDS's Statfs reply `st` lists."""
     out = [Server(MDT, 0, f"{st.fsname}-MDT0000", mds_address)]
     out += [Server(OST, o.index, f"{st.fsname}-OST{o.index:04x}", o.address, o.active) for o in st.osts]
-    return st.fsname, out
+    return out
 
 
 def select(servers: list[Server], mds: bool = False, ost: int | None = None) -> list[Server]:

@@ -55,6 +55,8 @@ class ServerSample:
     uptime_s: float
     ops: tuple[OpSample, ...]
     clients: tuple[ClientSample, ...]
+    version: str = ""
+    connected: int = 0              # clients connected to it now
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +73,14 @@ def _ops(ms: Any) -> tuple[OpSample, ...]:
     return tuple(OpSample(o.op, o.count, o.errors, o.total_us, o.bytes, tuple(o.hist)) for o in ms)
 
 
-def server_stats(server: Server) -> ServerSample:
+def server_stats(server: Server, timeout: float = query.DEFAULT_TIMEOUT_S) -> ServerSample:
     """One server's Stats. ServerError when it does not answer."""
     stub = mgrpc.MdsStub if server.kind == servers.MDT else ogrpc.OssStub
-    rep = servers.server_call(server, stub, servers.unary("Stats", spb.StatsRequest(hdr=cpb.ReqHdr(xid=1))), "stats")
+    rep = servers.server_call(server, stub, servers.unary("Stats", spb.StatsRequest(hdr=cpb.ReqHdr(xid=1))), "stats",
+                              timeout)
     return ServerSample(server, rep.uptime_s, _ops(rep.ops),
-                        tuple(ClientSample(c.client_id, c.idle_s, _ops(c.ops)) for c in rep.clients))
+                        tuple(ClientSample(c.client_id, c.idle_s, _ops(c.ops)) for c in rep.clients),
+                        rep.version, rep.connected)
 
 
 def sample(mds_address: str) -> Sample:

@@ -289,7 +289,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         """For admins: no export needed. Per op and per client RPC statistics of this MDS."""
         self.mdt.counters["stats"] += 1
         try:
-            return stats_reply(f"{self.mdt.fsname}-MDT0000", self.stats.snapshot())
+            connected = sum(not e.evicted for e in self.mdt.lockd.exports())
+            return stats_reply(f"{self.mdt.fsname}-MDT0000", self.stats.snapshot(), connected)
         except Exception:
             log.exception("stats failed")
             return spb.StatsReply(hdr=rep_err(LpError(errno.EIO, "internal error in stats")))

@@ -46,6 +46,8 @@ class Exports(Protocol):
 
     def disconnect(self, client_id: str) -> None: ...
 
+    def exports(self) -> list[Any]: ...
+
 
 def _answers(reply_cls: Callable[..., R]) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Turn LpError (and any unexpected failure, as EIO) into `reply_cls(hdr=errno)`; account the RPC."""
@@ -308,7 +310,8 @@ class OssService(oss_pb2_grpc.OssServicer):
     def Stats(self, request: spb.StatsRequest, context: grpc.ServicerContext) -> spb.StatsReply:
         """For admins: no export needed. Per op and per client counts, bytes and latency of this OST."""
         try:
-            return stats_reply(self.ofd.ident.name, self.stats.snapshot())
+            connected = sum(not e.evicted for e in self.exports.exports())
+            return stats_reply(self.ofd.ident.name, self.stats.snapshot(), connected)
         except Exception:
             log.exception("Stats failed")
             return spb.StatsReply(hdr=rep_err(LpError(errno.EIO, "stats: internal error on the OSS")))

@@ -59,14 +59,19 @@ def test_df_json() -> None:
 
 def test_osts_human_and_json() -> None:
     st = status(inactive=(1,))
-    lines = output.render_osts(st.osts).splitlines()
-    assert lines[0].split() == ["IDX", "UUID", "ADDRESS", "STATE", "LAST", "SEEN"]
-    assert lines[1].split() == ["0", "testfs-OST0000_UUID", "127.0.0.1:40001", "active", "0.5s", "ago"]
-    assert lines[2].split() == ["1", "testfs-OST0001_UUID", "127.0.0.1:40002", "inactive", "7.2s", "ago"]
-    d = output.osts_json(st, "127.0.0.1:1:/testfs")
+    selves = {0: output.OssSelf(3725.0, "0.1.0", 2)}      # OST 1 did not answer
+    lines = output.render_osts(st.osts, selves).splitlines()
+    assert lines[0].split() == ["IDX", "UUID", "ADDRESS", "STATE", "LAST", "SEEN", "UPTIME", "VERSION", "CLIENTS"]
+    assert lines[1].split() == ["0", "testfs-OST0000_UUID", "127.0.0.1:40001", "active", "0.5s", "ago", "1h02m",
+                                "0.1.0", "2"]
+    assert lines[2].split() == ["1", "testfs-OST0001_UUID", "127.0.0.1:40002", "inactive", "7.2s", "ago", "-", "-",
+                                "-"]
+    d = output.osts_json(st, "127.0.0.1:1:/testfs", selves)
     assert [(o["index"], o["state"], o["active"]) for o in d["osts"]] == [
         (0, "active", True), (1, "inactive", False), (2, "active", True), (3, "active", True)]
     assert d["osts"][0]["address"] == "127.0.0.1:40001" and d["osts"][0]["precreated"] == 32
+    assert (d["osts"][0]["uptime_s"], d["osts"][0]["version"], d["osts"][0]["clients"]) == (3725.0, "0.1.0", 2)
+    assert d["osts"][1]["clients"] is None
 
 
 def test_osts_never_seen_and_empty() -> None:

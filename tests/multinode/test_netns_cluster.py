@@ -260,6 +260,8 @@ def test_every_admin_command_works_across_hosts(netcluster: NetCluster) -> None:
     # space and state, human and JSON
     assert "OST0000" in ok("df", "-h", *mgs) and "MDT0000" in ok("df", "-i", *mgs)
     assert js("mds", *mgs)["clients"] >= 2
+    for o in js("osts", *mgs)["osts"]:         # each OSS on its own host says how it is
+        assert o["version"] and o["uptime_s"] > 0 and o["clients"] >= 1, o
     (a / "adm").mkdir()
     setstripe(a / "adm", "-c", "-1")
     sh("head -c 300000 /dev/urandom > adm/big && echo hi > adm/small && mkdir adm/sub", cwd=a)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lustrepy.rpc.v1 import common_pb2 as lustrepy_dot_rpc_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blustrepy/rpc/v1/stats.proto\x12\x0flustrepy.rpc.v1\x1a\x1clustrepy/rpc/v1/common.proto\"c\n\x07OpStats\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\x12\x10\n\x08total_us\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x0c\n\x04hist\x18\x06 \x03(\x04\"W\n\x0b\x43lientStats\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06idle_s\x18\x02 \x01(\x01\x12%\n\x03ops\x18\x03 \x03(\x0b\x32\x18.lustrepy.rpc.v1.OpStats\"4\n\x0cStatsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\"\xa8\x01\n\nStatsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12%\n\x03ops\x18\x04 \x03(\x0b\x32\x18.lustrepy.rpc.v1.OpStats\x12-\n\x07\x63lients\x18\x05 \x03(\x0b\x32\x1c.lustrepy.rpc.v1.ClientStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blustrepy/rpc/v1/stats.proto\x12\x0flustrepy.rpc.v1\x1a\x1clustrepy/rpc/v1/common.proto\"c\n\x07OpStats\x12\n\n\x02op\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\x12\x10\n\x08total_us\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x0c\n\x04hist\x18\x06 \x03(\x04\"W\n\x0b\x43lientStats\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06idle_s\x18\x02 \x01(\x01\x12%\n\x03ops\x18\x03 \x03(\x0b\x32\x18.lustrepy.rpc.v1.OpStats\"4\n\x0cStatsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\"\xcc\x01\n\nStatsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12%\n\x03ops\x18\x04 \x03(\x0b\x32\x18.lustrepy.rpc.v1.OpStats\x12-\n\x07\x63lients\x18\x05 \x03(\x0b\x32\x1c.lustrepy.rpc.v1.ClientStats\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x11\n\tconnected\x18\x07 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,5 +39,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATSREQUEST']._serialized_start=268
   _globals['_STATSREQUEST']._serialized_end=320
   _globals['_STATSREPLY']._serialized_start=323
-  _globals['_STATSREPLY']._serialized_end=491
+  _globals['_STATSREPLY']._serialized_end=527
 # @@protoc_insertion_point(module_scope)

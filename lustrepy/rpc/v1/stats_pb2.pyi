@@ -40,15 +40,19 @@ class StatsRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
 
 class StatsReply(_message.Message):
-    __slots__ = ("hdr", "name", "uptime_s", "ops", "clients")
+    __slots__ = ("hdr", "name", "uptime_s", "ops", "clients", "version", "connected")
     HDR_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     OPS_FIELD_NUMBER: _ClassVar[int]
     CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     name: str
     uptime_s: float
     ops: _containers.RepeatedCompositeFieldContainer[OpStats]
     clients: _containers.RepeatedCompositeFieldContainer[ClientStats]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., name: _Optional[str] = ..., uptime_s: _Optional[float] = ..., ops: _Optional[_Iterable[_Union[OpStats, _Mapping]]] = ..., clients: _Optional[_Iterable[_Union[ClientStats, _Mapping]]] = ...) -> None: ...
+    version: str
+    connected: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., name: _Optional[str] = ..., uptime_s: _Optional[float] = ..., ops: _Optional[_Iterable[_Union[OpStats, _Mapping]]] = ..., clients: _Optional[_Iterable[_Union[ClientStats, _Mapping]]] = ..., version: _Optional[str] = ..., connected: _Optional[int] = ...) -> None: ...
