@@ -323,6 +323,18 @@ class FileData:
     def _lock_from_start(self, st: _Stripe) -> None:
         self._lock(st, LockMode.PW, 0, EOF + 1, hold=False)
 
+    def clean(self) -> bool:
+        """No dirty or in-flight data and no write-back error to report: flush() has nothing to do."""
+        with self._mu:
+            return not self._dirty_bytes and not self._inflight_bytes and self._error is None
+
+    def release_clean(self) -> bool:
+        """End one open without blocking when the file is clean; False (nothing done): use release()."""
+        if not self.clean():
+            return False
+        self._dp.closed_one(self)
+        return True
+
     def release(self) -> None:
         """One open of the inode ends: flush (errors raised); locks stay cached in the lock LRU."""
         try:

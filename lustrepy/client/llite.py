@@ -586,7 +586,7 @@ class Llite:
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
         node.size_local = True          # empty, and no one else has opened it yet
         fh, h = self._new_handle(node, rep.open_handle, flags)
-        h.data = await self.io.run(self._open_data, node)
+        h.data = self._open_data(node)          # a new inode: its data state is new, nothing to wait for
         return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
@@ -692,7 +692,7 @@ class Llite:
 
     async def flush(self, fh: int) -> None:
         h = self._h(fh)
-        if h.data is not None:
+        if h.data is not None and not h.data.clean():
             await self.io.run(h.data.flush)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -714,7 +714,8 @@ class Llite:
         if h.data is not None:
             if h.wrote:
                 size = await self.io.run(h.data.size)   # counts data not yet flushed
-            await self.io.run(h.data.release)           # flushes what is still dirty
+            if not h.data.release_clean():
+                await self.io.run(h.data.release)       # flushes what is still dirty
         with self.table.mu:
             node.opens -= 1
             if node.opens == 0:

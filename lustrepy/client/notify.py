@@ -1,12 +1,17 @@
-"""Kernel cache invalidations (and page-cache stores), sent from one dedicated thread.
+"""Kernel cache invalidations (and page-cache stores), sent from dedicated threads.
 
 pyfuse3's invalidate_inode/invalidate_entry block on kernel locks that an
 in-flight request may hold, so they are never called inside a request
-handler or a lock callback: both only queue here, and this thread drains the
-queue. A lock callback may wait, bounded, until what it queued reached the
-kernel (`wait_sent`) before its lock goes back; a request handler never
-waits for this thread. Never raises into its callers; an inode or entry the
-kernel no longer knows is simply skipped.
+handler or a lock callback: both only queue here, and these threads drain
+the queues. Attribute invalidations have a thread of their own: they take no
+lock a request holds, so a lock callback may wait, bounded, until those
+queued so far reached the kernel (`wait_sent`) before its lock goes back.
+Entry and page invalidations (and page stores, in order with them) go
+through the other thread; nobody waits for them: an entry invalidation takes
+the directory's lock, which a create in flight there holds while it waits,
+at the MDS, for another client's lock callback, which may be waiting for ours.
+A request handler never waits for either thread. Never raises into its
+callers; an inode or entry the kernel no longer knows is simply skipped.
 """
 
 from __future__ import annotations
@@ -44,52 +49,57 @@ class InvalEntry:
 class Notifier:
     def __init__(self) -> None:
         self._q: queue.SimpleQueue[InvalInode | InvalEntry | Store | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="fuse-notify", daemon=True)
+        self._attrq: queue.SimpleQueue[InvalInode | InvalEntry | Store | None] = queue.SimpleQueue()
+        self._threads = (threading.Thread(target=self._run, args=(self._q, False), name="fuse-notify",
+                                          daemon=True),
+                         threading.Thread(target=self._run, args=(self._attrq, True), name="fuse-notify-attr",
+                                          daemon=True))
         self.sent = 0
         self._cv = threading.Condition()
-        self._queued = 0        # items put so far (the stop marker not counted)
-        self._done = 0          # items handled so far, sent or skipped
+        self._attrs_queued = 0  # attribute invalidations put so far
+        self._attrs_done = 0    # ... and handled, sent or skipped
         self._stopped = False
 
     def start(self) -> None:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
 
     def stop(self) -> None:
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
         self._q.put(None)
-        self._thread.join(timeout=5)
+        self._attrq.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
 
     def inode(self, ino: int, attr_only: bool = False) -> None:
-        self._put(InvalInode(ino, attr_only))
+        if attr_only:
+            with self._cv:
+                self._attrs_queued += 1
+                self._attrq.put(InvalInode(ino, True))
+        else:
+            self._q.put(InvalInode(ino, False))
 
     def entry(self, parent: int, name: bytes) -> None:
-        self._put(InvalEntry(parent, name))
+        self._q.put(InvalEntry(parent, name))
 
     def store(self, ino: int, offset: int, data: bytes) -> None:
         """Put file data into the kernel's page cache (in queue order with invalidations)."""
-        self._put(Store(ino, offset, data))
-
-    def _put(self, item: InvalInode | InvalEntry | Store) -> None:
-        with self._cv:
-            self._queued += 1
-            self._q.put(item)
+        self._q.put(Store(ino, offset, data))
 
     def wait_sent(self, timeout: float) -> bool:
-        """Wait until everything queued before this call was handed to the kernel; False when
-        `timeout` passed first (an invalidation can wait on a kernel lock an in-flight request
-        holds, and that request may wait for the very lock being given back: callers bound
-        the wait). Never call it from a request handler."""
-        if threading.current_thread() is self._thread:
+        """Wait until every attribute invalidation queued before this call was handed to the
+        kernel; False when `timeout` passed first. Never call it from a request handler."""
+        if threading.current_thread() in self._threads:
             return False
         with self._cv:
-            target = self._queued
-            return self._cv.wait_for(lambda: self._done >= target or self._stopped, timeout)
+            target = self._attrs_queued
+            return self._cv.wait_for(lambda: self._attrs_done >= target or self._stopped, timeout)
 
-    def _run(self) -> None:
+    def _run(self, q: queue.SimpleQueue, attrs: bool) -> None:
         while True:
-            item = self._q.get()
+            item = q.get()
             if item is None:
                 return
             try:
@@ -106,6 +116,7 @@ class Notifier:
             except Exception:  # pyfuse3 may raise its own errors after unmount; never let the thread die
                 log.debug("invalidation %s failed", item, exc_info=True)
             finally:
-                with self._cv:
-                    self._done += 1
-                    self._cv.notify_all()
+                if attrs:
+                    with self._cv:
+                        self._attrs_done += 1
+                        self._cv.notify_all()
