@@ -76,6 +76,20 @@ class ParamStore(Protocol):
     def save(self, name: str, value: str | None) -> None: ...   # None: forget it
 
 
+def daemon_specs(subsystems: tuple[str, ...]) -> tuple[ParamSpec, ...]:
+    """What every daemon has: its port file, lock callback timeout, and log levels (the
+    daemon's and one per subsystem)."""
+    return (
+        ParamSpec("port_file", "str", None, "write the port here once serving", settable=False, tunable=False),
+        ParamSpec("callback_timeout", "float", 10.0,
+                  "seconds a lock holder has to cancel after a blocking callback before it is evicted",
+                  minimum=0.1, maximum=3600),
+        ParamSpec("log.level", "level", "INFO", "the daemon's log level"),
+        *(ParamSpec(f"log.{s}", "level", "NOTSET", f"log level of {s} (NOTSET: the daemon's level)")
+          for s in subsystems),
+    )
+
+
 def bad(name: str, message: str) -> LpError:
     return LpError(errno.EINVAL, f"{name}: {message}")
 

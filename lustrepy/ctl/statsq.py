@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lustrepy.common import histogram
+from lustrepy.common.opstats import ClientTotals, OpTotals
 from lustrepy.ctl import multi, query, servers
 from lustrepy.ctl.servers import Server, ServerError
 from lustrepy.rpc.v1 import common_pb2 as cpb
@@ -32,21 +33,9 @@ READ_OPS = frozenset({"read"})
 WRITE_OPS = frozenset({"write", "write_many"})
 
 
-@dataclass(frozen=True, slots=True)
-class OpSample:
-    op: str
-    count: int
-    errors: int
-    total_us: int
-    bytes: int
-    hist: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSample:
-    client_id: str
-    idle_s: float
-    ops: tuple[OpSample, ...]
+# What a server's Stats reply holds, as the server keeps it.
+OpSample = OpTotals
+ClientSample = ClientTotals
 
 
 @dataclass(frozen=True, slots=True)

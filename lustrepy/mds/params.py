@@ -19,7 +19,7 @@ from lustrepy.common import logs
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID
 from lustrepy.common.layout import STRIPE_UNIT, Layout, MAX_STRIPE_SIZE
-from lustrepy.common.params import ParamSpec, Registry, bad
+from lustrepy.common.params import ParamSpec, Registry, daemon_specs, bad
 from lustrepy.common.records import Cred
 from lustrepy.mds import schema
 from lustrepy.mds.locking import LAYOUT, XATTR
@@ -35,14 +35,10 @@ OPTIONS = (
     ParamSpec("fsname", "str", None, "file system name (must match the formatted MDT)", settable=False),
     ParamSpec("listen", "address", "127.0.0.1:0", "HOST:PORT to serve on (port 0: any free port)",
               settable=False),
-    ParamSpec("port_file", "str", None, "write the port here once serving", settable=False, tunable=False),
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between OSS heartbeats (told to each OSS)",
               minimum=0.01, maximum=3600),
     ParamSpec("ost_timeout", "float", 5.0, "an OST without a heartbeat this long is inactive",
               minimum=0.05, maximum=86400),
-    ParamSpec("callback_timeout", "float", 10.0,
-              "seconds a lock holder has to cancel after a blocking callback before it is evicted",
-              minimum=0.1, maximum=3600),
     ParamSpec("commit_interval", "float", 1.0, "seconds between syncs of the database log",
               minimum=0.01, maximum=60),
     ParamSpec("precreate_batch", "int", 512, "objects asked of an OST per precreation",
@@ -61,9 +57,7 @@ OPTIONS = (
     ParamSpec("wbc.contention_hold", "float", 30.0,
               "seconds without a conflict before a contended directory gets WBC grants again",
               minimum=0, maximum=86400),
-    ParamSpec("log.level", "level", "INFO", "the daemon's log level"),
-    *(ParamSpec(f"log.{s}", "level", "NOTSET", f"log level of {s} (NOTSET: the daemon's level)")
-      for s in LOG_SUBSYSTEMS),
+    *daemon_specs(LOG_SUBSYSTEMS),
 )
 
 # Kept by the MDT itself (the root's default layout): served, never in the configuration file.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lustrepy.common import logs
-from lustrepy.common.params import ParamSpec, Registry
+from lustrepy.common.params import ParamSpec, Registry, daemon_specs
 from lustrepy.oss.identity import MAX_INDEX, OstIdentity
 from lustrepy.oss.osd import Osd
 
@@ -35,15 +35,9 @@ OPTIONS = (
               settable=False, minimum=1),
     ParamSpec("advertise", "str", None, "host announced to the MDS when listening on a wildcard address",
               settable=False, tunable=False),
-    ParamSpec("port_file", "str", None, "write the port here once serving", settable=False, tunable=False),
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS",
               minimum=0.01, maximum=3600),
-    ParamSpec("callback_timeout", "float", 10.0,
-              "seconds a lock holder has to cancel after a blocking callback before it is evicted",
-              minimum=0.1, maximum=3600),
-    ParamSpec("log.level", "level", "INFO", "the daemon's log level"),
-    *(ParamSpec(f"log.{s}", "level", "NOTSET", f"log level of {s} (NOTSET: the daemon's level)")
-      for s in LOG_SUBSYSTEMS),
+    *daemon_specs(LOG_SUBSYSTEMS),
 )
 
 
