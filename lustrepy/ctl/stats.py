@@ -95,9 +95,10 @@ def render(v: dict[str, Any]) -> str:
         lines.append(f"{e['name']:<16}(not answering)")
     for name in v["skipped"]:
         lines.append(f"{name:<16}(inactive, not asked)")
-    lines += ["", f"{'CLIENT':<36}{'MD OPS/S':>10}{'READ/S':>12}{'WRITE/S':>12}{'LAST REQ':>12}"]
+    w = max([len("CLIENT") + 2] + [len(c["client_id"]) + 2 for c in v["clients"]])
+    lines += ["", f"{'CLIENT':<{w}}{'MD OPS/S':>10}{'READ/S':>12}{'WRITE/S':>12}{'LAST REQ':>12}"]
     for c in v["clients"]:
-        lines.append(f"{c['client_id']:<36}{c['md_per_s']:>10.1f}{fmt_rate(c['read_bytes_per_s']):>12}"
+        lines.append(f"{c['client_id']:<{w}}{c['md_per_s']:>10.1f}{fmt_rate(c['read_bytes_per_s']):>12}"
                      f"{fmt_rate(c['write_bytes_per_s']):>12}{output.human_duration(c['idle_s']) + ' ago':>12}")
     if not v["clients"]:
         lines.append("(no client has sent a request)")
