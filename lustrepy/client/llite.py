@@ -147,6 +147,7 @@ class Llite:
         if self.wbc is not None and self.local is not None:
             g = self.wbc.revoke(cookie)
             if g is not None:
+                self._lazy_opens_to_mds(g.cookie)
                 for r in self.local.dropped(g):
                     self._forget_revoked(r)
         rev = self.table.revoke(cookie)
@@ -496,12 +497,50 @@ class Llite:
         if self.wbcdata is not None and victim.wbc_data is not None and (a is None or a.nlink == 0):
             self.wbcdata.forget(victim)
 
+    def _lazy_opens_to_mds(self, cookie: int) -> None:
+        """A grant goes (its records are at the MDS): the open handles of files made under it that
+        the MDS was never told of become MDS opens, so another client's unlink leaves those files
+        to their openers (orphans) instead of destroying them. Runs in the lock callback's thread."""
+        for h in self._handles_now():
+            if h.lazy and not h.mds_handle and h.node.wbc_grant == cookie:
+                try:
+                    h.mds_handle = self._mds_open(h)
+                except LpError as e:
+                    log.warning("%s: telling the MDS of an open file failed: %s", h.node.fid, e.message)
+
+    def _handles_now(self) -> list[Handle]:
+        """The open handles (the FUSE thread may add and remove some meanwhile)."""
+        for _ in range(8):
+            try:
+                return list(self.handles.values())
+            except RuntimeError:            # changed size during the copy: take it again
+                continue
+        return []
+
+    def _mds_open(self, h: Handle) -> int:
+        """An MDS open for a handle opened here only; its handle. The attributes here stay (newer)."""
+        flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+        rep = self.mdc.intent(IT_OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
+        if rep.lock.cookie:
+            self.mdc.locks.drop(rep.lock.cookie)
+        return rep.open_handle
+
+    async def _open_at_mds(self, node: Inode | None) -> None:
+        """Open handles of a file made here that the MDS was never told of become MDS opens
+        before a server-side unlink or rename can leave the file without a name: the MDS
+        then keeps it (an orphan) until they close, as for any open file."""
+        if node is None:
+            return
+        for h in [h for h in self.handles.values() if h.node is node and h.lazy and not h.mds_handle]:
+            h.mds_handle = await self.meta.run(self._mds_open, h)
+
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         await self._wbc_room()
         parent = self._node(parent_ino)
         if self._removed_locally(parent, name, ctx, False):
             return
         await self._sync_records()
+        await self._open_at_mds(self.table.child(parent_ino, name))
         rep = await self.meta.run(self.mdc.unlink, parent.fid, name, cred_of(ctx))
         self._parent_from(rep)
         self.table.entry_removed(parent_ino, name)
@@ -537,6 +576,7 @@ class Llite:
                 if done is not False:
                     return
         await self._sync_records()
+        await self._open_at_mds(self.table.child(new_parent, new_name))
         rep = await self.meta.run(self.mdc.rename, sp.fid, old_name, dp.fid, new_name, flags, cred_of(ctx))
         moved = self.table.remove_name(old_parent, old_name)
         other = self.table.remove_name(new_parent, new_name)
@@ -591,8 +631,11 @@ class Llite:
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node = self._node(ino)
-        if self._made_here(node) and node.layout is None and node.attr is not None and node.attr_cached():
-            fh, h = self._new_handle(node, 0, flags)     # made here and never written: no MDS open yet
+        if (self._made_here(node) and node.attr is not None and node.attr_cached()
+                and (node.layout is None or flags & os.O_ACCMODE == os.O_RDONLY)):
+            # Made here, and never written or only read now: no MDS open yet (a server-side
+            # unlink while it is open tells the MDS first, _open_at_mds).
+            fh, h = self._new_handle(node, 0, flags)
             h.lazy = stat.S_ISREG(node.attr.mode)
             return pyfuse3.FileInfo(fh=fh)
         await self._sync_records()

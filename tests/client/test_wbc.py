@@ -182,6 +182,49 @@ def test_rename_link_and_xattrs_under_a_grant_need_no_rpc(cluster, mounts, tmp_p
     assert "user.tmp" not in os.listxattr(r / "hard")
 
 
+def test_files_made_here_and_open_outlive_their_name(cluster, mounts, tmp_path):
+    """Files made under a grant are opened without telling the MDS (reads of written-back files
+    too); once a name goes on the server side they still read and write until closed."""
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    d = a / "o"
+    d.mkdir()
+    (d / "seed").touch()
+    assert _state(d)["held_here"]
+    (d / "full").write_bytes(b"x" * 5000)
+    dfd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(dfd)                                       # records and the bytes reach the servers
+    finally:
+        os.close(dfd)
+    before = _counters(cluster).get("intent", 0)
+    full = os.open(d / "full", os.O_RDONLY)                # read-only: no MDS open
+    fresh = os.open(d / "fresh", os.O_CREAT | os.O_RDWR, 0o644)
+    os.write(fresh, b"kept")
+    assert _counters(cluster).get("intent", 0) == before
+    try:
+        os.unlink(b / "o" / "full")                         # another client: the grant is called back
+        os.unlink(b / "o" / "fresh")
+        assert not (b / "o" / "full").exists()
+        assert os.pread(full, 10, 4995) == b"xxxxx"
+        os.write(fresh, b" and more")
+        os.fsync(fresh)
+        assert os.pread(fresh, 100, 0) == b"kept and more"
+        assert os.fstat(fresh).st_nlink == 0
+    finally:
+        os.close(full)
+        os.close(fresh)
+    # a server-side unlink by the opener itself (after the grant went)
+    (d / "again").write_bytes(b"y" * 100)
+    fd = os.open(d / "again", os.O_RDONLY)
+    try:
+        os.unlink(d / "again")
+        assert os.read(fd, 200) == b"y" * 100
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(b / "o")) == ["seed"]
+
+
 def test_two_clients_in_one_directory_switch_to_server_side_and_back(cluster, mounts, tmp_path):
     a = mounts("a", *_wbc_opts(tmp_path / "ja")).path
     b = mounts("b", *_wbc_opts(tmp_path / "jb")).path
