@@ -16,7 +16,6 @@ line.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -25,6 +24,7 @@ import subprocess
 import sys
 from typing import Any
 
+from lustrepy.common import daemon
 from lustrepy.common.errors import QuietError
 from lustrepy.ctl import output, procs, query, target
 
@@ -55,17 +55,8 @@ def erase(d: str) -> None:
     held = []
     try:
         for name in LOCKS:
-            path = os.path.join(d, name)
-            if not os.path.exists(path):
-                continue
-            fd = os.open(path, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise QuietError(f"{d} is in use by process {pid}: stop its server first") from None
-            held.append(fd)
+            if os.path.exists(os.path.join(d, name)):
+                held.append(daemon.lock_dir(d, name, "data directory"))
         for entry in os.scandir(d):
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
