@@ -139,29 +139,19 @@ class LocalOps:
                 va, pa = victim.attr, parent.attr
                 if va is None or pa is None or parent.complete is None:
                     return False
-                is_dir = stat.S_ISDIR(va.mode)
-                if rmdir and not is_dir:
-                    raise LpError(errno.ENOTDIR, "not a directory")
-                if not rmdir and is_dir:
-                    raise LpError(errno.EISDIR, "is a directory")
-                if is_dir and victim.complete is None:
+                if not _may_lose_name(victim, va, want_dir=rmdir):
                     return False
-                if is_dir and victim.complete:
-                    raise LpError(errno.ENOTEMPTY, "directory not empty")
-                if victim.opens and not is_dir:
-                    return False        # an open file: the MDS keeps it as an orphan
             now = time.time_ns()
             pf = fid_to_pb(parent.fid)
-            if is_dir:
+            if rmdir:
                 self.wbc.record(cred, now, rmdir=mpb.RmdirOp(parent=pf, name=name))
             else:
                 self.wbc.record(cred, now, unlink=mpb.UnlinkOp(parent=pf, name=name))
             with self.table.mu:
                 parent.complete.discard(name)
-                parent.attr = replace(pa, nlink=pa.nlink - (1 if is_dir else 0), mtime_ns=now, ctime_ns=now)
-                victim.attr = replace(va, nlink=0 if is_dir else max(0, va.nlink - 1), ctime_ns=now)
-            self.table.remove_name(parent.ino, name)
-            if is_dir:
+                parent.attr = replace(pa, nlink=pa.nlink - (1 if rmdir else 0), mtime_ns=now, ctime_ns=now)
+                self._unname(victim, parent, name, now)
+            if rmdir:
                 self.wbc.remove_dir(g, victim.fid)
         return True
 
@@ -220,18 +210,8 @@ class LocalOps:
                 is_dir = stat.S_ISDIR(ma.mode)
                 if is_dir and self._beneath(dp, moved, g):
                     raise LpError(errno.EINVAL, "a directory cannot move beneath itself")
-                if target is not None:
-                    ta = target.attr
-                    if is_dir and not stat.S_ISDIR(ta.mode):
-                        raise LpError(errno.ENOTDIR, "not a directory")
-                    if not is_dir and stat.S_ISDIR(ta.mode):
-                        raise LpError(errno.EISDIR, "is a directory")
-                    if stat.S_ISDIR(ta.mode) and target.complete is None:
-                        return False
-                    if stat.S_ISDIR(ta.mode) and target.complete:
-                        raise LpError(errno.ENOTEMPTY, "directory not empty")
-                    if target.opens and not stat.S_ISDIR(ta.mode):
-                        return False                        # an open file: the MDS keeps it as an orphan
+                if target is not None and not _may_lose_name(target, target.attr, want_dir=is_dir):
+                    return False
             now = time.time_ns()
             self.wbc.record(cred, now, rename=mpb.RenameOp(src_parent=fid_to_pb(sp.fid), src_name=old,
                                                            dst_parent=fid_to_pb(dp.fid), dst_name=new, flags=flags))
@@ -239,12 +219,9 @@ class LocalOps:
                 self.table.remove_name(sp.ino, old)
                 sp.complete.discard(old)
                 moved.attr = replace(ma, ctime_ns=now)
-                t_dir = False
+                t_dir = target is not None and is_dir      # a replaced name is of the moved one's kind
                 if target is not None:
-                    self.table.remove_name(dp.ino, new)
-                    ta = target.attr
-                    t_dir = stat.S_ISDIR(ta.mode)
-                    target.attr = replace(ta, nlink=0 if t_dir else max(0, ta.nlink - 1), ctime_ns=now)
+                    self._unname(target, dp, new, now)
                 dp.complete.add(new)
                 self.table.add_name(moved, dp.ino, new)
                 links = (1 if is_dir else 0)
@@ -254,6 +231,15 @@ class LocalOps:
             if t_dir:
                 self.wbc.remove_dir(g, target.fid)
         return target if target is not None else True
+
+    def _unname(self, victim: Inode, parent: Inode, name: bytes, now: int) -> None:
+        """`victim` loses its name `name` in `parent` (an unlink, rmdir, or a rename over it);
+        called with table.mu held."""
+        a = victim.attr
+        assert a is not None
+        is_dir = stat.S_ISDIR(a.mode)
+        victim.attr = replace(a, nlink=0 if is_dir else max(0, a.nlink - 1), ctime_ns=now)
+        self.table.remove_name(parent.ino, name)
 
     def _beneath(self, node: Inode, top: Inode, g: Grant) -> bool:
         """`node` is `top` or lies beneath it (walking up through directories of the grant)."""
@@ -344,3 +330,20 @@ class LocalOps:
             with self.table.mu:
                 node.attr = replace(a, **changes)
         return True
+
+
+def _may_lose_name(victim: Inode, a: Attr, *, want_dir: bool) -> bool:
+    """May `victim` (attributes `a`) lose a name here: unlinked or rmdir'ed (want_dir), or
+    replaced by a rename of a file (or a directory)? Raises the errno a wrong kind or a
+    non-empty directory gives; False when the MDS must do it (a directory whose entries
+    are not all known, an open file that the MDS keeps as an orphan)."""
+    is_dir = stat.S_ISDIR(a.mode)
+    if want_dir and not is_dir:
+        raise LpError(errno.ENOTDIR, "not a directory")
+    if not want_dir and is_dir:
+        raise LpError(errno.EISDIR, "is a directory")
+    if is_dir and victim.complete is None:
+        return False
+    if is_dir and victim.complete:
+        raise LpError(errno.ENOTEMPTY, "directory not empty")
+    return is_dir or not victim.opens
