@@ -531,8 +531,9 @@ class Llite:
         then keeps it (an orphan) until they close, as for any open file."""
         if node is None:
             return
-        for h in [h for h in self.handles.values() if h.node is node and h.lazy and not h.mds_handle]:
-            h.mds_handle = await self.meta.run(self._mds_open, h)
+        for h in self._handles_now():
+            if h.node is node and h.lazy and not h.mds_handle:
+                h.mds_handle = await self.meta.run(self._mds_open, h)
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         await self._wbc_room()
@@ -699,11 +700,7 @@ class Llite:
                                                           parent=parent))
         self._learn(rep)
         if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
-            flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
-            orep = await self.meta.run(self.mdc.intent, IT_OPEN, fid=node.fid, open_flags=flags,
-                                       ibits=LOOKUP_BITS)
-            self._learn(orep)
-            h.mds_handle = orep.open_handle
+            h.mds_handle = await self.meta.run(self._mds_open, h)
         old = h.data
         h.data = await self.io.run(self._open_data, node)
         if h.lazy:                  # made under a grant: nobody else holds locks on its objects
