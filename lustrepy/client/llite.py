@@ -194,6 +194,7 @@ class Llite:
         g = self.wbc.adopt(desc)
         if g is None:
             self.mdc.locks.release(desc.cookie)
+            self.mdc.locks.drop(desc.cookie)        # not ours to use: back to the MDS
             return
         self.local.adopted(g, node)
         if node.complete is None:
@@ -201,6 +202,9 @@ class Llite:
             with self.table.mu:
                 if names is not None and node.complete is None:
                     node.complete = names
+            if names is None:                       # too big to list here: the grant is of no use
+                await self.meta.run(self._give_back, g.cookie)
+                self.mdc.locks.drop(g.cookie)
 
     def _listing(self, fid: Fid) -> set[bytes] | None:
         names: set[bytes] = set()
@@ -669,7 +673,6 @@ class Llite:
             if h.node.layout is None or not h.node.layout.objects:
                 return b""                          # no objects: nothing written yet
             h.data = await self.io.run(self._open_data, h.node)     # its kept bytes went to its objects
-            h.lazy = False
         return await self.io.run(h.data.read, off, size)
 
     def _layout_now(self, node: Inode) -> Layout | None:
@@ -688,12 +691,14 @@ class Llite:
     def _keeps_data(self, h: Handle) -> bool:
         """This handle's file keeps its bytes in the client (made under a live grant, no objects yet)."""
         node = h.node
+        a = node.attr
         return (self.wbcdata is not None and h.data is None and h.lazy and self._made_here(node)
-                and (node.layout is None or node.wbc_data is not None))
+                and (node.wbc_data is not None or (node.layout is None and a is not None and a.size == 0)))
 
     async def _ensure_layout(self, h: Handle) -> None:
         """A file created without objects gets its layout (the default) before its first write."""
         node = h.node
+        fresh = node.layout is None or not node.layout.objects
         await self._sync_records()
         parent = self._parent_fid(node)
         rep = await self.meta.run(lambda: self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
@@ -705,6 +710,9 @@ class Llite:
         h.data = await self.io.run(self._open_data, node)
         if h.lazy:                  # made under a grant: nobody else holds locks on its objects
             await self.io.run(h.data.lock_whole)
+        size = node.attr.size if node.attr is not None else 0
+        if fresh and size:          # truncated up at the MDS before it had objects: they take that size
+            await self.io.run(h.data.truncate, size)
         h.lazy = False
         if old is not None:
             await self.io.run(old.release)
@@ -720,8 +728,8 @@ class Llite:
             if self.wbcdata.write(node, at, buf):
                 self.wbc.note_data()
                 return len(buf)
-        if h.data is None or h.node.layout is None or not h.node.layout.objects:
-            await self._ensure_layout(h)
+        if h.lazy or h.data is None or h.node.layout is None or not h.node.layout.objects:
+            await self._ensure_layout(h)        # also: the MDS learns of this writer
         h.wrote = True
         h.node.size_valid = h.node.size_local = False
         if h.flags & os.O_APPEND:

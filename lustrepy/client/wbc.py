@@ -100,7 +100,7 @@ class Wbc:
         else:
             rep = self.mdc.reint_batch([])
             self.mdc.raise_for(rep)
-            if rep.applied_seq >= self.journal.next_seq:
+            if rep.applied_seq + 1 != self.journal.next_seq:     # the MDS says where numbering goes on
                 self.journal.start_after(rep.applied_seq)
             self._applied = rep.applied_seq
         self._fetch_seq()
@@ -285,6 +285,8 @@ class Wbc:
     def flush(self, *, commit: bool = False) -> None:
         """Send every record journalled so far; with commit, also wait until the MDS committed them."""
         with self._send_mu:
+            with self._mu:
+                self._oldest = 0.0      # what is added from now on starts its own age
             for _ in range(4):
                 target = self.journal.next_seq - 1     # what was journalled when asked: not a moving goal
                 while self._applied < target:
@@ -299,8 +301,6 @@ class Wbc:
                 layouts, self._layouts = self._layouts, {}
                 if not self.data.write_back(layouts, self._applied):
                     break
-            with self._mu:
-                self._oldest = 0.0
             if commit and self._uncommitted:
                 self._commit(self.mdc.sync())
 

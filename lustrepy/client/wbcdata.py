@@ -17,6 +17,7 @@ layout and MDS open the usual way (llite), after a flush of its data here.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -92,8 +93,11 @@ class WbcData:
         """A size change of a file whose data is here (or that has no objects yet); False otherwise."""
         with self.table.mu:
             cur = node.wbc_data
-            if size > self.per_file or (cur is None and node.layout is not None):
-                return False
+            a = node.attr
+            if size > self.per_file or (cur is None and (node.layout is not None or a is None or a.size != 0)):
+                return False            # past the bound, or its size is the MDS's (objects, or a size set there)
+            if cur is None and size == 0:
+                return True             # empty and staying so: nothing to keep
             with self._mu:
                 if cur is None:                     # no objects and nothing kept: start keeping
                     if self._bytes + size > self.total:
@@ -179,15 +183,13 @@ class WbcData:
         if layout is None or not layout.objects:
             layout = self.layout_of(node) if self.layout_of is not None else None
             if layout is None or not layout.objects:
-                raise LpError(5, f"{node.fid}: no objects to write its data to")
+                raise LpError(errno.EIO, f"{node.fid}: no objects to write its data to")
         return _Kept(node, snap, version, layout, attr.mtime_ns, attr.ctime_ns)
 
     def _written(self, f: _Kept) -> None:
         """The file's bytes are on its objects: the MDS learns its size, and the client lets them go."""
         node, snap = f.node, f.data
         assert self.record is not None
-        # The modification time as this client shows it now, taken with the record appended under
-        # the lock local changes take: a utimes made while the bytes were on their way is not undone.
         # The times as this client shows them now, taken with the record appended under the lock
         # local changes take: a utimes made while the bytes were on their way is not undone, and
         # the MDS's ctime stays the one this client showed (writing back changes nothing visible).
@@ -195,6 +197,11 @@ class WbcData:
             with self.table.mu:
                 a = node.attr
                 mtime, ctime = (a.mtime_ns, a.ctime_ns) if a is not None else (f.mtime_ns, f.ctime_ns)
+                gone = (a is not None and a.nlink == 0) or node.wbc_data is None
+            with self._mu:
+                gone = gone or self._dirty.get(node.fid) is not node
+            if gone:                    # unlinked here meanwhile: no size record after its unlink
+                return
             self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
                 fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME | SA_CTIME, size=len(snap), mtime_ns=mtime,
                 ctime_ns=ctime, blocks=_blocks(len(snap))))

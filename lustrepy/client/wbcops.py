@@ -307,7 +307,7 @@ class LocalOps:
                 if a is None or (valid & SA_SIZE and (op.get("size", 0) != 0 or a.size != 0)):
                     return False
             if cred.uid != 0:
-                if valid & ~SA_SIZE & (SA_MODE | SA_UID | SA_GID) and cred.uid != a.uid:
+                if valid & (SA_MODE | SA_UID | SA_GID) and cred.uid != a.uid:
                     raise LpError(errno.EPERM, "not the owner")
                 if valid & SA_UID and op["uid"] != a.uid:
                     raise LpError(errno.EPERM, "only root changes the owner")

@@ -103,6 +103,9 @@ def _run_records(mdt: Mdt, records: Sequence[mpb.UpdateRecord], client_id: str, 
         for rec in records:
             if rec.seq <= p.done:
                 p.skipped += 1
+                # done by an earlier request: the client may drop it once everything committed so
+                # far is durable (its transno is not kept), so answer with the newest transno
+                p.transno = p.transno or mdt.store.last_transno()
                 continue
             try:
                 mdt.lockd.check(client_id, conn_gen)        # evicted meanwhile: stop here
@@ -154,10 +157,10 @@ def _refused(mdt: Mdt, client_id: str, rec: mpb.UpdateRecord, e: LpError, p: _Pr
     """Consume the refused record (its own transaction) and report it."""
     mdt.counters["batch_refused"] += 1
     log.info("record %d from %s refused: %s", rec.seq, client_id, e)
-    ok, _ = mdt.store.write(lambda tx: tx.advance_replay_seq(client_id, rec.seq))
+    ok, transno = mdt.store.write(lambda tx: tx.advance_replay_seq(client_id, rec.seq))
     if not ok:
         return _reply(p, hdr_err=SeqConflict(client_id, rec.seq))
-    p.done = rec.seq
+    p.done, p.transno = rec.seq, transno        # the client drops the record once this is committed
     return _reply(p, hdr_err=e, failed_seq=rec.seq)
 
 

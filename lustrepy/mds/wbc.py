@@ -97,14 +97,14 @@ class WbcManager:
     def try_grant(self, client_id: str, dir_fid: Fid) -> cpb.LockDesc | None:
         """A WBC lock on the directory for the client, or None: contended, or used by another client."""
         res = _res(dir_fid)
+        if self.holder(dir_fid) == client_id:
+            return None         # it has one already (asked of the lock server outside our mutex)
         now = self._clock()
         with self._mu:
             d = self._dirs.get(res)
             if d is not None and self._contended_locked(d, now):
                 self._stats["wbc_refused"] += 1
                 return None
-            if d is not None and d.cookie and self._alive(d) and d.holder == client_id:
-                return None     # it has one already
         try:
             lk = self.lockd.enqueue(client_id, res, LockMode.EX, ibits=WBC_BITS,
                                     flags=lfl.BLOCK_NOWAIT | lfl.NO_EXPANSION, on_behalf=client_id)
@@ -123,10 +123,6 @@ class WbcManager:
             self._stats["wbc_grants"] += 1
         return cpb.LockDesc(cookie=lk.cookie, res=cpb.ResId(n0=res.n0, n1=res.n1, n2=res.n2),
                             mode=int(LockMode.EX), ibits=WBC_BITS, owner=client_id)
-
-    def _alive(self, d: _Dir) -> bool:
-        lk = self.lockd.lock(d.cookie)
-        return lk is not None and lk.granted
 
     def holder(self, dir_fid: Fid) -> str:
         """The client holding a WBC lock on the directory, or ""."""

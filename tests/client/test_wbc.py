@@ -199,6 +199,7 @@ def test_files_made_here_and_open_outlive_their_name(cluster, mounts, tmp_path):
         os.close(dfd)
     before = _counters(cluster).get("intent", 0)
     full = os.open(d / "full", os.O_RDONLY)                # read-only: no MDS open
+    assert os.pread(full, 3, 0) == b"xxx"                   # read from its objects, still unknown to the MDS
     fresh = os.open(d / "fresh", os.O_CREAT | os.O_RDWR, 0o644)
     os.write(fresh, b"kept")
     assert _counters(cluster).get("intent", 0) == before
@@ -223,6 +224,22 @@ def test_files_made_here_and_open_outlive_their_name(cluster, mounts, tmp_path):
     finally:
         os.close(fd)
     assert sorted(os.listdir(b / "o")) == ["seed"]
+
+
+def test_a_size_set_on_the_server_is_not_lost_to_a_small_write(cluster, mounts, tmp_path):
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    d = a / "sz"
+    d.mkdir()
+    (d / "seed").touch()
+    assert _state(d)["held_here"]
+    with open(d / "big", "wb") as f:
+        f.truncate(10 << 20)                                # past what the client keeps: set at the MDS
+        f.write(b"abc")
+    assert os.stat(d / "big").st_size == 10 << 20
+    assert os.stat(b / "sz" / "big").st_size == 10 << 20
+    with open(b / "sz" / "big", "rb") as f:
+        assert f.read(4) == b"abc\0"
 
 
 def test_two_clients_in_one_directory_switch_to_server_side_and_back(cluster, mounts, tmp_path):

@@ -204,11 +204,14 @@ def test_resent_and_overlapping_batches_apply_only_new_records(mdc):
     records = [rec(i + 1, T0 + i, **create(top, b"f%d" % i, f)) for i, f in enumerate(fids[:5])]
     records.append(rec(6, T0 + 6, **rename(top, b"f0", top, b"g0")))
     before = counters(mdc)
-    check_ok(mdc.reint_batch(records[:3]), applied=3, applied_seq=3)
+    first = mdc.reint_batch(records[:3])
+    check_ok(first, applied=3, applied_seq=3)
     snap = {n: e.attr for n, e in listing(mdc, top).items()}
     gen = getattr_(mdc, top).generation
 
-    check_ok(mdc.reint_batch(records[:3]), applied=0, applied_seq=3)       # the same batch again
+    again = mdc.reint_batch(records[:3])                                   # the same batch again
+    check_ok(again, applied=0, applied_seq=3)
+    assert again.hdr.transno >= first.hdr.transno > 0       # the client drops them only once committed
     assert {n: e.attr for n, e in listing(mdc, top).items()} == snap
     assert getattr_(mdc, top).generation == gen
 
@@ -240,6 +243,7 @@ def test_refused_record_stops_the_batch_and_is_consumed(mdc):
     rep = mdc.reint_batch(records)
     assert rep.hdr.errno == errno.EEXIST and b"x" in rep.hdr.message.encode()
     assert (rep.applied, rep.applied_seq, rep.failed_seq) == (2, 3, 3)
+    assert rep.hdr.transno > 0                  # consuming the refused record is a transaction too
     assert sorted(listing(mdc, top)) == [b"x", b"y"]
     assert fid_from_pb(listing(mdc, top)[b"x"].fid) == x
     with pytest.raises(LpError) as ei:
