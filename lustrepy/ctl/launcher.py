@@ -284,7 +284,7 @@ def stop_cluster(rec: ClusterRecord) -> tuple[ClusterRecord, list[int]]:
         # The client writes back what it still holds (dirty data, update records) after the
         # kernel lets go of the mount: the servers must outlive that.
         deadline = time.monotonic() + CLIENT_EXIT_S
-        while any(procs.read_cmdline(pid) is not None for pid in clients) and time.monotonic() < deadline:
+        while any(procs.is_ours(pid, argv, start) for pid, argv, start in clients) and time.monotonic() < deadline:
             time.sleep(0.1)
     pids = stop_records(rec.servers())
     rec = _stopped(rec)
@@ -292,15 +292,19 @@ def stop_cluster(rec: ClusterRecord) -> tuple[ClusterRecord, list[int]]:
     return rec, pids
 
 
-def client_pids(source: str, point: str) -> list[int]:
-    """The lustrepy client processes serving exactly this source on this mount point."""
+def client_pids(source: str, point: str) -> list[tuple[int, tuple[str, ...], int]]:
+    """(pid, argv, start time) of the lustrepy client processes serving exactly this source on
+    this mount point: what procs.is_ours needs to tell when each is gone (a zombie counts)."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        argv = procs.read_cmdline(int(name))
-        if argv and source in argv and point in argv and any(os.path.basename(a) == CLIENT_PROG for a in argv):
-            out.append(int(name))
+        pid = int(name)
+        argv = procs.read_cmdline(pid)
+        st = procs.read_stat(pid)
+        if (argv and st and source in argv and point in argv
+                and any(os.path.basename(a) == CLIENT_PROG for a in argv)):
+            out.append((pid, argv, st[1]))
     return out
 
 

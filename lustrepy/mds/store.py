@@ -16,7 +16,6 @@ is taken at open. Never speaks gRPC and never applies namespace rules itself
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self, TypeVar
 
+from lustrepy.common import daemon
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
 from lustrepy.common.layout import Layout
@@ -64,19 +64,7 @@ class _DirLock:
     """flock on dir/mdt.lock, holding the pid of the process that serves the directory."""
 
     def __init__(self, dir: Path) -> None:
-        path = dir / LOCK_NAME
-        try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise QuietError(f"{dir}: cannot open {LOCK_NAME}: {e.strerror}") from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self.fd)
-            raise QuietError(f"{dir}: the MDT is in use by process {holder}") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = daemon.lock_dir(str(dir), LOCK_NAME, "MDT")
 
     def release(self) -> None:
         if self.fd >= 0:

@@ -50,6 +50,9 @@ def check_index(index: int) -> None:
         raise QuietError(f"invalid OST index {index} (0..{MAX_INDEX})")
 
 
+LOCK_FILE = "oss.lock"              # flock held while an OSS serves (or formats) the directory
+
+
 def load_or_format(osd: Osd, fsname: str | None, index: int | None) -> OstIdentity:
     """The directory's identity, formatting it first when it is new and both are given.
 
@@ -102,7 +105,7 @@ def _format(osd: Osd, fsname: str | None, index: int | None) -> OstIdentity:
 def _is_blank(osd: Osd) -> bool:
     """True for an empty directory, or one left by a format that stopped before ost.json."""
     for name in os.listdir(osd.root):
-        if name.startswith(IDENTITY_FILE + ".tmp."):
+        if name.startswith(IDENTITY_FILE + ".tmp.") or name == LOCK_FILE:
             continue
         if name != os.path.basename(osd.objdir) or not os.path.isdir(osd.objdir):
             return False

@@ -421,6 +421,13 @@ class WriteSession:
             raise _oserr(e, "syncing written objects") from None
         return self.written, lvb
 
+    def lvbs(self) -> dict[int, Lvb]:
+        """The LVB of every object this session wrote, from the descriptors it holds."""
+        try:
+            return {oid: lvb_of(self.ofd.osd.fstat(fd)) for oid, fd in self._fds.items()}
+        except OSError as e:
+            raise _oserr(e, "reading written objects' attributes") from None
+
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)

@@ -32,7 +32,7 @@ from lustrepy.common.params import Registry
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.oss.announce import Announcer
 from lustrepy.oss import params as oss_params
-from lustrepy.oss.identity import IDENTITY_FILE, OstIdentity, load_or_format
+from lustrepy.oss.identity import IDENTITY_FILE, LOCK_FILE, OstIdentity, load_or_format
 from lustrepy.oss.ofd import Ofd
 from lustrepy.oss.osd import Osd
 from lustrepy.oss.service import OssService
@@ -42,7 +42,6 @@ from lustrepy.rpc.v1 import ldlm_pb2_grpc, oss_pb2_grpc
 log = logging.getLogger(__name__)
 
 PROG = "lustrepy-oss"
-LOCK_FILE = "oss.lock"              # flock held while an OSS serves the directory
 MKFS_FILE = "mkfs.json"             # {"mgs": "HOST:PORT"}: the MDS given to lfsctl mkfs
 STOP_GRACE = 3.0
 RPC_THREADS = 256                  # callback streams hold a thread each for a client's lifetime
@@ -240,9 +239,13 @@ def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot
 def run(cfg: OssConfig) -> int:
     """Serve until a signal or a refusal by the MDS; returns the exit code."""
     osd = Osd(cfg.dir)
-    ident = load_or_format(osd, cfg.fsname, cfg.index)
-    dir_lock = daemon.lock_dir(osd.root, LOCK_FILE, "OST")
     try:
+        os.makedirs(osd.root, exist_ok=True)
+    except OSError as e:
+        raise QuietError(f"cannot use {osd.root}: {e.strerror or e}") from None
+    dir_lock = daemon.lock_dir(osd.root, LOCK_FILE, "OST")     # before formatting: one server formats it
+    try:
+        ident = load_or_format(osd, cfg.fsname, cfg.index)
         return _serve(cfg, osd, ident)
     finally:
         os.close(dir_lock)

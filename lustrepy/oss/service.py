@@ -202,13 +202,11 @@ class OssService(oss_pb2_grpc.OssServicer):
             self._check(request.hdr)
             if not request.chunks:
                 raise LpError(errno.EINVAL, "empty write")
-            oids: dict[int, None] = {}
             for chunk in request.chunks:
                 session.write(chunk.object_id, chunk.offset, chunk.data, chunk.crc32c, chunk.sync)
-                oids[chunk.object_id] = None
             written, _ = session.finish()
             return opb.WriteManyReply(hdr=rep_ok(), written=written, lvbs=[
-                opb.ObjLvb(object_id=oid, lvb=lvb_to_pb(self.ofd.lvb(oid))) for oid in oids])
+                opb.ObjLvb(object_id=oid, lvb=lvb_to_pb(lvb)) for oid, lvb in session.lvbs().items()])
         return self._in_session("WriteMany", opb.WriteManyReply, fn)
 
     def _in_session(self, name: str, reply: Callable[..., R], fn: Callable[[WriteSession], R]) -> R:
