@@ -72,6 +72,7 @@ class Handle:
     data: Any = None        # FileData
     wrote: bool = False     # this handle wrote data: its close reports the size
     lazy: bool = False      # a regular file made under a WBC grant: no objects yet, data opened at first write
+    closed: bool = False    # released (under Llite._open_mu: an MDS open made after it is closed at once)
 
     @property
     def writer(self) -> bool:
@@ -122,6 +123,7 @@ class Llite:
         self._listings: dict[int, list[tuple[bytes, Inode]]] = {}      # directory handles listed locally
         self._listing_fhs = itertools.count(LISTING_FH)
         self.closer = Closer(mdc.close_handles)
+        self._open_mu = threading.Lock()        # MDS opens of handles opened here only (_mds_open)
         self._fh = itertools.count(1)
         root = self.table.ensure(mdc.root)
         root.lookups = 1
@@ -508,7 +510,7 @@ class Llite:
         for h in self._handles_now():
             if h.lazy and not h.mds_handle and h.node.wbc_grant == cookie:
                 try:
-                    h.mds_handle = self._mds_open(h)
+                    self._mds_open(h)
                 except LpError as e:
                     log.warning("%s: telling the MDS of an open file failed: %s", h.node.fid, e.message)
 
@@ -521,13 +523,17 @@ class Llite:
                 continue
         return []
 
-    def _mds_open(self, h: Handle) -> int:
-        """An MDS open for a handle opened here only; its handle. The attributes here stay (newer)."""
-        flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
-        rep = self.mdc.intent(IT_OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
-        if rep.lock.cookie:
-            self.mdc.locks.drop(rep.lock.cookie)
-        return rep.open_handle
+    def _mds_open(self, h: Handle) -> None:
+        """An MDS open for a handle opened here only, once (the FUSE thread and a lock callback
+        may both ask); a handle released meanwhile has it closed again. The attributes here stay."""
+        with self._open_mu:
+            if h.mds_handle or h.closed:
+                return
+            flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+            rep = self.mdc.intent(IT_OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
+            if rep.lock.cookie:
+                self.mdc.locks.drop(rep.lock.cookie)
+            h.mds_handle = rep.open_handle
 
     async def _open_at_mds(self, node: Inode | None) -> None:
         """Open handles of a file made here that the MDS was never told of become MDS opens
@@ -537,7 +543,7 @@ class Llite:
             return
         for h in self._handles_now():
             if h.node is node and h.lazy and not h.mds_handle:
-                h.mds_handle = await self.meta.run(self._mds_open, h)
+                await self.meta.run(self._mds_open, h)
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         await self._wbc_room()
@@ -705,7 +711,7 @@ class Llite:
                                                           parent=parent))
         self._learn(rep)
         if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
-            h.mds_handle = await self.meta.run(self._mds_open, h)
+            await self.meta.run(self._mds_open, h)
         old = h.data
         h.data = await self.io.run(self._open_data, node)
         if h.lazy:                  # made under a grant: nobody else holds locks on its objects
@@ -768,8 +774,11 @@ class Llite:
             node.opens -= 1
             if node.opens == 0:
                 node.data = None
-        if h.mds_handle:
-            self.closer.submit(h.mds_handle, size)
+        with self._open_mu:
+            h.closed = True
+            mds_handle = h.mds_handle
+        if mds_handle:
+            self.closer.submit(mds_handle, size)
 
     # ---- directories ---------------------------------------------------------------------------------
 
