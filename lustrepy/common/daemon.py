@@ -5,6 +5,7 @@ and the lock that keeps two processes from serving one data directory.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import fcntl
@@ -13,6 +14,8 @@ import sys
 import signal
 import socket
 import threading
+
+from typing import NoReturn
 
 from lustrepy.common.errors import QuietError
 
@@ -145,3 +148,11 @@ def lock_dir(directory: str, name: str, what: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+class ArgParser(argparse.ArgumentParser):
+    """A daemon's command line: a usage error is one line (exit code 2), no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise QuietError(f"{message} (see {self.prog} --help)", exitcode=2)
+

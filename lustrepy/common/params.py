@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lustrepy.common import logs
 from lustrepy.common.errors import LpError
 
 log = logging.getLogger(__name__)
@@ -296,3 +297,11 @@ def split_setting(arg: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise ValueError(f"expected NAME=VALUE, not {arg!r}")
     return name.strip(), value.strip()
+
+
+def bind_logs(reg: Registry, by_name: dict[str, ParamSpec], subsystems: tuple[str, ...]) -> None:
+    """Serve the daemon's log level and each subsystem's (daemon_specs) from the logging setup."""
+    reg.bind(by_name["log.level"], lambda: logs.get_level(""), lambda v: logs.set_level("", v))
+    for s in subsystems:
+        reg.bind(by_name[f"log.{s}"], lambda s=s: logs.get_level(s), lambda v, s=s: logs.set_level(s, v))
+

@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from lustrepy.common import logs
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID
 from lustrepy.common.layout import STRIPE_UNIT, Layout, MAX_STRIPE_SIZE
-from lustrepy.common.params import ParamSpec, Registry, daemon_specs, bad
+from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs, bad
 from lustrepy.common.records import Cred
 from lustrepy.mds import schema
 from lustrepy.mds.locking import LAYOUT, XATTR
@@ -109,9 +108,7 @@ def registry(mdt, settings: dict) -> Registry:
     for f, attr in (("wbc.contention_threshold", "threshold"), ("wbc.contention_window", "window_s"),
                     ("wbc.contention_hold", "hold_s")):
         reg.bind(by_name[f], lambda attr=attr: getattr(mdt.cfg.contention, attr), _set_contention(mdt, f, attr))
-    reg.bind(by_name["log.level"], lambda: logs.get_level(""), lambda v: logs.set_level("", v))
-    for s in LOG_SUBSYSTEMS:
-        reg.bind(by_name[f"log.{s}"], lambda s=s: logs.get_level(s), lambda v, s=s: logs.set_level(s, v))
+    bind_logs(reg, by_name, LOG_SUBSYSTEMS)
     count, size = LAYOUT_PARAMS
     reg.bind(count, lambda: _root_layout(mdt).stripe_count,
              lambda v: _set_root_layout(mdt, count.name, stripe_count=v), persist=False)

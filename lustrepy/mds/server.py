@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
@@ -33,13 +33,8 @@ log = logging.getLogger("lustrepy.mds")
 PROG = "lustrepy-mds"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise QuietError(f"{message} (see {PROG} --help)", exitcode=2)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = _Parser(prog=PROG, description="lustrepy metadata server",
+    ap = daemon.ArgParser(prog=PROG, description="lustrepy metadata server",
                  epilog="Options given here override the configuration file; values set at run time "
                         "with `lfsctl set-param` override both until reset.")
     ap.add_argument("--config", metavar="FILE", help="TOML configuration file (example: systemd/etc/lustrepy/mds.toml)")

@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from lustrepy.common import logs
-from lustrepy.common.params import ParamSpec, Registry, daemon_specs
+from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs
 from lustrepy.oss.identity import MAX_INDEX, OstIdentity
 from lustrepy.oss.osd import Osd
 
@@ -87,7 +86,5 @@ def registry(ident: OstIdentity, osd: Osd, values: dict[str, Any],
     reg.bind(by_name["listen"], lambda: values.get("listen"))
     for name, (read, write) in live.items():
         reg.bind(by_name[name], read, write)
-    reg.bind(by_name["log.level"], lambda: logs.get_level(""), lambda v: logs.set_level("", v))
-    for s in LOG_SUBSYSTEMS:
-        reg.bind(by_name[f"log.{s}"], lambda s=s: logs.get_level(s), lambda v, s=s: logs.set_level(s, v))
+    bind_logs(reg, by_name, LOG_SUBSYSTEMS)
     return reg

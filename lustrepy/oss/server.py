@@ -22,7 +22,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 
@@ -70,11 +70,6 @@ class OssConfig:
         return f"{self.listen_host}:{self.listen_port}"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise QuietError(f"{message} (see {PROG} --help)", exitcode=2)
-
-
 def _host_port(text: str, what: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
@@ -114,7 +109,7 @@ def parse_args(argv: list[str] | None) -> OssConfig:
 
 def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
     """The command line, and every option and tunable: command line over configuration files over default."""
-    p = _Parser(prog=PROG, description="lustrepy object storage server (one OST)",
+    p = daemon.ArgParser(prog=PROG, description="lustrepy object storage server (one OST)",
                 epilog="Options given here override the configuration file; values set at run time "
                        "with `lfsctl set-param` override both until reset.")
     p.add_argument("--config", metavar="FILE", action="append", default=[],
