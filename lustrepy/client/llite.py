@@ -41,6 +41,7 @@ from lustrepy.client.wbcdata import WbcData
 from lustrepy.client.wbcops import LocalOps
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ LISTING_FH = 1 << 62   # directory handles of local listings: above every inode 
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
+SA_MTIME_NOW = mpb.SA_MTIME_NOW
 BLKSIZE = 1 << 20
 # pyfuse3 SetattrFields flag -> (SetattrOp valid bit, SetattrOp field, EntryAttributes field)
 _SETATTR_FIELDS = (
@@ -635,15 +637,18 @@ class Llite:
         self._parent_from(rep)
         self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
-        node.size_local = True          # empty, and no one else has opened it yet
         fh, h = self._new_handle(node, rep.open_handle, flags)
-        h.data = self._open_data(node)          # a new inode: its data state is new, nothing to wait for
+        if rep.disposition & mpb.DISP_OPEN_CREATE:
+            node.size_local = True          # empty, and no one else has opened it yet
+            h.data = self._open_data(node)  # a new inode: its data state is new, nothing to wait for
+        else:                               # it existed (made elsewhere meanwhile): opened as it is
+            await self._open_existing_data(fh, h)
         return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node = self._node(ino)
         if (self._made_here(node) and node.attr is not None and node.attr_cached()
-                and (node.layout is None or flags & os.O_ACCMODE == os.O_RDONLY)):
+                and self._opens_here(node, flags, ctx)):
             # Made here, and never written or only read now: no MDS open yet (a server-side
             # unlink while it is open tells the MDS first, _open_at_mds).
             fh, h = self._new_handle(node, 0, flags)
@@ -655,12 +660,45 @@ class Llite:
         self.mdc.raise_for(rep)
         node = self._learn(rep)
         fh, h = self._new_handle(node, rep.open_handle, flags)
-        if stat.S_ISREG(node.attr.mode if node.attr else 0):
-            h.data = await self.io.run(self._open_data, node)
-            keep = h.data.cached_lock()
-        else:
-            keep = False
+        keep = await self._open_existing_data(fh, h)
         return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    async def _open_existing_data(self, fh: int, h: Handle) -> bool:
+        """The data state of an existing inode the MDS opened for `h`; True when the kernel may
+        keep the pages it has. With O_TRUNC the MDS has set the size to 0 in the open; the
+        objects are cut here under PW extent locks, which calls back every other client's
+        locks (their pages and sizes go). An open whose objects cannot be cut fails."""
+        node = h.node
+        if not stat.S_ISREG(node.attr.mode if node.attr else 0):
+            return False
+        h.data = await self.io.run(self._open_data, node)
+        if not h.flags & os.O_TRUNC:
+            return h.data.cached_lock()
+        try:
+            await self.io.run(h.data.truncate, 0)
+        except LpError:
+            await self.release(fh)
+            raise
+        return False
+
+    def _opens_here(self, node: Inode, flags: int, ctx) -> bool:
+        """May a file made under a live grant open without an MDS open? Yes while it has no
+        objects or is only read; an O_TRUNC open only when its bytes are kept here."""
+        if flags & os.O_TRUNC:
+            return node.layout is None and self._truncated_here(node, ctx)
+        return node.layout is None or flags & os.O_ACCMODE == os.O_RDONLY
+
+    def _truncated_here(self, node: Inode, ctx) -> bool:
+        """open(O_TRUNC) of a file made under a live grant, its bytes kept here: cut here, its
+        mtime and ctime set by an update record. False: the MDS must do it."""
+        if self.wbcdata is None or self.local is None or node.attr is None:
+            return False
+        if not stat.S_ISREG(node.attr.mode):
+            return True                     # O_TRUNC means nothing to other kinds of file
+        if not self.wbcdata.truncate(node, 0):
+            return False
+        now = time.time_ns()
+        return self.local.setattr(node, {"valid": SA_MTIME | SA_MTIME_NOW, "mtime_ns": now}, cred_of(ctx))
 
     def _h(self, fh: int) -> Handle:
         h = self.handles.get(fh)

@@ -23,6 +23,7 @@ from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.mds import perm
 from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE, XATTR
+from lustrepy.mds.records import SA, SetAttr
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -141,13 +142,25 @@ def _writer(flags: int) -> bool:
     return flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR) or bool(flags & os.O_TRUNC)
 
 
+def _open_existing(tx, cred: Cred, attr: Attr, client_id: str, flags: int) -> int:
+    """Open an existing inode (permissions checked): the handle. O_TRUNC of a regular file
+    sets its size to 0 and its mtime and ctime to now in the same transaction, through the
+    new handle (as Linux's open does: no second permission check); the client cuts the
+    objects next, under its extent locks."""
+    writer = stat.S_ISREG(attr.mode) and _writer(flags)
+    handle = tx.open(attr.fid, client_id, writer=writer)
+    if writer and flags & os.O_TRUNC:
+        tx.setattr(cred, attr.fid, SetAttr(valid=SA.SIZE, size=0, open_handle=handle))
+    return handle
+
+
 def _open(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
     def finish(attr: Attr) -> mpb.IntentReply:
         may_open(attr, cred, req.open_flags)
         writer = stat.S_ISREG(attr.mode) and _writer(req.open_flags)
 
         def fn(tx) -> mpb.IntentReply:
-            handle = tx.open(attr.fid, client_id, writer=writer)
+            handle = _open_existing(tx, cred, attr, client_id, req.open_flags)
             rep = _reply(tx, tx.getattr(attr.fid), DISP_EXECD | DISP_POS | DISP_OPEN, True)
             rep.open_handle = handle
             return rep
@@ -206,8 +219,8 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
             if flags & os.O_EXCL:
                 raise LpError(errno.EEXIST, "file exists")
             may_open(attr, cred, flags)
-            handle = tx.open(attr.fid, client_id, writer=_writer(flags))
-            rep = _reply(tx, attr, DISP_EXECD | DISP_POS | DISP_OPEN, True)
+            handle = _open_existing(tx, cred, attr, client_id, flags)
+            rep = _reply(tx, tx.getattr(attr.fid), DISP_EXECD | DISP_POS | DISP_OPEN, True)
             rep.open_handle = handle
             return rep
         delay = flags & O_LOV_DELAY_CREATE and requested is None

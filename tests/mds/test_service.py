@@ -318,3 +318,36 @@ def test_size_on_mds_is_valid_only_without_writers(mdc, cluster):
         assert mdc.intent(IT_GETATTR, fid=f).attr.size == 7
     finally:
         other.close()
+
+
+def test_open_with_o_trunc_sets_size_and_times_in_the_open(mdc):
+    d = _mkdir(mdc, b"otrunc")
+    rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_WRONLY, mode=0o100666)
+    f = fid_from_pb(rep.attr.fid)
+    mdc.close_handle(rep.open_handle, size=4096)
+    before = mdc.intent(IT_GETATTR, fid=f).attr
+    assert before.size == 4096
+    # by FID: the size is 0 and mtime/ctime move in the open's own transaction
+    r = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_WRONLY | os.O_TRUNC)
+    assert r.attr.size == 0 and r.attr.mtime_ns > before.mtime_ns and r.attr.ctime_ns > before.ctime_ns
+    mdc.close_handle(r.open_handle)
+    assert mdc.intent(IT_GETATTR, fid=f).attr.size == 0
+    # by name, O_CREAT on an existing file: truncated the same way
+    mdc.setattr(f, valid=mpb.SA_SIZE, size=100)
+    r = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_RDWR | os.O_TRUNC)
+    assert not r.disposition & mpb.DISP_OPEN_CREATE and r.attr.size == 0
+    mdc.close_handle(r.open_handle)
+    # O_RDONLY|O_TRUNC truncates too (Linux), and needs write permission
+    mdc.setattr(f, valid=mpb.SA_SIZE, size=100)
+    r = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_RDONLY | os.O_TRUNC)
+    assert r.attr.size == 0
+    mdc.close_handle(r.open_handle)
+    mdc.setattr(f, valid=mpb.SA_SIZE | mpb.SA_MODE, size=100, mode=0o100644)
+    with pytest.raises(LpError) as ei:
+        mdc.intent(IT_OPEN, Cred(4242, 4242), fid=f, open_flags=os.O_RDONLY | os.O_TRUNC)
+    assert ei.value.errno == errno.EACCES
+    assert mdc.intent(IT_GETATTR, fid=f).attr.size == 100
+    # without O_TRUNC nothing changes
+    r = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_RDWR)
+    assert r.attr.size == 100
+    mdc.close_handle(r.open_handle)
