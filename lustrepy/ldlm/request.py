@@ -273,7 +273,8 @@ class LockClient:
             self._early.append(cookie)
             if len(self._early) >= _EARLY_CANCEL_BATCH:
                 batch, self._early = self._early, []
-        self._send_cancel(batch)
+        if batch:                   # callers may be event-loop threads: the RPC goes to the pool
+            self._submit(self._send_cancel, batch)
 
     def take_early_cancels(self) -> list[int]:
         """Cookies of locks the LRU retired, for the caller to piggyback in ReqHdr.cancel_cookies."""
