@@ -25,6 +25,22 @@ once; read-ahead data is only kept while the locks it was read under are.
 Locks are taken in stripe order, never waiting for one while holding a
 higher stripe's, so two operations cannot deadlock on each other.
 
+Write-back errors (Linux's errseq rule, made stricter: an error once reported
+is reported again until the data is written):
+- A stream that fails with ENOSPC or EDQUOT (a full OST) or for want of its
+  server (ENOTCONN, ETIMEDOUT, ECANCELED) puts its data back as dirty, under
+  anything written since. Every later flush, fsync and close sends it again
+  and reports the error while it still fails; once a flush writes it (or a
+  truncate or a newer write over the same bytes replaces it) they succeed
+  again. Background write-back does not resend it on its own; a writer whose
+  dirty limit is full of such data gets the error from write().
+- Any other failure (EIO, ...) drops the stream's data, which cannot be
+  written where it belongs; its error is reported by every flush, fsync and
+  close until the last open of the file on this client has ended, or a
+  truncate cuts off every byte dropped.
+- Data kept after the last close keeps the FileData (and its bytes) on this
+  client until a flush writes it or the mount ends.
+
 Every wait has a deadline. Never speaks gRPC itself (lustrepy.client.osc
 does) and never imports a server package.
 """
@@ -72,6 +88,7 @@ RA_PER_OBJECT = 4 * MiB     # a window reads about this much of each object (one
 RANDOM_BLOCK = 1 << 20      # a random read fetches its aligned block of this size (at most a stripe)
 RA_AHEAD = 2                # windows kept fetched (or being fetched) ahead of a sequential reader
 _RETRYABLE = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
+_KEEP = (*_RETRYABLE, errno.ENOSPC, errno.EDQUOT)     # a stream failing so keeps its data dirty
 _PREEMPTED_MEMORY = 256
 
 
@@ -111,7 +128,8 @@ class _Flight:
 class _Stripe:
     """Per-object state; guarded by the owning FileData's mutex."""
 
-    __slots__ = ("dirty", "flights", "index", "known", "lost_gen", "oid", "osc", "preempted", "recs")
+    __slots__ = ("dirty", "dropped", "failed", "flights", "index", "known", "lost_gen", "oid", "osc", "preempted",
+                 "recs")
 
     def __init__(self, index: int, osc: Osc, oid: int) -> None:
         self.index = index
@@ -123,6 +141,8 @@ class _Stripe:
         self.dirty = SegmentMap()
         self.flights: list[_Flight] = []
         self.lost_gen = 0
+        self.failed = False                 # dirty data came back from a failed stream: only flushes resend it
+        self.dropped: int | None = None     # where the lowest data dropped after a failed stream began
 
     def find(self, mode: LockMode, a: int, last: int) -> _LockRec | None:
         for r in self.recs.values():
@@ -178,7 +198,9 @@ class FileData:
         self.opens = 0                  # guarded by the DataPath's mutex
         self._dirty_bytes = 0
         self._inflight_bytes = 0
-        self._error: LpError | None = None      # write-back failure not yet reported
+        self._error: LpError | None = None      # failure of a stream whose data is kept dirty, until a flush writes it
+        self._lost: LpError | None = None       # failure of a stream whose data was dropped, until the last close
+        self._fail_gen = 0                      # counts failed streams
         self._write_gen = 0
         self._cache_gen = 0
         self._ra_next = 0               # where a sequential reader reads next
@@ -208,7 +230,8 @@ class FileData:
     # ======================================================================================
 
     def write(self, offset: int, data: bytes) -> int:
-        """Buffer `data` at `offset` under PW locks; returns len(data). Errors of earlier write-back come out here."""
+        """Buffer `data` at `offset` under PW locks; returns len(data). A write-back error comes out here
+        when the dirty limit is full of data that cannot be written."""
         n = len(data)
         _check_range(offset, n)
         if not self._stripes:
@@ -297,9 +320,14 @@ class FileData:
         self._retry(self._truncate_once, size)
 
     def flush(self) -> None:
-        """Send every dirty byte and wait for the OSTs to acknowledge it; raise any write-back error."""
+        """Send every dirty byte and wait for the OSTs to acknowledge it; raise the write-back error
+        while data that failed is still unwritten, or was dropped during this open (see the module doc)."""
         if self._stripes:
             self._retry(self._flush_wait, self._stripes)
+        with self._mu:
+            lost = self._lost
+        if lost is not None:
+            raise lost
 
     def fsync(self) -> None:
         """flush(), then make every object durable on its OST."""
@@ -326,7 +354,7 @@ class FileData:
     def clean(self) -> bool:
         """No dirty or in-flight data and no write-back error to report: flush() has nothing to do."""
         with self._mu:
-            return not self._dirty_bytes and not self._inflight_bytes and self._error is None
+            return not self._dirty_bytes and not self._inflight_bytes and self._error is None and self._lost is None
 
     def release_clean(self) -> bool:
         """End one open without blocking when the file is clean; False (nothing done): use release()."""
@@ -335,12 +363,22 @@ class FileData:
         self._dp.closed_one(self)
         return True
 
-    def release(self) -> None:
-        """One open of the inode ends: flush (errors raised); locks stay cached in the lock LRU."""
+    def release(self, flush: bool = True) -> None:
+        """One open of the inode ends: flush (errors raised) unless told this open wrote nothing;
+        locks stay cached in the lock LRU."""
         try:
-            self.flush()
+            if flush:
+                self.flush()
         finally:
             self._dp.closed_one(self)
+
+    def last_closed(self) -> None:
+        """The last open ended (DataPath.closed_one): its close reported what was dropped; read-ahead goes."""
+        with self._mu:
+            self._lost = None
+            for st in self._stripes:
+                st.dropped = None
+            self._drop_cache_locked()
 
     def statistics(self) -> dict[str, int]:
         with self._mu:
@@ -503,7 +541,7 @@ class FileData:
         """Nothing worth keeping: no lock, no dirty or in-flight data."""
         with self._mu:
             return not self._dirty_bytes and not self._inflight_bytes and self._error is None and \
-                not any(st.recs for st in self._stripes)
+                self._lost is None and not any(st.recs for st in self._stripes)
 
     def drop_cache(self) -> None:
         with self._mu:
@@ -575,53 +613,69 @@ class FileData:
         return kick
 
     def _throttle(self, n: int) -> None:
-        """Wait while dirty + in-flight data would pass max_dirty; report write-back errors."""
+        """Wait while dirty + in-flight data would pass max_dirty; raise the write-back error when
+        what failed meanwhile (kept dirty) leaves no room."""
         deadline = time.monotonic() + 3 * self._timeout
+        with self._mu:
+            gen = self._fail_gen
         while True:
             with self._cv:
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err
                 total = self._dirty_bytes + self._inflight_bytes
                 if total == 0 or total + n <= self.max_dirty:
                     return
+                if self._fail_gen != gen and self._error is not None and not self._inflight_bytes:
+                    raise self._error
                 if self._inflight_bytes:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise LpError(errno.ETIMEDOUT, f"write-back of {self.fid} does not drain")
                     self._cv.wait(min(left, 1.0))
                     continue
-            if not self._flush_stripes(self._stripes, wait=False, acquire=True):
+            if not self._flush_stripes(self._stripes, wait=False, acquire=True, resend=True):
                 return      # nothing could be sent; let the caller buffer
 
     def _flush_wait(self, stripes: list[_Stripe]) -> None:
+        """Write back all dirty data of the file (`stripes` is all of them); raise the error of
+        failed data still kept. A round in which nothing fails clears it: what had failed was
+        dirty when the round began, so it has been written now, or dropped by a truncate or
+        replaced by newer bytes that were."""
+        with self._mu:
+            gen = self._fail_gen
         self._flush_stripes(stripes, wait=True, acquire=True)
         with self._mu:
-            err, self._error = self._error, None
+            if self._fail_gen == gen:
+                self._error = None
+            err = self._error
         if err is not None:
             raise err
 
-    def _flush_stripes(self, stripes: list[_Stripe], *, wait: bool, acquire: bool) -> int:
+    def _flush_stripes(self, stripes: list[_Stripe], *, wait: bool, acquire: bool,
+                       resend: bool | None = None) -> int:
         """Start Write streams for the dirty data of `stripes` that our locks cover; returns how many.
 
         With acquire, dirty data no lock covers (locks lost to a reconnect) is locked first.
         With wait, returns once every stream of these stripes (also older ones) is done.
-        Failures are recorded for the next write/flush to report, never raised here, except
-        a failure to lock with acquire.
+        Data that came back from a failed stream is sent again only with resend (default: wait).
+        Failures are recorded for flush to report, never raised here, except a failure to lock
+        with acquire.
         """
+        if resend is None:
+            resend = wait
         held: list[tuple[_Stripe, _LockRec]] = []
         started: list[tuple[_Stripe, _Flight, list[_Flight]]] = []
         try:
             if acquire:
                 with self._mu:
                     bare = [(st, st.dirty.min_start, st.dirty.max_end) for st in stripes
-                            if st.dirty and not all(st.covered(s.start, s.end) for s in st.dirty)]
+                            if st.dirty and (resend or not st.failed)
+                            and not all(st.covered(s.start, s.end) for s in st.dirty)]
                 for st, a, b in bare:
                     held.append((st, self._lock(st, LockMode.PW, a, b, hold=True)))
             with self._mu:
                 for st in stripes:
-                    if not st.dirty:
+                    if not st.dirty or (st.failed and not resend):
                         continue
+                    st.failed = False
                     if all(st.covered(s.start, s.end) for s in st.dirty):
                         segs = st.dirty.take()
                     else:
@@ -659,6 +713,8 @@ class FileData:
             log.exception("%s: write-back to object %d failed", self.fid, st.oid)
             err = LpError(errno.EIO, f"write-back failed: {e}")
         with self._cv:
+            if err is not None and err.errno in _KEEP:
+                self._requeue(st, f)            # while f is listed: the streams after it are newer
             st.flights.remove(f)
             self._inflight_bytes -= f.nbytes
             if err is None:
@@ -667,22 +723,27 @@ class FileData:
                     st.known = max(st.known, lvb.size)
             else:
                 self._dp.count("writeback_errors")
-                if err.errno in _RETRYABLE:
-                    self._requeue(st, f)
-                log.warning("%s: write-back of %d bytes to %s object %d failed: %s", self.fid, f.nbytes,
-                            st.osc.name, st.oid, err)
-                if self._error is None:
+                self._fail_gen += 1
+                if err.errno in _KEEP:
+                    st.failed = True
                     self._error = err
+                    log.warning("%s: write-back of %d bytes to %s object %d failed: %s; kept to send again",
+                                self.fid, f.nbytes, st.osc.name, st.oid, err)
+                else:
+                    self._lost = self._lost or err
+                    st.dropped = f.start if st.dropped is None else min(st.dropped, f.start)
+                    log.warning("%s: write-back of %d bytes to %s object %d failed: %s; dropped", self.fid,
+                                f.nbytes, st.osc.name, st.oid, err)
             self._cv.notify_all()
         f.done.set()
 
     def _requeue(self, st: _Stripe, f: _Flight) -> None:
-        """Put a failed stream's data back as dirty, under anything newer (called with the mutex held)."""
+        """Put a failed stream's data back as dirty, under anything newer (called with the mutex held,
+        f still in st.flights)."""
         keep = SegmentMap()
         for s in f.segs:
             keep.put(s.start, s.data)
-        idx = st.flights.index(f) if f in st.flights else len(st.flights)
-        for g in st.flights[idx:]:               # newer streams of the same bytes win
+        for g in st.flights[st.flights.index(f) + 1:]:     # newer streams of the same bytes win
             for s in g.segs:
                 keep.drop(s.start, s.end)
         before = st.dirty.nbytes
@@ -744,6 +805,10 @@ class FileData:
                     before = st.dirty.nbytes
                     st.dirty.drop(osz, EOF + 1)
                     self._dirty_bytes += st.dirty.nbytes - before
+                    if st.dropped is not None and osz <= st.dropped:
+                        st.dropped = None       # what was lost is cut off: the file no longer holds it
+                if all(st.dropped is None for st in self._stripes):
+                    self._lost = None
                 self._write_gen += 1
                 self._drop_cache_locked()
             self._flush_wait(self._stripes)

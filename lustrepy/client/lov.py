@@ -123,7 +123,7 @@ class DataPath:
             fd.opens = max(0, fd.opens - 1)
             last = fd.opens == 0
         if last:
-            fd.drop_cache()
+            fd.last_closed()
             self._maybe_forget(fd)
 
     def _maybe_forget(self, fd: FileData) -> None:

@@ -3,8 +3,18 @@
 Round-robin from a rotating start over the active, not-full OSTs that have
 precreated objects ready; weighted by free space (without replacement) when
 the OSTs are unbalanced by more than `qos_threshold` of the largest free
-space, as Lustre's QoS allocator does. Pure: it is handed the OST states and
-pool sizes and returns indexes; taking the object ids is the caller's job.
+space, as Lustre's QoS allocator does.
+
+Nearly full OSTs are left alone while others have room (Lustre's reserved
+space, `reserved_mb_low`): an OST with less than `reserved` bytes available
+gets no new objects as long as some active OST has at least that much, and a
+file asking for more stripes than there are OSTs with room gets fewer. Only
+when every OST is that full do the nearly full ones (not the full ones) take
+objects again. A layout that names its first OST (`stripe_offset`, `lfsctl
+setstripe -i`) is an explicit choice: any OST that is not full serves it.
+
+Pure: it is handed the OST states and pool sizes and returns indexes; taking
+the object ids is the caller's job.
 """
 
 from __future__ import annotations
@@ -18,20 +28,34 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.layout import STRIPE_ALL, Layout
 from lustrepy.mds.ostreg import OstState
 
+DEFAULT_RESERVED = 64 << 20     # bytes an OST keeps free before new objects go elsewhere
+
 
 class Allocator:
-    def __init__(self, qos_threshold: float = 0.17, rng: random.Random | None = None) -> None:
+    def __init__(self, qos_threshold: float = 0.17, reserved: int = DEFAULT_RESERVED,
+                 rng: random.Random | None = None) -> None:
         self.qos_threshold = qos_threshold
+        self.reserved = reserved
         self._rng = rng or random.Random()
         self._next = 0
         self._lock = threading.Lock()
 
-    def usable(self, osts: Sequence[OstState], pools: dict[int, int]) -> list[OstState]:
-        return [s for s in osts if s.active and not s.full and pools.get(s.index, 0) > 0]
+    def open_osts(self, layout: Layout, osts: Sequence[OstState]) -> list[OstState]:
+        """The OSTs new objects of `layout` may go to, pools aside: active and not full and, while
+        any such OST has `reserved` bytes available, only those that have."""
+        live = [s for s in osts if s.active and not s.full]
+        if layout.stripe_offset >= 0:
+            return live
+        roomy = [s for s in live if s.avail_bytes >= self.reserved]
+        return roomy or live
+
+    def usable(self, layout: Layout, osts: Sequence[OstState], pools: dict[int, int]) -> list[OstState]:
+        """open_osts() with precreated objects ready."""
+        return [s for s in self.open_osts(layout, osts) if pools.get(s.index, 0) > 0]
 
     def choose(self, layout: Layout, osts: Sequence[OstState], pools: dict[int, int]) -> list[int]:
         """OST indexes for a new file's stripes (fewer than asked when fewer are usable)."""
-        usable = sorted(self.usable(osts, pools), key=lambda s: s.index)
+        usable = sorted(self.usable(layout, osts, pools), key=lambda s: s.index)
         if not usable:
             raise LpError(errno.ENOSPC, "no active OST with free space and precreated objects")
         want = len(usable) if layout.stripe_count == STRIPE_ALL else min(layout.stripe_count, len(usable))
@@ -46,7 +70,7 @@ class Allocator:
         return [usable[(start + k) % len(usable)].index for k in range(want)]
 
     def _unbalanced(self, usable: Sequence[OstState]) -> bool:
-        free = [s.statfs.bavail * s.statfs.bsize for s in usable]
+        free = [s.avail_bytes for s in usable]
         top = max(free)
         return top > 0 and (top - min(free)) > self.qos_threshold * top
 

@@ -20,7 +20,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.mds.locking import MdsLocks
-from lustrepy.mds.lod import Allocator
+from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.recovery import Committer
@@ -40,6 +40,7 @@ class MdsConfig:
     commit_interval: float = 1.0
     precreate_low: int = 128
     precreate_batch: int = 512
+    ost_reserved: int = DEFAULT_RESERVED     # an OST with less free space gets objects only when all have as little
     pool_wait: float = 5.0
     recovery_window: float = 30.0   # clients holding opens at restart get this long to reconnect
     contention: ContentionPolicy = ContentionPolicy()
@@ -63,7 +64,7 @@ class Mdt:
         self.locks = MdsLocks(self.lockd)
         self.wbc = WbcManager(self.lockd, cfg.contention)
         self.lockd.on_blocking = self.wbc.on_blocking
-        self.allocator = Allocator()
+        self.allocator = Allocator(reserved=cfg.ost_reserved)
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
                        low_water=cfg.precreate_low, batch=cfg.precreate_batch)
         self.committer = Committer(self.store, interval=cfg.commit_interval)
@@ -150,8 +151,8 @@ class Mdt:
         pools = tx.pool_sizes()
         osts = self.registry.all()
         if not getattr(self._alloc, "lenient", False):
-            open_osts = [s for s in osts if s.active and not s.full]
-            usable = self.allocator.usable(osts, pools)
+            open_osts = self.allocator.open_osts(lo, osts)
+            usable = self.allocator.usable(lo, osts, pools)
             want = len(open_osts) if lo.stripe_count == -1 else min(lo.stripe_count, len(open_osts))
             if len(usable) < want:
                 self.osp.wake()

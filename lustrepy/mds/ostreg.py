@@ -29,6 +29,10 @@ class OstState:
     active: bool = True
 
     @property
+    def avail_bytes(self) -> int:
+        return self.statfs.bavail * self.statfs.bsize
+
+    @property
     def full(self) -> bool:
         s = self.statfs
         return s.blocks > 0 and s.bavail <= s.blocks * FULL_RESERVE

@@ -22,6 +22,7 @@ from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs,
 from lustrepy.common.records import Cred
 from lustrepy.mds import schema
 from lustrepy.mds.locking import LAYOUT, XATTR
+from lustrepy.mds.lod import DEFAULT_RESERVED
 
 SCOPE = "mds"
 MAX_PRECREATE = 20_000      # an OSS creates at most this many objects per Precreate call
@@ -44,6 +45,9 @@ OPTIONS = (
               minimum=1, maximum=MAX_PRECREATE),
     ParamSpec("precreate_low", "int", 128, "precreate more when an OST's pool falls below this many objects",
               minimum=0, maximum=10 * MAX_PRECREATE),
+    ParamSpec("ost_reserved", "size", DEFAULT_RESERVED,
+              "an OST with less free space than this gets no new objects while others have more (0: off)",
+              minimum=0, maximum=1 << 60),
     ParamSpec("pool_wait", "float", 5.0, "seconds a create waits for object pools to refill",
               minimum=0, maximum=600),
     ParamSpec("recovery_window", "float", 30.0, "seconds clients holding opens get to reconnect after a restart",
@@ -68,7 +72,7 @@ LAYOUT_PARAMS = (
 )
 
 _CFG_FIELDS = ("heartbeat_interval", "ost_timeout", "callback_timeout", "commit_interval", "precreate_batch",
-               "precreate_low", "pool_wait", "recovery_window")
+               "precreate_low", "ost_reserved", "pool_wait", "recovery_window")
 
 
 class SqlParamStore:
@@ -127,6 +131,8 @@ def _push(mdt, field: str, v) -> None:
         mdt.committer.interval = v
     elif field == "precreate_batch":
         mdt.osp.batch = v
+    elif field == "ost_reserved":
+        mdt.allocator.reserved = v
     elif field == "precreate_low":
         mdt.osp.low_water = v
         mdt.osp.wake()

@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ost-timeout", help="an OST without heartbeat this long is inactive (default 5)")
     ap.add_argument("--callback-timeout",
                     help="a lock holder not cancelling within this after a blocking callback is evicted (default 10)")
+    ap.add_argument("--ost-reserved",
+                    help="an OST with less free space than this (bytes, or with K/M/G) gets no new objects "
+                         "while others have more (default 64M)")
     ap.add_argument("--commit-interval", help="WAL sync period, seconds (default 1)")
     ap.add_argument("--contention-threshold",
                     help="conflicts on a directory within the window that stop WBC grants there (default 16)")
@@ -105,7 +108,7 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         log.info("formatted %s as %s", d, uuid)
     cfg = MdsConfig(dir=d, fsname=fsname, contention=contention,
                     **{f: values[f] for f in ("heartbeat_interval", "ost_timeout", "callback_timeout",
-                                              "commit_interval", "precreate_batch", "precreate_low",
+                                              "commit_interval", "precreate_batch", "precreate_low", "ost_reserved",
                                               "pool_wait", "recovery_window")})
     mdt = Mdt(cfg)
     server = make_server(max_workers=256)

@@ -26,11 +26,12 @@ N_OSTS = 4
 _names = itertools.count()
 
 
-def start_cluster(root, n_osts: int, per_ost: dict[int, tuple[str, ...]] | None = None) -> tuple[Cluster, Mdc]:
-    """A running MDS and n_osts OSSes (extra arguments per OST index), and a connected Mdc."""
+def start_cluster(root, n_osts: int, per_ost: dict[int, tuple[str, ...]] | None = None,
+                  mds_args: tuple[str, ...] = ()) -> tuple[Cluster, Mdc]:
+    """A running MDS (with mds_args) and n_osts OSSes (extra arguments per OST index), and a connected Mdc."""
     c = Cluster(root)
     try:
-        c.mds = c.mds_proc().start()
+        c.mds = c.mds_proc(*mds_args).start()
         for i in range(n_osts):
             c.osts.append(c.oss_proc(i, *(per_ost or {}).get(i, ())).start())
         m = Mdc(c.mds.address, c.fsname)

@@ -60,7 +60,7 @@ def _fails_fast(fn) -> LpError:
 
 def test_oss_down_fails_within_the_timeout_and_works_again_after_restart(fcluster, client):
     c, mdc = fcluster
-    fid, layout = create_file(mdc, 2, 64 * KiB)          # striped over both OSTs
+    fid, layout = create_file(mdc, 2, 64 * KiB, stripe_offset=0)   # striped over both OSTs (OST1 is small)
     assert {o.ost_index for o in layout.objects} == {0, 1}
     writer = client("w")
     fd = writer.open(fid, layout)
@@ -140,3 +140,34 @@ def test_eviction_drops_locks_and_caches_and_the_client_reconnects(cluster, make
     assert make_dp("other").open(fid, layout).read(0, 20) == b"beforeafter"
     assert dp.statistics()["reconnect_drops"] >= 1
     fd.release()
+
+
+def test_a_writer_past_the_dirty_limit_of_a_full_ost_gets_enospc_and_keeps_getting_it(fcluster):
+    _, mdc = fcluster
+    fid, layout = create_file(mdc, 1, MiB, stripe_offset=1)
+    dp = DataPath("testfs", f"limit-{os.getpid()}", addresses_of(mdc), on_invalidate=lambda fid: None,
+                  rpc_timeout=TIMEOUT, max_dirty_per_file=4 * MiB)
+    try:
+        fd = dp.open(fid, layout)
+        blk = os.urandom(MiB)
+        t0 = time.monotonic()
+        with pytest.raises(LpError) as ei:
+            for i in range(4 * CAPACITY // MiB):
+                fd.write(i * MiB, blk)
+        assert ei.value.errno == errno.ENOSPC and time.monotonic() - t0 < 2 * TIMEOUT
+        kept = dp.statistics()["dirty_bytes"]
+        assert 0 < kept <= 4 * MiB                           # bounded, and not thrown away
+        for _ in range(2):
+            with pytest.raises(LpError) as ei:
+                fd.fsync()
+            assert ei.value.errno == errno.ENOSPC
+        with pytest.raises(LpError) as ei:
+            fd.release()
+        assert ei.value.errno == errno.ENOSPC
+        fd = dp.open(fid, layout)
+        fd.truncate(0)                                      # drops the kept data and frees the OST
+        fd.fsync()
+        assert fd.size() == 0 and dp.statistics()["dirty_bytes"] == 0
+        fd.release()
+    finally:
+        dp.close()
