@@ -1,8 +1,9 @@
 """A size the application was told is durable is never lost: a file closed just before
 the MDS went down for longer than the mount's timeout, a file held open by an idle writer
-across an MDS restart (past the recovery window), and an fsync'ed file whose writer's mount
-process was killed all show their full size and content to a fresh client. Both modes:
-server side and the metadata write-back cache."""
+across an MDS restart (past the recovery window), an fsync'ed file whose writer's mount
+process was killed, and an fsync'ed striped file whose OSS died before its close all show
+their full size and content to a fresh client. Both modes: server side and the metadata
+write-back cache."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from lustrepy.client.closer import Closer
 from lustrepy.common.errors import LpError
 from tests.support.mounts import Mount, mount
-from tests.support.servers import Cluster, wait_for
+from tests.support.servers import BIN, Cluster, wait_for
 
 MiB = 1 << 20
 TIMEOUT = 3                 # the mounts' RPC timeout (seconds)
@@ -152,6 +153,37 @@ def test_fsynced_size_survives_the_writer_client_being_killed(cl, mounts, mode):
     _sees(b / "d" / "f", want)
     c = mounts("c", mode).path
     _sees(c / "d" / "f", want)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("mode", MODES)
+def test_fsynced_size_survives_an_oss_dying_before_the_close(cl, mounts, mode):
+    a_mount = mounts("a", mode)
+    d = a_mount.path / "d"
+    d.mkdir()
+    r = subprocess.run([str(BIN / "lfsctl"), "setstripe", "-c", "2", "-S", "1M", str(d)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    want = _data(4 * MiB, 5)
+    fd = os.open(d / "f", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, want)
+        os.fsync(fd)                            # 4 MiB on both OSTs, durable
+        cl.osts[1].stop(signal.SIGKILL)
+        try:
+            os.pwrite(fd, _data(2 * MiB, 6), len(want))     # half of it for the dead OST
+        except OSError:
+            pass
+    finally:
+        try:
+            os.close(fd)                        # the writer cannot learn the size now
+        except OSError:
+            pass
+    a_mount.stop()                              # the writer leaves
+    cl.osts[1] = cl.oss_proc(1).start()
+    b = mounts("b", mode, timeout=15).path
+    got = (b / "d" / "f").read_bytes()
+    assert len(got) >= len(want) and got[:len(want)] == want
 
 
 # ---- the close queue on its own (a send that fails as an MDS that is down does) ----------------
