@@ -3,63 +3,116 @@
 A release() needs no answer the application could see (the kernel ignores
 its errors), so the client answers it at once and a thread sends the close.
 Closes queued while one is on its way go together in the next RPC (one MDS
-transaction). Unmount and fsync wait for the queue to drain. Never raises
-into callers.
+transaction). A writer's close carries the size the MDS keeps for the file,
+so a close that fails for transport trouble (the MDS down or restarting, the
+network cut) is kept and sent again, with backoff, until it lands; a close
+the MDS refuses with a POSIX error is logged and dropped. fsync and unmount
+wait for the queue to drain, within a bound; unmount logs what it could not
+send. Never raises into callers.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import queue
 import threading
+import time
+from collections import deque
 from typing import Callable
+
+from lustrepy.common.errors import LpError
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-Item = tuple[int, "int | None"]          # (MDS open handle, size a writer knows, or None)
+RETRY_FIRST = 0.5       # seconds before the first retry of a failed close
+RETRY_MAX = 10.0        # the backoff between retries grows to this
+Item = tuple[int, "int | None"]          # (MDS open handle, size a writer knows, None, or mdc.SIZE_LOST)
+_KEEP = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED, errno.EIO, errno.EAGAIN, errno.ESHUTDOWN)
 
 
 class Closer:
     def __init__(self, send: Callable[[list[Item]], None]) -> None:
         self._send = send
-        self._q: queue.Queue[Item | None] = queue.Queue()
+        self._cv = threading.Condition()
+        self._queue: deque[Item] = deque()
+        self._batch: list[Item] = []        # taken by the thread and not yet sent
+        self._stopping = False
+        self._wake = threading.Event()      # cuts a retry's backoff short (stop)
+        self.retries = 0
         self._thread = threading.Thread(target=self._run, name="mds-close", daemon=True)
         self._thread.start()
 
     def submit(self, handle: int, size: int | None = None) -> None:
-        self._q.put((handle, size))
+        with self._cv:
+            self._queue.append((handle, size))
+            self._cv.notify_all()
 
-    def drain(self) -> None:
-        """Block until every close submitted so far was sent."""
-        self._q.join()
+    def pending(self) -> list[Item]:
+        """Closes not sent yet (queued, or being sent or retried)."""
+        with self._cv:
+            return list(self._queue) + list(self._batch)
 
-    def stop(self) -> None:
-        self.drain()
-        self._q.put(None)
+    def drain(self, timeout: float | None = None) -> bool:
+        """Block until every close submitted so far was sent (or `timeout` passed): True if it was."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._queue or self._batch:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cv.wait(left)
+            return True
+
+    def stop(self, timeout: float = 30.0) -> list[Item]:
+        """Send what is queued (retrying within `timeout`) and end the thread; returns, and logs,
+        the closes that could not be sent."""
+        self.drain(timeout)
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._wake.set()
         self._thread.join(timeout=10)
+        left = self.pending()
+        if left:
+            log.error("%d MDS closes could not be sent (handles %s): the MDS takes those files' sizes "
+                      "from their objects", len(left), ", ".join(str(h) for h, _ in left[:20]))
+        return left
 
     def _run(self) -> None:
         while True:
-            first = self._q.get()
-            batch: list[Item] = [] if first is None else [first]
-            stop = first is None
-            while not stop and len(batch) < MAX_BATCH:
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:          # stop() gave the queue its time: the rest stays unsent
+                    return
+                batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+                self._batch = batch
+            sent = self._send_until_done(batch)
+            with self._cv:
+                self._batch = []
+                self._cv.notify_all()
+                if not sent:                # stopping: what is left goes back for pending()
+                    self._queue.extendleft(reversed(batch))
+                    return
+
+    def _send_until_done(self, batch: list[Item]) -> bool:
+        """Send one batch, again and again while the MDS cannot be reached; False when stopping first."""
+        backoff = RETRY_FIRST
+        while True:
             try:
-                if batch:
-                    self._send(batch)
-            except Exception as e:  # a close that failed is logged; the MDS closes it at eviction
-                log.warning("closing %d handles failed: %s", len(batch), e)
-            finally:
-                for _ in range(len(batch) + (1 if stop else 0)):
-                    self._q.task_done()
-            if stop:
-                return
+                self._send(batch)
+                return True
+            except LpError as e:
+                if e.errno not in _KEEP:
+                    log.warning("closing %d handles refused: %s", len(batch), e.message)
+                    return True
+                log.warning("closing %d handles failed (sent again in %.1fs): %s", len(batch), backoff, e.message)
+            except Exception:  # anything else must not end the thread: kept and sent again
+                log.exception("closing %d handles failed", len(batch))
+            self.retries += 1
+            with self._cv:
+                if self._stopping:
+                    return False
+            self._wake.wait(backoff)
+            backoff = min(backoff * 2, RETRY_MAX)

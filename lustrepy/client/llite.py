@@ -35,6 +35,7 @@ from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
 from lustrepy.client.closer import Closer
+from lustrepy.client.mdc import SIZE_LOST
 from lustrepy.client.notify import Notifier
 from lustrepy.client.wbc import Wbc
 from lustrepy.client.wbcdata import WbcData
@@ -75,6 +76,7 @@ class Handle:
     wrote: bool = False     # this handle wrote data: its close reports the size
     lazy: bool = False      # a regular file made under a WBC grant: no objects yet, data opened at first write
     closed: bool = False    # released (under Llite._open_mu: an MDS open made after it is closed at once)
+    reported: int = -1      # the size this handle's last fsync recorded at the MDS
 
     @property
     def writer(self) -> bool:
@@ -788,14 +790,33 @@ class Llite:
             await self.io.run(h.data.flush)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
+        """The bytes on the OSTs, committed; and (a writer's) the file's size at the MDS, committed
+        before this returns: a size the application was told is durable is never lost with a
+        close that does not come (fdatasync too, when this handle wrote: the size finds the data)."""
         h = self._h(fh)
         if h.data is not None:
             await self.io.run(h.data.fsync)
         if self.wbc is not None and (not datasync or h.data is None):
             await self._commit_records()        # records, and bytes kept here, reach the MDS and OSTs
         if not datasync:
-            await self.meta.run(self.closer.drain)
+            await self.meta.run(self.closer.drain, self.mdc.timeout)
+        size = -1
+        if h.data is not None and h.writer and h.mds_handle and (h.wrote or not datasync):
+            size = await self.io.run(h.data.size)
+        if size >= 0 and size != h.reported:
+            await self.meta.run(self.mdc.report_size, h.mds_handle, size)    # the MDS commits it
+            h.reported = size
+        elif not datasync:
             await self.meta.run(self.mdc.sync)
+
+    def _size_now(self, h: Handle) -> int:
+        """The size this writer knows (counts data not yet flushed), or SIZE_LOST when it
+        cannot learn it (an OST down): the MDS then takes the size from the objects."""
+        try:
+            return int(h.data.size())
+        except LpError as e:
+            log.warning("%s: the size of a file written here is unknown at its close: %s", h.node.fid, e.message)
+            return SIZE_LOST
 
     async def release(self, fh: int) -> None:
         h = self.handles.pop(fh, None)
@@ -803,23 +824,63 @@ class Llite:
             return
         node = h.node
         size = None
-        if h.data is not None:
-            if h.wrote:
-                size = await self.io.run(h.data.size)   # counts data not yet flushed
-            if not h.data.release_clean():
-                try:
-                    await self.io.run(h.data.release)   # flushes what is still dirty
-                except LpError as e:    # close(2) had it from flush; the handle still ends here
-                    log.warning("%s: release: %s", node.fid, e)
-        with self.table.mu:
-            node.opens -= 1
-            if node.opens == 0:
-                node.data = None
+        try:
+            if h.data is not None:
+                if h.wrote:
+                    size = await self.io.run(self._size_now, h)
+                if not h.data.release_clean():
+                    try:
+                        await self.io.run(h.data.release)   # flushes what is still dirty
+                    except LpError as e:    # close(2) had it from flush; what landed is the objects' to say
+                        log.warning("%s: release: %s", node.fid, e.message)
+                        if h.wrote:
+                            size = SIZE_LOST
+        finally:                                            # the MDS hears of the close whatever failed
+            with self.table.mu:
+                node.opens -= 1
+                if node.opens == 0:
+                    node.data = None
+            with self._open_mu:
+                h.closed = True
+                mds_handle = h.mds_handle
+            if mds_handle:
+                self.closer.submit(mds_handle, size)
+
+    def on_reconnected(self) -> None:
+        """Connected again after an eviction or an MDS restart: the MDS may have closed our
+        opens (and then distrusts the sizes of files written here). A thread opens each open
+        file again and reports the size this client knows (not inline: a request waits on it)."""
+        handles = [h for h in self._handles_now() if h.mds_handle]
+        if handles:
+            threading.Thread(target=self._reopen_all, args=(handles,), name="mds-reopen", daemon=True).start()
+
+    def _reopen_all(self, handles: list[Handle]) -> None:
+        for h in handles:
+            try:
+                self._reopen(h)
+            except LpError as e:
+                log.warning("%s: opening a file again after reconnecting failed: %s", h.node.fid, e.message)
+
+    def _reopen(self, h: Handle) -> None:
+        """One handle's MDS open made again (as _mds_open makes a first one); the old open is
+        closed, with the size this client knows (a no-op if the MDS forgot it), and the size
+        reported on the new one (the MDS trusts its size again)."""
         with self._open_mu:
-            h.closed = True
-            mds_handle = h.mds_handle
-        if mds_handle:
-            self.closer.submit(mds_handle, size)
+            if h.closed or not h.mds_handle:
+                return
+            old = h.mds_handle
+        flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
+        rep = self.mdc.intent(IT_OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
+        if rep.lock.cookie:
+            self.mdc.locks.drop(rep.lock.cookie)
+        size = self._size_now(h) if h.wrote and h.data is not None else None
+        with self._open_mu:
+            released = h.closed
+            if not released:
+                h.mds_handle = rep.open_handle
+        self.closer.submit(rep.open_handle if released else old, size)
+        if not released and size is not None and size != SIZE_LOST:
+            self.mdc.report_size(rep.open_handle, size)
 
     # ---- directories ---------------------------------------------------------------------------------
 
@@ -893,7 +954,7 @@ class Llite:
             raise err
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self.meta.run(self.closer.drain)
+        await self.meta.run(self.closer.drain, self.mdc.timeout)
         await self._commit_records()
         await self.meta.run(self.mdc.sync)
 
@@ -991,7 +1052,8 @@ class Llite:
         for h in list(self.handles.values()):
             if h.data is not None:
                 await self.io.run(h.data.flush)
-        await self.io.run(self.closer.drain)
+        if not await self.io.run(self.closer.drain, self.mdc.timeout):
+            log.warning("closes not yet sent to the MDS at unmount: %d", len(self.closer.pending()))
         if self.wbc is not None:
             await self.meta.run(lambda: self.wbc.flush(commit=True))
 

@@ -31,6 +31,7 @@ from lustrepy.rpc.v1 import mds_pb2_grpc
 log = logging.getLogger(__name__)
 
 _TRANSPORT = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
+SIZE_LOST = -1      # a size in close_handles: the writer wrote but could not learn the size
 
 
 class Mdc:
@@ -51,12 +52,15 @@ class Mdc:
         self.last_committed = 0
         self._xid = itertools.count(int(time.time() * 1000) << 16)
         self._lock = threading.Lock()
+        self._reconnect_mu = threading.Lock()   # one reconnect at a time; the others use its export
+        self._closing = False
         self.auto_reconnect = auto_reconnect
-        self.on_reconnect: Callable[[], None] | None = None
+        self.on_reconnect: Callable[[], None] | None = None         # before connecting again
+        self.on_reconnected: Callable[[], None] | None = None       # after (must not block: a request waits)
         self.locks: LockClient | None = None
         if with_locks or on_blocking is not None:
             self.locks = LockClient(self.channel, self.client_id, on_blocking=on_blocking or (lambda lock: None),
-                                    lru_size=lru_size)
+                                    on_evicted=self._export_gone, lru_size=lru_size)
 
     # ---- connection ------------------------------------------------------------------
 
@@ -73,6 +77,7 @@ class Mdc:
         return rep
 
     def close(self) -> None:
+        self._closing = True
         if self.conn_gen:
             try:
                 self.request(self.stub.Disconnect, cpb.DisconnectRequest, timeout=5)
@@ -115,7 +120,7 @@ class Mdc:
                 continue
             if rep.hdr.errno == errno.ENOTCONN and not reconnected and self.conn_gen and self.auto_reconnect:
                 reconnected = True
-                self.reconnect()
+                self.reconnect(req.hdr.conn_gen)
                 req.hdr.conn_gen = self.conn_gen
                 continue
             self.last_committed = max(self.last_committed, rep.hdr.last_committed)
@@ -125,12 +130,33 @@ class Mdc:
                 check_rep(rep.hdr)
             return rep
 
-    def reconnect(self) -> None:
-        """Connect again after an eviction; every lock (and what it cached) is gone."""
-        log.warning("reconnecting to %s as %s", self.address, self.client_id)
-        if self.on_reconnect is not None:
-            self.on_reconnect()
-        self.connect()
+    def reconnect(self, seen_gen: int | None = None) -> None:
+        """Connect again after an eviction or an MDS restart; every lock (and what it cached)
+        is gone. Threads that find the export gone together connect once: a caller whose
+        request went with `seen_gen` uses the export another made since."""
+        with self._reconnect_mu:
+            if seen_gen is not None and seen_gen != self.conn_gen:
+                return
+            log.warning("reconnecting to %s as %s", self.address, self.client_id)
+            if self.on_reconnect is not None:
+                self.on_reconnect()
+            self.connect()
+        if self.on_reconnected is not None:
+            self.on_reconnected()
+
+    def _export_gone(self) -> None:
+        """The lock server says our export is gone (evicted, or the MDS restarted): connect
+        again now rather than at the next request, so an idle client's open files are known
+        to the MDS again within its recovery window (a lock-client thread runs this)."""
+        if self._closing or not self.auto_reconnect or not self.conn_gen or self.locks is None:
+            return
+        gen = self.locks.conn_gen
+        if not self.locks.evicted:
+            return                          # reconnected meanwhile
+        try:
+            self.reconnect(gen)
+        except LpError as e:
+            log.warning("reconnecting to %s failed (the next request tries again): %s", self.address, e.message)
 
     @staticmethod
     def raise_for(rep: Any) -> None:
@@ -253,15 +279,18 @@ class Mdc:
         """Close an MDS open handle; a writer reports the size it knows (size on MDS)."""
         self.close_handles([(handle, size)], cred)
 
-    def close_handles(self, items: list[tuple[int, int | None]], cred: Cred | None = None) -> None:
-        """Close several MDS open handles, (handle, size known or None), in one RPC."""
+    def close_handles(self, items: list[tuple[int, int | None]], cred: Cred | None = None, *,
+                      keep_open: bool = False) -> None:
+        """Close several MDS open handles, (handle, size known or None or SIZE_LOST), in one RPC.
+        keep_open (fsync): the sizes are recorded and committed, the handles stay open."""
         (handle, size), *rest = items
-        more = [mpb.CloseItem(open_handle=h, has_size=sz is not None, size=sz or 0, blocks=((sz or 0) + 511) // 512)
-                for h, sz in rest]
-        extra: dict[str, Any] = {}
-        if size is not None:
-            extra = dict(has_size=True, size=size, blocks=(size + 511) // 512)
-        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle, more=more, **extra)
+        more = [mpb.CloseItem(open_handle=h, **_size_fields(sz)) for h, sz in rest]
+        self.request(self.stub.Close, mpb.CloseRequest, cred, resend=True, open_handle=handle, more=more,
+                     keep_open=keep_open, **_size_fields(size))
+
+    def report_size(self, handle: int, size: int, cred: Cred | None = None) -> None:
+        """A writer's fsync: the MDS records the size and commits before answering."""
+        self.close_handles([(handle, size)], cred, keep_open=True)
 
     def alloc_seq(self) -> tuple[int, int]:
         rep = self.request(self.stub.AllocSeq, mpb.SeqRequest, resend=True)
@@ -279,3 +308,11 @@ class Mdc:
 
     def info(self) -> mpb.MdsInfoReply:
         return self.request(self.stub.Info, mpb.MdsInfoRequest)
+
+
+def _size_fields(size: int | None) -> dict[str, Any]:
+    if size is None:
+        return {}
+    if size == SIZE_LOST:
+        return {"size_lost": True}
+    return {"has_size": True, "size": size, "blocks": (size + 511) // 512}

@@ -181,6 +181,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
         ready(f"cannot mount {cfg.text}: {e.message}")
         return 1
     mdc.on_reconnect = lambda: box[0].on_evicted() if box else None
+    mdc.on_reconnected = lambda: box[0].on_reconnected() if box else None
 
     def ost_addresses() -> dict[int, str]:
         return {o.index: o.address for o in mdc.statfs().osts}
@@ -255,7 +256,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
             except LpError as e:
                 log.error("update records left unsent at unmount (kept in %s): %s", wbc.journal.path, e.message)
                 code = 1
-        ll.closer.stop()
+        ll.closer.stop(cfg.timeout)         # waits within the timeout; logs the closes it could not send
         notifier.stop()
         data.close()
         mdc.close()

@@ -56,7 +56,7 @@ class _Checker:
     def run(self) -> list[str]:
         for check in (self.meta, self.foreign_keys, self.root, self.modes, self.symlinks, self.layout_columns,
                       self.dentry_ends, self.names, self.file_links, self.dir_links, self.dir_names, self.tree,
-                      self.orphans, self.xattrs, self.objects, self.destroy_queue, self.pools, self.cookies,
+                      self.orphans, self.lost_sizes, self.xattrs, self.objects, self.destroy_queue, self.pools, self.cookies,
                       self.replies, self.client_seqs):
             check()
         return self.out
@@ -212,6 +212,15 @@ class _Checker:
         for iid in orphans:
             if iid in self.inodes and iid not in opened:
                 self.bad(f"orphan {self.inodes[iid][0]} has no open handle (should have been destroyed)")
+
+    def lost_sizes(self) -> None:
+        for (iid,) in self.c.execute("SELECT inode FROM lost_sizes"):
+            if iid not in self.inodes:
+                continue                                # reported by foreign_keys
+            fid, mode, *_ = self.inodes[iid]
+            lo = self.layouts.get(iid)                  # parsed by layout_columns
+            if not stat.S_ISREG(mode) or lo is None or not lo.objects:
+                self.bad(f"inode {fid} has a lost size but is not a regular file with objects")
 
     def xattrs(self) -> None:
         for iid, name, value in self.c.execute("SELECT inode, name, value FROM xattrs"):

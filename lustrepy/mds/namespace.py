@@ -388,33 +388,59 @@ class Tx(TxBase):
         iid, a = self._node(fid)
         if not stat.S_ISREG(a.mode):
             return False
+        if self.conn.execute("SELECT 1 FROM lost_sizes WHERE inode = ?", (iid,)).fetchone() is not None:
+            return False                # the last writer's size never came: the objects tell it
         return self.conn.execute("SELECT 1 FROM opens WHERE inode = ? AND writer = 1 LIMIT 1",
                                  (iid,)).fetchone() is None
 
-    def close(self, handle: int, size: tuple[int, int] | None = None) -> tuple[StripeObject, ...]:
+    def close(self, handle: int, size: tuple[int, int] | None = None, *,
+              size_lost: bool = False) -> tuple[StripeObject, ...]:
         """Drop an open handle (an unknown one is a no-op: it was closed already, or its
         client evicted). A writer's close may report (size, blocks) as its client knows them
-        (size on MDS). The last close of an orphan destroys it; its objects are returned."""
+        (size on MDS); size_lost says its size will never come (the MDS closes it for a client
+        that is gone, or the writer could not learn it), so the size here stops being
+        authoritative (lost_sizes). The last close of an orphan destroys it; its objects are returned."""
         self._w()
         r = self.conn.execute("DELETE FROM opens WHERE handle = ? RETURNING inode, writer", (handle,)).fetchall()
         if not r:
             log.debug("close of unknown handle %d", handle)
             return ()
-        iid = r[0][0]
-        if size is not None and r[0][1]:
-            self.conn.execute("UPDATE inodes SET size = ?, blocks = ? WHERE id = ?", (size[0], size[1], iid))
+        iid, writer = r[0]
+        if writer and size is not None:
+            self._record_size(iid, size)
+        elif writer and size_lost:
+            self._lose_size(iid)
         if self._is_open(iid):
             return ()
         if self.conn.execute("SELECT 1 FROM orphans WHERE inode = ?", (iid,)).fetchone() is None:
             return ()
         return self._destroy(iid)
 
+    def report_size(self, handle: int, size: tuple[int, int]) -> None:
+        """A writer's fsync: the (size, blocks) its client knows is recorded; the handle stays
+        open (an unknown handle or a reader's is a no-op)."""
+        self._w()
+        r = self.conn.execute("SELECT inode, writer FROM opens WHERE handle = ?", (handle,)).fetchone()
+        if r is not None and r[1]:
+            self._record_size(r[0], size)
+
+    def _record_size(self, iid: int, size: tuple[int, int]) -> None:
+        self.conn.execute("UPDATE inodes SET size = ?, blocks = ? WHERE id = ?", (size[0], size[1], iid))
+        self.conn.execute("DELETE FROM lost_sizes WHERE inode = ?", (iid,))
+
+    def _lose_size(self, iid: int) -> None:
+        """The writer's size will not come: clients glimpse the objects until one reports it."""
+        lo = self._layout_of(iid)
+        if lo is not None and lo.objects:
+            self.conn.execute("INSERT OR IGNORE INTO lost_sizes (inode, since_ns) VALUES (?, ?)", (iid, self.now))
+
     def close_client(self, client_id: str) -> tuple[StripeObject, ...]:
-        """Close every handle of a client (disconnect or eviction)."""
+        """Close every handle of a client (disconnect or eviction): the sizes its writers knew
+        did not come, so those files' sizes are taken from their objects until reported."""
         self._w()
         out: list[StripeObject] = []
         for (h,) in self.conn.execute("SELECT handle FROM opens WHERE client_id = ?", (client_id,)).fetchall():
-            out.extend(self.close(h))
+            out.extend(self.close(h, size_lost=True))
         return tuple(out)
 
     # ---- sequences, pools, destroys, OSTs, replies -----------------------------------------

@@ -191,6 +191,17 @@ CREATE TABLE IF NOT EXISTS seq_owners (
     seq         INTEGER PRIMARY KEY,
     client_id   TEXT NOT NULL
 );
+
+-- lost_sizes: regular files whose size on the MDS is not authoritative although no writer has them open:
+--   the last open for writing ended without the size its client knew (the MDS closed it at an eviction,
+--   a disconnect or the end of recovery, or the writer could not learn it), while the bytes sit on the
+--   objects. Clients glimpse the objects for the size of such a file (size_valid is false) until a
+--   writer reports a size (a close or an fsync); the inode's row goes with it. Every row's inode is a
+--   regular file whose layout names objects.
+CREATE TABLE IF NOT EXISTS lost_sizes (
+    inode       INTEGER PRIMARY KEY REFERENCES inodes(id) ON DELETE CASCADE,
+    since_ns    INTEGER NOT NULL
+);
 """
 SCHEMA = _ORIGINAL + ADDED
 

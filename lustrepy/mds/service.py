@@ -153,16 +153,23 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     def Close(self, request: mpb.CloseRequest, context) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
-            items = [(request.open_handle, (request.size, request.blocks) if request.has_size else None)]
-            items += [(m.open_handle, (m.size, m.blocks) if m.has_size else None) for m in request.more]
+            items = [(m.open_handle, (m.size, m.blocks) if m.has_size else None, m.size_lost)
+                     for m in (request, *request.more)]
 
             def closes(tx) -> bool:
-                return any([tx.close(handle, size) for handle, size in items])
+                if request.keep_open:           # fsync: the sizes are recorded, the handles stay
+                    for handle, size, _ in items:
+                        if size is not None:
+                            tx.report_size(handle, size)
+                    return False
+                return any([tx.close(handle, size, size_lost=lost) for handle, size, lost in items])
             destroyed, _ = self.mdt.store.write(closes,
                                                 client_id=request.hdr.client_id, xid=request.hdr.xid,
                                                 encode=lambda r, t: _encode(cpb.SimpleReply(hdr=rep_ok()), t))
             if destroyed:
                 self.mdt.osp.wake()
+            if request.keep_open:
+                self.mdt.committer.commit_now()     # an fsync's size is durable when it returns
             return cpb.SimpleReply(hdr=rep_ok())
         return self._serve("close", cpb.SimpleReply, request, fn, modifying=True)
 

@@ -253,6 +253,31 @@ def test_close_client_releases_orphans(ops, osts):
     assert ops.read().open_clients() == []
 
 
+def test_a_writer_closed_without_its_size_leaves_the_size_to_the_objects(ops, osts):
+    f = ops.create(ROOT, R, b"f", 0o644, layout=Layout(objects=osts(1)))
+    g = ops.create(ROOT, R, b"g", 0o644)                             # no objects: nothing could tell
+    r = ops.create(ROOT, R, b"r", 0o644, layout=Layout(objects=osts(1)))
+    ops.open(f.fid, "gone", writer=True)
+    ops.open(g.fid, "gone", writer=True)
+    ops.open(r.fid, "gone")                                          # a reader knows no size
+    assert not ops.read().size_valid(f.fid)
+    ops.close_client("gone")                                         # eviction, restart clean-up
+    assert not ops.read().size_valid(f.fid)                          # clients glimpse the objects
+    assert ops.read().size_valid(g.fid) and ops.read().size_valid(r.fid)
+    h = ops.open(f.fid, "w", writer=True)
+    ops.report_size(h, (4096, 8))                                    # an fsync: recorded, still open
+    assert ops.read().getattr(f.fid).size == 4096 and ops.read().open_count(f.fid) == 1
+    assert not ops.read().size_valid(f.fid)                          # still open for writing
+    ops.close(h, size_lost=True)                                     # the writer could not learn its size
+    assert not ops.read().size_valid(f.fid)
+    h = ops.open(f.fid, "w", writer=True)
+    ops.close(h, (8192, 16))                                         # a reported size is trusted again
+    assert ops.read().size_valid(f.fid) and ops.read().getattr(f.fid).size == 8192
+    ops.open(f.fid, "gone", writer=True)
+    ops.close_client("gone")
+    ops.unlink(ROOT, R, b"f")                                        # the lost size goes with the inode
+
+
 def test_open_unlinked_survives_restart(mdt_dir, store):
     ops_f = store.write(lambda tx: tx.create(ROOT, R, b"f", 0o644))[0]
     store.write(lambda tx: tx.open(ops_f.fid, "c1"))

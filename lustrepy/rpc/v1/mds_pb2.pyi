@@ -470,32 +470,38 @@ class ReadlinkReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., target: _Optional[bytes] = ...) -> None: ...
 
 class CloseRequest(_message.Message):
-    __slots__ = ("hdr", "open_handle", "has_size", "size", "blocks", "more")
+    __slots__ = ("hdr", "open_handle", "has_size", "size", "blocks", "more", "size_lost", "keep_open")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
     HAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_LOST_FIELD_NUMBER: _ClassVar[int]
+    KEEP_OPEN_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     open_handle: int
     has_size: bool
     size: int
     blocks: int
     more: _containers.RepeatedCompositeFieldContainer[CloseItem]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., more: _Optional[_Iterable[_Union[CloseItem, _Mapping]]] = ...) -> None: ...
+    size_lost: bool
+    keep_open: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., more: _Optional[_Iterable[_Union[CloseItem, _Mapping]]] = ..., size_lost: _Optional[bool] = ..., keep_open: _Optional[bool] = ...) -> None: ...
 
 class CloseItem(_message.Message):
-    __slots__ = ("open_handle", "has_size", "size", "blocks")
+    __slots__ = ("open_handle", "has_size", "size", "blocks", "size_lost")
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
     HAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_LOST_FIELD_NUMBER: _ClassVar[int]
     open_handle: int
     has_size: bool
     size: int
     blocks: int
-    def __init__(self, open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
+    size_lost: bool
+    def __init__(self, open_handle: _Optional[int] = ..., has_size: _Optional[bool] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., size_lost: _Optional[bool] = ...) -> None: ...
 
 class SeqRequest(_message.Message):
     __slots__ = ("hdr",)
