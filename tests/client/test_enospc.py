@@ -99,6 +99,9 @@ def test_enospc_is_reported_until_the_data_is_written(full_ost):
         if (off // MiB) % 4 != 3:                             # stripes on OSTs with room were written
             assert seen[off:off + MiB] == data[off:off + MiB]
 
+    # The MDS learns free space from heartbeats: first it must have seen OST3 full, or its
+    # figure from before the fill would pass the wait below at once.
+    wait_for(lambda: _avail(mdc, 3) < 3 * MiB, timeout=30, what="the MDS to see OST3 full")
     os.unlink(a / "fill" / "f")                               # room again, once OST3 destroys the object
     wait_for(lambda: _avail(mdc, 3) >= 3 * MiB, timeout=30, what="OST3 to free the unlinked file's space")
     fd = os.open(a / "d" / "f", os.O_RDWR)
