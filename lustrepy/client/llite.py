@@ -28,6 +28,7 @@ from typing import Any
 
 import pyfuse3
 
+from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, Layout
@@ -37,6 +38,7 @@ from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, I
 from lustrepy.client.closer import Closer
 from lustrepy.client.notify import Notifier
 from lustrepy.client.wbc import Wbc
+from lustrepy.client.wbcdata import ROOT as WBC_BOOKKEEPING
 from lustrepy.client.wbcdata import WbcData
 from lustrepy.client.wbcops import LocalOps
 from lustrepy.rpc.bridge import Bridge
@@ -52,6 +54,9 @@ LISTING_FH = 1 << 62   # directory handles of local listings: above every inode 
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
+SA_ATIME_NOW, SA_MTIME_NOW = 128, 256
+_TIME_BITS = SA_ATIME | SA_MTIME | SA_CTIME | SA_ATIME_NOW | SA_MTIME_NOW
+NOW_SLACK_NS = 5 * 10**9   # a time this near the clock, set by someone not the owner, is "now" (UTIME_NOW)
 BLKSIZE = 1 << 20
 # pyfuse3 SetattrFields flag -> (SetattrOp valid bit, SetattrOp field, EntryAttributes field)
 _SETATTR_FIELDS = (
@@ -121,6 +126,7 @@ class Llite:
         self.io = Bridge(32)
         self.handles: dict[int, Handle] = {}
         self._listings: dict[int, list[tuple[bytes, Inode]]] = {}      # directory handles listed locally
+        self._listing_dirs: dict[int, int] = {}                         # ... and the directory each lists
         self._listing_fhs = itertools.count(LISTING_FH)
         self.closer = Closer(mdc.close_handles)
         self._open_mu = threading.Lock()        # MDS opens of handles opened here only (_mds_open)
@@ -367,32 +373,48 @@ class Llite:
 
     async def setattr(self, ino: int, attr, fields, fh: int | None, ctx) -> pyfuse3.EntryAttributes:
         node = self._node(ino)
+        cred = cred_of(ctx)
         op: dict[str, Any] = {"valid": 0}
         for flag, bit, field_name, st_name in _SETATTR_FIELDS:
             if getattr(fields, flag):
                 op["valid"] |= bit
                 op[field_name] = getattr(attr, st_name)
+        if node.attr is None:
+            await self._fetch(node)
+        a = node.attr
+        if a is not None:
+            _times_now(op, cred, a)
+        h = self.handles.get(fh) if fh is not None else None
+        made_here = self.wbcdata is not None and self._made_here(node)
+        by_writer = fields.update_size and h is not None and h.writer     # ftruncate: no permission re-check
         if fields.update_size:
             op["valid"] |= SA_SIZE
             op["size"] = attr.st_size
-            h = self.handles.get(fh) if fh is not None else None
-            if h is not None and h.writer:
-                op["open_handle"] = h.mds_handle        # ftruncate: no permission re-check
-            if node.attr is None:
-                await self._fetch(node)
-            if node.attr is not None and stat.S_ISREG(node.attr.mode):
-                await self.io.run(self._truncate, node, attr.st_size)
-        if (fields.update_size and self.wbcdata is not None and self._made_here(node)
+            if by_writer:
+                op["open_handle"] = h.mds_handle
+        if a is not None:
+            # Checked before anything changes (a refused setattr changes nothing); the MDS checks again.
+            perm.check_setattr(cred, a, perm.Change(
+                op["valid"], op.get("mode", 0), op.get("uid", 0), op.get("gid", 0), op.get("size", 0),
+                writer=by_writer))
+        if fields.update_size and a is not None and stat.S_ISREG(a.mode):
+            await self.io.run(self._truncate, node, attr.st_size)
+        local_cred = cred
+        if (fields.update_size and made_here and self.wbcdata is not None
                 and self.wbcdata.truncate(node, attr.st_size)):
             op["valid"] &= ~SA_SIZE                 # its bytes are here: cut or grown here
             op.pop("size", None)
             op.pop("open_handle", None)
             if not op["valid"]:
                 return await self._entry_of(node)
-        if self.local is not None and self.local.setattr(node, op, cred_of(ctx)):
+            if not op["valid"] & ~_TIME_BITS:
+                # The times of a truncate checked above (perhaps through a handle, which a
+                # record cannot carry): the client's own bookkeeping, as its size records.
+                local_cred = WBC_BOOKKEEPING
+        if self.local is not None and self.local.setattr(node, op, local_cred):
             return await self._entry_of(node)
         await self._sync_records()
-        rep = await self.meta.run(self.mdc.setattr, node.fid, cred_of(ctx), **op)
+        rep = await self.meta.run(self.mdc.setattr, node.fid, cred, **op)
         node = self._learn(rep)
         return await self._entry_of(node)
 
@@ -748,6 +770,7 @@ class Llite:
         h = self._h(fh)
         if h.data is not None and not h.data.clean():
             await self.io.run(h.data.flush)
+        self._refused(h.node.fid)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         h = self._h(fh)
@@ -755,6 +778,7 @@ class Llite:
             await self.io.run(h.data.fsync)
         if self.wbc is not None and (not datasync or h.data is None):
             await self._commit_records()        # records, and bytes kept here, reach the MDS and OSTs
+        self._refused(h.node.fid)
         if not datasync:
             await self.meta.run(self.closer.drain)
             await self.meta.run(self.mdc.sync)
@@ -790,6 +814,7 @@ class Llite:
         if listing is not None:                 # under a WBC grant: listed from what we know
             fh = next(self._listing_fhs)
             self._listings[fh] = listing
+            self._listing_dirs[fh] = ino
             return fh
         return ino
 
@@ -810,6 +835,7 @@ class Llite:
 
     async def releasedir(self, fh: int) -> None:
         self._listings.pop(fh, None)
+        self._listing_dirs.pop(fh, None)
 
     async def readdir(self, fh: int, start_id: int, token) -> None:
         listing = self._listings.get(fh)
@@ -843,11 +869,15 @@ class Llite:
                 return
 
     async def _commit_records(self) -> None:
-        """fsync/syncfs: every record on the MDS and committed; a refused one is reported here."""
+        """fsync/syncfs: every record on the MDS and committed (a refused one is reported by
+        the next fsync or close of a file it concerns: `_refused`)."""
         if self.wbc is None:
             return
         await self.meta.run(lambda: self.wbc.flush(commit=True))
-        err = self.wbc.take_error()
+
+    def _refused(self, fid: Fid) -> None:
+        """Raise the refusal of an update record that concerned this file, once."""
+        err = self.wbc.take_error(fid) if self.wbc is not None else None
         if err is not None:
             raise err
 
@@ -855,6 +885,9 @@ class Llite:
         await self.meta.run(self.closer.drain)
         await self._commit_records()
         await self.meta.run(self.mdc.sync)
+        node = self.table.get(self._listing_dirs.get(fh, fh))
+        if node is not None:
+            self._refused(node.fid)
 
     async def statfs(self, ctx) -> pyfuse3.StatvfsData:
         rep = await self.meta.run(self.mdc.statfs)
@@ -953,6 +986,20 @@ class Llite:
         await self.io.run(self.closer.drain)
         if self.wbc is not None:
             await self.meta.run(lambda: self.wbc.flush(commit=True))
+
+
+def _times_now(op: dict[str, Any], cred: Cred, a: Attr) -> None:
+    """Times to be set to "now" (utimensat's UTIME_NOW, touch): pyfuse3 hands them over as
+    the kernel's current time, like explicit ones. Only the owner may set explicit times,
+    anyone who may write may set "now": a time near the clock, asked by someone who is
+    not the owner, goes to the MDS as "now". The owner's times stay exactly as given."""
+    if cred.uid == 0 or cred.uid == a.uid:
+        return
+    now = time.time_ns()
+    for bit, now_bit, key in ((SA_ATIME, SA_ATIME_NOW, "atime_ns"), (SA_MTIME, SA_MTIME_NOW, "mtime_ns")):
+        if op["valid"] & bit and abs(op[key] - now) <= NOW_SLACK_NS:
+            op["valid"] = (op["valid"] & ~bit) | now_bit
+            del op[key]
 
 
 def _negative_entry() -> pyfuse3.EntryAttributes:
