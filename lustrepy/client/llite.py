@@ -78,6 +78,8 @@ class Handle:
     wrote: bool = False     # this handle wrote data: its close reports the size
     lazy: bool = False      # a regular file made under a WBC grant: no objects yet, data opened at first write
     closed: bool = False    # released (under Llite._open_mu: an MDS open made after it is closed at once)
+    cred: Cred | None = None    # who opened it (FUSE's write carries no caller: Linux's rules ask for one)
+    sgid_checked: bool = False  # its first write looked at a setgid bit to clear (_drop_sgid)
 
     @property
     def writer(self) -> bool:
@@ -394,9 +396,14 @@ class Llite:
                 op["open_handle"] = h.mds_handle
         if a is not None:
             # Checked before anything changes (a refused setattr changes nothing); the MDS checks again.
-            perm.check_setattr(cred, a, perm.Change(
+            mode = perm.check_setattr(cred, a, perm.Change(
                 op["valid"], op.get("mode", 0), op.get("uid", 0), op.get("gid", 0), op.get("size", 0),
                 writer=by_writer))
+            if mode != a.mode and not op["valid"] & SA_MODE:
+                # setuid/setgid cleared by the change, asked for explicitly: a size kept here
+                # never reaches the MDS as this caller's change
+                op["valid"] |= SA_MODE
+                op["mode"] = mode & 0o7777
         if fields.update_size and a is not None and stat.S_ISREG(a.mode):
             await self.io.run(self._truncate, node, attr.st_size)
         local_cred = cred
@@ -411,12 +418,33 @@ class Llite:
                 # The times of a truncate checked above (perhaps through a handle, which a
                 # record cannot carry): the client's own bookkeeping, as its size records.
                 local_cred = WBC_BOOKKEEPING
-        if self.local is not None and self.local.setattr(node, op, local_cred):
-            return await self._entry_of(node)
+        return await self._entry_of(await self._apply_setattr(node, op, cred, local_cred))
+
+    async def _apply_setattr(self, node: Inode, op: dict[str, Any], cred: Cred,
+                             local_cred: Cred | None = None) -> Inode:
+        """A checked setattr: done locally under a WBC grant, else by the MDS."""
+        if self.local is not None and self.local.setattr(node, op, local_cred or cred):
+            return node
         await self._sync_records()
         rep = await self.meta.run(self.mdc.setattr, node.fid, cred, **op)
-        node = self._learn(rep)
-        return await self._entry_of(node)
+        return self._learn(rep)
+
+    async def _drop_sgid(self, h: Handle) -> None:
+        """The first write through a handle: Linux clears a setgid bit without group-execute
+        too when the writer is neither in the file's group nor root (setattr_should_drop_sgid),
+        which the kernel's FUSE leaves to the file system (it asks for the other cases)."""
+        h.sgid_checked = True
+        a, cred = h.node.attr, h.cred
+        if (a is None or cred is None or cred.uid == 0 or not stat.S_ISREG(a.mode)
+                or a.mode & (stat.S_ISGID | stat.S_IXGRP) != stat.S_ISGID or cred.in_group(a.gid)):
+            return
+        op: dict[str, Any] = {"valid": SA_MODE, "mode": a.mode & 0o7777 & ~stat.S_ISGID}
+        try:
+            perm.check_setattr(cred, a, perm.Change(SA_MODE, op["mode"], writer=h.writer))
+            await self._apply_setattr(h.node, op, cred)
+            self.notify.inode(h.node.ino, attr_only=True)      # the kernel still shows the bit
+        except LpError as e:
+            log.info("%s: setgid bit not cleared on write: %s", h.node.fid, e.message)
 
     def _truncate(self, node: Inode, size: int) -> None:
         if node.layout is None or not node.layout.objects:
@@ -625,9 +653,9 @@ class Llite:
 
     # ---- files ------------------------------------------------------------------------------------
 
-    def _new_handle(self, node: Inode, mds_handle: int, flags: int) -> tuple[int, Handle]:
+    def _new_handle(self, node: Inode, mds_handle: int, flags: int, ctx) -> tuple[int, Handle]:
         fh = next(self._fh)
-        h = Handle(node, mds_handle, flags)
+        h = Handle(node, mds_handle, flags, cred=cred_of(ctx))
         self.handles[fh] = h
         with self.table.mu:
             node.opens += 1
@@ -644,7 +672,7 @@ class Llite:
         parent = self._node(parent_ino)
         node = self._made_locally(parent, name, mode, 0, ctx)
         if node is not None:
-            fh, h = self._new_handle(node, 0, flags)
+            fh, h = self._new_handle(node, 0, flags, ctx)
             h.lazy = True
             return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
         await self._sync_records()
@@ -658,7 +686,7 @@ class Llite:
         self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
         node.size_local = True          # empty, and no one else has opened it yet
-        fh, h = self._new_handle(node, rep.open_handle, flags)
+        fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
         h.data = self._open_data(node)          # a new inode: its data state is new, nothing to wait for
         return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
 
@@ -668,7 +696,7 @@ class Llite:
                 and (node.layout is None or flags & os.O_ACCMODE == os.O_RDONLY)):
             # Made here, and never written or only read now: no MDS open yet (a server-side
             # unlink while it is open tells the MDS first, _open_at_mds).
-            fh, h = self._new_handle(node, 0, flags)
+            fh, h = self._new_handle(node, 0, flags, ctx)
             h.lazy = stat.S_ISREG(node.attr.mode)
             return pyfuse3.FileInfo(fh=fh)
         await self._sync_records()
@@ -676,7 +704,7 @@ class Llite:
                                    open_flags=flags, ibits=LOOKUP_BITS)
         self.mdc.raise_for(rep)
         node = self._learn(rep)
-        fh, h = self._new_handle(node, rep.open_handle, flags)
+        fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
         if stat.S_ISREG(node.attr.mode if node.attr else 0):
             h.data = await self.io.run(self._open_data, node)
             keep = h.data.cached_lock()
@@ -749,6 +777,8 @@ class Llite:
         h = self._h(fh)
         if h.data is None and not h.lazy:
             raise LpError(errno.EBADF, "not open for data")
+        if not h.sgid_checked:
+            await self._drop_sgid(h)
         if self._keeps_data(h):
             node = h.node
             at = len(node.wbc_data or b"") if h.flags & os.O_APPEND else off
