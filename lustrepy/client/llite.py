@@ -381,8 +381,8 @@ class Llite:
             if getattr(fields, flag):
                 op["valid"] |= bit
                 op[field_name] = getattr(attr, st_name)
-        if node.attr is None:
-            await self._fetch(node)
+        if not node.attr_cached():
+            await self._fetch(node)         # the rules below look at mode and owner: current ones
         a = node.attr
         if a is not None:
             _times_now(op, cred, a)
