@@ -28,6 +28,7 @@ from typing import Any
 
 import pyfuse3
 
+from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, Layout
@@ -38,6 +39,7 @@ from lustrepy.client.closer import Closer
 from lustrepy.client.mdc import SIZE_LOST
 from lustrepy.client.notify import Notifier
 from lustrepy.client.wbc import Wbc
+from lustrepy.client.wbcdata import ROOT as WBC_BOOKKEEPING
 from lustrepy.client.wbcdata import WbcData
 from lustrepy.client.wbcops import LocalOps
 from lustrepy.rpc.bridge import Bridge
@@ -54,7 +56,9 @@ LISTING_FH = 1 << 62   # directory handles of local listings: above every inode 
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
-SA_MTIME_NOW = mpb.SA_MTIME_NOW
+SA_ATIME_NOW, SA_MTIME_NOW = mpb.SA_ATIME_NOW, mpb.SA_MTIME_NOW
+_TIME_BITS = SA_ATIME | SA_MTIME | SA_CTIME | SA_ATIME_NOW | SA_MTIME_NOW
+NOW_SLACK_NS = 5 * 10**9   # a time this near the clock, set by someone not the owner, is "now" (UTIME_NOW)
 BLKSIZE = 1 << 20
 # pyfuse3 SetattrFields flag -> (SetattrOp valid bit, SetattrOp field, EntryAttributes field)
 _SETATTR_FIELDS = (
@@ -77,6 +81,8 @@ class Handle:
     lazy: bool = False      # a regular file made under a WBC grant: no objects yet, data opened at first write
     closed: bool = False    # released (under Llite._open_mu: an MDS open made after it is closed at once)
     reported: int = -1      # the size this handle's last fsync recorded at the MDS
+    cred: Cred | None = None    # who opened it (FUSE's write carries no caller: Linux's rules ask for one)
+    sgid_checked: bool = False  # its first write looked at a setgid bit to clear (_drop_sgid)
 
     @property
     def writer(self) -> bool:
@@ -125,6 +131,7 @@ class Llite:
         self.io = Bridge(32)
         self.handles: dict[int, Handle] = {}
         self._listings: dict[int, list[tuple[bytes, Inode]]] = {}      # directory handles listed locally
+        self._listing_dirs: dict[int, int] = {}                         # ... and the directory each lists
         self._listing_fhs = itertools.count(LISTING_FH)
         self.closer = Closer(mdc.close_handles)
         self._open_mu = threading.Lock()        # MDS opens of handles opened here only (_mds_open)
@@ -371,34 +378,76 @@ class Llite:
 
     async def setattr(self, ino: int, attr, fields, fh: int | None, ctx) -> pyfuse3.EntryAttributes:
         node = self._node(ino)
+        cred = cred_of(ctx)
         op: dict[str, Any] = {"valid": 0}
         for flag, bit, field_name, st_name in _SETATTR_FIELDS:
             if getattr(fields, flag):
                 op["valid"] |= bit
                 op[field_name] = getattr(attr, st_name)
+        if not node.attr_cached():
+            await self._fetch(node)         # the rules below look at mode and owner: current ones
+        a = node.attr
+        if a is not None:
+            _times_now(op, cred, a)
+        h = self.handles.get(fh) if fh is not None else None
+        made_here = self.wbcdata is not None and self._made_here(node)
+        by_writer = fields.update_size and h is not None and h.writer     # ftruncate: no permission re-check
         if fields.update_size:
             op["valid"] |= SA_SIZE
             op["size"] = attr.st_size
-            h = self.handles.get(fh) if fh is not None else None
-            if h is not None and h.writer:
-                op["open_handle"] = h.mds_handle        # ftruncate: no permission re-check
-            if node.attr is None:
-                await self._fetch(node)
-            if node.attr is not None and stat.S_ISREG(node.attr.mode):
-                await self.io.run(self._truncate, node, attr.st_size)
-        if (fields.update_size and self.wbcdata is not None and self._made_here(node)
+            if by_writer:
+                op["open_handle"] = h.mds_handle
+        if a is not None:
+            # Checked before anything changes (a refused setattr changes nothing); the MDS checks again.
+            mode = perm.check_setattr(cred, a, perm.Change(
+                op["valid"], op.get("mode", 0), op.get("uid", 0), op.get("gid", 0), op.get("size", 0),
+                writer=by_writer))
+            if mode != a.mode and not op["valid"] & SA_MODE:
+                # setuid/setgid cleared by the change, asked for explicitly: a size kept here
+                # never reaches the MDS as this caller's change
+                op["valid"] |= SA_MODE
+                op["mode"] = mode & 0o7777
+        if fields.update_size and a is not None and stat.S_ISREG(a.mode):
+            await self.io.run(self._truncate, node, attr.st_size)
+        local_cred = cred
+        if (fields.update_size and made_here and self.wbcdata is not None
                 and self.wbcdata.truncate(node, attr.st_size)):
             op["valid"] &= ~SA_SIZE                 # its bytes are here: cut or grown here
             op.pop("size", None)
             op.pop("open_handle", None)
             if not op["valid"]:
                 return await self._entry_of(node)
-        if self.local is not None and self.local.setattr(node, op, cred_of(ctx)):
-            return await self._entry_of(node)
+            if not op["valid"] & ~_TIME_BITS:
+                # The times of a truncate checked above (perhaps through a handle, which a
+                # record cannot carry): the client's own bookkeeping, as its size records.
+                local_cred = WBC_BOOKKEEPING
+        return await self._entry_of(await self._apply_setattr(node, op, cred, local_cred))
+
+    async def _apply_setattr(self, node: Inode, op: dict[str, Any], cred: Cred,
+                             local_cred: Cred | None = None) -> Inode:
+        """A checked setattr: done locally under a WBC grant, else by the MDS."""
+        if self.local is not None and self.local.setattr(node, op, local_cred or cred):
+            return node
         await self._sync_records()
-        rep = await self.meta.run(self.mdc.setattr, node.fid, cred_of(ctx), **op)
-        node = self._learn(rep)
-        return await self._entry_of(node)
+        rep = await self.meta.run(self.mdc.setattr, node.fid, cred, **op)
+        return self._learn(rep)
+
+    async def _drop_sgid(self, h: Handle) -> None:
+        """The first write through a handle: Linux clears a setgid bit without group-execute
+        too when the writer is neither in the file's group nor root (setattr_should_drop_sgid),
+        which the kernel's FUSE leaves to the file system (it asks for the other cases)."""
+        h.sgid_checked = True
+        a, cred = h.node.attr, h.cred
+        if (a is None or cred is None or cred.uid == 0 or not stat.S_ISREG(a.mode)
+                or a.mode & (stat.S_ISGID | stat.S_IXGRP) != stat.S_ISGID or cred.in_group(a.gid)):
+            return
+        op: dict[str, Any] = {"valid": SA_MODE, "mode": a.mode & 0o7777 & ~stat.S_ISGID}
+        try:
+            perm.check_setattr(cred, a, perm.Change(SA_MODE, op["mode"], writer=h.writer))
+            await self._apply_setattr(h.node, op, cred)
+            self.notify.inode(h.node.ino, attr_only=True)      # the kernel still shows the bit
+        except LpError as e:
+            log.info("%s: setgid bit not cleared on write: %s", h.node.fid, e.message)
 
     def _truncate(self, node: Inode, size: int) -> None:
         if node.layout is None or not node.layout.objects:
@@ -607,9 +656,9 @@ class Llite:
 
     # ---- files ------------------------------------------------------------------------------------
 
-    def _new_handle(self, node: Inode, mds_handle: int, flags: int) -> tuple[int, Handle]:
+    def _new_handle(self, node: Inode, mds_handle: int, flags: int, ctx) -> tuple[int, Handle]:
         fh = next(self._fh)
-        h = Handle(node, mds_handle, flags)
+        h = Handle(node, mds_handle, flags, cred=cred_of(ctx))
         self.handles[fh] = h
         with self.table.mu:
             node.opens += 1
@@ -626,7 +675,7 @@ class Llite:
         parent = self._node(parent_ino)
         node = self._made_locally(parent, name, mode, 0, ctx)
         if node is not None:
-            fh, h = self._new_handle(node, 0, flags)
+            fh, h = self._new_handle(node, 0, flags, ctx)
             h.lazy = True
             return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
         await self._sync_records()
@@ -639,7 +688,7 @@ class Llite:
         self._parent_from(rep)
         self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
-        fh, h = self._new_handle(node, rep.open_handle, flags)
+        fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
         if rep.disposition & mpb.DISP_OPEN_CREATE:
             node.size_local = True          # empty, and no one else has opened it yet
             h.data = self._open_data(node)  # a new inode: its data state is new, nothing to wait for
@@ -653,7 +702,7 @@ class Llite:
                 and self._opens_here(node, flags, ctx)):
             # Made here, and never written or only read now: no MDS open yet (a server-side
             # unlink while it is open tells the MDS first, _open_at_mds).
-            fh, h = self._new_handle(node, 0, flags)
+            fh, h = self._new_handle(node, 0, flags, ctx)
             h.lazy = stat.S_ISREG(node.attr.mode)
             return pyfuse3.FileInfo(fh=fh)
         await self._sync_records()
@@ -661,7 +710,7 @@ class Llite:
                                    open_flags=flags, ibits=LOOKUP_BITS)
         self.mdc.raise_for(rep)
         node = self._learn(rep)
-        fh, h = self._new_handle(node, rep.open_handle, flags)
+        fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
         keep = await self._open_existing_data(fh, h)
         return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
@@ -692,15 +741,22 @@ class Llite:
 
     def _truncated_here(self, node: Inode, ctx) -> bool:
         """open(O_TRUNC) of a file made under a live grant, its bytes kept here: cut here, its
-        mtime and ctime set by an update record. False: the MDS must do it."""
-        if self.wbcdata is None or self.local is None or node.attr is None:
+        mtime and ctime (and the setuid/setgid bits Linux clears) set by an update record.
+        False: the MDS must do it."""
+        a = node.attr
+        if self.wbcdata is None or self.local is None or a is None:
             return False
-        if not stat.S_ISREG(node.attr.mode):
+        if not stat.S_ISREG(a.mode):
             return True                     # O_TRUNC means nothing to other kinds of file
+        cred = cred_of(ctx)
+        op: dict[str, Any] = {"valid": SA_MTIME | SA_MTIME_NOW, "mtime_ns": time.time_ns()}
+        mode = perm.check_setattr(cred, a, perm.Change(SA_SIZE | op["valid"], writer=True))
+        if mode != a.mode:
+            op["valid"] |= SA_MODE
+            op["mode"] = mode & 0o7777
         if not self.wbcdata.truncate(node, 0):
             return False
-        now = time.time_ns()
-        return self.local.setattr(node, {"valid": SA_MTIME | SA_MTIME_NOW, "mtime_ns": now}, cred_of(ctx))
+        return self.local.setattr(node, op, cred)
 
     def _h(self, fh: int) -> Handle:
         h = self.handles.get(fh)
@@ -767,6 +823,8 @@ class Llite:
         h = self._h(fh)
         if h.data is None and not h.lazy:
             raise LpError(errno.EBADF, "not open for data")
+        if not h.sgid_checked:
+            await self._drop_sgid(h)
         if self._keeps_data(h):
             node = h.node
             at = len(node.wbc_data or b"") if h.flags & os.O_APPEND else off
@@ -788,6 +846,7 @@ class Llite:
         h = self._h(fh)
         if h.data is not None and not h.data.clean():
             await self.io.run(h.data.flush)
+        self._refused(h.node.fid)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         """The bytes on the OSTs, committed; and (a writer's) the file's size at the MDS, committed
@@ -798,6 +857,7 @@ class Llite:
             await self.io.run(h.data.fsync)
         if self.wbc is not None and (not datasync or h.data is None):
             await self._commit_records()        # records, and bytes kept here, reach the MDS and OSTs
+        self._refused(h.node.fid)
         if not datasync:
             await self.meta.run(self.closer.drain, self.mdc.timeout)
         size = -1
@@ -892,6 +952,7 @@ class Llite:
         if listing is not None:                 # under a WBC grant: listed from what we know
             fh = next(self._listing_fhs)
             self._listings[fh] = listing
+            self._listing_dirs[fh] = ino
             return fh
         return ino
 
@@ -912,6 +973,7 @@ class Llite:
 
     async def releasedir(self, fh: int) -> None:
         self._listings.pop(fh, None)
+        self._listing_dirs.pop(fh, None)
 
     async def readdir(self, fh: int, start_id: int, token) -> None:
         listing = self._listings.get(fh)
@@ -945,11 +1007,15 @@ class Llite:
                 return
 
     async def _commit_records(self) -> None:
-        """fsync/syncfs: every record on the MDS and committed; a refused one is reported here."""
+        """fsync/syncfs: every record on the MDS and committed (a refused one is reported by
+        the next fsync or close of a file it concerns: `_refused`)."""
         if self.wbc is None:
             return
         await self.meta.run(lambda: self.wbc.flush(commit=True))
-        err = self.wbc.take_error()
+
+    def _refused(self, fid: Fid) -> None:
+        """Raise the refusal of an update record that concerned this file, once."""
+        err = self.wbc.take_error(fid) if self.wbc is not None else None
         if err is not None:
             raise err
 
@@ -957,6 +1023,9 @@ class Llite:
         await self.meta.run(self.closer.drain, self.mdc.timeout)
         await self._commit_records()
         await self.meta.run(self.mdc.sync)
+        node = self.table.get(self._listing_dirs.get(fh, fh))
+        if node is not None:
+            self._refused(node.fid)
 
     async def statfs(self, ctx) -> pyfuse3.StatvfsData:
         rep = await self.meta.run(self.mdc.statfs)
@@ -1056,6 +1125,20 @@ class Llite:
             log.warning("closes not yet sent to the MDS at unmount: %d", len(self.closer.pending()))
         if self.wbc is not None:
             await self.meta.run(lambda: self.wbc.flush(commit=True))
+
+
+def _times_now(op: dict[str, Any], cred: Cred, a: Attr) -> None:
+    """Times to be set to "now" (utimensat's UTIME_NOW, touch): pyfuse3 hands them over as
+    the kernel's current time, like explicit ones. Only the owner may set explicit times,
+    anyone who may write may set "now": a time near the clock, asked by someone who is
+    not the owner, goes to the MDS as "now". The owner's times stay exactly as given."""
+    if cred.uid == 0 or cred.uid == a.uid:
+        return
+    now = time.time_ns()
+    for bit, now_bit, key in ((SA_ATIME, SA_ATIME_NOW, "atime_ns"), (SA_MTIME, SA_MTIME_NOW, "mtime_ns")):
+        if op["valid"] & bit and abs(op[key] - now) <= NOW_SLACK_NS:
+            op["valid"] = (op["valid"] & ~bit) | now_bit
+            del op[key]
 
 
 def _negative_entry() -> pyfuse3.EntryAttributes:

@@ -13,8 +13,10 @@ thread, by age and by count, and at once on `flush()` (fsync, syncfs,
 unmount, before a server-side update, and when a grant is revoked). A record
 stays in the journal until the MDS has committed it (`last_committed`), so
 records lost by an MDS crash are sent again; the MDS applies each seq once.
-A record the MDS refuses is reported (log, and the next `take_error()`),
-and the client gives up its grants so that it sees the MDS's state again.
+A record the MDS refuses is logged (a warning naming the files it concerns
+and the errno) and kept for those files only: the next fsync or close of
+one of them reports it (`take_error(fid)`), never a call on another file.
+The client then gives up its grants so that it sees the MDS's state again.
 
 Thread-safe; blocks only in `flush()`, `revoke()` and `start()`. Never
 imports pyfuse3 or trio.
@@ -48,6 +50,7 @@ BATCH_MAX = 1024                # records per ReintBatch RPC
 FLUSH_AGE = 1.0                 # seconds a record may wait before the flusher sends it
 FLUSH_COUNT = 512               # pending records that wake the flusher at once
 SEQ_LOW = 4096                  # FIDs left in the sequence when the next one is fetched ahead
+ERRORS_MAX = 4096               # refusals kept for files that nobody fsyncs or closes: the oldest go
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Wbc:
         self._uncommitted: list[tuple[int, int]] = []   # (seq, transno) applied, not yet committed
         self._oldest = 0.0                              # monotonic time of the oldest unsent record
         self._wake = False
-        self._error: LpError | None = None
+        self._errors: dict[Fid, LpError] = {}           # refused records, by the files they concern
         self._closed = False
         self._thread: threading.Thread | None = None
         self.on_refused: Callable[[], None] | None = None   # llite drops its grants' caches
@@ -275,10 +278,10 @@ class Wbc:
             if not self._oldest:
                 self._oldest = time.monotonic()
 
-    def take_error(self) -> LpError | None:
+    def take_error(self, fid: Fid) -> LpError | None:
+        """The refusal of an update record that concerned this file or directory, once."""
         with self._mu:
-            err, self._error = self._error, None
-            return err
+            return self._errors.pop(fid, None)
 
     # ---- flushing -------------------------------------------------------------------------
 
@@ -333,14 +336,21 @@ class Wbc:
             self.stats["batches"] += 1
             self.stats["flushed"] += rep.applied
         if rep.failed_seq:
-            e = LpError(err or errno.EIO, f"update record {rep.failed_seq} refused by the MDS: "
+            rec = next((r for r in batch if r.seq == rep.failed_seq), None)
+            what = rec.op.WhichOneof("op") if rec is not None else "?"
+            fids = concerns(rec) if rec is not None else []
+            e = LpError(err or errno.EIO, f"update record {rep.failed_seq} ({what} of "
+                                          f"{', '.join(map(str, fids)) or '?'}) refused by the MDS: "
                                           f"{rep.hdr.message}")
-            log.warning("%s", e.message)
+            log.warning("%s (errno %d)", e.message, e.errno)
             self.journal.drop(rep.failed_seq)
             with self._mu:
                 self.stats["refused"] += 1
-                if self._error is None:
-                    self._error = e
+                for fid in fids:
+                    self._errors.pop(fid, None)             # the newest refusal, at the end
+                    self._errors[fid] = e
+                while len(self._errors) > ERRORS_MAX:
+                    del self._errors[next(iter(self._errors))]
             if self.on_refused is not None:
                 self.on_refused()
         self._commit(rep.hdr.last_committed)
@@ -388,6 +398,20 @@ class Wbc:
         out.update({f"journal_{k}": v for k, v in self.journal.stats().items()})
         return out
 
+
+def concerns(rec: mpb.UpdateRecord) -> list[Fid]:
+    """The files and directories an update record changes: its refusal is theirs to report."""
+    kind = rec.op.WhichOneof("op")
+    if kind is None:
+        return []
+    op = getattr(rec.op, kind)
+    out = []
+    for name in ("fid", "parent", "src_parent", "dst_parent"):
+        if name in op.DESCRIPTOR.fields_by_name and op.HasField(name):
+            fid = fid_from_pb(getattr(op, name))
+            if fid not in out:
+                out.append(fid)
+    return out
 
 
 def open_journal(directory: str, fsname: str, mountpoint: str, client_id: str | None,

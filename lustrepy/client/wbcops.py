@@ -24,12 +24,13 @@ from dataclasses import replace
 
 from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
 from lustrepy.client.wbc import Grant, Wbc
+from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.names import check_xattr
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE, Attr, Cred
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
-from lustrepy.rpc.v1.mds_pb2 import SA_ATIME, SA_CTIME, SA_GID, SA_MODE, SA_MTIME, SA_SIZE, SA_UID
+from lustrepy.rpc.v1.mds_pb2 import SA_ATIME, SA_ATIME_NOW, SA_CTIME, SA_GID, SA_MTIME, SA_MTIME_NOW, SA_SIZE, SA_UID
 
 USER_NS = b"user."
 MADE_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
@@ -294,7 +295,10 @@ class LocalOps:
     # ---- attributes ----------------------------------------------------------------------------------
 
     def setattr(self, node: Inode, op: dict, cred: Cred) -> bool:
-        """chmod/chown/utimes (and a size that does not change) of an object made here."""
+        """chmod/chown/utimes (and a size that does not change) of an object made here, under
+        the permission rules the MDS applies to the record (lustrepy.common.perm): a change
+        refused here is refused before anything changes, and one done here is one the MDS
+        accepts when the record reaches it."""
         valid = op["valid"]
         g = self.wbc.live(node.wbc_grant) if node.wbc_grant else None
         if g is None:
@@ -306,25 +310,19 @@ class LocalOps:
                 a = node.attr
                 if a is None or (valid & SA_SIZE and (op.get("size", 0) != 0 or a.size != 0)):
                     return False
-            if cred.uid != 0:
-                if valid & (SA_MODE | SA_UID | SA_GID) and cred.uid != a.uid:
-                    raise LpError(errno.EPERM, "not the owner")
-                if valid & SA_UID and op["uid"] != a.uid:
-                    raise LpError(errno.EPERM, "only root changes the owner")
-                if valid & SA_GID and op["gid"] != a.gid and op["gid"] not in (cred.gid, *cred.groups):
-                    raise LpError(errno.EPERM, "not a group of the caller")
+            mode = perm.check_setattr(cred, a, perm.Change(valid, op.get("mode", 0), op.get("uid", 0),
+                                                           op.get("gid", 0), op.get("size", 0)))
             now = time.time_ns()
             fields = {k: v for k, v in op.items() if k not in ("valid", "size", "open_handle")}
             self.wbc.record(cred, now, setattr=mpb.SetattrOp(fid=fid_to_pb(node.fid), valid=valid & ~SA_SIZE,
                                                              **fields))
-            changes: dict = {"ctime_ns": now}
-            if valid & SA_MODE:
-                mode = (a.mode & ~0o7777) | (op["mode"] & 0o7777)
-                if cred.uid != 0 and a.gid not in (cred.gid, *cred.groups):
-                    mode &= ~stat.S_ISGID
-                changes["mode"] = mode
-            for bit, key in ((SA_UID, "uid"), (SA_GID, "gid"), (SA_ATIME, "atime_ns"), (SA_MTIME, "mtime_ns"),
-                             (SA_CTIME, "ctime_ns")):
+            changes: dict = {"mode": mode, "ctime_ns": now}
+            for bit, now_bit, key in ((SA_ATIME, SA_ATIME_NOW, "atime_ns"), (SA_MTIME, SA_MTIME_NOW, "mtime_ns")):
+                if valid & now_bit:
+                    changes[key] = now
+                elif valid & bit:
+                    changes[key] = op[key]
+            for bit, key in ((SA_UID, "uid"), (SA_GID, "gid"), (SA_CTIME, "ctime_ns")):
                 if valid & bit:
                     changes[key] = op[key]
             with self.table.mu:

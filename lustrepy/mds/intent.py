@@ -21,7 +21,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.modes import LockMode
-from lustrepy.mds import perm
+from lustrepy.common import perm
 from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE, XATTR
 from lustrepy.mds.records import SA, SetAttr
 from lustrepy.mds.wire import attr_pb

@@ -8,8 +8,8 @@ parent's mtime and ctime, and a directory's nlink is 2 + its subdirectories.
 
 A Tx never commits, rolls back, sleeps, takes locks or speaks to other
 servers: Store.write() wraps it in one transaction, and the caller holds the
-MDS locks and talks to the OSTs. Larger rule sets live beside it: perm.py
-(permissions), setattr.py, rename.py, xattr.py, resources.py (object pools,
+MDS locks and talks to the OSTs. Larger rule sets live beside it (the permission
+rules in lustrepy.common.perm): setattr.py, rename.py, xattr.py, resources.py (object pools,
 destroy queue, OST registry); inodes.py holds the row-level steps and FIDs.
 """
 
@@ -24,7 +24,7 @@ from lustrepy.common.fid import ROOT_FID, Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.names import check_name, check_symlink_target
 from lustrepy.common.records import Attr, Cred, DirEntry
-from lustrepy.mds import perm
+from lustrepy.common import perm
 from lustrepy.mds import rename as _rename
 from lustrepy.mds import resources as _res
 from lustrepy.mds import setattr as _setattr

@@ -1,6 +1,7 @@
 """Typed records of the MDS namespace API: what callers pass in (SetAttr) and
 what updates report back (Unlinked, Renamed, OstRecord), plus the flag values
-the API shares with the wire protocol (mds.proto).
+the API shares with the wire protocol (mds.proto; SA lives in
+lustrepy.common.records, shared with the client).
 
 Pure data; never does I/O and never imports storage code.
 """
@@ -8,9 +9,9 @@ Pure data; never does I/O and never imports storage code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntFlag
 
 from lustrepy.common.layout import StripeObject
+from lustrepy.common.records import SA as SA  # re-exported: the namespace API speaks of it
 from lustrepy.common.records import Attr
 
 # rename flags (as renameat2 and mds.proto RenameFlag)
@@ -23,21 +24,6 @@ XATTR_REPLACE = 2
 
 # the most hard links a non-directory may have (as ext4)
 LINK_MAX = 65000
-
-
-class SA(IntFlag):
-    """SetAttr.valid bits, equal to mds.proto AttrValid."""
-
-    NONE = 0
-    MODE = 1
-    UID = 2
-    GID = 4
-    SIZE = 8
-    ATIME = 16
-    MTIME = 32
-    CTIME = 64
-    ATIME_NOW = 128
-    MTIME_NOW = 256
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import StripeObject
 from lustrepy.common.names import check_name
 from lustrepy.common.records import Attr, Cred
-from lustrepy.mds import perm
+from lustrepy.common import perm
 from lustrepy.mds.inodes import TxBase
 from lustrepy.mds.records import RENAME_EXCHANGE, RENAME_NOREPLACE, Renamed
 

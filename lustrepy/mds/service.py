@@ -22,7 +22,7 @@ from lustrepy.common.layout import LOV_XATTR, encode_lov
 from lustrepy.common.opstats import RpcStats
 from lustrepy.common.records import Cred, Statfs
 from lustrepy.mds import intent, reint
-from lustrepy.mds import perm
+from lustrepy.common import perm
 from lustrepy.mds import replay
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import (cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,

@@ -20,7 +20,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.names import check_xattr
 from lustrepy.common.records import Attr, Cred
-from lustrepy.mds import perm
+from lustrepy.common import perm
 from lustrepy.mds.inodes import TxBase
 from lustrepy.mds.records import XATTR_CREATE, XATTR_REPLACE
 
