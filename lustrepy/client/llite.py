@@ -1024,7 +1024,8 @@ class Llite:
         """The virtual attribute `lustrepy.wbc` of a directory: its write-back cache state, as the
         MDS sees it and as this client does (JSON; read by `lfsctl wbc`)."""
         if not node.is_dir:
-            await self._fetch(node)
+            if node.attr is None:           # a type never changes: known here is known
+                await self._fetch(node)
             if not node.is_dir:
                 raise LpError(errno.ENOTDIR, "the write-back cache state is kept for directories")
         info = await self._at_mds(node, self.mdc.wbc_info, node.fid)
