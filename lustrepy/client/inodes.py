@@ -47,6 +47,8 @@ class Inode:
     wbc_version: int = 0                # bumped by every change of wbc_data
     wbc_create_seq: int = 0             # the update record that creates it
     wbc_xattrs: dict[bytes, bytes] = field(default_factory=dict)  # user.* attributes set under the grant
+    name_changes: int = 0               # names this client added or removed in this directory itself
+    mds_opens: bool = False             # made here, and a server-side update names it: every open tells the MDS
 
     @property
     def bits(self) -> int:
@@ -202,15 +204,28 @@ class InodeTable:
             return (node is not None and node.complete is not None and node.bits & UPDATE != 0
                     and name not in node.complete)
 
-    def entry_added(self, parent: int, name: bytes) -> None:
+    def name_changes(self, parent: int) -> int:
+        """How often this client changed names in directory `parent` itself (creates, links,
+        unlinks, renames): a lookup answered by the MDS meanwhile may predate them."""
         with self.mu:
             node = self._by_ino.get(parent)
+            return node.name_changes if node is not None else 0
+
+    def _changed(self, parent: int) -> Inode | None:
+        node = self._by_ino.get(parent)
+        if node is not None:
+            node.name_changes += 1
+        return node
+
+    def entry_added(self, parent: int, name: bytes) -> None:
+        with self.mu:
+            node = self._changed(parent)
             if node is not None and node.complete is not None:
                 node.complete.add(name)
 
     def entry_removed(self, parent: int, name: bytes) -> None:
         with self.mu:
-            node = self._by_ino.get(parent)
+            node = self._changed(parent)
             if node is not None and node.complete is not None:
                 node.complete.discard(name)
 
@@ -223,6 +238,7 @@ class InodeTable:
     def remove_name(self, parent: int, name: bytes) -> Inode | None:
         """The entry is gone (our own unlink/rename): forget it; returns the inode it named."""
         with self.mu:
+            self._changed(parent)
             ino = self._dentries.pop((parent, name), None)
             node = self._by_ino.get(ino) if ino is not None else None
             if node is not None:
@@ -234,7 +250,7 @@ class InodeTable:
         with self.mu:
             node.names.add((parent, name))
             self._dentries[(parent, name)] = node.ino
-            p = self._by_ino.get(parent)
+            p = self._changed(parent)
             if p is not None:
                 p.negatives.discard(name)
 

@@ -29,7 +29,7 @@ from typing import Any
 import pyfuse3
 
 from lustrepy.common import perm
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import LpError, StaleFid
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, Layout
 from lustrepy.common.names import check_name
@@ -38,6 +38,7 @@ from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, I
 from lustrepy.client.closer import Closer
 from lustrepy.client.mdc import SIZE_LOST
 from lustrepy.client.notify import Notifier
+from lustrepy.client.reval import RetryHolds
 from lustrepy.client.wbc import Wbc
 from lustrepy.client.wbcdata import ROOT as WBC_BOOKKEEPING
 from lustrepy.client.wbcdata import WbcData
@@ -54,6 +55,7 @@ WBC_XATTR = b"lustrepy.wbc"
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
+LOOKUP_TRIES = 4       # a lookup asks the MDS again when names in its directory changed here meanwhile
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
 SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
 SA_ATIME_NOW, SA_MTIME_NOW = mpb.SA_ATIME_NOW, mpb.SA_MTIME_NOW
@@ -134,6 +136,7 @@ class Llite:
         self._listing_dirs: dict[int, int] = {}                         # ... and the directory each lists
         self._listing_fhs = itertools.count(LISTING_FH)
         self.closer = Closer(mdc.close_handles)
+        self.holds = RetryHolds()               # files held open for a kernel's second look (reval.py)
         self._open_mu = threading.Lock()        # MDS opens of handles opened here only (_mds_open)
         self._fh = itertools.count(1)
         root = self.table.ensure(mdc.root)
@@ -256,8 +259,46 @@ class Llite:
     def _node(self, ino: int) -> Inode:
         node = self.table.get(ino)
         if node is None:
-            raise LpError(errno.ESTALE, f"unknown inode {ino}")
+            raise StaleFid(f"inode number {ino}")
         return node
+
+    def _live(self, node: Inode) -> Inode:
+        """`node`, unless this client knows it is gone: made here under a grant, it lost its
+        last name here while not open (its records destroy it at the MDS). A dentry the
+        kernel resolved to it before that gets ESTALE, and the kernel looks the name up again."""
+        a = node.attr
+        if a is not None and a.nlink == 0 and not node.opens and self._made_here(node):
+            raise StaleFid(f"inode {node.fid}")
+        return node
+
+    async def _at_mds(self, node: Inode, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A request about `node` to the MDS. ESTALE (the MDS has no such inode any more):
+        what is cached of the inode goes before the kernel hears it."""
+        try:
+            return await self.meta.run(fn, *args, **kwargs)
+        except LpError as e:
+            if e.errno == errno.ESTALE:
+                self._forget_stale(node)
+            raise
+
+    def _forget_stale(self, node: Inode) -> None:
+        """The MDS has no inode `node` any more: its attributes, names and layout go, and the
+        locks that covered them go back (nothing can use them); the kernel forgets the names."""
+        if self._made_here(node):
+            return                      # what this client made under a grant is known here first
+        log.debug("%s is gone at the MDS", node.fid)
+        with self.table.mu:
+            cookies = list(node.locks)
+            pinned = set(node.pinned)
+        for c in cookies:
+            rev = self.table.revoke(c)
+            if c in pinned:
+                self.mdc.locks.release(c)
+            self.mdc.locks.drop(c)
+            if rev is not None:
+                self._forget_revoked(rev)
+        with self.table.mu:
+            node.attr = None
 
     def _learn(self, rep, *, name: tuple[int, bytes] | None = None, lookup: bool = False) -> Inode:
         attr = attr_from_pb(rep.attr)
@@ -289,7 +330,7 @@ class Llite:
             fd.release(flush=False)     # wrote nothing: a write-back error is for the writer's calls
 
     async def _fetch(self, node: Inode) -> None:
-        rep = await self.meta.run(self.mdc.intent_raw, IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
+        rep = await self._at_mds(node, self.mdc.intent, IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
         self._learn(rep)
 
     async def _attr(self, node: Inode) -> tuple[Attr, float]:
@@ -343,25 +384,67 @@ class Llite:
                 if node is not None:
                     node.attr = None
 
+    # ---- ESTALE, and the kernel's second look -----------------------------------------------
+
+    async def _stale_answered(self, ctx, coro: Any) -> Any:
+        """Run a handler; when it answers ESTALE, the calling thread's next lookups are the
+        kernel's second walk of the path (LOOKUP_REVAL), and hold what they find (reval.py)."""
+        try:
+            return await coro
+        except LpError as e:
+            if e.errno == errno.ESTALE:
+                self.holds.stale_answered(getattr(ctx, "pid", 0))
+            raise
+
+    async def _let_go(self, ino: int | None = None) -> None:
+        """Release the hold made for this inode's open, and every hold past its deadline."""
+        fhs = self.holds.expired()
+        fh = self.holds.take(ino) if ino is not None else None
+        for f in ([fh] if fh is not None else []) + fhs:
+            await self.release(f)
+
     # ---- lookups and attributes ---------------------------------------------------------------
 
     async def lookup(self, parent_ino: int, name: bytes, ctx) -> pyfuse3.EntryAttributes:
+        await self._let_go()
+        return await self._stale_answered(ctx, self._lookup(parent_ino, name, ctx))
+
+    async def _lookup(self, parent_ino: int, name: bytes, ctx) -> pyfuse3.EntryAttributes:
         parent = self._node(parent_ino)
         if name == b".":
             return await self._entry_of(parent)
         check_name(name)
-        if self.table.known_absent(parent_ino, name):
-            self.table.add_negative(parent_ino, name)
-            raise _Negative(_negative_entry())
-        if self.wbc is not None and self.wbc.local(parent.fid) is not None:
-            child = self.table.child(parent_ino, name)
-            if child is not None and child.attr_cached():
-                with self.table.mu:
-                    child.lookups += 1
-                return await self._entry_of(child)
-            await self._sync_records()
-        rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR, cred_of(ctx),
-                                   parent=parent.fid, name=name, ibits=LOOKUP_BITS)
+        # a thread walking its path again after an ESTALE opens what it finds, in the same request
+        hold = self.holds.retrying(getattr(ctx, "pid", 0))
+        for attempt in range(LOOKUP_TRIES):
+            if self.table.known_absent(parent_ino, name):
+                self.table.add_negative(parent_ino, name)
+                raise _Negative(_negative_entry())
+            if self.wbc is not None and self.wbc.local(parent.fid) is not None:
+                child = self.table.child(parent_ino, name)
+                if child is not None and child.attr_cached() and not hold:
+                    with self.table.mu:
+                        child.lookups += 1
+                    return await self._entry_of(child)
+                await self._sync_records()
+            changes = self.table.name_changes(parent_ino)
+            rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR | (IT_OPEN if hold else 0),
+                                      cred_of(ctx), parent=parent.fid, name=name, ibits=LOOKUP_BITS,
+                                      open_flags=os.O_RDONLY)
+            if hold and rep.hdr.errno not in (0, errno.ENOENT, errno.ESTALE):
+                hold = False                # not readable by the caller: a plain lookup then
+                continue
+            if self.table.name_changes(parent_ino) == changes or attempt == LOOKUP_TRIES - 1:
+                break
+            # This client renamed, linked or removed names in the directory while the MDS
+            # answered: the answer may name what a rename replaced here. Ask again (the kernel
+            # may be asking after an ESTALE, and retries only once).
+            if rep.lock.cookie:
+                self.mdc.locks.drop(rep.lock.cookie)
+            if rep.open_handle:
+                self.closer.submit(rep.open_handle)
+        if rep.hdr.errno == errno.ESTALE:           # the directory itself is gone
+            self._forget_stale(parent)
         if rep.hdr.errno:
             if rep.lock.cookie:
                 # absent, and the parent's UPDATE lock now covers that: the kernel may cache it
@@ -371,10 +454,23 @@ class Llite:
                 raise _Negative(_negative_entry())
             self.mdc.raise_for(rep)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
+        if rep.open_handle:
+            await self._hold(node, rep.open_handle)
         return await self._entry_of(node)
 
+    async def _hold(self, node: Inode, mds_handle: int) -> None:
+        """Keep a regular file open until the open a retried walk found it for (reval.py);
+        anything else is closed again at once."""
+        if node.attr is None or not stat.S_ISREG(node.attr.mode):
+            self.closer.submit(mds_handle)
+            return
+        fh, _ = self._new_handle(node, mds_handle, os.O_RDONLY)
+        older = self.holds.held(node.ino, fh)
+        if older is not None:
+            await self.release(older)
+
     async def getattr(self, ino: int, ctx) -> pyfuse3.EntryAttributes:
-        return await self._entry_of(self._node(ino))
+        return await self._stale_answered(ctx, self._entry_of(self._live(self._node(ino))))
 
     async def setattr(self, ino: int, attr, fields, fh: int | None, ctx) -> pyfuse3.EntryAttributes:
         node = self._node(ino)
@@ -429,7 +525,7 @@ class Llite:
         if self.local is not None and self.local.setattr(node, op, local_cred or cred):
             return node
         await self._sync_records()
-        rep = await self.meta.run(self.mdc.setattr, node.fid, cred, **op)
+        rep = await self._at_mds(node, self.mdc.setattr, node.fid, cred, **op)
         return self._learn(rep)
 
     async def _drop_sgid(self, h: Handle) -> None:
@@ -460,8 +556,9 @@ class Llite:
                 fd.release()
 
     async def readlink(self, ino: int, ctx) -> bytes:
+        node = self._node(ino)
         await self._sync_records()
-        return await self.meta.run(self.mdc.readlink, self._node(ino).fid, cred_of(ctx))
+        return await self._at_mds(node, self.mdc.readlink, node.fid, cred_of(ctx))
 
     # ---- namespace updates -----------------------------------------------------------------------
 
@@ -533,7 +630,7 @@ class Llite:
                     node.lookups += 1           # the kernel holds the new entry
                 return await self._entry_of(node)
         await self._sync_records()
-        rep = await self.meta.run(self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
+        rep = await self._at_mds(node, self.mdc.link, node.fid, parent.fid, new_name, cred_of(ctx))
         self._parent_from(rep)
         self.table.entry_added(new_parent_ino, new_name)
         node = self._learn(rep, name=(new_parent_ino, new_name), lookup=True)
@@ -594,9 +691,15 @@ class Llite:
         then keeps it (an orphan) until they close, as for any open file."""
         if node is None:
             return
+        node.mds_opens = True           # opens here while the update is on its way tell the MDS too
         for h in self._handles_now():
             if h.node is node and h.lazy and not h.mds_handle:
-                await self.meta.run(self._mds_open, h)
+                try:
+                    await self._at_mds(node, self._mds_open, h)
+                except LpError as e:
+                    if e.errno != errno.ESTALE:
+                        raise
+                    return                  # gone at the MDS already: nothing there to keep
 
     async def unlink(self, parent_ino: int, name: bytes, ctx) -> None:
         await self._wbc_room()
@@ -697,18 +800,29 @@ class Llite:
         return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
 
     async def open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
-        node = self._node(ino)
+        try:
+            return await self._stale_answered(ctx, self._open(ino, flags, ctx))
+        finally:
+            await self._let_go(ino)     # open now (or failed): a hold made for it has done its job
+
+    async def _open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
+        node = self._live(self._node(ino))
         if (self._made_here(node) and node.attr is not None and node.attr_cached()
                 and self._opens_here(node, flags, ctx)):
             # Made here, and never written or only read now: no MDS open yet (a server-side
             # unlink while it is open tells the MDS first, _open_at_mds).
             fh, h = self._new_handle(node, 0, flags, ctx)
             h.lazy = stat.S_ISREG(node.attr.mode)
+            if h.lazy and node.mds_opens:
+                try:
+                    await self._at_mds(node, self._mds_open, h)
+                except LpError:
+                    await self.release(fh)
+                    raise
             return pyfuse3.FileInfo(fh=fh)
         await self._sync_records()
-        rep = await self.meta.run(self.mdc.intent_raw, IT_OPEN, cred_of(ctx), fid=node.fid,
-                                   open_flags=flags, ibits=LOOKUP_BITS)
-        self.mdc.raise_for(rep)
+        rep = await self._at_mds(node, self.mdc.intent, IT_OPEN, cred_of(ctx), fid=node.fid,
+                                 open_flags=flags, ibits=LOOKUP_BITS)
         node = self._learn(rep)
         fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
         keep = await self._open_existing_data(fh, h)
@@ -803,8 +917,8 @@ class Llite:
         fresh = node.layout is None or not node.layout.objects
         await self._sync_records()
         parent = self._parent_fid(node)
-        rep = await self.meta.run(lambda: self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
-                                                          parent=parent))
+        rep = await self._at_mds(node, self.mdc.intent, IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
+                                 parent=parent)
         self._learn(rep)
         if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
             await self.meta.run(self._mds_open, h)
@@ -992,7 +1106,7 @@ class Llite:
         await self._sync_records()
         cookie = start_id
         while True:
-            rep = await self.meta.run(self.mdc.readdir, node.fid, cookie, 256, True)
+            rep = await self._at_mds(node, self.mdc.readdir, node.fid, cookie, 256, True)
             for ent in rep.entries:
                 attr = attr_from_pb(ent.attr)
                 child, _ = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
@@ -1049,7 +1163,7 @@ class Llite:
         if self.local is not None and self.local.setxattr(node, name, value, cred_of(ctx)):
             return
         await self._sync_records()
-        await self.meta.run(self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
+        await self._at_mds(node, self.mdc.setxattr, node.fid, name, value, 0, cred_of(ctx))
         node.wbc_grant = 0          # it has extended attributes now: ask the MDS
         with self.table.mu:
             node.no_xattr.pop(name, None)
@@ -1070,7 +1184,7 @@ class Llite:
             return value
         await self._sync_records()
         try:
-            return await self.meta.run(self.mdc.getxattr, node.fid, name, cred_of(ctx))
+            return await self._at_mds(node, self.mdc.getxattr, node.fid, name, cred_of(ctx))
         except LpError as e:
             if e.errno in (errno.ENODATA, errno.ENOTSUP) and node.bits & XATTR and name != LOV_XATTR:
                 with self.table.mu:
@@ -1081,10 +1195,11 @@ class Llite:
         """The virtual attribute `lustrepy.wbc` of a directory: its write-back cache state, as the
         MDS sees it and as this client does (JSON; read by `lfsctl wbc`)."""
         if not node.is_dir:
-            await self._fetch(node)
+            if node.attr is None:           # a type never changes: known here is known
+                await self._fetch(node)
             if not node.is_dir:
                 raise LpError(errno.ENOTDIR, "the write-back cache state is kept for directories")
-        info = await self.meta.run(self.mdc.wbc_info, node.fid)
+        info = await self._at_mds(node, self.mdc.wbc_info, node.fid)
         g = self.wbc.local(node.fid) if self.wbc is not None else None
         st = self.wbc.statistics() if self.wbc is not None else {}
         out = {"mode": info.mode, "holder": info.holder, "contended_for_s": round(info.contended_for_s, 1),
@@ -1096,15 +1211,16 @@ class Llite:
         return json.dumps(out, sort_keys=True).encode()
 
     async def listxattr(self, ino: int, ctx) -> list[bytes]:
+        node = self._node(ino)
         await self._sync_records()
-        return await self.meta.run(self.mdc.listxattr, self._node(ino).fid, cred_of(ctx))
+        return await self._at_mds(node, self.mdc.listxattr, node.fid, cred_of(ctx))
 
     async def removexattr(self, ino: int, name: bytes, ctx) -> None:
         node = self._node(ino)
         if self.local is not None and self.local.setxattr(node, name, None, cred_of(ctx)):
             return
         await self._sync_records()
-        await self.meta.run(self.mdc.removexattr, node.fid, name, cred_of(ctx))
+        await self._at_mds(node, self.mdc.removexattr, node.fid, name, cred_of(ctx))
         with self.table.mu:
             if node.bits & XATTR and name != LOV_XATTR:   # the layout is virtual: a dir inherits one
                 node.no_xattr[name] = errno.ENODATA

@@ -118,7 +118,7 @@ class LocalOps:
                 node.size_local = True
                 if is_dir:
                     node.complete = set()
-                parent.complete.add(name)
+                self.table.entry_added(parent.ino, name)
                 parent.negatives.discard(name)
                 parent.attr = replace(pattr, nlink=pattr.nlink + (1 if is_dir else 0), mtime_ns=now,
                                       ctime_ns=now)

@@ -1,4 +1,5 @@
-"""Errors: the errno-carrying exception, the quiet user error, and the wire errno table.
+"""Errors: the errno-carrying exception (and its ESTALE kind for identifiers that name
+nothing any more), the quiet user error, and the wire errno table.
 
 POSIX results cross the wire as Linux errno numbers (as Lustre's ptlrpc does);
 `to_wire`/`from_wire` are the only places that translate, and any number not in
@@ -52,6 +53,17 @@ class LpError(Exception):
 
     def __str__(self) -> str:
         return f"{_errno.errorcode.get(self.errno, self.errno)}: {self.message}"
+
+
+class StaleFid(LpError):
+    """An identifier (a FID, or a client's inode number) that names no inode any more:
+    ESTALE, the one errno for that everywhere. The Linux VFS answers it by walking the
+    path again with LOOKUP_REVAL (a fresh lookup of every name), as for NFS and Lustre, so
+    a reader whose dentry still names a file that a rename replaced finds the new one. A
+    name looked up in a directory that exists but lacks it stays ENOENT."""
+
+    def __init__(self, what: object) -> None:
+        super().__init__(_errno.ESTALE, f"{what} no longer exists")
 
 
 class QuietError(Exception):

@@ -15,7 +15,7 @@ import stat
 import time
 from typing import Any
 
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import LpError, StaleFid
 from lustrepy.common.fid import FIRST_SEQ, SEQ_WIDTH, Fid, valid_fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE
@@ -66,9 +66,12 @@ class TxBase:
     # ---- finding ----------------------------------------------------------------------
 
     def _node(self, fid: Fid) -> tuple[int, Attr]:
+        """(row id, attributes) of the inode `fid` names; StaleFid (ESTALE) when it names
+        none: every FID-addressed operation, and a lookup in a directory that is gone,
+        answers ESTALE from here, so the client's kernel walks the path again."""
         r = self.conn.execute(_BY_FID, (fid.seq, fid.oid, fid.ver)).fetchone()
         if r is None:
-            raise LpError(errno.ENOENT, f"no inode {fid}")
+            raise StaleFid(f"inode {fid}")
         return r[0], row_attr(r)
 
     def _node_by_id(self, iid: int) -> Attr:

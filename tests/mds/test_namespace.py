@@ -58,7 +58,7 @@ def test_lookup_errors(ops):
     assert ei.value.errno == errno.ENOTDIR
     with pytest.raises(LpError) as ei:
         ops.read().getattr(Fid(FIRST_SEQ + 99, 1, 0))
-    assert ei.value.errno == errno.ENOENT
+    assert ei.value.errno == errno.ESTALE
     for bad, e in ((b"", errno.EINVAL), (b".", errno.EINVAL), (b"..", errno.EINVAL), (b"a/b", errno.EINVAL),
                    (b"x" * 256, errno.ENAMETOOLONG)):
         assert ops.err("create", ROOT, R, bad, 0o644) == e
@@ -128,7 +128,7 @@ def test_symlink_readlink(ops):
     assert ops.err("symlink", ROOT, R, b"m", b"") == errno.EINVAL
     assert ops.err("symlink", ROOT, R, b"m", b"x" * 4096) == errno.ENAMETOOLONG
     assert ops.err("symlink", ROOT, R, b"l", b"t") == errno.EEXIST
-    assert ops.err("readlink", Fid(FIRST_SEQ + 9, 1, 0)) == errno.ENOENT
+    assert ops.err("readlink", Fid(FIRST_SEQ + 9, 1, 0)) == errno.ESTALE
 
 
 def test_link(ops):
@@ -140,7 +140,7 @@ def test_link(ops):
     assert ops.err("link", ROOT, f.fid, d.fid, b"g") == errno.EEXIST
     assert ops.err("link", ROOT, d.fid, R, b"d2") == errno.EPERM
     assert ops.err("link", ROOT, f.fid, f.fid, b"x") == errno.ENOTDIR
-    assert ops.err("link", ROOT, Fid(FIRST_SEQ + 9, 1, 0), R, b"x") == errno.ENOENT
+    assert ops.err("link", ROOT, Fid(FIRST_SEQ + 9, 1, 0), R, b"x") == errno.ESTALE
     assert ops.unlink(ROOT, R, b"f").attr.nlink == 1
     assert ops.read().getattr(f.fid).nlink == 1
 
@@ -172,7 +172,7 @@ def test_create_in_removed_directory(ops):
     assert ops.err("mkdir", ROOT, d.fid, b"e", 0o755) == errno.ENOENT
     assert ops.read().parent_of(d.fid) is None
     assert ops.close(h) == ()
-    assert ops.err("getattr", d.fid) == errno.ENOENT
+    assert ops.err("getattr", d.fid) == errno.ESTALE
 
 
 def test_explicit_fids(ops, store):
@@ -208,7 +208,7 @@ def test_unlink_queues_objects(ops, osts):
     u = ops.unlink(ROOT, R, b"g")
     assert (u.attr.nlink, u.destroyed, u.orphaned) == (0, objs, False)
     assert ops.read().pending_destroys(10) == [(o.ost_index, o.object_id) for o in objs]
-    assert ops.err("getattr", f.fid) == errno.ENOENT
+    assert ops.err("getattr", f.fid) == errno.ESTALE
     assert ops.err("unlink", ROOT, R, b"g") == errno.ENOENT
     ops.destroy_done(ops.read().pending_destroys(10))
     assert ops.read().pending_destroys(10) == []
@@ -232,7 +232,7 @@ def test_unlink_while_open_then_close(ops, osts):
     assert ops.read().getattr(f.fid).nlink == 0
     assert ops.close(h2) == objs
     assert ops.read().pending_destroys(10) == [(objs[0].ost_index, objs[0].object_id)]
-    assert ops.err("getattr", f.fid) == errno.ENOENT
+    assert ops.err("getattr", f.fid) == errno.ESTALE
     assert ops.close(h2) == ()                                       # again: no-op
 
 
@@ -353,7 +353,7 @@ def test_unlink_rmdir_permissions_and_sticky(ops):
     assert ops.err("unlink", BOB, tmp.fid, b"nothing") == errno.ENOENT
     ops.unlink(ALICE, tmp.fid, b"alice")
     ops.rmdir(ALICE, tmp.fid, b"adir")
-    assert ops.err("getattr", af.fid) == errno.ENOENT
+    assert ops.err("getattr", af.fid) == errno.ESTALE
     # the directory's owner may remove others' files in its sticky dir
     own = ops.mkdir(ROOT, R, b"own", 0o755)
     ops.setattr(ROOT, own.fid, SetAttr(valid=SA.UID | SA.MODE, uid=1001, mode=0o1777))

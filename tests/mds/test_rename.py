@@ -107,7 +107,7 @@ def test_overwrite_file_destroys_victim(ops, osts):
     assert (r.destroyed, r.orphaned) == (objs, False)
     assert ops.read().pending_destroys(10) == [(objs[0].ost_index, objs[0].object_id)]
     assert names(ops, R) == [b"dst"]
-    assert ops.err("getattr", victim.fid) == errno.ENOENT
+    assert ops.err("getattr", victim.fid) == errno.ESTALE
 
 
 def test_overwrite_open_file_orphans_victim(ops, osts):
@@ -138,7 +138,7 @@ def test_dir_over_empty_dir(ops):
     r = ops.rename(ROOT, a.fid, b"x", b.fid, b"e")
     assert r.target.fid == empty.fid and r.target.nlink == 0
     assert (r.src_parent.nlink, r.dst_parent.nlink) == (2, 3)      # one subdir left b, one arrived
-    assert ops.err("getattr", empty.fid) == errno.ENOENT
+    assert ops.err("getattr", empty.fid) == errno.ESTALE
     # within one directory
     ops.mkdir(ROOT, R, b"p", 0o755)
     ops.mkdir(ROOT, R, b"q", 0o755)

@@ -136,7 +136,7 @@ def test_unknown_fid_and_bad_layouts(mdc):
     bogus = fid_from_pb(cpb.Fid(seq=0x200000999, oid=77))
     with pytest.raises(LpError) as ei:
         mdc.intent(IT_GETATTR, fid=bogus)
-    assert ei.value.errno == errno.ENOENT
+    assert ei.value.errno == errno.ESTALE
     d = _mkdir(mdc, b"badlo")
     for lo in (Layout(stripe_size=1000), Layout(stripe_count=3), Layout(stripe_count=0)):
         with pytest.raises(LpError) as ei:
