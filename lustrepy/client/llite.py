@@ -759,9 +759,10 @@ class Llite:
 
     # ---- files ------------------------------------------------------------------------------------
 
-    def _new_handle(self, node: Inode, mds_handle: int, flags: int, ctx) -> tuple[int, Handle]:
+    def _new_handle(self, node: Inode, mds_handle: int, flags: int, ctx=None) -> tuple[int, Handle]:
+        """A file handle; `ctx` is the opener's (None: a handle of the client's own, never written)."""
         fh = next(self._fh)
-        h = Handle(node, mds_handle, flags, cred=cred_of(ctx))
+        h = Handle(node, mds_handle, flags, cred=cred_of(ctx) if ctx is not None else None)
         self.handles[fh] = h
         with self.table.mu:
             node.opens += 1
