@@ -309,6 +309,12 @@ class Llite:
                                            layout=layout, name=name, lookup=lookup)
         if redundant:
             self.mdc.locks.drop(lock)
+        elif lock and not self.mdc.locks.usable(lock):
+            # Called back before it was recorded here (a conflicting update overtook the reply):
+            # what it covered is not ours to cache; on_blocking found nothing to forget.
+            rev = self.table.revoke(lock)
+            if rev is not None:
+                self._forget_revoked(rev)
         elif lock and bits & LOOKUP and stat.S_ISDIR(attr.mode) and lock not in node.pinned:
             # A directory's entry must not be dropped just because the lock LRU is full: the
             # kernel would unhash it under processes whose cwd it is. The server can still

@@ -224,6 +224,14 @@ class LockClient:
                 return cookie
         return None
 
+    def usable(self, cookie: int) -> bool:
+        """Is the lock held here and not being revoked? A caller that recorded what a lock
+        covers asks this after recording: a callback that came first (its revoking mark is
+        set before on_blocking runs) found nothing recorded, so the caller forgets it itself."""
+        with self._mu:
+            h = self._locks.get(cookie)
+            return h is not None and not h.revoking
+
     def hold(self, cookie: int) -> bool:
         """Count one more user of a lock; False if it is gone or being revoked."""
         with self._mu:

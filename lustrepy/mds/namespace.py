@@ -19,7 +19,7 @@ import errno
 import logging
 import stat
 
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import LpError, StaleFid
 from lustrepy.common.fid import ROOT_FID, Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.names import check_name, check_symlink_target
@@ -385,13 +385,22 @@ class Tx(TxBase):
 
     def size_valid(self, fid: Fid) -> bool:
         """Is the MDS's size of this regular file authoritative (no handle open for writing)?"""
-        iid, a = self._node(fid)
-        if not stat.S_ISREG(a.mode):
-            return False
-        if self.conn.execute("SELECT 1 FROM lost_sizes WHERE inode = ?", (iid,)).fetchone() is not None:
-            return False                # the last writer's size never came: the objects tell it
-        return self.conn.execute("SELECT 1 FROM opens WHERE inode = ? AND writer = 1 LIMIT 1",
-                                 (iid,)).fetchone() is None
+        return self.size_state(fid)[2]
+
+    def size_state(self, fid: Fid) -> tuple[int, int, bool]:
+        """(size, blocks, authoritative) of a regular file, read in one statement: one
+        snapshot, so a writer's close that lands between two reads cannot pair the size
+        from before it with the validity from after it (a stale size a client would keep
+        under its lock, since closes call no lock back). Not authoritative while a handle
+        is open for writing or the last writer's size never came (lost_sizes)."""
+        r = self.conn.execute(
+            "SELECT i.size, i.blocks, (i.mode & 61440) = 32768 "
+            "AND NOT EXISTS (SELECT 1 FROM lost_sizes l WHERE l.inode = i.id) "
+            "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer = 1) "
+            "FROM inodes i WHERE i.seq = ? AND i.oid = ? AND i.ver = ?", (fid.seq, fid.oid, fid.ver)).fetchone()
+        if r is None:
+            raise StaleFid(f"inode {fid}")
+        return int(r[0]), int(r[1]), bool(r[2])
 
     def close(self, handle: int, size: tuple[int, int] | None = None, *,
               size_lost: bool = False) -> tuple[StripeObject, ...]:

@@ -16,7 +16,8 @@ def attr_pb(tx, attr: Attr) -> cpb.Attr:
     m = attr_to_pb(attr)
     if stat.S_ISREG(attr.mode):
         try:
-            m.size_valid = tx.size_valid(attr.fid)
+            # size and validity from one snapshot (attr may be from an earlier read)
+            m.size, m.blocks, m.size_valid = tx.size_state(attr.fid)
         except LpError:         # the inode is gone (its last link was just removed)
             m.size_valid = False
     return m

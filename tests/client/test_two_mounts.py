@@ -139,3 +139,22 @@ def test_random_reads_match_and_see_the_other_clients_overwrite(two):
 def subprocess_drop_caches() -> None:
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("3\n")
+
+
+@pytest.mark.timeout(240)
+def test_the_other_client_never_keeps_a_size_from_before_a_close(two):
+    """A writer's close changes the MDS's size without calling any lock back, so a reply must
+    never pair a size read before the close with 'authoritative' read after it: the other
+    client would keep that stale size under its lock (seen as files read back empty)."""
+    a, b = two
+    (a / "sz").mkdir()
+    bad = []
+    for i in range(150):
+        pa, pb = a / "sz" / f"w{i % 5}", b / "sz" / f"w{i % 5}"
+        pa.write_bytes(b"first")
+        if pb.read_bytes() != b"first":
+            bad.append((i, "first", os.stat(pb).st_size))
+        pa.write_bytes(b"x" * 300_000)
+        if os.stat(pb).st_size != 300_000:
+            bad.append((i, "stat", os.stat(pb).st_size))
+    assert bad == []
