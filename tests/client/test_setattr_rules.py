@@ -29,6 +29,7 @@ from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from tests.support.mounts import mount
 from tests.support.servers import Cluster
+from tests.support.users import run_as
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")]
@@ -41,22 +42,7 @@ def as_user(cwd: Path, fn, uid: int = NOBODY, gid: int = NOBODY) -> int:
     """Run fn in a child that has moved into cwd and dropped to uid/gid (no other groups);
     its errno, 0 on success. The child enters cwd first: the test's own folders above
     the mount are closed to other users."""
-    pid = os.fork()
-    if pid == 0:                                        # pragma: no cover - child
-        code = 255
-        try:
-            os.chdir(cwd)
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            fn()
-            code = 0
-        except OSError as e:
-            code = e.errno if 0 < e.errno < 255 else 254
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return run_as(uid, gid, fn, cwd=cwd)
 
 
 def _sync_dir(d: Path) -> None:

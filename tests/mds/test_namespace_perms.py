@@ -21,6 +21,7 @@ from lustrepy.common.records import Cred
 from lustrepy.mds.lfsck import check_invariants
 from lustrepy.mds.namespace import SA, SetAttr
 from lustrepy.mds.store import Store
+from tests.support.users import run_as
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")]
@@ -186,22 +187,7 @@ def kernel_op(base: str, op: tuple) -> None:
 
 def as_user(cred: Cred, fn) -> int:
     """Run fn in a child that has dropped to cred; its errno (0 on success)."""
-    pid = os.fork()
-    if pid == 0:                                        # pragma: no cover - child
-        code = 255
-        try:
-            os.umask(0)
-            os.setgroups(list(cred.groups))
-            os.setresgid(cred.gid, cred.gid, cred.gid)
-            os.setresuid(cred.uid, cred.uid, cred.uid)
-            fn()
-            code = 0
-        except OSError as e:
-            code = e.errno if 0 < e.errno < 255 else 254
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return run_as(cred.uid, cred.gid, fn, groups=cred.groups, umask=0)
 
 
 def kernel_tree(base: str) -> dict[str, tuple[int, int, int, int, int]]:
