@@ -55,4 +55,6 @@ def setattr(tx: TxBase, cred: Cred, fid: Fid, sa: SetAttr) -> Attr:
     sets = ", ".join(f"{k} = ?" for k in cols)
     r = tx.conn.execute(f"UPDATE inodes SET {sets}, generation = generation + 1 WHERE id = ? "
                         f"RETURNING id, {ATTR_COLUMNS}", (*cols.values(), iid)).fetchall()
+    if "size" in cols:          # a size set here is the file's size again (the objects were cut to it)
+        tx.conn.execute("DELETE FROM lost_sizes WHERE inode = ?", (iid,))
     return row_attr(r[0])

@@ -275,6 +275,11 @@ def test_a_writer_closed_without_its_size_leaves_the_size_to_the_objects(ops, os
     assert ops.read().size_valid(f.fid) and ops.read().getattr(f.fid).size == 8192
     ops.open(f.fid, "gone", writer=True)
     ops.close_client("gone")
+    assert not ops.read().size_valid(f.fid)
+    ops.setattr(ROOT, f.fid, SetAttr(valid=SA.SIZE, size=100))       # a truncate sets the size again
+    assert ops.read().size_valid(f.fid) and ops.read().getattr(f.fid).size == 100
+    ops.open(f.fid, "gone", writer=True)
+    ops.close_client("gone")
     ops.unlink(ROOT, R, b"f")                                        # the lost size goes with the inode
 
 
