@@ -402,10 +402,10 @@ class Llite:
                 self.holds.stale_answered(getattr(ctx, "pid", 0))
             raise
 
-    async def _let_go(self, ino: int | None = None) -> None:
-        """Release the hold made for this inode's open, and every hold past its deadline."""
+    async def _let_go(self, ino: int | None = None, ctx=None) -> None:
+        """Release the hold the caller made for this inode's open, and every hold past its deadline."""
         fhs = self.holds.expired()
-        fh = self.holds.take(ino) if ino is not None else None
+        fh = self.holds.take(getattr(ctx, "pid", 0), ino) if ino is not None else None
         for f in ([fh] if fh is not None else []) + fhs:
             await self.release(f)
 
@@ -461,17 +461,17 @@ class Llite:
             self.mdc.raise_for(rep)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
         if rep.open_handle:
-            await self._hold(node, rep.open_handle)
+            await self._hold(node, rep.open_handle, getattr(ctx, "pid", 0))
         return await self._entry_of(node)
 
-    async def _hold(self, node: Inode, mds_handle: int) -> None:
+    async def _hold(self, node: Inode, mds_handle: int, tid: int) -> None:
         """Keep a regular file open until the open a retried walk found it for (reval.py);
         anything else is closed again at once."""
         if node.attr is None or not stat.S_ISREG(node.attr.mode):
             self.closer.submit(mds_handle)
             return
         fh, _ = self._new_handle(node, mds_handle, os.O_RDONLY)
-        older = self.holds.held(node.ino, fh)
+        older = self.holds.held(tid, node.ino, fh)
         if older is not None:
             await self.release(older)
 
@@ -810,7 +810,7 @@ class Llite:
         try:
             return await self._stale_answered(ctx, self._open(ino, flags, ctx))
         finally:
-            await self._let_go(ino)     # open now (or failed): a hold made for it has done its job
+            await self._let_go(ino, ctx)    # open now (or failed): the hold made for it has done its job
 
     async def _open(self, ino: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node = self._live(self._node(ino))

@@ -7,7 +7,10 @@ stats) what the last lookup found. If the file that lookup found is replaced
 and destroyed too before the open arrives, the application gets ESTALE. To
 close that window, a lookup made by a thread that was just answered ESTALE
 holds the regular file it finds open (a "hold": an ordinary read-only open by
-llite); the thread's open of that inode, or a short deadline, lets it go. An
+llite); that thread's open of that inode, or a short deadline, lets it go. A
+hold belongs to the thread that made it: another reader opening and closing the
+same inode meanwhile must not release it (the file could then be destroyed
+before the retrying thread's open arrives). An
 open file is only orphaned by a rename, never destroyed, so the second open
 finds it, as a local file system would.
 
@@ -30,7 +33,7 @@ class RetryHolds:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._retrying: dict[int, float] = {}           # thread id -> until when
-        self._holds: dict[int, tuple[int, float]] = {}  # inode number -> (file handle, until when)
+        self._holds: dict[tuple[int, int], tuple[int, float]] = {}  # (thread, inode) -> (handle, until)
 
     def stale_answered(self, tid: int) -> None:
         """Thread `tid` was just answered ESTALE: the kernel will look its path up again."""
@@ -47,15 +50,16 @@ class RetryHolds:
             return False
         return len(self._holds) < MAX_HOLDS
 
-    def held(self, ino: int, fh: int) -> int | None:
-        """File handle `fh` now holds `ino` open; the handle of an older hold of it, to release."""
-        old = self._holds.get(ino)
-        self._holds[ino] = (fh, self._clock() + HOLD_FOR)
+    def held(self, tid: int, ino: int, fh: int) -> int | None:
+        """File handle `fh` now holds `ino` open for thread `tid`; the handle of that thread's
+        older hold of it, to release."""
+        old = self._holds.get((tid, ino))
+        self._holds[(tid, ino)] = (fh, self._clock() + HOLD_FOR)
         return old[0] if old is not None else None
 
-    def take(self, ino: int) -> int | None:
-        """The open this hold was made for came (or failed): its file handle, to release."""
-        hold = self._holds.pop(ino, None)
+    def take(self, tid: int, ino: int) -> int | None:
+        """Thread `tid`'s open this hold was made for came (or failed): its handle, to release."""
+        hold = self._holds.pop((tid, ino), None)
         return hold[0] if hold is not None else None
 
     def expired(self) -> list[int]:
@@ -63,8 +67,8 @@ class RetryHolds:
         now = self._clock()
         for tid in [t for t, until in self._retrying.items() if until < now]:
             del self._retrying[tid]
-        gone = [ino for ino, (_, until) in self._holds.items() if until < now]
-        return [self._holds.pop(ino)[0] for ino in gone]
+        gone = [key for key, (_, until) in self._holds.items() if until < now]
+        return [self._holds.pop(key)[0] for key in gone]
 
     def statistics(self) -> dict[str, int]:
         return {"retrying_threads": len(self._retrying), "holds": len(self._holds)}
