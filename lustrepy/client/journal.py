@@ -81,6 +81,21 @@ def _header(base_seq: int, next_seq: int) -> bytes:
     return head + _HEADER_CRC.pack(crc32c.crc32c(head), 0)
 
 
+def _read_header(path: str, data: bytes) -> tuple[int, int]:
+    """(base_seq, next_seq) of a journal's header; a bad header is an error (never torn)."""
+    if len(data) < HEADER_SIZE or data[:len(MAGIC)] != MAGIC:
+        raise LpError(errno.EINVAL, f"journal {path}: not a lustrepy WBC journal (bad magic)")
+    _magic, version, _flags, base_seq, next_seq = _HEADER.unpack_from(data, 0)
+    if version != VERSION:
+        raise LpError(errno.EINVAL, f"journal {path}: format version {version}, expected {VERSION}")
+    crc, _ = _HEADER_CRC.unpack_from(data, _HEADER.size)
+    if crc != crc32c.crc32c(data[:_HEADER.size]):
+        raise LpError(errno.EIO, f"journal {path}: header checksum mismatch")
+    if next_seq <= base_seq:
+        raise LpError(errno.EINVAL, f"journal {path}: header next_seq {next_seq} <= base_seq {base_seq}")
+    return base_seq, next_seq
+
+
 class Journal:
     """The on-disk journal of one client identity's unacknowledged WBC update records.
 
@@ -159,16 +174,7 @@ class Journal:
 
     def _scan(self, data: bytes) -> int:
         """Restore state from the file contents; return the length of its good prefix."""
-        if len(data) < HEADER_SIZE or data[:len(MAGIC)] != MAGIC:
-            raise LpError(errno.EINVAL, f"journal {self.path}: not a lustrepy WBC journal (bad magic)")
-        magic, version, _flags, base_seq, next_seq = _HEADER.unpack_from(data, 0)
-        if version != VERSION:
-            raise LpError(errno.EINVAL, f"journal {self.path}: format version {version}, expected {VERSION}")
-        crc, _ = _HEADER_CRC.unpack_from(data, _HEADER.size)
-        if crc != crc32c.crc32c(data[:_HEADER.size]):
-            raise LpError(errno.EIO, f"journal {self.path}: header checksum mismatch")
-        if next_seq <= base_seq:
-            raise LpError(errno.EINVAL, f"journal {self.path}: header next_seq {next_seq} <= base_seq {base_seq}")
+        base_seq, next_seq = _read_header(self.path, data)
         self._next_seq = next_seq
         last = base_seq                 # largest seq seen in the file (records or acks)
         acked = base_seq

@@ -41,7 +41,6 @@ JOURNAL_DIR = "/var/lib/lustrepy/wbc"   # default home of the write-back cache j
 WBC_MAX = 65536                         # unflushed update records before writers wait for a flush
 READY_TIMEOUT = 60.0
 READAHEAD_KB = 8192      # kernel read-ahead on the mount
-MDS_LRU = 65536         # unused MDS locks kept; past this the least recently used go back
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +151,9 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     import trio
 
     from lustrepy.client.fs import LustreOperations
-    from lustrepy.client.lov import DataPath
-    from lustrepy.client.llite import Llite
-    from lustrepy.client.mdc import Mdc
     from lustrepy.client.notify import Notifier
-
-    from lustrepy.client.wbc import Wbc, open_journal
+    from lustrepy.client.stack import build
+    from lustrepy.client.wbc import open_journal
 
     journal = None
     client_id = cfg.opts.get("client_id") or ""
@@ -170,39 +166,14 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
             ready(f"cannot mount {cfg.text}: write-back cache journal: {getattr(e, 'message', None) or e}")
             return 1
     client_id = client_id or f"{os.uname().nodename}-{uuidlib.uuid4()}"
-    box: list[Llite] = []
-    mdc = Mdc(cfg.source.address, cfg.source.fsname, client_id=client_id, timeout=cfg.timeout,
-              resend_for=cfg.timeout,
-              on_blocking=lambda d: box[0].on_blocking(d) if box else None, lru_size=MDS_LRU)
+    notifier = Notifier()
     try:
-        mdc.connect()
+        stack = build(cfg.source.address, cfg.source.fsname, client_id, notifier, timeout=cfg.timeout,
+                      journal=journal, wbc_age=float(cfg.opts.get("wbc_age") or 1.0))
     except LpError as e:
-        mdc.channel.close()
         ready(f"cannot mount {cfg.text}: {e.message}")
         return 1
-    mdc.on_reconnect = lambda: box[0].on_evicted() if box else None
-    mdc.on_reconnected = lambda: box[0].on_reconnected() if box else None
-
-    def ost_addresses() -> dict[int, str]:
-        return {o.index: o.address for o in mdc.statfs().osts}
-
-    data = DataPath(cfg.source.fsname, client_id, ost_addresses, rpc_timeout=cfg.timeout,
-                    on_invalidate=lambda fid: box[0].on_data_invalidate(fid) if box else None,
-                    on_store=lambda fid, off, data: box[0].on_data_store(fid, off, data) if box else None)
-    notifier = Notifier()
-    wbc = None
-    if journal is not None:
-        wbc = Wbc(mdc, journal, flush_age=float(cfg.opts.get("wbc_age") or 1.0))
-        try:
-            wbc.start()             # records left by an earlier mount reach the MDS before new work
-        except LpError as e:
-            journal.close()
-            data.close()
-            mdc.close()
-            ready(f"cannot mount {cfg.text}: replaying update records: {e.message}")
-            return 1
-    ll = Llite(mdc, data, notifier, wbc)
-    box.append(ll)
+    ll = stack.ll
     options = {f"fsname={cfg.text}", "subtype=lustrepy", "default_permissions"}
     if "allow_other" in cfg.opts:
         options.add("allow_other")
@@ -214,10 +185,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     try:
         pyfuse3.init(LustreOperations(ll), cfg.mountpoint, options)
     except Exception as e:  # pyfuse3 raises RuntimeError/OSError when the kernel refuses the mount
-        if wbc is not None:
-            wbc.close()
-        data.close()
-        mdc.close()
+        stack.close(cfg.timeout)
         ready(f"cannot mount on {cfg.mountpoint}: {e}")
         return 1
     notifier.start()
@@ -250,16 +218,8 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
             log.exception("writing back dirty data at unmount failed")
             code = 1
         pyfuse3.close(unmount=True)
-        if wbc is not None:
-            try:
-                wbc.close()
-            except LpError as e:
-                log.error("update records left unsent at unmount (kept in %s): %s", wbc.journal.path, e.message)
-                code = 1
-        ll.closer.stop(cfg.timeout)         # waits within the timeout; logs the closes it could not send
+        code = stack.close(cfg.timeout) or code
         notifier.stop()
-        data.close()
-        mdc.close()
         log.info("unmounted %s", cfg.mountpoint)
     return code
 

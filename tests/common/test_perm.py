@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lustrepy.client.llite import _times_now
+from lustrepy.client.llattr import _times_now
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import MAX_FILE_SIZE
