@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="files of the metadata workload, and of `shared` in all (default 5000)")
     ap.add_argument("--meta20k-files", type=positive_int, default=20000,
                     help="files of the meta20k workload (default 20000)")
+    ap.add_argument("--rounds", type=positive_int, default=5,
+                    help="rounds of the `rounds` workload, each `--files` files (default 5)")
     ap.add_argument("--tar-files", type=positive_int, help="files in the tarball (default: 3/5 of --files)")
     ap.add_argument("--rand-size", type=parse_size, help="file of the 4 KiB random I/O (default: --size / 4)")
     ap.add_argument("--rand-ops", type=positive_int, help="4 KiB random writes, and reads (default: 4 x --files)")
@@ -142,7 +144,7 @@ def make_params(ns: argparse.Namespace, tarball: str) -> wl.Params:
     return wl.Params(size=ns.size, writers=ns.writers,
                      rand_size=ns.rand_size or max(ns.size // 4, wl.SMALL_IO),
                      rand_ops=ns.rand_ops or 4 * ns.files, files=ns.files, meta20k_files=ns.meta20k_files,
-                     tar_files=ns.tar_files or max(ns.files * 3 // 5, 1), tarball=tarball)
+                     tar_files=ns.tar_files or max(ns.files * 3 // 5, 1), tarball=tarball, rounds=ns.rounds)
 
 
 # ---- processes and mounts -------------------------------------------------------------

@@ -60,6 +60,7 @@ class Params:
     meta20k_files: int = 20_000        # the larger metadata workload
     tar_files: int = 3_000
     tarball: str = ""                  # made once by make_tarball()
+    rounds: int = 5                    # rounds of the `rounds` workload
     seed: int = 1
 
 
@@ -303,6 +304,62 @@ def meta20k(d: str, p: Params, w: Where) -> list[Figure]:
     return _meta(d, "meta20k", p.meta20k_files)
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) this process and `pids` have used so far."""
+    t = os.times()
+    total = t.user + t.system
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def _one_round(sub: str, files: int) -> tuple[dict[str, float], int]:
+    """One round of `rounds` in `sub`: the rate of each step, and the operations done."""
+    names = [os.path.join(sub, f"f{i:07d}") for i in range(files)]
+    dirs = [os.path.join(sub, f"d{i:06d}") for i in range(max(files // 4, 1))]
+    times = {
+        "create": _timed(lambda: [os.close(os.open(n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)) for n in names]),
+        "stat": _timed(lambda: [os.stat(n) for n in names]),
+        "unlink": _timed(lambda: [os.unlink(n) for n in names]),
+        "mkdir": _timed(lambda: [os.mkdir(n) for n in dirs]),
+        "rmdir": _timed(lambda: [os.rmdir(n) for n in dirs]),
+    }
+    count = {"create": len(names), "stat": len(names), "unlink": len(names), "mkdir": len(dirs), "rmdir": len(dirs)}
+    return {k: count[k] / t for k, t in times.items()}, sum(count.values())
+
+
+def rounds(d: str, p: Params, w: Where) -> list[Figure]:
+    """`rounds` rounds of the same work, each in a directory made fresh for it: create `files`
+    empty files, stat them, unlink them, mkdir and rmdir `files`/4 directories. The rates of the
+    first and the last round, the last against the first, and the CPU per operation of this
+    process and the file system's processes in each: what stays behind after the work is done
+    must not slow the next round."""
+    pids = [pid for group in w.pids.values() for pid in group]
+    per: list[dict[str, float]] = []
+    for r in range(p.rounds):
+        sub = _fresh_dir(d, f"round{r}")
+        cpu0 = _cpu_s(pids)
+        rates, ops = _one_round(sub, p.files)
+        cpu = _cpu_s(pids) - cpu0
+        os.rmdir(sub)
+        settle(d)
+        per.append(rates | {"cpu_us_op": cpu * 1e6 / ops})
+    first, last = per[0], per[-1]
+    figs = []
+    for k in ("create", "stat", "unlink", "mkdir", "rmdir"):
+        figs += [Figure(f"{k}_first", first[k], "ops/s"), Figure(f"{k}_last", last[k], "ops/s"),
+                 Figure(f"{k}_last/first", last[k] / first[k], "x")]
+    figs += [Figure("cpu_us_op_first", first["cpu_us_op"], "us/op", higher_is_better=False),
+             Figure("cpu_us_op_last", last["cpu_us_op"], "us/op", higher_is_better=False)]
+    return figs
+
+
 # ---- two clients, one directory --------------------------------------------------------------------
 
 def _shared_client(sub: str, prefix: str, count: int, go: Any, conn: Any) -> None:
@@ -535,6 +592,7 @@ WORKLOADS: dict[str, Workload] = {
     "rand4k": rand4k,
     "meta": meta,
     "meta20k": meta20k,
+    "rounds": rounds,
     "tar": untar,
     "rmrf": rmrf,
     "shared": shared,

@@ -51,6 +51,7 @@ class Mdc:
         self.server_uuid = ""
         self.last_committed = 0
         self._xid = itertools.count(int(time.time() * 1000) << 16)
+        self._unreplied: set[int] = set()      # xids sent and not yet answered or given up (under _lock)
         self._lock = threading.Lock()
         self._reconnect_mu = threading.Lock()   # one reconnect at a time; the others use its export
         self._closing = False
@@ -91,8 +92,10 @@ class Mdc:
         cred = cred or Cred()
         with self._lock:
             x = next(self._xid) if xid is None else xid
+            self._unreplied.add(x)
+            replied = min(self._unreplied) - 1
         h = cpb.ReqHdr(client_id=self.client_id, conn_gen=self.conn_gen, xid=x, uid=cred.uid, gid=cred.gid,
-                       groups=list(cred.groups))
+                       groups=list(cred.groups), replied_xid=replied)
         if self.locks is not None:
             h.cancel_cookies.extend(self.locks.take_early_cancels())
         return h
@@ -106,7 +109,15 @@ class Mdc:
         reconnect once and send the request again on the new connection.
         """
         hdr = self.hdr(cred)
-        req = req_cls(hdr=hdr, **fields)
+        try:
+            return self._exchange(method, req_cls(hdr=hdr, **fields), timeout, on_reply, check, resend)
+        finally:
+            with self._lock:
+                self._unreplied.discard(hdr.xid)    # answered or given up: never sent again
+
+    def _exchange(self, method, req, timeout: float | None, on_reply: Callable[[Any], None] | None,
+                  check: bool, resend: bool) -> Any:
+        hdr = req.hdr
         deadline = time.monotonic() + self.resend_for
         reconnected = False
         while True:

@@ -58,10 +58,6 @@ class Layout:
         if self.objects and len(self.objects) != self.stripe_count:
             raise LpError(errno.EINVAL, "layout objects do not match stripe_count")
 
-    @property
-    def has_objects(self) -> bool:
-        return bool(self.objects)
-
 
 def stripe_of(layout: Layout, off: int) -> tuple[int, int]:
     """File offset -> (stripe index, object offset)."""

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     tgt = argparse.ArgumentParser(add_help=False)
     tgt.add_argument("--mgs", metavar="HOST:PORT",
                      help=f"the MDS to ask (default: ${target.ENV_MGS}, --root, PATH's mount, "
-                          f"or the running cluster in ${target.ENV_ROOT} or {target.DEFAULT_ROOT})")
+                          f"or the running cluster in ${target.ENV_ROOT}, unset: {target.DEFAULT_ROOT})")
     tgt.add_argument("--root", metavar="DIR", help="ask the MDS of the local cluster recorded in DIR")
 
     p = argparse.ArgumentParser(prog=PROG, description="Administer a lustrepy file system.")

@@ -3,8 +3,9 @@
 In order: `--mgs HOST:PORT`, then $LUSTREPY_MGS, then `--root DIR`
 (DIR/cluster.json), then a PATH argument on a lustrepy mount (the source
 HOST:PORT:/FSNAME of its fuse.lustrepy entry in /proc/self/mountinfo), then
-the single running cluster recorded in $LUSTREPY_ROOT or /tmp/lustrepy.
-Resolution reads files only: it never contacts a server and never touches
+the running cluster recorded in $LUSTREPY_ROOT, or in /tmp/lustrepy when
+$LUSTREPY_ROOT is unset (a set $LUSTREPY_ROOT names the only root looked at, as
+it is the default `--root` of `lfsctl cluster`). Resolution reads files only: it never contacts a server and never touches
 the PATH itself (a hung mount cannot hang it).
 """
 
@@ -82,17 +83,14 @@ def from_path(path: str, entries: list[mounts.MountEntry]) -> Target:
     return Target(address=src.address, how=f"the mount {m.point}", fsname=src.fsname, mount=m.point)
 
 
-def running_cluster_roots(env: Mapping[str, str]) -> list[str]:
-    """Roots among $LUSTREPY_ROOT and /tmp/lustrepy whose recorded MDS is still running."""
-    roots = []
-    for root in dict.fromkeys([env.get(ENV_ROOT) or "", DEFAULT_ROOT]):
-        if not root:
-            continue
-        rec = clusterfile.load(root)
-        if rec and rec.state != clusterfile.STATE_STOPPED and procs.is_ours(rec.mds.pid, rec.mds.argv,
-                                                                            rec.mds.starttime):
-            roots.append(root)
-    return roots
+def running_cluster_root(env: Mapping[str, str]) -> str | None:
+    """The default root ($LUSTREPY_ROOT, else /tmp/lustrepy) if its recorded MDS is still running."""
+    root = default_root(env)
+    rec = clusterfile.load(root)
+    if rec and rec.state != clusterfile.STATE_STOPPED and procs.is_ours(rec.mds.pid, rec.mds.argv,
+                                                                        rec.mds.starttime):
+        return root
+    return None
 
 
 def resolve(mgs: str | None = None, root: str | None = None, path: str | None = None,
@@ -110,11 +108,9 @@ def resolve(mgs: str | None = None, root: str | None = None, path: str | None = 
         return from_cluster(root, f"--root {root}", entries)
     if path:
         return from_path(path, entries)
-    roots = running_cluster_roots(env)
-    if len(roots) == 1:
-        return from_cluster(roots[0], f"the cluster at {roots[0]}", entries)
-    if len(roots) > 1:
-        raise QuietError(f"clusters are running at {' and '.join(roots)}: choose one with --root DIR")
+    running = running_cluster_root(env)
+    if running is not None:
+        return from_cluster(running, f"the cluster at {running}", entries)
     raise QuietError(f"no MDS given and no running cluster at {default_root(env)}: "
                      f"use --mgs HOST:PORT, ${ENV_MGS}, --root DIR or a PATH on a lustrepy mount")
 

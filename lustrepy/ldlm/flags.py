@@ -11,9 +11,3 @@ GLIMPSE = 0x2           # if another owner's PW/EX lock conflicts, answer with a
 NO_EXPANSION = 0x4      # grant exactly the requested extent, never grow it
 
 ALL = BLOCK_NOWAIT | GLIMPSE | NO_EXPANSION
-
-
-def flags_str(flags: int) -> str:
-    names = [n for n, v in (("BLOCK_NOWAIT", BLOCK_NOWAIT), ("GLIMPSE", GLIMPSE),
-                            ("NO_EXPANSION", NO_EXPANSION)) if flags & v]
-    return "|".join(names) if names else "0"

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 _SELECT = f"SELECT id, {ATTR_COLUMNS} FROM inodes"
 _BY_FID = _SELECT + " WHERE seq = ? AND oid = ? AND ver = ?"
-_BY_ID = _SELECT + " WHERE id = ?"
 _CHILD = (f"SELECT d.id, i.id, {', '.join('i.' + c.strip() for c in ATTR_COLUMNS.split(','))} "
           "FROM dentries d JOIN inodes i ON i.id = d.child WHERE d.parent = ? AND d.name = ?")
 _RETURNING = f" RETURNING id, {ATTR_COLUMNS}"
@@ -73,12 +72,6 @@ class TxBase:
         if r is None:
             raise StaleFid(f"inode {fid}")
         return r[0], row_attr(r)
-
-    def _node_by_id(self, iid: int) -> Attr:
-        r = self.conn.execute(_BY_ID, (iid,)).fetchone()
-        if r is None:                       # a dangling reference: the database is damaged
-            raise LpError(errno.EIO, f"inode row {iid} missing")
-        return row_attr(r)
 
     def _child(self, parent_id: int, name: bytes) -> tuple[int, int, Attr] | None:
         """(dentry id, child inode id, child attr) of `name` in directory `parent_id`."""

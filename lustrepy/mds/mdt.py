@@ -24,6 +24,7 @@ from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.recovery import Committer
+from lustrepy.mds.replies import ReplyKeeper
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager
 
@@ -60,7 +61,7 @@ class Mdt:
         for o in self.store.read().ost_list():
             self.registry.known(o.index, o.uuid, o.address)
         self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout,
-                                on_evict=self.close_client)
+                                on_evict=self._evicted)
         self.locks = MdsLocks(self.lockd)
         self.wbc = WbcManager(self.lockd, cfg.contention)
         self.lockd.on_blocking = self.wbc.on_blocking
@@ -68,6 +69,8 @@ class Mdt:
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
                        low_water=cfg.precreate_low, batch=cfg.precreate_batch)
         self.committer = Committer(self.store, interval=cfg.commit_interval)
+        self.replies = ReplyKeeper(self.store, grace=cfg.recovery_window,
+                                   connected=lambda: [e.client_id for e in self.lockd.exports()])
         self.counters: Counter[str] = Counter()
         self._inflight: dict[tuple[str, int], threading.Event] = {}
         self._inflight_lock = threading.Lock()
@@ -81,6 +84,7 @@ class Mdt:
     def start(self) -> None:
         self.lockd.start()
         self.committer.start()
+        self.replies.start()
         self.osp.start()
         self._sweeper.start()
 
@@ -100,6 +104,10 @@ class Mdt:
             if recovering and time.monotonic() - self.started > self.cfg.recovery_window:
                 recovering = False
                 self._end_recovery()
+            try:
+                self.replies.prune()
+            except Exception:  # the sweeper must go on: the rows go at a later tick
+                log.exception("pruning saved replies failed")
 
     def _end_recovery(self) -> None:
         """Opens of clients that did not come back after a restart are closed (their orphans go)."""
@@ -115,6 +123,17 @@ class Mdt:
         destroyed, _ = self.store.write(lambda tx: tx.close_client(client_id))
         if destroyed:
             self.osp.wake()
+
+    def _evicted(self, client_id: str) -> None:
+        self.close_client(client_id)
+        self.replies.evicted(client_id)
+
+    def disconnected(self, client_id: str) -> None:
+        """A client disconnected cleanly: it sends nothing more (no resend, no batch)."""
+        self.close_client(client_id)
+        self.replies.left(client_id)
+        with self._inflight_lock:
+            self._serial.pop(client_id, None)
 
     # ---- OSTs -----------------------------------------------------------------------
 

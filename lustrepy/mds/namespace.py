@@ -452,7 +452,7 @@ class Tx(TxBase):
             out.extend(self.close(h, size_lost=True))
         return tuple(out)
 
-    # ---- sequences, pools, destroys, OSTs, replies -----------------------------------------
+    # ---- sequences, pools, destroys, OSTs --------------------------------------------------
 
     def alloc_seq(self, client_id: str = "") -> int:
         """A fresh FID sequence of SEQ_WIDTH oids, never handed out again, owned by `client_id`.
@@ -478,8 +478,3 @@ class Tx(TxBase):
     def ost_register(self, index: int, uuid: str, address: str) -> None:
         self._w()
         _res.ost_register(self, index, uuid, address)
-
-    def drop_replies(self, client_id: str) -> int:
-        """Forget a client's saved replies (it disconnected cleanly)."""
-        self._w()
-        return self.conn.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount

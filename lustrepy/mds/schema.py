@@ -147,8 +147,10 @@ CREATE TABLE osts (
 );
 
 -- replies: saved replies for reply reconstruction. (client_id, xid) -> the transno and the encoded reply
---   of the change it answered, written by the transaction that made the change (a row exists iff the
---   change committed). transno <= meta.last_transno.
+--   of the change it answered, written by the transaction that made the change (a row of a request not
+--   yet forgotten exists iff the change committed). transno <= meta.last_transno. A row goes once its
+--   client says it has the reply (replied_xid) and last_committed covers it, when its client disconnects,
+--   or when its client stays away for the recovery window (replies.py): bounded by the clients.
 CREATE TABLE replies (
     client_id   TEXT NOT NULL,
     xid         INTEGER NOT NULL,

@@ -60,6 +60,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         try:
             if not (anonymous_ok and not hdr.client_id):
                 mdt.lockd.check(hdr.client_id, hdr.conn_gen)
+                mdt.replies.replied(hdr.client_id, hdr.replied_xid)
             if hdr.cancel_cookies:
                 mdt.lockd.cancel(hdr.client_id, list(hdr.cancel_cookies))
             cred = cred_from_hdr(hdr)
@@ -117,7 +118,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
     def Disconnect(self, request: cpb.DisconnectRequest, context) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
             cid = request.hdr.client_id
-            self.mdt.close_client(cid)
+            self.mdt.disconnected(cid)
             self.mdt.lockd.disconnect(cid)
             log.info("client %s disconnected", cid)
             return cpb.SimpleReply(hdr=rep_ok())
@@ -279,6 +280,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                              if isinstance(v, (int, float))})
             counters["commits"] = mdt.committer.syncs
             counters.update(mdt.wbc.statistics())
+            counters.update(mdt.replies.statistics())
             return mpb.MdsInfoReply(
                 hdr=rep_ok(), uuid=mdt.uuid, fsname=mdt.fsname, address=mdt.address,
                 uptime_s=time.monotonic() - mdt.started, version=__version__,

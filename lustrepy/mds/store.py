@@ -279,19 +279,31 @@ class Store:
                                      (client_id, xid)).fetchone()
         return (r[0], bytes(r[1])) if r else None
 
-    def prune_replies(self, keep_per_client: int = 1024) -> int:
-        """Keep only each client's newest `keep_per_client` saved replies (by xid). Uses
-        no transno: it changes nothing a client can see."""
+    def prune_replies(self, client_id: str, replied_xid: int) -> tuple[int, int]:
+        """Forget the saved replies of `client_id` with xid <= `replied_xid` (it has them, so it
+        never sends those requests again) that last_committed covers. Returns the rows
+        forgotten and those kept for now because their transaction is not durable yet.
+        Uses no transno: it changes nothing a client can see."""
+        with self._wlock:
+            if self._closed:
+                return 0, 0
+            c = self._w
+            n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
+                          (client_id, replied_xid, self._last_committed)).rowcount
+            left = c.execute("SELECT count(*) FROM replies WHERE client_id = ? AND xid <= ?",
+                             (client_id, replied_xid)).fetchone()[0]
+        return n, left
+
+    def drop_replies(self, client_id: str) -> int:
+        """Forget every saved reply of `client_id` (it will resend nothing). No transno."""
         with self._wlock:
             if self._closed:
                 return 0
-            n = self._w.execute(
-                "DELETE FROM replies WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
-                "(PARTITION BY client_id ORDER BY xid DESC) AS rn FROM replies) WHERE rn > ?)",
-                (max(keep_per_client, 0),)).rowcount
-        if n:
-            log.debug("pruned %d saved replies", n)
-        return n
+            return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
+
+    def reply_clients(self) -> list[str]:
+        """The clients that have saved replies."""
+        return [r[0] for r in self.read().conn.execute("SELECT DISTINCT client_id FROM replies")]
 
     # ---- transnos and durability -------------------------------------------------------------
 

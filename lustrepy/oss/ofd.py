@@ -43,8 +43,6 @@ MAX_PRECREATE = 20_000            # objects per Precreate call (larger asks are 
 DEFAULT_READ_CHUNK = 1024 * 1024
 MIN_READ_CHUNK = 4096
 MAX_READ_CHUNK = 16 * 1024 * 1024
-DEFAULT_LIST_MAX = 1000
-MAX_LIST_MAX = 100_000
 _ALLOC_UNIT = 4096                # space reservations are counted in whole blocks of this size
 _OBJ_LOCKS = 64
 
@@ -58,13 +56,6 @@ class ReadPiece:
     offset: int
     data: bytes
     eof: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectList:
-    ids: tuple[int, ...]
-    eof: bool
-    last_id: int
 
 
 def lvb_of(st: ObjStat) -> Lvb:
@@ -169,14 +160,6 @@ class Ofd:
             log.warning("precreate stopped after %d of %d objects: %s", made, count, failure)
         log.debug("precreated objects %d..%d", first, last)
         return first, last
-
-    def list_objects(self, after: int, max_ids: int) -> ObjectList:
-        """Ids of existing objects greater than `after`, in order, at most `max_ids` (0 = default)."""
-        n = DEFAULT_LIST_MAX if max_ids <= 0 else min(max_ids, MAX_LIST_MAX)
-        with self._meta_lock:
-            i = bisect.bisect_right(self._ids, after)
-            page = tuple(self._ids[i:i + n])
-            return ObjectList(page, i + len(page) >= len(self._ids), self._last_id)
 
     # -- bulk data ------------------------------------------------------------
 

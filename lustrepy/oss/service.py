@@ -76,7 +76,7 @@ def _answers(reply_cls: Callable[..., R]) -> Callable[[Callable[..., R]], Callab
 
 
 def _op_name(method: str) -> str:
-    """ListObjects -> list_objects: the op names statistics use."""
+    """WriteMany -> write_many: the op names statistics use."""
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in method).lstrip("_")
 
 
@@ -273,12 +273,6 @@ class OssService(oss_pb2_grpc.OssServicer):
         self._check(request.hdr)
         self.ofd.sync(request.object_id)
         return cpb.SimpleReply(hdr=rep_ok())
-
-    @_answers(opb.ListObjectsReply)
-    def ListObjects(self, request: opb.ListObjectsRequest, context: grpc.ServicerContext) -> opb.ListObjectsReply:
-        self._check(request.hdr)
-        page = self.ofd.list_objects(request.after, request.max)
-        return opb.ListObjectsReply(hdr=rep_ok(), object_ids=page.ids, eof=page.eof, last_id=page.last_id)
 
     # -- tunables (lfsctl get-param / set-param) ---------------------------------
 

@@ -38,8 +38,10 @@ def fs(tmp_path_factory):
 
 
 def _active_osts(path: Path) -> int:
-    out = subprocess.run([str(BIN / "lfsctl"), "df", "--json", str(path)], capture_output=True, text=True)
-    return json.loads(out.stdout)["osts_active"] if out.returncode == 0 else 0
+    out = subprocess.run([str(BIN / "lfsctl"), "df", "--json", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr          # a failing df is a failure, not "no OST active yet"
+    return json.loads(out.stdout)["osts_active"]
 
 
 def sh(cmd: str, cwd: Path) -> str:
@@ -195,9 +197,10 @@ def test_striping_over_four_osts(fs):
     assert lov["stripe_count"] == 4 and len({o[0] for o in lov["objects"]}) == 4
     subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=False)
     assert (d / "f").read_bytes() == data
-    out = subprocess.run([str(BIN / "lfsctl"), "getstripe", str(d / "f")], capture_output=True, text=True)
-    if out.returncode == 0:
-        assert "lmm_stripe_count:  4" in out.stdout
+    out = subprocess.run([str(BIN / "lfsctl"), "getstripe", str(d / "f")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "lmm_stripe_count:  4" in out.stdout
 
 
 def test_statfs_reports_cluster_totals(fs):

@@ -264,13 +264,14 @@ def test_two_clients_in_one_directory_switch_to_server_side_and_back(cluster, mo
     ts = [threading.Thread(target=creator, args=(a, "a")), threading.Thread(target=creator, args=(b, "b"))]
     for t in ts:
         t.start()
-    time.sleep(2.0)
-    st = _state(a / "shared")
-    stop.set()
-    for t in ts:
-        t.join(120)
+    try:
+        wait_for(lambda: errors or _state(a / "shared")["mode"] == "contended", timeout=30,
+                 what="the directory to become contended while both create")
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(120)
     assert not errors, errors
-    assert st["mode"] == "contended", st
     want = sorted(made["a"] + made["b"])
     assert len(want) == len(set(want))
     assert sorted(os.listdir(a / "shared")) == want
@@ -330,10 +331,12 @@ def test_mds_restart_during_flushes_applies_each_record_once(cluster, mounts, tm
 
     t = threading.Thread(target=creator)
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: len(made) >= 200 or not t.is_alive(), what="records made")
     cluster.mds.stop(signal.SIGKILL)        # records in flight, some not committed
     cluster.mds = cluster.mds_proc().start()
-    time.sleep(0.5)
+    before = len(made)
+    wait_for(lambda: len(made) >= before + 100 or not t.is_alive(), timeout=60,
+             what="creates going on after the restart")
     stop.set()
     t.join(60)
     assert not errors, errors

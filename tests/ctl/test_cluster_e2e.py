@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from lustrepy.ctl import clusterfile, procs
+from tests.support.servers import lfsck
 
 LFSCTL = [sys.executable, "-m", "lustrepy.ctl.main"]
 HEARTBEAT_S = 0.5
@@ -64,6 +65,7 @@ class Tracker:
         if clusterfile.load(self.root) is not None:
             lfsctl("cluster", "down", "--root", str(self.root))
         procs.stop([(pid, argv, st) for pid, (argv, st) in self.seen.items()], grace_s=5)
+        lfsck(self.root / "mdt")
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,20 @@ def test_running_cluster_in_lustrepy_root(tmp_path: Path, mountinfo: str, sleepe
     assert t.mount == "/mnt/lp"
 
 
+def test_lustrepy_root_is_the_only_root_looked_at(tmp_path: Path, mountinfo: str, sleeper: procs.Started,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # a cluster running at the default root (a developer's scripts/up) is not seen once $LUSTREPY_ROOT is set
+    monkeypatch.setattr(target, "DEFAULT_ROOT", str(tmp_path / "default"))
+    record(tmp_path / "default", pid=sleeper.pid, argv=sleeper.argv)
+    record(tmp_path / "mine", pid=sleeper.pid, argv=sleeper.argv)
+    t = target.resolve(env={"LUSTREPY_ROOT": str(tmp_path / "mine")}, mountinfo=mountinfo)
+    assert str(tmp_path / "mine") in t.how
+    with pytest.raises(QuietError, match="no MDS given"):
+        target.resolve(env={"LUSTREPY_ROOT": str(tmp_path / "empty")}, mountinfo=mountinfo)
+    # unset, the default root is the one
+    assert str(tmp_path / "default") in target.resolve(env={}, mountinfo=mountinfo).how
+
+
 def test_stopped_or_stale_cluster_is_not_used(tmp_path: Path, mountinfo: str) -> None:
     record(tmp_path / "stopped")
     # a recorded pid that now runs something else (here: this test process) does not count

@@ -52,10 +52,9 @@ def test_destroy_queue_and_reply_records_survive_mds_restart(tmp_path):
         c.osts[0].stop()                               # the OSS is down: the destroy must wait
         m.unlink(d, b"f")
         m.sync()
-        m.close()
-        c.mds.stop()
+        c.mds.stop()                                   # gone while the client is connected
         c.mds = c.mds_proc().start()                   # same port, same database
-        m = _ready(c, 0, client_id=m.client_id)        # the same client reconnects ...
+        wait_for(lambda: _try_connect(m), what="MDS connect")   # the same client reconnects ...
         req.hdr.conn_gen = m.conn_gen                  # ... and resends on its new connection
         again = call(m.stub.Reint, req)                # answered from the reply record, not run again
         assert again.hdr.errno == 0 and again.attr.fid == first.attr.fid

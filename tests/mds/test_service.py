@@ -256,8 +256,13 @@ def test_unlinked_files_objects_are_destroyed(mdc, cluster):
     objs = layout_from_pb(rep.layout).objects
     assert all(_object_exists(cluster, o.ost_index, o.object_id) for o in objs)
     mdc.unlink(d, b"f")                                # still open: the data must stay
-    import time
-    time.sleep(1.5)
+    # a closed file unlinked after it goes: the destroys have run past the open one
+    rep_g = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"g", open_flags=os.O_CREAT | os.O_RDWR,
+                       layout=Layout(stripe_count=2))
+    mdc.close_handle(rep_g.open_handle)
+    mdc.unlink(d, b"g")
+    wait_for(lambda: not any(_object_exists(cluster, o.ost_index, o.object_id)
+                             for o in layout_from_pb(rep_g.layout).objects), what="the closed file's objects destroyed")
     assert all(_object_exists(cluster, o.ost_index, o.object_id) for o in objs)
     mdc.close_handle(rep.open_handle)                  # last close of an orphan
     wait_for(lambda: not any(_object_exists(cluster, o.ost_index, o.object_id) for o in objs),

@@ -99,9 +99,6 @@ class OssClient:
     def sync(self, oid: int) -> cpb.SimpleReply:
         return call(self.stub.Sync, opb.ObjRequest(hdr=self.hdr(), object_id=oid), TIMEOUT)
 
-    def list_objects(self, after: int, max_ids: int = 0) -> opb.ListObjectsReply:
-        return call(self.stub.ListObjects, opb.ListObjectsRequest(hdr=self.hdr(), after=after, max=max_ids), TIMEOUT)
-
     def disconnect(self) -> cpb.SimpleReply:
         return call(self.stub.Disconnect, cpb.DisconnectRequest(hdr=self.hdr()), TIMEOUT)
 

@@ -26,6 +26,7 @@ from lustrepy.rpc.channel import bind, make_server
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc
+from tests.support.servers import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -98,14 +99,6 @@ def stderr_of(p: subprocess.Popen) -> str:
     return p.errfile.read()  # type: ignore[attr-defined]
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,7 +124,7 @@ def test_serves_announces_with_statfs_and_stops_on_sigterm(tmp_path, spawn, mds_
         assert client.statfs().uuid == "testfs-OST0002_UUID"
     finally:
         client.close()
-    time.sleep(0.6)                                # several failed heartbeats
+    wait_for(lambda: "unreachable" in stderr_of(p), what="a failed heartbeat")
     peer, _ = mds_peer(port=mds_port)
     wait_for(lambda: len(peer.announces()) >= 3, what="three heartbeats")
     beats = peer.announces()

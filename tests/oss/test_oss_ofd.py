@@ -79,22 +79,6 @@ def test_objects_beyond_last_id_are_adopted_at_start(tmp_path):
     assert again.precreate(1) == (4, 4)
 
 
-def test_list_objects_pages_in_order(tmp_path):
-    ofd = make_ofd(str(tmp_path))
-    ofd.precreate(300)
-    ofd.destroy([2, 4])
-    page = ofd.list_objects(0, 3)
-    assert page.ids == (1, 3, 5) and not page.eof and page.last_id == 300
-    ids, after = [], 0
-    while True:
-        page = ofd.list_objects(after, 100)
-        ids.extend(page.ids)
-        if page.eof:
-            break
-        after = page.ids[-1]
-    assert ids == [1, 3] + list(range(5, 301))
-
-
 def test_write_read_holes_and_eof(tmp_path):
     ofd = make_ofd(str(tmp_path))
     ofd.precreate(1)

@@ -139,23 +139,6 @@ def test_punch_destroy_sync(ost):
     rep = c.destroy([1, 2, 3, 12345])
     assert err(rep.hdr) == 0 and rep.destroyed == 1
     assert err(c.getattr(1).hdr) == errno.ENOENT
-    lst = c.list_objects(0)
-    assert list(lst.object_ids) == [] and lst.eof and lst.last_id == 3
-
-
-def test_list_objects_paged(ost):
-    c = ost.client
-    c.precreate(25)
-    c.destroy([5, 6])
-    seen, after = [], 0
-    while True:
-        page = c.list_objects(after, 10)
-        assert err(page.hdr) == 0 and page.last_id == 25
-        seen += list(page.object_ids)
-        if page.eof:
-            break
-        after = page.object_ids[-1]
-    assert seen == [i for i in range(1, 26) if i not in (5, 6)]
 
 
 def test_statfs(ost):

@@ -1,5 +1,7 @@
 """Real server processes for tests: start lustrepy-mds / lustrepy-oss, wait until
-they serve (port file), and always stop what was started, by pid."""
+they serve (port file), and always stop what was started, by pid. Stopping a
+cluster ends with the MDT's consistency check (lfsck), which must come out
+clean unless the test damaged the MDT on purpose and says so."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lustrepy.mds.lfsck import check_invariants
+from lustrepy.mds.store import DB_NAME
 
 BIN = Path(sys.executable).parent
 
@@ -59,6 +64,7 @@ class Cluster:
     fsname: str = "testfs"
     mds: Proc | None = None
     osts: list[Proc] = field(default_factory=list)
+    damaged_on_purpose: bool = False    # set by a test that breaks the MDT's invariants: stop() skips lfsck
 
     def mds_proc(self, *extra: str) -> Proc:
         d = self.root / "mdt"
@@ -82,9 +88,20 @@ class Cluster:
         return self
 
     def stop(self) -> None:
+        """Stop every server, then check the MDT (AssertionError naming each problem)."""
         for p in [*self.osts, self.mds]:
             if p is not None:
                 p.stop()
+        if not self.damaged_on_purpose:
+            lfsck(self.root / "mdt")
+
+
+def lfsck(mdt: Path) -> None:
+    """The MDT's consistency check (lustrepy.mds.lfsck) on a stopped or running MDT directory;
+    nothing to check where no MDT was ever formatted."""
+    if (mdt / DB_NAME).exists():
+        problems = check_invariants(mdt)
+        assert problems == [], f"lfsck of {mdt}: " + "; ".join(problems)
 
 
 def wait_for(pred, timeout: float = 15.0, interval: float = 0.1, what: str = "condition"):

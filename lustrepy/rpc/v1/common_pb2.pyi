@@ -52,7 +52,7 @@ class Fid(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., oid: _Optional[int] = ..., ver: _Optional[int] = ...) -> None: ...
 
 class ReqHdr(_message.Message):
-    __slots__ = ("client_id", "conn_gen", "xid", "uid", "gid", "groups", "cancel_cookies")
+    __slots__ = ("client_id", "conn_gen", "xid", "uid", "gid", "groups", "cancel_cookies", "replied_xid")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONN_GEN_FIELD_NUMBER: _ClassVar[int]
     XID_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class ReqHdr(_message.Message):
     GID_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     CANCEL_COOKIES_FIELD_NUMBER: _ClassVar[int]
+    REPLIED_XID_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     conn_gen: int
     xid: int
@@ -67,7 +68,8 @@ class ReqHdr(_message.Message):
     gid: int
     groups: _containers.RepeatedScalarFieldContainer[int]
     cancel_cookies: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., xid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., cancel_cookies: _Optional[_Iterable[int]] = ...) -> None: ...
+    replied_xid: int
+    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., xid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., cancel_cookies: _Optional[_Iterable[int]] = ..., replied_xid: _Optional[int] = ...) -> None: ...
 
 class RepHdr(_message.Message):
     __slots__ = ("errno", "message", "transno", "last_committed")

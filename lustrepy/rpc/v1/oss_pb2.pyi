@@ -143,28 +143,6 @@ class OssStatfsReply(_message.Message):
     objects: int
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., objects: _Optional[int] = ...) -> None: ...
 
-class ListObjectsRequest(_message.Message):
-    __slots__ = ("hdr", "after", "max")
-    HDR_FIELD_NUMBER: _ClassVar[int]
-    AFTER_FIELD_NUMBER: _ClassVar[int]
-    MAX_FIELD_NUMBER: _ClassVar[int]
-    hdr: _common_pb2.ReqHdr
-    after: int
-    max: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., after: _Optional[int] = ..., max: _Optional[int] = ...) -> None: ...
-
-class ListObjectsReply(_message.Message):
-    __slots__ = ("hdr", "object_ids", "eof", "last_id")
-    HDR_FIELD_NUMBER: _ClassVar[int]
-    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
-    EOF_FIELD_NUMBER: _ClassVar[int]
-    LAST_ID_FIELD_NUMBER: _ClassVar[int]
-    hdr: _common_pb2.RepHdr
-    object_ids: _containers.RepeatedScalarFieldContainer[int]
-    eof: bool
-    last_id: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., object_ids: _Optional[_Iterable[int]] = ..., eof: _Optional[bool] = ..., last_id: _Optional[int] = ...) -> None: ...
-
 class WriteManyRequest(_message.Message):
     __slots__ = ("hdr", "chunks")
     HDR_FIELD_NUMBER: _ClassVar[int]

@@ -92,11 +92,6 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.FromString,
                 _registered_method=True)
-        self.ListObjects = channel.unary_unary(
-                '/lustrepy.rpc.v1.Oss/ListObjects',
-                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsRequest.SerializeToString,
-                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsReply.FromString,
-                _registered_method=True)
         self.GetParam = channel.unary_unary(
                 '/lustrepy.rpc.v1.Oss/GetParam',
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ParamGetRequest.SerializeToString,
@@ -184,12 +179,6 @@ class OssServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListObjects(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def GetParam(self, request, context):
         """Tunables (lfsctl get-param / set-param), served without a client connection.
         """
@@ -267,11 +256,6 @@ def add_OssServicer_to_server(servicer, server):
                     servicer.Sync,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.SerializeToString,
-            ),
-            'ListObjects': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListObjects,
-                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsRequest.FromString,
-                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsReply.SerializeToString,
             ),
             'GetParam': grpc.unary_unary_rpc_method_handler(
                     servicer.GetParam,
@@ -586,33 +570,6 @@ class Oss:
             '/lustrepy.rpc.v1.Oss/Sync',
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListObjects(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/lustrepy.rpc.v1.Oss/ListObjects',
-            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsRequest.SerializeToString,
-            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ListObjectsReply.FromString,
             options,
             channel_credentials,
             insecure,
