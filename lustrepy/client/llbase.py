@@ -280,12 +280,24 @@ class LliteBase:
                     node.pinned.add(lock)
         return node
 
+    def _layout_of(self, node: Inode) -> Layout | None:
+        """The file's objects (None: it has none yet), in a worker thread: the layout cached
+        under its LAYOUT lock, else the MDS's. A lock called back between a reply and a use of
+        its layout clears the cached one: a file with objects never counts as one without."""
+        lo = node.layout
+        if lo is not None or self._made_here(node):     # made here: no layout is no objects
+            return lo
+        rep = self.mdc.intent(IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
+        self._learn(rep)
+        return layout_from_pb(rep.layout) if rep.has_layout else None
+
     def _glimpse(self, node: Inode) -> int:
         if node.data is not None:
             return node.data.size()
-        if node.layout is None or not node.layout.objects:
+        layout = self._layout_of(node)
+        if layout is None or not layout.objects:
             return 0
-        fd = self.data.open(node.fid, node.layout)
+        fd = self.data.open(node.fid, layout)
         try:
             return fd.size()
         finally:
@@ -413,8 +425,11 @@ class LliteBase:
             node.opens += 1
         return fh, h
 
-    def _open_data(self, node: Inode) -> Any:
-        fd = self.data.open(node.fid, node.layout or Layout(objects=()))
+    def _open_data(self, node: Inode, layout: Layout | None) -> Any:
+        """The data state of `node` over `layout` (None: no objects yet), the layout of the
+        reply that opened it: never read back from the inode, whose cached layout a lock
+        callback may clear meanwhile (the handle would see a file without objects: empty)."""
+        fd = self.data.open(node.fid, layout or Layout(objects=()))
         with self.table.mu:
             node.data = fd
         return fd

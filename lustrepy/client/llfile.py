@@ -25,7 +25,9 @@ from lustrepy.client.replies import Caller, Entry, Opened
 from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.names import check_name
+from lustrepy.common.layout import Layout
 from lustrepy.common.records import SA
+from lustrepy.rpc.convert import layout_from_pb
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,9 @@ class FileOps(NameOps):
         elif made.fresh:
             with self.table.mu:
                 node.size_local = True      # empty, and no one else has opened it yet
-            h.data = self._open_data(node)  # a new inode: its data state is new, nothing to wait for
+            h.data = self._open_data(node, made.layout)     # new: its data state is new, nothing to wait for
         else:                               # it existed (made elsewhere meanwhile): opened as it is
-            await self._open_existing_data(fh, h)
+            await self._open_existing_data(fh, h, made.layout)
         return Opened(fh), await self._entry_of(node)
 
     async def open(self, ino: int, flags: int, caller: Caller) -> Opened:
@@ -74,10 +76,10 @@ class FileOps(NameOps):
                                  open_flags=flags, ibits=LOOKUP_BITS)
         node = self._learn(rep)
         fh, h = self._new_handle(node, rep.open_handle, flags, caller)
-        keep = await self._open_existing_data(fh, h)
+        keep = await self._open_existing_data(fh, h, layout_from_pb(rep.layout) if rep.has_layout else None)
         return Opened(fh, keep)
 
-    async def _open_existing_data(self, fh: int, h: Handle) -> bool:
+    async def _open_existing_data(self, fh: int, h: Handle, layout: Layout | None) -> bool:
         """The data state of an existing inode the MDS opened for `h`; True when the kernel may
         keep the pages it has. With O_TRUNC the MDS has set the size to 0 in the open; the
         objects are cut here under PW extent locks, which calls back every other client's
@@ -85,7 +87,7 @@ class FileOps(NameOps):
         node = h.node
         if not stat.S_ISREG(node.attr.mode if node.attr else 0):
             return False
-        h.data = await self.io.run(self._open_data, node)
+        h.data = await self.io.run(self._open_data, node, layout)
         if not h.flags & os.O_TRUNC:
             return h.data.cached_lock()
         try:
@@ -129,9 +131,10 @@ class FileOps(NameOps):
             kept = self.wbcdata.read(h.node, off, size) if self.wbcdata is not None else None
             if kept is not None:
                 return kept
-            if h.node.layout is None or not h.node.layout.objects:
+            layout = await self.io.run(self._layout_of, h.node)
+            if layout is None or not layout.objects:
                 return b""                          # no objects: nothing written yet
-            h.data = await self.io.run(self._open_data, h.node)     # its kept bytes went to its objects
+            h.data = await self.io.run(self._open_data, h.node, layout)     # its kept bytes went to its objects
         return await self.io.run(h.data.read, off, size)
 
     def _keeps_data(self, h: Handle) -> bool:
@@ -153,7 +156,7 @@ class FileOps(NameOps):
         if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
             await self.meta.run(self._mds_open, h)
         old = h.data
-        h.data = await self.io.run(self._open_data, node)
+        h.data = await self.io.run(self._open_data, node, layout_from_pb(rep.layout) if rep.has_layout else None)
         if h.lazy:                  # made under a grant: nobody else holds locks on its objects
             await self.io.run(h.data.lock_whole)
         size = node.attr.size if node.attr is not None else 0
@@ -305,9 +308,12 @@ class FileOps(NameOps):
             log.info("%s: setgid bit not cleared on write: %s", h.node.fid, e.message)
 
     def _truncate(self, node: Inode, size: int) -> None:
-        if node.layout is None or not node.layout.objects:
-            return
-        fd = node.data if node.data is not None else self.data.open(node.fid, node.layout)
+        fd = node.data
+        layout = fd.layout if fd is not None else self._layout_of(node)
+        if layout is None or not layout.objects:
+            return                  # no objects yet: they take the MDS's size when made (_ensure_layout)
+        if fd is None:
+            fd = self.data.open(node.fid, layout)
         try:
             fd.truncate(size)
         finally:

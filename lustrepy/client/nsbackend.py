@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lustrepy.client.inodes import UPDATE, XATTR, Inode
 from lustrepy.client.wbc import Grant
-from lustrepy.common.layout import LOV_XATTR
+from lustrepy.common.layout import LOV_XATTR, Layout
 from lustrepy.common.records import Cred
+from lustrepy.rpc.convert import layout_from_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class Created:
     """A regular file made (or found, without O_EXCL) by an open with O_CREAT."""
 
     node: Inode
+    layout: Layout | None   # the objects the reply named (None: none yet)
     mds_handle: int     # 0: made here under a grant, not open at the MDS
     fresh: bool         # new and empty: no one else has opened it
     local: bool         # made here under a grant
@@ -103,7 +105,8 @@ class RemoteNamespace:
         ll._parent_from(rep)
         ll.table.entry_added(parent.ino, name)
         node = ll._learn(rep, name=(parent.ino, name), lookup=True)
-        return Created(node, rep.open_handle, bool(rep.disposition & mpb.DISP_OPEN_CREATE), False)
+        layout = layout_from_pb(rep.layout) if rep.has_layout else None
+        return Created(node, layout, rep.open_handle, bool(rep.disposition & mpb.DISP_OPEN_CREATE), False)
 
     async def link(self, node: Inode, parent: Inode, name: bytes, cred: Cred) -> Inode:
         ll = self.ll
@@ -196,7 +199,7 @@ class LocalNamespace:
         node = await self._made(parent, name, mode, 0, cred)
         if node is None:
             return await self.remote.create(parent, name, mode, flags, cred)
-        return Created(node, 0, True, True)
+        return Created(node, None, 0, True, True)
 
     async def link(self, node: Inode, parent: Inode, name: bytes, cred: Cred) -> Inode:
         ll = self.ll

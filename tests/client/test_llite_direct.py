@@ -9,11 +9,11 @@ import errno
 import os
 import stat
 import threading
-from pathlib import Path
 
 import pytest
 import trio
 
+from lustrepy.client.llbase import IT_OPEN
 from lustrepy.client.replies import Caller, Entry, SetAttrRequest
 from lustrepy.client.stack import ClientStack, build
 from lustrepy.client.wbc import open_journal
@@ -219,3 +219,42 @@ def test_a_wbc_client_works_locally_until_another_client_looks(clients):
         assert a.wbc.statistics()["pending"] == 0
 
     run(main)
+
+
+def test_an_open_whose_lock_is_called_back_before_its_reply_is_read_keeps_the_files_objects(clients):
+    """The MDS answers b's open, then a's rename over the file calls b's new lock back before
+    b has read the reply: the lock's layout is forgotten at once, but the open handle still
+    reads the file's bytes (an open orphan), never an empty file without objects."""
+    (a, _), (b, _) = clients("a"), clients("b")
+
+    async def setup() -> tuple[int, int]:
+        d = await a.ll.mkdir(ROOT_INO, b"race", 0o755, ROOT)
+        await _write_file(a.ll, d.ino, b"f", b"old bytes")
+        await _write_file(a.ll, d.ino, b"g", b"new")
+        bd = await b.ll.lookup(ROOT_INO, b"race", ROOT)
+        return bd.ino, (await b.ll.lookup(bd.ino, b"f", ROOT)).ino
+
+    d_ino, f_ino = run(setup)
+    d_fid, f_fid = b.ll.table.get(d_ino).fid, b.ll.table.get(f_ino).fid
+    real, called_back = b.mdc.intent, []
+
+    def intent(ops, *args, **kw):
+        rep = real(ops, *args, **kw)
+        if ops & IT_OPEN and kw.get("fid") == f_fid and not called_back:
+            a.mdc.rename(d_fid, b"g", d_fid, b"f", 0, ROOT.cred)     # calls b's locks on f back
+            wait_for(lambda: not b.mdc.locks.usable(rep.lock.cookie), timeout=10, what="b's lock called back")
+            called_back.append(rep.lock.cookie)
+        return rep
+
+    b.mdc.intent = intent
+
+    async def read_back() -> tuple[bytes, int]:
+        opened = await b.ll.open(f_ino, os.O_RDONLY, ROOT)
+        try:
+            size = (await b.ll.getattr(f_ino, ROOT)).attr.size
+            return await b.ll.read(opened.fh, 0, 100), size
+        finally:
+            await b.ll.release(opened.fh)
+
+    assert run(read_back) == (b"old bytes", 9)
+    assert called_back
