@@ -33,8 +33,9 @@ from lustrepy.common.errors import LpError, StaleFid
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, Layout
 from lustrepy.common.names import check_name
+from lustrepy.common.protocol import DISP, IT, RENAME, SA
 from lustrepy.common.records import Attr, Cred
-from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
+from lustrepy.client.inodes import Inode, InodeTable, Revoked
 from lustrepy.client.closer import Closer
 from lustrepy.client.mdc import SIZE_LOST
 from lustrepy.client.notify import Notifier
@@ -45,31 +46,28 @@ from lustrepy.client.wbcdata import WbcData
 from lustrepy.client.wbcops import LocalOps
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
-from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.ldlm.inodebits import IBit
 
 log = logging.getLogger(__name__)
 
-IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
-LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
+LOOKUP_BITS = IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.LAYOUT | IBit.XATTR
 WBC_XATTR = b"lustrepy.wbc"
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
 TTL = 86400.0          # kernel caching under a lock: until the lock is called back
 LOOKUP_TRIES = 4       # a lookup asks the MDS again when names in its directory changed here meanwhile
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
-SA_MODE, SA_UID, SA_GID, SA_SIZE, SA_ATIME, SA_MTIME, SA_CTIME = 1, 2, 4, 8, 16, 32, 64
-SA_ATIME_NOW, SA_MTIME_NOW = mpb.SA_ATIME_NOW, mpb.SA_MTIME_NOW
-_TIME_BITS = SA_ATIME | SA_MTIME | SA_CTIME | SA_ATIME_NOW | SA_MTIME_NOW
+_TIME_BITS = SA.ATIME | SA.MTIME | SA.CTIME | SA.ATIME_NOW | SA.MTIME_NOW
 NOW_SLACK_NS = 5 * 10**9   # a time this near the clock, set by someone not the owner, is "now" (UTIME_NOW)
 BLKSIZE = 1 << 20
 # pyfuse3 SetattrFields flag -> (SetattrOp valid bit, SetattrOp field, EntryAttributes field)
 _SETATTR_FIELDS = (
-    ("update_mode", SA_MODE, "mode", "st_mode"),
-    ("update_uid", SA_UID, "uid", "st_uid"),
-    ("update_gid", SA_GID, "gid", "st_gid"),
-    ("update_atime", SA_ATIME, "atime_ns", "st_atime_ns"),
-    ("update_mtime", SA_MTIME, "mtime_ns", "st_mtime_ns"),
-    ("update_ctime", SA_CTIME, "ctime_ns", "st_ctime_ns"),
+    ("update_mode", SA.MODE, "mode", "st_mode"),
+    ("update_uid", SA.UID, "uid", "st_uid"),
+    ("update_gid", SA.GID, "gid", "st_gid"),
+    ("update_atime", SA.ATIME, "atime_ns", "st_atime_ns"),
+    ("update_mtime", SA.MTIME, "mtime_ns", "st_mtime_ns"),
+    ("update_ctime", SA.CTIME, "ctime_ns", "st_ctime_ns"),
 )
 
 
@@ -315,7 +313,7 @@ class Llite:
             rev = self.table.revoke(lock)
             if rev is not None:
                 self._forget_revoked(rev)
-        elif lock and bits & LOOKUP and stat.S_ISDIR(attr.mode) and lock not in node.pinned:
+        elif lock and bits & IBit.LOOKUP and stat.S_ISDIR(attr.mode) and lock not in node.pinned:
             # A directory's entry must not be dropped just because the lock LRU is full: the
             # kernel would unhash it under processes whose cwd it is. The server can still
             # call the lock back (on_blocking releases the pin).
@@ -336,7 +334,7 @@ class Llite:
             fd.release(flush=False)     # wrote nothing: a write-back error is for the writer's calls
 
     async def _fetch(self, node: Inode) -> None:
-        rep = await self._at_mds(node, self.mdc.intent, IT_GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
+        rep = await self._at_mds(node, self.mdc.intent, IT.GETATTR, fid=node.fid, ibits=LOOKUP_BITS)
         self._learn(rep)
 
     async def _attr(self, node: Inode) -> tuple[Attr, float]:
@@ -357,7 +355,7 @@ class Llite:
         e = pyfuse3.EntryAttributes()
         e.st_ino = node.ino
         e.generation = 0
-        e.entry_timeout = TTL if node.bits & LOOKUP else 0.0
+        e.entry_timeout = TTL if node.bits & IBit.LOOKUP else 0.0
         e.attr_timeout = attr_ttl
         e.st_mode = attr.mode
         e.st_nlink = attr.nlink
@@ -434,7 +432,7 @@ class Llite:
                     return await self._entry_of(child)
                 await self._sync_records()
             changes = self.table.name_changes(parent_ino)
-            rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR | (IT_OPEN if hold else 0),
+            rep = await self.meta.run(self.mdc.intent_raw, IT.LOOKUP | IT.GETATTR | (IT.OPEN if hold else 0),
                                       cred_of(ctx), parent=parent.fid, name=name, ibits=LOOKUP_BITS,
                                       open_flags=os.O_RDONLY)
             if hold and rep.hdr.errno not in (0, errno.ENOENT, errno.ESTALE):
@@ -495,7 +493,7 @@ class Llite:
         made_here = self.wbcdata is not None and self._made_here(node)
         by_writer = fields.update_size and h is not None and h.writer     # ftruncate: no permission re-check
         if fields.update_size:
-            op["valid"] |= SA_SIZE
+            op["valid"] |= SA.SIZE
             op["size"] = attr.st_size
             if by_writer:
                 op["open_handle"] = h.mds_handle
@@ -504,17 +502,17 @@ class Llite:
             mode = perm.check_setattr(cred, a, perm.Change(
                 op["valid"], op.get("mode", 0), op.get("uid", 0), op.get("gid", 0), op.get("size", 0),
                 writer=by_writer))
-            if mode != a.mode and not op["valid"] & SA_MODE:
+            if mode != a.mode and not op["valid"] & SA.MODE:
                 # setuid/setgid cleared by the change, asked for explicitly: a size kept here
                 # never reaches the MDS as this caller's change
-                op["valid"] |= SA_MODE
+                op["valid"] |= SA.MODE
                 op["mode"] = mode & 0o7777
         if fields.update_size and a is not None and stat.S_ISREG(a.mode):
             await self.io.run(self._truncate, node, attr.st_size)
         local_cred = cred
         if (fields.update_size and made_here and self.wbcdata is not None
                 and self.wbcdata.truncate(node, attr.st_size)):
-            op["valid"] &= ~SA_SIZE                 # its bytes are here: cut or grown here
+            op["valid"] &= ~SA.SIZE                 # its bytes are here: cut or grown here
             op.pop("size", None)
             op.pop("open_handle", None)
             if not op["valid"]:
@@ -543,9 +541,9 @@ class Llite:
         if (a is None or cred is None or cred.uid == 0 or not stat.S_ISREG(a.mode)
                 or a.mode & (stat.S_ISGID | stat.S_IXGRP) != stat.S_ISGID or cred.in_group(a.gid)):
             return
-        op: dict[str, Any] = {"valid": SA_MODE, "mode": a.mode & 0o7777 & ~stat.S_ISGID}
+        op: dict[str, Any] = {"valid": SA.MODE, "mode": a.mode & 0o7777 & ~stat.S_ISGID}
         try:
-            perm.check_setattr(cred, a, perm.Change(SA_MODE, op["mode"], writer=h.writer))
+            perm.check_setattr(cred, a, perm.Change(SA.MODE, op["mode"], writer=h.writer))
             await self._apply_setattr(h.node, op, cred)
             self.notify.inode(h.node.ino, attr_only=True)      # the kernel still shows the bit
         except LpError as e:
@@ -572,7 +570,7 @@ class Llite:
         self._parent_from(rep)
         self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
-        if stat.S_ISDIR(rep.attr.mode) and rep.lock.ibits & UPDATE:
+        if stat.S_ISDIR(rep.attr.mode) and rep.lock.ibits & IBit.UPDATE:
             node.complete = set()       # new and empty, and ours while the lock lasts
         return await self._entry_of(node)
 
@@ -686,7 +684,7 @@ class Llite:
             if h.mds_handle or h.closed:
                 return
             flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
-            rep = self.mdc.intent(IT_OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
+            rep = self.mdc.intent(IT.OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
             if rep.lock.cookie:
                 self.mdc.locks.drop(rep.lock.cookie)
             h.mds_handle = rep.open_handle
@@ -755,7 +753,7 @@ class Llite:
         other = self.table.remove_name(new_parent, new_name)
         self.table.entry_removed(old_parent, old_name)
         self.table.entry_added(new_parent, new_name)
-        if flags & 2:                                   # RENAME_EXCHANGE: both names still exist
+        if flags & RENAME.EXCHANGE:                     # both names still exist
             self.table.entry_added(old_parent, old_name)
         touched = [n.ino for n in (moved, other) if n is not None]
         if old_parent != new_parent:
@@ -790,7 +788,7 @@ class Llite:
             return pyfuse3.FileInfo(fh=fh), await self._entry_of(node)
         await self._sync_records()
         rep = await self.meta.run(lambda: self.mdc.intent_raw(
-            IT_OPEN | IT_CREAT, cred_of(ctx), parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
+            IT.OPEN | IT.CREAT, cred_of(ctx), parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
             mode=mode, want_wbc=self.wbc is not None))
         self.mdc.raise_for(rep)
         if rep.wbc_lock.cookie:
@@ -799,7 +797,7 @@ class Llite:
         self.table.entry_added(parent_ino, name)
         node = self._learn(rep, name=(parent_ino, name), lookup=True)
         fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
-        if rep.disposition & mpb.DISP_OPEN_CREATE:
+        if rep.disposition & DISP.OPEN_CREATE:
             node.size_local = True          # empty, and no one else has opened it yet
             h.data = self._open_data(node)  # a new inode: its data state is new, nothing to wait for
         else:                               # it existed (made elsewhere meanwhile): opened as it is
@@ -828,7 +826,7 @@ class Llite:
                     raise
             return pyfuse3.FileInfo(fh=fh)
         await self._sync_records()
-        rep = await self._at_mds(node, self.mdc.intent, IT_OPEN, cred_of(ctx), fid=node.fid,
+        rep = await self._at_mds(node, self.mdc.intent, IT.OPEN, cred_of(ctx), fid=node.fid,
                                  open_flags=flags, ibits=LOOKUP_BITS)
         node = self._learn(rep)
         fh, h = self._new_handle(node, rep.open_handle, flags, ctx)
@@ -870,10 +868,10 @@ class Llite:
         if not stat.S_ISREG(a.mode):
             return True                     # O_TRUNC means nothing to other kinds of file
         cred = cred_of(ctx)
-        op: dict[str, Any] = {"valid": SA_MTIME | SA_MTIME_NOW, "mtime_ns": time.time_ns()}
-        mode = perm.check_setattr(cred, a, perm.Change(SA_SIZE | op["valid"], writer=True))
+        op: dict[str, Any] = {"valid": SA.MTIME | SA.MTIME_NOW, "mtime_ns": time.time_ns()}
+        mode = perm.check_setattr(cred, a, perm.Change(SA.SIZE | op["valid"], writer=True))
         if mode != a.mode:
-            op["valid"] |= SA_MODE
+            op["valid"] |= SA.MODE
             op["mode"] = mode & 0o7777
         if not self.wbcdata.truncate(node, 0):
             return False
@@ -901,7 +899,7 @@ class Llite:
     def _layout_now(self, node: Inode) -> Layout | None:
         """The objects of a file made under a grant whose create reached the MDS without them
         (a worker or flusher thread)."""
-        rep = self.mdc.intent(IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS, parent=self._parent_fid(node))
+        rep = self.mdc.intent(IT.LAYOUT, fid=node.fid, ibits=LOOKUP_BITS, parent=self._parent_fid(node))
         if rep.lock.cookie:
             self.mdc.locks.drop(rep.lock.cookie)    # the attributes here are newer than the MDS's
         if not rep.has_layout:
@@ -924,7 +922,7 @@ class Llite:
         fresh = node.layout is None or not node.layout.objects
         await self._sync_records()
         parent = self._parent_fid(node)
-        rep = await self._at_mds(node, self.mdc.intent, IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
+        rep = await self._at_mds(node, self.mdc.intent, IT.LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
                                  parent=parent)
         self._learn(rep)
         if not h.mds_handle:        # made under a WBC grant: the MDS learns of its writer now
@@ -1051,7 +1049,7 @@ class Llite:
                 return
             old = h.mds_handle
         flags = h.flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC)
-        rep = self.mdc.intent(IT_OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
+        rep = self.mdc.intent(IT.OPEN, fid=h.node.fid, open_flags=flags, ibits=LOOKUP_BITS)
         if rep.lock.cookie:
             self.mdc.locks.drop(rep.lock.cookie)
         size = self._size_now(h) if h.wrote and h.data is not None else None
@@ -1181,7 +1179,7 @@ class Llite:
         node = self._node(ino)
         if name == WBC_XATTR:
             return await self._wbc_state(node)
-        if node.bits & XATTR and name in node.no_xattr:
+        if node.bits & IBit.XATTR and name in node.no_xattr:
             raise LpError(node.no_xattr[name], "no such attribute")
         if name != LOV_XATTR and self._made_here(node):
             with self.table.mu:                 # made here: only what was set here
@@ -1193,7 +1191,7 @@ class Llite:
         try:
             return await self._at_mds(node, self.mdc.getxattr, node.fid, name, cred_of(ctx))
         except LpError as e:
-            if e.errno in (errno.ENODATA, errno.ENOTSUP) and node.bits & XATTR and name != LOV_XATTR:
+            if e.errno in (errno.ENODATA, errno.ENOTSUP) and node.bits & IBit.XATTR and name != LOV_XATTR:
                 with self.table.mu:
                     node.no_xattr[name] = e.errno
             raise
@@ -1229,7 +1227,7 @@ class Llite:
         await self._sync_records()
         await self._at_mds(node, self.mdc.removexattr, node.fid, name, cred_of(ctx))
         with self.table.mu:
-            if node.bits & XATTR and name != LOV_XATTR:   # the layout is virtual: a dir inherits one
+            if node.bits & IBit.XATTR and name != LOV_XATTR:   # the layout is virtual: a dir inherits one
                 node.no_xattr[name] = errno.ENODATA
 
     # ---- kernel references ------------------------------------------------------------------------------
@@ -1258,7 +1256,7 @@ def _times_now(op: dict[str, Any], cred: Cred, a: Attr) -> None:
     if cred.uid == 0 or cred.uid == a.uid:
         return
     now = time.time_ns()
-    for bit, now_bit, key in ((SA_ATIME, SA_ATIME_NOW, "atime_ns"), (SA_MTIME, SA_MTIME_NOW, "mtime_ns")):
+    for bit, now_bit, key in ((SA.ATIME, SA.ATIME_NOW, "atime_ns"), (SA.MTIME, SA.MTIME_NOW, "mtime_ns")):
         if op["valid"] & bit and abs(op[key] - now) <= NOW_SLACK_NS:
             op["valid"] = (op["valid"] & ~bit) | now_bit
             del op[key]
