@@ -19,7 +19,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.records import Attr
 from lustrepy.ldlm.inodebits import IBit
 
-ATTR_BITS = IBit.UPDATE | IBit.PERM
+ATTR_BITS = int(IBit.UPDATE | IBit.PERM)     # a plain int: tested on every attribute use
 
 
 @dataclass

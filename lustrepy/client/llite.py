@@ -50,7 +50,7 @@ from lustrepy.ldlm.inodebits import IBit
 
 log = logging.getLogger(__name__)
 
-LOOKUP_BITS = IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.LAYOUT | IBit.XATTR
+LOOKUP_BITS = int(IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.LAYOUT | IBit.XATTR)
 WBC_XATTR = b"lustrepy.wbc"
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number

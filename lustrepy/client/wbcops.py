@@ -34,8 +34,9 @@ from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 USER_NS = b"user."
-MADE_BITS = IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.LAYOUT | IBit.XATTR
-WBC_DIR_BITS = IBit.UPDATE | IBit.PERM
+# plain ints: the inode table ORs and tests these on every operation, and IntFlag arithmetic is slow
+MADE_BITS = int(IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.LAYOUT | IBit.XATTR)
+WBC_DIR_BITS = int(IBit.UPDATE | IBit.PERM)
 
 
 class LocalOps:
