@@ -23,7 +23,7 @@ from lustrepy.client.callers import Callers
 from lustrepy.client.llite import Llite
 from lustrepy.client.replies import Caller, Entry, Opened, SetAttrRequest
 from lustrepy.common.errors import LpError
-from lustrepy.common.records import SA
+from lustrepy.common.protocol import SA
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.records import Attr
+from lustrepy.ldlm.inodebits import IBit
 
-LOOKUP, UPDATE, OPEN, LAYOUT, PERM, XATTR = 1, 2, 4, 8, 16, 32
-ATTR_BITS = UPDATE | PERM
+ATTR_BITS = int(IBit.UPDATE | IBit.PERM)     # a plain int: tested on every attribute use
 
 
 @dataclass
@@ -176,18 +176,18 @@ class InodeTable:
                 node.size_valid = False         # attr_cached() is now False: ours are not trusted
                 node.size_local = False
                 attrs = True
-            if bits & LOOKUP and not left & LOOKUP:
+            if bits & IBit.LOOKUP and not left & IBit.LOOKUP:
                 entries.extend(node.names)
                 for d in node.names:
                     self._dentries.pop(d, None)
                 node.names.clear()
-            if bits & UPDATE and not left & UPDATE:
+            if bits & IBit.UPDATE and not left & IBit.UPDATE:
                 entries.extend((node.ino, n) for n in node.negatives)
                 node.negatives.clear()
                 node.complete = None
-            if bits & LAYOUT and not left & LAYOUT:
+            if bits & IBit.LAYOUT and not left & IBit.LAYOUT:
                 node.layout = None
-            if bits & XATTR and not left & XATTR:
+            if bits & IBit.XATTR and not left & IBit.XATTR:
                 node.no_xattr.clear()
             return Revoked(node.ino, attrs, tuple(entries))
 
@@ -201,7 +201,7 @@ class InodeTable:
         """The directory's full contents are known under its UPDATE lock and lack `name`."""
         with self.mu:
             node = self._by_ino.get(parent)
-            return (node is not None and node.complete is not None and node.bits & UPDATE != 0
+            return (node is not None and node.complete is not None and node.bits & IBit.UPDATE != 0
                     and name not in node.complete)
 
     def name_changes(self, parent: int) -> int:

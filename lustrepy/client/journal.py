@@ -194,7 +194,7 @@ class Journal:
             if kind == KIND_RECORD:
                 rec = mds_pb2.UpdateRecord()
                 try:
-                    rec.ParseFromString(payload)
+                    rec.ParseFromString(payload)  # type: ignore[arg-type]  # protobuf parses any buffer; its stubs say bytes
                 except Exception:
                     raise LpError(errno.EINVAL, f"{where}: unreadable update record") from None
                 if rec.seq <= last:

@@ -16,14 +16,16 @@ import stat
 import time
 from typing import Any
 
-from lustrepy.client.inodes import XATTR, Inode
+from lustrepy.client.inodes import Inode
+from lustrepy.client.llbase import XATTR
 from lustrepy.client.llfile import FileOps
 from lustrepy.client.replies import Caller, Entry, SetAttrRequest
 from lustrepy.client.wbcdata import ROOT as WBC_BOOKKEEPING
 from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import LOV_XATTR
-from lustrepy.common.records import SA, Attr, Cred
+from lustrepy.common.protocol import SA
+from lustrepy.common.records import Attr, Cred
 
 WBC_XATTR = b"lustrepy.wbc"
 NOW_SLACK_NS = 5 * 10**9   # a time this near the clock, set by someone not the owner, is "now" (UTIME_NOW)

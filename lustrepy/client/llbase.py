@@ -19,19 +19,21 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from lustrepy.client.closer import Closer
-from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
+from lustrepy.client.inodes import Inode, InodeTable, Revoked
 from lustrepy.client.replies import BLKSIZE, TTL, Caller, Entry
 from lustrepy.client.reval import RetryHolds
-from lustrepy.client.wbc import Wbc
+from lustrepy.client.wbc import Grant, Wbc
 from lustrepy.client.wbcdata import WbcData
 from lustrepy.client.wbcops import LocalOps
 from lustrepy.common.errors import LpError, StaleFid
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
+from lustrepy.common.protocol import IT
 from lustrepy.common.records import Attr, Cred
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
 
@@ -40,7 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = 1, 2, 4, 8, 16
+# plain ints (an IntFlag operation costs some 60 times an int one), from the one source
+IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = (int(i) for i in (IT.LOOKUP, IT.GETATTR, IT.OPEN, IT.CREAT,
+                                                                      IT.LAYOUT))
+LOOKUP, UPDATE, PERM, LAYOUT, XATTR = (int(b) for b in (IBit.LOOKUP, IBit.UPDATE, IBit.PERM, IBit.LAYOUT, IBit.XATTR))
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
@@ -102,8 +107,8 @@ class LliteBase:
             self.wbcdata.record = wbc.record
             self.wbcdata.op_lock = wbc.op_lock
             self.wbcdata.layout_of = self._layout_now
-        from lustrepy.client.nsbackend import RemoteNamespace
-        self.remote = RemoteNamespace(self)
+        self.remote: Namespace          # the backends (nsbackend), set by llite.Llite
+        self._local_ns: Callable[[Grant | None], Namespace] | None = None
 
     # ---- lock callbacks (called from lock-client threads) --------------------------------
 
@@ -346,17 +351,17 @@ class LliteBase:
 
     # ---- where a change is made (nsbackend) ----------------------------------------------------
 
-    def _ns(self, parent: Inode) -> "Namespace":
+    def _ns(self, parent: Inode) -> Namespace:
         """The backend of a change of names in directory `parent`: here, under a WBC grant
         whose listing this client knows; else the MDS."""
-        from lustrepy.client.nsbackend import LocalNamespace
         g = self.local.grant_for(parent) if self.local is not None else None
-        return LocalNamespace(self, g) if g is not None else self.remote
+        return self._local_ns(g) if g is not None and self._local_ns is not None else self.remote
 
-    def _ns_of(self, node: Inode) -> "Namespace":
+    def _ns_of(self, node: Inode) -> Namespace:
         """The backend of a change to `node` itself: here if it was made under a live grant."""
-        from lustrepy.client.nsbackend import LocalNamespace
-        return LocalNamespace(self, None) if self.local is not None and self._made_here(node) else self.remote
+        if self._local_ns is not None and self._made_here(node):
+            return self._local_ns(None)
+        return self.remote
 
     async def _wbc_room(self) -> None:
         """The journal is at its bound: the records go to the MDS before more are made."""

@@ -26,7 +26,7 @@ from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.names import check_name
 from lustrepy.common.layout import Layout
-from lustrepy.common.records import SA
+from lustrepy.common.protocol import SA
 from lustrepy.rpc.convert import layout_from_pb
 
 log = logging.getLogger(__name__)

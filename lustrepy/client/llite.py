@@ -25,9 +25,20 @@ Its parts, one kind of call each:
 
 from __future__ import annotations
 
+from typing import Any
+
 from lustrepy.client.llattr import AttrOps
+from lustrepy.client.llbase import KernelCache
 from lustrepy.client.lldir import DirOps
+from lustrepy.client.nsbackend import LocalNamespace, RemoteNamespace
+from lustrepy.client.wbc import Wbc
 
 
 class Llite(AttrOps, DirOps):
     """Every call of the POSIX layer (see the parts above)."""
+
+    def __init__(self, mdc: Any, data: Any, notifier: KernelCache, wbc: Wbc | None = None) -> None:
+        super().__init__(mdc, data, notifier, wbc)
+        self.remote = RemoteNamespace(self)
+        if self.local is not None:
+            self._local_ns = lambda g: LocalNamespace(self, g)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
+from lustrepy.common.protocol import IT_MODIFYING
 from lustrepy.common.records import Cred
 from lustrepy.ldlm.request import LockClient
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call, make_channel
@@ -194,7 +195,7 @@ class Mdc:
             f["has_layout"] = True
         if new_fid is not None:
             f["new_fid"] = fid_to_pb(new_fid)
-        modifying = bool(ops & (4 | 8 | 16))
+        modifying = bool(ops & IT_MODIFYING)
         return self.request(self.stub.Intent, mpb.IntentRequest, cred, resend=modifying, on_reply=self._adopt,
                             check=check, **f)
 

@@ -22,18 +22,21 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lustrepy.client.inodes import UPDATE, XATTR, Inode
+from lustrepy.client.inodes import Inode
 from lustrepy.client.wbc import Grant
 from lustrepy.common.layout import LOV_XATTR, Layout
+from lustrepy.common.protocol import DISP, IT, RENAME
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import layout_from_pb
-from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.ldlm.inodebits import IBit
 
 if TYPE_CHECKING:
     from lustrepy.client.llbase import LliteBase
 
-IT_OPEN, IT_CREAT = 4, 8
-RENAME_EXCHANGE = 2
+IT_OPEN_CREAT = int(IT.OPEN | IT.CREAT)
+RENAME_EXCHANGE = int(RENAME.EXCHANGE)
+UPDATE, XATTR = int(IBit.UPDATE), int(IBit.XATTR)
+DISP_OPEN_CREATE = int(DISP.OPEN_CREATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ class RemoteNamespace:
         ll = self.ll
         await ll._sync_records()
         rep = await ll.meta.run(lambda: ll.mdc.intent_raw(
-            IT_OPEN | IT_CREAT, cred, parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
+            IT_OPEN_CREAT, cred, parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
             mode=mode, want_wbc=ll.wbc is not None))
         ll.mdc.raise_for(rep)
         if rep.wbc_lock.cookie:
@@ -106,7 +109,7 @@ class RemoteNamespace:
         ll.table.entry_added(parent.ino, name)
         node = ll._learn(rep, name=(parent.ino, name), lookup=True)
         layout = layout_from_pb(rep.layout) if rep.has_layout else None
-        return Created(node, layout, rep.open_handle, bool(rep.disposition & mpb.DISP_OPEN_CREATE), False)
+        return Created(node, layout, rep.open_handle, bool(rep.disposition & DISP_OPEN_CREATE), False)
 
     async def link(self, node: Inode, parent: Inode, name: bytes, cred: Cred) -> Inode:
         ll = self.ll

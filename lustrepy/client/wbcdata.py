@@ -29,10 +29,10 @@ from lustrepy.client.inodes import Inode, InodeTable
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, per_object_ranges
+from lustrepy.common.protocol import SA
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
-from lustrepy.rpc.v1.mds_pb2 import SA_CTIME, SA_MTIME, SA_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class WbcData:
             if gone:                    # unlinked here meanwhile: no size record after its unlink
                 return
             self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
-                fid=fid_to_pb(node.fid), valid=SA_SIZE | SA_MTIME | SA_CTIME, size=len(snap), mtime_ns=mtime,
+                fid=fid_to_pb(node.fid), valid=SA.SIZE | SA.MTIME | SA.CTIME, size=len(snap), mtime_ns=mtime,
                 ctime_ns=ctime, blocks=_blocks(len(snap))))
         with self.table.mu:
             node.layout = f.layout

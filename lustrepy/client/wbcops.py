@@ -22,19 +22,21 @@ import stat
 import time
 from dataclasses import replace
 
-from lustrepy.client.inodes import LAYOUT, LOOKUP, PERM, UPDATE, XATTR, Inode, InodeTable, Revoked
+from lustrepy.client.inodes import Inode, InodeTable, Revoked
 from lustrepy.client.wbc import Grant, Wbc
 from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.names import check_xattr
+from lustrepy.common.protocol import RENAME, SA
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE, Attr, Cred
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.rpc.convert import fid_to_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
-from lustrepy.rpc.v1.mds_pb2 import SA_ATIME, SA_ATIME_NOW, SA_CTIME, SA_GID, SA_MTIME, SA_MTIME_NOW, SA_SIZE, SA_UID
 
 USER_NS = b"user."
-MADE_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
-WBC_DIR_BITS = UPDATE | PERM
+# plain ints: the inode table ORs and tests these on every operation, and IntFlag arithmetic is slow
+MADE_BITS = int(IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.LAYOUT | IBit.XATTR)
+WBC_DIR_BITS = int(IBit.UPDATE | IBit.PERM)
 
 
 class LocalOps:
@@ -50,7 +52,7 @@ class LocalOps:
         if g is None:
             return None
         with self.table.mu:
-            if parent.complete is None or parent.attr is None or not parent.bits & UPDATE:
+            if parent.complete is None or parent.attr is None or not parent.bits & IBit.UPDATE:
                 return None
         return g
 
@@ -189,8 +191,8 @@ class LocalOps:
         Returns False when it cannot be done here, True when done, or the inode the new
         name replaced (the caller forgets what it kept of it)."""
         moved = self.table.child(sp.ino, old)
-        if moved is None or moved.wbc_grant != g.cookie or flags & ~1:
-            return False                                    # RENAME_EXCHANGE goes to the MDS
+        if moved is None or moved.wbc_grant != g.cookie or flags & ~RENAME.NOREPLACE:
+            return False                                    # RENAME.EXCHANGE goes to the MDS
         with self.wbc.op_lock:
             if g.revoking:
                 return False
@@ -202,7 +204,7 @@ class LocalOps:
                     return False
                 target = self.table.child(dp.ino, new) if new in dp.complete else None
                 if new in dp.complete:
-                    if flags & 1:
+                    if flags & RENAME.NOREPLACE:
                         raise LpError(errno.EEXIST, "file exists")
                     if target is None or target.wbc_grant != g.cookie or target.attr is None:
                         return False
@@ -308,21 +310,21 @@ class LocalOps:
                 return False
             with self.table.mu:
                 a = node.attr
-                if a is None or (valid & SA_SIZE and (op.get("size", 0) != 0 or a.size != 0)):
+                if a is None or (valid & SA.SIZE and (op.get("size", 0) != 0 or a.size != 0)):
                     return False
             mode = perm.check_setattr(cred, a, perm.Change(valid, op.get("mode", 0), op.get("uid", 0),
                                                            op.get("gid", 0), op.get("size", 0)))
             now = time.time_ns()
             fields = {k: v for k, v in op.items() if k not in ("valid", "size", "open_handle")}
-            self.wbc.record(cred, now, setattr=mpb.SetattrOp(fid=fid_to_pb(node.fid), valid=valid & ~SA_SIZE,
+            self.wbc.record(cred, now, setattr=mpb.SetattrOp(fid=fid_to_pb(node.fid), valid=valid & ~SA.SIZE,
                                                              **fields))
             changes: dict = {"mode": mode, "ctime_ns": now}
-            for bit, now_bit, key in ((SA_ATIME, SA_ATIME_NOW, "atime_ns"), (SA_MTIME, SA_MTIME_NOW, "mtime_ns")):
+            for bit, now_bit, key in ((SA.ATIME, SA.ATIME_NOW, "atime_ns"), (SA.MTIME, SA.MTIME_NOW, "mtime_ns")):
                 if valid & now_bit:
                     changes[key] = now
                 elif valid & bit:
                     changes[key] = op[key]
-            for bit, key in ((SA_UID, "uid"), (SA_GID, "gid"), (SA_CTIME, "ctime_ns")):
+            for bit, key in ((SA.UID, "uid"), (SA.GID, "gid"), (SA.CTIME, "ctime_ns")):
                 if valid & bit:
                     changes[key] = op[key]
             with self.table.mu:

@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 
+from types import FrameType
 from typing import NoReturn
 
 from lustrepy.common.errors import QuietError
@@ -112,7 +113,7 @@ def wait_for_stop_signal() -> int:
     got: list[int] = []
     ev = threading.Event()
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
         got.append(signum)
         ev.set()
 

@@ -26,7 +26,7 @@ WIRE_ERRNO: dict[str, int] = {
 }
 
 _HOST_TO_WIRE = {getattr(_errno, n): w for n, w in WIRE_ERRNO.items() if hasattr(_errno, n)}
-_WIRE_TO_HOST = {w: getattr(_errno, n) for n, w in WIRE_ERRNO.items() if hasattr(_errno, n)}
+_WIRE_TO_HOST: dict[int, int] = {w: getattr(_errno, n) for n, w in WIRE_ERRNO.items() if hasattr(_errno, n)}
 
 
 def to_wire(err: int) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -303,5 +304,5 @@ def bind_logs(reg: Registry, by_name: dict[str, ParamSpec], subsystems: tuple[st
     """Serve the daemon's log level and each subsystem's (daemon_specs) from the logging setup."""
     reg.bind(by_name["log.level"], lambda: logs.get_level(""), lambda v: logs.set_level("", v))
     for s in subsystems:
-        reg.bind(by_name[f"log.{s}"], lambda s=s: logs.get_level(s), lambda v, s=s: logs.set_level(s, v))
+        reg.bind(by_name[f"log.{s}"], functools.partial(logs.get_level, s), functools.partial(logs.set_level, s))
 

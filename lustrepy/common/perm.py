@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import MAX_FILE_SIZE
-from lustrepy.common.records import SA, Attr, Cred
+from lustrepy.common.protocol import SA
+from lustrepy.common.records import Attr, Cred
 
 R, W, X = 4, 2, 1
 SXID = stat.S_ISUID | stat.S_ISGID

@@ -6,7 +6,6 @@ The wire forms live in lustrepy/rpc; lustrepy/rpc/convert.py maps between them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntFlag
 
 from lustrepy.common.fid import Fid
 
@@ -74,18 +73,3 @@ class Cred:
 
     def in_group(self, gid: int) -> bool:
         return gid == self.gid or gid in self.groups
-
-
-class SA(IntFlag):
-    """Which fields of a setattr are set, equal to mds.proto AttrValid."""
-
-    NONE = 0
-    MODE = 1
-    UID = 2
-    GID = 4
-    SIZE = 8
-    ATIME = 16
-    MTIME = 32
-    CTIME = 64
-    ATIME_NOW = 128
-    MTIME_NOW = 256

@@ -37,7 +37,7 @@ from lustrepy.ldlm import inodebits
 from lustrepy.ldlm.extent import Extent
 from lustrepy.ldlm.modes import LockMode, covers
 from lustrepy.ldlm.resource import Lock, ResId
-from lustrepy.ldlm.wire import extent_to_pb, lock_from_pb, res_to_pb
+from lustrepy.ldlm.wire import extent_to_pb, lock_from_pb, mode_to_pb, res_to_pb
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call
 from lustrepy.rpc.convert import check_rep, lvb_from_pb, lvb_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
@@ -174,7 +174,7 @@ class LockClient:
         Raises LpError with the server's errno, or ENOTCONN/ETIMEDOUT/EIO for transport trouble.
         """
         wait_s = self.enqueue_timeout if timeout is None else timeout
-        req = lpb.LockEnqueueRequest(res=res_to_pb(res), mode=int(mode), ibits=ibits, flags=flags)
+        req = lpb.LockEnqueueRequest(res=res_to_pb(res), mode=mode_to_pb(mode), ibits=ibits, flags=flags)
         if extent is not None:
             req.extent.CopyFrom(extent_to_pb(_extent(extent)))
             req.has_extent = True

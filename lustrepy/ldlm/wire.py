@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 
+from typing import cast
+
 from lustrepy.common.errors import LpError
 from lustrepy.ldlm.extent import Extent
 from lustrepy.ldlm.modes import LockMode
@@ -40,8 +42,13 @@ def mode_from_pb(value: int) -> LockMode:
         raise LpError(errno.EINVAL, f"bad lock mode {value}") from None
 
 
+def mode_to_pb(mode: LockMode) -> cpb.LockMode:
+    """A mode as the wire's enum field takes it (its number; protoc's stubs name the enum type)."""
+    return cast("cpb.LockMode", int(mode))
+
+
 def lock_to_pb(lock: Lock) -> cpb.LockDesc:
-    desc = cpb.LockDesc(cookie=lock.cookie, res=res_to_pb(lock.res), mode=int(lock.mode),
+    desc = cpb.LockDesc(cookie=lock.cookie, res=res_to_pb(lock.res), mode=mode_to_pb(lock.mode),
                         ibits=lock.ibits, owner=lock.owner)
     if lock.extent is not None:
         desc.extent.CopyFrom(extent_to_pb(lock.extent))

@@ -13,24 +13,30 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.names import check_name
+from lustrepy.common.protocol import DISP, IT, IT_MODIFYING, SA, check_bits
 from lustrepy.common.records import Attr, Cred
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.modes import LockMode
+from lustrepy.ldlm.wire import mode_from_pb
 from lustrepy.common import perm
-from lustrepy.mds.locking import LAYOUT, LOOKUP, PERM, UPDATE, XATTR
-from lustrepy.mds.records import SA, SetAttr
+from lustrepy.mds.namespace import Tx
+from lustrepy.mds.records import SetAttr
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
-IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT, IT_READDIR = 1, 2, 4, 8, 16, 32
-DISP_EXECD, DISP_NEG, DISP_POS, DISP_CREATE, DISP_OPEN = 1, 2, 4, 8, 16
-DEFAULT_BITS = LOOKUP | UPDATE | PERM
+if TYPE_CHECKING:
+    from lustrepy.mds.mdt import Mdt
+
+Encode = Callable[[mpb.IntentReply, int], bytes]
+
+DEFAULT_BITS = IBit.LOOKUP | IBit.UPDATE | IBit.PERM
 # Lustre's O_LOV_DELAY_CREATE is O_NOCTTY|O_ASYNC; FUSE passes O_ASYNC on: create without
 # objects, so `lfs setstripe`-style tools can set the layout before the first write.
 O_LOV_DELAY_CREATE = os.O_ASYNC
@@ -38,7 +44,15 @@ _RETRIES = 4
 
 
 def is_modifying(req: mpb.IntentRequest) -> bool:
-    return bool(req.ops & (IT_CREAT | IT_OPEN | IT_LAYOUT))
+    return bool(req.ops & IT_MODIFYING)
+
+
+def check_wire_values(req: mpb.IntentRequest) -> None:
+    """EINVAL for an intent op, inode bit or lock mode the protocol does not define."""
+    check_bits(IT, req.ops, "intent op")
+    check_bits(IBit, req.ibits, "inode")
+    if req.lock_mode:
+        mode_from_pb(req.lock_mode)
 
 
 def may_open(attr: Attr, cred: Cred, flags: int) -> None:
@@ -58,22 +72,22 @@ def may_open(attr: Attr, cred: Cred, flags: int) -> None:
 
 def _bits(req: mpb.IntentRequest, attr: Attr) -> int:
     bits = req.ibits or DEFAULT_BITS
-    if stat.S_ISREG(attr.mode) and req.ops & (IT_OPEN | IT_LAYOUT | IT_CREAT):
-        bits |= LAYOUT
+    if stat.S_ISREG(attr.mode) and req.ops & (IT.OPEN | IT.LAYOUT | IT.CREAT):
+        bits |= IBit.LAYOUT
     return bits
 
 
 def _mode(req: mpb.IntentRequest) -> LockMode:
-    return LockMode(req.lock_mode) if req.lock_mode else LockMode.PR
+    return mode_from_pb(req.lock_mode) if req.lock_mode else LockMode.PR
 
 
-def _resolve(tx, cred: Cred, req: mpb.IntentRequest) -> Attr:
+def _resolve(tx: Tx, cred: Cred, req: mpb.IntentRequest) -> Attr:
     if req.name:
         return tx.lookup(cred, fid_from_pb(req.parent), req.name)
     return tx.getattr(fid_from_pb(req.fid))
 
 
-def _reply(tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.IntentReply:
+def _reply(tx: Tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.IntentReply:
     rep = mpb.IntentReply(hdr=rep_ok(), disposition=disposition, attr=attr_pb(tx, attr))
     if with_layout and stat.S_ISREG(attr.mode):
         lo = tx.get_layout(attr.fid)
@@ -83,7 +97,7 @@ def _reply(tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.IntentRep
     return rep
 
 
-def _locked(mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
+def _locked(mdt: Mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
             finish: Callable[[Attr], mpb.IntentReply]) -> mpb.IntentReply:
     """Resolve, lock the child for the client, re-check the binding, then finish under the lock."""
     for _ in range(_RETRIES):
@@ -96,9 +110,9 @@ def _locked(mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
             if mdt.wbc.contended(parent):
                 # Under contention the next create there would call this lock back at once:
                 # the client keeps no negative entry (Lustre's lockless mode for contended resources).
-                return mpb.IntentReply(hdr=rep_err(e), disposition=DISP_EXECD | DISP_NEG)
-            lock = mdt.locks.grant(client_id, parent, LockMode.PR, UPDATE)
-            rep = mpb.IntentReply(hdr=rep_err(e), disposition=DISP_EXECD | DISP_NEG, lock=lock)
+                return mpb.IntentReply(hdr=rep_err(e), disposition=DISP.LOOKUP_EXECD | DISP.LOOKUP_NEG)
+            lock = mdt.locks.grant(client_id, parent, LockMode.PR, IBit.UPDATE)
+            rep = mpb.IntentReply(hdr=rep_err(e), disposition=DISP.LOOKUP_EXECD | DISP.LOOKUP_NEG, lock=lock)
             return rep
         lock = mdt.locks.grant(client_id, attr.fid, _mode(req), _bits(req, attr))
         try:
@@ -119,22 +133,23 @@ def _locked(mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
     raise LpError(errno.EAGAIN, "name changed repeatedly during lookup")
 
 
-def execute(mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
-            encode: Callable[[mpb.IntentReply, int], bytes]) -> mpb.IntentReply:
+def execute(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode: Encode) -> mpb.IntentReply:
+    check_wire_values(req)
     if req.name:
         check_name(req.name)
         # Another client's WBC records may change this name: they reach the MDS first.
         mdt.wbc.revoke_for(client_id, fid_from_pb(req.parent))
     ops = req.ops
-    if ops & IT_CREAT:
+    if ops & IT.CREAT:
         return _open_create(mdt, req, cred, client_id, encode)
-    if ops & IT_OPEN:
+    if ops & IT.OPEN:
         return _open(mdt, req, cred, client_id, encode)
-    if ops & IT_LAYOUT:
+    if ops & IT.LAYOUT:
         return _layout(mdt, req, cred, client_id, encode)
-    if ops & (IT_LOOKUP | IT_GETATTR | IT_READDIR):
+    if ops & (IT.LOOKUP | IT.GETATTR | IT.READDIR):
+        with_layout = bool(req.ibits & IBit.LAYOUT)
         return _locked(mdt, client_id, cred, req,
-                       lambda a: _reply(mdt.store.read(), a, DISP_EXECD | DISP_POS, bool(req.ibits & LAYOUT)))
+                       lambda a: _reply(mdt.store.read(), a, DISP.LOOKUP_EXECD | DISP.LOOKUP_POS, with_layout))
     raise LpError(errno.EINVAL, f"intent names no known operation (ops={ops:#x})")
 
 
@@ -142,7 +157,7 @@ def _writer(flags: int) -> bool:
     return flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR) or bool(flags & os.O_TRUNC)
 
 
-def _open_existing(tx, cred: Cred, attr: Attr, client_id: str, flags: int) -> int:
+def _open_existing(tx: Tx, cred: Cred, attr: Attr, client_id: str, flags: int) -> int:
     """Open an existing inode (permissions checked): the handle. O_TRUNC of a regular file
     sets its size to 0 and its mtime and ctime to now in the same transaction, through the
     new handle (as Linux's open does: no second permission check); the client cuts the
@@ -154,27 +169,27 @@ def _open_existing(tx, cred: Cred, attr: Attr, client_id: str, flags: int) -> in
     return handle
 
 
-def _open(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
+def _open(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode: Encode) -> mpb.IntentReply:
     def finish(attr: Attr) -> mpb.IntentReply:
         may_open(attr, cred, req.open_flags)
         writer = stat.S_ISREG(attr.mode) and _writer(req.open_flags)
 
-        def fn(tx) -> mpb.IntentReply:
+        def fn(tx: Tx) -> mpb.IntentReply:
             handle = _open_existing(tx, cred, attr, client_id, req.open_flags)
-            rep = _reply(tx, tx.getattr(attr.fid), DISP_EXECD | DISP_POS | DISP_OPEN, True)
+            rep = _reply(tx, tx.getattr(attr.fid), DISP.LOOKUP_EXECD | DISP.LOOKUP_POS | DISP.OPEN_OPEN, True)
             rep.open_handle = handle
             return rep
 
         if not writer:
             return mdt.store.write(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
         # a writer makes other clients' cached sizes stale: call their attribute locks back
-        with mdt.locks.update([(attr.fid, UPDATE)], on_behalf=client_id):
+        with mdt.locks.update([(attr.fid, IBit.UPDATE)], on_behalf=client_id):
             return mdt.store.write(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
 
     return _locked(mdt, client_id, cred, req, finish)
 
 
-def _requested_layout(mdt, req) -> Layout | None:
+def _requested_layout(mdt: Mdt, req: mpb.IntentRequest) -> Layout | None:
     if not req.has_layout:
         return None
     lo = layout_from_pb(req.layout)
@@ -182,7 +197,8 @@ def _requested_layout(mdt, req) -> Layout | None:
     return Layout(lo.stripe_size, lo.stripe_count, lo.stripe_offset, lo.pattern)
 
 
-def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
+def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
+                 encode: Encode) -> mpb.IntentReply:
     if not req.name:
         raise LpError(errno.EINVAL, "create needs a parent and a name")
     flags = req.open_flags
@@ -209,7 +225,7 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
     if new_fid is not None and new_fid.is_zero():
         new_fid = None
 
-    def fn(tx) -> mpb.IntentReply:
+    def fn(tx: Tx) -> mpb.IntentReply:
         try:
             attr = tx.lookup(cred, parent, req.name)
         except LpError as e:
@@ -220,22 +236,22 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
                 raise LpError(errno.EEXIST, "file exists")
             may_open(attr, cred, flags)
             handle = _open_existing(tx, cred, attr, client_id, flags)
-            rep = _reply(tx, tx.getattr(attr.fid), DISP_EXECD | DISP_POS | DISP_OPEN, True)
+            rep = _reply(tx, tx.getattr(attr.fid), DISP.LOOKUP_EXECD | DISP.LOOKUP_POS | DISP.OPEN_OPEN, True)
             rep.open_handle = handle
             return rep
         delay = flags & O_LOV_DELAY_CREATE and requested is None
         lo = None if delay else mdt.allocate(tx, requested or tx.default_layout(parent))
         attr = tx.create(cred, parent, req.name, mode, 0, fid=new_fid, layout=lo)
         handle = tx.open(attr.fid, client_id, writer=_writer(flags))
-        rep = _reply(tx, attr, DISP_EXECD | DISP_NEG | DISP_CREATE | DISP_OPEN, True)
+        rep = _reply(tx, attr, DISP.LOOKUP_EXECD | DISP.LOOKUP_NEG | DISP.OPEN_CREATE | DISP.OPEN_OPEN, True)
         rep.open_handle = handle
         rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
         return rep
 
-    with mdt.locks.update(mdt.wbc.outside(client_id, [(parent, UPDATE)]), on_behalf=client_id):
+    with mdt.locks.update(mdt.wbc.outside(client_id, [(parent, IBit.UPDATE)]), on_behalf=client_id):
         rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
     child = fid_from_pb(rep.attr.fid)
-    rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | LAYOUT | XATTR))
+    rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, DEFAULT_BITS | IBit.LAYOUT | IBit.XATTR))
     if req.want_wbc:
         wbc = mdt.wbc.try_grant(client_id, parent)
         if wbc is not None:
@@ -243,19 +259,19 @@ def _open_create(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
     return rep
 
 
-def _layout(mdt, req, cred, client_id, encode) -> mpb.IntentReply:
+def _layout(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode: Encode) -> mpb.IntentReply:
     requested = _requested_layout(mdt, req)
     default_from = fid_from_pb(req.parent) if req.HasField("parent") and req.parent.seq else mdt.root
 
     def finish(attr: Attr) -> mpb.IntentReply:
-        def fn(tx) -> mpb.IntentReply:
+        def fn(tx: Tx) -> mpb.IntentReply:
             a = tx.getattr(attr.fid)
             if stat.S_ISREG(a.mode) and tx.get_layout(a.fid) is None:
                 perm.require(cred, a, perm.W)
                 tx.set_layout(a.fid, mdt.allocate(tx, requested or tx.default_layout(default_from)))
-            return _reply(tx, tx.getattr(a.fid), DISP_EXECD | DISP_POS, True)
+            return _reply(tx, tx.getattr(a.fid), DISP.LOOKUP_EXECD | DISP.LOOKUP_POS, True)
 
         return mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]
 
-    req.ibits |= LAYOUT
+    req.ibits |= IBit.LAYOUT
     return _locked(mdt, client_id, cred, req, finish)

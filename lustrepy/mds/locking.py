@@ -14,14 +14,16 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 from lustrepy.common.fid import Fid
+from lustrepy.ldlm.inodebits import IBit
+from lustrepy.ldlm.lockd import LockServer
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import ResId
+from lustrepy.ldlm.wire import mode_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
 LOCAL_OWNER = "mds-local"
 
-LOOKUP, UPDATE, OPEN, LAYOUT, PERM, XATTR = 1, 2, 4, 8, 16, 32
-ALL_BUT_OPEN = LOOKUP | UPDATE | LAYOUT | PERM | XATTR
+ALL_BUT_OPEN = IBit.LOOKUP | IBit.UPDATE | IBit.LAYOUT | IBit.PERM | IBit.XATTR
 
 
 def res_of(fid: Fid) -> ResId:
@@ -29,7 +31,7 @@ def res_of(fid: Fid) -> ResId:
 
 
 class MdsLocks:
-    def __init__(self, lockd) -> None:
+    def __init__(self, lockd: LockServer) -> None:
         self.lockd = lockd
 
     @contextmanager
@@ -58,7 +60,7 @@ class MdsLocks:
         """Grant a client lock (blocking while a conflicting update runs) and describe it."""
         lk = self.lockd.enqueue(client_id, res_of(fid), mode, ibits=bits)
         return cpb.LockDesc(cookie=lk.cookie, res=cpb.ResId(n0=fid.seq, n1=fid.oid, n2=fid.ver),
-                            mode=int(mode), ibits=bits, owner=client_id)
+                            mode=mode_to_pb(mode), ibits=bits, owner=client_id)
 
     def cancel(self, client_id: str, cookie: int) -> None:
         self.lockd.cancel(client_id, [cookie])

@@ -15,11 +15,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.records import Statfs
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.mds.locking import MdsLocks
+from lustrepy.mds.namespace import Tx
 from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry
@@ -27,6 +30,8 @@ from lustrepy.mds.recovery import Committer
 from lustrepy.mds.replies import ReplyKeeper
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +142,7 @@ class Mdt:
 
     # ---- OSTs -----------------------------------------------------------------------
 
-    def announce(self, fsname: str, index: int, uuid: str, address: str, statfs, boot_id: int) -> None:
+    def announce(self, fsname: str, index: int, uuid: str, address: str, statfs: Statfs, boot_id: int) -> None:
         if fsname != self.fsname:
             raise LpError(errno.EINVAL, f"OST {uuid} belongs to file system {fsname!r}, not {self.fsname!r}")
         st = self.registry.get(index)
@@ -160,7 +165,7 @@ class Mdt:
         n = self.ost_count()
         lo.check(ost_count=n if n else None)
 
-    def allocate(self, tx, lo: Layout) -> Layout:
+    def allocate(self, tx: Tx, lo: Layout) -> Layout:
         """Choose OSTs and take precreated object ids, inside the caller's transaction.
 
         While an active OST is skipped only because its pool is empty, this raises
@@ -188,14 +193,15 @@ class Mdt:
         return Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),
                       stripe_offset=objs[0].ost_index, pattern=lo.pattern, objects=tuple(objs))
 
-    def write_with_objects(self, fn, **kw):
+    def write_with_objects(self, fn: Callable[[Tx], R], *, client_id: str = "", xid: int = 0,
+                           encode: Callable[[R, int], bytes] | None = None, now_ns: int = 0) -> tuple[R, int]:
         """store.write(fn), retried while object pools refill (precreation catching up)."""
         deadline = time.monotonic() + self.cfg.pool_wait
         self._alloc.lenient = False
         try:
             while True:
                 try:
-                    return self.store.write(fn, **kw)
+                    return self.store.write(fn, client_id=client_id, xid=xid, encode=encode, now_ns=now_ns)
                 except LpError as e:
                     if e.errno != errno.ENOSPC or not (any(not s.full for s in self.registry.active())
                                                        or self._osts_may_come()):

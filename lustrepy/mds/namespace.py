@@ -30,13 +30,9 @@ from lustrepy.mds import resources as _res
 from lustrepy.mds import setattr as _setattr
 from lustrepy.mds import xattr as _xattr
 from lustrepy.mds.inodes import ReadOnlyTx, TxBase, row_attr
+from lustrepy.common.protocol import SA
 from lustrepy.mds.records import (
     LINK_MAX,
-    RENAME_EXCHANGE,
-    RENAME_NOREPLACE,
-    SA,
-    XATTR_CREATE,
-    XATTR_REPLACE,
     OstRecord,
     Renamed,
     SetAttr,
@@ -46,11 +42,7 @@ from lustrepy.mds.schema import ATTR_COLUMNS, layout_from_db, layout_to_db
 
 __all__ = [
     "LINK_MAX",
-    "RENAME_EXCHANGE",
-    "RENAME_NOREPLACE",
     "SA",
-    "XATTR_CREATE",
-    "XATTR_REPLACE",
     "OstRecord",
     "ReadOnlyTx",
     "Renamed",
@@ -309,7 +301,7 @@ class Tx(TxBase):
 
     def rename(self, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent: Fid, dst_name: bytes,
                flags: int = 0) -> Renamed:
-        """rename / renameat2 (flags: RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2)."""
+        """rename / renameat2 (flags: RENAME bits)."""
         self._w()
         return _rename.rename(self, cred, src_parent, src_name, dst_parent, dst_name, flags)
 

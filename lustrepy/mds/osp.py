@@ -10,16 +10,20 @@ object is marked destroyed only after its OSS confirmed it.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import grpc
 
 from lustrepy.common.errors import LpError
 from lustrepy.mds.ostreg import OstRegistry
+from lustrepy.mds.namespace import Tx
+from lustrepy.mds.store import Store
 from lustrepy.rpc.channel import call, make_channel
 from lustrepy.rpc.convert import check_rep
 from lustrepy.rpc.v1 import common_pb2 as cpb
@@ -50,7 +54,7 @@ class OspStats:
 
 
 class Osp:
-    def __init__(self, store, registry: OstRegistry, client_id: str, fsname: str, *,
+    def __init__(self, store: Store, registry: OstRegistry, client_id: str, fsname: str, *,
                  low_water: int = 128, batch: int = 512, interval: float = 0.5) -> None:
         self.store = store
         self.registry = registry
@@ -127,7 +131,7 @@ class Osp:
         check_rep(rep.hdr)
         t.conn_gen = rep.conn_gen
 
-    def _rpc(self, t: _Target, method, make_req):
+    def _rpc(self, t: _Target, method: Callable[..., Any], make_req: Callable[[cpb.ReqHdr], Any]) -> Any:
         """Call with a connected export, reconnecting once on ENOTCONN."""
         for attempt in (0, 1):
             if t.conn_gen == 0:
@@ -159,7 +163,7 @@ class Osp:
                 continue
             t.failing = False
             first, last, index = rep.first_id, rep.last_id, st.index
-            self.store.write(lambda tx, i=index, a=first, b=last: tx.pool_add(i, a, b))
+            self.store.write(functools.partial(_pool_add, index, first, last))
             self.stats.precreated[st.index] += last - first + 1
             log.debug("OST%04x precreated objects %d..%d", st.index, first, last)
             with self._pool_cond:
@@ -177,13 +181,13 @@ class Osp:
             if t is None:
                 continue    # inactive OST: keep them queued until it returns
             try:
-                self._rpc(t, t.stub.Destroy, lambda h, ids=oids: opb.DestroyRequest(hdr=h, object_ids=ids))
+                self._rpc(t, t.stub.Destroy, functools.partial(_destroy_request, oids))
             except LpError as e:
                 log.warning("destroy of %d objects on OST%04x failed: %s", len(oids), ost, e)
                 t.conn_gen = 0
                 continue
             done = [(ost, o) for o in oids]
-            self.store.write(lambda tx, d=done: tx.destroy_done(d))
+            self.store.write(functools.partial(_destroy_done, done))
             self.stats.destroyed[ost] += len(oids)
             log.debug("OST%04x destroyed %d objects", ost, len(oids))
 
@@ -196,3 +200,15 @@ class Osp:
             self.wake()
             time.sleep(0.05)
         return False
+
+
+def _pool_add(index: int, first: int, last: int, tx: Tx) -> None:
+    tx.pool_add(index, first, last)
+
+
+def _destroy_done(done: list[tuple[int, int]], tx: Tx) -> None:
+    tx.destroy_done(done)
+
+
+def _destroy_request(ids: list[int], hdr: cpb.ReqHdr) -> opb.DestroyRequest:
+    return opb.DestroyRequest(hdr=hdr, object_ids=ids)

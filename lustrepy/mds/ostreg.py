@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 from dataclasses import dataclass, replace
 
 from lustrepy.common.records import Statfs
@@ -41,7 +42,7 @@ class OstState:
 class OstRegistry:
     """Thread-safe view of the OSTs; `sweep` (called periodically) applies the timeout."""
 
-    def __init__(self, timeout: float = 5.0, clock=time.monotonic) -> None:
+    def __init__(self, timeout: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()

@@ -13,7 +13,9 @@ them itself, so they are neither in that table nor in the configuration file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID
@@ -21,8 +23,13 @@ from lustrepy.common.layout import STRIPE_UNIT, Layout, MAX_STRIPE_SIZE
 from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs, bad
 from lustrepy.common.records import Cred
 from lustrepy.mds import schema
-from lustrepy.mds.locking import LAYOUT, XATTR
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds.lod import DEFAULT_RESERVED
+from lustrepy.mds.namespace import Tx
+from lustrepy.mds.store import Store
+
+if TYPE_CHECKING:
+    from lustrepy.mds.mdt import Mdt
 
 SCOPE = "mds"
 MAX_PRECREATE = 20_000      # an OSS creates at most this many objects per Precreate call
@@ -78,7 +85,7 @@ _CFG_FIELDS = ("heartbeat_interval", "ost_timeout", "callback_timeout", "commit_
 class SqlParamStore:
     """Run-time settings in the MDT database's `params` table (each change one transaction)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store             # its `params` table: lustrepy.mds.schema
 
     def load(self) -> dict[str, str]:
@@ -93,13 +100,13 @@ class SqlParamStore:
                 (name, value, time.time_ns())))
 
 
-def registry(mdt, settings: dict) -> Registry:
+def registry(mdt: Mdt, settings: dict[str, str]) -> Registry:
     """Bind every MDS tunable to `mdt` (not yet applying kept run-time settings: see Registry.apply_saved)."""
     reg = Registry(SCOPE, SqlParamStore(mdt.store))
     by_name = {s.name: s for s in OPTIONS}
 
-    def set_cfg(field: str):
-        def write(v) -> None:
+    def set_cfg(field: str) -> Callable[[Any], None]:
+        def write(v: Any) -> None:
             mdt.cfg = dataclasses.replace(mdt.cfg, **{field: v})
             _push(mdt, field, v)
         return write
@@ -108,10 +115,10 @@ def registry(mdt, settings: dict) -> Registry:
     reg.bind(by_name["fsname"], lambda: mdt.fsname)
     reg.bind(by_name["listen"], lambda: mdt.address or settings.get("listen", ""))
     for f in _CFG_FIELDS:
-        reg.bind(by_name[f], lambda f=f: getattr(mdt.cfg, f), set_cfg(f) if by_name[f].settable else None)
+        reg.bind(by_name[f], functools.partial(_cfg_value, mdt, f), set_cfg(f) if by_name[f].settable else None)
     for f, attr in (("wbc.contention_threshold", "threshold"), ("wbc.contention_window", "window_s"),
                     ("wbc.contention_hold", "hold_s")):
-        reg.bind(by_name[f], lambda attr=attr: getattr(mdt.cfg.contention, attr), _set_contention(mdt, f, attr))
+        reg.bind(by_name[f], functools.partial(_contention_value, mdt, attr), _set_contention(mdt, f, attr))
     bind_logs(reg, by_name, LOG_SUBSYSTEMS)
     count, size = LAYOUT_PARAMS
     reg.bind(count, lambda: _root_layout(mdt).stripe_count,
@@ -121,7 +128,15 @@ def registry(mdt, settings: dict) -> Registry:
     return reg
 
 
-def _push(mdt, field: str, v) -> None:
+def _cfg_value(mdt: Mdt, field: str) -> Any:
+    return getattr(mdt.cfg, field)
+
+
+def _contention_value(mdt: Mdt, attr: str) -> Any:
+    return getattr(mdt.cfg.contention, attr)
+
+
+def _push(mdt: Mdt, field: str, v: Any) -> None:
     """Hand a changed setting to the live object that uses it."""
     if field == "ost_timeout":
         mdt.registry.timeout = v
@@ -138,8 +153,8 @@ def _push(mdt, field: str, v) -> None:
         mdt.osp.wake()
 
 
-def _set_contention(mdt, name: str, attr: str):
-    def write(v) -> None:
+def _set_contention(mdt: Mdt, name: str, attr: str) -> Callable[[Any], None]:
+    def write(v: Any) -> None:
         try:
             policy = dataclasses.replace(mdt.cfg.contention, **{attr: v})
         except ValueError as e:
@@ -149,14 +164,14 @@ def _set_contention(mdt, name: str, attr: str):
     return write
 
 
-def _root_layout(mdt) -> Layout:
+def _root_layout(mdt: Mdt) -> Layout:
     return mdt.store.read().default_layout(ROOT_FID)
 
 
-def _set_root_layout(mdt, name: str, **change) -> None:
+def _set_root_layout(mdt: Mdt, name: str, **change: Any) -> None:
     """Change the file system's default striping: the root directory's default layout and the MDT's record
     of it, with the root's LAYOUT lock taken so clients drop what they cached of it."""
-    def fn(tx) -> None:
+    def fn(tx: Tx) -> None:
         lo = dataclasses.replace(tx.default_layout(ROOT_FID), **change)
         try:
             lo.check()
@@ -165,5 +180,5 @@ def _set_root_layout(mdt, name: str, **change) -> None:
         tx.set_default_layout(Cred(), ROOT_FID, lo)
         tx.conn.execute("UPDATE meta SET default_layout = ?", (schema.layout_to_db(lo),))
 
-    with mdt.locks.update([(ROOT_FID, LAYOUT | XATTR)]):
+    with mdt.locks.update([(ROOT_FID, IBit.LAYOUT | IBit.XATTR)]):
         mdt.store.write(fn)

@@ -1,7 +1,6 @@
 """Typed records of the MDS namespace API: what callers pass in (SetAttr) and
-what updates report back (Unlinked, Renamed, OstRecord), plus the flag values
-the API shares with the wire protocol (mds.proto; SA lives in
-lustrepy.common.records, shared with the client).
+what updates report back (Unlinked, Renamed, OstRecord). The flag values the API
+shares with the wire protocol (SA, RENAME, XATTR) are lustrepy.common.protocol's.
 
 Pure data; never does I/O and never imports storage code.
 """
@@ -11,16 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lustrepy.common.layout import StripeObject
-from lustrepy.common.records import SA as SA  # re-exported: the namespace API speaks of it
 from lustrepy.common.records import Attr
-
-# rename flags (as renameat2 and mds.proto RenameFlag)
-RENAME_NOREPLACE = 1
-RENAME_EXCHANGE = 2
-
-# setxattr flags (as Linux and mds.proto SetxattrOp.flags)
-XATTR_CREATE = 1
-XATTR_REPLACE = 2
 
 # the most hard links a non-directory may have (as ext4)
 LINK_MAX = 65000

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 
+from lustrepy.mds.store import Store
+
 log = logging.getLogger(__name__)
 
 
 class Committer:
-    def __init__(self, store, interval: float = 1.0) -> None:
+    def __init__(self, store: Store, interval: float = 1.0) -> None:
         self.store = store
         self.interval = interval
         self._stop = threading.Event()

@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import errno
 import stat
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import LOV_XATTR, decode_lov
 from lustrepy.common.names import check_name, check_symlink_target, check_xattr
+from lustrepy.common.protocol import RENAME, SA, XATTR, check_bits
 from lustrepy.common.records import Attr, Cred
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.modes import LockMode
-from lustrepy.mds.locking import ALL_BUT_OPEN, LAYOUT, LOOKUP, PERM, UPDATE, XATTR
+from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.namespace import SetAttr, Tx
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
+from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
-SA_MODE, SA_UID, SA_GID = 1, 2, 4
+if TYPE_CHECKING:
+    from lustrepy.mds.mdt import Mdt
+
 _RETRIES = 4
 CREATORS = ("create", "mkdir", "symlink")
 
@@ -37,12 +42,12 @@ class _Moved(Exception):
     """A name no longer binds to the FID locked for it; take the locks again."""
 
 
-def _fid(m) -> Fid | None:
+def _fid(m: cpb.Fid) -> Fid | None:
     f = fid_from_pb(m)
     return None if f.is_zero() else f
 
 
-def _child(mdt, cred: Cred, parent: Fid, name: bytes) -> Fid | None:
+def _child(mdt: Mdt, cred: Cred, parent: Fid, name: bytes) -> Fid | None:
     try:
         return mdt.store.read().lookup(cred, parent, name).fid
     except LpError as e:
@@ -51,7 +56,7 @@ def _child(mdt, cred: Cred, parent: Fid, name: bytes) -> Fid | None:
         raise
 
 
-def _expect(tx, cred: Cred, parent: Fid, name: bytes, fid: Fid | None) -> None:
+def _expect(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid | None) -> None:
     """Inside the transaction: the binding must still be what was locked."""
     try:
         now = tx.lookup(cred, parent, name).fid
@@ -63,7 +68,7 @@ def _expect(tx, cred: Cred, parent: Fid, name: bytes, fid: Fid | None) -> None:
         raise _Moved()
 
 
-def _reply(attr: Attr | None, tx, with_layout: bool = True) -> mpb.ReintReply:
+def _reply(attr: Attr | None, tx: Tx, with_layout: bool = True) -> mpb.ReintReply:
     rep = mpb.ReintReply(hdr=rep_ok())
     if attr is not None:
         rep.attr.CopyFrom(attr_pb(tx, attr))
@@ -76,9 +81,12 @@ def _reply(attr: Attr | None, tx, with_layout: bool = True) -> mpb.ReintReply:
 
 
 TxFn = Callable[[Tx], mpb.ReintReply]
+Locks = list[tuple[Fid | None, int]]
+# a handler: the locks an update takes, and the transaction that makes it
+Handler = Callable[["Mdt", Any, Cred], tuple[Locks, TxFn]]
 
 
-def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
+def execute(mdt: Mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
             encode: Callable[[mpb.ReintReply, int], bytes]) -> mpb.ReintReply:
     """The Reint RPC: run the update with its reply row, then lock a new object for the client."""
     kind, rep, _ = run(mdt, req.op, cred, client_id, xid=req.hdr.xid, encode=encode)
@@ -86,12 +94,12 @@ def execute(mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
     # batches: waking it per unlink would cost an OSS RPC and a transaction per file.
     if kind in CREATORS and rep.attr.fid.seq:
         # nobody else can hold a lock on a new object: the grant is immediate
-        bits = LOOKUP | UPDATE | PERM | XATTR | (LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
+        bits = IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.XATTR | (IBit.LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
         rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
     return rep
 
 
-def run(mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
+def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
         encode: Callable[[mpb.ReintReply, int], bytes] | None = None, now_ns: int = 0,
         wrap: Callable[[TxFn], TxFn] | None = None) -> tuple[str, mpb.ReintReply, int]:
     """Execute one update for `client_id` as one transaction: the Reint RPC and the replay of
@@ -124,7 +132,7 @@ def run(mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
 
 
-def _parent_of(kind: str, op) -> Fid | None:
+def _parent_of(kind: str, op: Any) -> Fid | None:
     if kind in ("create", "mkdir", "symlink", "link", "unlink", "rmdir"):
         return fid_from_pb(op.parent)
     if kind == "rename":
@@ -132,16 +140,16 @@ def _parent_of(kind: str, op) -> Fid | None:
     return None
 
 
-def _with_parent(fn, parent: Fid):
+def _with_parent(fn: TxFn, parent: Fid) -> TxFn:
     """Make the reply carry the parent's attributes as the update left them."""
-    def wrapped(tx) -> mpb.ReintReply:
+    def wrapped(tx: Tx) -> mpb.ReintReply:
         rep = fn(tx)
         rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
         return rep
     return wrapped
 
 
-def _create(mdt, op, cred):
+def _create(mdt: Mdt, op: mpb.CreateOp, cred: Cred) -> tuple[Locks, TxFn]:
     check_name(op.name)
     parent = fid_from_pb(op.parent)
     mode = op.mode if stat.S_IFMT(op.mode) else op.mode | stat.S_IFREG
@@ -151,94 +159,97 @@ def _create(mdt, op, cred):
         mdt.check_layout(lo)
         requested = lo
 
-    def fn(tx):
+    def fn(tx: Tx) -> mpb.ReintReply:
         lo = None
         if stat.S_ISREG(mode) and not op.delay_layout:
             lo = mdt.allocate(tx, requested or tx.default_layout(parent))
         return _reply(tx.create(cred, parent, op.name, mode, op.rdev, fid=_fid(op.fid), layout=lo), tx)
 
-    return [(parent, UPDATE)], fn
+    return [(parent, IBit.UPDATE)], fn
 
 
-def _mkdir(mdt, op, cred):
+def _mkdir(mdt: Mdt, op: mpb.MkdirOp, cred: Cred) -> tuple[Locks, TxFn]:
     check_name(op.name)
     parent = fid_from_pb(op.parent)
-    return [(parent, UPDATE)], lambda tx: _reply(tx.mkdir(cred, parent, op.name, op.mode, fid=_fid(op.fid)), tx)
+    return [(parent, IBit.UPDATE)], lambda tx: _reply(tx.mkdir(cred, parent, op.name, op.mode, fid=_fid(op.fid)), tx)
 
 
-def _symlink(mdt, op, cred):
+def _symlink(mdt: Mdt, op: mpb.SymlinkOp, cred: Cred) -> tuple[Locks, TxFn]:
     check_name(op.name)
     check_symlink_target(op.target)
     parent = fid_from_pb(op.parent)
-    return [(parent, UPDATE)], lambda tx: _reply(
+    return [(parent, IBit.UPDATE)], lambda tx: _reply(
         tx.symlink(cred, parent, op.name, op.target, fid=_fid(op.fid)), tx)
 
 
-def _link(mdt, op, cred):
+def _link(mdt: Mdt, op: mpb.LinkOp, cred: Cred) -> tuple[Locks, TxFn]:
     check_name(op.name)
     parent, fid = fid_from_pb(op.parent), fid_from_pb(op.fid)
-    return [(parent, UPDATE), (fid, UPDATE)], lambda tx: _reply(tx.link(cred, fid, parent, op.name), tx)
+    return [(parent, IBit.UPDATE), (fid, IBit.UPDATE)], lambda tx: _reply(tx.link(cred, fid, parent, op.name), tx)
 
 
-def _unlink(mdt, op, cred):
+def _unlink(mdt: Mdt, op: mpb.UnlinkOp, cred: Cred) -> tuple[Locks, TxFn]:
     check_name(op.name)
     parent = fid_from_pb(op.parent)
     child = _child(mdt, cred, parent, op.name)
 
-    def fn(tx):
+    def fn(tx: Tx) -> mpb.ReintReply:
         _expect(tx, cred, parent, op.name, child)
         return _reply(tx.unlink(cred, parent, op.name).attr, tx, with_layout=False)
 
-    return [(parent, UPDATE), (child, ALL_BUT_OPEN)], fn
+    return [(parent, IBit.UPDATE), (child, ALL_BUT_OPEN)], fn
 
 
-def _rmdir(mdt, op, cred):
+def _rmdir(mdt: Mdt, op: mpb.RmdirOp, cred: Cred) -> tuple[Locks, TxFn]:
     check_name(op.name)
     parent = fid_from_pb(op.parent)
     child = _child(mdt, cred, parent, op.name)
 
-    def fn(tx):
+    def fn(tx: Tx) -> mpb.ReintReply:
         _expect(tx, cred, parent, op.name, child)
         return _reply(tx.rmdir(cred, parent, op.name), tx)
 
-    return [(parent, UPDATE), (child, ALL_BUT_OPEN)], fn
+    return [(parent, IBit.UPDATE), (child, ALL_BUT_OPEN)], fn
 
 
-def _rename(mdt, op, cred):
+def _rename(mdt: Mdt, op: mpb.RenameOp, cred: Cred) -> tuple[Locks, TxFn]:
+    check_bits(RENAME, op.flags, "rename flag")
     check_name(op.src_name)
     check_name(op.dst_name)
     sp, dp = fid_from_pb(op.src_parent), fid_from_pb(op.dst_parent)
     src = _child(mdt, cred, sp, op.src_name)
     dst = _child(mdt, cred, dp, op.dst_name)
 
-    def fn(tx):
+    def fn(tx: Tx) -> mpb.ReintReply:
         _expect(tx, cred, sp, op.src_name, src)
         _expect(tx, cred, dp, op.dst_name, dst)
         tx.rename(cred, sp, op.src_name, dp, op.dst_name, op.flags)
         return _reply(tx.getattr(src) if src is not None else None, tx)
 
-    locks = [(sp, UPDATE), (dp, UPDATE), (src, LOOKUP | UPDATE),
-             (dst, LOOKUP | UPDATE if op.flags & 2 else ALL_BUT_OPEN)]
+    locks: Locks = [(sp, IBit.UPDATE), (dp, IBit.UPDATE), (src, IBit.LOOKUP | IBit.UPDATE),
+             (dst, IBit.LOOKUP | IBit.UPDATE if op.flags & RENAME.EXCHANGE else ALL_BUT_OPEN)]
     return locks, fn
 
 
-def _setattr(mdt, op, cred):
+def _setattr(mdt: Mdt, op: mpb.SetattrOp, cred: Cred) -> tuple[Locks, TxFn]:
+    check_bits(SA, op.valid, "setattr")
     fid = fid_from_pb(op.fid)
     sa = SetAttr(valid=op.valid, mode=op.mode, uid=op.uid, gid=op.gid, size=op.size,
                  atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns, open_handle=op.open_handle,
                  blocks=op.blocks)
-    bits = UPDATE | (PERM if op.valid & (SA_MODE | SA_UID | SA_GID) else 0)
+    bits = IBit.UPDATE | (IBit.PERM if op.valid & (SA.MODE | SA.UID | SA.GID) else 0)
     return [(fid, bits)], lambda tx: _reply(tx.setattr(cred, fid, sa), tx)
 
 
-def _setxattr(mdt, op, cred):
+def _setxattr(mdt: Mdt, op: mpb.SetxattrOp, cred: Cred) -> tuple[Locks, TxFn]:
+    check_bits(XATTR, op.flags, "setxattr flag")
     fid = fid_from_pb(op.fid)
     check_xattr(op.name, op.value)
     if op.name == LOV_XATTR:
         lo = decode_lov(op.value)
         mdt.check_layout(lo)
 
-        def set_lov(tx):
+        def set_lov(tx: Tx) -> mpb.ReintReply:
             a = tx.getattr(fid)
             if stat.S_ISDIR(a.mode):
                 tx.set_default_layout(cred, fid, lo)
@@ -252,27 +263,36 @@ def _setxattr(mdt, op, cred):
                 raise LpError(errno.EINVAL, "layouts apply to directories and regular files")
             return _reply(tx.getattr(fid), tx)
 
-        return [(fid, LAYOUT | XATTR)], set_lov
-    return [(fid, XATTR)], lambda tx: (tx.setxattr(cred, fid, op.name, op.value, op.flags),
-                                       _reply(tx.getattr(fid), tx))[1]
+        return [(fid, IBit.LAYOUT | IBit.XATTR)], set_lov
+
+    def set_one(tx: Tx) -> mpb.ReintReply:
+        tx.setxattr(cred, fid, op.name, op.value, op.flags)
+        return _reply(tx.getattr(fid), tx)
+
+    return [(fid, IBit.XATTR)], set_one
 
 
-def _removexattr(mdt, op, cred):
+def _removexattr(mdt: Mdt, op: mpb.RemovexattrOp, cred: Cred) -> tuple[Locks, TxFn]:
     fid = fid_from_pb(op.fid)
     check_xattr(op.name)
     if op.name == LOV_XATTR:
-        def rm_lov(tx):
+        def rm_lov(tx: Tx) -> mpb.ReintReply:
             a = tx.getattr(fid)
             if not stat.S_ISDIR(a.mode):
                 raise LpError(errno.EPERM, "a file's layout cannot be removed")
             tx.set_default_layout(cred, fid, None)
             return _reply(tx.getattr(fid), tx)
 
-        return [(fid, LAYOUT | XATTR)], rm_lov
-    return [(fid, XATTR)], lambda tx: (tx.removexattr(cred, fid, op.name), _reply(tx.getattr(fid), tx))[1]
+        return [(fid, IBit.LAYOUT | IBit.XATTR)], rm_lov
+
+    def remove_one(tx: Tx) -> mpb.ReintReply:
+        tx.removexattr(cred, fid, op.name)
+        return _reply(tx.getattr(fid), tx)
+
+    return [(fid, IBit.XATTR)], remove_one
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Handler] = {
     "create": _create, "mkdir": _mkdir, "symlink": _symlink, "link": _link, "unlink": _unlink,
     "rmdir": _rmdir, "rename": _rename, "setattr": _setattr, "setxattr": _setxattr,
     "removexattr": _removexattr,

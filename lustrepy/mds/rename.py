@@ -24,17 +24,19 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import StripeObject
 from lustrepy.common.names import check_name
+from lustrepy.common.protocol import RENAME, check_bits
 from lustrepy.common.records import Attr, Cred
 from lustrepy.common import perm
 from lustrepy.mds.inodes import TxBase
-from lustrepy.mds.records import RENAME_EXCHANGE, RENAME_NOREPLACE, Renamed
+from lustrepy.mds.records import Renamed
 
 
 def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent: Fid, dst_name: bytes,
            flags: int = 0) -> Renamed:
-    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
-        raise LpError(errno.EINVAL, f"bad rename flags {flags:#x}")
-    exchange = bool(flags & RENAME_EXCHANGE)
+    check_bits(RENAME, flags, "rename flag")
+    if flags == RENAME.NOREPLACE | RENAME.EXCHANGE:
+        raise LpError(errno.EINVAL, "rename flags NOREPLACE and EXCHANGE exclude each other")
+    exchange = bool(flags & RENAME.EXCHANGE)
     spid, spa = tx._node(src_parent)
     dpid, dpa = tx._node(dst_parent)
     perm.may_lookup(cred, spa)
@@ -48,7 +50,7 @@ def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent:
     if dpa.nlink == 0:
         raise LpError(errno.ENOENT, f"directory {dst_parent} has been removed")
     dst = tx._child(dpid, dst_name)
-    if dst is not None and flags & RENAME_NOREPLACE:
+    if dst is not None and flags & RENAME.NOREPLACE:
         raise LpError(errno.EEXIST, f"{dst_name!r} exists in {dst_parent}")
     if dst is None and exchange:
         raise LpError(errno.ENOENT, f"no entry {dst_name!r} in {dst_parent} to exchange with")

@@ -14,18 +14,24 @@ import logging
 import os
 import stat
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import grpc
 
 from lustrepy import __version__
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import LOV_XATTR, encode_lov
 from lustrepy.common.opstats import RpcStats
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout
+from lustrepy.common.params import ParamValue, Registry
 from lustrepy.common.records import Cred, Statfs
 from lustrepy.mds import intent, reint
 from lustrepy.common import perm
 from lustrepy.mds import replay
+from lustrepy.mds.namespace import Tx
 from lustrepy.mds.wire import attr_pb
-from lustrepy.rpc.convert import (cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
+from lustrepy.rpc.convert import (Reply, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
 from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
@@ -33,30 +39,37 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc
 from lustrepy.rpc.v1 import stats_pb2 as spb
 
+if TYPE_CHECKING:
+    from lustrepy.mds.mdt import Mdt
+
 log = logging.getLogger(__name__)
 
 READDIR_MAX = 4096
 INODE_BYTES = 1024          # MDT space one inode is reckoned to take, for free-inode counts
 
 
-def _encode(rep: Any, transno: int) -> bytes:
+M = TypeVar("M", bound=Reply)
+
+
+def _encode(rep: Reply, transno: int) -> bytes:
     rep.hdr.transno = transno
     return rep.SerializeToString()
 
 
 class MdsService(mds_pb2_grpc.MdsServicer):
-    def __init__(self, mdt) -> None:
+    def __init__(self, mdt: Mdt) -> None:
         self.mdt = mdt
         self.stats = RpcStats()     # per op and per client, with latency histograms (Stats RPC)
 
     # ---- the common path ------------------------------------------------------------
 
-    def _serve(self, name: str, reply_cls: type, request: Any, fn: Callable[[Cred], Any],
-               modifying: bool = False, anonymous_ok: bool = False) -> Any:
+    def _serve(self, name: str, reply_cls: Callable[..., M], request: Any, fn: Callable[[Cred], M],
+               modifying: bool = False, anonymous_ok: bool = False) -> M:
         mdt = self.mdt
         mdt.counters[name] += 1
         t0 = time.perf_counter()
         hdr = request.hdr
+        rep: M | None
         try:
             if not (anonymous_ok and not hdr.client_id):
                 mdt.lockd.check(hdr.client_id, hdr.conn_gen)
@@ -88,7 +101,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         self.stats.record(name, hdr.client_id, us, failed=rep.hdr.errno != 0)
         return rep
 
-    def _resent(self, name: str, reply_cls: type, hdr: cpb.ReqHdr) -> Any:
+    def _resent(self, name: str, reply_cls: Callable[..., M], hdr: cpb.ReqHdr) -> M | None:
         saved = self.mdt.store.saved_reply(hdr.client_id, hdr.xid)
         if saved is None:
             return None
@@ -100,7 +113,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     # ---- connections ------------------------------------------------------------------
 
-    def Connect(self, request: cpb.ConnectRequest, context) -> cpb.ConnectReply:
+    def Connect(self, request: cpb.ConnectRequest, context: grpc.ServicerContext) -> cpb.ConnectReply:
         mdt = self.mdt
         mdt.counters["connect"] += 1
         if not request.client_id:
@@ -115,7 +128,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                                 server_uuid=mdt.uuid, fsname=mdt.fsname, root=fid_to_pb(mdt.root),
                                 boot_id=mdt.boot_id, server_version=__version__)
 
-    def Disconnect(self, request: cpb.DisconnectRequest, context) -> cpb.SimpleReply:
+    def Disconnect(self, request: cpb.DisconnectRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
             cid = request.hdr.client_id
             self.mdt.disconnected(cid)
@@ -126,12 +139,12 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     # ---- intents and updates ----------------------------------------------------------
 
-    def Intent(self, request: mpb.IntentRequest, context) -> mpb.IntentReply:
+    def Intent(self, request: mpb.IntentRequest, context: grpc.ServicerContext) -> mpb.IntentReply:
         return self._serve("intent", mpb.IntentReply, request,
                            lambda cred: intent.execute(self.mdt, request, cred, request.hdr.client_id, _encode),
                            modifying=intent.is_modifying(request))
 
-    def Reint(self, request: mpb.ReintRequest, context) -> mpb.ReintReply:
+    def Reint(self, request: mpb.ReintRequest, context: grpc.ServicerContext) -> mpb.ReintReply:
         kind = request.op.WhichOneof("op") or "none"
         client_id = request.hdr.client_id
 
@@ -146,18 +159,18 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return rep
         return self._serve(kind, mpb.ReintReply, request, fn, modifying=True)
 
-    def ReintBatch(self, request: mpb.ReintBatchRequest, context) -> mpb.ReintBatchReply:
+    def ReintBatch(self, request: mpb.ReintBatchRequest, context: grpc.ServicerContext) -> mpb.ReintBatchReply:
         # Not answered from reply rows: the per-client record seqs make a resend (also after
         # a restart) skip what was applied and execute the rest, each record once.
         return self._serve("reint_batch", mpb.ReintBatchReply, request,
                            lambda cred: replay.apply_batch(self.mdt, request, request.hdr.client_id))
 
-    def Close(self, request: mpb.CloseRequest, context) -> cpb.SimpleReply:
+    def Close(self, request: mpb.CloseRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
-            items = [(m.open_handle, (m.size, m.blocks) if m.has_size else None, m.size_lost)
-                     for m in (request, *request.more)]
+            heads: list[mpb.CloseRequest | mpb.CloseItem] = [request, *request.more]
+            items = [(m.open_handle, (m.size, m.blocks) if m.has_size else None, m.size_lost) for m in heads]
 
-            def closes(tx) -> bool:
+            def closes(tx: Tx) -> bool:
                 if request.keep_open:           # fsync: the sizes are recorded, the handles stay
                     for handle, size, _ in items:
                         if size is not None:
@@ -174,19 +187,21 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return cpb.SimpleReply(hdr=rep_ok())
         return self._serve("close", cpb.SimpleReply, request, fn, modifying=True)
 
-    def AllocSeq(self, request: mpb.SeqRequest, context) -> mpb.SeqReply:
+    def AllocSeq(self, request: mpb.SeqRequest, context: grpc.ServicerContext) -> mpb.SeqReply:
         from lustrepy.common.fid import SEQ_WIDTH
 
         def fn(cred: Cred) -> mpb.SeqReply:
             owner = request.hdr.client_id
-            rep, _ = self.mdt.store.write(
-                lambda tx: mpb.SeqReply(hdr=rep_ok(), seq=tx.alloc_seq(owner), width=SEQ_WIDTH),
-                client_id=owner, xid=request.hdr.xid, encode=_encode)
+
+            def alloc(tx: Tx) -> mpb.SeqReply:
+                return mpb.SeqReply(hdr=rep_ok(), seq=tx.alloc_seq(owner), width=SEQ_WIDTH)
+
+            rep, _ = self.mdt.store.write(alloc, client_id=owner, xid=request.hdr.xid, encode=_encode)
             self.mdt.committer.commit_now()     # durable before anyone names files from it
             return rep
         return self._serve("alloc_seq", mpb.SeqReply, request, fn, modifying=True)
 
-    def Sync(self, request: mpb.SyncRequest, context) -> cpb.SimpleReply:
+    def Sync(self, request: mpb.SyncRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
             self.mdt.committer.commit_now()
             return cpb.SimpleReply(hdr=rep_ok())
@@ -194,7 +209,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     # ---- reads ----------------------------------------------------------------------
 
-    def Readdir(self, request: mpb.ReaddirRequest, context) -> mpb.ReaddirReply:
+    def Readdir(self, request: mpb.ReaddirRequest, context: grpc.ServicerContext) -> mpb.ReaddirReply:
         def fn(cred: Cred) -> mpb.ReaddirReply:
             fid = fid_from_pb(request.fid)
             self.mdt.wbc.revoke_for(request.hdr.client_id, fid)
@@ -213,7 +228,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return rep
         return self._serve("readdir", mpb.ReaddirReply, request, fn)
 
-    def Getxattr(self, request: mpb.GetxattrRequest, context) -> mpb.GetxattrReply:
+    def Getxattr(self, request: mpb.GetxattrRequest, context: grpc.ServicerContext) -> mpb.GetxattrReply:
         def fn(cred: Cred) -> mpb.GetxattrReply:
             tx = self.mdt.store.read()
             fid = fid_from_pb(request.fid)
@@ -222,7 +237,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name))
         return self._serve("getxattr", mpb.GetxattrReply, request, fn)
 
-    def _lov(self, tx, fid):
+    def _lov(self, tx: Tx, fid: Fid) -> Layout:
         a = tx.getattr(fid)
         if stat.S_ISDIR(a.mode):
             return tx.default_layout(fid)
@@ -231,7 +246,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             raise LpError(errno.ENODATA, "no layout")
         return lo
 
-    def Listxattr(self, request: mpb.ListxattrRequest, context) -> mpb.ListxattrReply:
+    def Listxattr(self, request: mpb.ListxattrRequest, context: grpc.ServicerContext) -> mpb.ListxattrReply:
         def fn(cred: Cred) -> mpb.ListxattrReply:
             tx = self.mdt.store.read()
             fid = fid_from_pb(request.fid)
@@ -242,11 +257,11 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return mpb.ListxattrReply(hdr=rep_ok(), names=names)
         return self._serve("listxattr", mpb.ListxattrReply, request, fn)
 
-    def Readlink(self, request: mpb.ReadlinkRequest, context) -> mpb.ReadlinkReply:
+    def Readlink(self, request: mpb.ReadlinkRequest, context: grpc.ServicerContext) -> mpb.ReadlinkReply:
         return self._serve("readlink", mpb.ReadlinkReply, request, lambda cred: mpb.ReadlinkReply(
             hdr=rep_ok(), target=self.mdt.store.read().readlink(fid_from_pb(request.fid))))
 
-    def Statfs(self, request: mpb.StatfsRequest, context) -> mpb.MdsStatfsReply:
+    def Statfs(self, request: mpb.StatfsRequest, context: grpc.ServicerContext) -> mpb.MdsStatfsReply:
         return self._serve("statfs", mpb.MdsStatfsReply, request, lambda cred: self._statfs(), anonymous_ok=True)
 
     def _statfs(self) -> mpb.MdsStatfsReply:
@@ -272,7 +287,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                                                bavail=bavail // 4096, files=mdt_fs.files, ffree=mdt_fs.ffree)))
         return rep
 
-    def Info(self, request: mpb.MdsInfoRequest, context) -> mpb.MdsInfoReply:
+    def Info(self, request: mpb.MdsInfoRequest, context: grpc.ServicerContext) -> mpb.MdsInfoReply:
         def fn(cred: Cred) -> mpb.MdsInfoReply:
             mdt = self.mdt
             counters = dict(mdt.counters)
@@ -294,7 +309,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             log.exception("info failed")
             return mpb.MdsInfoReply(hdr=rep_err(LpError(errno.EIO, "internal error in info")))
 
-    def Stats(self, request: spb.StatsRequest, context) -> spb.StatsReply:
+    def Stats(self, request: spb.StatsRequest, context: grpc.ServicerContext) -> spb.StatsReply:
         """For admins: no export needed. Per op and per client RPC statistics of this MDS."""
         self.mdt.counters["stats"] += 1
         try:
@@ -304,7 +319,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             log.exception("stats failed")
             return spb.StatsReply(hdr=rep_err(LpError(errno.EIO, "internal error in stats")))
 
-    def WbcInfo(self, request: mpb.WbcInfoRequest, context) -> mpb.WbcInfoReply:
+    def WbcInfo(self, request: mpb.WbcInfoRequest, context: grpc.ServicerContext) -> mpb.WbcInfoReply:
         def fn(cred: Cred) -> mpb.WbcInfoReply:
             fid = fid_from_pb(request.fid)
             if not stat.S_ISDIR(self.mdt.store.read().getattr(fid).mode):
@@ -316,7 +331,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     # ---- OSTs ---------------------------------------------------------------------------
 
-    def Announce(self, request: mpb.OstAnnounce, context) -> mpb.OstAnnounceReply:
+    def Announce(self, request: mpb.OstAnnounce, context: grpc.ServicerContext) -> mpb.OstAnnounceReply:
         mdt = self.mdt
         mdt.counters["announce"] += 1
         try:
@@ -333,16 +348,16 @@ class MdsService(mds_pb2_grpc.MdsServicer):
 
     # ---- tunables (lfsctl get-param / set-param) -------------------------------------------
 
-    params = None       # the server's lustrepy.common.params.Registry, set by the daemon
+    params: Registry | None = None       # the server's tunables, set by the daemon
 
-    def GetParam(self, request: mpb.ParamGetRequest, context) -> mpb.ParamReply:
+    def GetParam(self, request: mpb.ParamGetRequest, context: grpc.ServicerContext) -> mpb.ParamReply:
         return self._params("get_param", lambda reg: reg.get(list(request.patterns)))
 
-    def SetParam(self, request: mpb.ParamSetRequest, context) -> mpb.ParamReply:
+    def SetParam(self, request: mpb.ParamSetRequest, context: grpc.ServicerContext) -> mpb.ParamReply:
         return self._params("set_param", lambda reg: reg.set(
             [(s.name, None if s.reset else s.value) for s in request.settings]))
 
-    def _params(self, name: str, fn) -> mpb.ParamReply:
+    def _params(self, name: str, fn: Callable[[Registry], list[ParamValue]]) -> mpb.ParamReply:
         """For admins: no export needed. Bad names and values come back as the reply's errno."""
         self.mdt.counters[name] += 1
         try:
@@ -356,7 +371,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return mpb.ParamReply(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))
 
 
-def _parents(op: mpb.ReintOp, kind: str) -> list:
+def _parents(op: mpb.ReintOp, kind: str) -> list[Fid]:
     """The directories whose entries an update changes."""
     if kind in ("create", "mkdir", "symlink", "link", "unlink", "rmdir"):
         return [fid_from_pb(getattr(op, kind).parent)]

@@ -14,7 +14,8 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.records import Attr, Cred
 from lustrepy.common import perm
 from lustrepy.mds.inodes import TxBase, row_attr
-from lustrepy.mds.records import SA, SetAttr
+from lustrepy.common.protocol import SA
+from lustrepy.mds.records import SetAttr
 from lustrepy.mds.schema import ATTR_COLUMNS
 
 

@@ -31,13 +31,15 @@ from typing import Callable
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.ldlm import flags as lfl
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import Lock, ResId
-from lustrepy.mds.locking import LOCAL_OWNER, PERM, UPDATE
+from lustrepy.ldlm.wire import mode_to_pb
+from lustrepy.mds.locking import LOCAL_OWNER
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
-WBC_BITS = UPDATE | PERM
+WBC_BITS = IBit.UPDATE | IBit.PERM
 MAX_TRACKED = 65536         # directories with state kept; idle ones are forgotten past this
 
 
@@ -122,7 +124,7 @@ class WbcManager:
             self._by_cookie[lk.cookie] = res
             self._stats["wbc_grants"] += 1
         return cpb.LockDesc(cookie=lk.cookie, res=cpb.ResId(n0=res.n0, n1=res.n1, n2=res.n2),
-                            mode=int(LockMode.EX), ibits=WBC_BITS, owner=client_id)
+                            mode=mode_to_pb(LockMode.EX), ibits=WBC_BITS, owner=client_id)
 
     def holder(self, dir_fid: Fid) -> str:
         """The client holding a WBC lock on the directory, or ""."""

@@ -7,11 +7,12 @@ import stat
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.records import Attr
+from lustrepy.mds.namespace import Tx
 from lustrepy.rpc.convert import attr_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
 
-def attr_pb(tx, attr: Attr) -> cpb.Attr:
+def attr_pb(tx: Tx, attr: Attr) -> cpb.Attr:
     """The wire form of attr; size_valid says whether its size is authoritative."""
     m = attr_to_pb(attr)
     if stat.S_ISREG(attr.mode):

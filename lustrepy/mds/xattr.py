@@ -22,7 +22,7 @@ from lustrepy.common.names import check_xattr
 from lustrepy.common.records import Attr, Cred
 from lustrepy.common import perm
 from lustrepy.mds.inodes import TxBase
-from lustrepy.mds.records import XATTR_CREATE, XATTR_REPLACE
+from lustrepy.common.protocol import XATTR, check_bits
 
 USER, TRUSTED, SECURITY = b"user.", b"trusted.", b"security."
 
@@ -74,15 +74,14 @@ def listxattr(tx: TxBase, cred: Cred, fid: Fid) -> list[bytes]:
 
 
 def setxattr(tx: TxBase, cred: Cred, fid: Fid, name: bytes, value: bytes, flags: int) -> None:
-    if flags & ~(XATTR_CREATE | XATTR_REPLACE):
-        raise LpError(errno.EINVAL, f"unknown setxattr flags {flags:#x}")
+    check_bits(XATTR, flags, "setxattr flag")
     check_xattr(name, value)
     iid, a = tx._node(fid)
     _may(cred, a, name, write=True)
     exists = tx.conn.execute("SELECT 1 FROM xattrs WHERE inode = ? AND name = ?", (iid, name)).fetchone()
-    if exists and flags & XATTR_CREATE:
+    if exists and flags & XATTR.CREATE:
         raise LpError(errno.EEXIST, f"attribute {name!r} exists")
-    if not exists and flags & XATTR_REPLACE:
+    if not exists and flags & XATTR.REPLACE:
         raise LpError(errno.ENODATA, f"no attribute {name!r}")
     tx.conn.execute("INSERT OR REPLACE INTO xattrs (inode, name, value) VALUES (?, ?, ?)",
                     (iid, bytes(name), bytes(value)))

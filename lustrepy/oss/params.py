@@ -9,6 +9,7 @@ DIR/params.json (name -> value text), replaced atomically at every change.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -80,7 +81,7 @@ def registry(ident: OstIdentity, osd: Osd, values: dict[str, Any],
     reg = Registry(scope(ident.index), FileParamStore(osd))
     by_name = {s.name: s for s in OPTIONS}
     for name in ("dir", "mds", "capacity"):
-        reg.bind(by_name[name], lambda name=name: values.get(name))
+        reg.bind(by_name[name], functools.partial(values.get, name))
     reg.bind(by_name["index"], lambda: ident.index)
     reg.bind(by_name["fsname"], lambda: ident.fsname)
     reg.bind(by_name["listen"], lambda: values.get("listen"))

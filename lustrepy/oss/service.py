@@ -24,7 +24,8 @@ import lustrepy
 from lustrepy.common.errors import LpError
 from lustrepy.common.opstats import RpcStats
 from lustrepy.oss.ofd import Ofd, WriteSession
-from lustrepy.rpc.convert import lvb_to_pb, rep_err, rep_ok, statfs_to_pb
+from lustrepy.common.params import Registry
+from lustrepy.rpc.convert import Reply, lvb_to_pb, rep_err, rep_ok, statfs_to_pb
 from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -34,7 +35,7 @@ from lustrepy.rpc.v1 import stats_pb2 as spb
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R")
+R = TypeVar("R", bound=Reply)
 
 
 class Exports(Protocol):
@@ -122,7 +123,7 @@ def _accounted(op: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @functools.wraps(fn)
         def unary(self: OssService, request: Any, context: grpc.ServicerContext) -> Any:
             t0 = time.perf_counter()
-            req = request if hasattr(request, "hdr") else _FirstHdr(request)
+            req: Any = request if hasattr(request, "hdr") else _FirstHdr(request)
             rep = fn(self, req, context)
             client_id = request.hdr.client_id if req is request else req.client_id
             self.stats.record(op, client_id, int((time.perf_counter() - t0) * 1e6), rep.written, rep.hdr.errno != 0)
@@ -276,7 +277,7 @@ class OssService(oss_pb2_grpc.OssServicer):
 
     # -- tunables (lfsctl get-param / set-param) ---------------------------------
 
-    params = None       # the server's lustrepy.common.params.Registry, set by the daemon
+    params: Registry | None = None       # the server's tunables, set by the daemon
 
     @_answers(mpb.ParamReply)
     def GetParam(self, request: mpb.ParamGetRequest, context: grpc.ServicerContext) -> mpb.ParamReply:

@@ -65,7 +65,7 @@ def bind(server: grpc.Server, address: str) -> int:
 
 def transport_errno(e: grpc.RpcError) -> int:
     code = e.code() if hasattr(e, "code") else None
-    return _STATUS_ERRNO.get(code, errno.EIO)
+    return errno.EIO if code is None else _STATUS_ERRNO.get(code, errno.EIO)
 
 
 def call(method: Callable[..., Any], request: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from lustrepy.common.errors import LpError, from_wire, to_wire
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Attr, Cred, Lvb, Statfs
 from lustrepy.rpc.v1 import common_pb2 as cpb
+
+
+class Reply(Protocol):
+    """What every reply message has: its header, and parsing from a saved reply."""
+
+    hdr: cpb.RepHdr
+
+    def ParseFromString(self, serialized: bytes, /) -> int: ...
+
+    def SerializeToString(self) -> bytes: ...
+
 
 
 def fid_to_pb(fid: Fid) -> cpb.Fid:

@@ -18,7 +18,8 @@ from lustrepy.client.replies import Caller, Entry, SetAttrRequest
 from lustrepy.client.stack import ClientStack, build
 from lustrepy.client.wbc import open_journal
 from lustrepy.common.errors import LpError
-from lustrepy.common.records import SA, Cred
+from lustrepy.common.protocol import SA
+from lustrepy.common.records import Cred
 from tests.support.servers import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(120)

@@ -15,7 +15,8 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.common.perm import Change, check_setattr, drops_sxid_only, kill_sxid
-from lustrepy.common.records import SA, Attr, Cred
+from lustrepy.common.protocol import SA
+from lustrepy.common.records import Attr, Cred
 
 ROOT = Cred(0, 0)
 OWNER = Cred(1000, 1000, (1000,))

@@ -12,8 +12,9 @@ import pytest
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID, SEQ_WIDTH, Fid
 from lustrepy.common.layout import MAX_FILE_SIZE, Layout
+from lustrepy.common.protocol import XATTR
 from lustrepy.common.records import Cred
-from lustrepy.mds.namespace import LINK_MAX, SA, XATTR_CREATE, XATTR_REPLACE, SetAttr
+from lustrepy.mds.namespace import LINK_MAX, SA, SetAttr
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -484,10 +485,10 @@ def test_xattrs_basic(ops):
     assert ops.read().getxattr(ROOT, f.fid, b"user.a") == b"1"
     assert ops.read().getxattr(ROOT, f.fid, b"user.b") == b""
     assert ops.read().listxattr(ROOT, f.fid) == [b"user.a", b"user.b"]
-    assert ops.err("setxattr", ROOT, f.fid, b"user.a", b"2", XATTR_CREATE) == errno.EEXIST
-    assert ops.err("setxattr", ROOT, f.fid, b"user.c", b"2", XATTR_REPLACE) == errno.ENODATA
-    ops.setxattr(ROOT, f.fid, b"user.a", b"2", XATTR_REPLACE)
-    ops.setxattr(ROOT, f.fid, b"user.c", b"3", XATTR_CREATE)
+    assert ops.err("setxattr", ROOT, f.fid, b"user.a", b"2", XATTR.CREATE) == errno.EEXIST
+    assert ops.err("setxattr", ROOT, f.fid, b"user.c", b"2", XATTR.REPLACE) == errno.ENODATA
+    ops.setxattr(ROOT, f.fid, b"user.a", b"2", XATTR.REPLACE)
+    ops.setxattr(ROOT, f.fid, b"user.c", b"3", XATTR.CREATE)
     assert ops.read().getxattr(ROOT, f.fid, b"user.a") == b"2"
     ops.removexattr(ROOT, f.fid, b"user.a")
     assert ops.err("removexattr", ROOT, f.fid, b"user.a") == errno.ENODATA

@@ -21,9 +21,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID
 from lustrepy.common.layout import Layout
+from lustrepy.common.protocol import RENAME
 from lustrepy.common.records import Cred
 from lustrepy.mds.lfsck import check_invariants
-from lustrepy.mds.namespace import RENAME_EXCHANGE, RENAME_NOREPLACE, SA, SetAttr
+from lustrepy.mds.namespace import SA, SetAttr
 from lustrepy.mds.store import Store
 
 pytestmark = pytest.mark.timeout(90)
@@ -32,7 +33,7 @@ ROOT = Cred(0, 0)
 ALICE = Cred(1000, 1000)
 BOB = Cred(1001, 1001)
 R = ROOT_FID
-NOREPLACE, EXCHANGE = RENAME_NOREPLACE, RENAME_EXCHANGE
+NOREPLACE, EXCHANGE = RENAME.NOREPLACE, RENAME.EXCHANGE
 
 
 def names(ops, fid):
@@ -300,7 +301,7 @@ def _kernel_exchange_works() -> bool:
     try:
         Path(d, "a").touch()
         Path(d, "b").touch()
-        renameat2(f"{d}/a", f"{d}/b", RENAME_EXCHANGE)
+        renameat2(f"{d}/a", f"{d}/b", EXCHANGE)
         return True
     except (OSError, AttributeError):
         return False

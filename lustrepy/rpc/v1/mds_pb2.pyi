@@ -46,6 +46,12 @@ class AttrValid(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SA_CTIME: _ClassVar[AttrValid]
     SA_ATIME_NOW: _ClassVar[AttrValid]
     SA_MTIME_NOW: _ClassVar[AttrValid]
+
+class XattrFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    XATTR_NONE: _ClassVar[XattrFlag]
+    XATTR_CREATE: _ClassVar[XattrFlag]
+    XATTR_REPLACE: _ClassVar[XattrFlag]
 IT_NONE: IntentOp
 IT_LOOKUP: IntentOp
 IT_GETATTR: IntentOp
@@ -72,6 +78,9 @@ SA_MTIME: AttrValid
 SA_CTIME: AttrValid
 SA_ATIME_NOW: AttrValid
 SA_MTIME_NOW: AttrValid
+XATTR_NONE: XattrFlag
+XATTR_CREATE: XattrFlag
+XATTR_REPLACE: XattrFlag
 
 class IntentRequest(_message.Message):
     __slots__ = ("hdr", "ops", "parent", "name", "fid", "open_flags", "create_mode", "layout", "has_layout", "new_fid", "lock_mode", "ibits", "want_wbc")
