@@ -13,6 +13,7 @@ from __future__ import annotations
 import stat
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
@@ -34,7 +35,7 @@ class Inode:
     names: set[tuple[int, bytes]] = field(default_factory=set)  # dentries the kernel may cache
     negatives: set[bytes] = field(default_factory=set)      # absent names cached in this directory
     opens: int = 0
-    data: object | None = None          # the FileData while open
+    data: Any = None                    # the FileData while open
     pinned: set[int] = field(default_factory=set)   # lock cookies held while the kernel knows the inode
     size_local: bool = False            # created here and not written since: attr.size (0) is exact
     # Every name in this directory, when known: a directory this client made holds exactly

@@ -55,7 +55,7 @@ class AttrOps(FileOps):
         if update_size:
             op["valid"] |= int(SA.SIZE)
             op["size"] = req.size
-            if by_writer:
+            if by_writer and h is not None:
                 op["open_handle"] = h.mds_handle
         if a is not None:
             # Checked before anything changes (a refused setattr changes nothing); the MDS checks again.

@@ -349,6 +349,10 @@ class LliteBase:
                 if node is not None:
                     node.attr = None
 
+    async def release(self, fh: int) -> None:
+        """Close a file handle (llfile.FileOps)."""
+        raise NotImplementedError
+
     # ---- where a change is made (nsbackend) ----------------------------------------------------
 
     def _ns(self, parent: Inode) -> Namespace:
@@ -465,9 +469,10 @@ class LliteBase:
     async def _commit_records(self) -> None:
         """fsync/syncfs: every record on the MDS and committed (a refused one is reported by
         the next fsync or close of a file it concerns: `_refused`)."""
-        if self.wbc is None:
+        wbc = self.wbc
+        if wbc is None:
             return
-        await self.meta.run(lambda: self.wbc.flush(commit=True))
+        await self.meta.run(lambda: wbc.flush(commit=True))
 
     def _refused(self, fid: Fid) -> None:
         """Raise the refusal of an update record that concerned this file, once."""

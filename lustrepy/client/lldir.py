@@ -107,6 +107,5 @@ class DirOps(LliteBase):
                 await self.io.run(h.data.flush)
         if not await self.io.run(self.closer.drain, self.mdc.timeout):
             log.warning("closes not yet sent to the MDS at unmount: %d", len(self.closer.pending()))
-        if self.wbc is not None:
-            await self.meta.run(lambda: self.wbc.flush(commit=True))
+        await self._commit_records()
 

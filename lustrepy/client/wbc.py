@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from lustrepy.client.journal import Journal
 from lustrepy.common.errors import LpError
@@ -89,7 +89,7 @@ class Wbc:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.on_refused: Callable[[], None] | None = None   # llite drops its grants' caches
-        self.data = None                                    # WbcData: small files' bytes kept here
+        self.data: Any = None                               # WbcData: small files' bytes kept here
         self._layouts: dict[Fid, Layout] = {}              # objects the last batches created
         self.stats = {"records": 0, "flushed": 0, "batches": 0, "refused": 0, "grants": 0, "revocations": 0}
 
