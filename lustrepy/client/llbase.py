@@ -201,20 +201,6 @@ class LliteBase:
         for rev in self.table.drop_all_locks():
             self._forget_revoked(rev)
 
-    def on_data_store(self, fid: Fid, offset: int, data: bytes) -> None:
-        """Fetched bytes the kernel may keep (the data path holds the PR lock that covers them)."""
-        node = self.table.by_fid(fid)
-        if node is not None and node.lookups > 0:
-            self.notify.store(node.ino, offset, data)
-
-    def on_data_invalidate(self, fid: Fid) -> None:
-        """The data path lost a lock on one of the file's objects: the kernel drops its pages."""
-        node = self.table.by_fid(fid)
-        if node is not None:
-            with self.table.mu:
-                node.size_valid = False
-            self.notify.inode(node.ino, attr_only=False)
-
     # ---- helpers ---------------------------------------------------------------------------
 
     def _node(self, ino: int) -> Inode:

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from lustrepy.client.llbase import IT_LAYOUT, IT_OPEN, LOOKUP_BITS, Handle
+from lustrepy.common.fid import Fid
 from lustrepy.client.llnamei import NameOps
 from lustrepy.client.inodes import Inode
 from lustrepy.client.mdc import SIZE_LOST
@@ -33,6 +34,22 @@ log = logging.getLogger(__name__)
 
 
 class FileOps(NameOps):
+    # ---- data-path events (called from lock-client threads) ----------------------------------------
+
+    def on_data_store(self, fid: Fid, offset: int, data: bytes) -> None:
+        """Fetched bytes the kernel may keep (the data path holds the PR lock that covers them)."""
+        node = self.table.by_fid(fid)
+        if node is not None and node.lookups > 0:
+            self.notify.store(node.ino, offset, data)
+
+    def on_data_invalidate(self, fid: Fid) -> None:
+        """The data path lost a lock on one of the file's objects: the kernel drops its pages."""
+        node = self.table.by_fid(fid)
+        if node is not None:
+            with self.table.mu:
+                node.size_valid = False
+            self.notify.inode(node.ino, attr_only=False)
+
     async def create(self, parent_ino: int, name: bytes, mode: int, flags: int,
                      caller: Caller) -> tuple[Opened, Entry]:
         check_name(name)
