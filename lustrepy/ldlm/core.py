@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import itertools
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum
 from typing import Iterable, Union
 
 from lustrepy.common.errors import LpError
@@ -40,13 +40,13 @@ from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import BlockingCallback, Dropped, Event, Granted, Lock, Namespace, ResId
 
 
-class CallbackKind(IntEnum):
-    """What a message down a callback stream says: the values of lustrepy.rpc.v1.CallbackKind (CB_<name>)."""
+class CallbackKind(Enum):
+    """What a message down a callback stream says (lustrepy.rpc.v1.CallbackKind CB_<name>, see wire)."""
 
-    NONE = 0            # the stream is bound to the export; nothing to do
-    BLOCKING = 1        # flush what `lock` covers, then cancel it: `conflicting` waits for it
-    GLIMPSE = 2         # report your LVB for `lock` without cancelling
-    EVICTED = 3         # your export was evicted
+    NONE = "none"               # the stream is bound to the export; nothing to do
+    BLOCKING = "blocking"       # flush what `lock` covers, then cancel it: `conflicting` waits for it
+    GLIMPSE = "glimpse"         # report your LVB for `lock` without cancelling
+    EVICTED = "evicted"         # your export was evicted
 
 
 @dataclass(frozen=True, slots=True)

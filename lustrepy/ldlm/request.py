@@ -1,4 +1,5 @@
-"""The client side of the lock protocol: enqueue, the lock LRU, and callback handling.
+"""The client side of the lock protocol: enqueue, cancel, and callback handling, around
+held.HeldLocks (the locks held here, their LRU and early cancels).
 
 Thread-based: one thread keeps the callback stream to one server open, a
 small pool runs `on_blocking` / `on_glimpse` / `on_evicted`, and the caller's

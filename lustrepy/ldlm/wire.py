@@ -9,7 +9,7 @@ import errno
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.records import Lvb
-from lustrepy.ldlm.core import Callback
+from lustrepy.ldlm.core import Callback, CallbackKind
 from lustrepy.ldlm.extent import Extent
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import Lock, ResId
@@ -59,9 +59,15 @@ def lock_from_pb(desc: cpb.LockDesc, *, granted: bool = True) -> Lock:
                 extent, extent, granted)
 
 
+_CALLBACK_KINDS: dict[CallbackKind, lpb.CallbackKind] = {
+    CallbackKind.NONE: lpb.CB_NONE, CallbackKind.BLOCKING: lpb.CB_BLOCKING,
+    CallbackKind.GLIMPSE: lpb.CB_GLIMPSE, CallbackKind.EVICTED: lpb.CB_EVICTED,
+}
+
+
 def callback_to_pb(cb: Callback) -> lpb.CallbackDown:
-    """A message for a callback stream (core.CallbackKind values are the wire's)."""
-    msg = lpb.CallbackDown(callback_id=cb.callback_id, kind=int(cb.kind))
+    """A message for a callback stream."""
+    msg = lpb.CallbackDown(callback_id=cb.callback_id, kind=_CALLBACK_KINDS[cb.kind])
     if cb.lock is not None:
         msg.lock.CopyFrom(lock_to_pb(cb.lock))
     if cb.conflicting is not None:

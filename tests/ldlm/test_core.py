@@ -227,7 +227,7 @@ def test_listings_follow_the_clock_handed_in(core: LockCore) -> None:
 
 def test_callbacks_go_on_the_wire_with_the_protocols_values() -> None:
     for kind in CallbackKind:
-        assert kind.value == lpb.CallbackKind.Value(f"CB_{kind.name}")
+        assert lpb.CallbackKind.Name(callback_to_pb(Callback(kind)).kind) == f"CB_{kind.name}"
     holder = Lock(7, "c1", OBJ, PW, extent=Extent(0, 9), granted=True)
     waiter = Lock(8, "c2", OBJ, PR, extent=Extent(0, 9))
     msg = callback_to_pb(Callback(CallbackKind.BLOCKING, 3, holder, waiter))
