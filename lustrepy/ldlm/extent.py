@@ -8,9 +8,11 @@ streaming writer takes one lock. Pure rules; never touches resources or queues.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Iterable
 
+from lustrepy.common.errors import LpError
 from lustrepy.ldlm.modes import LockMode, compatible
 
 EOF = 2**64 - 1
@@ -38,6 +40,17 @@ class Extent:
 
 
 WHOLE = Extent(0, EOF)
+
+
+def parse_extent(extent: tuple[int, int] | Extent) -> Extent:
+    """An Extent from a (start, end) pair; LpError(EINVAL) when it is not a valid one."""
+    if isinstance(extent, Extent):
+        return extent
+    try:
+        start, end = extent
+        return Extent(int(start), int(end))
+    except (TypeError, ValueError) as e:
+        raise LpError(errno.EINVAL, f"bad extent {extent!r}: {e}") from None
 
 
 def conflict(mode_a: LockMode, ext_a: Extent, mode_b: LockMode, ext_b: Extent) -> bool:

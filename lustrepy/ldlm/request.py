@@ -1,4 +1,5 @@
-"""The client side of the lock protocol: enqueue, the lock LRU, and callback handling.
+"""The client side of the lock protocol: enqueue, cancel, and callback handling, around
+held.HeldLocks (the locks held here, their LRU and early cancels).
 
 Thread-based: one thread keeps the callback stream to one server open, a
 small pool runs `on_blocking` / `on_glimpse` / `on_evicted`, and the caller's
@@ -24,7 +25,6 @@ import itertools
 import logging
 import queue
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -33,9 +33,9 @@ import grpc
 
 from lustrepy.common.errors import LpError, to_wire
 from lustrepy.common.records import Lvb
-from lustrepy.ldlm import inodebits
-from lustrepy.ldlm.extent import Extent
-from lustrepy.ldlm.modes import LockMode, covers
+from lustrepy.ldlm.extent import parse_extent
+from lustrepy.ldlm.held import Held, HeldLocks
+from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import Lock, ResId
 from lustrepy.ldlm.wire import extent_to_pb, lock_from_pb, mode_to_pb, res_to_pb
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call
@@ -46,9 +46,6 @@ from lustrepy.rpc.v1 import ldlm_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_GONE_MEMORY = 4096         # how many cancelled cookies are remembered
-_EARLY_CANCEL_BATCH = 64    # early cancels sent on their own once this many pile up
-
 
 @dataclass(frozen=True, slots=True)
 class Grant:
@@ -56,17 +53,6 @@ class Grant:
 
     lock: Lock | None
     lvb: Lvb | None
-
-
-class _Held:
-    __slots__ = ("lock", "desc", "users", "revoking", "flushed")
-
-    def __init__(self, lock: Lock, desc: cpb.LockDesc, users: int) -> None:
-        self.lock = lock
-        self.desc = desc
-        self.users = users
-        self.revoking = False   # blocking callback received: no longer matched
-        self.flushed = False    # on_blocking has returned: cancel once unused
 
 
 class LockClient:
@@ -78,10 +64,7 @@ class LockClient:
                  on_evicted: Callable[[], None] | None = None,
                  lru_size: int = 256, rpc_timeout: float = 10.0, enqueue_timeout: float = DEFAULT_TIMEOUT,
                  orphan_grace: float = 0.5, workers: int = 4) -> None:
-        if lru_size < 1:
-            raise ValueError("lru_size must be at least 1")
         self.client_id = client_id
-        self.lru_size = lru_size
         self.rpc_timeout = rpc_timeout
         self.enqueue_timeout = enqueue_timeout
         self.orphan_grace = orphan_grace
@@ -90,12 +73,8 @@ class LockClient:
         self._on_glimpse = on_glimpse
         self._on_evicted = on_evicted
         self._mu = threading.Lock()
-        self._locks: OrderedDict[int, _Held] = OrderedDict()     # least recently used first
-        self._by_res: dict[ResId, dict[int, _Held]] = {}
-        self._early: list[int] = []
-        self._retiring: dict[int, bool] = {}     # LRU flush in progress -> asked back by the server meanwhile
+        self._held = HeldLocks(lru_size)    # under _mu
         self._orphans: dict[int, threading.Timer] = {}           # blocking callbacks for cookies not yet known
-        self._gone: OrderedDict[int, None] = OrderedDict()       # cookies cancelled or dropped here
         self._conn_gen = 0
         self._evicted = False
         self._closed = False
@@ -176,7 +155,7 @@ class LockClient:
         wait_s = self.enqueue_timeout if timeout is None else timeout
         req = lpb.LockEnqueueRequest(res=res_to_pb(res), mode=mode_to_pb(mode), ibits=ibits, flags=flags)
         if extent is not None:
-            req.extent.CopyFrom(extent_to_pb(_extent(extent)))
+            req.extent.CopyFrom(extent_to_pb(parse_extent(extent)))
             req.has_extent = True
         for _ in range(3):
             early = self.take_early_cancels()
@@ -207,35 +186,28 @@ class LockClient:
     def match(self, res: ResId, mode: LockMode, ibits: int = 0, extent: tuple[int, int] | None = None,
               hold: bool = False) -> int | None:
         """The cookie of a held lock that covers the request, or None."""
-        want = _extent(extent) if extent is not None else None
+        want = parse_extent(extent) if extent is not None else None
         with self._mu:
-            for cookie, h in (self._by_res.get(res) or {}).items():
-                lk = h.lock
-                if h.revoking or not covers(lk.mode, mode):
-                    continue
-                if ibits and not inodebits.covers_bits(lk.ibits, ibits):
-                    continue
-                if want is not None and (lk.extent is None or not lk.extent.contains(want)):
-                    continue
-                self._locks.move_to_end(cookie)
-                if hold:
-                    h.users += 1
-                self._stats["matches"] += 1
-                return cookie
-        return None
+            h = self._held.match(res, mode, ibits, want)
+            if h is None:
+                return None
+            if hold:
+                h.users += 1
+            self._stats["matches"] += 1
+            return h.lock.cookie
 
     def usable(self, cookie: int) -> bool:
         """Is the lock held here and not being revoked? A caller that recorded what a lock
         covers asks this after recording: a callback that came first (its revoking mark is
         set before on_blocking runs) found nothing recorded, so the caller forgets it itself."""
         with self._mu:
-            h = self._locks.get(cookie)
+            h = self._held.get(cookie)
             return h is not None and not h.revoking
 
     def hold(self, cookie: int) -> bool:
         """Count one more user of a lock; False if it is gone or being revoked."""
         with self._mu:
-            h = self._locks.get(cookie)
+            h = self._held.get(cookie)
             if h is None or h.revoking:
                 return False
             h.users += 1
@@ -245,12 +217,12 @@ class LockClient:
         """One user is done; a revoked lock is cancelled when its last user leaves."""
         cancel_now = False
         with self._mu:
-            h = self._locks.get(cookie)
+            h = self._held.get(cookie)
             if h is None or h.users == 0:
                 return
             h.users -= 1
             if h.users == 0 and h.flushed:
-                self._forget_locked(h)
+                self._held.forget(h)
                 cancel_now = True
         if cancel_now:
             self._submit(self._send_cancel, [cookie])
@@ -260,43 +232,38 @@ class LockClient:
         out: list[int] = []
         with self._mu:
             for cookie in cookies:
-                h = self._locks.get(cookie)
+                h = self._held.get(cookie)
                 if h is not None:
-                    self._forget_locked(h)
+                    self._held.forget(h)
                     out.append(cookie)
-                elif cookie in self._early:
-                    self._early.remove(cookie)
+                elif self._held.take_early(cookie):
                     out.append(cookie)
         self._send_cancel(out)
 
     def drop(self, cookie: int) -> None:
         """Give an unused lock back without an RPC of its own: it leaves with the next request
         (early cancel), or in a batch once enough have gathered."""
-        batch: list[int] = []
         with self._mu:
-            h = self._locks.get(cookie)
+            h = self._held.get(cookie)
             if h is None or h.users > 0 or h.revoking:
                 return
-            self._forget_locked(h)
-            self._early.append(cookie)
-            if len(self._early) >= _EARLY_CANCEL_BATCH:
-                batch, self._early = self._early, []
+            self._held.forget(h)
+            batch = self._held.give_back(cookie)
         if batch:                   # callers may be event-loop threads: the RPC goes to the pool
             self._submit(self._send_cancel, batch)
 
     def take_early_cancels(self) -> list[int]:
         """Cookies of locks the LRU retired, for the caller to piggyback in ReqHdr.cancel_cookies."""
         with self._mu:
-            out, self._early = self._early, []
-            return out
+            return self._held.take_all_early()
 
     def locks(self) -> list[Lock]:
         with self._mu:
-            return [h.lock for h in self._locks.values()]
+            return [h.lock for h in self._held]
 
     def statistics(self) -> dict[str, int]:
         with self._mu:
-            return {"locks": len(self._locks), "early_cancels": len(self._early), **self._stats}
+            return {"locks": len(self._held), "early_cancels": len(self._held.early), **self._stats}
 
     # -- internals: lock table -----------------------------------------------
 
@@ -309,68 +276,35 @@ class LockClient:
             self._stats[name] += 1
 
     def _requeue_early(self, cookies: list[int]) -> None:
-        if cookies:
-            with self._mu:
-                self._early[:0] = cookies
+        with self._mu:
+            self._held.requeue_early(cookies)
 
-    def _register(self, desc: cpb.LockDesc, hold: bool) -> _Held | None:
+    def _register(self, desc: cpb.LockDesc, hold: bool) -> Held | None:
         lock = lock_from_pb(desc)
         revoked_early = False
         with self._mu:
-            if lock.cookie in self._gone:
+            if self._held.is_gone(lock.cookie):
                 return None
-            h = self._locks.get(lock.cookie)
+            h = self._held.get(lock.cookie)
             if h is not None:
                 if hold:
                     h.users += 1
                 return h
-            h = _Held(lock, desc, 1 if hold else 0)
-            self._locks[lock.cookie] = h
-            self._by_res.setdefault(lock.res, {})[lock.cookie] = h
+            h = self._held.add(lock, desc, 1 if hold else 0)
             timer = self._orphans.pop(lock.cookie, None)
             if timer is not None:
                 # Its blocking callback overtook the grant: usable by this caller, then revoked.
                 timer.cancel()
                 h.revoking = revoked_early = True
-            victims = self._lru_victims_locked()
+            victims = self._held.lru_victims()
         if revoked_early:
             self._submit(self._revoke, h)
         for v in victims:
             self._submit(self._retire, v)
         return h
 
-    def _lru_victims_locked(self) -> list[_Held]:
-        victims: list[_Held] = []
-        excess = len(self._locks) - self.lru_size
-        if excess <= 0:
-            return victims
-        for h in list(self._locks.values()):
-            if h.users == 0 and not h.revoking:
-                self._forget_locked(h)
-                self._retiring[h.lock.cookie] = False
-                victims.append(h)
-                if len(victims) == excess:
-                    break
-        return victims
-
-    def _forget_locked(self, h: _Held) -> None:
-        cookie = h.lock.cookie
-        if self._locks.pop(cookie, None) is None:
-            return
-        by = self._by_res.get(h.lock.res)
-        if by is not None:
-            by.pop(cookie, None)
-            if not by:
-                del self._by_res[h.lock.res]
-        self._gone[cookie] = None
-        while len(self._gone) > _GONE_MEMORY:
-            self._gone.popitem(last=False)
-
     def _forget_all_locked(self) -> None:
-        for h in list(self._locks.values()):
-            self._forget_locked(h)
-        self._early.clear()
-        self._retiring.clear()
+        self._held.forget_all()
         for timer in self._orphans.values():
             timer.cancel()
         self._orphans.clear()
@@ -392,21 +326,15 @@ class LockClient:
     def _blocking(self, desc: cpb.LockDesc, gen: int) -> None:
         """A server asked for a lock back."""
         cookie = desc.cookie
-        send_now = False
+        send_now: bool | None = False
         with self._mu:
             if gen != self._conn_gen or self._closed:
                 return
             self._stats["blocking_callbacks"] += 1
-            h = self._locks.get(cookie)
+            h = self._held.get(cookie)
             if h is None:
-                if cookie in self._retiring:
-                    self._retiring[cookie] = True   # cancel as soon as its flush is done
-                elif cookie in self._early:
-                    self._early.remove(cookie)
-                    send_now = True
-                elif cookie in self._gone:
-                    send_now = True     # our cancel may have been lost: say it again
-                elif cookie not in self._orphans:
+                send_now = self._held.asked_back(cookie)
+                if send_now is None and cookie not in self._orphans:     # its grant may be on its way
                     timer = threading.Timer(self.orphan_grace, self._orphan_expired, (cookie, gen))
                     timer.daemon = True
                     self._orphans[cookie] = timer
@@ -420,56 +348,39 @@ class LockClient:
         elif h is not None:
             self._revoke(h)
 
-    def _revoke(self, h: _Held) -> None:
+    def _revoke(self, h: Held) -> None:
         """Flush through on_blocking, then cancel once no user holds the lock."""
         self._run_on_blocking(h.desc)
         with self._mu:
-            if self._locks.get(h.lock.cookie) is not h:
+            if self._held.get(h.lock.cookie) is not h:
                 return      # dropped meanwhile (eviction, explicit cancel)
             h.flushed = True
             if h.users > 0:
                 return      # release() cancels it
-            self._forget_locked(h)
+            self._held.forget(h)
         self._send_cancel([h.lock.cookie])
 
-    def _retire(self, h: _Held) -> None:
+    def _retire(self, h: Held) -> None:
         """The LRU let go of an unused lock: flush it, then queue its cookie as an early cancel."""
         self._run_on_blocking(h.desc)
-        batch: list[int] = []
         with self._mu:
-            asked_back = self._retiring.pop(h.lock.cookie, None)
+            asked_back = self._held.retired(h.lock.cookie)
             if self._closed or self._evicted or asked_back is None:
                 return      # closing, evicted, or a new export: the server forgot the lock
             self._stats["lru_cancels"] += 1
-            if asked_back:
-                batch = [h.lock.cookie]
-            else:
-                self._early.append(h.lock.cookie)
-                if len(self._early) >= _EARLY_CANCEL_BATCH:
-                    batch, self._early = self._early, []
+            batch = [h.lock.cookie] if asked_back else self._held.give_back(h.lock.cookie)
         self._send_cancel(batch)
 
     def _orphan_expired(self, cookie: int, gen: int) -> None:
         with self._mu:
             if self._orphans.pop(cookie, None) is None or gen != self._conn_gen:
                 return
-            self._gone[cookie] = None
+            self._held.mark_gone(cookie)
         self._send_cancel([cookie])
 
     def _glimpse(self, msg: lpb.CallbackDown, up_q: queue.SimpleQueue[lpb.CallbackUp | None]) -> None:
         self._count("glimpses")
-        up = lpb.CallbackUp(callback_id=msg.callback_id)
-        try:
-            lvb = self._on_glimpse(msg.lock) if self._on_glimpse is not None else None
-            if lvb is not None:
-                up.lvb.CopyFrom(lvb_to_pb(lvb))
-                up.lvb_valid = True
-        except LpError as e:
-            up.errno = to_wire(e.errno)
-        except Exception:
-            log.exception("%s: glimpse handler failed for lock %#x", self.client_id, msg.lock.cookie)
-            up.errno = to_wire(errno.EIO)
-        up_q.put(up)
+        up_q.put(_glimpse_answer(self.client_id, self._on_glimpse, msg))
 
     def _evicted_by_server(self, gen: int) -> None:
         with self._mu:
@@ -543,9 +454,19 @@ class LockClient:
                 backoff = min(backoff * 2, 2.0)
 
 
-def _extent(extent: tuple[int, int]) -> Extent:
+
+def _glimpse_answer(client_id: str, on_glimpse: Callable[[cpb.LockDesc], Lvb | None] | None,
+                    msg: lpb.CallbackDown) -> lpb.CallbackUp:
+    """The answer to a glimpse callback: the LVB on_glimpse gives, or its errno."""
+    up = lpb.CallbackUp(callback_id=msg.callback_id)
     try:
-        start, end = extent
-        return Extent(int(start), int(end))
-    except (TypeError, ValueError) as e:
-        raise LpError(errno.EINVAL, f"bad extent {extent!r}: {e}") from None
+        lvb = on_glimpse(msg.lock) if on_glimpse is not None else None
+        if lvb is not None:
+            up.lvb.CopyFrom(lvb_to_pb(lvb))
+            up.lvb_valid = True
+    except LpError as e:
+        up.errno = to_wire(e.errno)
+    except Exception:
+        log.exception("%s: glimpse handler failed for lock %#x", client_id, msg.lock.cookie)
+        up.errno = to_wire(errno.EIO)
+    return up

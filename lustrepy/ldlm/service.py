@@ -1,8 +1,9 @@
 """The Ldlm gRPC service (lustrepy/rpc/v1/ldlm.proto) in front of a lockd.LockServer.
 
-Only translates between messages and LockServer calls; holds no lock state of
-its own. POSIX results travel in RepHdr.errno; this module never aborts an RPC
-with a gRPC status to report one.
+The servers build it around their lock server (`LdlmService(lockd)`); lockd
+never imports this module. Only translates between messages and LockServer
+calls; holds no lock state of its own. POSIX results travel in RepHdr.errno;
+this module never aborts an RPC with a gRPC status to report one.
 """
 
 from __future__ import annotations
@@ -10,20 +11,18 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import grpc
 
 from lustrepy.common.errors import LpError
 from lustrepy.ldlm import flags as fl
-from lustrepy.ldlm.wire import lock_to_pb, mode_from_pb, res_from_pb
+from lustrepy.ldlm.lockd import CallbackStream, LockServer
+from lustrepy.ldlm.wire import answer_lvb, callback_to_pb, lock_to_pb, mode_from_pb, res_from_pb
 from lustrepy.rpc.convert import lvb_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import ldlm_pb2 as lpb
 from lustrepy.rpc.v1 import ldlm_pb2_grpc
-
-if TYPE_CHECKING:
-    from lustrepy.ldlm.lockd import CallbackStream, LockServer
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,8 @@ _MARGIN_S = 0.05     # answer an enqueue this long before the caller's deadline
 
 
 class LdlmService(ldlm_pb2_grpc.LdlmServicer):
+    """The Ldlm service of one lock server; register it with `add_LdlmServicer_to_server`."""
+
     def __init__(self, server: LockServer) -> None:
         self.ls = server
 
@@ -56,14 +57,14 @@ class LdlmService(ldlm_pb2_grpc.LdlmServicer):
                 msg = stream.get()
                 if msg is None:
                     return
-                yield msg
+                yield callback_to_pb(msg)
         finally:
             self.ls.unbind_stream(hello.client_id, stream)
 
     def _read_answers(self, request_iterator: Iterator[lpb.CallbackUp], stream: CallbackStream) -> None:
         try:
             for up in request_iterator:
-                self.ls.on_answer(up)
+                self.ls.on_answer(up.callback_id, answer_lvb(up))
         except grpc.RpcError:
             pass
         except Exception:

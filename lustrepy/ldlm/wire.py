@@ -1,4 +1,4 @@
-"""Conversions between ldlm records (ResId, Extent, Lock) and lustrepy.rpc.v1 messages.
+"""Conversions between ldlm records (ResId, Extent, Lock, Callback) and lustrepy.rpc.v1 messages.
 
 Only shapes change here; never any rule or state.
 """
@@ -10,10 +10,14 @@ import errno
 from typing import cast
 
 from lustrepy.common.errors import LpError
+from lustrepy.common.records import Lvb
+from lustrepy.ldlm.core import Callback, CallbackKind
 from lustrepy.ldlm.extent import Extent
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.resource import Lock, ResId
+from lustrepy.rpc.convert import lvb_from_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import ldlm_pb2 as lpb
 
 
 def res_to_pb(res: ResId) -> cpb.ResId:
@@ -60,3 +64,24 @@ def lock_from_pb(desc: cpb.LockDesc, *, granted: bool = True) -> Lock:
     extent = extent_from_pb(desc.extent) if desc.HasField("extent") else None
     return Lock(desc.cookie, desc.owner, res_from_pb(desc.res), mode_from_pb(desc.mode), desc.ibits,
                 extent, extent, granted)
+
+
+_CALLBACK_KINDS: dict[CallbackKind, lpb.CallbackKind] = {
+    CallbackKind.NONE: lpb.CB_NONE, CallbackKind.BLOCKING: lpb.CB_BLOCKING,
+    CallbackKind.GLIMPSE: lpb.CB_GLIMPSE, CallbackKind.EVICTED: lpb.CB_EVICTED,
+}
+
+
+def callback_to_pb(cb: Callback) -> lpb.CallbackDown:
+    """A message for a callback stream."""
+    msg = lpb.CallbackDown(callback_id=cb.callback_id, kind=_CALLBACK_KINDS[cb.kind])
+    if cb.lock is not None:
+        msg.lock.CopyFrom(lock_to_pb(cb.lock))
+    if cb.conflicting is not None:
+        msg.conflicting.CopyFrom(lock_to_pb(cb.conflicting))
+    return msg
+
+
+def answer_lvb(up: lpb.CallbackUp) -> Lvb | None:
+    """The LVB a callback answer carries, or None (none sent, or the client failed)."""
+    return lvb_from_pb(up.lvb) if up.lvb_valid and not up.errno else None

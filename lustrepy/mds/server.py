@@ -20,6 +20,7 @@ from typing import Any
 
 from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
+from lustrepy.ldlm.service import LdlmService
 from lustrepy.mds import params as mds_params
 from lustrepy.mds.mdt import MdsConfig, Mdt
 from lustrepy.mds.service import MdsService
@@ -119,7 +120,7 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         service = MdsService(mdt)
         service.params = reg
         mds_pb2_grpc.add_MdsServicer_to_server(service, server)
-        ldlm_pb2_grpc.add_LdlmServicer_to_server(mdt.lockd.servicer(), server)
+        ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(mdt.lockd), server)
         try:
             port = bind(server, listen)
         except LpError as e:

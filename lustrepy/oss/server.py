@@ -30,6 +30,7 @@ from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.params import Registry
 from lustrepy.ldlm.lockd import LockServer
+from lustrepy.ldlm.service import LdlmService
 from lustrepy.oss.announce import Announcer
 from lustrepy.oss import params as oss_params
 from lustrepy.oss.identity import IDENTITY_FILE, LOCK_FILE, OstIdentity, load_or_format
@@ -224,7 +225,7 @@ def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot
     server = make_server(max_workers=threads)
     service = OssService(ofd, lockd, boot_id)
     oss_pb2_grpc.add_OssServicer_to_server(service, server)
-    ldlm_pb2_grpc.add_LdlmServicer_to_server(lockd.servicer(), server)
+    ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lockd), server)
     port = bind(server, listen)
     lockd.start()
     server.start()

@@ -13,6 +13,7 @@ import pytest
 from lustrepy.common.records import Lvb
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.ldlm.request import LockClient
+from lustrepy.ldlm.service import LdlmService
 from lustrepy.ldlm.resource import ResId
 from lustrepy.rpc.channel import bind, make_channel, make_server
 from lustrepy.rpc.v1 import common_pb2 as cpb
@@ -65,7 +66,7 @@ def lock_server() -> Iterator[LockServer]:
 @pytest.fixture
 def ldlm_address(lock_server: LockServer) -> Iterator[str]:
     server = make_server(max_workers=16)
-    ldlm_pb2_grpc.add_LdlmServicer_to_server(lock_server.servicer(), server)
+    ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lock_server), server)
     port = bind(server, "127.0.0.1:0")
     server.start()
     try:

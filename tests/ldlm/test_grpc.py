@@ -73,7 +73,7 @@ def test_ignored_callback_evicts_holder_then_reconnect_works(make_peer: MakePeer
         gb = b.client.enqueue(OBJ, PR, extent=(0, 4095), timeout=5 * CALLBACK_TIMEOUT)
     waited = time.monotonic() - t0
     assert gb.lock is not None and gb.lock.granted
-    assert CALLBACK_TIMEOUT * 0.9 < waited < CALLBACK_TIMEOUT + 1.0
+    assert waited > CALLBACK_TIMEOUT            # never before the callback timer ran out (see test_core)
     assert [d.cookie for d in a.blocking] == [ga.lock.cookie]     # flushed, but never let go
     assert a.evicted.wait(5)
     assert [r.getMessage() for r in caplog.records if "evicting" in r.getMessage() and "client-a" in r.getMessage()
