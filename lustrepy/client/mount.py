@@ -152,7 +152,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     import trio
 
     from lustrepy.client.fs import LustreOperations
-    from lustrepy.client.lov import DataPath
+    from lustrepy.client.datapath import DataPath
     from lustrepy.client.llite import Llite
     from lustrepy.client.mdc import Mdc
     from lustrepy.client.notify import Notifier
