@@ -19,10 +19,11 @@ import os
 import stat
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from lustrepy.client.closer import Closer
 from lustrepy.client.inodes import Inode, InodeTable, Revoked
+from lustrepy.client.nsiface import Namespace
 from lustrepy.client.replies import BLKSIZE, TTL, Caller, Entry
 from lustrepy.client.reval import RetryHolds
 from lustrepy.client.wbc import Grant, Wbc
@@ -37,8 +38,6 @@ from lustrepy.ldlm.inodebits import IBit
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
 
-if TYPE_CHECKING:
-    from lustrepy.client.nsbackend import Namespace
 
 log = logging.getLogger(__name__)
 

@@ -1,266 +1,168 @@
-"""The client's data path: striped file data over the OSTs (Lustre's lov), for the FUSE layer.
+"""The striping layer of the client (Lustre's lov): where file bytes live in a RAID0 layout's objects.
 
-DataPath keeps one Osc per OST (connected lazily, reconnected after
-ENOTCONN or an eviction, its address asked of `ost_addresses` again then),
-one FileData per open inode (lustrepy.client.filedata), and the thread
-pools that fan a file's I/O out over its objects in parallel. Lock
-callbacks from an OST are routed here to the file owning the object.
+Byte `off` of a file lives in stripe `(off // stripe_size) % stripe_count`, at
+object offset `(off // (stripe_size * stripe_count)) * stripe_size + off % stripe_size`.
+`split_range` / `per_object_ranges` cut a file range into object ranges, the
+size functions map an object's size to the file's and back, `fan_out`
+runs one call per object in parallel on an executor its caller owns,
+`read_striped` reads a file range from every object it touches that way and
+`assemble` joins the pieces (with the caller's unsent bytes laid over them).
 
-Threads: `wio` runs Write streams, `rio` runs reads, lock requests and small
-object RPCs, `ra` runs read-ahead; work in `wio`/`rio` never waits for other
-work in the same pool (read-ahead, callers and lock callbacks do the
-waiting), so the pools cannot starve themselves.
-
-The API is synchronous and thread-safe; trio code calls it through worker
-threads. Never imports a server package, never caches anything not covered
-by a lock (see filedata), never waits without a deadline.
+Pure functions but for `fan_out` and `read_striped`, which wait for their
+executor's work with a deadline; owns no thread and no state, and makes no
+RPC but through the objects' Osc it is handed.
 """
 
 from __future__ import annotations
 
 import errno
-import logging
-import threading
 import time
-import uuid as uuidlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from lustrepy.client.filedata import FileData
-from lustrepy.client.osc import Osc
+from lustrepy.client.datacache import Buf, ObjectData
 from lustrepy.common.errors import LpError
-from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
-from lustrepy.common.records import Lvb
-from lustrepy.rpc.v1 import common_pb2 as cpb
-
-log = logging.getLogger(__name__)
-
-__all__ = ["DataPath", "FileData"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-MiB = 1024 * 1024
-ADDRESS_REFRESH_MIN = 0.5       # seconds between two calls of ost_addresses() for a failed connect
-_COUNTERS = ("opens", "cache_hits", "cache_misses", "readahead_bytes", "stored_bytes", "flushes", "writeback_errors",
-             "revocations", "invalidations", "glimpses", "lock_enqueues", "reconnect_drops")
 
 
-class DataPath:
-    """File data of one mount over every OST."""
+def stripe_of(layout: Layout, off: int) -> tuple[int, int]:
+    """File offset -> (stripe index, object offset)."""
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    return (off // ss) % sc, (off // (ss * sc)) * ss + off % ss
 
-    def __init__(self, fsname: str, client_id: str, ost_addresses: Callable[[], dict[int, str]], *,
-                 on_invalidate: Callable[[Fid], None], rpc_timeout: float = 30.0,
-                 on_store: Callable[[Fid, int, bytes], None] | None = None,
-                 max_dirty_per_file: int = 32 * MiB, io_threads: int = 16) -> None:
-        if rpc_timeout <= 0 or max_dirty_per_file <= 0 or io_threads < 1:
-            raise ValueError("rpc_timeout, max_dirty_per_file and io_threads must be positive")
-        self.fsname = fsname
-        self.client_id = client_id or f"client-{uuidlib.uuid4()}"
-        self.rpc_timeout = rpc_timeout
-        self.max_dirty_per_file = max_dirty_per_file
-        self._ost_addresses = ost_addresses
-        self._on_invalidate = on_invalidate
-        self.on_store = on_store        # hands fetched bytes to the kernel's page cache (never blocks)
-        self._mu = threading.Lock()
-        self._addr_mu = threading.Lock()
-        self._osc_mu = threading.Lock()         # taken inside _mu (FileData creation), never around it
-        self._addresses: dict[int, str] = {}
-        self._addresses_at = 0.0
-        self._oscs: dict[int, Osc] = {}
-        self._files: dict[Fid, FileData] = {}
-        self._by_object: dict[tuple[int, int], tuple[FileData, int]] = {}
-        self._closed = False
-        self._stats = dict.fromkeys(_COUNTERS, 0)
-        self._stats_mu = threading.Lock()
-        self.wio = ThreadPoolExecutor(io_threads, thread_name_prefix="lov-write")
-        self.rio = ThreadPoolExecutor(io_threads, thread_name_prefix="lov-read")
-        self.ra = ThreadPoolExecutor(max(2, io_threads // 4), thread_name_prefix="lov-readahead")
 
-    # -- files ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A contiguous run of file bytes that lives contiguously in one object."""
 
-    def open(self, fid: Fid, layout: Layout) -> FileData:
-        """The FileData of the inode (one per inode, counted per open; each open ends with release())."""
-        with self._mu:
-            if self._closed:
-                raise LpError(errno.ESHUTDOWN, "data path closed")
-            fd = self._files.get(fid)
-            if fd is None:
-                fd = FileData(self, fid, layout, self.max_dirty_per_file)
-                self._files[fid] = fd
-                self._index(fd)
-            fd.opens += 1
-            self._stats["opens"] += 1
-            relayout = bool(layout.objects) and (layout.objects != fd.layout.objects or
-                                                 layout.stripe_size != fd.layout.stripe_size)
-        if relayout:
-            self._relayout(fd, layout)
-        return fd
+    stripe: int
+    file_offset: int
+    object_offset: int
+    length: int
 
-    def _relayout(self, fd: FileData, layout: Layout) -> None:
-        """The inode got a (new) layout: the old objects' state is written back and forgotten."""
-        if fd.layout.objects:
-            log.info("%s: layout changed; writing back and dropping the old objects' state", fd.fid)
-            fd.flush()
-        with self._mu:
-            self._unindex(fd)
-            fd.set_layout(layout)
-            self._index(fd)
 
-    def _index(self, fd: FileData) -> None:
-        for i, key in enumerate(fd.objects):
-            self._by_object[key] = (fd, i)
+def split_range(layout: Layout, off: int, length: int) -> Iterator[Piece]:
+    """Cut [off, off+length) into pieces, one per stripe-unit crossing."""
+    ss = layout.stripe_size
+    end = off + length
+    while off < end:
+        stripe, obj_off = stripe_of(layout, off)
+        n = min(end, (off // ss + 1) * ss) - off
+        yield Piece(stripe, off, obj_off, n)
+        off += n
 
-    def _unindex(self, fd: FileData) -> None:
-        for key in fd.objects:
-            if self._by_object.get(key, (None, 0))[0] is fd:
-                del self._by_object[key]
 
-    def closed_one(self, fd: FileData) -> None:
-        with self._mu:
-            fd.opens = max(0, fd.opens - 1)
-            last = fd.opens == 0
-        if last:
-            fd.last_closed()
-            self._maybe_forget(fd)
+def per_object_ranges(layout: Layout, off: int, length: int) -> dict[int, list[Piece]]:
+    """Pieces of [off, off+length) grouped by stripe; pieces of one stripe are
+    contiguous in object space, so each group is one object range."""
+    out: dict[int, list[Piece]] = {}
+    for p in split_range(layout, off, length):
+        out.setdefault(p.stripe, []).append(p)
+    return out
 
-    def _maybe_forget(self, fd: FileData) -> None:
-        with self._mu:
-            if fd.opens == 0 and self._files.get(fd.fid) is fd and fd.idle():
-                del self._files[fd.fid]
-                self._unindex(fd)
 
-    def invalidate(self, fd: FileData) -> None:
-        """A lock of the file is gone: the mount drops the kernel's pages and attributes of the inode."""
-        self.count("invalidations")
+def file_size_from_object(layout: Layout, stripe: int, obj_size: int) -> int:
+    """The file size implied by object `stripe` being `obj_size` bytes long."""
+    if obj_size == 0:
+        return 0
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    last = obj_size - 1                         # last object byte
+    unit, within = divmod(last, ss)
+    return (unit * sc + stripe) * ss + within + 1
+
+
+def object_size_for_file(layout: Layout, stripe: int, file_size: int) -> int:
+    """How long object `stripe` is when the file is truncated to `file_size`."""
+    if file_size == 0:
+        return 0
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    full_rows, rest = divmod(file_size, ss * sc)
+    size = full_rows * ss
+    rest -= stripe * ss
+    if rest > 0:
+        size += min(rest, ss)
+    return size
+
+
+def fan_out(pool: Executor, fn: Callable[[T], R], items: Sequence[T], timeout: float) -> list[R]:
+    """fn over items in parallel (the first in the calling thread, the others on `pool`); results in order.
+
+    Waits for every item (all of them within `timeout` seconds), then raises the first failure.
+    """
+    if len(items) == 1:
+        return [fn(items[0])]
+    try:
+        futs: list[Future[R]] = [pool.submit(fn, it) for it in items[1:]]
+    except RuntimeError:
+        raise LpError(errno.ESHUTDOWN, "data path closed") from None
+    results: list[R] = []
+    first_err: BaseException | None = None
+    try:
+        results.append(fn(items[0]))
+    except BaseException as e:          # noqa: BLE001 - re-raised below, after the others finish
+        first_err = e
+    deadline = time.monotonic() + timeout
+    for f in futs:
         try:
-            self._on_invalidate(fd.fid)
-        except Exception:
-            log.exception("%s: invalidation hook failed", fd.fid)
-        self._maybe_forget(fd)
+            results.append(f.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            first_err = first_err or LpError(errno.ETIMEDOUT, "parallel object I/O did not finish in time")
+        except BaseException as e:      # noqa: BLE001
+            first_err = first_err or e
+    if first_err is not None:
+        raise first_err
+    return results
 
-    # -- OSTs ------------------------------------------------------------------------------
 
-    def osc(self, index: int) -> Osc:
-        with self._osc_mu:
-            osc = self._oscs.get(index)
-            if osc is None:
-                if self._closed:
-                    raise LpError(errno.ESHUTDOWN, "data path closed")
-                osc = self._oscs[index] = Osc(
-                    index, self.client_id, self.fsname, lambda refresh: self._address_of(index, refresh),
-                    rpc_timeout=self.rpc_timeout,
-                    on_blocking=lambda desc: self._on_blocking(desc),
-                    on_glimpse=lambda desc: self._on_glimpse(desc),
-                    on_lost=lambda: self._on_lost(index))
-            return osc
+class _Reader(Protocol):
+    def read(self, object_id: int, offset: int, length: int, chunk_size: int = 0) -> list[bytes]: ...
 
-    def _address_of(self, index: int, refresh: bool) -> str | None:
-        with self._addr_mu:
-            stale = refresh and time.monotonic() - self._addresses_at >= ADDRESS_REFRESH_MIN
-            if stale or index not in self._addresses:
-                try:
-                    self._addresses = dict(self._ost_addresses())
-                    self._addresses_at = time.monotonic()
-                except LpError as e:
-                    log.debug("OST addresses unavailable: %s", e)
-                except Exception:
-                    log.exception("OST addresses unavailable")
-            return self._addresses.get(index)
 
-    def _owner(self, desc: cpb.LockDesc) -> tuple[FileData, int] | None:
-        with self._mu:
-            return self._by_object.get((desc.res.n0, desc.res.n1))
+class StripeObject(Protocol):
+    """One object of a file as the striped read sees it (extcache.ObjectLocks is one)."""
 
-    def _on_blocking(self, desc: cpb.LockDesc) -> None:
-        owner = self._owner(desc)
-        if owner is not None:
-            owner[0].on_blocking(owner[1], desc.cookie)
+    index: int
+    oid: int
+    osc: _Reader
 
-    def _on_glimpse(self, desc: cpb.LockDesc) -> Lvb | None:
-        owner = self._owner(desc)
-        return owner[0].glimpse_answer(owner[1]) if owner is not None else None
 
-    def _on_lost(self, index: int) -> None:
-        with self._mu:
-            files = list(self._files.values())
-        for fd in files:
-            if fd.locks_lost(index):
-                self.count("reconnect_drops")
-                self.invalidate(fd)
+def read_striped(layout: Layout, stripes: Sequence[StripeObject], offset: int, end: int, chunk: int,
+                 pool: Executor, timeout: float) -> list[tuple[int, Buf]]:
+    """File bytes [offset, end) (within the file size) from every object involved, in parallel:
+    contiguous (file offset, bytes) parts in file order."""
+    jobs = []
+    for si, ps in per_object_ranges(layout, offset, end - offset).items():
+        a, b = ps[0].object_offset, ps[-1].object_offset + ps[-1].length
+        jobs.append((stripes[si], a, b))
+    datas = fan_out(pool, lambda j: ObjectData(j[1], j[0].osc.read(j[0].oid, j[1], j[2] - j[1], chunk)), jobs,
+                    timeout)
+    by_stripe = {j[0].index: d for j, d in zip(jobs, datas, strict=True)}
+    return [(p.file_offset, by_stripe[p.stripe].view(p.object_offset, p.length))
+            for p in split_range(layout, offset, end - offset)]
 
-    # -- fan-out -----------------------------------------------------------------------------
 
-    def fan_out(self, pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """fn over items in parallel (the first in the calling thread); results in order.
-
-        Waits for every item, then raises the first failure.
-        """
-        if len(items) == 1:
-            return [fn(items[0])]
-        try:
-            futs: list[Future[R]] = [pool.submit(fn, it) for it in items[1:]]
-        except RuntimeError:
-            raise LpError(errno.ESHUTDOWN, "data path closed") from None
-        results: list[R] = []
-        first_err: BaseException | None = None
-        try:
-            results.append(fn(items[0]))
-        except BaseException as e:          # noqa: BLE001 - re-raised below, after the others finish
-            first_err = e
-        deadline = time.monotonic() + 3 * self.rpc_timeout
-        for f in futs:
-            try:
-                results.append(f.result(timeout=max(0.0, deadline - time.monotonic())))
-            except FutureTimeout:
-                first_err = first_err or LpError(errno.ETIMEDOUT, "parallel object I/O did not finish in time")
-            except BaseException as e:      # noqa: BLE001
-                first_err = first_err or e
-        if first_err is not None:
-            raise first_err
-        return results
-
-    # -- life cycle -----------------------------------------------------------------------------
-
-    def count(self, name: str, n: int = 1) -> None:
-        with self._stats_mu:
-            self._stats[name] = self._stats.get(name, 0) + n
-
-    def close(self) -> None:
-        """Write back what is dirty (failures are logged), leave every OSS, stop the threads."""
-        with self._mu:
-            if self._closed:
-                return
-            files = list(self._files.values())
-        for fd in files:
-            try:
-                fd.flush()
-            except LpError as e:
-                log.warning("%s: data not written back at close: %s", fd.fid, e)
-        with self._mu, self._osc_mu:
-            self._closed = True
-            oscs = list(self._oscs.values())
-        self.ra.shutdown(wait=True, cancel_futures=True)
-        for osc in oscs:
-            osc.close()
-        self.wio.shutdown(wait=False, cancel_futures=True)
-        self.rio.shutdown(wait=False, cancel_futures=True)
-
-    def statistics(self) -> dict[str, object]:
-        with self._stats_mu:
-            out: dict[str, object] = dict(self._stats)
-        with self._mu, self._osc_mu:
-            files = list(self._files.values())
-            oscs = dict(self._oscs)
-            out["files"] = len(files)
-            out["open_files"] = sum(1 for f in files if f.opens)
-        per_file = [f.statistics() for f in files]
-        for key in ("dirty_bytes", "inflight_bytes", "cached_bytes", "locks"):
-            out[key] = sum(s[key] for s in per_file)
-        osts = {i: o.statistics() for i, o in sorted(oscs.items())}
-        out["osts"] = osts
-        for key in ("write_rpcs", "write_bytes", "read_rpcs", "read_bytes", "connects"):
-            out[key] = sum(int(s[key]) for s in osts.values())
-        return out
+def assemble(parts: list[tuple[int, Buf]], offset: int, end: int, overlay: list[tuple[int, Buf]]) -> bytes:
+    """File bytes [offset, end) from contiguous parts, with the caller's unacknowledged bytes laid over them."""
+    clipped: list[Buf] = []
+    for off, buf in parts:
+        a, b = max(off, offset), min(off + len(buf), end)
+        if a >= b:
+            continue
+        clipped.append(buf if (a, b) == (off, off + len(buf)) else memoryview(buf)[a - off:b - off])
+    if not overlay:
+        if len(clipped) == 1:
+            only = clipped[0]
+            return only if isinstance(only, bytes) else bytes(only)
+        return b"".join(clipped)
+    out = bytearray(b"".join(clipped))
+    for off, buf in overlay:
+        a, b = max(off, offset), min(off + len(buf), end)
+        if a < b:
+            out[a - offset:b - offset] = memoryview(buf)[a - off:b - off]
+    return bytes(out)

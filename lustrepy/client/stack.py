@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from lustrepy.client.journal import Journal
 from lustrepy.client.llbase import KernelCache
 from lustrepy.client.llite import Llite
-from lustrepy.client.lov import DataPath
+from lustrepy.client.datapath import DataPath
 from lustrepy.client.mdc import Mdc
 from lustrepy.client.wbc import Wbc
 from lustrepy.common.errors import LpError

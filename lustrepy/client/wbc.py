@@ -391,10 +391,10 @@ class Wbc:
                     self._cv.wait(min(5.0, self.flush_age * 2))
 
     def statistics(self) -> dict[str, int]:
-        with self._mu:
+        with self._mu:          # one snapshot: a batch acknowledged meanwhile counts in one of them
             out = dict(self.stats)
             out["held"] = len(self._grants)
-        out["pending"] = self.pending()
+            out["pending"] = self.pending()
         out.update({f"journal_{k}": v for k, v in self.journal.stats().items()})
         return out
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from lustrepy.client.inodes import Inode, InodeTable
+from lustrepy.client.lov import per_object_ranges
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
-from lustrepy.common.layout import Layout, per_object_ranges
+from lustrepy.common.layout import Layout
 from lustrepy.common.protocol import SA
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import fid_to_pb
@@ -45,7 +46,7 @@ ROOT = Cred(0, 0)               # size records are the client's own bookkeeping
 class WbcData:
     def __init__(self, table: InodeTable, data, *, per_file: int = PER_FILE, total: int = TOTAL) -> None:
         self.table = table
-        self.data = data                    # lustrepy.client.lov.DataPath
+        self.data = data                    # lustrepy.client.datapath.DataPath
         self.per_file = per_file
         self.total = total
         self.record: Callable[..., int] | None = None       # Wbc.record
@@ -150,7 +151,7 @@ class WbcData:
                 per_ost.setdefault(obj.ost_index, []).extend(
                     (obj.object_id, p.object_offset, f.data[p.file_offset:p.file_offset + p.length]) for p in pieces)
         futures: list[tuple[int, Future]] = [
-            (ost, self.data.wio.submit(self.data.osc(ost).write_many, batch))
+            (ost, self.data.pools.write.submit(self.data.osc(ost).write_many, batch))
             for ost, pieces in per_ost.items() for batch in _batches(pieces, BATCH_BYTES)]
         failed: set[int] = set()
         first_error: LpError | None = None

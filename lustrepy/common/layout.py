@@ -1,15 +1,13 @@
-"""RAID0 layouts: the record, its validation, and the stripe math.
+"""RAID0 layouts: the record, its validation, and its form as an extended attribute.
 
-Byte `off` of a file lives in stripe `(off // stripe_size) % stripe_count`, at
-object offset `(off // (stripe_size * stripe_count)) * stripe_size + off % stripe_size`.
-Pure functions; never does I/O.
+The stripe math (which object and offset a file byte lives at) is the
+client's, in lustrepy.client.lov. Pure functions; never does I/O.
 """
 
 from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from lustrepy.common.errors import LpError
 
@@ -57,65 +55,6 @@ class Layout:
             raise LpError(errno.EINVAL, f"stripe_offset {self.stripe_offset} names no OST")
         if self.objects and len(self.objects) != self.stripe_count:
             raise LpError(errno.EINVAL, "layout objects do not match stripe_count")
-
-
-def stripe_of(layout: Layout, off: int) -> tuple[int, int]:
-    """File offset -> (stripe index, object offset)."""
-    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
-    return (off // ss) % sc, (off // (ss * sc)) * ss + off % ss
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A contiguous run of file bytes that lives contiguously in one object."""
-
-    stripe: int
-    file_offset: int
-    object_offset: int
-    length: int
-
-
-def split_range(layout: Layout, off: int, length: int) -> Iterator[Piece]:
-    """Cut [off, off+length) into pieces, one per stripe-unit crossing."""
-    ss = layout.stripe_size
-    end = off + length
-    while off < end:
-        stripe, obj_off = stripe_of(layout, off)
-        n = min(end, (off // ss + 1) * ss) - off
-        yield Piece(stripe, off, obj_off, n)
-        off += n
-
-
-def per_object_ranges(layout: Layout, off: int, length: int) -> dict[int, list[Piece]]:
-    """Pieces of [off, off+length) grouped by stripe; pieces of one stripe are
-    contiguous in object space, so each group is one object range."""
-    out: dict[int, list[Piece]] = {}
-    for p in split_range(layout, off, length):
-        out.setdefault(p.stripe, []).append(p)
-    return out
-
-
-def file_size_from_object(layout: Layout, stripe: int, obj_size: int) -> int:
-    """The file size implied by object `stripe` being `obj_size` bytes long."""
-    if obj_size == 0:
-        return 0
-    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
-    last = obj_size - 1                         # last object byte
-    unit, within = divmod(last, ss)
-    return (unit * sc + stripe) * ss + within + 1
-
-
-def object_size_for_file(layout: Layout, stripe: int, file_size: int) -> int:
-    """How long object `stripe` is when the file is truncated to `file_size`."""
-    if file_size == 0:
-        return 0
-    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
-    full_rows, rest = divmod(file_size, ss * sc)
-    size = full_rows * ss
-    rest -= stripe * ss
-    if rest > 0:
-        size += min(rest, ss)
-    return size
 
 
 # ---- the layout as an extended attribute (lustrepy.lov) -------------------------

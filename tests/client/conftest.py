@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from lustrepy.client.lov import DataPath
+from lustrepy.client.datapath import DataPath
 from lustrepy.client.mdc import Mdc
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout

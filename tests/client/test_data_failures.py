@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lustrepy.client.lov import DataPath
+from lustrepy.client.datapath import DataPath
 from lustrepy.common.errors import LpError
 from tests.client.conftest import addresses_of, create_file, start_cluster
 from tests.support.servers import wait_for
