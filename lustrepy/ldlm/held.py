@@ -115,15 +115,18 @@ class HeldLocks:
 
     def lru_victims(self) -> list[Held]:
         """Forget the least recently used unused locks beyond lru_size: they retire (see `retired`)."""
-        victims: list[Held] = []
         excess = len(self._locks) - self.lru_size
-        for h in list(self._locks.values()):
+        if excess <= 0:
+            return []           # the common case, and O(1): this runs on every grant
+        victims: list[Held] = []
+        for h in self._locks.values():
             if len(victims) >= excess:
                 break
             if h.users == 0 and not h.revoking:
-                self.forget(h)
-                self._retiring[h.lock.cookie] = False
                 victims.append(h)
+        for h in victims:
+            self.forget(h)
+            self._retiring[h.lock.cookie] = False
         return victims
 
     def asked_back(self, cookie: int) -> bool | None:
