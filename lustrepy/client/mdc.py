@@ -23,7 +23,9 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.protocol import IT_MODIFYING
 from lustrepy.common.records import Cred
 from lustrepy.ldlm.request import LockClient
+from lustrepy.common.daemon import split_hostport
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call, make_channel
+from lustrepy.rpc.lane import MDS_LANE_METHODS, LaneClient, LaneRefused
 from lustrepy.rpc.convert import check_rep, fid_from_pb, fid_to_pb, layout_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -39,14 +41,16 @@ class Mdc:
     def __init__(self, address: str, fsname: str, *, client_id: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, resend_for: float = 30.0,
                  on_blocking: Callable[[cpb.LockDesc], None] | None = None, with_locks: bool = False,
-                 auto_reconnect: bool = True, lru_size: int = 256) -> None:
+                 auto_reconnect: bool = True, lru_size: int = 256, lane: bool = True) -> None:
         self.address = address
         self.fsname = fsname
         self.client_id = client_id or f"client-{uuidlib.uuid4()}"
         self.timeout = timeout
         self.resend_for = resend_for
         self.channel = make_channel(address)
-        self.stub = mds_pb2_grpc.MdsStub(self.channel)
+        self.grpc_stub = mds_pb2_grpc.MdsStub(self.channel)
+        self.stub: Any = self.grpc_stub         # a LaneStub while the request lane is up
+        self.use_lane = lane
         self.conn_gen = 0
         self.root: Fid | None = None
         self.server_uuid = ""
@@ -67,9 +71,10 @@ class Mdc:
     # ---- connection ------------------------------------------------------------------
 
     def connect(self) -> cpb.ConnectReply:
-        rep = call(self.stub.Connect, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname),
+        rep = call(self.grpc_stub.Connect, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname),
                    timeout=self.timeout)
         check_rep(rep.hdr)
+        self._set_lane(rep)
         self.conn_gen = rep.conn_gen
         self.root = fid_from_pb(rep.root)
         self.server_uuid = rep.server_uuid
@@ -77,6 +82,16 @@ class Mdc:
             self.locks.attach(self.conn_gen)
             self.locks.wait_attached(self.timeout)
         return rep
+
+    def _set_lane(self, rep: cpb.ConnectReply) -> None:
+        """Requests go on the request lane this Connect authorised, when the MDS serves one."""
+        old = self.stub
+        self.stub = self.grpc_stub
+        if isinstance(old, LaneStub):
+            old.lane.close()
+        if self.use_lane and rep.lane_port:
+            host = split_hostport(self.address)[0]
+            self.stub = LaneStub(LaneClient(host, rep.lane_port, rep.lane_token, _MDS_SERVICE), self.grpc_stub)
 
     def close(self) -> None:
         self._closing = True
@@ -87,6 +102,8 @@ class Mdc:
                 pass
         if self.locks is not None:
             self.locks.close()
+        if isinstance(self.stub, LaneStub):
+            self.stub.lane.close()
         self.channel.close()
 
     def hdr(self, cred: Cred | None = None, xid: int | None = None) -> cpb.ReqHdr:
@@ -128,6 +145,7 @@ class Mdc:
                 if not resend or e.errno not in _TRANSPORT or time.monotonic() > deadline:
                     raise
                 log.info("resending xid %d after %s", hdr.xid, e)
+                hdr.resent = True           # the MDS looks for its saved reply
                 time.sleep(0.2)
                 continue
             if rep.hdr.errno == errno.ENOTCONN and not reconnected and self.conn_gen and self.auto_reconnect:
@@ -320,6 +338,43 @@ class Mdc:
 
     def info(self) -> mpb.MdsInfoReply:
         return self.request(self.stub.Info, mpb.MdsInfoRequest)
+
+
+_MDS_SERVICE = mpb.DESCRIPTOR.services_by_name["Mds"]
+
+
+class LaneStub:
+    """The Mds stub over the request lane: the lane's methods on it, the rest on gRPC. A call
+    the lane refuses (an unknown token: the MDS restarted) or loses the connection of goes on
+    gRPC, whose reply says whether to connect again."""
+
+    def __init__(self, lane: LaneClient, grpc_stub: Any) -> None:
+        self.lane = lane
+        self._grpc = grpc_stub
+        for name in MDS_LANE_METHODS:
+            setattr(self, name, self._method(name))
+
+    def _method(self, name: str) -> Callable[..., Any]:
+        on_lane = self.lane.method(_MDS_SERVICE, name)
+        on_grpc = getattr(self._grpc, name)
+
+        def call(request: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
+            try:
+                return on_lane(request, timeout=timeout)
+            except LaneRefused as e:
+                log.info("request lane refused (%s): %s on gRPC", e.message, name)
+            except LpError as e:
+                if e.errno != errno.ENOTCONN:
+                    raise
+                # Cut (an eviction) or lost (a restart): gRPC says which, in its reply's header
+                # or as transport trouble. The request may have run: a resend is marked as one.
+                log.info("%s: %s on gRPC", e.message, name)
+                request.hdr.resent = True
+            return on_grpc(request, timeout=timeout)
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grpc, name)
 
 
 def _size_fields(size: int | None) -> dict[str, Any]:

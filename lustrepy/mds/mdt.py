@@ -30,6 +30,7 @@ from lustrepy.mds.recovery import Committer
 from lustrepy.mds.replies import ReplyKeeper
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager
+from lustrepy.rpc.lane import LaneServer
 
 R = TypeVar("R")
 
@@ -83,6 +84,7 @@ class Mdt:
         self._alloc = threading.local()     # .lenient: allocate fewer stripes rather than wait
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="ost-sweep", daemon=True)
+        self.lane: LaneServer | None = None     # the request lane, when served (server.run)
 
     # ---- life cycle ---------------------------------------------------------------
 
@@ -130,11 +132,15 @@ class Mdt:
             self.osp.wake()
 
     def _evicted(self, client_id: str) -> None:
+        if self.lane is not None:
+            self.lane.revoke(client_id)                 # its lane connections are cut
         self.close_client(client_id)
         self.replies.evicted(client_id)
 
     def disconnected(self, client_id: str) -> None:
         """A client disconnected cleanly: it sends nothing more (no resend, no batch)."""
+        if self.lane is not None:
+            self.lane.revoke(client_id, cut=False)      # this request's own connection answers it
         self.close_client(client_id)
         self.replies.left(client_id)
         with self._inflight_lock:

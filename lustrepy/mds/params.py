@@ -42,6 +42,8 @@ OPTIONS = (
     ParamSpec("fsname", "str", None, "file system name (must match the formatted MDT)", settable=False),
     ParamSpec("listen", "address", "127.0.0.1:0", "HOST:PORT to serve on (port 0: any free port)",
               settable=False),
+    ParamSpec("lane", "bool", True, "serve clients' requests on the request lane too (a TCP port beside gRPC)",
+              settable=False),
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between OSS heartbeats (told to each OSS)",
               minimum=0.01, maximum=3600),
     ParamSpec("ost_timeout", "float", 5.0, "an OST without a heartbeat this long is inactive",

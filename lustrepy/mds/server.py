@@ -27,7 +27,8 @@ from lustrepy.mds.service import MdsService
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy
 from lustrepy.rpc.channel import bind, make_server
-from lustrepy.rpc.v1 import ldlm_pb2_grpc, mds_pb2_grpc
+from lustrepy.rpc.lane import LaneServer
+from lustrepy.rpc.v1 import ldlm_pb2_grpc, mds_pb2, mds_pb2_grpc
 
 log = logging.getLogger("lustrepy.mds")
 
@@ -43,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--listen", help="HOST:PORT to serve on (port 0 = any free port; default 127.0.0.1:0)")
     ap.add_argument("--fsname", help="file system name; formats an empty --dir, must match a formatted one")
     ap.add_argument("--port-file", help="write the port here once serving")
+    ap.add_argument("--no-lane", dest="lane", action="store_false", default=None,
+                    help="serve clients on gRPC only, without the request lane")
     ap.add_argument("--heartbeat-interval", help="OSS heartbeat period, seconds (default 1)")
     ap.add_argument("--ost-timeout", help="an OST without heartbeat this long is inactive (default 5)")
     ap.add_argument("--callback-timeout",
@@ -127,6 +130,14 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
             raise QuietError(e.message) from None
         address = f"{host}:{port}"
         mdt.address = address
+        if values["lane"]:
+            lane = LaneServer(f"{mdt.fsname}-MDT0000", mds_pb2.DESCRIPTOR.services_by_name["Mds"],
+                              service.lane_handlers())
+            try:
+                lane.start(host)
+            except LpError as e:
+                raise QuietError(e.message) from None
+            mdt.lane = lane
         mdt.start()
         started = True
         server.start()
@@ -137,6 +148,8 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         log.info("stopping")
     finally:
         server.stop(grace=2).wait(5)
+        if mdt.lane is not None:
+            mdt.lane.stop()
         if started:
             mdt.stop()
         else:

@@ -33,6 +33,7 @@ from lustrepy.mds.namespace import Tx
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import (Reply, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
+from lustrepy.rpc.lane import MDS_LANE_METHODS, Handler, messages
 from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -80,7 +81,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             if not modifying:
                 rep = fn(cred)
             else:
-                rep = self._resent(name, reply_cls, hdr)
+                # Only a resend can have a saved reply (a first sending is never answered twice).
+                rep = self._resent(name, reply_cls, hdr) if hdr.resent else None
                 if rep is None:
                     first = mdt.begin(hdr.client_id, hdr.xid)
                     rep = None if first else self._resent(name, reply_cls, hdr)
@@ -124,9 +126,30 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         gen = mdt.lockd.connect(request.client_id, peer=context.peer() if context else "")
         log.info("client %s connected (gen %d) from %s", request.client_id, gen,
                  context.peer() if context else "?")
-        return cpb.ConnectReply(hdr=rep_ok(last_committed=mdt.committer.last_committed), conn_gen=gen,
-                                server_uuid=mdt.uuid, fsname=mdt.fsname, root=fid_to_pb(mdt.root),
-                                boot_id=mdt.boot_id, server_version=__version__)
+        rep = cpb.ConnectReply(hdr=rep_ok(last_committed=mdt.committer.last_committed), conn_gen=gen,
+                               server_uuid=mdt.uuid, fsname=mdt.fsname, root=fid_to_pb(mdt.root),
+                               boot_id=mdt.boot_id, server_version=__version__)
+        if mdt.lane is not None:
+            rep.lane_port = mdt.lane.port
+            rep.lane_token = mdt.lane.issue(request.client_id)
+        return rep
+
+    def lane_handlers(self) -> dict[str, Handler]:
+        """The lane's handlers: each of MDS_LANE_METHODS, for requests of the connection's own client."""
+        svc = mpb.DESCRIPTOR.services_by_name["Mds"]
+        out = {}
+        for name in MDS_LANE_METHODS:
+            req_cls, reply_cls = messages(svc, name)
+            out[name] = Handler(req_cls, self._for_peer(getattr(self, name), reply_cls))
+        return out
+
+    @staticmethod
+    def _for_peer(fn: Callable[[Any, Any], Any], reply_cls: Any) -> Callable[[Any, str], Any]:
+        def handle(req: Any, peer: str) -> Any:
+            if req.hdr.client_id != peer:
+                return reply_cls(hdr=rep_err(LpError(errno.EPERM, "a lane carries its own client's requests only")))
+            return fn(req, None)
+        return handle
 
     def Disconnect(self, request: cpb.DisconnectRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:

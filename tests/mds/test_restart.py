@@ -56,6 +56,7 @@ def test_destroy_queue_and_reply_records_survive_mds_restart(tmp_path):
         c.mds = c.mds_proc().start()                   # same port, same database
         wait_for(lambda: _try_connect(m), what="MDS connect")   # the same client reconnects ...
         req.hdr.conn_gen = m.conn_gen                  # ... and resends on its new connection
+        req.hdr.resent = True
         again = call(m.stub.Reint, req)                # answered from the reply record, not run again
         assert again.hdr.errno == 0 and again.attr.fid == first.attr.fid
         c.osts[0] = c.oss_proc(0).start()

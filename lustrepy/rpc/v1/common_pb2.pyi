@@ -52,7 +52,7 @@ class Fid(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., oid: _Optional[int] = ..., ver: _Optional[int] = ...) -> None: ...
 
 class ReqHdr(_message.Message):
-    __slots__ = ("client_id", "conn_gen", "xid", "uid", "gid", "groups", "cancel_cookies", "replied_xid")
+    __slots__ = ("client_id", "conn_gen", "xid", "uid", "gid", "groups", "cancel_cookies", "replied_xid", "resent")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONN_GEN_FIELD_NUMBER: _ClassVar[int]
     XID_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class ReqHdr(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     CANCEL_COOKIES_FIELD_NUMBER: _ClassVar[int]
     REPLIED_XID_FIELD_NUMBER: _ClassVar[int]
+    RESENT_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     conn_gen: int
     xid: int
@@ -69,7 +70,8 @@ class ReqHdr(_message.Message):
     groups: _containers.RepeatedScalarFieldContainer[int]
     cancel_cookies: _containers.RepeatedScalarFieldContainer[int]
     replied_xid: int
-    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., xid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., cancel_cookies: _Optional[_Iterable[int]] = ..., replied_xid: _Optional[int] = ...) -> None: ...
+    resent: bool
+    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., xid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., cancel_cookies: _Optional[_Iterable[int]] = ..., replied_xid: _Optional[int] = ..., resent: _Optional[bool] = ...) -> None: ...
 
 class RepHdr(_message.Message):
     __slots__ = ("errno", "message", "transno", "last_committed")
@@ -222,7 +224,7 @@ class ConnectRequest(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., fsname: _Optional[str] = ..., client_version: _Optional[str] = ...) -> None: ...
 
 class ConnectReply(_message.Message):
-    __slots__ = ("hdr", "conn_gen", "server_uuid", "fsname", "root", "boot_id", "server_version")
+    __slots__ = ("hdr", "conn_gen", "server_uuid", "fsname", "root", "boot_id", "server_version", "lane_port", "lane_token")
     HDR_FIELD_NUMBER: _ClassVar[int]
     CONN_GEN_FIELD_NUMBER: _ClassVar[int]
     SERVER_UUID_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +232,8 @@ class ConnectReply(_message.Message):
     ROOT_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LANE_PORT_FIELD_NUMBER: _ClassVar[int]
+    LANE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     hdr: RepHdr
     conn_gen: int
     server_uuid: str
@@ -237,7 +241,9 @@ class ConnectReply(_message.Message):
     root: Fid
     boot_id: int
     server_version: str
-    def __init__(self, hdr: _Optional[_Union[RepHdr, _Mapping]] = ..., conn_gen: _Optional[int] = ..., server_uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., root: _Optional[_Union[Fid, _Mapping]] = ..., boot_id: _Optional[int] = ..., server_version: _Optional[str] = ...) -> None: ...
+    lane_port: int
+    lane_token: bytes
+    def __init__(self, hdr: _Optional[_Union[RepHdr, _Mapping]] = ..., conn_gen: _Optional[int] = ..., server_uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., root: _Optional[_Union[Fid, _Mapping]] = ..., boot_id: _Optional[int] = ..., server_version: _Optional[str] = ..., lane_port: _Optional[int] = ..., lane_token: _Optional[bytes] = ...) -> None: ...
 
 class DisconnectRequest(_message.Message):
     __slots__ = ("hdr",)

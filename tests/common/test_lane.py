@@ -1,0 +1,173 @@
+"""The request lane (lustrepy/rpc/lane.py) on real sockets: authorisation, answers, refusals, cuts, deadlines."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from lustrepy.common.errors import LpError
+from lustrepy.rpc import lane as lanemod
+from lustrepy.rpc.lane import Handler, LaneClient, LaneRefused, LaneServer
+from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+pytestmark = pytest.mark.timeout(60)
+
+SVC = mpb.DESCRIPTOR.services_by_name["Mds"]
+
+
+def _info(req: mpb.MdsInfoRequest, peer: str) -> mpb.MdsInfoReply:
+    if req.hdr.uid == 99:
+        raise RuntimeError("a bug in a handler")
+    if req.hdr.uid == 98:
+        time.sleep(1.5)
+    return mpb.MdsInfoReply(hdr=cpb.RepHdr(), uuid=f"peer={peer} xid={req.hdr.xid}",
+                            fsname=threading.current_thread().name)
+
+
+@pytest.fixture
+def server():
+    srv = LaneServer("t", SVC, {"Info": Handler(mpb.MdsInfoRequest, _info)})
+    srv.start("127.0.0.1")
+    yield srv
+    srv.stop()
+
+
+def _client(srv: LaneServer, token: bytes) -> LaneClient:
+    return LaneClient("127.0.0.1", srv.port, token, SVC)
+
+
+def _req(xid: int, uid: int = 0) -> mpb.MdsInfoRequest:
+    return mpb.MdsInfoRequest(hdr=cpb.ReqHdr(client_id="c1", xid=xid, uid=uid))
+
+
+def test_a_request_is_answered_on_the_connection_that_carried_it_for_its_peer(server):
+    cl = _client(server, server.issue("c1"))
+    info = cl.method(SVC, "Info")
+    for x in range(1, 20):
+        rep = info(_req(x), timeout=5)
+        assert rep.uuid == f"peer=c1 xid={x}"
+    # one caller at a time: one connection, served by one thread that runs the handler itself
+    assert server.connections() == 1
+    assert rep.fsname.startswith("lane-t-")
+    cl.close()
+
+
+def test_concurrent_callers_each_get_their_own_answer(server):
+    cl = _client(server, server.issue("c1"))
+    info = cl.method(SVC, "Info")
+    got: dict[int, str] = {}
+
+    def run(k: int) -> None:
+        for i in range(50):
+            x = k * 1000 + i
+            got[x] = info(_req(x), timeout=5).uuid
+    ths = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    [t.start() for t in ths]
+    [t.join() for t in ths]
+    assert got == {x: f"peer=c1 xid={x}" for x in got} and len(got) == 200
+    cl.close()
+
+
+def test_an_unknown_token_is_refused(server):
+    server.issue("c1")
+    cl = _client(server, b"\0" * 16)
+    with pytest.raises(LaneRefused) as ei:
+        cl.method(SVC, "Info")(_req(1), timeout=5)
+    assert ei.value.errno == errno.ENOTCONN and "unknown lane token" in ei.value.message
+
+
+def test_a_client_of_another_service_version_is_refused(server, monkeypatch):
+    token = server.issue("c1")
+    cl = _client(server, token)
+    cl._digest = b"12345678"
+    with pytest.raises(LaneRefused, match="another version"):
+        cl.method(SVC, "Info")(_req(1), timeout=5)
+
+
+def test_a_new_token_retires_the_old_one(server):
+    old = server.issue("c1")
+    new = server.issue("c1")
+    with pytest.raises(LaneRefused):
+        _client(server, old).method(SVC, "Info")(_req(1), timeout=5)
+    assert _client(server, new).method(SVC, "Info")(_req(2), timeout=5).uuid == "peer=c1 xid=2"
+
+
+def test_revoking_a_peer_cuts_its_connections_and_its_token(server):
+    cl = _client(server, server.issue("c1"))
+    info = cl.method(SVC, "Info")
+    info(_req(1), timeout=5)
+    server.revoke("c1")
+    with pytest.raises(LpError) as ei:
+        info(_req(2), timeout=5)        # the pooled connection was cut
+    assert ei.value.errno == errno.ENOTCONN
+    with pytest.raises(LaneRefused):
+        info(_req(3), timeout=5)        # and the token opens no new one
+
+
+def test_a_failing_handler_answers_an_error_and_the_connection_serves_on(server):
+    cl = _client(server, server.issue("c1"))
+    info = cl.method(SVC, "Info")
+    with pytest.raises(LpError) as ei:
+        info(_req(1, uid=99), timeout=5)
+    assert ei.value.errno == errno.EIO and "internal error" in ei.value.message
+    assert info(_req(2), timeout=5).uuid == "peer=c1 xid=2"
+    assert server.connections() == 1
+
+
+def test_a_late_answer_is_a_timeout_and_the_next_call_works(server):
+    cl = _client(server, server.issue("c1"))
+    info = cl.method(SVC, "Info")
+    with pytest.raises(LpError) as ei:
+        info(_req(1, uid=98), timeout=0.3)
+    assert ei.value.errno == errno.ETIMEDOUT
+    assert info(_req(2), timeout=5).uuid == "peer=c1 xid=2"
+
+
+def _raw(server: LaneServer, token: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(lanemod._frame(lanemod.HELLO, 0, token + server.digest))
+    assert lanemod._read_frame(s)[0] == lanemod.HELLO
+    return s
+
+
+def test_bad_frames_get_an_error_or_lose_their_connection_only(server):
+    token = server.issue("c1")
+    s = _raw(server, token)
+    s.sendall(lanemod._frame(999, 7, b""))                  # no such method
+    method, tag, payload = lanemod._read_frame(s)
+    assert (method, tag) == (lanemod.ERROR, 7) and b"no method" in payload
+    s.sendall(lanemod._frame(1 + lanemod.method_table(SVC)[0].index("Info"), 8, b"\xff\xff\xff"))
+    method, tag, payload = lanemod._read_frame(s)
+    assert (method, tag, payload) == (lanemod.ERROR, 8, b"undecodable request")
+    s.sendall(struct.pack("!IHQ", lanemod.MAX_PAYLOAD + 1, 1, 9))   # a length past the limit
+    assert s.recv(16) == b""                                     # the server hung up
+    s.close()
+    # others are served as before
+    assert _client(server, token).method(SVC, "Info")(_req(3), timeout=5).uuid == "peer=c1 xid=3"
+
+
+def test_a_connection_without_a_hello_is_refused(server):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(lanemod._frame(1, 1, b""))
+    method, _, payload = lanemod._read_frame(s)
+    assert method == lanemod.ERROR and b"hello" in payload
+    assert s.recv(16) == b""
+    s.close()
+
+
+def test_a_stopped_server_refuses_connections():
+    srv = LaneServer("t", SVC, {"Info": Handler(mpb.MdsInfoRequest, _info)})
+    srv.start("127.0.0.1")
+    cl = _client(srv, srv.issue("c1"))
+    info = cl.method(SVC, "Info")
+    info(_req(1), timeout=5)
+    srv.stop()
+    with pytest.raises(LpError) as ei:
+        info(_req(2), timeout=2)
+    assert ei.value.errno == errno.ENOTCONN
