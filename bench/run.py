@@ -673,7 +673,7 @@ LABELS = {
     ("memory", "client_rss"): "client RSS peak", ("memory", "client_hwm"): "client VmHWM",
     ("memory", "mds_rss"): "MDS RSS peak", ("memory", "oss_rss_max"): "OSS RSS peak (max)",
     ("memory", "server_hwm_max"): "server VmHWM (max)",
-    ("meta", "create.cpu.mds"): "create: MDS CPU", ("seq1", "write.cpu.client"): "seq write 1: client CPU",
+    ("meta", "create.cpu.mds"): "create: MDS CPU", ("seq1", "write.cpu.client"): "seq1 write: client CPU",
 }
 
 Results = dict[str, dict[str, "list[wl.Figure] | str"]]     # workload -> column -> figures or error
@@ -893,7 +893,7 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
             res = median_of([run_workload(name, c, params, ns.timeout) for _ in range(ns.repeat)])
             results.setdefault(name, {})[c.name] = res
             shown = res if isinstance(res, str) else ", ".join(f"{f.key} {fmt_value(f.value, f.unit)} {f.unit}"
-                                                                for f in res)
+                                                                for f in res if not f.role)
             say(f"{name} on {c.name}: {shown or 'nothing to measure'} ({time.monotonic() - t0:.1f}s)")
     if ns.json:
         sys.stdout.write(json.dumps(to_json(results, names, cols, params, cold, ns.repeat), indent=2) + "\n")
