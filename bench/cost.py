@@ -187,7 +187,8 @@ def render_costs(results: dict[str, dict[str, Any]], names: Sequence[str], colum
     top, i = ["", ""], 2                  # the column names, each over its roles
     for _, header, rs in groups:
         span = sum(widths[i:i + len(rs)]) + 2 * (len(rs) - 1)
-        top.append(header.rjust(span))
+        widths[i + len(rs) - 1] += max(len(header) - span, 0)     # a name wider than its roles widens them
+        top.append(header.rjust(max(span, len(header))))
         i += len(rs)
     top_widths = widths[:2] + [len(t) for t in top[2:]]
     sep = "  "
