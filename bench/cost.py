@@ -146,9 +146,9 @@ class CostFigure(Protocol):
 
 
 def _fmt(v: float) -> str:
-    if abs(v) >= 100:
+    if abs(v) >= 99.95:                  # what would print as 100.0 prints as 100
         return f"{v:,.0f}"
-    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    return f"{v:.1f}" if abs(v) >= 9.995 else f"{v:.2f}"
 
 
 def render_costs(results: dict[str, dict[str, Any]], names: Sequence[str], columns: Sequence[tuple[str, str]]) -> str:
