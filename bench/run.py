@@ -14,7 +14,8 @@ also mounts a second client beside each lustrepy column.
 
 Prints a table of every figure with the ratios lustrepy/local,
 lustrepy/passthrough and lustrepy-wbc/lustrepy and the project's targets with
-PASS/FAIL. Progress goes to stderr, so `--json` output on stdout can be piped.
+PASS/FAIL, then a table of the CPU each step cost the workload, the client,
+the MDS and the OSSes (bench/cost.py). Progress goes to stderr, so `--json` output on stdout can be piped.
 Exit status: 0 when the run completed (whatever the targets say), 1 on a setup
 error, 130 when interrupted.
 
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cost
 import workloads as wl  # bench/ is not a package
 
 log = logging.getLogger(__name__)
@@ -492,7 +494,9 @@ def with_peer(col: Column, workdir: str, opts: str) -> Iterator[Column]:
             yield replace(col, peer_reason=f"second mount failed: {why}")
         else:
             peer = os.path.join(point, os.path.relpath(col.dir, col.point))
-            yield replace(col, where=replace(col.where, peer=peer), info=f"{col.info}; second client on {point}")
+            pids = {**col.where.pids, "peer": client_pids(col.source, point)}
+            yield replace(col, where=replace(col.where, peer=peer, pids=pids),
+                          info=f"{col.info}; second client on {point}")
 
 
 # ---- running one workload ----------------------------------------------------------------
@@ -596,11 +600,11 @@ def median_of(runs: list[list[wl.Figure] | str]) -> list[wl.Figure] | str:
 @dataclass(frozen=True, slots=True)
 class Check:
     """A target on one figure of one lustrepy column: >= factor x pass-through, >= factor x the
-    lustrepy (server side) column, >= a floor, < a ceiling, or exactly 0."""
+    lustrepy (server side) column, >= a floor, < or <= a ceiling, or exactly 0."""
 
     workload: str
     key: str
-    kind: str             # "vs_pt" | "vs_lp" | "min" | "max" | "zero"
+    kind: str             # "vs_pt" | "vs_lp" | "min" | "max" | "le" | "zero"
     bound: float
     unit: str
     column: str = "lustrepy"
@@ -620,6 +624,8 @@ class Check:
             return f"{who} >= {self.bound:g}x {'lp' if short else 'lustrepy'}"
         if self.kind == "zero":
             return f"{who} = 0{unit}"
+        if self.kind == "le":
+            return f"{who} <= {self.bound:,g}{unit}"
         return f"{who} {'>=' if self.kind == 'min' else '<'} {self.bound:,.0f}{unit}"
 
     def judge(self, values: dict[str, float | None]) -> str:
@@ -628,7 +634,8 @@ class Check:
         if v is None or (self.reference and not ref):
             return "n/a"
         ok = {"vs_pt": lambda: v >= self.bound * (ref or 0), "vs_lp": lambda: v >= self.bound * (ref or 0),
-              "min": lambda: v >= self.bound, "max": lambda: v < self.bound, "zero": lambda: v == 0}[self.kind]()
+              "min": lambda: v >= self.bound, "max": lambda: v < self.bound, "le": lambda: v <= self.bound,
+              "zero": lambda: v == 0}[self.kind]()
         return "PASS" if ok else "FAIL"
 
 
@@ -641,6 +648,9 @@ CHECKS = (
     Check("meta", "unlink", "min", 1500, "ops/s"),
     Check("memory", "client_rss", "max", 300, "MiB"), Check("memory", "mds_rss", "max", 200, "MiB"),
     Check("memory", "oss_rss_max", "max", 200, "MiB"),
+    # CPU cost (bench/cost.py): MDS CPU per server-side create, client CPU per MiB written
+    Check("meta", "create.cpu.mds", "le", 600, cost.UNIT_OP),
+    Check("seq1", "write.cpu.client", "le", 1.0, cost.UNIT_MIB),
     # the metadata write-back cache
     Check("meta", "create", "vs_lp", 2.5, "ops/s", WBC),
     Check("meta20k", "create", "min", 4000, "ops/s", WBC), Check("meta20k", "create", "vs_lp", 2.5, "ops/s", WBC),
@@ -663,6 +673,7 @@ LABELS = {
     ("memory", "client_rss"): "client RSS peak", ("memory", "client_hwm"): "client VmHWM",
     ("memory", "mds_rss"): "MDS RSS peak", ("memory", "oss_rss_max"): "OSS RSS peak (max)",
     ("memory", "server_hwm_max"): "server VmHWM (max)",
+    ("meta", "create.cpu.mds"): "create: MDS CPU", ("seq1", "write.cpu.client"): "seq1 write: client CPU",
 }
 
 Results = dict[str, dict[str, "list[wl.Figure] | str"]]     # workload -> column -> figures or error
@@ -701,6 +712,8 @@ def rows_of(results: Results, names: list[str]) -> list[Row]:
             if isinstance(res, str):
                 continue
             for f in res:
+                if f.role and not any((c.workload, c.key) == (name, f.key) for c in CHECKS):
+                    continue             # a CPU cost figure: in the cost table, here only with a target
                 row = by_key.setdefault(f.key, Row(name, f.key, f.unit))
                 row.values[col] = f.value
                 if f.note:
@@ -802,7 +815,9 @@ def to_json(results: Results, names: list[str], cols: dict[str, Column], params:
     for name in names:
         res_of: dict[str, Any] = {
             col: ({"error": res} if isinstance(res, str) else {f.key: {"value": f.value, "unit": f.unit,
-                                                                       **({"note": f.note} if f.note else {})}
+                                                                       **({"note": f.note} if f.note else {}),
+                                                                       **({"step": f.step, "role": f.role}
+                                                                          if f.role else {})}
                                                                for f in res})
             for col, res in results.get(name, {}).items()}
         for col in COLUMNS:
@@ -878,7 +893,7 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
             res = median_of([run_workload(name, c, params, ns.timeout) for _ in range(ns.repeat)])
             results.setdefault(name, {})[c.name] = res
             shown = res if isinstance(res, str) else ", ".join(f"{f.key} {fmt_value(f.value, f.unit)} {f.unit}"
-                                                                for f in res)
+                                                                for f in res if not f.role)
             say(f"{name} on {c.name}: {shown or 'nothing to measure'} ({time.monotonic() - t0:.1f}s)")
     if ns.json:
         sys.stdout.write(json.dumps(to_json(results, names, cols, params, cold, ns.repeat), indent=2) + "\n")
@@ -891,6 +906,8 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
                          f"Linux {platform.release()}"
                          f"{'' if cold else '; caches NOT dropped'}\n\n")
         sys.stdout.write(render_table(results, names, cols))
+        costs = cost.render_costs(results, names, [(c, HEADERS.get(c, c)) for c in COLUMNS if c in cols])
+        sys.stdout.write(f"\n{costs}" if costs else "")
     return 0
 
 

@@ -11,10 +11,13 @@ Timings cover what an application waits for: writes include the final
 fsync and close; "cold" reads follow `sync; echo 3 > /proc/sys/vm/drop_caches`
 (only the kernel's caches: a FUSE client's own caches in user space stay
 warm, and a figure is marked "warm" when the caches could not be dropped).
+Each timed step also yields the CPU the file system's processes and the
+workload itself used during it (cost.Meter), as figures with a step and a role.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -29,6 +32,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
+
+import cost
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ class Figure:
     unit: str                # "MiB/s", "IOPS", "ops/s", "s", "MiB"
     higher_is_better: bool = True
     note: str = ""           # e.g. "warm" when caches could not be dropped
+    step: str = ""           # a CPU cost figure: the key of the figure whose step it measured
+    role: str = ""           # a CPU cost figure: bench, client, mds or oss (cost.ROLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +155,11 @@ def settle(d: str) -> None:
         os.close(fd)
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def costs(m: cost.Meter, suffix: str = "") -> list[Figure]:
+    """What a Meter measured, as figures (key STEP.cpu.ROLE, lower is better); `suffix` is added to
+    each step's name."""
+    return [Figure(f"{c.step}{suffix}.cpu.{c.role}", c.value, c.unit, higher_is_better=False,
+                   step=c.step + suffix, role=c.role) for c in m.costs]
 
 
 # ---- sequential ------------------------------------------------------------------------------
@@ -162,7 +170,8 @@ def _sequential(d: str, p: Params, w: Where, stripes: int) -> list[Figure]:
         w.setstripe(sub, stripes)
     path = os.path.join(sub, "big")
     buf = os.urandom(p.block)
-    wt = _timed(lambda: write_file(path, p.size, p.block, buf))
+    m = cost.Meter(w.pids)
+    wt = m.timed("write", lambda: write_file(path, p.size, p.block, buf), nbytes=p.size)
     cold = drop_caches()
     got = 0
 
@@ -170,12 +179,12 @@ def _sequential(d: str, p: Params, w: Where, stripes: int) -> list[Figure]:
         nonlocal got
         got = read_file(path, p.block)
 
-    rt = _timed(rd)
+    rt = m.timed("read", rd, nbytes=p.size)
     if got != p.size:
         raise OSError(f"read back {got} bytes of {p.size}")
     shutil.rmtree(sub)
     return [Figure("write", mib_s(p.size, wt), "MiB/s"),
-            Figure("read", mib_s(p.size, rt), "MiB/s", note="" if cold else "warm")]
+            Figure("read", mib_s(p.size, rt), "MiB/s", note="" if cold else "warm"), *costs(m)]
 
 
 def seq1(d: str, p: Params, w: Where) -> list[Figure]:
@@ -206,12 +215,12 @@ def parallel(d: str, p: Params, w: Where) -> list[Figure]:
              for i in range(p.writers)]
     for pr in procs:
         pr.start()
+    m = cost.Meter(w.pids)
     try:
         go.wait(timeout=60)
-        t0 = time.perf_counter()
-        for pr in procs:
-            pr.join()
-        elapsed = time.perf_counter() - t0
+        with m.step("write", nbytes=each * p.writers) as clock:     # the writers' CPU: reaped by join
+            for pr in procs:
+                pr.join()
     finally:
         for pr in procs:
             if pr.is_alive():
@@ -221,7 +230,7 @@ def parallel(d: str, p: Params, w: Where) -> list[Figure]:
     if bad:
         raise OSError(f"{len(bad)} of {p.writers} writers failed (exit {bad[0]})")
     shutil.rmtree(sub)
-    return [Figure("write", mib_s(each * p.writers, elapsed), "MiB/s")]
+    return [Figure("write", mib_s(each * p.writers, clock.seconds), "MiB/s"), *costs(m)]
 
 
 # ---- 4 KiB random I/O ----------------------------------------------------------------------------
@@ -250,7 +259,8 @@ def rand4k(d: str, p: Params, w: Where) -> list[Figure]:
         finally:
             os.close(fd)
 
-    wt = _timed(writes)
+    m = cost.Meter(w.pids)
+    wt = m.timed("write", writes, ops=p.rand_ops)
     cold = drop_caches()
     rd = _offsets(p, 2)
 
@@ -263,101 +273,81 @@ def rand4k(d: str, p: Params, w: Where) -> list[Figure]:
         finally:
             os.close(fd)
 
-    rt = _timed(reads)
+    rt = m.timed("read", reads, ops=p.rand_ops)
     shutil.rmtree(sub)
     return [Figure("write", p.rand_ops / wt, "IOPS"),
-            Figure("read", p.rand_ops / rt, "IOPS", note="" if cold else "warm")]
+            Figure("read", p.rand_ops / rt, "IOPS", note="" if cold else "warm"), *costs(m)]
 
 
 # ---- metadata ------------------------------------------------------------------------------------
 
-def _meta(d: str, name: str, count: int) -> list[Figure]:
+def _each(fn: Callable[[str], object], paths: list[str]) -> Callable[[], None]:
+    """A step that calls fn on every path, in order."""
+    def run() -> None:
+        for path in paths:
+            fn(path)
+    return run
+
+
+def _create(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+
+
+def _file_steps(names: list[str]) -> dict[str, Callable[[], None]]:
+    """The metadata steps on `names`: create them empty (O_EXCL), stat them, unlink them."""
+    return {"create": _each(_create, names), "stat": _each(os.stat, names), "unlink": _each(os.unlink, names)}
+
+
+def _meta(d: str, name: str, count: int, w: Where) -> list[Figure]:
     sub = _fresh_dir(d, name)
-    names = [os.path.join(sub, f"f{i:07d}") for i in range(count)]
-
-    def create() -> None:
-        for n in names:
-            os.close(os.open(n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-
-    def stat() -> None:
-        for n in names:
-            os.stat(n)
-
-    def unlink() -> None:
-        for n in names:
-            os.unlink(n)
-
-    ct, st, ut = _timed(create), _timed(stat), _timed(unlink)
-    os.rmdir(sub)
-    settle(d)
-    return [Figure("create", count / ct, "ops/s"), Figure("stat", count / st, "ops/s"),
-            Figure("unlink", count / ut, "ops/s")]
+    m = cost.Meter(w.pids)
+    rates = [Figure(k, count / m.timed(k, fn, ops=count), "ops/s")
+             for k, fn in _file_steps([os.path.join(sub, f"f{i:07d}") for i in range(count)]).items()]
+    with m.step("settle", ops=count):           # untimed: rmdir and the final directory fsync, per file
+        os.rmdir(sub)
+        settle(d)
+    return rates + costs(m)
 
 
 def meta(d: str, p: Params, w: Where) -> list[Figure]:
     """Create `files` empty files in one directory, stat them all (second pass), unlink them all."""
-    return _meta(d, "meta", p.files)
+    return _meta(d, "meta", p.files, w)
 
 
 def meta20k(d: str, p: Params, w: Where) -> list[Figure]:
     """The same with `meta20k_files` (20,000) files, in a directory tree made fresh for it."""
-    return _meta(d, "meta20k", p.meta20k_files)
+    return _meta(d, "meta20k", p.meta20k_files, w)
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) this process and `pids` have used so far."""
-    t = os.times()
-    total = t.user + t.system
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def _one_round(sub: str, files: int) -> tuple[dict[str, float], int]:
-    """One round of `rounds` in `sub`: the rate of each step, and the operations done."""
+def _one_round(sub: str, files: int, m: cost.Meter) -> dict[str, float]:
+    """One round of `rounds` in `sub`, each step measured by `m`: the rate of each step."""
     names = [os.path.join(sub, f"f{i:07d}") for i in range(files)]
     dirs = [os.path.join(sub, f"d{i:06d}") for i in range(max(files // 4, 1))]
-    times = {
-        "create": _timed(lambda: [os.close(os.open(n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)) for n in names]),
-        "stat": _timed(lambda: [os.stat(n) for n in names]),
-        "unlink": _timed(lambda: [os.unlink(n) for n in names]),
-        "mkdir": _timed(lambda: [os.mkdir(n) for n in dirs]),
-        "rmdir": _timed(lambda: [os.rmdir(n) for n in dirs]),
-    }
-    count = {"create": len(names), "stat": len(names), "unlink": len(names), "mkdir": len(dirs), "rmdir": len(dirs)}
-    return {k: count[k] / t for k, t in times.items()}, sum(count.values())
+    steps = {k: (fn, len(names)) for k, fn in _file_steps(names).items()} | {
+        "mkdir": (_each(os.mkdir, dirs), len(dirs)), "rmdir": (_each(os.rmdir, dirs), len(dirs))}
+    return {k: n / m.timed(k, fn, ops=n) for k, (fn, n) in steps.items()}
 
 
 def rounds(d: str, p: Params, w: Where) -> list[Figure]:
     """`rounds` rounds of the same work, each in a directory made fresh for it: create `files`
     empty files, stat them, unlink them, mkdir and rmdir `files`/4 directories. The rates of the
-    first and the last round, the last against the first, and the CPU per operation of this
-    process and the file system's processes in each: what stays behind after the work is done
-    must not slow the next round."""
-    pids = [pid for group in w.pids.values() for pid in group]
+    first and the last round, the last against the first, and the CPU cost of each step of the
+    first and the last round: what stays behind after the work is done must not slow the next
+    round."""
     per: list[dict[str, float]] = []
+    meters: list[cost.Meter] = []
     for r in range(p.rounds):
         sub = _fresh_dir(d, f"round{r}")
-        cpu0 = _cpu_s(pids)
-        rates, ops = _one_round(sub, p.files)
-        cpu = _cpu_s(pids) - cpu0
+        meters.append(cost.Meter(w.pids))
+        per.append(_one_round(sub, p.files, meters[-1]))
         os.rmdir(sub)
         settle(d)
-        per.append(rates | {"cpu_us_op": cpu * 1e6 / ops})
     first, last = per[0], per[-1]
     figs = []
     for k in ("create", "stat", "unlink", "mkdir", "rmdir"):
         figs += [Figure(f"{k}_first", first[k], "ops/s"), Figure(f"{k}_last", last[k], "ops/s"),
                  Figure(f"{k}_last/first", last[k] / first[k], "x")]
-    figs += [Figure("cpu_us_op_first", first["cpu_us_op"], "us/op", higher_is_better=False),
-             Figure("cpu_us_op_last", last["cpu_us_op"], "us/op", higher_is_better=False)]
-    return figs
+    return figs + costs(meters[0], "_first") + costs(meters[-1], "_last")
 
 
 # ---- two clients, one directory --------------------------------------------------------------------
@@ -367,8 +357,7 @@ def _shared_client(sub: str, prefix: str, count: int, go: Any, conn: Any) -> Non
     try:
         names = [os.path.join(sub, f"{prefix}{i:07d}") for i in range(count)]
         go.wait(timeout=60)
-        for n in names:
-            os.close(os.open(n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        _each(_create, names)()
         end = time.monotonic()
         settle(sub)
         conn.send(("ok", end))
@@ -377,6 +366,18 @@ def _shared_client(sub: str, prefix: str, count: int, go: Any, conn: Any) -> Non
         conn.send(("error", f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")))
     finally:
         conn.close()
+
+
+def _reap(procs: list[Any], conns: list[Any]) -> None:
+    """Wait for the client processes of `shared` (killing one that does not end), close the pipes."""
+    for pr in procs:
+        if pr.is_alive():
+            pr.join(5)
+        if pr.is_alive():
+            pr.kill()
+        pr.join()
+    for c in conns:
+        c.close()
 
 
 def shared(d: str, p: Params, w: Where) -> list[Figure]:
@@ -399,7 +400,10 @@ def shared(d: str, p: Params, w: Where) -> list[Figure]:
         conns.append(recv)
         procs[-1].start()
         send.close()
-    try:
+    m = cost.Meter(w.pids)
+    # CPU until both client processes are reaped: their final directory fsync included
+    with m.step("create", ops=p.files), contextlib.ExitStack() as cleanup:
+        cleanup.callback(_reap, procs, conns)
         go.wait(timeout=60)
         t0 = time.monotonic()
         answers = []
@@ -408,15 +412,6 @@ def shared(d: str, p: Params, w: Where) -> list[Figure]:
                 answers.append(c.recv())
             except EOFError:
                 answers.append(("error", "the client process died"))
-    finally:
-        for pr in procs:
-            if pr.is_alive():
-                pr.join(5)
-            if pr.is_alive():
-                pr.kill()
-            pr.join()
-        for c in conns:
-            c.close()
     for which, (kind, value) in zip(("first", "second"), answers, strict=True):
         if kind != "ok":
             raise OSError(f"{which} client: {value}")
@@ -430,7 +425,7 @@ def shared(d: str, p: Params, w: Where) -> list[Figure]:
     shutil.rmtree(sub)
     settle(d)
     return [Figure("create", p.files / max(elapsed, 1e-9), "ops/s"),
-            Figure("bad_names", bad, "names", higher_is_better=False, note=note)]
+            Figure("bad_names", bad, "names", higher_is_better=False, note=note), *costs(m)]
 
 
 # ---- tar x ---------------------------------------------------------------------------------------
@@ -453,22 +448,22 @@ def make_tarball(path: str, count: int, seed: int = 1) -> str:
     return path
 
 
-def _extract(tarball: str, into: str) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run(["tar", "xf", tarball, "-C", into], capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - t0
+def _run_tool(argv: list[str]) -> None:
+    """Run a program (tar, rm); its last line of stderr in the error when it fails."""
+    r = subprocess.run(argv, capture_output=True, text=True, check=False)
     if r.returncode != 0:
-        raise OSError(f"tar exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
-    return elapsed
+        raise OSError(f"{argv[0]} exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
 
 
 def untar(d: str, p: Params, w: Where) -> list[Figure]:
     """`tar xf` of the tarball of tar_files small files."""
     sub = _fresh_dir(d, "tar")
-    elapsed = _extract(p.tarball, sub)
+    m = cost.Meter(w.pids)
+    elapsed = m.timed("files", lambda: _run_tool(["tar", "xf", p.tarball, "-C", sub]), ops=p.tar_files)
     shutil.rmtree(sub)
     settle(d)
-    return [Figure("time", elapsed, "s", higher_is_better=False), Figure("files", p.tar_files / elapsed, "files/s")]
+    return [Figure("time", elapsed, "s", higher_is_better=False), Figure("files", p.tar_files / elapsed, "files/s"),
+            *costs(m)]
 
 
 def tree_entries(tar_files: int) -> int:
@@ -479,20 +474,18 @@ def tree_entries(tar_files: int) -> int:
 def rmrf(d: str, p: Params, w: Where) -> list[Figure]:
     """`rm -rf` of the tree the tarball holds (extracted and committed untimed): files+dirs per second."""
     sub = _fresh_dir(d, "rmrf")
-    _extract(p.tarball, sub)
+    _run_tool(["tar", "xf", p.tarball, "-C", sub])
     settle(sub)
-    t0 = time.perf_counter()
-    r = subprocess.run(["rm", "-rf", "--", os.path.join(sub, "tree")], capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise OSError(f"rm exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}")
+    n = tree_entries(p.tar_files)
+    m = cost.Meter(w.pids)
+    elapsed = m.timed("files", lambda: _run_tool(["rm", "-rf", "--", os.path.join(sub, "tree")]), ops=n)
     left = os.listdir(sub)
     if left:
         raise OSError(f"rm -rf left {left[0]!r} behind")
     os.rmdir(sub)
     settle(d)
-    n = tree_entries(p.tar_files)
-    return [Figure("time", elapsed, "s", higher_is_better=False), Figure("files", n / elapsed, "files/s")]
+    return [Figure("time", elapsed, "s", higher_is_better=False), Figure("files", n / elapsed, "files/s"),
+            *costs(m)]
 
 
 # ---- memory ----------------------------------------------------------------------------------------
@@ -550,7 +543,7 @@ def memory(d: str, p: Params, w: Where) -> list[Figure]:
         raise OSError(f"read back {got} bytes of {p.size}")
     shutil.rmtree(sub)
     figs = []
-    servers = {k: v for k, v in groups.items() if k != "client"}
+    servers = {k: v for k, v in groups.items() if k not in ("client", "peer")}
     if "client" in groups:
         figs.append(Figure("client_rss", rss.peak["client"] / KiB, "MiB", higher_is_better=False))
         figs.append(Figure("client_hwm", sum(_status_kib(pid, "VmHWM") for pid in groups["client"]) / KiB, "MiB",
