@@ -48,6 +48,7 @@ LOOKUP, UPDATE, PERM, LAYOUT, XATTR = (int(b) for b in (IBit.LOOKUP, IBit.UPDATE
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
 LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
+CLOSE_WAIT = 2.0        # seconds a lock callback waits for the closes queued before it
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
 
 
@@ -125,6 +126,10 @@ class LliteBase:
                 self._lazy_opens_to_mds(g.cookie)
                 for r in self.local.dropped(g):
                     self._forget_revoked(r)
+        if self.closer.pending():
+            # Closes queued before the callback reach the MDS before the lock goes back: the
+            # change that asked for it (an unlink, a rename over the file) sees them closed.
+            self.closer.drain(CLOSE_WAIT)
         rev = self.table.revoke(cookie)
         self.mdc.locks.release(cookie)              # a pinned lock goes back once flushed
         if rev is not None:

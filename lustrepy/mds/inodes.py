@@ -50,11 +50,42 @@ class ReadOnlyTx(RuntimeError):
     """A write method was called on a read-only Tx (Store.read())."""
 
 
+_CHANGES_INODES = ("UPDATE inodes", "DELETE FROM inodes")
+
+
+class _Conn:
+    """The transaction's connection: forgets the inodes a transaction has read (TxBase._seen)
+    whenever a statement changes inode rows, so a remembered row is never stale."""
+
+    __slots__ = ("_c", "_seen")
+
+    def __init__(self, conn: sqlite3.Connection, seen: dict[Fid, tuple[int, Attr]]) -> None:
+        self._c = conn
+        self._seen = seen
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        if self._seen and sql.startswith(_CHANGES_INODES):
+            self._seen.clear()
+        return self._c.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        if self._seen and sql.startswith(_CHANGES_INODES):
+            self._seen.clear()
+        return self._c.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)
+
+
 class TxBase:
     """One transaction's view of the database (the caller owns begin/commit)."""
 
     def __init__(self, conn: sqlite3.Connection, *, writable: bool, now_ns: int = 0) -> None:
-        self.conn = conn
+        # A request reads the same inodes several times (the parent for its permission, its
+        # default layout, its times; the child for the reply): each is read once per
+        # transaction while no statement changes inode rows.
+        self._seen: dict[Fid, tuple[int, Attr]] = {}
+        self.conn: Any = _Conn(conn, self._seen)
         self.writable = writable
         self.now = now_ns or time.time_ns()
 
@@ -68,10 +99,14 @@ class TxBase:
         """(row id, attributes) of the inode `fid` names; StaleFid (ESTALE) when it names
         none: every FID-addressed operation, and a lookup in a directory that is gone,
         answers ESTALE from here, so the client's kernel walks the path again."""
+        hit = self._seen.get(fid)
+        if hit is not None:
+            return hit
         r = self.conn.execute(_BY_FID, (fid.seq, fid.oid, fid.ver)).fetchone()
         if r is None:
             raise StaleFid(f"inode {fid}")
-        return r[0], row_attr(r)
+        hit = self._seen[fid] = (r[0], row_attr(r))
+        return hit
 
     def _child(self, parent_id: int, name: bytes) -> tuple[int, int, Attr] | None:
         """(dentry id, child inode id, child attr) of `name` in directory `parent_id`."""
@@ -96,11 +131,14 @@ class TxBase:
 
     def _bump(self, iid: int, *, nlink: int = 0, mtime: bool = False) -> Attr:
         """ctime (and mtime) = now, nlink += `nlink`, generation + 1; the new attributes."""
+        raw = self.conn._c          # changes row iid only: what was read of other inodes stays true
         if mtime:
-            r = self.conn.execute(_BUMP_M, (nlink, self.now, self.now, iid)).fetchall()
+            r = raw.execute(_BUMP_M, (nlink, self.now, self.now, iid)).fetchall()
         else:
-            r = self.conn.execute(_BUMP, (nlink, self.now, iid)).fetchall()
-        return row_attr(r[0])
+            r = raw.execute(_BUMP, (nlink, self.now, iid)).fetchall()
+        a = row_attr(r[0])
+        self._seen[a.fid] = (iid, a)
+        return a
 
     def _insert_inode(self, fid: Fid, mode: int, uid: int, gid: int, *, rdev: int = 0,
                       target: bytes | None = None, layout: Layout | None = None) -> tuple[int, Attr]:
@@ -113,7 +151,8 @@ class TxBase:
                                           now, now, now, rdev, target,
                                           layout_to_db(layout) if layout is not None else None))
         assert cur.lastrowid is not None
-        return cur.lastrowid, Attr(fid, mode, nlink, uid, gid, size, blocks, now, now, now, rdev, 1)
+        made = self._seen[fid] = (cur.lastrowid, Attr(fid, mode, nlink, uid, gid, size, blocks, now, now, now, rdev, 1))
+        return made
 
     def _insert_dentry(self, parent_id: int, name: bytes, child_id: int) -> int:
         cur = self.conn.execute("INSERT INTO dentries (parent, name, child) VALUES (?, ?, ?)",
