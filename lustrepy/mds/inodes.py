@@ -85,7 +85,7 @@ class TxBase:
         # default layout, its times; the child for the reply): each is read once per
         # transaction while no statement changes inode rows.
         self._seen: dict[Fid, tuple[int, Attr]] = {}
-        self.conn: Any = _Conn(conn, self._seen)
+        self.conn = _Conn(conn, self._seen)
         self.writable = writable
         self.now = now_ns or time.time_ns()
 
