@@ -43,6 +43,8 @@ class Inode:
     # else's change calls that lock back). Absent names are then answered without an RPC.
     complete: set[bytes] | None = None
     no_xattr: dict[bytes, int] = field(default_factory=dict)  # absent names -> errno, under the XATTR lock
+    xattrs_none: bool = False           # made by the MDS for this client, and no name set since: every name
+                                        # is absent while the XATTR lock lasts
     wbc_grant: int = 0                  # made under this WBC grant (its lock cookie), while it lasts
     wbc_data: bytearray | None = None   # its bytes, kept here until its objects exist (wbcdata)
     wbc_version: int = 0                # bumped by every change of wbc_data
@@ -190,6 +192,7 @@ class InodeTable:
                 node.layout = None
             if bits & IBit.XATTR and not left & IBit.XATTR:
                 node.no_xattr.clear()
+                node.xattrs_none = False
             return Revoked(node.ino, attrs, tuple(entries))
 
     def drop_all_locks(self) -> list[Revoked]:

@@ -96,8 +96,8 @@ class AttrOps(FileOps):
         node = self._node(ino)
         if name == WBC_XATTR:
             return await self._wbc_state(node)
-        if node.bits & XATTR and name in node.no_xattr:
-            raise LpError(node.no_xattr[name], "no such attribute")
+        if node.bits & XATTR and (name in node.no_xattr or (node.xattrs_none and name != LOV_XATTR)):
+            raise LpError(node.no_xattr.get(name, errno.ENODATA), "no such attribute")
         if name != LOV_XATTR and self._made_here(node):
             with self.table.mu:                 # made here: only what was set here
                 value = node.wbc_xattrs.get(name)

@@ -39,6 +39,15 @@ UPDATE, XATTR = int(IBit.UPDATE), int(IBit.XATTR)
 DISP_OPEN_CREATE = int(DISP.OPEN_CREATE)
 
 
+def _new_here(node: Inode, bits: int) -> None:
+    """What this client knows of an inode the MDS just made for it, under the lock that came
+    with it: a directory holds no names, and nothing has extended attributes."""
+    if stat.S_ISDIR(node.attr.mode if node.attr is not None else 0) and bits & UPDATE:
+        node.complete = set()
+    if bits & XATTR:
+        node.xattrs_none = True
+
+
 class RemoteNamespace:
     def __init__(self, ll: "LliteBase") -> None:
         self.ll = ll
@@ -48,8 +57,8 @@ class RemoteNamespace:
         ll._parent_from(rep)
         ll.table.entry_added(parent.ino, name)
         node = ll._learn(rep, name=(parent.ino, name), lookup=True)
-        if stat.S_ISDIR(rep.attr.mode) and rep.lock.ibits & UPDATE:
-            node.complete = set()       # new and empty, and ours while the lock lasts
+        with ll.table.mu:
+            _new_here(node, rep.lock.ibits)
         return node
 
     async def mknod(self, parent: Inode, name: bytes, mode: int, rdev: int, cred: Cred) -> Inode:
@@ -85,8 +94,12 @@ class RemoteNamespace:
         ll._parent_from(rep)
         ll.table.entry_added(parent.ino, name)
         node = ll._learn(rep, name=(parent.ino, name), lookup=True)
+        fresh = bool(rep.disposition & DISP_OPEN_CREATE)
+        if fresh:
+            with ll.table.mu:
+                _new_here(node, rep.lock.ibits)
         layout = layout_from_pb(rep.layout) if rep.has_layout else None
-        return Created(node, layout, rep.open_handle, bool(rep.disposition & DISP_OPEN_CREATE), False)
+        return Created(node, layout, rep.open_handle, fresh, False)
 
     async def link(self, node: Inode, parent: Inode, name: bytes, cred: Cred) -> Inode:
         ll = self.ll
@@ -144,6 +157,7 @@ class RemoteNamespace:
         with ll.table.mu:
             node.wbc_grant = 0          # it has extended attributes now: ask the MDS
             node.no_xattr.pop(name, None)
+            node.xattrs_none = False
 
 
 class LocalNamespace:

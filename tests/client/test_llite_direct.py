@@ -259,3 +259,36 @@ def test_an_open_whose_lock_is_called_back_before_its_reply_is_read_keeps_the_fi
 
     assert run(read_back) == (b"old bytes", 9)
     assert called_back
+
+
+def _mds_count(stack: ClientStack, op: str) -> int:
+    return dict(stack.mdc.info().counters).get(op, 0)
+
+
+def test_a_new_files_absent_attributes_are_answered_here_until_another_client_sets_one(clients):
+    """The kernel asks for security.capability before writes: a file the MDS just made for this
+    client has no extended attributes, and that is known here under its XATTR lock. Another
+    client's setxattr calls the lock back, and the attribute is then read from the MDS."""
+    (a, _), (b, _) = clients("a"), clients("b")
+
+    async def main() -> None:
+        d = await a.ll.mkdir(ROOT_INO, b"xnew", 0o755, ROOT)
+        opened, f = await a.ll.create(d.ino, b"f", stat.S_IFREG | 0o644, os.O_WRONLY | os.O_CREAT, ROOT)
+        before = _mds_count(a, "getxattr")
+        for name in (b"security.capability", b"user.x", b"trusted.y"):
+            with pytest.raises(LpError) as e:
+                await a.ll.getxattr(f.ino, name, ROOT)
+            assert e.value.errno == errno.ENODATA
+        with pytest.raises(LpError) as e:
+            await a.ll.getxattr(d.ino, b"user.x", ROOT)         # a new directory too
+        assert e.value.errno == errno.ENODATA
+        assert _mds_count(a, "getxattr") == before              # answered here, no RPC
+        await a.ll.release(opened.fh)
+
+        bf = await b.ll.lookup((await b.ll.lookup(ROOT_INO, b"xnew", ROOT)).ino, b"f", ROOT)
+        await b.ll.setxattr(bf.ino, b"user.x", b"from b", ROOT)  # calls a's XATTR lock back
+        assert await a.ll.getxattr(f.ino, b"user.x", ROOT) == b"from b"
+        await a.ll.setxattr(f.ino, b"user.z", b"from a", ROOT)
+        assert await a.ll.getxattr(f.ino, b"user.z", ROOT) == b"from a"
+
+    run(main)
