@@ -11,11 +11,13 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from typing import Iterator
 
 import grpc
 
 from lustrepy.common.errors import LpError
+from lustrepy.common.opstats import RpcStats
 from lustrepy.ldlm import flags as fl
 from lustrepy.ldlm.lockd import CallbackStream, LockServer
 from lustrepy.ldlm.wire import answer_lvb, callback_to_pb, lock_to_pb, mode_from_pb, res_from_pb
@@ -32,8 +34,13 @@ _MARGIN_S = 0.05     # answer an enqueue this long before the caller's deadline
 class LdlmService(ldlm_pb2_grpc.LdlmServicer):
     """The Ldlm service of one lock server; register it with `add_LdlmServicer_to_server`."""
 
-    def __init__(self, server: LockServer) -> None:
+    def __init__(self, server: LockServer, stats: RpcStats | None = None) -> None:
         self.ls = server
+        self.stats = stats      # the server's RPC statistics: enqueues, glimpses and cancels count there
+
+    def _count(self, op: str, client_id: str, t0: float, errno_: int) -> None:
+        if self.stats is not None:
+            self.stats.record(op, client_id, int((time.perf_counter() - t0) * 1e6), failed=errno_ != 0)
 
     def Callbacks(self, request_iterator: Iterator[lpb.CallbackUp],
                   context: grpc.ServicerContext) -> Iterator[lpb.CallbackDown]:
@@ -73,6 +80,13 @@ class LdlmService(ldlm_pb2_grpc.LdlmServicer):
             stream.close()
 
     def Enqueue(self, request: lpb.LockEnqueueRequest, context: grpc.ServicerContext) -> lpb.LockEnqueueReply:
+        t0 = time.perf_counter()
+        rep = self._enqueue(request, context)
+        self._count("ldlm_glimpse" if request.flags & fl.GLIMPSE and not rep.lock.cookie else "ldlm_enqueue",
+                    request.hdr.client_id, t0, rep.hdr.errno)
+        return rep
+
+    def _enqueue(self, request: lpb.LockEnqueueRequest, context: grpc.ServicerContext) -> lpb.LockEnqueueReply:
         hdr = request.hdr
         owner = hdr.client_id
         try:
@@ -113,12 +127,15 @@ class LdlmService(ldlm_pb2_grpc.LdlmServicer):
     def Cancel(self, request: lpb.LockCancelRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         # A PW holder's LVB on cancel is not needed: its writes reached the object store first.
         hdr = request.hdr
+        t0 = time.perf_counter()
         try:
             self.ls.check(hdr.client_id, hdr.conn_gen)
             self.ls.cancel(hdr.client_id, list(hdr.cancel_cookies) + list(request.cookies))
-            return cpb.SimpleReply(hdr=rep_ok())
+            rep = cpb.SimpleReply(hdr=rep_ok())
         except LpError as e:
-            return cpb.SimpleReply(hdr=rep_err(e))
+            rep = cpb.SimpleReply(hdr=rep_err(e))
+        self._count("ldlm_cancel", hdr.client_id, t0, rep.hdr.errno)
+        return rep
 
     def List(self, request: lpb.LockListRequest, context: grpc.ServicerContext) -> lpb.LockListReply:
         infos = self.ls.locks(request.client_id or None)

@@ -123,7 +123,7 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         service = MdsService(mdt)
         service.params = reg
         mds_pb2_grpc.add_MdsServicer_to_server(service, server)
-        ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(mdt.lockd), server)
+        ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(mdt.lockd, service.stats), server)
         try:
             port = bind(server, listen)
         except LpError as e:

@@ -225,7 +225,7 @@ def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot
     server = make_server(max_workers=threads)
     service = OssService(ofd, lockd, boot_id)
     oss_pb2_grpc.add_OssServicer_to_server(service, server)
-    ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lockd), server)
+    ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lockd, service.stats), server)
     port = bind(server, listen)
     lockd.start()
     server.start()

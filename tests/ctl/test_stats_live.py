@@ -82,6 +82,7 @@ def test_totals_since_start(env: Env) -> None:
         assert s[ost]["write_bytes"] >= 2 * M and s[ost]["read_bytes"] >= 2 * M
         w = s[ost]["ops"].get("write") or s[ost]["ops"]["write_many"]
         assert w["count"] > 0 and w["p99_us"] is not None
+        assert s[ost]["ops"]["ldlm_enqueue"]["count"] > 0      # the writers' extent locks count too
     clients = {c["client_id"]: c for c in d["clients"]}
     assert clients["writer"]["md_ops"] > 0 and clients["writer"]["write_bytes"] >= 4 * M
     assert clients["reader"]["md_ops"] > 0 and clients["reader"]["read_bytes"] >= 4 * M
