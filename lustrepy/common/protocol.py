@@ -12,6 +12,7 @@ never imports the generated modules (common sits below lustrepy.rpc).
 from __future__ import annotations
 
 import errno
+import functools
 from enum import IntFlag
 
 from lustrepy.common.errors import LpError
@@ -30,7 +31,7 @@ class IT(IntFlag):
 
 # Intents that change the MDS's state: sent again with the same XID after transport
 # trouble, answered from the reply record when resent.
-IT_MODIFYING = IT.OPEN | IT.CREAT | IT.LAYOUT
+IT_MODIFYING = int(IT.OPEN | IT.CREAT | IT.LAYOUT)
 
 
 class DISP(IntFlag):
@@ -74,8 +75,9 @@ class XATTR(IntFlag):
     REPLACE = 2
 
 
+@functools.cache
 def all_bits(flags: type[IntFlag]) -> int:
-    """Every bit the flag set defines."""
+    """Every bit the flag set defines (worked out once per flag set: every request checks)."""
     mask = 0
     for member in flags:
         mask |= member.value

@@ -25,6 +25,7 @@ FULL = int(IBit.LOOKUP | IBit.UPDATE | IBit.OPEN | IBit.LAYOUT | IBit.PERM | IBi
 
 def valid_bits(bits: int) -> bool:
     """Bits a lock request may carry: at least one, none unknown."""
+    bits = int(bits)                # an IBit's own operators cost far more than an int's
     return bits != 0 and bits & ~FULL == 0
 
 
