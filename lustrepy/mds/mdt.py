@@ -78,7 +78,7 @@ class Mdt:
         self.replies = ReplyKeeper(self.store, grace=cfg.recovery_window,
                                    connected=lambda: [e.client_id for e in self.lockd.exports()])
         self.counters: Counter[str] = Counter()
-        self._inflight: dict[tuple[str, int], threading.Event] = {}
+        self._inflight: dict[tuple[str, int], threading.Event | None] = {}
         self._inflight_lock = threading.Lock()
         self._serial: dict[str, threading.Lock] = {}   # per client: its batches of update records
         self._alloc = threading.local()     # .lenient: allocate fewer stripes rather than wait
@@ -232,10 +232,12 @@ class Mdt:
         """Mark (client, xid) in flight; if it already is, wait for it and return False."""
         key = (client_id, xid)
         with self._inflight_lock:
-            ev = self._inflight.get(key)
-            if ev is None:
-                self._inflight[key] = threading.Event()
+            if key not in self._inflight:
+                self._inflight[key] = None      # an Event only when a resend has to wait for it
                 return True
+            ev = self._inflight[key]
+            if ev is None:
+                ev = self._inflight[key] = threading.Event()
         ev.wait(60)
         return False
 
