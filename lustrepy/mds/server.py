@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--port-file", help="write the port here once serving")
     ap.add_argument("--no-lane", dest="lane", action="store_false", default=None,
                     help="serve clients on gRPC only, without the request lane")
+    ap.add_argument("--lane-port", help="the request lane's port on the listen host (default 0: any free port)")
     ap.add_argument("--heartbeat-interval", help="OSS heartbeat period, seconds (default 1)")
     ap.add_argument("--ost-timeout", help="an OST without heartbeat this long is inactive (default 5)")
     ap.add_argument("--callback-timeout",
@@ -134,7 +135,7 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
             lane = LaneServer(f"{mdt.fsname}-MDT0000", mds_pb2.DESCRIPTOR.services_by_name["Mds"],
                               service.lane_handlers())
             try:
-                lane.start(host)
+                lane.start(host, values["lane_port"])
             except LpError as e:
                 raise QuietError(e.message) from None
             mdt.lane = lane
