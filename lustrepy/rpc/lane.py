@@ -183,8 +183,13 @@ class LaneServer:
         while True:
             try:
                 c, addr = self._sock.accept()
-            except OSError:
-                return                              # stopped
+            except OSError as e:
+                with self._mu:
+                    if self._stopping:
+                        return                      # stopped: the listening socket is shut
+                log.warning("lane %s: accept: %s", self.name, e)    # out of descriptors: try again
+                time.sleep(0.1)
+                continue
             with self._mu:
                 if self._stopping:
                     c.close()
