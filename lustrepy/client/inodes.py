@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import stat
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lustrepy.common.fid import Fid
@@ -106,6 +106,11 @@ class InodeTable:
         inode and whether the lock adds nothing to those already held (the caller gives it back)."""
         with self.mu:
             node = self.ensure(fid)
+            kept = node.wbc_data
+            if kept is not None and attr.size != len(kept):
+                # its bytes are kept here (wbcdata), on their way to its objects: the MDS
+                # learns their size after them, so their length is the file's size
+                attr = replace(attr, size=len(kept), blocks=(len(kept) + 511) // 512)
             node.attr = attr
             node.size_valid = size_valid
             if layout is not None:

@@ -75,12 +75,11 @@ class FileOps(NameOps):
 
     async def _open(self, ino: int, flags: int, caller: Caller) -> Opened:
         node = self._live(self._node(ino))
-        if (self._made_here(node) and node.attr is not None and node.attr_cached()
-                and self._opens_here(node, flags, caller)):
+        here = self._open_here(node, flags, caller)
+        if here is not None:
             # Made here, and never written or only read now: no MDS open yet (a server-side
             # unlink while it is open tells the MDS first, _open_at_mds).
-            fh, h = self._new_handle(node, 0, flags, caller)
-            h.lazy = stat.S_ISREG(node.attr.mode)
+            fh, h = here
             if h.lazy and node.mds_opens:
                 try:
                     await self._at_mds(node, self._mds_open, h)
@@ -113,6 +112,22 @@ class FileOps(NameOps):
             await self.release(fh)
             raise
         return False
+
+    def _open_here(self, node: Inode, flags: int, caller: Caller) -> tuple[int, Handle] | None:
+        """A handle opened without an MDS open (see `_opens_here`), or None. Made under
+        `Wbc.op_lock`, which a local unlink or rename holds from its check that the file is
+        not open to the name's removal: an open cannot slip in between (it would keep a
+        file whose records destroy it at the MDS, its kept bytes gone)."""
+        if self.wbc is None or not self._made_here(node):
+            return None
+        with self.wbc.op_lock:
+            self._live(node)                # unnamed here meanwhile: ESTALE, the kernel looks again
+            if not (node.attr is not None and node.attr_cached() and self._made_here(node)
+                    and self._opens_here(node, flags, caller)):
+                return None
+            fh, h = self._new_handle(node, 0, flags, caller)
+            h.lazy = stat.S_ISREG(node.attr.mode)
+        return fh, h
 
     def _opens_here(self, node: Inode, flags: int, caller: Caller) -> bool:
         """May a file made under a live grant open without an MDS open? Yes while it has no

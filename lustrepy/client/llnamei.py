@@ -61,14 +61,16 @@ class NameOps(LliteBase):
             if self.table.known_absent(parent_ino, name):
                 self.table.add_negative(parent_ino, name)
                 return NEGATIVE
+            # Taken before our records go out: a name changed here while they do (the flush
+            # runs in a worker) is not in what the MDS answers.
+            changes = self.table.name_changes(parent_ino)
             if self.wbc is not None and self.wbc.local(parent.fid) is not None:
                 child = self.table.child(parent_ino, name)
-                if child is not None and child.attr_cached() and not hold:
+                if child is not None and child.attr_cached() and (not hold or await self._held_here(child, caller)):
                     with self.table.mu:
                         child.lookups += 1
                     return await self._entry_of(child)
                 await self._sync_records()
-            changes = self.table.name_changes(parent_ino)
             rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR | (IT_OPEN if hold else 0),
                                       caller.cred, parent=parent.fid, name=name, ibits=LOOKUP_BITS,
                                       open_flags=os.O_RDONLY)
@@ -98,6 +100,26 @@ class NameOps(LliteBase):
         if rep.open_handle:
             await self._hold(node, rep.open_handle, caller.pid)
         return await self._entry_of(node)
+
+    async def _held_here(self, node: Inode, caller: Caller) -> bool:
+        """A retried walk found `node` in a directory of a live grant: True when it needs no
+        hold from the MDS, because it is not a regular file, or because it was made here and
+        is now held open here. Such a hold is a local open made under `Wbc.op_lock` (a local
+        unlink or rename over the file checks for opens under it), so the name's removal goes
+        to the MDS, which keeps the file while it is open. False: ask the MDS."""
+        assert self.wbc is not None
+        with self.wbc.op_lock:
+            a = node.attr
+            if a is not None and not stat.S_ISREG(a.mode):
+                return True
+            if a is None or a.nlink == 0 or node.mds_opens or not self._made_here(node):
+                return False
+            fh, h = self._new_handle(node, 0, os.O_RDONLY)
+            h.lazy = True
+        older = self.holds.held(caller.pid, node.ino, fh)
+        if older is not None:
+            await self.release(older)
+        return True
 
     async def _hold(self, node: Inode, mds_handle: int, tid: int) -> None:
         """Keep a regular file open until the open a retried walk found it for (reval.py);
