@@ -15,11 +15,13 @@ from typing import Iterable
 
 from lustrepy.client.inodes import Inode
 from lustrepy.client.llbase import LliteBase
-from lustrepy.client.replies import Caller, Emit, FsStat
+from lustrepy.client.replies import Caller, Emit, Entry, FsStat
 from lustrepy.common.errors import LpError
 from lustrepy.rpc.convert import attr_from_pb
 
 log = logging.getLogger(__name__)
+
+DOTS = 2        # offsets 1 and 2 are "." and ".."; an entry's offset is its cookie plus DOTS
 
 
 class DirOps(LliteBase):
@@ -55,32 +57,50 @@ class DirOps(LliteBase):
         self._listing_dirs.pop(fh, None)
 
     async def readdir(self, fh: int, start_id: int, emit: Emit) -> None:
-        """Entries from cookie `start_id` on, each handed to `emit` until it takes no more."""
+        """Entries from offset `start_id` on, each handed to `emit` until it takes no more:
+        "." and ".." at offsets 1 and 2 (POSIX lists them, and `ls -a` shows them), then the
+        directory's entries, each at its cookie plus DOTS."""
+        if start_id < DOTS and not await self._dots(self._listing_dirs.get(fh, fh), start_id, emit):
+            return
+        start = max(start_id - DOTS, 0)
         listing = self._listings.get(fh)
         if listing is not None:
-            for i in range(start_id, len(listing)):
+            for i in range(start, len(listing)):
                 name, child = listing[i]
                 attr, ttl = await self._attr(child)
-                if not emit(name, replace(self._entry(child, attr, ttl), entry_ttl=0.0), i + 1):
+                if not emit(name, replace(self._entry(child, attr, ttl), entry_ttl=0.0), i + 1 + DOTS):
                     return
                 with self.table.mu:
                     child.lookups += 1
             return
         node = self._node(fh)
         await self._sync_records()
-        cookie = start_id
+        cookie = start
         while True:
             rep = await self._at_mds(node, self.mdc.readdir, node.fid, cookie, 256, True)
             for ent in rep.entries:
                 attr = attr_from_pb(ent.attr)
                 child, _ = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
-                if not emit(ent.name, replace(self._entry(child, attr, 0.0), entry_ttl=0.0), ent.cookie):
+                if not emit(ent.name, replace(self._entry(child, attr, 0.0), entry_ttl=0.0), ent.cookie + DOTS):
                     return
                 with self.table.mu:
                     child.lookups += 1
                 cookie = ent.cookie
             if rep.eof or not rep.entries:
                 return
+
+    async def _dots(self, ino: int, start_id: int, emit: Emit) -> bool:
+        """"." and ".." from offset `start_id`; False when `emit` took no more. The kernel keeps
+        no reference for them (no lookup count); ".." names the parent this client knows (the
+        directory itself at the root, or when it knows none)."""
+        node = self._node(ino)
+        attr, _ = await self._attr(node)
+        with self.table.mu:
+            parent = min((p for p, _ in node.names), default=node.ino)
+        for off, name, dot in ((1, b".", node.ino), (2, b"..", parent))[start_id:]:
+            if not emit(name, Entry(dot, attr), off):
+                return False
+        return True
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         await self.meta.run(self.closer.drain, self.mdc.timeout)

@@ -99,6 +99,27 @@ def test_basic_file_and_directory_operations(fs):
     assert not d.exists()
 
 
+def test_listings_show_dot_and_dotdot_once_with_every_entry_once(fs):
+    """`ls -a` shows "." and ".." (POSIX lists them: both exist) naming the directory and its
+    parent, and a listing too big for one reply resumes at the right entry: every name once."""
+    d = fs / "dots"
+    sub = d / "sub"
+    sub.mkdir(parents=True)
+    names = [f"n{i:04d}-{'x' * 40}" for i in range(700)]    # several FUSE readdir replies
+    for n in names:
+        (sub / n).touch()
+    for where, parent in ((d, fs), (sub, d)):
+        out = sh("ls -a -f -1 -i", where).splitlines()
+        listed = [line.split(maxsplit=1) for line in out]
+        by_name = {name: int(ino) for ino, name in listed}
+        assert len(by_name) == len(listed), "a name listed twice"
+        assert by_name["."] == os.stat(where).st_ino
+        assert by_name[".."] == os.stat(parent).st_ino
+    assert sorted(by_name) == sorted([".", ".."] + names)
+    assert sorted(os.listdir(sub)) == names        # readdir(3) callers that skip the dots see the rest
+    sh("rm -rf dots", fs)
+
+
 def test_errors_are_what_a_local_file_system_gives(fs):
     d = fs / "errs"
     d.mkdir()
