@@ -68,6 +68,16 @@ class Inode:
         return self.attr is not None and stat.S_ISDIR(self.attr.mode)
 
 
+def _kept(node: Inode) -> bool:
+    """Does this client keep the inode when the kernel forgets it (a cache drop)? Yes while a
+    write-back-cache grant covers it: made here and still named, or a directory whose every
+    entry is known. Lookups and changes in such a directory then go on here, as before the drop."""
+    a = node.attr
+    if a is not None and a.nlink == 0:
+        return False
+    return node.complete is not None or (bool(node.wbc_grant) and a is not None)
+
+
 @dataclass(frozen=True, slots=True)
 class Revoked:
     """What the kernel must forget after a lock was cancelled."""
@@ -75,6 +85,9 @@ class Revoked:
     ino: int
     attrs: bool
     entries: tuple[tuple[int, bytes], ...]
+
+
+KEEP_MAX = 100_000      # inodes in the table past which a forgotten one is never kept
 
 
 class InodeTable:
@@ -160,13 +173,26 @@ class InodeTable:
             node.lookups -= n
             if node.lookups > 0 or node.opens > 0 or ino == 1:
                 return []
-            del self._by_ino[ino]
-            for d in node.names:
-                if self._dentries.get(d) == ino:
-                    del self._dentries[d]
-            for c in node.locks:
-                self._by_cookie.pop(c, None)
-            return list(node.pinned)
+            pinned = list(node.pinned)
+            node.pinned.clear()
+            if not (_kept(node) and len(self._by_ino) < KEEP_MAX):
+                self._drop(node)
+            return pinned
+
+    def let_go(self, ino: int) -> None:
+        """What kept an inode the kernel forgot is gone (its grant, its listing): drop it."""
+        with self.mu:
+            node = self._by_ino.get(ino)
+            if node is not None and node.lookups <= 0 and node.opens <= 0 and ino != 1 and not _kept(node):
+                self._drop(node)
+
+    def _drop(self, node: Inode) -> None:
+        del self._by_ino[node.ino]
+        for d in node.names:
+            if self._dentries.get(d) == node.ino:
+                del self._dentries[d]
+        for c in node.locks:
+            self._by_cookie.pop(c, None)
 
     def revoke(self, cookie: int) -> Revoked | None:
         """A lock is being cancelled: drop what it covered."""
@@ -198,6 +224,8 @@ class InodeTable:
             if bits & IBit.XATTR and not left & IBit.XATTR:
                 node.no_xattr.clear()
                 node.xattrs_none = False
+            if node.lookups <= 0 and node.opens <= 0 and node.ino != 1 and not _kept(node):
+                self._drop(node)            # the kernel forgot it, and now nothing keeps it here
             return Revoked(node.ino, attrs, tuple(entries))
 
     def drop_all_locks(self) -> list[Revoked]:

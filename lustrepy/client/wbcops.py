@@ -72,6 +72,7 @@ class LocalOps:
             if node is not None and node.wbc_grant == g.cookie:
                 node.wbc_grant = 0
                 node.wbc_xattrs = {}            # the MDS has them now
+                self.table.let_go(node.ino)     # kept after the kernel forgot it: no longer
         return out
 
     # ---- creation ------------------------------------------------------------------------------

@@ -182,6 +182,46 @@ def test_rename_link_and_xattrs_under_a_grant_need_no_rpc(cluster, mounts, tmp_p
     assert "user.tmp" not in os.listxattr(r / "hard")
 
 
+def test_after_a_flush_and_a_cache_drop_the_directory_stays_local(cluster, mounts, tmp_path):
+    """Records flushed and committed, then the kernel's dentries and inodes dropped: the files
+    made under the grant are still known here, so lookups, unlinks, mkdirs and renames in the
+    directory need no MDS RPC, as before the drop; another client then sees it all."""
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30")).path
+    b = mounts("b").path
+    d = a / "kept"
+    d.mkdir()
+    (d / "sub").mkdir()
+    for i in range(200):
+        (d / f"f{i}").write_bytes(b"x" * i)
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)                        # every record at the MDS and committed
+    finally:
+        os.close(fd)
+    assert _state(d)["held_here"]
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2\n")                      # the kernel forgets dentries and inodes
+    os.stat(d)                              # its name is in the root, which no grant covers: asked
+    before = _counters(cluster)
+    for i in range(0, 200, 2):
+        os.unlink(d / f"f{i}")
+    for i in range(50):
+        (d / f"new{i}").mkdir()
+    os.rename(d / "f1", d / "sub" / "moved")
+    sizes = {i: os.stat(d / f"f{i}").st_size for i in range(3, 200, 2)}
+    after = _counters(cluster)
+    kinds = ("intent", "unlink", "mkdir", "rename", "getattr", "reint_batch")
+    assert {k: after.get(k, 0) - before.get(k, 0) for k in kinds} == dict.fromkeys(kinds, 0)
+    assert sizes == {i: i for i in range(3, 200, 2)}
+    assert (d / "sub" / "moved").read_bytes() == b"x"
+    want = sorted([f"f{i}" for i in range(3, 200, 2)] + [f"new{i}" for i in range(50)] + ["sub"])
+    assert sorted(os.listdir(b / "kept")) == want          # the other client calls the grant back
+    assert os.listdir(b / "kept" / "sub") == ["moved"]
+    assert (b / "kept" / "f199").read_bytes() == b"x" * 199
+    assert sorted(os.listdir(d)) == want
+
+
 def test_files_made_here_and_open_outlive_their_name(cluster, mounts, tmp_path):
     """Files made under a grant are opened without telling the MDS (reads of written-back files
     too); once a name goes on the server side they still read and write until closed."""
