@@ -626,7 +626,7 @@ class Check:
             return f"{who} = 0{unit}"
         if self.kind == "le":
             return f"{who} <= {self.bound:,g}{unit}"
-        return f"{who} {'>=' if self.kind == 'min' else '<'} {self.bound:,.0f}{unit}"
+        return f"{who} {'>=' if self.kind == 'min' else '<'} {self.bound:,g}{unit}"
 
     def judge(self, values: dict[str, float | None]) -> str:
         v = values.get(self.column)
@@ -656,6 +656,7 @@ CHECKS = (
     Check("meta20k", "create", "min", 4000, "ops/s", WBC), Check("meta20k", "create", "vs_lp", 2.5, "ops/s", WBC),
     Check("meta20k", "unlink", "min", 4000, "ops/s", WBC),
     Check("tar", "files", "min", 900, "files/s", WBC), Check("rmrf", "files", "min", 2500, "files/s", WBC),
+    Check("dropped", "unlink_kept", "min", 0.8, "x", WBC), Check("dropped", "mkdir_kept", "min", 0.8, "x", WBC),
     # two clients in one directory
     Check("shared", "create", "min", 1500, "ops/s"), Check("shared", "bad_names", "zero", 0, "names"),
     Check("shared", "bad_names", "zero", 0, "names", WBC),
@@ -673,6 +674,8 @@ LABELS = {
     ("memory", "client_rss"): "client RSS peak", ("memory", "client_hwm"): "client VmHWM",
     ("memory", "mds_rss"): "MDS RSS peak", ("memory", "oss_rss_max"): "OSS RSS peak (max)",
     ("memory", "server_hwm_max"): "server VmHWM (max)",
+    ("dropped", "unlink_kept"): "unlink after a cache drop / before",
+    ("dropped", "mkdir_kept"): "mkdir after a cache drop / before",
     ("meta", "create.cpu.mds"): "create: MDS CPU", ("seq1", "write.cpu.client"): "seq1 write: client CPU",
 }
 

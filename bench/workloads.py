@@ -319,6 +319,37 @@ def meta20k(d: str, p: Params, w: Where) -> list[Figure]:
     return _meta(d, "meta20k", p.meta20k_files, w)
 
 
+def _after_settle(d: str, name: str, files: int, m: cost.Meter, drop: bool) -> dict[str, float]:
+    """Create `files` empty files in a fresh directory and settle it (every record at the MDS);
+    with `drop`, sync and drop the kernel's caches; then time unlinking them and making
+    `files` directories there. Returns the rates."""
+    sub = _fresh_dir(d, name)
+    names = [os.path.join(sub, f"f{i:07d}") for i in range(files)]
+    dirs = [os.path.join(sub, f"d{i:07d}") for i in range(files)]
+    _each(_create, names)()
+    settle(sub)
+    if drop and not drop_caches():
+        raise OSError("dropping the kernel's caches needs root")
+    tag = "_dropped" if drop else ""
+    rates = {f"unlink{tag}": files / m.timed(f"unlink{tag}", _each(os.unlink, names), ops=files),
+             f"mkdir{tag}": files / m.timed(f"mkdir{tag}", _each(os.mkdir, dirs), ops=files)}
+    shutil.rmtree(sub)
+    settle(d)
+    return rates
+
+
+def dropped(d: str, p: Params, w: Where) -> list[Figure]:
+    """Unlink `files` files and make as many directories where they were, right after the
+    files were made and settled, and again after a settle and a cache drop (`sync; echo 3 >
+    drop_caches`): on a write-back cache mount the directory must stay as fast (the ratios)."""
+    m = cost.Meter(w.pids)
+    warm = _after_settle(d, "warm", p.files, m, drop=False)
+    cold = _after_settle(d, "dropped", p.files, m, drop=True)
+    figs = [Figure(k, v, "ops/s") for k, v in (warm | cold).items()]
+    figs += [Figure(f"{k}_kept", cold[f"{k}_dropped"] / warm[k], "x") for k in ("unlink", "mkdir")]
+    return figs + costs(m)
+
+
 def _one_round(sub: str, files: int, m: cost.Meter) -> dict[str, float]:
     """One round of `rounds` in `sub`, each step measured by `m`: the rate of each step."""
     names = [os.path.join(sub, f"f{i:07d}") for i in range(files)]
@@ -585,6 +616,7 @@ WORKLOADS: dict[str, Workload] = {
     "rand4k": rand4k,
     "meta": meta,
     "meta20k": meta20k,
+    "dropped": dropped,
     "rounds": rounds,
     "tar": untar,
     "rmrf": rmrf,
