@@ -71,11 +71,15 @@ class Inode:
 def _kept(node: Inode) -> bool:
     """Does this client keep the inode when the kernel forgets it (a cache drop)? Yes while a
     write-back-cache grant covers it: made here and still named, or a directory whose every
-    entry is known. Lookups and changes in such a directory then go on here, as before the drop."""
+    entry is known (lookups and changes in such a directory then go on here, as before the
+    drop); and while locks cover its names and attributes, which the next lookup of one of
+    its names is then answered from (Lustre's clients match cached locks the same way)."""
     a = node.attr
     if a is not None and a.nlink == 0:
         return False
-    return node.complete is not None or (bool(node.wbc_grant) and a is not None)
+    if node.complete is not None or (bool(node.wbc_grant) and a is not None):
+        return True
+    return bool(node.names) and node.attr_cached() and node.bits & IBit.LOOKUP != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +134,18 @@ class InodeTable:
                 node.layout = layout
             redundant = False
             if lock:
-                redundant = bits & ~node.bits == 0
+                had = node.bits
+                redundant = bits & ~had == 0
                 if not redundant:
                     node.locks[lock] = bits
                     self._by_cookie[lock] = node.ino
+                if bits & IBit.LOOKUP and not had & IBit.LOOKUP:
+                    # names learned while no LOOKUP lock covered the inode may be stale by now
+                    # (nothing called them back): from here on, a name it has is a current one
+                    for d in node.names - {name}:
+                        if self._dentries.get(d) == node.ino:
+                            del self._dentries[d]
+                    node.names.clear()
             if name is not None:
                 node.names.add(name)
                 self._dentries[name] = node.ino

@@ -13,7 +13,7 @@ import os
 import stat
 from typing import Any
 
-from lustrepy.client.llbase import IT_GETATTR, IT_LOOKUP, IT_OPEN, LOOKUP_BITS, LliteBase
+from lustrepy.client.llbase import IT_GETATTR, IT_LOOKUP, IT_OPEN, LOOKUP, LOOKUP_BITS, LliteBase
 from lustrepy.client.inodes import Inode
 from lustrepy.client.replies import NEGATIVE, Caller, Entry
 from lustrepy.common.errors import LpError
@@ -64,6 +64,11 @@ class NameOps(LliteBase):
             # Taken before our records go out: a name changed here while they do (the flush
             # runs in a worker) is not in what the MDS answers.
             changes = self.table.name_changes(parent_ino)
+            child = self.table.child(parent_ino, name)
+            if child is not None and not hold and child.bits & LOOKUP and child.attr_cached():
+                with self.table.mu:         # the name and the attributes are under locks held here
+                    child.lookups += 1
+                return await self._entry_of(child)
             if self.wbc is not None and self.wbc.local(parent.fid) is not None:
                 child = self.table.child(parent_ino, name)
                 if child is not None and child.attr_cached() and (not hold or await self._held_here(child, caller)):

@@ -4,13 +4,15 @@ sees at its next call, through lock callbacks; appends from both lose nothing.""
 from __future__ import annotations
 
 import errno
+import json
 import os
+import subprocess
 import threading
 
 import pytest
 
 from tests.support.mounts import mount
-from tests.support.servers import Cluster
+from tests.support.servers import BIN, Cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -68,6 +70,53 @@ def test_namespace_changes_are_seen_at_the_next_call(two):
     with pytest.raises(OSError) as ei:
         os.rmdir(a / "n")
     assert ei.value.errno == errno.ENOTEMPTY
+
+
+def _drop_kernel_caches() -> None:
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def test_after_a_cache_drop_names_come_from_held_locks_and_stay_coherent(two):
+    """The kernel forgets its dentries and inodes; the client still holds the locks that cover
+    them, so a stat answers from them (no MDS RPC), and whatever the other client changes
+    meanwhile calls those locks back: the next look sees its change."""
+    a, b = two
+    d = a / "cold"
+    d.mkdir()
+    for i in range(50):
+        (d / f"f{i}").write_bytes(b"a" * i)
+    (d / "moved").write_bytes(b"old")
+    (d / "over").write_bytes(b"old")
+    assert [os.stat(d / f"f{i}").st_size for i in range(50)] == list(range(50))
+    assert os.stat(d / "moved").st_size == os.stat(d / "over").st_size == 3
+    _drop_kernel_caches()
+    before = _mds_counter(a, "intent")
+    assert [os.stat(d / f"f{i}").st_size for i in range(50)] == list(range(50))
+    assert _mds_counter(a, "intent") - before <= 1      # at most the directory's own name, in the root
+    # b changes what a holds, with the kernel's caches on a dropped again
+    _drop_kernel_caches()
+    bd = b / "cold"
+    os.rename(bd / "moved", bd / "elsewhere")
+    (bd / "new").write_bytes(b"fresh")
+    os.rename(bd / "new", bd / "over")
+    with open(bd / "f7", "ab") as f:
+        f.write(b"+")
+    os.chmod(bd / "f8", 0o600)
+    assert not (d / "moved").exists()
+    assert (d / "elsewhere").read_bytes() == b"old"
+    assert (d / "over").read_bytes() == b"fresh"
+    assert os.stat(d / "f7").st_size == 8
+    assert os.stat(d / "f8").st_mode & 0o777 == 0o600
+
+
+def _mds_counter(path, kind: str) -> int:
+    """The MDS's count of one kind of request (`lfsctl mds` on the mount)."""
+    out = subprocess.run([str(BIN / "lfsctl"), "mds", "--json", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return int(json.loads(out.stdout)["counters"].get(kind, 0))
 
 
 def test_appends_from_both_clients_lose_nothing(two):
