@@ -91,7 +91,7 @@ class Revoked:
     entries: tuple[tuple[int, bytes], ...]
 
 
-KEEP_MAX = 100_000      # inodes in the table past which a forgotten one is never kept
+KEEP_MAX = 50_000       # inodes in the table past which a forgotten one is not kept (about 1.8 KB each)
 
 
 class InodeTable:
