@@ -21,7 +21,10 @@ _ORIGINAL = """
 --     or to the MDS itself) and none at or above it: every inode's seq is ROOT_SEQ or below next_seq.
 --   mds_seq, mds_next_oid: the sequence the MDS names its own new inodes from and the next oid in it
 --     (1 .. SEQ_WIDTH + 1); no inode in mds_seq has an oid >= mds_next_oid. mds_seq = 0: none taken yet.
---   last_transno: the transno of the last committed transaction; no reply row has a greater one.
+--   last_transno: with the replies' transnos, the transno of the last committed transaction: it is
+--     max(last_transno, the greatest transno of a reply row). A transaction that writes a reply row
+--     leaves last_transno alone (the row holds its transno); every other one sets it; before reply rows
+--     are deleted last_transno is brought up to date. Only a clean stop leaves it exact on its own.
 --   default_layout: the file system's default striping, used where no directory up to root sets one.
 CREATE TABLE meta (
     id              INTEGER PRIMARY KEY CHECK (id = 0),
@@ -148,7 +151,7 @@ CREATE TABLE osts (
 
 -- replies: saved replies for reply reconstruction. (client_id, xid) -> the transno and the encoded reply
 --   of the change it answered, written by the transaction that made the change (a row of a request not
---   yet forgotten exists iff the change committed). transno <= meta.last_transno. A row goes once its
+--   yet forgotten exists iff the change committed). No two rows share a transno. A row goes once its
 --   client says it has the reply (replied_xid) and last_committed covers it, when its client disconnects,
 --   or when its client stays away for the recovery window (replies.py): bounded by the clients.
 CREATE TABLE replies (

@@ -3,7 +3,10 @@ reply reconstruction rows and durability.
 
 Every change is one SQLite transaction run by Store.write() under the writer
 lock on the single write connection, and gets the next transno; the reply row
-that answers it (if any) is written in the same transaction. SQLite runs in
+that answers it (if any) is written in the same transaction. The transno is
+kept by the rows the transaction writes anyway: its reply row, or (a change
+without one) meta.last_transno; the MDS goes on after the greater of the two
+at start, so no transno is ever handed out twice. SQLite runs in
 WAL mode with synchronous=NORMAL: commits are not synced one by one; sync()
 makes everything committed so far durable and advances last_committed.
 Readers use one connection per thread and see the latest committed state.
@@ -169,6 +172,7 @@ class Store:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._last_transno: int = last
+        self._saved_transno: int = last     # meta.last_transno as committed (see _save_transno)
         self._last_committed = 0
         self._dir_synced = False
         self._closed = False
@@ -184,7 +188,8 @@ class Store:
             w.execute("PRAGMA synchronous = NORMAL")
             w.execute("PRAGMA foreign_keys = ON")
             w.execute("PRAGMA journal_size_limit = 67108864")
-            row = w.execute("SELECT fsname, uuid, instance, schema_version, last_transno FROM meta").fetchone()
+            row = w.execute("SELECT fsname, uuid, instance, schema_version, "
+                            "max(last_transno, (SELECT ifnull(max(transno), 0) FROM replies)) FROM meta").fetchone()
         except sqlite3.DatabaseError as e:
             raise QuietError(f"{self.db_path}: not a usable MDT database ({e})") from None
         if row is None:
@@ -200,6 +205,7 @@ class Store:
         with self._wlock:
             if self._closed:
                 return
+            self._save_transno()            # a clean stop leaves meta exact
             self._closed = True
         try:
             self.sync()
@@ -242,10 +248,13 @@ class Store:
                 try:
                     r = fn(Tx(c, writable=True, now_ns=now_ns))
                     transno = self._last_transno + 1
-                    c.execute("UPDATE meta SET last_transno = ?", (transno,))
-                    if client_id and encode is not None:
+                    saved = self._saved_transno
+                    if client_id and encode is not None:    # the reply row keeps the transno
                         c.execute("INSERT OR REPLACE INTO replies (client_id, xid, transno, reply) VALUES (?,?,?,?)",
                                   (client_id, xid, transno, bytes(encode(r, transno))))
+                    else:
+                        c.execute("UPDATE meta SET last_transno = ?", (transno,))
+                        saved = transno
                     c.execute("COMMIT")
                 except BaseException:
                     if c.in_transaction:
@@ -258,6 +267,7 @@ class Store:
             finally:
                 self._writer = None
             self._last_transno = transno
+            self._saved_transno = saved
             return r, transno
 
     def read(self) -> Tx:
@@ -288,6 +298,7 @@ class Store:
             if self._closed:
                 return 0, 0
             c = self._w
+            self._save_transno()
             n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
                           (client_id, replied_xid, self._last_committed)).rowcount
             left = c.execute("SELECT count(*) FROM replies WHERE client_id = ? AND xid <= ?",
@@ -299,7 +310,15 @@ class Store:
         with self._wlock:
             if self._closed:
                 return 0
+            self._save_transno()
             return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
+
+    def _save_transno(self) -> None:
+        """Before reply rows go (they may hold the highest transno): meta.last_transno = the
+        last transno handed out, committed first (the caller holds _wlock)."""
+        if self._last_transno > self._saved_transno:
+            self._w.execute("UPDATE meta SET last_transno = ?", (self._last_transno,))
+            self._saved_transno = self._last_transno
 
     def reply_clients(self) -> list[str]:
         """The clients that have saved replies."""

@@ -138,6 +138,34 @@ def test_transnos_increase_and_persist(mdt_dir):
         assert s.write(lambda tx: None)[1] == 3
 
 
+_KILLED_AFTER = """
+import os, signal, sys
+from lustrepy.mds.store import Store
+s = Store(sys.argv[1])
+for xid in range(1, 6):                                  # transnos 1..5 kept by reply rows only
+    s.write(lambda tx: None, client_id="a", xid=xid, encode=lambda r, t: b"r")
+s.write(lambda tx: None)                                 # 6: no reply row, kept by meta
+s.write(lambda tx: None, client_id="b", xid=1, encode=lambda r, t: b"r")     # 7
+s.sync()
+assert s.prune_replies("b", 1) == (1, 0)                 # the row holding the highest transno goes
+os.kill(os.getpid(), signal.SIGKILL)                     # no clean stop: meta is not brought up to date
+"""
+
+
+def test_transnos_survive_a_kill_whatever_rows_hold_them(mdt_dir):
+    p = subprocess.run([sys.executable, "-c", _KILLED_AFTER, str(mdt_dir)], timeout=30)
+    assert p.returncode == -9
+    with Store(mdt_dir) as s:
+        assert s.last_transno() == 7 == s.last_committed()
+        assert s.saved_reply("b", 1) is None and s.saved_reply("a", 5) == (5, b"r")
+        assert s.write(lambda tx: None, client_id="a", xid=6, encode=lambda r, t: b"r")[1] == 8
+        assert s.drop_replies("a") == 6                  # every row goes: meta keeps the transno
+        assert check_invariants(s) == []
+    with Store(mdt_dir) as s:
+        assert s.last_transno() == 8
+        assert s.write(lambda tx: None, client_id="c", xid=1, encode=lambda r, t: b"r")[1] == 9
+
+
 def test_write_rolls_back_on_lperror(store):
     def fn(tx):
         tx.mkdir(ROOT, ROOT_FID, b"d", 0o755)
