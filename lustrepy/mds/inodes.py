@@ -38,6 +38,7 @@ _INSERT = ("INSERT INTO inodes (seq, oid, ver, mode, nlink, uid, gid, size, bloc
            "ctime_ns, rdev, generation, target, layout) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?)")
 _ANCESTORS = ("WITH RECURSIVE up(id) AS (SELECT ? UNION SELECT d.parent FROM dentries d JOIN up "
               "ON d.child = up.id) SELECT id FROM up")
+FID_RESERVE = 1024      # oids of the MDS's sequence reserved in meta at a time
 
 
 
@@ -77,10 +78,45 @@ class _Conn:
         return getattr(self._c, name)
 
 
+class FidRange:
+    """The oids of the MDS's own sequence reserved for new inodes and not handed out yet,
+    [next, end): meta.mds_next_oid is `end` once the transaction reserving them commits,
+    so none is ever handed out twice; after a crash the unused rest is skipped (as Lustre's
+    FID client does with the range its sequence server gave it). One per Store, used
+    under its writer lock; the Store undoes a reservation its transaction rolled back."""
+
+    __slots__ = ("seq", "next", "end", "_undo")
+
+    def __init__(self) -> None:
+        self.seq = self.next = self.end = 0
+        self._undo: tuple[int, int, int] | None = None
+
+    def reserved(self, seq: int, first: int, end: int) -> None:
+        """The transaction under way moved meta's counters past [first, end) of `seq`."""
+        if self._undo is None:
+            self._undo = (self.seq, self.next, self.end)
+        self.seq, self.next, self.end = seq, first, end
+
+    def committed(self) -> None:
+        self._undo = None
+
+    def rolled_back(self) -> None:
+        if self._undo is not None:
+            self.seq, self.next, self.end = self._undo
+            self._undo = None
+
+    def give_back(self, conn: sqlite3.Connection) -> None:
+        """A clean stop: meta's counter goes back to the first oid not handed out (autocommit)."""
+        if self.next < self.end:
+            conn.execute("UPDATE meta SET mds_next_oid = ? WHERE mds_seq = ?", (self.next, self.seq))
+            self.end = self.next
+
+
 class TxBase:
     """One transaction's view of the database (the caller owns begin/commit)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, writable: bool, now_ns: int = 0) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, writable: bool, now_ns: int = 0,
+                 fids: FidRange | None = None) -> None:
         # A request reads the same inodes several times (the parent for its permission, its
         # default layout, its times; the child for the reply): each is read once per
         # transaction while no statement changes inode rows.
@@ -88,6 +124,7 @@ class TxBase:
         self.conn = _Conn(conn, self._seen)
         self.writable = writable
         self.now = now_ns or time.time_ns()
+        self.fids = fids            # None: a range of this transaction's own when it needs one
 
     def _w(self) -> None:
         if not self.writable:
@@ -202,12 +239,21 @@ class TxBase:
         return int(self.conn.execute("UPDATE meta SET next_seq = next_seq + 1 RETURNING next_seq - 1").fetchall()[0][0])
 
     def _alloc_fid(self) -> Fid:
-        """The next FID of the MDS's own sequence (a fresh sequence when it runs out)."""
-        seq, oid = self.conn.execute("SELECT mds_seq, mds_next_oid FROM meta").fetchone()
-        if seq == 0 or oid > SEQ_WIDTH:
-            seq, oid = self._new_seq(), 1
-        self.conn.execute("UPDATE meta SET mds_seq = ?, mds_next_oid = ?", (seq, oid + 1))
-        return Fid(seq, oid, 0)
+        """The next FID of the MDS's own sequence, from the reserved range; a range is
+        reserved when it runs out (in a fresh sequence when the current one is used up)."""
+        f = self.fids
+        if f is None:
+            f = self.fids = FidRange()
+        if f.next >= f.end:
+            seq, oid = self.conn.execute("SELECT mds_seq, mds_next_oid FROM meta").fetchone()
+            if seq == 0 or oid > SEQ_WIDTH:
+                seq, oid = self._new_seq(), 1
+            end = min(oid + FID_RESERVE, SEQ_WIDTH + 1)
+            self.conn.execute("UPDATE meta SET mds_seq = ?, mds_next_oid = ?", (seq, end))
+            f.reserved(seq, oid, end)
+        oid = f.next
+        f.next = oid + 1
+        return Fid(f.seq, oid, 0)
 
     def _claim_fid(self, fid: Fid) -> None:
         """A caller-chosen FID (a client's sequence, or a replayed MDS one): check its
@@ -224,6 +270,9 @@ class TxBase:
             self.conn.execute("UPDATE meta SET next_seq = ?", (fid.seq + 1,))
         if fid.seq == mds_seq and fid.oid >= mds_next:
             self.conn.execute("UPDATE meta SET mds_next_oid = ?", (fid.oid + 1,))
+        f = self.fids
+        if f is not None and fid.seq == f.seq and fid.oid >= f.next:
+            f.next = fid.oid + 1        # the reserved oids up to it are skipped
 
     def check_client_fid(self, fid: Fid, client_id: str = "") -> None:
         """EINVAL unless `fid` lies in a sequence handed out to clients: a valid shape, a

@@ -19,8 +19,11 @@ _ORIGINAL = """
 --   fsname, uuid ("<fsname>-MDT0000_UUID") and instance (random, new at every format) never change.
 --   next_seq: the next FID sequence to hand out. Every sequence below it has been handed out (to a client
 --     or to the MDS itself) and none at or above it: every inode's seq is ROOT_SEQ or below next_seq.
---   mds_seq, mds_next_oid: the sequence the MDS names its own new inodes from and the next oid in it
---     (1 .. SEQ_WIDTH + 1); no inode in mds_seq has an oid >= mds_next_oid. mds_seq = 0: none taken yet.
+--   mds_seq, mds_next_oid: the sequence the MDS names its own new inodes from and the end of the oids
+--     reserved in it (1 .. SEQ_WIDTH + 1): the MDS hands out oids below it from memory and moves it on
+--     by FID_RESERVE at a time (inodes.py), back to the first oid not handed out at a clean stop;
+--     no inode in mds_seq has an oid >= mds_next_oid.
+--     mds_seq = 0: none taken yet.
 --   last_transno: with the replies' transnos, the transno of the last committed transaction: it is
 --     max(last_transno, the greatest transno of a reply row). A transaction that writes a reply row
 --     leaves last_transno alone (the row holds its transno); every other one sets it; before reply rows

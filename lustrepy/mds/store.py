@@ -35,6 +35,7 @@ from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
 from lustrepy.common.layout import Layout
 from lustrepy.mds import schema
+from lustrepy.mds.inodes import FidRange
 from lustrepy.mds.namespace import Tx
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class Store:
         self._readers_lock = threading.Lock()
         self._last_transno: int = last
         self._saved_transno: int = last     # meta.last_transno as committed (see _save_transno)
+        self._fids = FidRange()
         self._last_committed = 0
         self._dir_synced = False
         self._closed = False
@@ -206,6 +208,7 @@ class Store:
             if self._closed:
                 return
             self._save_transno()            # a clean stop leaves meta exact
+            self._fids.give_back(self._w)
             self._closed = True
         try:
             self.sync()
@@ -246,7 +249,7 @@ class Store:
             try:
                 c.execute("BEGIN IMMEDIATE")
                 try:
-                    r = fn(Tx(c, writable=True, now_ns=now_ns))
+                    r = fn(Tx(c, writable=True, now_ns=now_ns, fids=self._fids))
                     transno = self._last_transno + 1
                     saved = self._saved_transno
                     if client_id and encode is not None:    # the reply row keeps the transno
@@ -256,7 +259,9 @@ class Store:
                         c.execute("UPDATE meta SET last_transno = ?", (transno,))
                         saved = transno
                     c.execute("COMMIT")
+                    self._fids.committed()
                 except BaseException:
+                    self._fids.rolled_back()
                     if c.in_transaction:
                         c.execute("ROLLBACK")
                     raise

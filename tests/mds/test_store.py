@@ -17,7 +17,7 @@ from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID, SEQ_WIDTH, Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Cred
-from lustrepy.mds.inodes import ReadOnlyTx
+from lustrepy.mds.inodes import FID_RESERVE, ReadOnlyTx
 from lustrepy.mds.lfsck import check_invariants
 from lustrepy.mds.store import Store
 
@@ -338,6 +338,47 @@ def test_mds_sequence_rolls_over(store):
     b = store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"b", 0o644))[0]
     assert a.fid == Fid(FIRST_SEQ, SEQ_WIDTH, 0)
     assert b.fid == Fid(FIRST_SEQ + 1, 1, 0)
+
+
+def test_mds_fids_come_from_a_reserved_range_and_a_kill_skips_its_rest(mdt_dir):
+    code = ("import os, signal, sys; from lustrepy.common.records import Cred; "
+            "from lustrepy.common.fid import ROOT_FID; from lustrepy.mds.store import Store; "
+            "s = Store(sys.argv[1]); "
+            "[print(s.write(lambda tx: tx.create(Cred(0, 0), ROOT_FID, b'k%d' % i, 0o644))[0].fid.oid, flush=True) "
+            "for i in range(3)]; os.kill(os.getpid(), signal.SIGKILL)")
+    p = subprocess.run([sys.executable, "-c", code, str(mdt_dir)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == -9 and p.stdout.split() == ["1", "2", "3"]
+    with Store(mdt_dir) as s:
+        assert s.read().conn.execute("SELECT mds_next_oid FROM meta").fetchone()[0] == 1 + FID_RESERVE
+        a = s.write(lambda tx: tx.create(ROOT, ROOT_FID, b"a", 0o644))[0]
+        assert a.fid.oid == 1 + FID_RESERVE                          # the rest of the first range is skipped
+        assert check_invariants(s) == []
+    with Store(mdt_dir) as s:                                        # a clean stop gives the rest back
+        assert s.write(lambda tx: tx.create(ROOT, ROOT_FID, b"b", 0o644))[0].fid.oid == 2 + FID_RESERVE
+
+
+def test_a_rolled_back_fid_reservation_is_not_trusted(store):
+    def fn(tx):
+        tx.create(ROOT, ROOT_FID, b"x", 0o644)                       # reserves the first range ...
+        raise LpError(errno.EIO, "then fails")                       # ... which is rolled back
+    with pytest.raises(LpError):
+        store.write(fn)
+    assert store.read().conn.execute("SELECT mds_seq, mds_next_oid FROM meta").fetchone() == (0, 1)
+    a = store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"a", 0o644))[0]
+    assert store.read().conn.execute("SELECT mds_seq, mds_next_oid FROM meta").fetchone() == \
+        (a.fid.seq, a.fid.oid + FID_RESERVE)
+    for i in range(FID_RESERVE):                                     # the range runs out: the next one
+        store.write(lambda tx, i=i: tx.create(ROOT, ROOT_FID, b"f%d" % i, 0o644))
+    assert store.read().conn.execute("SELECT mds_next_oid FROM meta").fetchone()[0] == a.fid.oid + 2 * FID_RESERVE
+    assert check_invariants(store) == []
+
+
+def test_a_claimed_fid_inside_the_reserved_range_is_not_handed_out_again(store):
+    a = store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"a", 0o644))[0]
+    taken = Fid(a.fid.seq, a.fid.oid + 5, 0)                         # a replayed creation names it
+    store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"r", 0o644, fid=taken))
+    b = store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"b", 0o644))[0]
+    assert b.fid == Fid(a.fid.seq, a.fid.oid + 6, 0)
 
 
 def test_pools_take_add_and_survive_restart(mdt_dir):
