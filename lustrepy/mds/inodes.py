@@ -20,14 +20,19 @@ from lustrepy.common.fid import FIRST_SEQ, SEQ_WIDTH, Fid, valid_fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE
 from lustrepy.common.records import Attr
-from lustrepy.mds.schema import ATTR_COLUMNS, layout_from_db, layout_to_db
+from lustrepy.mds.schema import ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
 
 log = logging.getLogger(__name__)
 
 _SELECT = f"SELECT id, {ATTR_COLUMNS} FROM inodes"
 _BY_FID = _SELECT + " WHERE seq = ? AND oid = ? AND ver = ?"
-_CHILD = (f"SELECT d.id, i.id, {', '.join('i.' + c.strip() for c in ATTR_COLUMNS.split(','))} "
+_CHILD = (f"SELECT d.id, i.id, {attr_columns('i')} "
           "FROM dentries d JOIN inodes i ON i.id = d.child WHERE d.parent = ? AND d.name = ?")
+# A directory by FID and one of its entries by name, in one statement.
+_NODE_CHILD = (f"SELECT p.id, {attr_columns('p')}, d.id, c.id, {attr_columns('c')} "
+               "FROM inodes p LEFT JOIN dentries d ON d.parent = p.id AND d.name = ? "
+               "LEFT JOIN inodes c ON c.id = d.child WHERE p.seq = ? AND p.oid = ? AND p.ver = ?")
+_CHILD_AT = 15          # where _NODE_CHILD's entry columns start
 _RETURNING = f" RETURNING id, {ATTR_COLUMNS}"
 _BUMP = ("UPDATE inodes SET nlink = nlink + ?, ctime_ns = ?, generation = generation + 1 WHERE id = ?"
          + _RETURNING)
@@ -52,26 +57,35 @@ class ReadOnlyTx(RuntimeError):
 
 
 _CHANGES_INODES = ("UPDATE inodes", "DELETE FROM inodes")
+_ADDS_NAMES = ("INSERT INTO dentries", "UPDATE dentries")
 
 
 class _Conn:
     """The transaction's connection: forgets the inodes a transaction has read (TxBase._seen)
-    whenever a statement changes inode rows, so a remembered row is never stale."""
+    whenever a statement changes inode rows, and the names it found free (TxBase._free)
+    whenever one may name something, so nothing remembered is ever stale."""
 
-    __slots__ = ("_c", "_seen")
+    __slots__ = ("_c", "_seen", "_free")
 
-    def __init__(self, conn: sqlite3.Connection, seen: dict[Fid, tuple[int, Attr]]) -> None:
+    def __init__(self, conn: sqlite3.Connection, seen: dict[Fid, tuple[int, Attr]],
+                 free: set[tuple[int, bytes]]) -> None:
         self._c = conn
         self._seen = seen
+        self._free = free
 
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+    def _forget(self, sql: str) -> None:
         if self._seen and sql.startswith(_CHANGES_INODES):
             self._seen.clear()
+        if self._free and sql.startswith(_ADDS_NAMES):
+            self._free.clear()
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        if self._seen or self._free:
+            self._forget(sql)
         return self._c.execute(sql, params)
 
     def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
-        if self._seen and sql.startswith(_CHANGES_INODES):
-            self._seen.clear()
+        self._forget(sql)
         return self._c.executemany(sql, rows)
 
     def __getattr__(self, name: str) -> Any:
@@ -121,7 +135,10 @@ class TxBase:
         # default layout, its times; the child for the reply): each is read once per
         # transaction while no statement changes inode rows.
         self._seen: dict[Fid, tuple[int, Attr]] = {}
-        self.conn = _Conn(conn, self._seen)
+        # A create looks its name up (to open what may be there) and then checks it is free:
+        # in a write transaction, where nobody else changes anything, a miss is remembered.
+        self._free: set[tuple[int, bytes]] = set()
+        self.conn = _Conn(conn, self._seen, self._free)
         self.writable = writable
         self.now = now_ns or time.time_ns()
         self.fids = fids            # None: a range of this transaction's own when it needs one
@@ -147,8 +164,30 @@ class TxBase:
 
     def _child(self, parent_id: int, name: bytes) -> tuple[int, int, Attr] | None:
         """(dentry id, child inode id, child attr) of `name` in directory `parent_id`."""
-        r = self.conn.execute(_CHILD, (parent_id, name)).fetchone()
-        return None if r is None else (r[0], r[1], row_attr(r, 2))
+        key = (parent_id, bytes(name))
+        if key in self._free:
+            return None
+        r = self.conn.execute(_CHILD, key).fetchone()
+        if r is None:
+            if self.writable:
+                self._free.add(key)
+            return None
+        return r[0], r[1], row_attr(r, 2)
+
+    def _node_child(self, fid: Fid, name: bytes) -> tuple[int, Attr, tuple[int, int, Attr] | None]:
+        """_node(fid) and _child of `name` in it; one statement when the directory is not known yet."""
+        hit = self._seen.get(fid)
+        if hit is not None:
+            return hit[0], hit[1], self._child(hit[0], name)
+        r = self.conn.execute(_NODE_CHILD, (name, fid.seq, fid.oid, fid.ver)).fetchone()
+        if r is None:
+            raise StaleFid(f"inode {fid}")
+        pid, pa = self._seen[fid] = (r[0], row_attr(r))
+        if r[_CHILD_AT] is None:
+            if self.writable:
+                self._free.add((pid, bytes(name)))
+            return pid, pa, None
+        return pid, pa, (r[_CHILD_AT], r[_CHILD_AT + 1], row_attr(r, _CHILD_AT + 2))
 
     def _has_entries(self, dir_id: int) -> bool:
         return self.conn.execute("SELECT 1 FROM dentries WHERE parent = ? LIMIT 1", (dir_id,)).fetchone() is not None

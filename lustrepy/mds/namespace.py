@@ -38,7 +38,7 @@ from lustrepy.mds.records import (
     SetAttr,
     Unlinked,
 )
-from lustrepy.mds.schema import ATTR_COLUMNS, layout_from_db, layout_to_db
+from lustrepy.mds.schema import ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
 
 __all__ = [
     "LINK_MAX",
@@ -54,7 +54,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _NODE_TYPES = (stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK)
-_READDIR = (f"SELECT d.id, d.name, {', '.join('i.' + c.strip() for c in ATTR_COLUMNS.split(','))} "
+_READDIR = (f"SELECT d.id, d.name, {attr_columns('i')} "
             "FROM dentries d JOIN inodes i ON i.id = d.child "
             "WHERE d.parent = ? AND d.id > ? ORDER BY d.id LIMIT ?")
 _DEFAULT_LAYOUT = ("WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL SELECT d.parent, up.depth + 1 "
@@ -80,10 +80,7 @@ class Tx(TxBase):
 
     def lookup(self, cred: Cred, parent: Fid, name: bytes) -> Attr:
         """The attributes of `name` in directory `parent` (needs search permission)."""
-        pid, pa = self._node(parent)
-        perm.may_lookup(cred, pa)
-        check_name(name)
-        hit = self._child(pid, name)
+        _, _, hit = self._entry(cred, parent, name)
         if hit is None:
             raise LpError(errno.ENOENT, f"no entry {name!r} in {parent}")
         return hit[2]
@@ -178,14 +175,20 @@ class Tx(TxBase):
 
     # ---- creating ------------------------------------------------------------------------
 
+    def _entry(self, cred: Cred, parent: Fid, name: bytes) -> tuple[int, Attr, tuple[int, int, Attr] | None]:
+        """The directory `parent` (row id, attributes) and what `name` names in it (dentry id,
+        inode id, attributes; None: nothing), once we may search it and the name is valid."""
+        pid, pa, hit = self._node_child(parent, name)
+        perm.may_lookup(cred, pa)
+        check_name(name)
+        return pid, pa, hit
+
     def _prepare_create(self, cred: Cred, parent: Fid, name: bytes) -> tuple[int, Attr]:
         """Checks shared by every create, in Linux's order: the parent is a live
         directory we may search, the name is free, and we may write the parent."""
-        pid, pa = self._node(parent)
-        perm.may_lookup(cred, pa)
-        check_name(name)
+        pid, pa, hit = self._entry(cred, parent, name)
         _live(pa)
-        if self._child(pid, name) is not None:
+        if hit is not None:
             raise LpError(errno.EEXIST, f"{name!r} exists in {parent}")
         perm.may_create(cred, pa)
         return pid, pa
@@ -265,10 +268,7 @@ class Tx(TxBase):
     # ---- removing --------------------------------------------------------------------------
 
     def _victim(self, cred: Cred, parent: Fid, name: bytes) -> tuple[int, Attr, int, int, Attr]:
-        pid, pa = self._node(parent)
-        perm.may_lookup(cred, pa)
-        check_name(name)
-        hit = self._child(pid, name)
+        pid, pa, hit = self._entry(cred, parent, name)
         if hit is None:
             raise LpError(errno.ENOENT, f"no entry {name!r} in {parent}")
         return pid, pa, hit[0], hit[1], hit[2]

@@ -218,6 +218,11 @@ ATTR_COLUMNS = ("seq, oid, ver, mode, nlink, uid, gid, size, blocks, "
                 "atime_ns, mtime_ns, ctime_ns, rdev, generation")
 
 
+def attr_columns(alias: str) -> str:
+    """ATTR_COLUMNS of the inodes table named `alias` in a join."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in ATTR_COLUMNS.split(","))
+
+
 def create(conn: sqlite3.Connection) -> None:
     """Create every table and index on an empty database."""
     conn.executescript(SCHEMA)

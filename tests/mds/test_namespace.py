@@ -35,6 +35,26 @@ def world_dir(ops, name=b"pub", mode=0o777):
 
 # ---- lookup, getattr, create ---------------------------------------------------------------
 
+def test_a_name_found_free_is_checked_again_once_something_may_take_it(ops):
+    ops.create(ROOT, R, b"a", 0o644)
+
+    def fn(tx):
+        for name in (b"n", b"m"):
+            with pytest.raises(LpError):
+                tx.lookup(ROOT, R, name)                 # free, and remembered so in this transaction
+        tx.rename(ROOT, R, b"a", R, b"n")                # an entry moves onto it
+        with pytest.raises(LpError) as e:
+            tx.create(ROOT, R, b"n", 0o644)
+        assert e.value.errno == errno.EEXIST
+        tx.mkdir(ROOT, R, b"m", 0o755)                   # a new entry takes the other
+        with pytest.raises(LpError) as e:
+            tx.create(ROOT, R, b"m", 0o644)
+        assert e.value.errno == errno.EEXIST
+        tx.create(ROOT, R, b"o", 0o644)
+    ops.s.write(fn)
+    assert names(ops, R) == [b"n", b"m", b"o"]
+
+
 def test_create_lookup_getattr(ops):
     a = ops.create(ROOT, R, b"f", 0o100644)
     assert stat.S_ISREG(a.mode) and stat.S_IMODE(a.mode) == 0o644
