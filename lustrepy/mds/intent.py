@@ -27,7 +27,7 @@ from lustrepy.ldlm.wire import mode_from_pb
 from lustrepy.common import perm
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import SetAttr
-from lustrepy.mds.wire import attr_pb
+from lustrepy.mds.wire import attr_pb, new_file_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
@@ -100,11 +100,14 @@ def _resolve(tx: Tx, cred: Cred, req: mpb.IntentRequest) -> Attr:
 def _reply(tx: Tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.IntentReply:
     rep = mpb.IntentReply(hdr=rep_ok(), disposition=disposition, attr=attr_pb(tx, attr))
     if with_layout and stat.S_ISREG(attr.mode):
-        lo = tx.get_layout(attr.fid)
-        if lo is not None:
-            rep.layout.CopyFrom(layout_to_pb(lo))
-            rep.has_layout = True
+        _add_layout(rep, tx.get_layout(attr.fid))
     return rep
+
+
+def _add_layout(rep: mpb.IntentReply, lo: Layout | None) -> None:
+    if lo is not None:
+        rep.layout.CopyFrom(layout_to_pb(lo))
+        rep.has_layout = True
 
 
 def _locked(mdt: Mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
@@ -252,8 +255,10 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
         delay = flags & O_LOV_DELAY_CREATE and requested is None
         lo = None if delay else mdt.allocate(tx, requested or tx.default_layout(parent))
         attr = tx.create(cred, parent, req.name, mode, 0, fid=new_fid, layout=lo)
-        handle = tx.open(attr.fid, client_id, writer=_writer(flags))
-        rep = _reply(tx, attr, _CREATED, True)
+        writer = _writer(flags)
+        handle = tx.open(attr.fid, client_id, writer=writer)
+        rep = mpb.IntentReply(hdr=rep_ok(), disposition=_CREATED, attr=new_file_pb(attr, writer=writer))
+        _add_layout(rep, lo)            # as stored
         rep.open_handle = handle
         rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
         return rep

@@ -402,18 +402,17 @@ class Tx(TxBase):
         that is gone, or the writer could not learn it), so the size here stops being
         authoritative (lost_sizes). The last close of an orphan destroys it; its objects are returned."""
         self._w()
-        r = self.conn.execute("DELETE FROM opens WHERE handle = ? RETURNING inode, writer", (handle,)).fetchall()
+        r = self.conn.execute("DELETE FROM opens WHERE handle = ? RETURNING inode, writer, "
+                              "EXISTS (SELECT 1 FROM orphans o WHERE o.inode = opens.inode)", (handle,)).fetchall()
         if not r:
             log.debug("close of unknown handle %d", handle)
             return ()
-        iid, writer = r[0]
+        iid, writer, orphan = r[0]
         if writer and size is not None:
             self._record_size(iid, size)
         elif writer and size_lost:
             self._lose_size(iid)
-        if self._is_open(iid):
-            return ()
-        if self.conn.execute("SELECT 1 FROM orphans WHERE inode = ?", (iid,)).fetchone() is None:
+        if not orphan or self._is_open(iid):
             return ()
         return self._destroy(iid)
 

@@ -22,3 +22,12 @@ def attr_pb(tx: Tx, attr: Attr) -> cpb.Attr:
         except LpError:         # the inode is gone (its last link was just removed)
             m.size_valid = False
     return m
+
+
+def new_file_pb(attr: Attr, *, writer: bool) -> cpb.Attr:
+    """attr_pb of a regular file created and opened by the transaction under way, without
+    reading it again: nothing else has it open, so its size (0) is authoritative unless
+    that open is for writing."""
+    m = attr_to_pb(attr)
+    m.size_valid = not writer
+    return m

@@ -18,6 +18,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout, decode_lov, encode_lov
 from lustrepy.common.records import Cred
 from lustrepy.client.mdc import Mdc
+from lustrepy.ldlm.inodebits import IBit
 from lustrepy.rpc.channel import call, make_channel
 from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, fid_to_pb, layout_from_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
@@ -84,6 +85,14 @@ def test_open_create_returns_layout_lock_and_handle_in_one_reply(mdc, cluster):
     assert rep.lock.cookie != 0 and rep.open_handle != 0
     assert rep.has_layout and lo.stripe_size == 65536 and len(lo.objects) == 2
     assert {o.ost_index for o in lo.objects} == {0, 1}
+    assert not rep.attr.size_valid                       # opened for writing
+    f = fid_from_pb(rep.attr.fid)
+    got = mdc.intent(IT_GETATTR, fid=f, ibits=int(IBit.LOOKUP | IBit.LAYOUT))
+    assert got.has_layout and layout_from_pb(got.layout) == lo      # the reply's layout is the stored one
+    assert got.attr == rep.attr                          # and so are its attributes
+    ro = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"r", open_flags=os.O_CREAT | os.O_RDONLY, mode=0o100640)
+    assert ro.attr.size_valid and ro.attr.size == 0 and ro.has_layout
+    mdc.close_handle(ro.open_handle)
     # O_EXCL on an existing name
     with pytest.raises(LpError) as ei:
         mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_EXCL | os.O_RDWR)
