@@ -218,7 +218,7 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
     parent = fid_from_pb(req.parent)
     mdt.wbc.track(parent)
     try:
-        mdt.store.read().lookup(cred, parent, req.name)
+        mdt.store.peek(lambda tx: tx.lookup(cred, parent, req.name))
         exists = True
     except LpError as e:
         if e.errno != errno.ENOENT:

@@ -9,7 +9,8 @@ without one) meta.last_transno; the MDS goes on after the greater of the two
 at start, so no transno is ever handed out twice. SQLite runs in
 WAL mode with synchronous=NORMAL: commits are not synced one by one; sync()
 makes everything committed so far durable and advances last_committed.
-Readers use one connection per thread and see the latest committed state.
+Readers use one connection per thread and see the latest committed state;
+peek() reads on the write connection instead when it is free at once.
 
 Only one process serves a database: an flock on mdt.lock (holding the pid)
 is taken at open. Never speaks gRPC and never applies namespace rules itself
@@ -287,6 +288,18 @@ class Store:
             with self._readers_lock:
                 self._readers.append(c)
         return Tx(c, writable=False)
+
+    def peek(self, fn: Callable[[Tx], R]) -> R:
+        """fn(tx) with a read-only Tx on the write connection when no transaction holds it (its
+        page cache is warm: it made the latest changes, which a read connection must read again),
+        else on this thread's read connection."""
+        if self._wlock.acquire(blocking=False):
+            try:
+                if not self._closed:
+                    return fn(Tx(self._w, writable=False))
+            finally:
+                self._wlock.release()
+        return fn(self.read())
 
     def saved_reply(self, client_id: str, xid: int) -> tuple[int, bytes] | None:
         """(transno, reply) saved for a request that already committed, else None."""

@@ -252,6 +252,28 @@ def test_reads_from_other_threads_see_commits(store):
     assert seen == [2]
 
 
+def test_peek_reads_on_the_free_write_connection_and_never_waits_for_it(store):
+    store.write(lambda tx: tx.mkdir(ROOT, ROOT_FID, b"d", 0o755))
+    conns = []
+
+    def look(tx):
+        conns.append(tx.conn._c)
+        return tx.lookup(ROOT, ROOT_FID, b"d").nlink
+    assert store.peek(look) == 2 and conns[-1] is store._w
+    with pytest.raises(ReadOnlyTx):
+        store.peek(lambda tx: tx.mkdir(ROOT, ROOT_FID, b"e", 0o755))
+
+    def in_write(tx):
+        tx.mkdir(ROOT, ROOT_FID, b"e", 0o755)
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(store.peek(look)))
+        t.start()
+        t.join(5)
+        return seen
+    assert store.write(in_write)[0] == [2]             # the writer holds it: a read connection answers
+    assert conns[-1] is not store._w
+
+
 def test_concurrent_writers_get_distinct_consecutive_transnos(store):
     transnos: list[int] = []
     lock = threading.Lock()
