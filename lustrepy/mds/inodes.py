@@ -130,22 +130,29 @@ class TxBase:
     """One transaction's view of the database (the caller owns begin/commit)."""
 
     def __init__(self, conn: sqlite3.Connection, *, writable: bool, now_ns: int = 0,
-                 fids: FidRange | None = None) -> None:
+                 fids: FidRange | None = None, stable: bool | None = None) -> None:
         # A request reads the same inodes several times (the parent for its permission, its
         # default layout, its times; the child for the reply): each is read once per
         # transaction while no statement changes inode rows.
         self._seen: dict[Fid, tuple[int, Attr]] = {}
         # A create looks its name up (to open what may be there) and then checks it is free:
-        # in a write transaction, where nobody else changes anything, a miss is remembered.
+        # where nobody else changes anything meanwhile (`stable`: a write transaction, or a read
+        # holding the writer lock), a miss is remembered.
         self._free: set[tuple[int, bytes]] = set()
         self.conn = _Conn(conn, self._seen, self._free)
         self.writable = writable
+        self.stable = writable if stable is None else stable
         self.now = now_ns or time.time_ns()
         self.fids = fids            # None: a range of this transaction's own when it needs one
 
     def _w(self) -> None:
         if not self.writable:
             raise ReadOnlyTx("write operation on a read-only transaction")
+
+    def knowing(self, earlier: TxBase) -> None:
+        """Start from what a stable `earlier` read, the database not having changed since."""
+        self._seen.update(earlier._seen)
+        self._free.update(earlier._free)
 
     # ---- finding ----------------------------------------------------------------------
 
@@ -169,7 +176,7 @@ class TxBase:
             return None
         r = self.conn.execute(_CHILD, key).fetchone()
         if r is None:
-            if self.writable:
+            if self.stable:
                 self._free.add(key)
             return None
         return r[0], r[1], row_attr(r, 2)
@@ -184,7 +191,7 @@ class TxBase:
             raise StaleFid(f"inode {fid}")
         pid, pa = self._seen[fid] = (r[0], row_attr(r))
         if r[_CHILD_AT] is None:
-            if self.writable:
+            if self.stable:
                 self._free.add((pid, bytes(name)))
             return pid, pa, None
         return pid, pa, (r[_CHILD_AT], r[_CHILD_AT + 1], row_attr(r, _CHILD_AT + 2))

@@ -217,14 +217,7 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
     flags = req.open_flags
     parent = fid_from_pb(req.parent)
     mdt.wbc.track(parent)
-    try:
-        mdt.store.peek(lambda tx: tx.lookup(cred, parent, req.name))
-        exists = True
-    except LpError as e:
-        if e.errno != errno.ENOENT:
-            raise
-        exists = False
-    if exists:
+    if mdt.store.peek(lambda tx: tx.find(cred, parent, req.name)) is not None:
         if flags & os.O_EXCL:
             raise LpError(errno.EEXIST, "file exists")
         return _open(mdt, req, cred, client_id, encode)
@@ -239,12 +232,8 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
         new_fid = None
 
     def fn(tx: Tx) -> mpb.IntentReply:
-        try:
-            attr = tx.lookup(cred, parent, req.name)
-        except LpError as e:
-            if e.errno != errno.ENOENT:
-                raise
-        else:                           # created by someone else meanwhile
+        attr = tx.find(cred, parent, req.name)
+        if attr is not None:            # created by someone else meanwhile
             if flags & os.O_EXCL:
                 raise LpError(errno.EEXIST, "file exists")
             may_open(attr, cred, flags)

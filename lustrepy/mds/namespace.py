@@ -64,6 +64,11 @@ _DEFAULT_LAYOUT = ("WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL SELEC
 _MAX_COOKIE = (1 << 63) - 1
 
 
+def _group(cred: Cred, pa: Attr) -> int:
+    """The gid of a new inode in directory `pa`: the directory's when it is setgid, else the creator's."""
+    return pa.gid if pa.mode & stat.S_ISGID else cred.gid
+
+
 def _live(dir_attr: Attr) -> None:
     """Nothing can be created in a removed directory (still open somewhere)."""
     if dir_attr.nlink == 0:
@@ -80,10 +85,13 @@ class Tx(TxBase):
 
     def lookup(self, cred: Cred, parent: Fid, name: bytes) -> Attr:
         """The attributes of `name` in directory `parent` (needs search permission)."""
-        _, _, hit = self._entry(cred, parent, name)
-        if hit is None:
-            raise LpError(errno.ENOENT, f"no entry {name!r} in {parent}")
-        return hit[2]
+        return self._victim(cred, parent, name)[4]
+
+    def find(self, cred: Cred, parent: Fid, name: bytes) -> Attr | None:
+        """lookup, with None for a name that names nothing (where a miss is the common case,
+        as for a create, an exception costs more than the lookup)."""
+        hit = self._entry(cred, parent, name)[2]
+        return None if hit is None else hit[2]
 
     def parent_of(self, fid: Fid) -> Fid | None:
         """The directory that names directory `fid` ('..'); root for root, None once removed."""
@@ -193,10 +201,6 @@ class Tx(TxBase):
         perm.may_create(cred, pa)
         return pid, pa
 
-    def _owner(self, cred: Cred, pa: Attr) -> int:
-        """The gid of a new inode: the parent's when it is setgid, else the creator's."""
-        return pa.gid if pa.mode & stat.S_ISGID else cred.gid
-
     def _fid(self, fid: Fid | None) -> Fid:
         if fid is None:
             return self._alloc_fid()
@@ -218,7 +222,7 @@ class Tx(TxBase):
             if fmt != stat.S_IFREG:
                 raise LpError(errno.EINVAL, "only regular files have layouts")
             layout.check()
-        gid = self._owner(cred, pa)
+        gid = _group(cred, pa)
         bits = mode & 0o7777
         if (bits & (stat.S_ISGID | stat.S_IXGRP)) == (stat.S_ISGID | stat.S_IXGRP) \
                 and cred.uid != 0 and not cred.in_group(gid):
@@ -235,7 +239,7 @@ class Tx(TxBase):
         bits = mode & 0o1777
         if pa.mode & stat.S_ISGID:
             bits |= stat.S_ISGID
-        iid, a = self._insert_inode(self._fid(fid), stat.S_IFDIR | bits, cred.uid, self._owner(cred, pa))
+        iid, a = self._insert_inode(self._fid(fid), stat.S_IFDIR | bits, cred.uid, _group(cred, pa))
         self._insert_dentry(pid, name, iid)
         self._bump(pid, nlink=1, mtime=True)
         return a
@@ -244,7 +248,7 @@ class Tx(TxBase):
         self._w()
         check_symlink_target(target)
         pid, pa = self._prepare_create(cred, parent, name)
-        iid, a = self._insert_inode(self._fid(fid), stat.S_IFLNK | 0o777, cred.uid, self._owner(cred, pa),
+        iid, a = self._insert_inode(self._fid(fid), stat.S_IFLNK | 0o777, cred.uid, _group(cred, pa),
                                     target=bytes(target))
         self._insert_dentry(pid, name, iid)
         self._bump(pid, mtime=True)
@@ -268,6 +272,7 @@ class Tx(TxBase):
     # ---- removing --------------------------------------------------------------------------
 
     def _victim(self, cred: Cred, parent: Fid, name: bytes) -> tuple[int, Attr, int, int, Attr]:
+        """What `name` names in `parent` (ENOENT when nothing): _entry's parent, dentry, inode."""
         pid, pa, hit = self._entry(cred, parent, name)
         if hit is None:
             raise LpError(errno.ENOENT, f"no entry {name!r} in {parent}")

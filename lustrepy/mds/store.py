@@ -176,6 +176,8 @@ class Store:
         self._last_transno: int = last
         self._saved_transno: int = last     # meta.last_transno as committed (see _save_transno)
         self._fids = FidRange()
+        # The last peek, until the next write (under _wlock): only a write changes inodes or names.
+        self._peeked: Tx | None = None
         self._last_committed = 0
         self._dir_synced = False
         self._closed = False
@@ -250,7 +252,11 @@ class Store:
             try:
                 c.execute("BEGIN IMMEDIATE")
                 try:
-                    r = fn(Tx(c, writable=True, now_ns=now_ns, fids=self._fids))
+                    tx = Tx(c, writable=True, now_ns=now_ns, fids=self._fids)
+                    peeked, self._peeked = self._peeked, None
+                    if peeked is not None:          # nothing changed since: e.g. a create's name is still free
+                        tx.knowing(peeked)
+                    r = fn(tx)
                     transno = self._last_transno + 1
                     saved = self._saved_transno
                     if client_id and encode is not None:    # the reply row keeps the transno
@@ -292,11 +298,15 @@ class Store:
     def peek(self, fn: Callable[[Tx], R]) -> R:
         """fn(tx) with a read-only Tx on the write connection when no transaction holds it (its
         page cache is warm: it made the latest changes, which a read connection must read again),
-        else on this thread's read connection."""
+        else on this thread's read connection. The next write starts from what a peek on the
+        write connection read (nothing can have changed it in between)."""
         if self._wlock.acquire(blocking=False):
             try:
                 if not self._closed:
-                    return fn(Tx(self._w, writable=False))
+                    tx = Tx(self._w, writable=False, stable=True)
+                    r = fn(tx)
+                    self._peeked = tx           # the next write starts from what it read
+                    return r
             finally:
                 self._wlock.release()
         return fn(self.read())

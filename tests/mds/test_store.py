@@ -274,6 +274,21 @@ def test_peek_reads_on_the_free_write_connection_and_never_waits_for_it(store):
     assert conns[-1] is not store._w
 
 
+def test_the_write_after_a_peek_starts_from_what_it_read(store):
+    store.write(lambda tx: tx.mkdir(ROOT, ROOT_FID, b"d", 0o755))
+    sql = []
+    store._w.set_trace_callback(sql.append)
+    assert store.peek(lambda tx: tx.find(ROOT, ROOT_FID, b"n")) is None
+    del sql[:]
+    store.write(lambda tx: (tx.find(ROOT, ROOT_FID, b"n"), tx.create(ROOT, ROOT_FID, b"n", 0o644)))
+    assert not [q for q in sql if q.startswith("SELECT")]    # the root and the free name were known
+    del sql[:]
+    with pytest.raises(LpError) as e:                         # that write took the name: looked up again
+        store.write(lambda tx: tx.create(ROOT, ROOT_FID, b"n", 0o644))
+    assert e.value.errno == errno.EEXIST and [q for q in sql if q.startswith("SELECT")]
+    store._w.set_trace_callback(None)
+
+
 def test_concurrent_writers_get_distinct_consecutive_transnos(store):
     transnos: list[int] = []
     lock = threading.Lock()
