@@ -299,7 +299,8 @@ class Store:
         """fn(tx) with a read-only Tx on the write connection when no transaction holds it (its
         page cache is warm: it made the latest changes, which a read connection must read again),
         else on this thread's read connection. The next write starts from what a peek on the
-        write connection read (nothing can have changed it in between)."""
+        write connection read (nothing can have changed it in between). fn only reads: it may
+        not call write() or wait for other threads (it may hold the writer lock)."""
         if self._wlock.acquire(blocking=False):
             try:
                 if not self._closed:
