@@ -210,9 +210,12 @@ class Store:
         with self._wlock:
             if self._closed:
                 return
-            self._save_transno()            # a clean stop leaves meta exact
-            self._fids.give_back(self._w)
             self._closed = True
+            try:                            # a clean stop leaves meta exact (else start-up copes)
+                self._save_transno()
+                self._fids.give_back(self._w)
+            except sqlite3.Error as e:
+                log.warning("cannot record the counters in %s: %s", self.db_path, e)
         try:
             self.sync()
         except OSError as e:
