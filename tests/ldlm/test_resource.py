@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 
 import pytest
@@ -99,6 +100,20 @@ def test_drop_owner_reports_dropped_and_grants_waiters() -> None:
     assert kinds(events) == [("dropped", a.cookie), ("dropped", b.cookie), ("dropped", mine_waiting.cookie),
                              ("granted", w.cookie)]
     assert ns.owner_locks("c1") == [] and ns.resources() == [R1]
+
+
+def test_a_granted_lock_keeps_every_field_of_its_request_but_granted_and_extent() -> None:
+    ns = Namespace()
+    local, _ = ns.enqueue("c1", R1, EX, ibits=UPDATE | PERM, local=True, on_behalf="c2")
+    assert (local.granted, local.owner, local.res, local.mode, local.ibits, local.local, local.on_behalf) == \
+        (True, "c1", R1, EX, UPDATE | PERM, True, "c2")
+    ns2 = Namespace()
+    first, _ = ns2.enqueue("c3", R2, PW, extent=Extent(0, 4095))
+    asked, _ = ns2.enqueue("c4", R2, PW, extent=Extent(8192, 12287))
+    assert not asked.granted
+    (granted,) = [ev.lock for ev in ns2.cancel(first.cookie) if isinstance(ev, Granted)]
+    assert granted == dataclasses.replace(asked, granted=True, extent=granted.extent)
+    assert granted.extent == Extent(8192, EOF)
 
 
 def test_extent_growth_for_a_lone_writer_and_its_neighbours() -> None:
