@@ -211,6 +211,16 @@ class FileData:
         sizes = self._retry(self._object_sizes)
         return max(file_size_from_object(self.layout, i, sz) for i, sz in enumerate(sizes))
 
+    def size_nowait(self) -> int | None:
+        """size() when it needs no I/O (every object's size known under a lock held here), else None."""
+        if not self._stripes:
+            return 0
+        with self._mu:
+            if not all(st.trusted() for st in self._stripes):
+                return None
+            sizes = [st.local_size() for st in self._stripes]
+        return max(file_size_from_object(self.layout, i, sz) for i, sz in enumerate(sizes))
+
     def truncate(self, size: int) -> None:
         """Set the file size: flush, then punch every object to its share of `size`, under PW locks."""
         if size < 0:

@@ -34,6 +34,7 @@ def _guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     @functools.wraps(fn)
     async def wrapper(self: "LustreOperations", *args: Any) -> T:
         t0 = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
+        self.ll.in_flight += 1
         try:
             return await fn(self, *args)
         except pyfuse3.FUSEError:
@@ -46,6 +47,7 @@ def _guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             log.exception("%s%r failed", fn.__name__, args[:3])
             raise pyfuse3.FUSEError(errno.EIO) from None
         finally:
+            self.ll.in_flight -= 1
             if t0:
                 log.debug("%s %.3f ms", fn.__name__, (time.perf_counter() - t0) * 1e3)
     return wrapper

@@ -35,6 +35,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.common.protocol import IT
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
+from lustrepy.rpc import inline
 from lustrepy.rpc.bridge import Bridge
 from lustrepy.rpc.convert import attr_from_pb, layout_from_pb
 
@@ -50,6 +51,7 @@ LISTING_MAX = 65536    # a WBC directory with more entries is changed on the ser
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
 CLOSE_WAIT = 2.0        # seconds a lock callback waits for the closes queued before it
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
+MDS_SPIN_S = 0.002     # seconds an MDS reply is polled for on the trio thread while no other FUSE request is in flight
 
 
 class KernelCache(Protocol):
@@ -88,6 +90,7 @@ class LliteBase:
         self.table = InodeTable()
         self.meta = Bridge(32)
         self.io = Bridge(32)
+        self.in_flight = 0                      # FUSE requests being served (fs.py counts; the trio thread only)
         self.handles: dict[int, Handle] = {}    # open files by handle; changed under _handles_mu
         self._handles_mu = threading.Lock()     # handles: the FUSE thread changes, lock callbacks read
         self._listings: dict[int, list[tuple[bytes, Inode]]] = {}      # directory handles listed locally
@@ -222,11 +225,19 @@ class LliteBase:
             raise StaleFid(f"inode {node.fid}")
         return node
 
-    async def _at_mds(self, node: Inode, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """A request about `node` to the MDS. ESTALE (the MDS has no such inode any more):
-        what is cached of the inode goes before the kernel hears it."""
+    async def _mds(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """An mdc request made on the trio thread, other FUSE requests served while its reply is
+        on its way (rpc/inline.py). fn holds no threading lock across its request."""
+        return await inline.run(fn, *args, spin=MDS_SPIN_S if self.in_flight <= 1 else 0.0, **kwargs)
+
+    async def _at_mds(self, node: Inode, fn: Any, *args: Any, in_thread: bool = False, **kwargs: Any) -> Any:
+        """A request about `node` to the MDS (with in_thread, fn runs in a worker thread).
+        ESTALE (the MDS has no such inode any more): what is cached of the inode goes before
+        the kernel hears it."""
         try:
-            return await self.meta.run(fn, *args, **kwargs)
+            if in_thread:
+                return await self.meta.run(fn, *args, **kwargs)
+            return await self._mds(fn, *args, **kwargs)
         except LpError as e:
             if e.errno == errno.ESTALE:
                 self._forget_stale(node)
@@ -308,11 +319,12 @@ class LliteBase:
             await self._fetch(node)
         attr = node.attr
         assert attr is not None
-        if not stat.S_ISREG(attr.mode):
+        if (not stat.S_ISREG(attr.mode) or (node.size_valid and node.data is None)
+                or (node.size_local and node.attr_cached())):
             return attr, TTL if node.attr_cached() else 0.0
-        if (node.size_valid and node.data is None) or (node.size_local and node.attr_cached()):
-            return attr, TTL if node.attr_cached() else 0.0
-        size = await self.io.run(self._glimpse, node)
+        size = node.data.size_nowait() if node.data is not None else None
+        if size is None:
+            size = await self.io.run(self._glimpse, node)
         cached = node.data is not None and node.data.cached_lock() and node.attr_cached()
         return replace(attr, size=size, blocks=(size + 511) // 512), TTL if cached else 0.0
 
@@ -407,7 +419,7 @@ class LliteBase:
         for h in self._handles_now():
             if h.node is node and h.lazy and not h.mds_handle:
                 try:
-                    await self._at_mds(node, self._mds_open, h)
+                    await self._at_mds(node, self._mds_open, h, in_thread=True)
                 except LpError as e:
                     if e.errno != errno.ESTALE:
                         raise

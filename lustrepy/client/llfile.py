@@ -82,7 +82,7 @@ class FileOps(NameOps):
             fh, h = here
             if h.lazy and node.mds_opens:
                 try:
-                    await self._at_mds(node, self._mds_open, h)
+                    await self._at_mds(node, self._mds_open, h, in_thread=True)
                 except LpError:
                     await self.release(fh)
                     raise

@@ -76,7 +76,7 @@ class NameOps(LliteBase):
                         child.lookups += 1
                     return await self._entry_of(child)
                 await self._sync_records()
-            rep = await self.meta.run(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR | (IT_OPEN if hold else 0),
+            rep = await self._mds(self.mdc.intent_raw, IT_LOOKUP | IT_GETATTR | (IT_OPEN if hold else 0),
                                       caller.cred, parent=parent.fid, name=name, ibits=LOOKUP_BITS,
                                       open_flags=os.O_RDONLY)
             if hold and rep.hdr.errno not in (0, errno.ENOENT, errno.ESTALE):

@@ -24,6 +24,7 @@ from lustrepy.common.protocol import IT_MODIFYING
 from lustrepy.common.records import Cred
 from lustrepy.ldlm.request import LockClient
 from lustrepy.common.daemon import split_hostport
+from lustrepy.rpc import inline
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call, make_channel
 from lustrepy.rpc.lane import MDS_LANE_METHODS, LaneClient, LaneRefused
 from lustrepy.rpc.convert import check_rep, fid_from_pb, fid_to_pb, layout_to_pb
@@ -146,11 +147,11 @@ class Mdc:
                     raise
                 log.info("resending xid %d after %s", hdr.xid, e)
                 hdr.resent = True           # the MDS looks for its saved reply
-                time.sleep(0.2)
+                inline.sleep(0.2)
                 continue
             if rep.hdr.errno == errno.ENOTCONN and not reconnected and self.conn_gen and self.auto_reconnect:
                 reconnected = True
-                self.reconnect(req.hdr.conn_gen)
+                inline.offload(self.reconnect, req.hdr.conn_gen)
                 req.hdr.conn_gen = self.conn_gen
                 continue
             self.last_committed = max(self.last_committed, rep.hdr.last_committed)
@@ -370,7 +371,8 @@ class LaneStub:
                 # or as transport trouble. The request may have run: a resend is marked as one.
                 log.info("%s: %s on gRPC", e.message, name)
                 request.hdr.resent = True
-            return on_grpc(request, timeout=timeout)
+            return inline.offload(on_grpc, request, timeout=timeout)
+        call.cooperative = True     # type: ignore[attr-defined]  # see rpc.channel.call
         return call
 
     def __getattr__(self, name: str) -> Any:

@@ -64,13 +64,13 @@ class RemoteNamespace:
     async def mknod(self, parent: Inode, name: bytes, mode: int, rdev: int, cred: Cred) -> Inode:
         ll = self.ll
         await ll._sync_records()
-        rep = await ll.meta.run(ll.mdc.create, parent.fid, name, mode, cred, None, rdev)
+        rep = await ll._mds(ll.mdc.create, parent.fid, name, mode, cred, None, rdev)
         return self._made(parent, name, rep)
 
     async def mkdir(self, parent: Inode, name: bytes, mode: int, cred: Cred) -> Inode:
         ll = self.ll
         await ll._sync_records()
-        rep = await ll.meta.run(lambda: ll.mdc.mkdir(parent.fid, name, mode, cred, want_wbc=ll.wbc is not None))
+        rep = await ll._mds(lambda: ll.mdc.mkdir(parent.fid, name, mode, cred, want_wbc=ll.wbc is not None))
         node = self._made(parent, name, rep)
         if rep.wbc_lock.cookie:
             await ll._adopt_grant(rep, node)
@@ -79,13 +79,13 @@ class RemoteNamespace:
     async def symlink(self, parent: Inode, name: bytes, target: bytes, cred: Cred) -> Inode:
         ll = self.ll
         await ll._sync_records()
-        rep = await ll.meta.run(ll.mdc.symlink, parent.fid, name, target, cred)
+        rep = await ll._mds(ll.mdc.symlink, parent.fid, name, target, cred)
         return self._made(parent, name, rep)
 
     async def create(self, parent: Inode, name: bytes, mode: int, flags: int, cred: Cred) -> Created:
         ll = self.ll
         await ll._sync_records()
-        rep = await ll.meta.run(lambda: ll.mdc.intent_raw(
+        rep = await ll._mds(lambda: ll.mdc.intent_raw(
             IT_OPEN_CREAT, cred, parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
             mode=mode, want_wbc=ll.wbc is not None))
         ll.mdc.raise_for(rep)
@@ -114,7 +114,7 @@ class RemoteNamespace:
         await ll._sync_records()
         if not rmdir:
             await ll._open_at_mds(ll.table.child(parent.ino, name))
-        rep = await ll.meta.run(ll.mdc.rmdir if rmdir else ll.mdc.unlink, parent.fid, name, cred)
+        rep = await ll._mds(ll.mdc.rmdir if rmdir else ll.mdc.unlink, parent.fid, name, cred)
         ll._parent_from(rep)
         ll.table.entry_removed(parent.ino, name)
         victim = ll.table.remove_name(parent.ino, name)
@@ -125,7 +125,7 @@ class RemoteNamespace:
         ll = self.ll
         await ll._sync_records()
         await ll._open_at_mds(ll.table.child(dp.ino, new))
-        rep = await ll.meta.run(ll.mdc.rename, sp.fid, old, dp.fid, new, flags, cred)
+        rep = await ll._mds(ll.mdc.rename, sp.fid, old, dp.fid, new, flags, cred)
         moved = ll.table.remove_name(sp.ino, old)
         other = ll.table.remove_name(dp.ino, new)
         ll.table.entry_removed(sp.ino, old)

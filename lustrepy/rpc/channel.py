@@ -15,6 +15,7 @@ from typing import Any, Callable
 import grpc
 
 from lustrepy.common.errors import LpError
+from lustrepy.rpc import inline
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,12 @@ def transport_errno(e: grpc.RpcError) -> int:
 
 
 def call(method: Callable[..., Any], request: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """Invoke a unary (or stream-unary) stub method with a deadline; transport trouble -> LpError."""
+    """Invoke a unary (or stream-unary) stub method with a deadline; transport trouble -> LpError.
+    In code rpc.inline runs on the trio thread, a call that would block it (gRPC's) runs in a
+    worker thread; the request lane's (marked `cooperative`) waits there through trio."""
     try:
+        if not getattr(method, "cooperative", False):
+            return inline.offload(method, request, timeout=timeout)
         return method(request, timeout=timeout)
     except grpc.RpcError as e:
         err = transport_errno(e)

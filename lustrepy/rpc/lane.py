@@ -18,7 +18,9 @@ carries its request's method and tag.
 Server: one thread per connection reads a request, runs its handler inline
 and writes the reply; nothing is handed to another thread. Client: a pool of
 connections, one per concurrent caller; a caller sends and reads its reply on
-the connection it took, with the call's deadline as the socket timeout.
+the connection it took, with the call's deadline as the socket timeout. Code
+that rpc.inline runs on a trio thread takes non-blocking connections of a pool
+of their own and waits for its reply through trio, until the same deadline.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
 from lustrepy.common.errors import LpError
+from lustrepy.rpc import inline
+from lustrepy.rpc.inline import LoopWaits
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +76,42 @@ def messages(service: ServiceDescriptor, name: str) -> tuple[Any, Any]:
     return message_factory.GetMessageClass(m.input_type), message_factory.GetMessageClass(m.output_type)
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, waits: LoopWaits | None = None) -> bytes:
+    """n bytes from sock; with `waits`, sock is non-blocking and waits.readable waits for more."""
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
-        k = sock.recv_into(view[got:], n - got)
+        try:
+            k = sock.recv_into(view[got:], n - got)
+        except BlockingIOError:
+            if waits is None:
+                raise
+            waits.readable(sock)
+            continue
         if k == 0:
             raise ConnectionError("connection closed")
         got += k
     return bytes(buf)
 
 
-def _read_frame(sock: socket.socket) -> tuple[int, int, bytes]:
-    length, method, tag = HEADER.unpack(_recv_exact(sock, HEADER.size))
+def _read_frame(sock: socket.socket, waits: LoopWaits | None = None) -> tuple[int, int, bytes]:
+    length, method, tag = HEADER.unpack(_recv_exact(sock, HEADER.size, waits))
     if length > MAX_PAYLOAD:
         raise ValueError(f"frame of {length} bytes")
-    return method, tag, _recv_exact(sock, length) if length else b""
+    return method, tag, _recv_exact(sock, length, waits) if length else b""
+
+
+def _send_all(sock: socket.socket, data: bytes, waits: LoopWaits | None) -> None:
+    if waits is None:
+        sock.sendall(data)
+        return
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except BlockingIOError:
+            waits.writable(sock)
 
 
 def _frame(method: int, tag: int, payload: bytes) -> bytes:
@@ -275,14 +298,16 @@ class LaneClient:
         self._ids = {n: i + 1 for i, n in enumerate(names)}
         self._connect_timeout = connect_timeout
         self._mu = threading.Lock()
-        self._idle: list[socket.socket] = []
+        self._idle: list[socket.socket] = []       # blocking, with a timeout: for threads
+        self._idle_loop: list[socket.socket] = []  # non-blocking: for code inline.run runs on the trio thread
         self._tag = 0
         self.closed = False
 
     def close(self) -> None:
         with self._mu:
             self.closed = True
-            idle, self._idle = self._idle, []
+            idle = self._idle + self._idle_loop
+            self._idle, self._idle_loop = [], []
         for s in idle:
             s.close()
 
@@ -294,36 +319,46 @@ class LaneClient:
         def call(request: Any, timeout: float = 30.0) -> Any:
             return self.call(mid, request, reply_cls, timeout)
         call.__name__ = name
+        call.cooperative = True     # type: ignore[attr-defined]  # waits through rpc.inline on the trio thread
         return call
 
     def call(self, mid: int, request: Any, reply_cls: Any, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
-        s = self._take(timeout)
+        here = inline.on_loop()
+        s = self._take(timeout, here)
         with self._mu:
             self._tag += 1
             tag = self._tag
-        s.settimeout(max(0.001, deadline - time.monotonic()))
-        method, rtag, payload = _roundtrip(s, _frame(mid, tag, request.SerializeToString()), "request")
+        waits = None
+        if here:
+            waits = LoopWaits(deadline)
+        else:
+            s.settimeout(max(0.001, deadline - time.monotonic()))
+        method, rtag, payload = _roundtrip(s, _frame(mid, tag, request.SerializeToString()), "request", waits)
         if rtag != tag:
             s.close()
             raise LpError(errno.EIO, f"lane reply for tag {rtag}, expected {tag}")
-        self._give_back(s)
+        self._give_back(s, here)
         if method == ERROR:
             raise LpError(errno.EIO, f"lane: {payload.decode(errors='replace')}")
         return reply_cls.FromString(payload)
 
-    def _take(self, timeout: float) -> socket.socket:
+    def _take(self, timeout: float, here: bool) -> socket.socket:
         with self._mu:
             if self.closed:
                 raise LpError(errno.ENOTCONN, "lane closed")
-            if self._idle:
-                return self._idle.pop()
-        return self._open(min(timeout, self._connect_timeout))
+            idle = self._idle_loop if here else self._idle
+            if idle:
+                return idle.pop()
+        s = inline.offload(self._open, min(timeout, self._connect_timeout))
+        if here:
+            s.setblocking(False)
+        return s
 
-    def _give_back(self, s: socket.socket) -> None:
+    def _give_back(self, s: socket.socket, here: bool) -> None:
         with self._mu:
             if not self.closed:
-                self._idle.append(s)
+                (self._idle_loop if here else self._idle).append(s)
                 return
         s.close()
 
@@ -340,15 +375,21 @@ class LaneClient:
         return s
 
 
-def _roundtrip(s: socket.socket, frame: bytes, what: str) -> tuple[int, int, bytes]:
+def _roundtrip(s: socket.socket, frame: bytes, what: str,
+               waits: LoopWaits | None = None) -> tuple[int, int, bytes]:
     """Send a frame and read the answer on s; on trouble s is closed and the error is an LpError:
-    ETIMEDOUT past the socket's timeout, ENOTCONN for a lost connection or a garbled answer."""
+    ETIMEDOUT past the socket's timeout (or waits' deadline), ENOTCONN for a lost connection or
+    a garbled answer. Anything else (a cancelled trio task) also closes s: its stream is
+    then somewhere inside a frame."""
     try:
-        s.sendall(frame)
-        return _read_frame(s)
+        _send_all(s, frame, waits)
+        return _read_frame(s, waits)
     except socket.timeout:
         s.close()
         raise LpError(errno.ETIMEDOUT, f"lane {what} timed out") from None
     except (OSError, ConnectionError, ValueError, struct.error) as e:
         s.close()
         raise LpError(errno.ENOTCONN, f"lane {what}: connection lost: {e}") from None
+    except BaseException:
+        s.close()
+        raise

@@ -43,8 +43,11 @@ def test_size_seen_through_a_glimpse_while_the_writer_keeps_its_lock(make_dp, ne
     assert ws["revocations"] == 0 and ws["osts"][layout.objects[0].ost_index]["glimpse_callbacks"] >= 1
     assert w.cached_lock()                          # the writer still holds its PW locks
     assert w.statistics()["dirty_bytes"] > 0
+    assert w.size_nowait() == 1000 + 200 * KiB      # known under the writer's own locks, without I/O
+    assert r.size_nowait() is None                  # another client writes: only a glimpse tells
     w.write(1000 + 200 * KiB, b"z")
     assert r.size() == 1001 + 200 * KiB
+    assert w.size_nowait() == 1001 + 200 * KiB
     w.release()
     r.release()
 
