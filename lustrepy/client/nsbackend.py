@@ -25,7 +25,7 @@ from lustrepy.client.inodes import Inode
 from lustrepy.client.nsiface import Created
 from lustrepy.client.wbc import Grant
 from lustrepy.common.layout import LOV_XATTR
-from lustrepy.common.protocol import DISP, IT, RENAME
+from lustrepy.common.protocol import DISP, IT, RENAME, SA
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import layout_from_pb
 from lustrepy.ldlm.inodebits import IBit
@@ -46,6 +46,9 @@ def _new_here(node: Inode, bits: int) -> None:
         node.complete = set()
     if bits & XATTR:
         node.xattrs_none = True
+
+
+_SIZE = int(SA.SIZE)
 
 
 class RemoteNamespace:
@@ -141,6 +144,10 @@ class RemoteNamespace:
     async def setattr(self, node: Inode, op: dict[str, Any], cred: Cred, local_cred: Cred | None = None) -> Inode:
         ll = self.ll
         await ll._sync_records()
+        if op["valid"] & _SIZE and ll.closer.busy():
+            # A close queued here carries the size its handle knew: it must not land after this
+            # change of the size and undo it (a file without objects keeps its size on the MDS).
+            await ll.meta.run(ll.closer.drain, ll.mdc.timeout)
         rep = await ll._at_mds(node, ll.mdc.setattr, node.fid, cred, **op)
         return ll._learn(rep)
 

@@ -116,6 +116,11 @@ def drops_sxid_only(old: int, new: int) -> bool:
     return new != old and new & ~old == 0 and (old ^ new) & ~SXID == 0
 
 
+_MODE, _UID, _GID, _SIZE = int(SA.MODE), int(SA.UID), int(SA.GID), int(SA.SIZE)
+_ATIME, _MTIME, _CTIME = int(SA.ATIME), int(SA.MTIME), int(SA.CTIME)
+_ATIME_NOW, _MTIME_NOW = int(SA.ATIME_NOW), int(SA.MTIME_NOW)
+
+
 def check_setattr(cred: Cred, a: Attr, ch: Change) -> int:
     """Check a setattr of the inode `a` by `cred` as Linux does, in Linux's order, and
     return the inode's st_mode after it (setuid/setgid cleared where Linux clears them).
@@ -125,11 +130,11 @@ def check_setattr(cred: Cred, a: Attr, ch: Change) -> int:
     is not the owner (unless it only drops setuid/setgid and the caller may write),
     for explicit times by someone who is not the owner; EACCES for times set to "now"
     by someone who may not write."""
-    v = ch.valid
+    v = int(ch.valid)     # plain ints below: IntFlag arithmetic costs microseconds a time
     owner = is_owner(cred, a)
     writer = ch.writer or allowed(cred, a, W)
     kill = False
-    if v & SA.SIZE:
+    if v & _SIZE:
         if stat.S_ISDIR(a.mode):
             raise LpError(errno.EISDIR, "is a directory")
         if not stat.S_ISREG(a.mode) or ch.size < 0:
@@ -140,17 +145,17 @@ def check_setattr(cred: Cred, a: Attr, ch: Change) -> int:
             raise LpError(errno.EFBIG, f"size {ch.size} beyond the largest file")
         kill = cred.uid != 0 and bool(a.mode & SXID)
     gid = a.gid
-    if v & SA.UID:
+    if v & _UID:
         if not (cred.uid == 0 or (cred.uid == a.uid and ch.uid == a.uid)):
             raise LpError(errno.EPERM, "only root may change a file's owner")
-    if v & SA.GID:
+    if v & _GID:
         if not (cred.uid == 0 or (cred.uid == a.uid and (ch.gid == a.gid or cred.in_group(ch.gid)))):
             raise LpError(errno.EPERM, "only the owner may change the group, to one of its own")
         gid = ch.gid
-    if v & (SA.UID | SA.GID) and not stat.S_ISDIR(a.mode):
+    if v & (_UID | _GID) and not stat.S_ISDIR(a.mode):
         kill = True
     mode = a.mode
-    if v & SA.MODE:
+    if v & _MODE:
         if owner:
             mode = stat.S_IFMT(a.mode) | (ch.mode & 0o7777)
             if mode & stat.S_ISGID and cred.uid != 0 and not cred.in_group(gid):
@@ -161,11 +166,11 @@ def check_setattr(cred: Cred, a: Attr, ch: Change) -> int:
             raise LpError(errno.EPERM, "only the owner or root may change the mode")
     elif kill:
         mode = stat.S_IFMT(a.mode) | kill_sxid(cred, a.mode & 0o7777, gid)
-    explicit = bool((v & SA.ATIME and not v & SA.ATIME_NOW) or (v & SA.MTIME and not v & SA.MTIME_NOW))
+    explicit = bool((v & _ATIME and not v & _ATIME_NOW) or (v & _MTIME and not v & _MTIME_NOW))
     if explicit and not owner:
         raise LpError(errno.EPERM, "only the owner or root may set explicit times")
-    if v & (SA.ATIME_NOW | SA.MTIME_NOW) and not owner and not writer:
+    if v & (_ATIME_NOW | _MTIME_NOW) and not owner and not writer:
         raise LpError(errno.EACCES, "permission denied setting times")
-    if v & SA.CTIME and not owner and not writer:
+    if v & _CTIME and not owner and not writer:
         raise LpError(errno.EPERM, "only the owner or a writer may set ctime")
     return mode

@@ -21,6 +21,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Statfs
 from lustrepy.ldlm.lockd import LockServer
+from lustrepy.mds import resources
 from lustrepy.mds.locking import MdsLocks
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
@@ -178,7 +179,8 @@ class Mdt:
         ENOSPC so write_with_objects waits for precreation; past that wait a file
         gets fewer stripes rather than none.
         """
-        pools = tx.pool_sizes()
+        ranges = resources.pool_ranges(tx)
+        pools = {i: top - nxt + 1 for i, (nxt, top) in ranges.items()}
         osts = self.registry.all()
         if not getattr(self._alloc, "lenient", False):
             open_osts = self.allocator.open_osts(lo, osts)
@@ -187,15 +189,10 @@ class Mdt:
             if len(usable) < want:
                 self.osp.wake()
                 raise LpError(errno.ENOSPC, "waiting for object precreation")
-        chosen = self.allocator.choose(lo, osts, pools)
-        objs = []
-        for i in chosen:
-            ids = tx.pool_take(i, 1)
-            if not ids:
-                raise LpError(errno.ENOSPC, f"no precreated objects on OST{i:04x}")
-            objs.append(StripeObject(i, ids[0]))
-            if pools.get(i, 0) - 1 < self.cfg.precreate_low:
-                self.osp.wake()
+        chosen = list(self.allocator.choose(lo, osts, pools))
+        objs = [StripeObject(i, oid) for i, oid in zip(chosen, resources.pool_take_each(tx, ranges, chosen), strict=True)]
+        if any(pools.get(i, 0) - 1 < self.cfg.precreate_low for i in chosen):
+            self.osp.wake()
         return Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),
                       stripe_offset=objs[0].ost_index, pattern=lo.pattern, objects=tuple(objs))
 

@@ -1,6 +1,7 @@
 """The MDS's client of the OSSes (Lustre's osp): object precreation and destruction.
 
 One background thread keeps a pool of precreated object ids per active OST
+(asking several OSTs at once, each in a thread of a pool made for that round)
 above a low-water mark (so creating a file makes no OSS round trip) and
 drains the destroy queue (objects of unlinked files) to the OSSes that hold
 them. Both queues live in the store, so they survive an MDS restart; an
@@ -15,6 +16,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,6 +35,8 @@ from lustrepy.rpc.v1 import oss_pb2_grpc
 log = logging.getLogger(__name__)
 
 RPC_TIMEOUT = 10.0
+PARALLEL = 8            # OSTs precreated for at once, at most
+MAX_BATCH = 8192        # a pool that runs dry doubles its precreation batch up to this (Lustre's create_count)
 
 
 @dataclass
@@ -44,7 +48,7 @@ class _Target:
     conn_gen: int = 0
     xid: int = 0
     failing: bool = False
-    precreating: bool = False
+    batch: int = 0          # objects asked per precreation: grows while creates empty the pool
 
 
 @dataclass
@@ -145,29 +149,41 @@ class Osp:
         raise AssertionError("unreachable")
 
     def _precreate_all(self) -> None:
+        """Refill every pool below the low-water mark; several OSTs at once in parallel (a
+        striped file takes from each, so their pools run low together)."""
         sizes = self.store.read().pool_sizes()
+        targets = []
         for st in self.registry.active():
-            if sizes.get(st.index, 0) >= self.low_water:
-                continue
             t = self._target(st.index)
-            if t is None:
+            have = sizes.get(st.index, 0)
+            if t is None or have >= max(self.low_water, t.batch // 2):
                 continue
-            try:
-                rep = self._rpc(t, t.stub.Precreate,
-                                lambda h: opb.PrecreateRequest(hdr=h, count=self.batch))
-            except LpError as e:
-                if not t.failing:
-                    log.warning("precreate on OST%04x (%s) failed: %s", st.index, t.address, e)
-                t.failing = True
-                t.conn_gen = 0
-                continue
-            t.failing = False
-            first, last, index = rep.first_id, rep.last_id, st.index
-            self.store.write(functools.partial(_pool_add, index, first, last))
-            self.stats.precreated[st.index] += last - first + 1
-            log.debug("OST%04x precreated objects %d..%d", st.index, first, last)
-            with self._pool_cond:
-                self._pool_cond.notify_all()
+            if have <= 0 and t.batch:
+                t.batch = min(MAX_BATCH, t.batch * 2)   # creates waited for this pool: refill more at once
+            t.batch = max(t.batch, self.batch)
+            targets.append(t)
+        if len(targets) == 1:
+            self._precreate(targets[0])
+        elif targets:
+            with ThreadPoolExecutor(min(len(targets), PARALLEL), thread_name_prefix="osp-precreate") as ex:
+                list(ex.map(self._precreate, targets))
+
+    def _precreate(self, t: _Target) -> None:
+        try:
+            rep = self._rpc(t, t.stub.Precreate, lambda h: opb.PrecreateRequest(hdr=h, count=t.batch))
+        except LpError as e:
+            if not t.failing:
+                log.warning("precreate on OST%04x (%s) failed: %s", t.index, t.address, e)
+            t.failing = True
+            t.conn_gen = 0
+            return
+        t.failing = False
+        first, last = rep.first_id, rep.last_id
+        self.store.write(functools.partial(_pool_add, t.index, first, last))
+        with self._pool_cond:
+            self.stats.precreated[t.index] += last - first + 1
+            self._pool_cond.notify_all()
+        log.debug("OST%04x precreated objects %d..%d", t.index, first, last)
 
     def _destroy_pending(self) -> None:
         items = self.store.read().pending_destroys(4096)

@@ -52,7 +52,7 @@ OPTIONS = (
               minimum=0.05, maximum=86400),
     ParamSpec("commit_interval", "float", 1.0, "seconds between syncs of the database log",
               minimum=0.01, maximum=60),
-    ParamSpec("precreate_batch", "int", 512, "objects asked of an OST per precreation",
+    ParamSpec("precreate_batch", "int", 512, "objects asked of an OST per precreation at first (doubled up to 8192 while creates empty its pool)",
               minimum=1, maximum=MAX_PRECREATE),
     ParamSpec("precreate_low", "int", 128, "precreate more when an OST's pool falls below this many objects",
               minimum=0, maximum=10 * MAX_PRECREATE),

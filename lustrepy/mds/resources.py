@@ -41,6 +41,25 @@ def pool_sizes(tx: TxBase) -> dict[int, int]:
     return {r[0]: r[1] for r in tx.conn.execute("SELECT ost_index, last_id - next_id + 1 FROM pools")}
 
 
+def pool_ranges(tx: TxBase) -> dict[int, tuple[int, int]]:
+    """(next_id, last_id) of every OST's pool."""
+    return {r[0]: (r[1], r[2]) for r in tx.conn.execute("SELECT ost_index, next_id, last_id FROM pools")}
+
+
+def pool_take_each(tx: TxBase, ranges: dict[int, tuple[int, int]], osts: list[int]) -> list[int]:
+    """One object id from each of `osts`' pools (distinct OSTs), `ranges` being pool_ranges()
+    read in this transaction; one statement for all. ENOSPC if a pool is empty."""
+    ids = []
+    for i in osts:
+        nxt, top = ranges.get(i, (1, 0))
+        if nxt > top:
+            raise LpError(errno.ENOSPC, f"no precreated objects on OST{i:04x}")
+        ids.append(nxt)
+    tx.conn.execute(f"UPDATE pools SET next_id = next_id + 1 WHERE ost_index IN ({','.join('?' * len(osts))})",
+                    osts)
+    return ids
+
+
 def pool_add(tx: TxBase, ost_index: int, first: int, last: int) -> None:
     """Objects [first, last] now exist on the OST, unused.
 

@@ -213,6 +213,22 @@ def test_a_failed_close_is_kept_and_sent_again_until_it_lands():
 
 
 @pytest.mark.timeout(30)
+def test_closes_made_together_go_in_one_rpc_and_a_drain_does_not_wait_for_more():
+    batches: list[list[tuple[int, int | None]]] = []
+    c = Closer(batches.append, gather=2.0)
+    for h in range(1, 11):
+        c.submit(h, h * 10)
+    assert c.drain(timeout=15)
+    assert batches == [[(h, h * 10) for h in range(1, 11)]]     # gathered: one RPC, in order
+    slow = Closer(batches.append, gather=60.0)
+    slow.submit(11, None)
+    t0 = time.monotonic()
+    assert slow.drain(timeout=15) and time.monotonic() - t0 < 10   # sent at once for the drain
+    assert batches[-1] == [(11, None)]
+    assert c.stop(timeout=1) == [] and slow.stop(timeout=1) == []
+
+
+@pytest.mark.timeout(30)
 def test_unmount_waits_for_closes_within_a_bound_and_says_what_was_not_sent(caplog):
     c = Closer(_FlakyMds(failures=1_000_000))
     c.submit(9, 123)

@@ -17,6 +17,7 @@ from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID, SEQ_WIDTH, Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Cred
+from lustrepy.mds import resources
 from lustrepy.mds.inodes import FID_RESERVE, ReadOnlyTx
 from lustrepy.mds.lfsck import check_invariants
 from lustrepy.mds.store import Store
@@ -434,6 +435,21 @@ def test_pools_take_add_and_survive_restart(mdt_dir):
         s.write(lambda tx: tx.pool_add(3, 11, 20))
         assert s.write(lambda tx: tx.pool_take(3, 2))[0] == [11, 12]
         assert check_invariants(s) == []
+
+
+def test_one_object_from_each_pool_in_one_take(store):
+    for i in (0, 1, 2):
+        store.write(lambda tx, i=i: tx.ost_register(i, f"x-OST{i:04x}_UUID", "h:1"))
+    store.write(lambda tx: tx.pool_add(0, 1, 3))
+    store.write(lambda tx: tx.pool_add(2, 7, 7))
+    assert store.write(lambda tx: resources.pool_take_each(tx, resources.pool_ranges(tx), [2, 0]))[0] == [7, 1]
+    assert resources.pool_ranges(store.read()) == {0: (2, 3), 2: (8, 7)}
+    for osts in ([0, 2], [1]):          # an empty pool, one never filled: nothing is taken from any
+        with pytest.raises(LpError) as ei:
+            store.write(lambda tx, osts=osts: resources.pool_take_each(tx, resources.pool_ranges(tx), osts))
+        assert ei.value.errno == errno.ENOSPC
+    assert resources.pool_ranges(store.read()) == {0: (2, 3), 2: (8, 7)}
+    assert check_invariants(store) == []
 
 
 def test_pool_add_ignores_known_ids_and_drops_gapped_leftovers(store):
