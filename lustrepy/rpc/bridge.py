@@ -1,9 +1,11 @@
-"""The one bridge between trio code and grpcio's synchronous stubs.
+"""The bridge between trio code and blocking calls: worker threads.
 
-grpcio has no trio support, so blocking calls (mdc and data-path methods, each
-of which sets its own RPC deadlines through lustrepy.rpc.channel.call) run in
-worker threads via trio.to_thread.run_sync, limited by one CapacityLimiter per
-kind of work.
+grpcio has no trio support, so blocking calls (data-path methods and mdc work
+that waits on more than the request lane, each of which sets its own RPC
+deadlines through lustrepy.rpc.channel.call) run in worker threads via
+trio.to_thread.run_sync, limited by one CapacityLimiter per kind of work. A
+plain MDS request over the request lane takes the other way, rpc/inline.py:
+on the trio thread, its wait handed back to trio.
 """
 
 from __future__ import annotations
