@@ -6,10 +6,11 @@ The thread gathers closes for up to GATHER_S after the first one before it
 sends them together, and closes queued while one RPC is on its way go in the
 next: one RPC and one MDS transaction for many closes (a loop of creates
 closes a file every millisecond or so). Whoever drains the queue (a lock
-callback, fsync, unmount) cuts the gathering short. A writer's close carries the size the MDS keeps for the file,
-so a close that fails for transport trouble (the MDS down or restarting, the
-network cut) is kept and sent again, with backoff, until it lands; a close
-the MDS refuses with a POSIX error is logged and dropped. fsync and unmount
+callback, fsync, unmount, a truncate) cuts the gathering short. A writer's
+close carries the size the MDS keeps for the file, so a close that fails for
+transport trouble (the MDS down or restarting, the network cut) is kept and
+sent again, with backoff, until it lands; a close the MDS refuses with a
+POSIX error is logged and dropped. fsync and unmount
 wait for the queue to drain, within a bound; unmount logs what it could not
 send. Never raises into callers.
 """

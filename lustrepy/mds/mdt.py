@@ -180,7 +180,7 @@ class Mdt:
         gets fewer stripes rather than none.
         """
         ranges = resources.pool_ranges(tx)
-        pools = {i: top - nxt + 1 for i, (nxt, top) in ranges.items()}
+        pools = resources.sizes_of(ranges)
         osts = self.registry.all()
         if not getattr(self._alloc, "lenient", False):
             open_osts = self.allocator.open_osts(lo, osts)
@@ -190,7 +190,8 @@ class Mdt:
                 self.osp.wake()
                 raise LpError(errno.ENOSPC, "waiting for object precreation")
         chosen = list(self.allocator.choose(lo, osts, pools))
-        objs = [StripeObject(i, oid) for i, oid in zip(chosen, resources.pool_take_each(tx, ranges, chosen), strict=True)]
+        ids = resources.pool_take_each(tx, ranges, chosen)
+        objs = [StripeObject(i, oid) for i, oid in zip(chosen, ids, strict=True)]
         if any(pools.get(i, 0) - 1 < self.cfg.precreate_low for i in chosen):
             self.osp.wake()
         return Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),

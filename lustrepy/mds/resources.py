@@ -37,13 +37,18 @@ def pool_range(tx: TxBase, ost_index: int) -> tuple[int, int] | None:
     return (r[0], r[1]) if r else None
 
 
-def pool_sizes(tx: TxBase) -> dict[int, int]:
-    return {r[0]: r[1] for r in tx.conn.execute("SELECT ost_index, last_id - next_id + 1 FROM pools")}
-
-
 def pool_ranges(tx: TxBase) -> dict[int, tuple[int, int]]:
     """(next_id, last_id) of every OST's pool."""
     return {r[0]: (r[1], r[2]) for r in tx.conn.execute("SELECT ost_index, next_id, last_id FROM pools")}
+
+
+def sizes_of(ranges: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """Objects left in each pool of pool_ranges()."""
+    return {i: top - nxt + 1 for i, (nxt, top) in ranges.items()}
+
+
+def pool_sizes(tx: TxBase) -> dict[int, int]:
+    return sizes_of(pool_ranges(tx))
 
 
 def pool_take_each(tx: TxBase, ranges: dict[int, tuple[int, int]], osts: list[int]) -> list[int]:
