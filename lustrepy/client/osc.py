@@ -1,9 +1,17 @@
 """The object storage client: this client's connection to one OSS (one OST).
 
 Connects lazily, keeps the OST's LockClient (extent locks and their
-callback stream), and makes the bulk and attribute RPCs: Write as a client
-stream of large messages each with its crc32c, Read as a server stream whose
-crcs are checked, Punch, Getattr, Sync, and lock enqueues (also glimpses).
+callback stream), and makes the bulk and attribute RPCs: writes and reads,
+Punch, Getattr, Sync, and lock enqueues (also glimpses). Every piece of data
+carries its crc32c both ways.
+
+Bulk data goes on the OSS's request lane when its Connect reply offers one
+(rpc/lane.py): a write is one frame whose pieces follow the message as they
+lie in the cache, a read one frame per 16 MiB whose bytes land in one buffer,
+neither copied through protobuf. Without a lane, or when the lane refuses (an
+unknown token: the OSS restarted) or loses its connection, the same request
+goes on gRPC (Write as a client stream, Read as a server stream), whose reply
+says whether to connect again.
 
 A reconnect (after ENOTCONN, an eviction, or the OST moving to a new
 address) gets a new export: every lock of the old one is gone, `epoch` is
@@ -21,16 +29,19 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import crc32c
 import grpc
 
+from lustrepy.client.datacache import Buf, Segment, write_messages
 from lustrepy.common.errors import LpError
 from lustrepy.common.records import Lvb
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.request import Grant, LockClient
 from lustrepy.ldlm.resource import ResId
 from lustrepy.rpc.channel import call, make_channel, transport_errno
+from lustrepy.rpc.lane import MAX_DATA, LaneClient, LaneLost, LaneRefused
 from lustrepy.rpc.convert import check_rep, lvb_from_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import oss_pb2 as opb
@@ -38,6 +49,11 @@ from lustrepy.rpc.v1 import oss_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+_OSS = opb.DESCRIPTOR.services_by_name["Oss"]
+
+MSG_MIN = 1 << 20           # on gRPC, smaller runs are joined up to MSG_MAX into one message
+MSG_MAX = 4 << 20
 LOCK_LRU = 1024             # unused extent locks kept per OST
 LOCK_WORKERS = 8            # threads running blocking and glimpse callbacks, per OST
 _COUNTERS = ("connects", "write_rpcs", "write_bytes", "read_rpcs", "read_bytes", "enqueues", "glimpsed",
@@ -49,7 +65,8 @@ class Osc:
 
     def __init__(self, index: int, client_id: str, fsname: str, address_of: Callable[[bool], str | None], *,
                  rpc_timeout: float, on_blocking: Callable[[cpb.LockDesc], None],
-                 on_glimpse: Callable[[cpb.LockDesc], Lvb | None], on_lost: Callable[[], None]) -> None:
+                 on_glimpse: Callable[[cpb.LockDesc], Lvb | None], on_lost: Callable[[], None],
+                 use_lane: bool = True) -> None:
         self.index = index
         self.client_id = client_id
         self.fsname = fsname
@@ -72,6 +89,8 @@ class Osc:
         self.epoch = 0                  # bumped each time this client's locks on the OST are lost
         self._xids = itertools.count(1)
         self._stats = dict.fromkeys(_COUNTERS, 0)
+        self._lane: LaneClient | None = None   # the OSS's request lane, from the last Connect
+        self.use_lane = use_lane
 
     @property
     def name(self) -> str:
@@ -110,6 +129,7 @@ class Osc:
                 self._count("errors")
                 raise LpError(e.errno, f"{self.name} at {address}: {e.message}") from None
             self._forget_locks()                # a new export never has the old one's locks
+            self._set_lane(address, rep)
             locks.attach(rep.conn_gen)
             if not locks.wait_attached(self.rpc_timeout):
                 raise LpError(errno.ETIMEDOUT, f"{self.name}: lock callback stream not bound in time")
@@ -121,6 +141,27 @@ class Osc:
                 self._stats["connects"] += 1
             log.info("%s: connected to %s (%s, gen %#x)", self.name, address, rep.server_uuid, rep.conn_gen)
             return stub, locks, rep.conn_gen
+
+    def _set_lane(self, address: str, rep: cpb.ConnectReply) -> None:
+        lane = None
+        if rep.lane_port and self.use_lane:
+            host = address.rpartition(":")[0].strip("[]")
+            lane = LaneClient(host, rep.lane_port, rep.lane_token, _OSS, connect_timeout=self.rpc_timeout)
+        with self._mu:
+            old, self._lane = self._lane, lane
+        if old is not None:
+            old.close()
+
+    def _on_lane(self, what: str, fn: Callable[[LaneClient], R]) -> R | None:
+        """fn(the lane), or None when there is no lane or it failed in a way gRPC should retry."""
+        lane = self._lane
+        if lane is None:
+            return None
+        try:
+            return fn(lane)
+        except (LaneRefused, LaneLost) as e:
+            log.info("%s: %s: %s on gRPC", self.name, e.message, what)
+        return None
 
     def _new_channel(self, address: str) -> None:
         old_channel, old_locks = self._channel, self._locks
@@ -193,6 +234,8 @@ class Osc:
                 locks.close()
             if channel is not None:
                 channel.close()
+            if self._lane is not None:
+                self._lane.close()
 
     # -- locks -------------------------------------------------------------------
 
@@ -227,11 +270,19 @@ class Osc:
 
     # -- data ------------------------------------------------------------------------
 
-    def write(self, object_id: int, messages: Sequence[tuple[int, bytes]], sync: bool = False) -> Lvb:
-        """Write (offset, data) messages to one object in one stream; returns the object's LVB after."""
+    def write(self, object_id: int, runs: Sequence[tuple[int, Buf]], sync: bool = False) -> Lvb:
+        """Write (offset, data) runs to one object in one request; returns the object's LVB after.
+        On the lane the runs go as they are; on gRPC small ones are joined into messages of MSG_MIN
+        to MSG_MAX bytes."""
         stub, _, gen = self._ready()
+        total = sum(len(d) for _, d in runs)
+        if total <= MAX_DATA:
+            lvbs = self._on_lane("write", lambda lane: self._lane_write(
+                lane, gen, [(object_id, off, d) for off, d in runs], total, sync))
+            if lvbs is not None:
+                return lvbs[object_id]
+        messages = write_messages([Segment(off, d) for off, d in runs], MSG_MIN, MSG_MAX)
         hdr = self._hdr(gen)
-        total = sum(len(d) for _, d in messages)
 
         def chunks() -> Iterator[opb.WriteChunk]:
             h: cpb.ReqHdr | None = hdr
@@ -258,6 +309,10 @@ class Osc:
         object's LVB after. For many small writes, where a stream per object costs a thread."""
         stub, _, gen = self._ready()
         total = sum(len(d) for _, _, d in pieces)
+        if total <= MAX_DATA:
+            lvbs = self._on_lane("write", lambda lane: self._lane_write(lane, gen, pieces, total))
+            if lvbs is not None:
+                return lvbs
         req = opb.WriteManyRequest(hdr=self._hdr(gen), chunks=[
             opb.WriteChunk(object_id=oid, offset=off, data=data, crc32c=crc32c.crc32c(data))
             for oid, off, data in pieces])
@@ -273,12 +328,61 @@ class Osc:
             self._stats["write_bytes"] += total
         return {o.object_id: lvb_from_pb(o.lvb) for o in rep.lvbs}
 
-    def read(self, object_id: int, offset: int, length: int, chunk_size: int = 0) -> list[bytes]:
+    def _lane_write(self, lane: LaneClient, gen: int, pieces: Sequence[tuple[int, int, Buf]], total: int,
+                    sync: bool = False) -> dict[int, Lvb]:
+        req = opb.WriteManyRequest(hdr=self._hdr(gen), chunks=[
+            opb.WriteChunk(object_id=oid, offset=off, length=len(d), crc32c=crc32c.crc32c(d), sync=sync)
+            for oid, off, d in pieces])
+        try:
+            rep, _ = lane.bulk_method(_OSS, "WriteMany")(req, data=[d for _, _, d in pieces], timeout=self.rpc_timeout)
+            check_rep(rep.hdr)
+        except (LaneRefused, LaneLost):
+            raise
+        except LpError as e:
+            raise self._down(gen, LpError(e.errno, f"{self.name}: writing {len(pieces)} pieces: {e.message}")) from None
+        if rep.written != total:
+            raise self._down(gen, LpError(errno.EIO, f"{self.name}: wrote {rep.written} of {total} bytes"))
+        with self._mu:
+            self._stats["write_rpcs"] += 1
+            self._stats["write_bytes"] += total
+        return {o.object_id: lvb_from_pb(o.lvb) for o in rep.lvbs}
+
+    def _lane_read(self, lane: LaneClient, gen: int, object_id: int, offset: int, length: int) -> list[Buf]:
+        out: list[Buf] = []
+        pos, end = offset, offset + length
+        call = lane.bulk_method(_OSS, "ReadOne")
+        while True:
+            req = opb.ReadRequest(hdr=self._hdr(gen), object_id=object_id, offset=pos, length=end - pos)
+            try:
+                rep, data = call(req, timeout=self.rpc_timeout)
+                check_rep(rep.hdr)
+                if rep.offset != pos:
+                    raise LpError(errno.EIO, f"read reply at {rep.offset}, expected {pos}")
+                if crc32c.crc32c(data) != rep.crc32c:
+                    raise LpError(errno.EIO, f"checksum mismatch reading at {pos}")
+            except (LaneRefused, LaneLost):
+                raise
+            except LpError as e:
+                raise self._down(gen, LpError(e.errno, f"{self.name} object {object_id}: {e.message}")) from None
+            if data:
+                out.append(data)
+                pos += len(data)
+            if rep.eof or pos >= end or not data:
+                break
+        with self._mu:
+            self._stats["read_rpcs"] += 1
+            self._stats["read_bytes"] += pos - offset
+        return out
+
+    def read(self, object_id: int, offset: int, length: int, chunk_size: int = 0) -> list[Buf]:
         """The object's bytes in [offset, offset+length), cut short at its end, as the messages came."""
         stub, _, gen = self._ready()
+        got = self._on_lane("read", lambda lane: self._lane_read(lane, gen, object_id, offset, length))
+        if got is not None:
+            return got
         req = opb.ReadRequest(hdr=self._hdr(gen), object_id=object_id, offset=offset, length=length,
                               chunk_size=chunk_size)
-        out: list[bytes] = []
+        out: list[Buf] = []
         pos = offset
         stream = stub.Read(req, timeout=self.rpc_timeout)
         try:

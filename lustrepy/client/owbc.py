@@ -40,9 +40,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
-from lustrepy.client.datacache import Buf, Segment, SegmentMap, split_streams, write_messages
+from lustrepy.client.datacache import Buf, Segment, SegmentMap, split_streams
 from lustrepy.client.extcache import EOF, ExtentLocks, Held, ObjectLocks
 from lustrepy.client.lov import Piece
+from lustrepy.client.osc import MSG_MAX, MSG_MIN
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.records import Lvb
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-MSG_MIN = 1 * MiB           # smaller dirty runs are joined up to MSG_MAX before sending
-MSG_MAX = 4 * MiB
 STREAM_MAX = 8 * MiB        # one Write stream carries about this much, so big flushes run several per OST
 _RETRYABLE = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
 _KEEP = (*_RETRYABLE, errno.ENOSPC, errno.EDQUOT)     # a stream failing so keeps its data dirty
@@ -284,7 +283,7 @@ class WriteBack:
         try:
             for g in before:                  # older data for these bytes goes first
                 g.done.wait(3 * self._timeout)
-            lvb = st.osc.write(st.oid, write_messages(f.segs, MSG_MIN, MSG_MAX))
+            lvb = st.osc.write(st.oid, [(s.start, s.data) for s in f.segs])
         except LpError as e:
             err = e
         except Exception as e:  # a bug must not lose the data silently

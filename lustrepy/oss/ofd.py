@@ -26,7 +26,7 @@ import os
 import threading
 from array import array
 from dataclasses import dataclass
-from typing import Generator
+from typing import Callable, Generator
 
 import crc32c
 
@@ -201,6 +201,26 @@ class Ofd:
         finally:
             os.close(fd)
 
+    def read_into(self, oid: int, offset: int, length: int,
+                  out: Callable[[int], memoryview]) -> tuple[memoryview, bool]:
+        """One piece of [offset, offset+length), at most MAX_READ_CHUNK, read into out(n): the bytes
+        and whether they reach the object's end. Holes read as zeros; ENOENT when no such object."""
+        _check_oid(oid)
+        try:
+            fd = self.osd.open_ro(oid)
+        except OSError as e:
+            raise _oserr(e, f"object {oid}") from None
+        try:
+            size = self.osd.fstat(fd).size
+            n = max(0, min(length, MAX_READ_CHUNK, size - offset))
+            buf = out(n)
+            got = self.osd.pread_into(fd, buf, offset) if n else 0
+        except OSError as e:
+            raise _oserr(e, f"reading object {oid}") from None
+        finally:
+            os.close(fd)
+        return buf[:got], got < n or offset + got >= size
+
     # -- attributes, punch, destroy, sync ------------------------------------
 
     def getattr(self, oid: int) -> Lvb:
@@ -332,7 +352,7 @@ class WriteSession:
         self._fds: dict[int, int] = {}
         self._last_oid = 0
 
-    def write(self, oid: int, offset: int, data: bytes, crc: int, sync: bool = False) -> None:
+    def write(self, oid: int, offset: int, data: bytes | bytearray | memoryview, crc: int, sync: bool = False) -> None:
         """Check and write one chunk; on any error nothing of this chunk is visible."""
         _check_oid(oid)
         if crc32c.crc32c(data) != crc:
@@ -369,7 +389,7 @@ class WriteSession:
                 raise _oserr(failure, f"writing object {oid}")
         self.written += len(data)
 
-    def _apply(self, fd: int, oid: int, offset: int, data: bytes, old_size: int, need: int) -> None:
+    def _apply(self, fd: int, oid: int, offset: int, data: bytes | bytearray | memoryview, old_size: int, need: int) -> None:
         osd = self.ofd.osd
         try:
             if need:

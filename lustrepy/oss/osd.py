@@ -116,7 +116,7 @@ class Osd:
         return _objstat(os.fstat(fd))
 
     @staticmethod
-    def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
         """Write all of `data` at `offset` (pwrite may write less than asked)."""
         view = memoryview(data)
         while view:
@@ -141,6 +141,17 @@ class Osd:
             parts.append(more)
             got += len(more)
         return b"".join(parts)
+
+    @staticmethod
+    def pread_into(fd: int, buf: memoryview, offset: int) -> int:
+        """Fill buf from `offset`; returns the bytes read, fewer only at end of file."""
+        got = 0
+        while got < len(buf):
+            n = os.preadv(fd, [buf[got:]], offset + got)
+            if n <= 0:
+                break
+            got += n
+        return got
 
     @staticmethod
     def allocated(fd: int, offset: int, length: int) -> bool:

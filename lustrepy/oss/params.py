@@ -35,6 +35,8 @@ OPTIONS = (
               settable=False, minimum=1),
     ParamSpec("advertise", "str", None, "host announced to the MDS when listening on a wildcard address",
               settable=False, tunable=False),
+    ParamSpec("lane", "bool", True, "serve clients' bulk data on the request lane too (a TCP port beside gRPC)",
+              settable=False, tunable=False),
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS",
               minimum=0.01, maximum=3600),
     *daemon_specs(LOG_SUBSYSTEMS),

@@ -38,7 +38,8 @@ from lustrepy.oss.ofd import Ofd
 from lustrepy.oss.osd import Osd
 from lustrepy.oss.service import OssService
 from lustrepy.rpc.channel import bind, make_server
-from lustrepy.rpc.v1 import ldlm_pb2_grpc, oss_pb2_grpc
+from lustrepy.rpc.lane import LaneServer
+from lustrepy.rpc.v1 import ldlm_pb2_grpc, oss_pb2, oss_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class OssConfig:
     advertise: str                  # the host announced to the MDS
     log_level: str
     log_levels: tuple[tuple[str, str], ...] = ()    # subsystem -> level, beyond log_level
+    lane: bool = True               # serve bulk data on the request lane beside gRPC
 
     @property
     def listen(self) -> str:
@@ -127,6 +129,8 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]
     p.add_argument("--callback-timeout", type=_seconds, metavar="S",
                    help="seconds a lock holder has to answer a callback before eviction (default 10)")
     p.add_argument("--advertise", metavar="HOST", help="host to announce when listening on a wildcard address")
+    p.add_argument("--no-lane", dest="lane", action="store_false", default=None,
+                   help="serve clients on gRPC only, without the request lane for bulk data")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                    help="the daemon's log level (default INFO)")
     p.add_argument("--format-only", action="store_true",
@@ -158,7 +162,8 @@ def config_of(v: dict[str, Any]) -> OssConfig:
                      heartbeat=v["heartbeat_interval"], callback_timeout=v["callback_timeout"],
                      advertise=advertised_host(host, v["advertise"]), log_level=v["log.level"],
                      log_levels=tuple((k.removeprefix("log."), lv) for k, lv in v.items()
-                                      if k.startswith("log.") and k != "log.level" and lv != "NOTSET"))
+                                      if k.startswith("log.") and k != "log.level" and lv != "NOTSET"),
+                     lane=bool(v["lane"]))
 
 
 def recorded_mgs(dir: str) -> str | None:
@@ -209,16 +214,20 @@ class Serving:
     port: int
     lockd: LockServer
     service: OssService
+    lane: LaneServer | None = None
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         done = self.server.stop(grace)
+        if self.lane is not None:
+            self.lane.stop()
         self.lockd.stop()
         done.wait(grace + 1)
 
 
 def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot_id: int = 0,
-                  threads: int = RPC_THREADS) -> Serving:
-    """Bind `listen` (port 0 = any), register Oss + Ldlm, start; LpError when it cannot bind."""
+                  threads: int = RPC_THREADS, lane: bool = True) -> Serving:
+    """Bind `listen` (port 0 = any), register Oss + Ldlm, start; LpError when it cannot bind.
+    With `lane`, the request lane listens on any free port of the same host too."""
     boot_id = boot_id or secrets.randbits(63) | 1
     lockd = LockServer(ofd.ident.name, callback_timeout=callback_timeout,
                        lvb_source=lambda res: ofd.lvb(res.n1))
@@ -227,9 +236,19 @@ def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot
     oss_pb2_grpc.add_OssServicer_to_server(service, server)
     ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lockd, service.stats), server)
     port = bind(server, listen)
+    lane_server = None
+    if lane:
+        lane_server = LaneServer(ofd.ident.name, oss_pb2.DESCRIPTOR.services_by_name["Oss"],
+                                 service.lane_handlers())
+        try:
+            lane_server.start(_host_port(listen, "listen")[0].strip("[]"))
+        except LpError:
+            server.stop(0)
+            raise
+        service.lane = lane_server
     lockd.start()
     server.start()
-    return Serving(server, port, lockd, service)
+    return Serving(server, port, lockd, service, lane_server)
 
 
 def run(cfg: OssConfig) -> int:
@@ -256,7 +275,8 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
 
     boot_id = secrets.randbits(63) | 1
     try:
-        serving = start_serving(ofd, cfg.listen, callback_timeout=cfg.callback_timeout, boot_id=boot_id)
+        serving = start_serving(ofd, cfg.listen, callback_timeout=cfg.callback_timeout, boot_id=boot_id,
+                                lane=cfg.lane)
     except LpError as e:
         raise QuietError(f"cannot listen on {cfg.listen}: address in use or not local") from e
     port = serving.port

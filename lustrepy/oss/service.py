@@ -15,7 +15,7 @@ import functools
 import inspect
 import logging
 import time
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 import crc32c
 import grpc
@@ -26,6 +26,7 @@ from lustrepy.common.opstats import RpcStats
 from lustrepy.oss.ofd import Ofd, WriteSession
 from lustrepy.common.params import Registry
 from lustrepy.rpc.convert import Reply, lvb_to_pb, rep_err, rep_ok, statfs_to_pb
+from lustrepy.rpc.lane import Buf, Handler, LaneServer, messages
 from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -141,6 +142,49 @@ class OssService(oss_pb2_grpc.OssServicer):
         self.exports = exports
         self.boot_id = boot_id
         self.stats = RpcStats()     # per op and per client: counts, bytes, latency (Stats RPC)
+        self.lane: LaneServer | None = None     # the request lane, when served (start_serving)
+
+    # -- the request lane: bulk data beside the messages ----------------------------
+
+    def lane_handlers(self) -> dict[str, Handler]:
+        """WriteMany and ReadOne with their bytes in the lane's frame data; Punch, Getattr and Sync as they are."""
+        out = {"WriteMany": Handler(opb.WriteManyRequest, self._lane_write, bulk=True),
+               "ReadOne": Handler(opb.ReadRequest, self._lane_read, bulk=True)}
+        for name in OSS_LANE_PLAIN:
+            fn = getattr(self, name)
+            out[name] = Handler(messages(_OSS, name)[0], functools.partial(_for_peer, fn, messages(_OSS, name)[1]))
+        return out
+
+    def _lane_write(self, req: opb.WriteManyRequest, peer: str, data: memoryview,
+                    out: Callable[[int], memoryview]) -> tuple[opb.WriteManyReply, bytes]:
+        t0 = time.perf_counter()
+        total = sum(c.length for c in req.chunks)
+        if req.hdr.client_id != peer:
+            rep = opb.WriteManyReply(hdr=rep_err(_NOT_YOURS))
+        elif total != len(data) or any(c.data for c in req.chunks):
+            rep = opb.WriteManyReply(hdr=rep_err(LpError(
+                errno.EINVAL, f"the pieces' lengths add up to {total} bytes, the frame carries {len(data)}")))
+        else:
+            rep = self._write_many(req, zip(req.chunks, _cut(data, [c.length for c in req.chunks])))
+        self.stats.record("write_many", req.hdr.client_id, int((time.perf_counter() - t0) * 1e6), rep.written,
+                          rep.hdr.errno != 0)
+        return rep, b""
+
+    def _lane_read(self, req: opb.ReadRequest, peer: str, data: memoryview,
+                   out: Callable[[int], memoryview]) -> tuple[opb.ReadChunk, memoryview]:
+        t0 = time.perf_counter()
+        got = memoryview(b"")
+        try:
+            if req.hdr.client_id != peer:
+                raise _NOT_YOURS
+            self._check(req.hdr)
+            got, eof = self.ofd.read_into(req.object_id, req.offset, req.length, out)
+            rep = opb.ReadChunk(hdr=rep_ok(), offset=req.offset, crc32c=_crc(got), eof=eof)
+        except LpError as e:
+            rep = opb.ReadChunk(hdr=rep_err(e), offset=req.offset)
+        self.stats.record("read", req.hdr.client_id, int((time.perf_counter() - t0) * 1e6), len(got),
+                          rep.hdr.errno != 0)
+        return rep, got
 
     def _check(self, hdr: cpb.ReqHdr) -> None:
         if not hdr.client_id:
@@ -162,8 +206,12 @@ class OssService(oss_pb2_grpc.OssServicer):
         except Exception:
             log.exception("Connect failed")
             return cpb.ConnectReply(hdr=rep_err(LpError(errno.EIO, "connect: internal error on the OSS")))
-        return cpb.ConnectReply(hdr=rep_ok(), conn_gen=gen, server_uuid=ident.uuid, fsname=ident.fsname,
-                                boot_id=self.boot_id, server_version=lustrepy.__version__)
+        rep = cpb.ConnectReply(hdr=rep_ok(), conn_gen=gen, server_uuid=ident.uuid, fsname=ident.fsname,
+                               boot_id=self.boot_id, server_version=lustrepy.__version__)
+        if self.lane is not None:
+            rep.lane_port = self.lane.port
+            rep.lane_token = self.lane.issue(request.client_id)
+        return rep
 
     @_answers(cpb.SimpleReply)
     def Disconnect(self, request: cpb.DisconnectRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
@@ -199,12 +247,15 @@ class OssService(oss_pb2_grpc.OssServicer):
 
     @_accounted("write_many")
     def WriteMany(self, request: opb.WriteManyRequest, context: grpc.ServicerContext) -> opb.WriteManyReply:
+        return self._write_many(request, ((c, c.data) for c in request.chunks))
+
+    def _write_many(self, request: opb.WriteManyRequest, pieces: Iterable[tuple[opb.WriteChunk, Buf]]) -> opb.WriteManyReply:
         def fn(session: WriteSession) -> opb.WriteManyReply:
             self._check(request.hdr)
             if not request.chunks:
                 raise LpError(errno.EINVAL, "empty write")
-            for chunk in request.chunks:
-                session.write(chunk.object_id, chunk.offset, chunk.data, chunk.crc32c, chunk.sync)
+            for chunk, data in pieces:
+                session.write(chunk.object_id, chunk.offset, data, chunk.crc32c, chunk.sync)
             written, _ = session.finish()
             return opb.WriteManyReply(hdr=rep_ok(), written=written, lvbs=[
                 opb.ObjLvb(object_id=oid, lvb=lvb_to_pb(lvb)) for oid, lvb in session.lvbs().items()])
@@ -243,6 +294,12 @@ class OssService(oss_pb2_grpc.OssServicer):
         finally:
             if pieces is not None:
                 pieces.close()
+
+    @_answers(opb.ReadChunk)
+    def ReadOne(self, request: opb.ReadRequest, context: grpc.ServicerContext) -> opb.ReadChunk:
+        self._check(request.hdr)
+        data, eof = self.ofd.read_into(request.object_id, request.offset, request.length, _fresh)
+        return opb.ReadChunk(hdr=rep_ok(), offset=request.offset, data=data.tobytes(), crc32c=_crc(data), eof=eof)
 
     @_answers(opb.ObjAttrReply)
     def Punch(self, request: opb.PunchRequest, context: grpc.ServicerContext) -> opb.ObjAttrReply:
@@ -310,5 +367,27 @@ class OssService(oss_pb2_grpc.OssServicer):
             return spb.StatsReply(hdr=rep_err(LpError(errno.EIO, "stats: internal error on the OSS")))
 
 
-def _crc(data: bytes) -> int:
+def _crc(data: Buf) -> int:
     return int(crc32c.crc32c(data))
+
+
+_OSS = opb.DESCRIPTOR.services_by_name["Oss"]
+OSS_LANE_PLAIN = ("Punch", "Getattr", "Sync")       # lane methods without data
+_NOT_YOURS = LpError(errno.EPERM, "a lane carries its own client's requests only")
+
+
+def _for_peer(fn: Callable[[Any, Any], Any], reply_cls: Any, req: Any, peer: str) -> Any:
+    if req.hdr.client_id != peer:
+        return reply_cls(hdr=rep_err(_NOT_YOURS))
+    return fn(req, None)
+
+
+def _fresh(n: int) -> memoryview:
+    return memoryview(bytearray(n))
+
+
+def _cut(data: memoryview, lengths: list[int]) -> Iterator[memoryview]:
+    pos = 0
+    for n in lengths:
+        yield data[pos:pos + n]
+        pos += n

@@ -9,18 +9,23 @@ connections to the lane port and presents it, and every connection is then
 bound to that client's identity. The messages are the service's own protobuf
 requests and replies; POSIX results travel in their headers as on gRPC.
 
-Frames: a header (payload length u32, method u16, tag u64, network order) and
-the payload. Method 0 is the hello (payload: the token, then the service's
-method-table digest), method n > 0 the service's n-th unary method in the
-order of its descriptor, ERROR a refusal (payload: one line of text). A reply
-carries its request's method and tag.
+Frames: a header (message length u32, data length u32, method u16, tag u64,
+network order), the protobuf message, then the frame's data: bulk bytes that
+travel beside the message rather than inside it, so neither end copies them
+through protobuf (an OSS's reads and writes; Lustre moves bulk beside its RPCs
+the same way). Method 0 is the hello (message: the token, then the digest of
+the service's method table and of this framing), method n > 0 the service's
+n-th unary method in the order of its descriptor, ERROR a refusal (message:
+one line of text). A reply carries its request's method and tag.
 
 Server: one thread per connection reads a request, runs its handler inline
-and writes the reply; nothing is handed to another thread. Client: a pool of
-connections, one per concurrent caller; a caller sends and reads its reply on
-the connection it took, with the call's deadline as the socket timeout. Code
-that rpc.inline runs on a trio thread takes non-blocking connections of a pool
-of their own and waits for its reply through trio, until the same deadline.
+and writes the reply; nothing is handed to another thread. A request's data
+is read into a buffer the connection keeps and reuses, and a bulk handler may
+answer from another such buffer. Client: a pool of connections, one per
+concurrent caller; a caller sends and reads its reply on the connection it
+took, with the call's deadline as the socket timeout. Code that rpc.inline
+runs on a trio thread takes non-blocking connections of a pool of their own
+and waits for its reply through trio, until the same deadline.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
@@ -45,12 +50,17 @@ from lustrepy.rpc.inline import LoopWaits
 
 log = logging.getLogger(__name__)
 
-HEADER = struct.Struct("!IHQ")
+HEADER = struct.Struct("!IIHQ")     # message length, data length, method, tag
+FRAMING = b"lane/2"                 # in the hello's digest: both ends frame alike
 HELLO = 0
 ERROR = 0xFFFF
-MAX_PAYLOAD = 64 * 1024 * 1024
+MAX_PAYLOAD = 64 * 1024 * 1024      # a frame's protobuf message
+MAX_DATA = 64 * 1024 * 1024         # a frame's data
+MAX_PARTS = 512                     # buffers per sendmsg (the kernel takes at most IOV_MAX, 1024)
 MAX_CONNECTIONS = 1024          # per server: past this a hello is refused (the client uses gRPC)
 HELLO_TIMEOUT = 10.0
+
+Buf = bytes | bytearray | memoryview
 
 
 # The Mds methods clients send on the lane: everything but Connect and the admin and OSS calls.
@@ -62,11 +72,15 @@ class LaneRefused(LpError):
     """The server refused the hello (unknown token, restarted server, too many connections)."""
 
 
+class LaneLost(LpError):
+    """ENOTCONN: no connection to the lane, or it broke before the answer came (the request may have run)."""
+
+
 def method_table(service: ServiceDescriptor) -> tuple[list[str], bytes]:
     """The unary methods of a service in descriptor order, and a digest both ends compare."""
     names = [m.name for m in service.methods if not m.client_streaming and not m.server_streaming]
-    digest = hashlib.sha256("\n".join(f"{m.name}({m.input_type.full_name})"
-                                      for m in service.methods).encode()).digest()[:8]
+    digest = hashlib.sha256(FRAMING + "\n".join(f"{m.name}({m.input_type.full_name})"
+                                                for m in service.methods).encode()).digest()[:8]
     return names, digest
 
 
@@ -76,11 +90,9 @@ def messages(service: ServiceDescriptor, name: str) -> tuple[Any, Any]:
     return message_factory.GetMessageClass(m.input_type), message_factory.GetMessageClass(m.output_type)
 
 
-def _recv_exact(sock: socket.socket, n: int, waits: LoopWaits | None = None) -> bytes:
-    """n bytes from sock; with `waits`, sock is non-blocking and waits.readable waits for more."""
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
+def _recv_into(sock: socket.socket, view: memoryview, waits: LoopWaits | None = None) -> None:
+    """Fill view from sock; with `waits`, sock is non-blocking and waits.readable waits for more."""
+    got, n = 0, len(view)
     while got < n:
         try:
             k = sock.recv_into(view[got:], n - got)
@@ -92,30 +104,65 @@ def _recv_exact(sock: socket.socket, n: int, waits: LoopWaits | None = None) -> 
         if k == 0:
             raise ConnectionError("connection closed")
         got += k
-    return bytes(buf)
 
 
-def _read_frame(sock: socket.socket, waits: LoopWaits | None = None) -> tuple[int, int, bytes]:
-    length, method, tag = HEADER.unpack(_recv_exact(sock, HEADER.size, waits))
-    if length > MAX_PAYLOAD:
-        raise ValueError(f"frame of {length} bytes")
-    return method, tag, _recv_exact(sock, length, waits) if length else b""
+def _fresh(n: int) -> memoryview:
+    return memoryview(bytearray(n))
 
 
-def _send_all(sock: socket.socket, data: bytes, waits: LoopWaits | None) -> None:
-    if waits is None:
-        sock.sendall(data)
-        return
-    view = memoryview(data)
-    while view:
+@dataclass(frozen=True, slots=True)
+class Frame:
+    method: int
+    tag: int
+    payload: bytes                      # the protobuf message
+    data: memoryview                    # the bulk bytes after it (empty for most methods)
+
+
+_NO_DATA = memoryview(b"")
+
+
+def _read_frame(sock: socket.socket, waits: LoopWaits | None = None,
+                into: Callable[[int], memoryview] = _fresh) -> Frame:
+    """The next frame; its data lands in into(n), a fresh buffer unless the caller keeps one."""
+    head = _fresh(HEADER.size)
+    _recv_into(sock, head, waits)
+    length, dlen, method, tag = HEADER.unpack(head)
+    if length > MAX_PAYLOAD or dlen > MAX_DATA:
+        raise ValueError(f"frame of {length} + {dlen} bytes")
+    payload = b""
+    if length:
+        pv = _fresh(length)
+        _recv_into(sock, pv, waits)
+        payload = pv.tobytes()
+    data = _NO_DATA
+    if dlen:
+        data = into(dlen)
+        _recv_into(sock, data, waits)
+    return Frame(method, tag, payload, data)
+
+
+def _send_parts(sock: socket.socket, parts: list[Buf], waits: LoopWaits | None) -> None:
+    """Send every buffer of parts, in order, without joining them (sendmsg, resumed after a short send)."""
+    views = [v for v in (memoryview(p).cast("B") for p in parts) if len(v)]
+    while views:
         try:
-            view = view[sock.send(view):]
+            n = sock.sendmsg(views[:MAX_PARTS])
         except BlockingIOError:
+            if waits is None:
+                raise
             waits.writable(sock)
+            continue
+        while n:
+            if n >= len(views[0]):
+                n -= len(views.pop(0))
+            else:
+                views[0] = views[0][n:]
+                n = 0
 
 
-def _frame(method: int, tag: int, payload: bytes) -> bytes:
-    return HEADER.pack(len(payload), method, tag) + payload
+def _frame(method: int, tag: int, payload: bytes, dlen: int = 0) -> bytes:
+    """A frame's header and message; its `dlen` bytes of data are sent after them."""
+    return HEADER.pack(len(payload), dlen, method, tag) + payload
 
 
 # ---- server ---------------------------------------------------------------------------------------------
@@ -123,8 +170,39 @@ def _frame(method: int, tag: int, payload: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Handler:
+    """A method's server side. fn(request, peer identity) -> reply; with `bulk`,
+    fn(request, peer, data, out) -> (reply, data out): `data` is the request's data and
+    `out(n)` lends an n-byte buffer to answer from; both are the connection's and are
+    reused by its next request."""
+
     request_cls: Any                         # the protobuf request class
-    fn: Callable[[Any, str], Any]            # (request, peer identity) -> reply message
+    fn: Callable[..., Any]
+    bulk: bool = False
+
+
+class Buffers:
+    """A connection's two reusable buffers: requests' data come in one, bulk answers go out of the other.
+    A buffer is kept up to KEEP bytes; a larger one is made for its frame and dropped after it."""
+
+    KEEP = 8 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._in = bytearray()
+        self._out = bytearray()
+
+    def incoming(self, n: int) -> memoryview:
+        if n > self.KEEP:
+            return _fresh(n)
+        if len(self._in) < n:
+            self._in = bytearray(max(n, 2 * len(self._in)))
+        return memoryview(self._in)[:n]
+
+    def outgoing(self, n: int) -> memoryview:
+        if n > self.KEEP:
+            return _fresh(n)
+        if len(self._out) < n:
+            self._out = bytearray(max(n, 2 * len(self._out)))
+        return memoryview(self._out)[:n]
 
 
 class LaneServer:
@@ -223,7 +301,8 @@ class LaneServer:
 
     def _hello(self, c: socket.socket) -> str | None:
         c.settimeout(HELLO_TIMEOUT)
-        method, tag, payload = _read_frame(c)
+        f = _read_frame(c, into=_no_data)
+        method, tag, payload = f.method, f.tag, f.payload
         if method != HELLO:
             c.sendall(_frame(ERROR, tag, b"the first frame must be a hello"))
             return None
@@ -247,11 +326,11 @@ class LaneServer:
         return peer
 
     def _serve(self, c: socket.socket) -> None:
+        bufs = Buffers()
         try:
             peer = self._hello(c)
             while peer is not None:
-                method, tag, payload = _read_frame(c)
-                c.sendall(self._answer(method, tag, payload, peer))
+                _send_parts(c, list(self._answer(_read_frame(c, into=bufs.incoming), peer, bufs)), None)
         except (OSError, ConnectionError, ValueError, struct.error):
             pass                                    # the peer went, or sent garbage: drop the connection
         finally:
@@ -259,22 +338,34 @@ class LaneServer:
                 self._conns.pop(c, None)
             c.close()
 
-    def _answer(self, method: int, tag: int, payload: bytes, peer: str) -> bytes:
+    def _answer(self, f: Frame, peer: str, bufs: Buffers) -> tuple[bytes, Buf]:
+        """The reply frame's header and message, and its data."""
+        method, tag = f.method, f.tag
         h = self._handlers.get(method)
         if h is None:
-            return _frame(ERROR, tag, f"no method {method} on the lane".encode())
+            return _frame(ERROR, tag, f"no method {method} on the lane".encode()), b""
+        if f.data and not h.bulk:
+            return _frame(ERROR, tag, b"this method takes no data"), b""
         try:
-            req = h.request_cls.FromString(payload)
+            req = h.request_cls.FromString(f.payload)
         except Exception:  # a payload protobuf cannot parse: refused, the connection stays
-            return _frame(ERROR, tag, b"undecodable request")
+            return _frame(ERROR, tag, b"undecodable request"), b""
+        out: Buf = b""
         try:
-            rep = h.fn(req, peer)
+            if h.bulk:
+                rep, out = h.fn(req, peer, f.data, bufs.outgoing)
+            else:
+                rep = h.fn(req, peer)
         except LpError as e:
-            return _frame(ERROR, tag, e.message.encode()[:1000])
+            return _frame(ERROR, tag, e.message.encode()[:1000]), b""
         except Exception:  # a bug must not take the connection down: logged, refused
             log.exception("lane %s: method %d failed", self.name, method)
-            return _frame(ERROR, tag, b"internal error")
-        return _frame(method, tag, rep.SerializeToString())
+            return _frame(ERROR, tag, b"internal error"), b""
+        return _frame(method, tag, rep.SerializeToString(), len(out)), out
+
+
+def _no_data(n: int) -> memoryview:
+    raise ValueError("a hello carries no data")
 
 
 def _shut(s: socket.socket) -> None:
@@ -322,7 +413,23 @@ class LaneClient:
         call.cooperative = True     # type: ignore[attr-defined]  # waits through rpc.inline on the trio thread
         return call
 
+    def bulk_method(self, service: ServiceDescriptor, name: str) -> Callable[..., tuple[Any, memoryview]]:
+        """A callable (request, data=[buffers], timeout=) -> (reply, the reply's data) for a method
+        whose frames carry data: the buffers are sent as they are, the reply's data lands in a
+        buffer of its own."""
+        mid = self._ids[name]
+        reply_cls = messages(service, name)[1]
+
+        def call(request: Any, data: Sequence[Buf] = (), timeout: float = 30.0) -> tuple[Any, memoryview]:
+            return self.exchange(mid, request, reply_cls, timeout, data)
+        call.__name__ = name
+        return call
+
     def call(self, mid: int, request: Any, reply_cls: Any, timeout: float) -> Any:
+        return self.exchange(mid, request, reply_cls, timeout)[0]
+
+    def exchange(self, mid: int, request: Any, reply_cls: Any, timeout: float,
+                 data: Sequence[Buf] = ()) -> tuple[Any, memoryview]:
         deadline = time.monotonic() + timeout
         here = inline.on_loop()
         s = self._take(timeout, here)
@@ -334,19 +441,23 @@ class LaneClient:
             waits = LoopWaits(deadline)
         else:
             s.settimeout(max(0.001, deadline - time.monotonic()))
-        method, rtag, payload = _roundtrip(s, _frame(mid, tag, request.SerializeToString()), "request", waits)
-        if rtag != tag:
+        dlen = sum(memoryview(d).nbytes for d in data)
+        if dlen > MAX_DATA:
+            raise LpError(errno.EINVAL, f"{dlen} bytes of data in one lane frame (at most {MAX_DATA})")
+        head = _frame(mid, tag, request.SerializeToString(), dlen)
+        f = _roundtrip(s, [head, *data], "request", waits)
+        if f.tag != tag:
             s.close()
-            raise LpError(errno.EIO, f"lane reply for tag {rtag}, expected {tag}")
+            raise LpError(errno.EIO, f"lane reply for tag {f.tag}, expected {tag}")
         self._give_back(s, here)
-        if method == ERROR:
-            raise LpError(errno.EIO, f"lane: {payload.decode(errors='replace')}")
-        return reply_cls.FromString(payload)
+        if f.method == ERROR:
+            raise LpError(errno.EIO, f"lane: {f.payload.decode(errors='replace')}")
+        return reply_cls.FromString(f.payload), f.data
 
     def _take(self, timeout: float, here: bool) -> socket.socket:
         with self._mu:
             if self.closed:
-                raise LpError(errno.ENOTCONN, "lane closed")
+                raise LaneLost(errno.ENOTCONN, "lane closed")
             idle = self._idle_loop if here else self._idle
             if idle:
                 return idle.pop()
@@ -366,30 +477,29 @@ class LaneClient:
         try:
             s = socket.create_connection((self.host, self.port), timeout=timeout)
         except OSError as e:
-            raise LpError(errno.ENOTCONN, f"lane connect to {self.host}:{self.port}: {e}") from None
+            raise LaneLost(errno.ENOTCONN, f"lane connect to {self.host}:{self.port}: {e}") from None
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        method, _, payload = _roundtrip(s, _frame(HELLO, 0, self._token + self._digest), "hello")
-        if method != HELLO:
+        f = _roundtrip(s, [_frame(HELLO, 0, self._token + self._digest)], "hello")
+        if f.method != HELLO:
             s.close()
-            raise LaneRefused(errno.ENOTCONN, f"lane refused: {payload.decode(errors='replace')}")
+            raise LaneRefused(errno.ENOTCONN, f"lane refused: {f.payload.decode(errors='replace')}")
         return s
 
 
-def _roundtrip(s: socket.socket, frame: bytes, what: str,
-               waits: LoopWaits | None = None) -> tuple[int, int, bytes]:
+def _roundtrip(s: socket.socket, parts: list[Buf], what: str, waits: LoopWaits | None = None) -> Frame:
     """Send a frame and read the answer on s; on trouble s is closed and the error is an LpError:
     ETIMEDOUT past the socket's timeout (or waits' deadline), ENOTCONN for a lost connection or
     a garbled answer. Anything else (a cancelled trio task) also closes s: its stream is
     then somewhere inside a frame."""
     try:
-        _send_all(s, frame, waits)
+        _send_parts(s, parts, waits)
         return _read_frame(s, waits)
     except socket.timeout:
         s.close()
         raise LpError(errno.ETIMEDOUT, f"lane {what} timed out") from None
     except (OSError, ConnectionError, ValueError, struct.error) as e:
         s.close()
-        raise LpError(errno.ENOTCONN, f"lane {what}: connection lost: {e}") from None
+        raise LaneLost(errno.ENOTCONN, f"lane {what}: connection lost: {e}") from None
     except BaseException:
         s.close()
         raise

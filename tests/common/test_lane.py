@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
 import threading
@@ -132,7 +133,7 @@ def test_a_late_answer_is_a_timeout_and_the_next_call_works(server):
 def _raw(server: LaneServer, token: bytes) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     s.sendall(lanemod._frame(lanemod.HELLO, 0, token + server.digest))
-    assert lanemod._read_frame(s)[0] == lanemod.HELLO
+    assert lanemod._read_frame(s).method == lanemod.HELLO
     return s
 
 
@@ -140,12 +141,20 @@ def test_bad_frames_get_an_error_or_lose_their_connection_only(server):
     token = server.issue("c1")
     s = _raw(server, token)
     s.sendall(lanemod._frame(999, 7, b""))                  # no such method
-    method, tag, payload = lanemod._read_frame(s)
-    assert (method, tag) == (lanemod.ERROR, 7) and b"no method" in payload
-    s.sendall(lanemod._frame(1 + lanemod.method_table(SVC)[0].index("Info"), 8, b"\xff\xff\xff"))
-    method, tag, payload = lanemod._read_frame(s)
-    assert (method, tag, payload) == (lanemod.ERROR, 8, b"undecodable request")
-    s.sendall(struct.pack("!IHQ", lanemod.MAX_PAYLOAD + 1, 1, 9))   # a length past the limit
+    f = lanemod._read_frame(s)
+    assert (f.method, f.tag) == (lanemod.ERROR, 7) and b"no method" in f.payload
+    info = 1 + lanemod.method_table(SVC)[0].index("Info")
+    s.sendall(lanemod._frame(info, 8, b"\xff\xff\xff"))
+    f = lanemod._read_frame(s)
+    assert (f.method, f.tag, f.payload) == (lanemod.ERROR, 8, b"undecodable request")
+    s.sendall(lanemod._frame(info, 9, _req(9).SerializeToString(), 3) + b"abc")   # data for a method without
+    f = lanemod._read_frame(s)
+    assert (f.method, f.tag, f.payload) == (lanemod.ERROR, 9, b"this method takes no data")
+    s.sendall(struct.pack("!IIHQ", 10, lanemod.MAX_DATA + 1, 1, 9))     # data past the limit
+    assert s.recv(16) == b""                                     # the server hung up
+    s.close()
+    s = _raw(server, token)
+    s.sendall(struct.pack("!IIHQ", lanemod.MAX_PAYLOAD + 1, 0, 1, 9))   # a length past the limit
     assert s.recv(16) == b""                                     # the server hung up
     s.close()
     # others are served as before
@@ -155,8 +164,8 @@ def test_bad_frames_get_an_error_or_lose_their_connection_only(server):
 def test_a_connection_without_a_hello_is_refused(server):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     s.sendall(lanemod._frame(1, 1, b""))
-    method, _, payload = lanemod._read_frame(s)
-    assert method == lanemod.ERROR and b"hello" in payload
+    f = lanemod._read_frame(s)
+    assert f.method == lanemod.ERROR and b"hello" in f.payload
     assert s.recv(16) == b""
     s.close()
 
@@ -171,3 +180,46 @@ def test_a_stopped_server_refuses_connections():
     with pytest.raises(LpError) as ei:
         info(_req(2), timeout=2)
     assert ei.value.errno == errno.ENOTCONN
+
+
+def _echo_reversed(req: mpb.MdsInfoRequest, peer: str, data: memoryview, out) -> tuple[mpb.MdsInfoReply, memoryview]:
+    if req.hdr.uid == 97:
+        raise LpError(errno.ENOSPC, "no room for it")
+    buf = out(len(data))
+    buf[:] = data[::-1]
+    return mpb.MdsInfoReply(hdr=cpb.RepHdr(), uuid=f"{peer}:{len(data)}"), buf
+
+
+def test_bulk_data_travels_beside_the_message_both_ways():
+    srv = LaneServer("t", SVC, {"Info": Handler(mpb.MdsInfoRequest, _echo_reversed, bulk=True)})
+    srv.start("127.0.0.1")
+    try:
+        cl = _client(srv, srv.issue("c1"))
+        echo = cl.bulk_method(SVC, "Info")
+        # sizes up and down: a connection's reused buffers never show an earlier request's bytes
+        for n in (3, 1 << 20, 5, 20 << 20, 4096, 0):
+            parts = [os.urandom(n // 2), memoryview(os.urandom(n - n // 2))]
+            rep, data = echo(_req(1), data=parts, timeout=10)
+            assert rep.uuid == f"c1:{n}"
+            assert bytes(data) == (bytes(parts[0]) + bytes(parts[1]))[::-1]
+        with pytest.raises(LpError) as ei:
+            echo(_req(2, uid=97), data=[b"x"], timeout=5)
+        assert ei.value.errno == errno.EIO and "no room for it" in ei.value.message
+        assert echo(_req(3), data=[b"ab"], timeout=5)[1].tobytes() == b"ba"
+        assert srv.connections() == 1
+        with pytest.raises(LpError) as ei:
+            echo(_req(4), data=[memoryview(bytearray(lanemod.MAX_DATA + 1))], timeout=5)
+        assert ei.value.errno == errno.EINVAL
+    finally:
+        srv.stop()
+
+
+def test_a_hello_with_data_loses_its_connection(server):
+    token = server.issue("c1")
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(lanemod._frame(lanemod.HELLO, 0, token + server.digest, 4) + b"junk")
+    try:
+        assert s.recv(16) == b""                # hung up ...
+    except ConnectionResetError:
+        pass                                    # ... with "junk" unread
+    s.close()

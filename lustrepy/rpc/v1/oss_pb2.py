@@ -27,7 +27,7 @@ from lustrepy.rpc.v1 import stats_pb2 as lustrepy_dot_rpc_dot_v1_dot_stats__pb2
 from lustrepy.rpc.v1 import mds_pb2 as lustrepy_dot_rpc_dot_v1_dot_mds__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lustrepy/rpc/v1/oss.proto\x12\x0flustrepy.rpc.v1\x1a\x1clustrepy/rpc/v1/common.proto\x1a\x1blustrepy/rpc/v1/stats.proto\x1a\x19lustrepy/rpc/v1/mds.proto\"G\n\x10PrecreateRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"Y\n\x0ePrecreateReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x10\n\x08\x66irst_id\x18\x02 \x01(\x04\x12\x0f\n\x07last_id\x18\x03 \x01(\x04\"\x81\x01\n\nWriteChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x05 \x01(\r\x12\x0c\n\x04sync\x18\x06 \x01(\x08\"f\n\nWriteReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12!\n\x03lvb\x18\x03 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"z\n\x0bReadRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\x12\n\nchunk_size\x18\x05 \x01(\r\"l\n\tReadChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x04 \x01(\r\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"E\n\nObjRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\"U\n\x0cPunchRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\"W\n\x0cObjAttrReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"J\n\x0e\x44\x65stroyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x12\n\nobject_ids\x18\x02 \x03(\x04\"G\n\x0c\x44\x65stroyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x11\n\tdestroyed\x18\x02 \x01(\r\"8\n\x10OssStatfsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\"\x8d\x01\n\x0eOssStatfsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\'\n\x06statfs\x18\x02 \x01(\x0b\x32\x17.lustrepy.rpc.v1.Statfs\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0c\n\x04uuid\x18\x04 \x01(\t\x12\x0f\n\x07objects\x18\x05 \x01(\x04\"e\n\x10WriteManyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12+\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x1b.lustrepy.rpc.v1.WriteChunk\">\n\x06ObjLvb\x12\x11\n\tobject_id\x18\x01 \x01(\x04\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"n\n\x0eWriteManyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12%\n\x04lvbs\x18\x03 \x03(\x0b\x32\x17.lustrepy.rpc.v1.ObjLvb2\x90\x08\n\x03Oss\x12I\n\x07\x43onnect\x12\x1f.lustrepy.rpc.v1.ConnectRequest\x1a\x1d.lustrepy.rpc.v1.ConnectReply\x12N\n\nDisconnect\x12\".lustrepy.rpc.v1.DisconnectRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12O\n\tPrecreate\x12!.lustrepy.rpc.v1.PrecreateRequest\x1a\x1f.lustrepy.rpc.v1.PrecreateReply\x12\x43\n\x05Write\x12\x1b.lustrepy.rpc.v1.WriteChunk\x1a\x1b.lustrepy.rpc.v1.WriteReply(\x01\x12O\n\tWriteMany\x12!.lustrepy.rpc.v1.WriteManyRequest\x1a\x1f.lustrepy.rpc.v1.WriteManyReply\x12\x42\n\x04Read\x12\x1c.lustrepy.rpc.v1.ReadRequest\x1a\x1a.lustrepy.rpc.v1.ReadChunk0\x01\x12\x45\n\x05Punch\x12\x1d.lustrepy.rpc.v1.PunchRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12\x45\n\x07Getattr\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12I\n\x07\x44\x65stroy\x12\x1f.lustrepy.rpc.v1.DestroyRequest\x1a\x1d.lustrepy.rpc.v1.DestroyReply\x12L\n\x06Statfs\x12!.lustrepy.rpc.v1.OssStatfsRequest\x1a\x1f.lustrepy.rpc.v1.OssStatfsReply\x12\x41\n\x04Sync\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12I\n\x08GetParam\x12 .lustrepy.rpc.v1.ParamGetRequest\x1a\x1b.lustrepy.rpc.v1.ParamReply\x12I\n\x08SetParam\x12 .lustrepy.rpc.v1.ParamSetRequest\x1a\x1b.lustrepy.rpc.v1.ParamReply\x12\x43\n\x05Stats\x12\x1d.lustrepy.rpc.v1.StatsRequest\x1a\x1b.lustrepy.rpc.v1.StatsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lustrepy/rpc/v1/oss.proto\x12\x0flustrepy.rpc.v1\x1a\x1clustrepy/rpc/v1/common.proto\x1a\x1blustrepy/rpc/v1/stats.proto\x1a\x19lustrepy/rpc/v1/mds.proto\"G\n\x10PrecreateRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"Y\n\x0ePrecreateReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x10\n\x08\x66irst_id\x18\x02 \x01(\x04\x12\x0f\n\x07last_id\x18\x03 \x01(\x04\"\x91\x01\n\nWriteChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x05 \x01(\r\x12\x0c\n\x04sync\x18\x06 \x01(\x08\x12\x0e\n\x06length\x18\x07 \x01(\r\"f\n\nWriteReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12!\n\x03lvb\x18\x03 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"z\n\x0bReadRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\x12\n\nchunk_size\x18\x05 \x01(\r\"l\n\tReadChunk\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63rc32c\x18\x04 \x01(\r\x12\x0b\n\x03\x65of\x18\x05 \x01(\x08\"E\n\nObjRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\"U\n\x0cPunchRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x11\n\tobject_id\x18\x02 \x01(\x04\x12\x0c\n\x04size\x18\x03 \x01(\x04\"W\n\x0cObjAttrReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"J\n\x0e\x44\x65stroyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12\x12\n\nobject_ids\x18\x02 \x03(\x04\"G\n\x0c\x44\x65stroyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x11\n\tdestroyed\x18\x02 \x01(\r\"8\n\x10OssStatfsRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\"\x8d\x01\n\x0eOssStatfsReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\'\n\x06statfs\x18\x02 \x01(\x0b\x32\x17.lustrepy.rpc.v1.Statfs\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0c\n\x04uuid\x18\x04 \x01(\t\x12\x0f\n\x07objects\x18\x05 \x01(\x04\"e\n\x10WriteManyRequest\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.ReqHdr\x12+\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x1b.lustrepy.rpc.v1.WriteChunk\">\n\x06ObjLvb\x12\x11\n\tobject_id\x18\x01 \x01(\x04\x12!\n\x03lvb\x18\x02 \x01(\x0b\x32\x14.lustrepy.rpc.v1.Lvb\"n\n\x0eWriteManyReply\x12$\n\x03hdr\x18\x01 \x01(\x0b\x32\x17.lustrepy.rpc.v1.RepHdr\x12\x0f\n\x07written\x18\x02 \x01(\x04\x12%\n\x04lvbs\x18\x03 \x03(\x0b\x32\x17.lustrepy.rpc.v1.ObjLvb2\xd5\x08\n\x03Oss\x12I\n\x07\x43onnect\x12\x1f.lustrepy.rpc.v1.ConnectRequest\x1a\x1d.lustrepy.rpc.v1.ConnectReply\x12N\n\nDisconnect\x12\".lustrepy.rpc.v1.DisconnectRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12O\n\tPrecreate\x12!.lustrepy.rpc.v1.PrecreateRequest\x1a\x1f.lustrepy.rpc.v1.PrecreateReply\x12\x43\n\x05Write\x12\x1b.lustrepy.rpc.v1.WriteChunk\x1a\x1b.lustrepy.rpc.v1.WriteReply(\x01\x12O\n\tWriteMany\x12!.lustrepy.rpc.v1.WriteManyRequest\x1a\x1f.lustrepy.rpc.v1.WriteManyReply\x12\x42\n\x04Read\x12\x1c.lustrepy.rpc.v1.ReadRequest\x1a\x1a.lustrepy.rpc.v1.ReadChunk0\x01\x12\x43\n\x07ReadOne\x12\x1c.lustrepy.rpc.v1.ReadRequest\x1a\x1a.lustrepy.rpc.v1.ReadChunk\x12\x45\n\x05Punch\x12\x1d.lustrepy.rpc.v1.PunchRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12\x45\n\x07Getattr\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1d.lustrepy.rpc.v1.ObjAttrReply\x12I\n\x07\x44\x65stroy\x12\x1f.lustrepy.rpc.v1.DestroyRequest\x1a\x1d.lustrepy.rpc.v1.DestroyReply\x12L\n\x06Statfs\x12!.lustrepy.rpc.v1.OssStatfsRequest\x1a\x1f.lustrepy.rpc.v1.OssStatfsReply\x12\x41\n\x04Sync\x12\x1b.lustrepy.rpc.v1.ObjRequest\x1a\x1c.lustrepy.rpc.v1.SimpleReply\x12I\n\x08GetParam\x12 .lustrepy.rpc.v1.ParamGetRequest\x1a\x1b.lustrepy.rpc.v1.ParamReply\x12I\n\x08SetParam\x12 .lustrepy.rpc.v1.ParamSetRequest\x1a\x1b.lustrepy.rpc.v1.ParamReply\x12\x43\n\x05Stats\x12\x1d.lustrepy.rpc.v1.StatsRequest\x1a\x1b.lustrepy.rpc.v1.StatsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,33 +39,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRECREATEREPLY']._serialized_start=205
   _globals['_PRECREATEREPLY']._serialized_end=294
   _globals['_WRITECHUNK']._serialized_start=297
-  _globals['_WRITECHUNK']._serialized_end=426
-  _globals['_WRITEREPLY']._serialized_start=428
-  _globals['_WRITEREPLY']._serialized_end=530
-  _globals['_READREQUEST']._serialized_start=532
-  _globals['_READREQUEST']._serialized_end=654
-  _globals['_READCHUNK']._serialized_start=656
-  _globals['_READCHUNK']._serialized_end=764
-  _globals['_OBJREQUEST']._serialized_start=766
-  _globals['_OBJREQUEST']._serialized_end=835
-  _globals['_PUNCHREQUEST']._serialized_start=837
-  _globals['_PUNCHREQUEST']._serialized_end=922
-  _globals['_OBJATTRREPLY']._serialized_start=924
-  _globals['_OBJATTRREPLY']._serialized_end=1011
-  _globals['_DESTROYREQUEST']._serialized_start=1013
-  _globals['_DESTROYREQUEST']._serialized_end=1087
-  _globals['_DESTROYREPLY']._serialized_start=1089
-  _globals['_DESTROYREPLY']._serialized_end=1160
-  _globals['_OSSSTATFSREQUEST']._serialized_start=1162
-  _globals['_OSSSTATFSREQUEST']._serialized_end=1218
-  _globals['_OSSSTATFSREPLY']._serialized_start=1221
-  _globals['_OSSSTATFSREPLY']._serialized_end=1362
-  _globals['_WRITEMANYREQUEST']._serialized_start=1364
-  _globals['_WRITEMANYREQUEST']._serialized_end=1465
-  _globals['_OBJLVB']._serialized_start=1467
-  _globals['_OBJLVB']._serialized_end=1529
-  _globals['_WRITEMANYREPLY']._serialized_start=1531
-  _globals['_WRITEMANYREPLY']._serialized_end=1641
-  _globals['_OSS']._serialized_start=1644
-  _globals['_OSS']._serialized_end=2684
+  _globals['_WRITECHUNK']._serialized_end=442
+  _globals['_WRITEREPLY']._serialized_start=444
+  _globals['_WRITEREPLY']._serialized_end=546
+  _globals['_READREQUEST']._serialized_start=548
+  _globals['_READREQUEST']._serialized_end=670
+  _globals['_READCHUNK']._serialized_start=672
+  _globals['_READCHUNK']._serialized_end=780
+  _globals['_OBJREQUEST']._serialized_start=782
+  _globals['_OBJREQUEST']._serialized_end=851
+  _globals['_PUNCHREQUEST']._serialized_start=853
+  _globals['_PUNCHREQUEST']._serialized_end=938
+  _globals['_OBJATTRREPLY']._serialized_start=940
+  _globals['_OBJATTRREPLY']._serialized_end=1027
+  _globals['_DESTROYREQUEST']._serialized_start=1029
+  _globals['_DESTROYREQUEST']._serialized_end=1103
+  _globals['_DESTROYREPLY']._serialized_start=1105
+  _globals['_DESTROYREPLY']._serialized_end=1176
+  _globals['_OSSSTATFSREQUEST']._serialized_start=1178
+  _globals['_OSSSTATFSREQUEST']._serialized_end=1234
+  _globals['_OSSSTATFSREPLY']._serialized_start=1237
+  _globals['_OSSSTATFSREPLY']._serialized_end=1378
+  _globals['_WRITEMANYREQUEST']._serialized_start=1380
+  _globals['_WRITEMANYREQUEST']._serialized_end=1481
+  _globals['_OBJLVB']._serialized_start=1483
+  _globals['_OBJLVB']._serialized_end=1545
+  _globals['_WRITEMANYREPLY']._serialized_start=1547
+  _globals['_WRITEMANYREPLY']._serialized_end=1657
+  _globals['_OSS']._serialized_start=1660
+  _globals['_OSS']._serialized_end=2769
 # @@protoc_insertion_point(module_scope)

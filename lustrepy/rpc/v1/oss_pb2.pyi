@@ -28,20 +28,22 @@ class PrecreateReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., first_id: _Optional[int] = ..., last_id: _Optional[int] = ...) -> None: ...
 
 class WriteChunk(_message.Message):
-    __slots__ = ("hdr", "object_id", "offset", "data", "crc32c", "sync")
+    __slots__ = ("hdr", "object_id", "offset", "data", "crc32c", "sync", "length")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CRC32C_FIELD_NUMBER: _ClassVar[int]
     SYNC_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     object_id: int
     offset: int
     data: bytes
     crc32c: int
     sync: bool
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ..., sync: _Optional[bool] = ...) -> None: ...
+    length: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ..., sync: _Optional[bool] = ..., length: _Optional[int] = ...) -> None: ...
 
 class WriteReply(_message.Message):
     __slots__ = ("hdr", "written", "lvb")

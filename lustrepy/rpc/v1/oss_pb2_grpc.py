@@ -67,6 +67,11 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadChunk.FromString,
                 _registered_method=True)
+        self.ReadOne = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/ReadOne',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadChunk.FromString,
+                _registered_method=True)
         self.Punch = channel.unary_unary(
                 '/lustrepy.rpc.v1.Oss/Punch',
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PunchRequest.SerializeToString,
@@ -145,6 +150,14 @@ class OssServicer:
 
     def Read(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadOne(self, request, context):
+        """A read answered in one message of at most 16 MiB (eof unset: ask again for the rest). On the
+        request lane the bytes follow the message, out of the protobuf (ReadChunk.data empty).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -229,6 +242,11 @@ def add_OssServicer_to_server(servicer, server):
             ),
             'Read': grpc.unary_stream_rpc_method_handler(
                     servicer.Read,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadChunk.SerializeToString,
+            ),
+            'ReadOne': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadOne,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadChunk.SerializeToString,
             ),
@@ -433,6 +451,33 @@ class Oss:
             request,
             target,
             '/lustrepy.rpc.v1.Oss/Read',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadOne(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/ReadOne',
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReadChunk.FromString,
             options,
