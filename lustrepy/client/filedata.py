@@ -204,6 +204,21 @@ class FileData:
             return hit
         return self._retry(self._read_slow, offset, end, seq)
 
+    def read_nowait(self, offset: int, length: int) -> bytes | None:
+        """read() when read-ahead already holds every byte asked for (no I/O, no waiting), else None."""
+        if offset < 0 or length <= 0 or not self._stripes or offset >= MAX_FILE_SIZE:
+            return None
+        end = min(offset + length, MAX_FILE_SIZE)
+        with self._mu:
+            hit = self._ra.get_locked(offset, end)
+            if hit is None:
+                return None
+            seq = self._ra.note_read_locked(offset, end)
+        self._dp.count("cache_hits")
+        if seq:
+            self._ra.read_ahead(end)
+        return hit
+
     def size(self) -> int:
         """The file size: from the objects' LVBs (glimpsing those another client writes) and our dirty data."""
         if not self._stripes:

@@ -167,6 +167,9 @@ class FileOps(NameOps):
             if layout is None or not layout.objects:
                 return b""                          # no objects: nothing written yet
             h.data = await self.io.run(self._open_data, h.node, layout)     # its kept bytes went to its objects
+        hit = h.data.read_nowait(off, size)
+        if hit is not None:
+            return hit
         return await self.io.run(h.data.read, off, size)
 
     def _keeps_data(self, h: Handle) -> bool:
