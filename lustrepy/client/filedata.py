@@ -35,6 +35,7 @@ imports a server package.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import threading
 import time
@@ -191,30 +192,29 @@ class FileData:
         """Bytes [offset, offset+length), short at EOF, b"" at or after it; holes read as zeros."""
         if offset < 0 or length < 0:
             raise LpError(errno.EINVAL, f"negative offset or length ({offset}, {length})")
-        if length == 0 or not self._stripes or offset >= MAX_FILE_SIZE:
-            return b""
+        hit = self.read_nowait(offset, length)
+        if hit is not None or length == 0 or not self._stripes or offset >= MAX_FILE_SIZE:
+            return hit or b""
         end = min(offset + length, MAX_FILE_SIZE)
         with self._mu:
             seq = self._ra.note_read_locked(offset, end)
-            hit = self._ra.get_locked(offset, end)
-        if hit is not None:
-            self._dp.count("cache_hits")
-            if seq:
-                self._ra.read_ahead(end)
-            return hit
         return self._retry(self._read_slow, offset, end, seq)
 
     def read_nowait(self, offset: int, length: int) -> bytes | None:
         """read() when read-ahead already holds every byte asked for (no I/O, no waiting), else None."""
         if offset < 0 or length <= 0 or not self._stripes or offset >= MAX_FILE_SIZE:
             return None
-        end = min(offset + length, MAX_FILE_SIZE)
+        return self._hit(offset, min(offset + length, MAX_FILE_SIZE), True)
+
+    def _hit(self, offset: int, end: int, arriving: bool) -> bytes | None:
+        """Read-ahead's bytes [offset, end) or None; `arriving`: a new read (noted, counted as a hit)."""
         with self._mu:
             hit = self._ra.get_locked(offset, end)
             if hit is None:
                 return None
-            seq = self._ra.note_read_locked(offset, end)
-        self._dp.count("cache_hits")
+            seq = self._ra.note_read_locked(offset, end) if arriving else True
+        if arriving:
+            self._dp.count("cache_hits")
         if seq:
             self._ra.read_ahead(end)
         return hit
@@ -273,10 +273,7 @@ class FileData:
         """Take PW locks on every object from its first byte: for a file nobody else can reach yet
         (made under a WBC grant), one lock each covers all it will write, and cached_lock() holds."""
         for st in self._stripes:
-            self._retry(self._lock_from_start, st)
-
-    def _lock_from_start(self, st: ObjectCache) -> None:
-        self._locks.lock(st, LockMode.PW, 0, EOF + 1, hold=False)
+            self._retry(functools.partial(self._locks.lock, hold=False), st, LockMode.PW, 0, EOF + 1)
 
     def clean(self) -> bool:
         """No dirty or in-flight data and no write-back error to report: flush() has nothing to do."""
@@ -446,12 +443,8 @@ class FileData:
 
     def _read_slow(self, offset: int, end: int, seq: bool) -> bytes:
         self._dp.count("cache_misses")
-        if seq and self._ra.wait_prefetch(offset):
-            with self._mu:
-                hit = self._ra.get_locked(offset, end)
-            if hit is not None:
-                self._ra.read_ahead(end)
-                return hit
+        if seq and self._ra.wait_prefetch(offset) and (hit := self._hit(offset, end, False)) is not None:
+            return hit
         fetch_start, fetch_end, block = self._ra.plan(offset, end, seq, self._dp.on_store is not None)
         with self._mu:
             gens = (self._ra.cache_gen, self._write_gen)
@@ -466,15 +459,8 @@ class FileData:
         parts = self._fetch(fetch_start, fetch_end)
         with self._mu:
             fresh = not overlay and gens == (self._ra.cache_gen, self._write_gen)
-            if block:
-                if fresh and self._dp.on_store is not None:
-                    # Queued under the mutex: a revocation bumps the generation under it first
-                    # and queues its invalidation after, so this can never land after that.
-                    self._dp.on_store(self.fid, fetch_start, assemble(parts, fetch_start, fetch_end, []))
-                    self._dp.count("stored_bytes", fetch_end - fetch_start)
-            elif fetch_end > end and fresh:
-                self._ra.fill_locked(parts, fetch_end)
-                self._dp.count("readahead_bytes", fetch_end - end)
+            self._ra.keep_locked(parts, fetch_start, fetch_end, end, block=block, fresh=fresh,
+                                 store=self._dp.on_store)
             self._ra.size = fsize
         if seq:
             self._ra.read_ahead(end)

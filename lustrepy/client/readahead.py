@@ -22,6 +22,7 @@ from concurrent.futures import Executor
 from typing import Protocol
 
 from lustrepy.client.datacache import Buf, ReadCache
+from lustrepy.client.lov import assemble
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 
@@ -106,6 +107,21 @@ class ReadAhead:
 
     def get_locked(self, offset: int, end: int) -> bytes | None:
         return self.cache.get(offset, end) if self.cache.nbytes else None
+
+    def keep_locked(self, parts: list[tuple[int, Buf]], start: int, stop: int, end: int, *, block: bool,
+                    fresh: bool, store: Callable[[Fid, int, bytes], None] | None) -> None:
+        """A read asked for bytes up to `end` fetched [start, stop) (the mutex is held): a whole block
+        goes to the kernel's page cache through `store`, bytes beyond `end` to the read cache; nothing
+        when the fetch is not `fresh` (a write or a revocation since)."""
+        if block:
+            if fresh and store is not None:
+                # Queued under the mutex: a revocation bumps the generation under it first
+                # and queues its invalidation after, so this can never land after that.
+                store(self.fid, start, assemble(parts, start, stop, []))
+                self._count("stored_bytes", stop - start)
+        elif stop > end and fresh:
+            self.fill_locked(parts, stop)
+            self._count("readahead_bytes", stop - end)
 
     def fill_locked(self, parts: list[tuple[int, Buf]], end: int) -> None:
         """A read fetched up to `end` beyond what it was asked for: keep it (the mutex is held)."""

@@ -165,7 +165,7 @@ class OssService(oss_pb2_grpc.OssServicer):
             rep = opb.WriteManyReply(hdr=rep_err(LpError(
                 errno.EINVAL, f"the pieces' lengths add up to {total} bytes, the frame carries {len(data)}")))
         else:
-            rep = self._write_many(req, zip(req.chunks, _cut(data, [c.length for c in req.chunks])))
+            rep = self._write_many(req, zip(req.chunks, _cut(data, [c.length for c in req.chunks]), strict=True))
         self.stats.record("write_many", req.hdr.client_id, int((time.perf_counter() - t0) * 1e6), rep.written,
                           rep.hdr.errno != 0)
         return rep, b""

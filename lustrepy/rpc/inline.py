@@ -63,7 +63,7 @@ def offload(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 def sleep(seconds: float) -> None:
     if greenback.has_portal():
-        greenback.await_(trio.sleep(seconds))
+        greenback.await_(trio.sleep(seconds))     # noqa: ASYNC105 - awaited by greenback on the trio thread
     else:
         time.sleep(seconds)
 
