@@ -313,28 +313,26 @@ class Osc:
             lvbs = self._on_lane("write", lambda lane: self._lane_write(lane, gen, pieces, total))
             if lvbs is not None:
                 return lvbs
-        req = opb.WriteManyRequest(hdr=self._hdr(gen), chunks=[
-            opb.WriteChunk(object_id=oid, offset=off, data=data, crc32c=crc32c.crc32c(data))
-            for oid, off, data in pieces])
-        try:
-            rep = call(stub.WriteMany, req, timeout=self.rpc_timeout)
-            check_rep(rep.hdr)
-        except LpError as e:
-            raise self._down(gen, LpError(e.errno, f"{self.name}: writing {len(pieces)} pieces: {e.message}")) from None
-        if rep.written != total:
-            raise self._down(gen, LpError(errno.EIO, f"{self.name}: wrote {rep.written} of {total} bytes"))
-        with self._mu:
-            self._stats["write_rpcs"] += 1
-            self._stats["write_bytes"] += total
-        return {o.object_id: lvb_from_pb(o.lvb) for o in rep.lvbs}
+        return self._send_many(stub, None, gen, pieces, total)
 
     def _lane_write(self, lane: LaneClient, gen: int, pieces: Sequence[tuple[int, int, Buf]], total: int,
                     sync: bool = False) -> dict[int, Lvb]:
+        return self._send_many(None, lane, gen, pieces, total, sync)
+
+    def _send_many(self, stub: oss_pb2_grpc.OssStub | None, lane: LaneClient | None, gen: int,
+                   pieces: Sequence[tuple[int, int, Buf]], total: int, sync: bool = False) -> dict[int, Lvb]:
+        """One WriteMany: on the lane with the bytes after the message, else on gRPC inside it."""
         req = opb.WriteManyRequest(hdr=self._hdr(gen), chunks=[
-            opb.WriteChunk(object_id=oid, offset=off, length=len(d), crc32c=crc32c.crc32c(d), sync=sync)
+            opb.WriteChunk(object_id=oid, offset=off, crc32c=crc32c.crc32c(d), sync=sync,
+                           length=len(d) if lane is not None else 0, data=b"" if lane is not None else bytes(d))
             for oid, off, d in pieces])
         try:
-            rep, _ = lane.bulk_method(_OSS, "WriteMany")(req, data=[d for _, _, d in pieces], timeout=self.rpc_timeout)
+            if lane is not None:
+                rep, _ = lane.bulk_method(_OSS, "WriteMany")(req, data=[d for _, _, d in pieces],
+                                                             timeout=self.rpc_timeout)
+            else:
+                assert stub is not None
+                rep = call(stub.WriteMany, req, timeout=self.rpc_timeout)
             check_rep(rep.hdr)
         except (LaneRefused, LaneLost):
             raise

@@ -187,22 +187,20 @@ class Buffers:
     KEEP = 8 * 1024 * 1024
 
     def __init__(self) -> None:
-        self._in = bytearray()
-        self._out = bytearray()
+        self._bufs = [bytearray(), bytearray()]     # in, out
 
     def incoming(self, n: int) -> memoryview:
-        if n > self.KEEP:
-            return _fresh(n)
-        if len(self._in) < n:
-            self._in = bytearray(max(n, 2 * len(self._in)))
-        return memoryview(self._in)[:n]
+        return self._lend(0, n)
 
     def outgoing(self, n: int) -> memoryview:
+        return self._lend(1, n)
+
+    def _lend(self, which: int, n: int) -> memoryview:
         if n > self.KEEP:
             return _fresh(n)
-        if len(self._out) < n:
-            self._out = bytearray(max(n, 2 * len(self._out)))
-        return memoryview(self._out)[:n]
+        if len(self._bufs[which]) < n:
+            self._bufs[which] = bytearray(min(self.KEEP, max(n, 2 * len(self._bufs[which]))))
+        return memoryview(self._bufs[which])[:n]
 
 
 class LaneServer:
