@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=positive_int, default=5,
                     help="rounds of the `rounds` workload, each `--files` files (default 5)")
     ap.add_argument("--tar-files", type=positive_int, help="files in the tarball (default: 3/5 of --files)")
+    ap.add_argument("--bigdir-files", type=positive_int, default=1_000_000,
+                    help="entries of the `bigdir` directory (default 1000000; bigdir runs only when named)")
     ap.add_argument("--rand-size", type=parse_size, help="file of the 4 KiB random I/O (default: --size / 4)")
     ap.add_argument("--rand-ops", type=positive_int, help="4 KiB random writes, and reads (default: 4 x --files)")
     ap.add_argument("--writers", type=positive_int, default=4, help="parallel writer processes (default 4)")
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def selected(only: list[str] | None) -> list[str]:
     if not only:
-        return list(wl.WORKLOADS)
+        return [n for n in wl.WORKLOADS if n not in wl.ON_REQUEST]
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in wl.WORKLOADS]
     if unknown:
@@ -146,7 +148,8 @@ def make_params(ns: argparse.Namespace, tarball: str) -> wl.Params:
     return wl.Params(size=ns.size, writers=ns.writers,
                      rand_size=ns.rand_size or max(ns.size // 4, wl.SMALL_IO),
                      rand_ops=ns.rand_ops or 4 * ns.files, files=ns.files, meta20k_files=ns.meta20k_files,
-                     tar_files=ns.tar_files or max(ns.files * 3 // 5, 1), tarball=tarball, rounds=ns.rounds)
+                     tar_files=ns.tar_files or max(ns.files * 3 // 5, 1), tarball=tarball, rounds=ns.rounds,
+                     bigdir_files=ns.bigdir_files)
 
 
 # ---- processes and mounts -------------------------------------------------------------
@@ -657,6 +660,8 @@ CHECKS = (
     Check("meta20k", "unlink", "min", 4000, "ops/s", WBC),
     Check("tar", "files", "min", 900, "files/s", WBC), Check("rmrf", "files", "min", 2500, "files/s", WBC),
     Check("dropped", "unlink_kept", "min", 0.8, "x", WBC), Check("dropped", "mkdir_kept", "min", 0.8, "x", WBC),
+    *(Check("bigdir", f"{k}_{who}_kept", "min", 0.8, "x", WBC) for who in ("here", "peer")
+      for k in ("create", "stat", "unlink")),
     # two clients in one directory
     Check("shared", "create", "min", 1500, "ops/s"), Check("shared", "bad_names", "zero", 0, "names"),
     Check("shared", "bad_names", "zero", 0, "names", WBC),
@@ -751,8 +756,9 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 
 def not_applicable(workload: str, col: str) -> bool:
-    """A workload that needs a second client does not run on the local and pass-through columns."""
-    return workload in wl.NEEDS_PEER and col not in LUSTREPY_COLUMNS
+    """A workload that needs a second client does not run on the local and pass-through columns;
+    one for the write-back cache runs on its column only."""
+    return (workload in wl.NEEDS_PEER and col not in LUSTREPY_COLUMNS) or (workload in wl.WBC_ONLY and col != WBC)
 
 
 def render_table(results: Results, names: list[str], cols: dict[str, Column]) -> str:

@@ -68,6 +68,7 @@ class Params:
     tar_files: int = 3_000
     tarball: str = ""                  # made once by make_tarball()
     rounds: int = 5                    # rounds of the `rounds` workload
+    bigdir_files: int = 1_000_000      # entries of the `bigdir` directory
     seed: int = 1
 
 
@@ -381,6 +382,48 @@ def rounds(d: str, p: Params, w: Where) -> list[Figure]:
     return figs + costs(meters[0], "_first") + costs(meters[-1], "_last")
 
 
+# ---- a directory of a million entries -------------------------------------------------------------
+
+def _probe(parent: str, tag: str, files: int, m: cost.Meter) -> dict[str, float]:
+    """Create `files` files in `parent`, settle, drop the caches, stat them, unlink them: the rates."""
+    names = [os.path.join(parent, f"p{i:07d}") for i in range(files)]
+    rates = {"create": files / m.timed(f"create_{tag}", _each(_create, names), ops=files)}
+    settle(parent)
+    drop_caches()
+    rates["stat"] = files / m.timed(f"stat_{tag}", _each(os.stat, names), ops=files)
+    rates["unlink"] = files / m.timed(f"unlink_{tag}", _each(os.unlink, names), ops=files)
+    settle(parent)
+    return rates
+
+
+def bigdir(d: str, p: Params, w: Where) -> list[Figure]:
+    """Fill one directory with `bigdir_files` empty files (on a write-back cache mount: under its
+    grant, then settled at the MDS); then `files` creates, cold stats and unlinks there and in an
+    empty directory, through this mount and then (server side: two clients in the directory take
+    the grant away) through the second client. The rates and, for each, big / empty."""
+    big = _fresh_dir(d, "bigdir")
+    m = cost.Meter(w.pids)
+    n = p.bigdir_files
+    figs = [Figure("fill", n / m.timed("fill", _each(_create, [os.path.join(big, f"e{i:07d}") for i in range(n)]),
+                                       ops=n), "ops/s")]
+    with m.step("fill_settle", ops=n):
+        settle(big)
+    for who, root in (("here", d), ("peer", w.peer)):
+        if not root:
+            continue
+        empty = _fresh_dir(root, f"bigdir-empty-{who}")
+        small = _probe(empty, f"empty_{who}", p.files, m)
+        large = _probe(os.path.join(root, "bigdir"), f"big_{who}", p.files, m)
+        os.rmdir(empty)
+        for k in ("create", "stat", "unlink"):
+            figs += [Figure(f"{k}_{who}_empty", small[k], "ops/s"), Figure(f"{k}_{who}_big", large[k], "ops/s"),
+                     Figure(f"{k}_{who}_kept", large[k] / small[k], "x")]
+    with m.step("rmrf", ops=n):
+        shutil.rmtree(big)
+        settle(d)
+    return figs + costs(m)
+
+
 # ---- two clients, one directory --------------------------------------------------------------------
 
 def _shared_client(sub: str, prefix: str, count: int, go: Any, conn: Any) -> None:
@@ -622,8 +665,14 @@ WORKLOADS: dict[str, Workload] = {
     "rmrf": rmrf,
     "shared": shared,
     "memory": memory,
+    "bigdir": bigdir,
 }
+
+# Run only when named (--only): a directory of a million entries takes a quarter of an hour to fill.
+ON_REQUEST = frozenset({"bigdir"})
 
 # Workloads that need a second client mount of the same file system (Where.peer): run on the
 # lustrepy columns only.
-NEEDS_PEER = frozenset({"shared"})
+NEEDS_PEER = frozenset({"shared", "bigdir"})
+# Workloads that run on the write-back cache column only.
+WBC_ONLY = frozenset({"bigdir"})

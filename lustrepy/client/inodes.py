@@ -52,6 +52,8 @@ class Inode:
     wbc_xattrs: dict[bytes, bytes] = field(default_factory=dict)  # user.* attributes set under the grant
     name_changes: int = 0               # names this client added or removed in this directory itself
     mds_opens: bool = False             # made here, and a server-side update names it: every open tells the MDS
+    no_grant_until: float = 0.0         # a directory too big to list: no WBC grant asked for it before this
+                                        # (time.monotonic; read and written on the trio thread only)
 
     @property
     def bits(self) -> int:

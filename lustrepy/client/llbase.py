@@ -18,6 +18,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
@@ -47,7 +48,7 @@ IT_LOOKUP, IT_GETATTR, IT_OPEN, IT_CREAT, IT_LAYOUT = (int(i) for i in (IT.LOOKU
                                                                       IT.LAYOUT))
 LOOKUP, UPDATE, PERM, LAYOUT, XATTR = (int(b) for b in (IBit.LOOKUP, IBit.UPDATE, IBit.PERM, IBit.LAYOUT, IBit.XATTR))
 LOOKUP_BITS = LOOKUP | UPDATE | PERM | LAYOUT | XATTR
-LISTING_MAX = 65536    # a WBC directory with more entries is changed on the server side
+BIG_DIR_RETRY_S = 60.0  # no grant is asked again for this long for a directory too big to list (Wbc.dir_max)
 LISTING_FH = 1 << 62   # directory handles of local listings: above every inode number
 CLOSE_WAIT = 2.0        # seconds a lock callback waits for the closes queued before it
 NOTIFY_WAIT = 2.0      # seconds a called-back lock waits for the kernel to drop what it covered
@@ -186,20 +187,20 @@ class LliteBase:
                 if names is not None and node.complete is None:
                     node.complete = names
             if names is None:                       # too big to list here: the grant is of no use
+                node.no_grant_until = time.monotonic() + BIG_DIR_RETRY_S     # the trio thread's alone
                 await self.meta.run(self._give_back, g.cookie)
                 self.mdc.locks.drop(g.cookie)
-
     def _listing(self, fid: Fid) -> set[bytes] | None:
         names: set[bytes] = set()
         cookie = 0
-        while len(names) <= LISTING_MAX:
+        while len(names) <= (limit := self.wbc.dir_max if self.wbc is not None else 0):
             rep = self.mdc.readdir(fid, cookie, 1024, False)
             for e in rep.entries:
                 if e.name not in (b".", b".."):
                     names.add(e.name)
                 cookie = e.cookie
             if rep.eof or not rep.entries:
-                return names
+                return names if len(names) <= limit else None
         return None
 
     def on_evicted(self) -> None:

@@ -36,7 +36,7 @@ GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", 
                 "nouser", "users", "defaults", "_netdev", "nofail", "async", "sync", "atime", "noatime",
                 "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
 OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log", "wbc", "nowbc",
-            "journal", "wbc_max", "wbc_age"}
+            "journal", "wbc_max", "wbc_age", "wbc_dir_max"}
 JOURNAL_DIR = "/var/lib/lustrepy/wbc"   # default home of the write-back cache journals
 WBC_MAX = 65536                         # unflushed update records before writers wait for a flush
 READY_TIMEOUT = 60.0
@@ -82,8 +82,9 @@ def parse_opts(text: str | None) -> dict[str, str]:
         if k not in GENERIC_OPTS and k not in OWN_OPTS and not k.startswith("x-"):
             raise QuietError(f"unknown mount option {k!r}", 1)
         out[k] = v
-    if "wbc_max" in out and not (out["wbc_max"].isdigit() and int(out["wbc_max"]) > 0):
-        raise QuietError(f"mount option wbc_max={out['wbc_max']!r}: expected a positive count", 1)
+    for key in ("wbc_max", "wbc_dir_max"):
+        if key in out and not (out[key].isdigit() and int(out[key]) > 0):
+            raise QuietError(f"mount option {key}={out[key]!r}: expected a positive count", 1)
     for key in ("wbc_age", "timeout"):
         if key in out:
             _positive_seconds(key, out[key])
@@ -153,7 +154,7 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     from lustrepy.client.fs import LustreOperations
     from lustrepy.client.notify import Notifier
     from lustrepy.client.stack import build
-    from lustrepy.client.wbc import open_journal
+    from lustrepy.client.wbc import DIR_MAX, open_journal
 
     journal = None
     client_id = cfg.opts.get("client_id") or ""
@@ -169,7 +170,8 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     notifier = Notifier()
     try:
         stack = build(cfg.source.address, cfg.source.fsname, client_id, notifier, timeout=cfg.timeout,
-                      journal=journal, wbc_age=float(cfg.opts.get("wbc_age") or 1.0))
+                      journal=journal, wbc_age=float(cfg.opts.get("wbc_age") or 1.0),
+                      wbc_dir_max=int(cfg.opts.get("wbc_dir_max") or DIR_MAX))
     except LpError as e:
         ready(f"cannot mount {cfg.text}: {e.message}")
         return 1

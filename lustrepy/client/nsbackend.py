@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from typing import TYPE_CHECKING, Any
 
 from lustrepy.client.inodes import Inode
@@ -37,6 +38,12 @@ IT_OPEN_CREAT = int(IT.OPEN | IT.CREAT)
 RENAME_EXCHANGE = int(RENAME.EXCHANGE)
 UPDATE, XATTR = int(IBit.UPDATE), int(IBit.XATTR)
 DISP_OPEN_CREATE = int(DISP.OPEN_CREATE)
+
+
+def _wants_grant(ll: Any, parent: Inode) -> bool:
+    """Ask the MDS for a WBC grant on `parent` with a create or mkdir in it: not for a directory
+    found too big to list a moment ago (each offer would cost its listing, LliteBase._adopt_grant)."""
+    return ll.wbc is not None and time.monotonic() >= parent.no_grant_until
 
 
 def _new_here(node: Inode, bits: int) -> None:
@@ -73,7 +80,7 @@ class RemoteNamespace:
     async def mkdir(self, parent: Inode, name: bytes, mode: int, cred: Cred) -> Inode:
         ll = self.ll
         await ll._sync_records()
-        rep = await ll._mds(lambda: ll.mdc.mkdir(parent.fid, name, mode, cred, want_wbc=ll.wbc is not None))
+        rep = await ll._mds(lambda: ll.mdc.mkdir(parent.fid, name, mode, cred, want_wbc=_wants_grant(ll, parent)))
         node = self._made(parent, name, rep)
         if rep.wbc_lock.cookie:
             await ll._adopt_grant(rep, node)
@@ -90,7 +97,7 @@ class RemoteNamespace:
         await ll._sync_records()
         rep = await ll._mds(lambda: ll.mdc.intent_raw(
             IT_OPEN_CREAT, cred, parent=parent.fid, name=name, open_flags=flags | os.O_CREAT,
-            mode=mode, want_wbc=ll.wbc is not None))
+            mode=mode, want_wbc=_wants_grant(ll, parent)))
         ll.mdc.raise_for(rep)
         if rep.wbc_lock.cookie:
             await ll._adopt_grant(rep, parent)

@@ -18,7 +18,7 @@ from lustrepy.client.llbase import KernelCache
 from lustrepy.client.llite import Llite
 from lustrepy.client.datapath import DataPath
 from lustrepy.client.mdc import Mdc
-from lustrepy.client.wbc import Wbc
+from lustrepy.client.wbc import DIR_MAX, Wbc
 from lustrepy.common.errors import LpError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class ClientStack:
 
 
 def build(address: str, fsname: str, client_id: str, kernel: KernelCache, *, timeout: float,
-          journal: Journal | None = None, wbc_age: float = 1.0) -> ClientStack:
+          journal: Journal | None = None, wbc_age: float = 1.0, wbc_dir_max: int = DIR_MAX) -> ClientStack:
     """A connected client (with the write-back cache when a journal is given). Raises
     LpError, with everything it opened closed, when the MDS cannot be reached or the
     journal's records cannot be replayed."""
@@ -74,7 +74,7 @@ def build(address: str, fsname: str, client_id: str, kernel: KernelCache, *, tim
                     on_store=lambda fid, off, data: box[0].on_data_store(fid, off, data) if box else None)
     wbc = None
     if journal is not None:
-        wbc = Wbc(mdc, journal, flush_age=wbc_age)
+        wbc = Wbc(mdc, journal, flush_age=wbc_age, dir_max=wbc_dir_max)
         try:
             wbc.start()             # records left by an earlier mount reach the MDS before new work
         except LpError as e:

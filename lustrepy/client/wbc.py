@@ -49,6 +49,7 @@ PSEUDO_COOKIES = 1 << 63        # cache "locks" of objects made under a grant: a
 BATCH_MAX = 1024                # records per ReintBatch RPC
 FLUSH_AGE = 1.0                 # seconds a record may wait before the flusher sends it
 FLUSH_COUNT = 512               # pending records that wake the flusher at once
+DIR_MAX = 65536                 # entries of the largest directory whose grant is used (its names are listed)
 SEQ_LOW = 4096                  # FIDs left in the sequence when the next one is fetched ahead
 ERRORS_MAX = 4096               # refusals kept for files that nobody fsyncs or closes: the oldest go
 
@@ -66,10 +67,11 @@ class Grant:
 
 class Wbc:
     def __init__(self, mdc, journal: Journal, *, flush_age: float = FLUSH_AGE,
-                 flush_count: int = FLUSH_COUNT, batch_max: int = BATCH_MAX) -> None:
+                 flush_count: int = FLUSH_COUNT, batch_max: int = BATCH_MAX, dir_max: int = DIR_MAX) -> None:
         self.mdc = mdc
         self.journal = journal
         self.flush_age = flush_age
+        self.dir_max = dir_max              # a directory with more entries is not taken over (its listing)
         self.flush_count = flush_count
         self.batch_max = batch_max
         self._mu = threading.RLock()         # also `op_lock`: a local change and a revocation exclude

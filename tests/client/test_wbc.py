@@ -222,6 +222,26 @@ def test_after_a_flush_and_a_cache_drop_the_directory_stays_local(cluster, mount
     assert sorted(os.listdir(d)) == want
 
 
+def test_a_directory_too_big_to_list_is_listed_once_and_changed_server_side(cluster, mounts, tmp_path):
+    """A grant on a directory that existed before it needs the directory's names: one larger than
+    wbc_dir_max is listed once, its grant given back, and the next creates there go to the MDS
+    without a grant offered (and listed) again each time."""
+    a = mounts("a", *_wbc_opts(tmp_path, "wbc_age=30", "wbc_dir_max=100")).path
+    b = mounts("b").path
+    (b / "big").mkdir()
+    for i in range(150):
+        (b / "big" / f"old{i}").touch()
+    time.sleep(1)
+    before = _counters(cluster)
+    for i in range(30):
+        (a / "big" / f"new{i}").touch()
+    after = _counters(cluster)
+    assert after.get("readdir", 0) - before.get("readdir", 0) == 1      # one listing, not one per create
+    st = _state(a / "big")
+    assert not st["held_here"], json.dumps(st)
+    assert len(os.listdir(b / "big")) == 180
+
+
 def test_files_made_here_and_open_outlive_their_name(cluster, mounts, tmp_path):
     """Files made under a grant are opened without telling the MDS (reads of written-back files
     too); once a name goes on the server side they still read and write until closed."""
