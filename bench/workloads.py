@@ -80,6 +80,7 @@ class Where:
     setstripe: Callable[[str, int], None] | None = None      # (directory, stripe_count); None: not striped
     pids: dict[str, list[int]] = field(default_factory=dict)  # process group name -> pids, for memory
     peer: str = ""            # the same directory through a second client mount of the file system ("shared")
+    plain: str = ""           # on the write-back cache column: its directory through the plain mount ("bigdir")
 
 
 Workload = Callable[[str, Params, Where], list[Figure]]
@@ -399,8 +400,9 @@ def _probe(parent: str, tag: str, files: int, m: cost.Meter) -> dict[str, float]
 def bigdir(d: str, p: Params, w: Where) -> list[Figure]:
     """Fill one directory with `bigdir_files` empty files (on a write-back cache mount: under its
     grant, then settled at the MDS); then `files` creates, cold stats and unlinks there and in an
-    empty directory, through this mount and then (server side: two clients in the directory take
-    the grant away) through the second client. The rates and, for each, big / empty."""
+    empty directory, through this mount (`here`: under the grant) and then through the plain
+    mount of the same file system (`plain`: server side; its first request calls the grant
+    back). The rates and, for each, big / empty."""
     big = _fresh_dir(d, "bigdir")
     m = cost.Meter(w.pids)
     n = p.bigdir_files
@@ -408,7 +410,7 @@ def bigdir(d: str, p: Params, w: Where) -> list[Figure]:
                                        ops=n), "ops/s")]
     with m.step("fill_settle", ops=n):
         settle(big)
-    for who, root in (("here", d), ("peer", w.peer)):
+    for who, root in (("here", d), ("plain", w.plain)):
         if not root:
             continue
         empty = _fresh_dir(root, f"bigdir-empty-{who}")
@@ -673,6 +675,6 @@ ON_REQUEST = frozenset({"bigdir"})
 
 # Workloads that need a second client mount of the same file system (Where.peer): run on the
 # lustrepy columns only.
-NEEDS_PEER = frozenset({"shared", "bigdir"})
+NEEDS_PEER = frozenset({"shared"})
 # Workloads that run on the write-back cache column only.
 WBC_ONLY = frozenset({"bigdir"})
