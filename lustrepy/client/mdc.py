@@ -22,6 +22,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.protocol import IT_MODIFYING
 from lustrepy.common.records import Cred
+from lustrepy.client.replaylist import ReplayList
 from lustrepy.ldlm.request import LockClient
 from lustrepy.common.daemon import split_hostport
 from lustrepy.rpc import inline
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _TRANSPORT = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
 SIZE_LOST = -1      # a size in close_handles: the writer wrote but could not learn the size
+RECOVERY_WAIT = 300.0   # seconds a request waits for the MDS's recovery to end before failing
+REPLAY_CHUNK = 512      # kept updates per Replay request
 
 
 class Mdc:
@@ -58,6 +61,9 @@ class Mdc:
         self.last_committed = 0
         self._xid = itertools.count(int(time.time() * 1000) << 16)
         self._unreplied: set[int] = set()      # xids sent and not yet answered or given up (under _lock)
+        self.replay = ReplayList()              # updates answered and not yet committed
+        self.boot_id = 0                        # of the MDS instance connected to
+        self.recovery_wait = RECOVERY_WAIT
         self._lock = threading.Lock()
         self._reconnect_mu = threading.Lock()   # one reconnect at a time; the others use its export
         self._closing = False
@@ -72,16 +78,58 @@ class Mdc:
     # ---- connection ------------------------------------------------------------------
 
     def connect(self) -> cpb.ConnectReply:
-        rep = call(self.grpc_stub.Connect, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname),
-                   timeout=self.timeout)
+        """Connect (again); after an MDS restart, replay the updates it may have lost first."""
+        deadline = time.monotonic() + self.recovery_wait
+        while True:
+            kept = len(self.replay)
+            rep = call(self.grpc_stub.Connect, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname,
+                                                                  replays=kept), timeout=self.timeout)
+            if rep.hdr.errno != errno.EINPROGRESS or time.monotonic() > deadline:
+                break
+            inline.sleep(0.5)               # the MDS recovers with the clients it knew: wait
         check_rep(rep.hdr)
         self._set_lane(rep)
         self.conn_gen = rep.conn_gen
         self.root = fid_from_pb(rep.root)
         self.server_uuid = rep.server_uuid
+        restarted = self.boot_id not in (0, rep.boot_id)
+        self.boot_id = rep.boot_id
         if self.locks is not None:
             self.locks.attach(self.conn_gen)
             self.locks.wait_attached(self.timeout)
+        if rep.recovering:
+            self._replay_kept()
+        self.replay.committed(rep.hdr.last_committed, lost=restarted and not rep.recovering)
+        self.last_committed = max(self.last_committed, rep.hdr.last_committed)
+        return rep
+
+    # ---- replay -----------------------------------------------------------------------
+
+    def kept(self) -> int:
+        """Updates kept for replay (answered by the MDS, not yet committed)."""
+        return len(self.replay)
+
+    def _replay_kept(self) -> None:
+        """Send every kept update to the recovering MDS, in transno order, then wait for its
+        recovery to end; updates that no longer apply are logged and remembered."""
+        items = self.replay.items()
+        log.warning("MDS restarted: replaying %d updates", len(items))
+        chunks = [items[i:i + REPLAY_CHUNK] for i in range(0, len(items), REPLAY_CHUNK)] or [[]]
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            rep = self._replay_call(chunk, last)
+        deadline = time.monotonic() + self.recovery_wait
+        while not rep.done and time.monotonic() < deadline:
+            rep = self._replay_call([], True)
+        if not rep.done:
+            raise LpError(errno.ETIMEDOUT, "the MDS's recovery did not end")
+        self.replay.failures(list(rep.failed))
+
+    def _replay_call(self, items: list[mpb.ReplayItem], last: bool) -> mpb.ReplayReply:
+        hdr = cpb.ReqHdr(client_id=self.client_id, conn_gen=self.conn_gen, xid=next(self._xid))
+        rep = call(self.grpc_stub.Replay, mpb.ReplayRequest(hdr=hdr, items=items, last=last),
+                   timeout=max(self.timeout, 10.0))
+        check_rep(rep.hdr)
         return rep
 
     def _set_lane(self, rep: cpb.ConnectReply) -> None:
@@ -98,7 +146,7 @@ class Mdc:
         self._closing = True
         if self.conn_gen:
             try:
-                self.request(self.stub.Disconnect, cpb.DisconnectRequest, timeout=5)
+                self.request(self.stub.Disconnect, cpb.DisconnectRequest, timeout=5, retry=False)
             except LpError:
                 pass
         if self.locks is not None:
@@ -119,31 +167,38 @@ class Mdc:
             h.cancel_cookies.extend(self.locks.take_early_cancels())
         return h
 
-    def request(self, method, req_cls, cred: Cred | None = None, *, resend: bool = False,
+    def request(self, method, req_cls, cred: Cred | None = None, *, resend: bool = False, retry: bool = True,
                 timeout: float | None = None, on_reply: Callable[[Any], None] | None = None,
                 check: bool = True, **fields: Any) -> Any:
-        """Send one request; with resend=True, transport trouble sends it again with the same XID.
+        """Send one request; transport trouble sends it again with the same XID (for an update,
+        resend=True, the MDS then answers from its saved reply), until `resend_for` has passed.
 
         A reply saying this client is not connected (evicted, or the MDS restarted) makes it
         reconnect once and send the request again on the new connection.
         """
         hdr = self.hdr(cred)
         try:
-            return self._exchange(method, req_cls(hdr=hdr, **fields), timeout, on_reply, check, resend)
+            req = req_cls(hdr=hdr, **fields)
+            rep = self._exchange(method, req, timeout, on_reply, check, retry)
+            if resend:
+                self.replay.keep(req, rep)
+            return rep
         finally:
             with self._lock:
                 self._unreplied.discard(hdr.xid)    # answered or given up: never sent again
 
     def _exchange(self, method, req, timeout: float | None, on_reply: Callable[[Any], None] | None,
-                  check: bool, resend: bool) -> Any:
+                  check: bool, retry: bool) -> Any:
         hdr = req.hdr
         deadline = time.monotonic() + self.resend_for
+        recovered = time.monotonic() + self.recovery_wait
         reconnected = False
         while True:
             try:
                 rep = call(method, req, timeout=timeout or self.timeout)
             except LpError as e:
-                if not resend or e.errno not in _TRANSPORT or time.monotonic() > deadline:
+                # Reads are sent again too: a restarting MDS makes them wait, not fail.
+                if not retry or e.errno not in _TRANSPORT or time.monotonic() > deadline:
                     raise
                 log.info("resending xid %d after %s", hdr.xid, e)
                 hdr.resent = True           # the MDS looks for its saved reply
@@ -154,7 +209,12 @@ class Mdc:
                 inline.offload(self.reconnect, req.hdr.conn_gen)
                 req.hdr.conn_gen = self.conn_gen
                 continue
-            self.last_committed = max(self.last_committed, rep.hdr.last_committed)
+            if rep.hdr.errno == errno.EINPROGRESS and time.monotonic() < recovered:
+                inline.sleep(0.2)           # the MDS replays what a restart lost first
+                continue
+            if rep.hdr.last_committed > self.last_committed:
+                self.last_committed = rep.hdr.last_committed
+                self.replay.committed(rep.hdr.last_committed)
             if on_reply is not None:
                 on_reply(rep)
             if check:

@@ -5,6 +5,8 @@
   cluster status    what cluster.json records and which processes still run
   cluster stop-ost  stop one OSS (the MDS then marks its OST inactive)
   cluster start-ost start it again (nothing else is restarted)
+  cluster stop-mds  stop the MDS (--kill: SIGKILL, as a crash); clients wait for it
+  cluster start-mds start it again on its address (clients and OSSes recover)
 
 Argument handling and printing only; the mechanics live in launcher.
 Never stops a process by name: only the pids recorded in DIR/cluster.json.
@@ -70,6 +72,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
         c = csub.add_parser(name, parents=parents + [root], help=what, description=what[0].upper() + what[1:] + ".")
         c.add_argument("--index", type=int, required=True, metavar="N", help="the OST index")
         c.set_defaults(func=func)
+    sm = csub.add_parser("stop-mds", parents=parents + [root], help="stop the MDS (clients wait for it)",
+                         description="Stop the MDS; mounts and OSSes keep running and wait for it to "
+                                     "come back. --kill sends SIGKILL, as a crash would.")
+    sm.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
+    sm.set_defaults(func=run_stop_mds)
+    st = csub.add_parser("start-mds", parents=parents + [root], help="start the MDS again on its address",
+                         description="Start the recorded MDS again on the same address; clients and OSSes "
+                                     "find it there, and clients replay what it lost.")
+    st.set_defaults(func=run_start_mds)
 
 
 def _root(args: argparse.Namespace) -> str:
@@ -182,6 +193,32 @@ def run_down(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     rec = _load(_root(args))
     _emit(args, rec, output.render_cluster(rec, launcher.liveness(rec)))
+    return 0
+
+
+# ---- the MDS ----------------------------------------------------------------------------
+
+def run_stop_mds(args: argparse.Namespace) -> int:
+    root = _root(args)
+    with clusterfile.locked(root):
+        rec = _load(root)
+        rec, pids = launcher.stop_mds(rec, kill=args.kill)
+    how = "killed" if args.kill else "stopped"
+    _emit(args, rec, f"{how} the MDS (pid {pids[0]})\n" if pids else "the MDS was not running\n", stopped_pids=pids)
+    return 0
+
+
+def run_start_mds(args: argparse.Namespace) -> int:
+    root = _root(args)
+    with clusterfile.locked(root):
+        rec = _load(root)
+        if launcher.is_running(rec.mds):
+            raise QuietError(f"the MDS of the cluster at {root} is already running (pid {rec.mds.pid})")
+        try:
+            rec = launcher.start_mds(rec)
+        except launcher.StartFailed as e:
+            raise _failed(e, "start-mds failed") from None
+    _emit(args, rec, f"started the MDS on {rec.mds.address} (pid {rec.mds.pid})\n")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -266,6 +267,34 @@ def start_ost(rec: ClusterRecord, index: int, timeout: float = START_TIMEOUT_S) 
         clusterfile.save(rec.with_ost(replace(ost, pid=0)))
         raise
     return rec
+
+
+def start_mds(rec: ClusterRecord, timeout: float = START_TIMEOUT_S) -> ClusterRecord:
+    """Start the recorded MDS again on its address (clients and OSSes find it there and
+    recover); the OSSes are not touched."""
+    deadline = time.monotonic() + timeout
+    started: list[ServerRecord] = []
+    try:
+        [mds] = start_servers(rec.root, [(rec.mds, partial(mds_argv, rec))], rec.options.host, deadline, started)
+        if mds.port != rec.mds.port:
+            raise StartFailed(f"the MDS came back on port {mds.port}, not {rec.mds.port}: clients would not find it",
+                              [(mds.log, procs.log_tail(mds.log, 0, 6))])
+        rec = replace(rec, mds=mds)
+        clusterfile.save(rec)
+    except BaseException:
+        stop_records(started)
+        clusterfile.save(replace(rec, mds=replace(rec.mds, pid=0, starttime=0)))
+        raise
+    return rec
+
+
+def stop_mds(rec: ClusterRecord, *, kill: bool = False) -> tuple[ClusterRecord, list[int]]:
+    """Stop the MDS (kill: SIGKILL, as a crash); clients and OSSes keep running and wait for it."""
+    pids = procs.stop([(rec.mds.pid, rec.mds.argv, rec.mds.starttime)] if rec.mds.pid else [],
+                      sig=signal.SIGKILL if kill else signal.SIGTERM)
+    rec = replace(rec, mds=replace(rec.mds, pid=0, starttime=0))
+    clusterfile.save(rec)
+    return rec, pids
 
 
 def stop_ost(rec: ClusterRecord, index: int) -> tuple[ClusterRecord, list[int]]:

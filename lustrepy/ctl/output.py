@@ -7,6 +7,7 @@ so they only ever grow.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from lustrepy.common.records import Statfs
 from lustrepy.ctl.clusterfile import ClusterRecord
-from lustrepy.ctl.query import FsStatus, MdsInfo, OstState
+from lustrepy.ctl.query import FsStatus, MdsInfo, OstState, Recovery
 
 UUID_WIDTH = 20
 NEVER_S = 1e8        # an OST not heard from since the MDS started reports an absurd age
@@ -212,7 +213,19 @@ def mds_fields(info: MdsInfo) -> list[tuple[str, str]]:
     return [("address", info.address), ("uuid", info.uuid), ("fsname", info.fsname),
             ("uptime", human_duration(info.uptime_s)), ("version", info.version),
             ("clients", str(info.clients)), ("last transno", str(info.last_transno)),
-            ("last committed", str(info.last_committed))]
+            ("last committed", str(info.last_committed)), *recovery_fields(info.recovery)]
+
+
+def recovery_fields(r: Recovery | None) -> list[tuple[str, str]]:
+    if r is None:
+        return []
+    out = [("recovery", r.state)]
+    if r.state != "none":
+        out.append(("  clients", f"{r.clients_recovered}/{r.clients_expected} recovered, {r.clients_evicted} evicted"))
+        out.append(("  replays", f"{r.replays_applied} applied, {r.replays_failed} failed"))
+        out.append(("  time left" if r.state == "recovering" else "  took",
+                    f"{r.time_left_s if r.state == 'recovering' else r.took_s:.1f}s"))
+    return out
 
 
 def render_mds(info: MdsInfo, counters: bool = False) -> str:
@@ -226,7 +239,8 @@ def render_mds(info: MdsInfo, counters: bool = False) -> str:
 def mds_json(info: MdsInfo) -> dict[str, Any]:
     return {"address": info.address, "uuid": info.uuid, "fsname": info.fsname, "uptime_s": info.uptime_s,
             "version": info.version, "clients": info.clients, "last_transno": info.last_transno,
-            "last_committed": info.last_committed, "counters": dict(info.counters)}
+            "last_committed": info.last_committed, "counters": dict(info.counters),
+            "recovery": dataclasses.asdict(info.recovery) if info.recovery is not None else None}
 
 
 # ---- cluster -----------------------------------------------------------------

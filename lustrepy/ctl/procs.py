@@ -155,8 +155,9 @@ def _owned(pid: int, argv: Sequence[str], starttime: int) -> bool:
     return False
 
 
-def stop(targets: Iterable[tuple[int, Sequence[str], int]], grace_s: float = TERM_GRACE_S) -> list[int]:
-    """SIGTERM every (pid, argv, starttime) that is still ours, wait, SIGKILL after grace_s.
+def stop(targets: Iterable[tuple[int, Sequence[str], int]], grace_s: float = TERM_GRACE_S,
+         sig: int = signal.SIGTERM) -> list[int]:
+    """SIGTERM (or `sig`) every (pid, argv, starttime) that is still ours, wait, SIGKILL after grace_s.
 
     Returns the pids that were signalled. Never signals a pid whose cmdline
     no longer matches its recorded argv, except a still unreaped child of this
@@ -164,7 +165,7 @@ def stop(targets: Iterable[tuple[int, Sequence[str], int]], grace_s: float = TER
     """
     live = [(pid, tuple(argv), st) for pid, argv, st in targets if _owned(pid, argv, st)]
     for pid, _, _ in live:
-        _signal(pid, signal.SIGTERM)
+        _signal(pid, sig)
     pending = _wait_gone(live, grace_s)
     if pending:
         log.warning("pids %s ignored SIGTERM for %.0fs; sending SIGKILL", [p for p, _, _ in pending], grace_s)

@@ -67,6 +67,21 @@ class MdsInfo:
     last_transno: int
     last_committed: int
     counters: tuple[tuple[str, int], ...] = ()
+    recovery: Recovery | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """The MDS's recovery after its last start (state "none": it knew no client)."""
+
+    state: str
+    clients_expected: int
+    clients_recovered: int
+    clients_evicted: int
+    replays_applied: int
+    replays_failed: int
+    time_left_s: float
+    took_s: float
 
 
 def ost_uuid(fsname: str, index: int) -> str:
@@ -113,7 +128,9 @@ def fs_status_from_pb(rep: mpb.MdsStatfsReply) -> FsStatus:
 def mds_info_from_pb(rep: mpb.MdsInfoReply, address: str) -> MdsInfo:
     return MdsInfo(address=rep.address or address, uuid=rep.uuid, fsname=rep.fsname, uptime_s=rep.uptime_s,
                    version=rep.version, clients=rep.clients, last_transno=rep.last_transno,
-                   last_committed=rep.last_committed, counters=tuple(sorted(rep.counters.items())))
+                   last_committed=rep.last_committed, counters=tuple(sorted(rep.counters.items())),
+                   recovery=Recovery(**{f: getattr(rep.recovery, f) for f in Recovery.__slots__})
+                   if rep.recovery.state else None)
 
 
 def fs_status(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> FsStatus:
@@ -126,6 +143,14 @@ def mds_info(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> MdsInfo:
     rep = _rpc(address, lambda stub: call(stub.Info, mpb.MdsInfoRequest(hdr=_hdr()), timeout=timeout), timeout)
     _check(rep.hdr, address, "info")
     return mds_info_from_pb(rep, address)
+
+
+def replay_barrier(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> int:
+    """Set a replay barrier on the MDS; returns the last transno that survives its next restart."""
+    rep = _rpc(address, lambda stub: call(stub.ReplayBarrier, mpb.BarrierRequest(hdr=_hdr()), timeout=timeout),
+               timeout)
+    _check(rep.hdr, address, "the replay barrier")
+    return int(rep.transno)
 
 
 def _check(hdr: cpb.RepHdr, address: str, what: str) -> None:

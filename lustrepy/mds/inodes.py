@@ -20,6 +20,7 @@ from lustrepy.common.fid import FIRST_SEQ, SEQ_WIDTH, Fid, valid_fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE
 from lustrepy.common.records import Attr
+from lustrepy.mds.records import Forced
 from lustrepy.mds.schema import ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class TxBase:
     """One transaction's view of the database (the caller owns begin/commit)."""
 
     def __init__(self, conn: sqlite3.Connection, *, writable: bool, now_ns: int = 0,
-                 fids: FidRange | None = None, stable: bool | None = None) -> None:
+                 fids: FidRange | None = None, stable: bool | None = None, forced: Forced | None = None) -> None:
         # A request reads the same inodes several times (the parent for its permission, its
         # default layout, its times; the child for the reply): each is read once per
         # transaction while no statement changes inode rows.
@@ -144,6 +145,8 @@ class TxBase:
         self.stable = writable if stable is None else stable
         self.now = now_ns or time.time_ns()
         self.fids = fids            # None: a range of this transaction's own when it needs one
+        self.forced = forced        # a replayed update: the results it must reproduce
+        self._forced_fids = list(forced.fids) if forced is not None else []
 
     def _w(self) -> None:
         if not self.writable:
@@ -282,11 +285,30 @@ class TxBase:
     # ---- FIDs -----------------------------------------------------------------------------
 
     def _new_seq(self) -> int:
+        """A FID sequence never handed out (a replay: the one its first reply gave)."""
+        if self.forced is not None and self.forced.seq:
+            seq = self.forced.seq
+            if self.conn.execute("SELECT 1 FROM seq_owners WHERE seq = ?", (seq,)).fetchone():
+                raise LpError(errno.EEXIST, f"sequence {seq:#x} is handed out")
+            self.conn.execute("UPDATE meta SET next_seq = max(next_seq, ?)", (seq + 1,))
+            return seq
         return int(self.conn.execute("UPDATE meta SET next_seq = next_seq + 1 RETURNING next_seq - 1").fetchall()[0][0])
+
+    def _forced_handle(self) -> int | None:
+        """The open handle a replayed open must give again (None: a new one)."""
+        handle = self.forced.handle if self.forced is not None and self.forced.handle else None
+        if handle is not None and self.conn.execute("SELECT 1 FROM opens WHERE handle = ?", (handle,)).fetchone():
+            raise LpError(errno.EEXIST, f"open handle {handle} is in use")
+        return handle
 
     def _alloc_fid(self) -> Fid:
         """The next FID of the MDS's own sequence, from the reserved range; a range is
-        reserved when it runs out (in a fresh sequence when the current one is used up)."""
+        reserved when it runs out (in a fresh sequence when the current one is used up).
+        A replayed update takes the FIDs its first reply named instead."""
+        if self._forced_fids:
+            fid = self._forced_fids.pop(0)
+            self._claim_fid(fid)
+            return fid
         f = self.fids
         if f is None:
             f = self.fids = FidRange()

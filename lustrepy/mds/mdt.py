@@ -15,9 +15,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Statfs
 from lustrepy.ldlm.lockd import LockServer
@@ -28,6 +29,7 @@ from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.recovery import Committer
+from lustrepy.mds.recovery_window import RecoveryWindow
 from lustrepy.mds.replies import ReplyKeeper
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager
@@ -50,7 +52,7 @@ class MdsConfig:
     precreate_batch: int = 512
     ost_reserved: int = DEFAULT_RESERVED     # an OST with less free space gets objects only when all have as little
     pool_wait: float = 5.0
-    recovery_window: float = 30.0   # clients holding opens at restart get this long to reconnect
+    recovery_window: float = 60.0   # clients known at a restart get this long to come back and replay
     contention: ContentionPolicy = ContentionPolicy()
 
 
@@ -86,6 +88,15 @@ class Mdt:
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="ost-sweep", daemon=True)
         self.lane: LaneServer | None = None     # the request lane, when served (server.run)
+        # Runs one update a client replays after a restart (replay_apply.apply over the service's
+        # handlers; set by the server before it serves).
+        self.replay_one: Callable[[str, Any], Any] = _no_replay
+        self.recovery = RecoveryWindow(self.store.known_clients(), cfg.recovery_window, self.store.last_transno(),
+                                       apply=self._replay, on_end=self._end_recovery)
+        if self.recovery.state == "recovering":
+            log.info("recovery: waiting up to %.0fs for %d clients to replay", cfg.recovery_window,
+                     len(self.store.known_clients()))
+        self.osp.held = self.recovery.blocks     # no precreation or destroy until replays are in
 
     # ---- life cycle ---------------------------------------------------------------
 
@@ -105,25 +116,43 @@ class Mdt:
         self.store.close()
 
     def _sweep(self) -> None:
-        recovering = True
-        while not self._stop.wait(min(1.0, self.cfg.ost_timeout / 4)):
+        while not self._stop.wait(min(0.5, self.cfg.ost_timeout / 4)):
             for i in self.registry.sweep():
                 log.warning("OST%04x inactive: no heartbeat for %.1fs", i, self.cfg.ost_timeout)
-            if recovering and time.monotonic() - self.started > self.cfg.recovery_window:
-                recovering = False
-                self._end_recovery()
+            self.recovery.tick()
             try:
                 self.replies.prune()
             except Exception:  # the sweeper must go on: the rows go at a later tick
                 log.exception("pruning saved replies failed")
 
-    def _end_recovery(self) -> None:
-        """Opens of clients that did not come back after a restart are closed (their orphans go)."""
-        connected = {e.client_id for e in self.lockd.exports()}
+    # ---- recovery ------------------------------------------------------------------------
+
+    def _replay(self, client_id: str, item: Any) -> Any:
+        return self.replay_one(client_id, item)
+
+    def _end_recovery(self, missing: list[str]) -> None:
+        """Recovery is over: clients that did not come back are evicted and their opens closed
+        (their orphans go); what the replays did is made durable."""
+        connected = {e.client_id for e in self.lockd.exports() if not e.evicted}
+        for cid in missing:
+            if cid in connected:
+                log.info("client %s did not replay in time: evicting it", cid)
+                self.lockd.evict(cid, "recovery ended without its replays")
+            self.store.client_left(cid)
         for cid in self.store.read().open_clients():
-            if cid not in connected:
+            if cid not in connected or cid in missing:
                 log.info("client %s did not reconnect: closing its open files", cid)
                 self.close_client(cid)
+        self.committer.commit_now()
+        self.osp.wake()
+
+    def joined(self, client_id: str, replays: int) -> bool:
+        """A client connects: recorded for recovery; True when recovery awaits its replays.
+        EINPROGRESS for a client this MDS did not know while recovery is under way."""
+        if self.recovery.blocks() and client_id not in self.store.known_clients():
+            raise LpError(errno.EINPROGRESS, "the MDS is recovering; connect again shortly")
+        self.store.client_joined(client_id)
+        return self.recovery.connected(client_id, replays)
 
     def close_client(self, client_id: str) -> None:
         """A client left or was evicted: close its open handles (last closes of orphans destroy them)."""
@@ -137,6 +166,7 @@ class Mdt:
             self.lane.revoke(client_id)                 # its lane connections are cut
         self.close_client(client_id)
         self.replies.evicted(client_id)
+        self.store.client_left(client_id)
 
     def disconnected(self, client_id: str) -> None:
         """A client disconnected cleanly: it sends nothing more (no resend, no batch)."""
@@ -144,6 +174,8 @@ class Mdt:
             self.lane.revoke(client_id, cut=False)      # this request's own connection answers it
         self.close_client(client_id)
         self.replies.left(client_id)
+        self.store.client_left(client_id)
+        self.recovery.connected(client_id, 0)          # leaving: it replays nothing
         with self._inflight_lock:
             self._serial.pop(client_id, None)
 
@@ -172,13 +204,20 @@ class Mdt:
         n = self.ost_count()
         lo.check(ost_count=n if n else None)
 
-    def allocate(self, tx: Tx, lo: Layout) -> Layout:
+    def allocate(self, tx: Tx, lo: Layout, fid: Fid | None = None) -> Layout:
         """Choose OSTs and take precreated object ids, inside the caller's transaction.
 
         While an active OST is skipped only because its pool is empty, this raises
         ENOSPC so write_with_objects waits for precreation; past that wait a file
         gets fewer stripes rather than none.
         """
+        forced = None
+        if tx.forced is not None:           # a replay: the objects its first reply named
+            forced = dict(tx.forced.layouts).get(fid) if tx.forced.layouts and fid else tx.forced.layout
+        if forced is not None and forced.objects:
+            for o in forced.objects:
+                resources.pool_claim(tx, o.ost_index, o.object_id)
+            return forced
         ranges = resources.pool_ranges(tx)
         pools = resources.sizes_of(ranges)
         osts = self.registry.all()
@@ -250,3 +289,7 @@ class Mdt:
         one at a time, so a resend waits for the original and then skips what it applied."""
         with self._inflight_lock:
             return self._serial.setdefault(client_id, threading.Lock())
+
+
+def _no_replay(client_id: str, item: Any) -> Any:
+    raise RuntimeError("this MDT has no replay handler: the server did not set one")

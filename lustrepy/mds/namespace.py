@@ -375,8 +375,9 @@ class Tx(TxBase):
         """Record an open handle; an open inode outlives its last name until closed."""
         self._w()
         iid, _ = self._node(fid)
-        cur = self.conn.execute("INSERT INTO opens (inode, client_id, opened_ns, writer) VALUES (?, ?, ?, ?)",
-                                (iid, client_id, self.now, int(writer)))
+        handle = self._forced_handle()
+        cur = self.conn.execute("INSERT INTO opens (handle, inode, client_id, opened_ns, writer) "
+                                "VALUES (?, ?, ?, ?, ?)", (handle, iid, client_id, self.now, int(writer)))
         assert cur.lastrowid is not None
         return cur.lastrowid
 

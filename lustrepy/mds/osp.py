@@ -74,6 +74,8 @@ class Osp:
         self._stop = threading.Event()
         self._pool_cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="osp", daemon=True)
+        # True while nothing may change (recovery replays first, with the transnos they had)
+        self.held: Callable[[], bool] = lambda: False
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -104,6 +106,8 @@ class Osp:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
+            if self.held():
+                continue
             try:
                 self._precreate_all()
                 self._destroy_pending()

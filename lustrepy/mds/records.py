@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lustrepy.common.layout import StripeObject
+from lustrepy.common.fid import Fid
+from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Attr
 
 # the most hard links a non-directory may have (as ext4)
@@ -82,3 +83,16 @@ class OstRecord:
     index: int
     uuid: str
     address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forced:
+    """What a replayed update must reproduce (recovery): the transno and the results its first
+    reply gave, so clients find what they were told. Zero or empty fields are chosen as usual."""
+
+    transno: int
+    fids: tuple[Fid, ...] = ()          # the new inodes' FIDs, in the order the update makes them
+    handle: int = 0                     # the open handle
+    layout: Layout | None = None        # the objects the new file got
+    layouts: tuple[tuple[Fid, Layout], ...] = ()    # a batch of update records: each new file's objects
+    seq: int = 0                        # AllocSeq: the sequence handed out

@@ -162,7 +162,7 @@ def _create(mdt: Mdt, op: mpb.CreateOp, cred: Cred) -> tuple[Locks, TxFn]:
     def fn(tx: Tx) -> mpb.ReintReply:
         lo = None
         if stat.S_ISREG(mode) and not op.delay_layout:
-            lo = mdt.allocate(tx, requested or tx.default_layout(parent))
+            lo = mdt.allocate(tx, requested or tx.default_layout(parent), _fid(op.fid))
         return _reply(tx.create(cred, parent, op.name, mode, op.rdev, fid=_fid(op.fid), layout=lo), tx)
 
     return [(parent, IBit.UPDATE)], fn
@@ -258,7 +258,7 @@ def _setxattr(mdt: Mdt, op: mpb.SetxattrOp, cred: Cred) -> tuple[Locks, TxFn]:
                     raise LpError(errno.EEXIST, "file already has a layout")
                 if cred.uid not in (0, a.uid):
                     raise LpError(errno.EPERM, "only the owner sets a file's layout")
-                tx.set_layout(fid, mdt.allocate(tx, lo))
+                tx.set_layout(fid, mdt.allocate(tx, lo, fid))
             else:
                 raise LpError(errno.EINVAL, "layouts apply to directories and regular files")
             return _reply(tx.getattr(fid), tx)

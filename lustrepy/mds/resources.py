@@ -93,6 +93,24 @@ def pool_add(tx: TxBase, ost_index: int, first: int, last: int) -> None:
     tx.conn.execute("UPDATE pools SET next_id = ?, last_id = ? WHERE ost_index = ?", (nxt, last, ost_index))
 
 
+def pool_claim(tx: TxBase, ost_index: int, object_id: int) -> None:
+    """A replayed create takes the object its first reply named. The objects before it that the
+    pool still offers, or that were precreated by a transaction the restart lost, were given to
+    updates nobody replays: they go to the destroy queue so nothing leaks."""
+    cur = pool_range(tx, ost_index)
+    nxt, top = cur if cur is not None else (object_id, object_id - 1)
+    if object_id < nxt:
+        return                      # handed out before the restart: nothing to move
+    skipped = [(ost_index, i, tx.now) for i in range(nxt, object_id)]
+    if skipped:
+        log.warning("OST%04x: replay skips objects %d..%d; destroying them", ost_index, nxt, object_id - 1)
+        tx.conn.executemany(
+            "INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)", skipped)
+    tx.conn.execute("INSERT INTO pools (ost_index, next_id, last_id) VALUES (?, ?, ?) ON CONFLICT (ost_index) "
+                    "DO UPDATE SET next_id = excluded.next_id, last_id = max(last_id, excluded.last_id)",
+                    (ost_index, object_id + 1, max(top, object_id)))
+
+
 def pool_take(tx: TxBase, ost_index: int, n: int) -> list[int]:
     """Up to `n` object ids from the OST's pool (fewer, maybe none, when it runs low)."""
     cur = pool_range(tx, ost_index)

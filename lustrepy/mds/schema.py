@@ -210,6 +210,14 @@ CREATE TABLE IF NOT EXISTS lost_sizes (
     inode       INTEGER PRIMARY KEY REFERENCES inodes(id) ON DELETE CASCADE,
     since_ns    INTEGER NOT NULL
 );
+
+-- clients: the clients connected to this MDT, as recovery knows them. A row is written (and synced)
+--   when a client first connects and goes when it disconnects or is evicted. After a restart the MDS
+--   waits for these clients to replay what it lost (recovery.window) before serving new requests.
+CREATE TABLE IF NOT EXISTS clients (
+    client_id   TEXT PRIMARY KEY,
+    since_ns    INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 SCHEMA = _ORIGINAL + ADDED
 

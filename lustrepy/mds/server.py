@@ -12,6 +12,7 @@ code 1 (2 for usage), never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.ldlm.service import LdlmService
 from lustrepy.mds import params as mds_params
+from lustrepy.mds import replay_apply
 from lustrepy.mds.mdt import MdsConfig, Mdt
 from lustrepy.mds.service import MdsService
 from lustrepy.mds.store import Store
@@ -55,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="an OST with less free space than this (bytes, or with K/M/G) gets no new objects "
                          "while others have more (default 64M)")
     ap.add_argument("--commit-interval", help="WAL sync period, seconds (default 1)")
+    ap.add_argument("--recovery-window",
+                    help="seconds the clients known at a restart get to come back and replay (default 60)")
     ap.add_argument("--contention-threshold",
                     help="conflicts on a directory within the window that stop WBC grants there (default 16)")
     ap.add_argument("--contention-window", help="contention counting window, seconds (default 4)")
@@ -123,6 +127,7 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         reg.apply_saved()
         service = MdsService(mdt)
         service.params = reg
+        mdt.replay_one = functools.partial(replay_apply.apply, mdt, service.replay_handlers())
         mds_pb2_grpc.add_MdsServicer_to_server(service, server)
         ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(mdt.lockd, service.stats), server)
         try:

@@ -65,13 +65,15 @@ class MdsService(mds_pb2_grpc.MdsServicer):
     # ---- the common path ------------------------------------------------------------
 
     def _serve(self, name: str, reply_cls: Callable[..., M], request: Any, fn: Callable[[Cred], M],
-               modifying: bool = False, anonymous_ok: bool = False) -> M:
+               modifying: bool = False, anonymous_ok: bool = False, gated: bool = True) -> M:
         mdt = self.mdt
         mdt.counters[name] += 1
         t0 = time.perf_counter()
         hdr = request.hdr
         rep: M | None
         try:
+            if gated and not anonymous_ok and mdt.recovery.blocks():
+                raise LpError(errno.EINPROGRESS, "the MDS is recovering; send again shortly")
             if not (anonymous_ok and not hdr.client_id):
                 mdt.lockd.check(hdr.client_id, hdr.conn_gen)
                 mdt.replies.replied(hdr.client_id, hdr.replied_xid)
@@ -123,16 +125,43 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         if request.fsname != mdt.fsname:
             return cpb.ConnectReply(hdr=rep_err(LpError(
                 errno.ENOENT, f"no file system {request.fsname!r} here (this MDS serves {mdt.fsname!r})")))
+        try:
+            awaited = mdt.joined(request.client_id, request.replays)
+        except LpError as e:
+            return cpb.ConnectReply(hdr=rep_err(e))
         gen = mdt.lockd.connect(request.client_id, peer=context.peer() if context else "")
         log.info("client %s connected (gen %d) from %s", request.client_id, gen,
                  context.peer() if context else "?")
         rep = cpb.ConnectReply(hdr=rep_ok(last_committed=mdt.committer.last_committed), conn_gen=gen,
                                server_uuid=mdt.uuid, fsname=mdt.fsname, root=fid_to_pb(mdt.root),
-                               boot_id=mdt.boot_id, server_version=__version__)
+                               boot_id=mdt.boot_id, server_version=__version__, recovering=awaited)
         if mdt.lane is not None:
             rep.lane_port = mdt.lane.port
             rep.lane_token = mdt.lane.issue(request.client_id)
         return rep
+
+    def Replay(self, request: mpb.ReplayRequest, context: grpc.ServicerContext) -> mpb.ReplayReply:
+        """Updates a client kept, sent after a restart; `last` waits a while for recovery's end."""
+        def fn(cred: Cred) -> mpb.ReplayReply:
+            cid = request.hdr.client_id
+            if not self.mdt.recovery.add(cid, request.items, request.last) and request.items:
+                raise LpError(errno.ESTALE, "recovery is over or does not wait for this client: replays refused")
+            done, failed = self.mdt.recovery.outcome(cid, 5.0) if request.last else (False, [])
+            return mpb.ReplayReply(hdr=rep_ok(), done=done, failed=failed)
+        return self._serve("replay", mpb.ReplayReply, request, fn, gated=False)
+
+    def ReplayBarrier(self, request: mpb.BarrierRequest, context: grpc.ServicerContext) -> mpb.BarrierReply:
+        """For admins (tests of recovery): nothing after now survives the next restart."""
+        self.mdt.counters["replay_barrier"] += 1
+        try:
+            return mpb.BarrierReply(hdr=rep_ok(), transno=self.mdt.store.set_barrier())
+        except LpError as e:
+            return mpb.BarrierReply(hdr=rep_err(e))
+
+    def replay_handlers(self) -> dict[str, Callable[[Any, Any], Any]]:
+        """The handlers recovery runs kept updates through."""
+        return {"Intent": self.Intent, "Reint": self.Reint, "Close": self.Close, "AllocSeq": self.AllocSeq,
+                "ReintBatch": self.ReintBatch}
 
     def lane_handlers(self) -> dict[str, Handler]:
         """The lane's handlers: each of MDS_LANE_METHODS, for requests of the connection's own client."""
@@ -158,7 +187,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             self.mdt.lockd.disconnect(cid)
             log.info("client %s disconnected", cid)
             return cpb.SimpleReply(hdr=rep_ok())
-        return self._serve("disconnect", cpb.SimpleReply, request, fn)
+        return self._serve("disconnect", cpb.SimpleReply, request, fn, gated=False)
 
     # ---- intents and updates ----------------------------------------------------------
 
@@ -323,7 +352,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                 hdr=rep_ok(), uuid=mdt.uuid, fsname=mdt.fsname, address=mdt.address,
                 uptime_s=time.monotonic() - mdt.started, version=__version__,
                 clients=len(mdt.lockd.exports()), last_transno=mdt.store.last_transno(),
-                last_committed=mdt.committer.last_committed, counters=counters)
+                last_committed=mdt.committer.last_committed, counters=counters,
+                recovery=mdt.recovery.state_pb())
         # Info is for admins: no export needed
         self.mdt.counters["info"] += 1
         try:

@@ -38,6 +38,7 @@ from lustrepy.common.layout import Layout
 from lustrepy.mds import schema
 from lustrepy.mds.inodes import FidRange
 from lustrepy.mds.namespace import Tx
+from lustrepy.mds.records import Forced
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ R = TypeVar("R")
 
 DB_NAME = "mdt.db"
 LOCK_NAME = "mdt.lock"
+BARRIER_NAME = "mdt.db.barrier"     # the database as a replay barrier left it (replaces mdt.db at start)
 FSNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 _BUSY_MS = 10_000
 _SQLITE_FULL = 13
@@ -63,6 +65,17 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _install(tmp: Path, path: Path) -> None:
+    """Put the finished file `tmp` in place as `path`, durably (file, rename, directory)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 class _DirLock:
@@ -126,13 +139,7 @@ class Store:
                 conn.execute("COMMIT")
             finally:
                 conn.close()
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, db)
-            _fsync_dir(dir)
+            _install(tmp, db)
             log.info("formatted %s as %s", dir, uuid)
             return uuid
         except (OSError, sqlite3.Error) as e:
@@ -149,10 +156,26 @@ class Store:
             raise QuietError(f"{self.dir}: not formatted as an MDT (no {DB_NAME}; format it first)")
         self._lock = _DirLock(self.dir)
         try:
+            self._undo_past_barrier()
             self._open(expect_fsname)
         except BaseException:
             self._lock.release()
             raise
+
+    def _undo_past_barrier(self) -> None:
+        """A replay barrier was set before this start: drop every transaction after it, as a power
+        cut on the MDS host would (the database goes back to the copy the barrier took)."""
+        saved = self.dir / BARRIER_NAME
+        if not saved.is_file():
+            return
+        log.warning("replay barrier: dropping every transaction after the barrier (%s)", saved)
+        try:
+            for suffix in ("-wal", "-shm"):
+                Path(str(self.db_path) + suffix).unlink(missing_ok=True)
+            os.replace(saved, self.db_path)
+            _fsync_dir(self.dir)
+        except OSError as e:
+            raise QuietError(f"{self.dir}: cannot go back to the replay barrier: {e.strerror}") from None
 
     def _open(self, expect_fsname: str | None) -> None:
         w = _connect(self.db_path)
@@ -179,6 +202,8 @@ class Store:
         # The last peek, until the next write (under _wlock): only a write changes inodes or names.
         self._peeked: Tx | None = None
         self._last_committed = 0
+        self._barrier: int | None = None    # a replay barrier: nothing after this transno is durable
+        self._forced: tuple[int, Forced] | None = None     # (thread, results) of a replayed update
         self._dir_synced = False
         self._closed = False
         self.sync()
@@ -255,12 +280,13 @@ class Store:
             try:
                 c.execute("BEGIN IMMEDIATE")
                 try:
-                    tx = Tx(c, writable=True, now_ns=now_ns, fids=self._fids)
+                    forced = self._forced[1] if self._forced and self._forced[0] == self._writer else None
+                    tx = Tx(c, writable=True, now_ns=now_ns, fids=self._fids, forced=forced)
                     peeked, self._peeked = self._peeked, None
                     if peeked is not None:          # nothing changed since: e.g. a create's name is still free
                         tx.knowing(peeked)
                     r = fn(tx)
-                    transno = self._last_transno + 1
+                    transno = forced.transno if forced is not None else self._last_transno + 1
                     saved = self._saved_transno
                     if client_id and encode is not None:    # the reply row keeps the transno
                         c.execute("INSERT OR REPLACE INTO replies (client_id, xid, transno, reply) VALUES (?,?,?,?)",
@@ -281,9 +307,14 @@ class Store:
                 raise
             finally:
                 self._writer = None
-            self._last_transno = transno
-            self._saved_transno = saved
+            self._last_transno = max(self._last_transno, transno)
+            self._saved_transno = max(self._saved_transno, saved)
             return r, transno
+
+    def forcing(self, forced: Forced | None) -> None:
+        """The calling thread's next writes replay an update: they take `forced`'s transno and
+        results (None: back to normal). Recovery applies replays one at a time on one thread."""
+        self._forced = (threading.get_ident(), forced) if forced is not None else None
 
     def read(self) -> Tx:
         """A read-only Tx on this thread's read connection (sees the latest commit)."""
@@ -390,5 +421,50 @@ class Store:
             if not self._dir_synced:
                 _fsync_dir(self.dir)
                 self._dir_synced = True
+            if self._barrier is not None:
+                t = min(t, self._barrier)       # past a replay barrier nothing counts as durable
             self._last_committed = max(self._last_committed, t)
             return self._last_committed
+
+    def set_barrier(self) -> int:
+        """A replay barrier (Lustre's replay_barrier): copy the database as it stands and stop
+        counting anything after it as durable; the next start goes back to the copy, dropping
+        every transaction since, as a power cut would. Returns the barrier's transno."""
+        with self._wlock:
+            if self._closed:
+                raise LpError(errno.ESHUTDOWN, "the MDT is closed")
+            self._save_transno()
+            t = self._last_transno
+            tmp = self.dir / (BARRIER_NAME + ".new")
+            try:
+                dst = sqlite3.connect(tmp)
+                try:
+                    self._w.backup(dst)
+                finally:
+                    dst.close()
+                _install(tmp, self.dir / BARRIER_NAME)
+            except (OSError, sqlite3.Error) as e:
+                tmp.unlink(missing_ok=True)
+                raise LpError(errno.EIO, f"cannot save the replay barrier: {e}") from None
+            self._barrier = t
+        self.sync()
+        log.warning("replay barrier at transno %d: nothing after it will survive a restart", t)
+        return t
+
+    # ---- clients recovery waits for -----------------------------------------------------------
+
+    def known_clients(self) -> list[str]:
+        return [r[0] for r in self.read().conn.execute("SELECT client_id FROM clients")]
+
+    def client_joined(self, client_id: str) -> bool:
+        """Record a connecting client (synced: recovery must know it); False if known already."""
+        if self.read().conn.execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone():
+            return False
+        self.write(lambda tx: tx.conn.execute("INSERT OR IGNORE INTO clients (client_id, since_ns) VALUES (?, ?)",
+                                              (client_id, tx.now)))
+        self.sync()
+        return True
+
+    def client_left(self, client_id: str) -> None:
+        if self.read().conn.execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone():
+            self.write(lambda tx: tx.conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)))

@@ -214,17 +214,19 @@ class Statfs(_message.Message):
     def __init__(self, bsize: _Optional[int] = ..., blocks: _Optional[int] = ..., bfree: _Optional[int] = ..., bavail: _Optional[int] = ..., files: _Optional[int] = ..., ffree: _Optional[int] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("client_id", "fsname", "client_version")
+    __slots__ = ("client_id", "fsname", "client_version", "replays")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     FSNAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     fsname: str
     client_version: str
-    def __init__(self, client_id: _Optional[str] = ..., fsname: _Optional[str] = ..., client_version: _Optional[str] = ...) -> None: ...
+    replays: int
+    def __init__(self, client_id: _Optional[str] = ..., fsname: _Optional[str] = ..., client_version: _Optional[str] = ..., replays: _Optional[int] = ...) -> None: ...
 
 class ConnectReply(_message.Message):
-    __slots__ = ("hdr", "conn_gen", "server_uuid", "fsname", "root", "boot_id", "server_version", "lane_port", "lane_token")
+    __slots__ = ("hdr", "conn_gen", "server_uuid", "fsname", "root", "boot_id", "server_version", "lane_port", "lane_token", "recovering")
     HDR_FIELD_NUMBER: _ClassVar[int]
     CONN_GEN_FIELD_NUMBER: _ClassVar[int]
     SERVER_UUID_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +236,7 @@ class ConnectReply(_message.Message):
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     LANE_PORT_FIELD_NUMBER: _ClassVar[int]
     LANE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
     hdr: RepHdr
     conn_gen: int
     server_uuid: str
@@ -243,7 +246,8 @@ class ConnectReply(_message.Message):
     server_version: str
     lane_port: int
     lane_token: bytes
-    def __init__(self, hdr: _Optional[_Union[RepHdr, _Mapping]] = ..., conn_gen: _Optional[int] = ..., server_uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., root: _Optional[_Union[Fid, _Mapping]] = ..., boot_id: _Optional[int] = ..., server_version: _Optional[str] = ..., lane_port: _Optional[int] = ..., lane_token: _Optional[bytes] = ...) -> None: ...
+    recovering: bool
+    def __init__(self, hdr: _Optional[_Union[RepHdr, _Mapping]] = ..., conn_gen: _Optional[int] = ..., server_uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., root: _Optional[_Union[Fid, _Mapping]] = ..., boot_id: _Optional[int] = ..., server_version: _Optional[str] = ..., lane_port: _Optional[int] = ..., lane_token: _Optional[bytes] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class DisconnectRequest(_message.Message):
     __slots__ = ("hdr",)

@@ -607,7 +607,7 @@ class MdsInfoRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
 
 class MdsInfoReply(_message.Message):
-    __slots__ = ("hdr", "uuid", "fsname", "address", "uptime_s", "version", "clients", "last_transno", "last_committed", "counters")
+    __slots__ = ("hdr", "uuid", "fsname", "address", "uptime_s", "version", "clients", "last_transno", "last_committed", "counters", "recovery")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -625,6 +625,7 @@ class MdsInfoReply(_message.Message):
     LAST_TRANSNO_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMITTED_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     uuid: str
     fsname: str
@@ -635,7 +636,86 @@ class MdsInfoReply(_message.Message):
     last_transno: int
     last_committed: int
     counters: _containers.ScalarMap[str, int]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., address: _Optional[str] = ..., uptime_s: _Optional[float] = ..., version: _Optional[str] = ..., clients: _Optional[int] = ..., last_transno: _Optional[int] = ..., last_committed: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    recovery: RecoveryState
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., uuid: _Optional[str] = ..., fsname: _Optional[str] = ..., address: _Optional[str] = ..., uptime_s: _Optional[float] = ..., version: _Optional[str] = ..., clients: _Optional[int] = ..., last_transno: _Optional[int] = ..., last_committed: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ..., recovery: _Optional[_Union[RecoveryState, _Mapping]] = ...) -> None: ...
+
+class ReplayItem(_message.Message):
+    __slots__ = ("transno", "xid", "method", "request", "reply")
+    TRANSNO_FIELD_NUMBER: _ClassVar[int]
+    XID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    transno: int
+    xid: int
+    method: str
+    request: bytes
+    reply: bytes
+    def __init__(self, transno: _Optional[int] = ..., xid: _Optional[int] = ..., method: _Optional[str] = ..., request: _Optional[bytes] = ..., reply: _Optional[bytes] = ...) -> None: ...
+
+class ReplayRequest(_message.Message):
+    __slots__ = ("hdr", "items", "last")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    items: _containers.RepeatedCompositeFieldContainer[ReplayItem]
+    last: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ReplayItem, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class ReplayFailure(_message.Message):
+    __slots__ = ("xid", "errno", "message")
+    XID_FIELD_NUMBER: _ClassVar[int]
+    ERRNO_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    xid: int
+    errno: int
+    message: str
+    def __init__(self, xid: _Optional[int] = ..., errno: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReplayReply(_message.Message):
+    __slots__ = ("hdr", "done", "failed")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    done: bool
+    failed: _containers.RepeatedCompositeFieldContainer[ReplayFailure]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., done: _Optional[bool] = ..., failed: _Optional[_Iterable[_Union[ReplayFailure, _Mapping]]] = ...) -> None: ...
+
+class RecoveryState(_message.Message):
+    __slots__ = ("state", "clients_expected", "clients_recovered", "clients_evicted", "replays_applied", "replays_failed", "time_left_s", "took_s")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_RECOVERED_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_EVICTED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYS_APPLIED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    TIME_LEFT_S_FIELD_NUMBER: _ClassVar[int]
+    TOOK_S_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    clients_expected: int
+    clients_recovered: int
+    clients_evicted: int
+    replays_applied: int
+    replays_failed: int
+    time_left_s: float
+    took_s: float
+    def __init__(self, state: _Optional[str] = ..., clients_expected: _Optional[int] = ..., clients_recovered: _Optional[int] = ..., clients_evicted: _Optional[int] = ..., replays_applied: _Optional[int] = ..., replays_failed: _Optional[int] = ..., time_left_s: _Optional[float] = ..., took_s: _Optional[float] = ...) -> None: ...
+
+class BarrierRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class BarrierReply(_message.Message):
+    __slots__ = ("hdr", "transno")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    TRANSNO_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    transno: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., transno: _Optional[int] = ...) -> None: ...
 
 class Param(_message.Message):
     __slots__ = ("name", "value", "kind", "settable", "default", "help")

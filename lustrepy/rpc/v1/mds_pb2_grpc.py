@@ -111,6 +111,16 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdsInfoRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdsInfoReply.FromString,
                 _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/Replay',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayReply.FromString,
+                _registered_method=True)
+        self.ReplayBarrier = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/ReplayBarrier',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.FromString,
+                _registered_method=True)
         self.Announce = channel.unary_unary(
                 '/lustrepy.rpc.v1.Mds/Announce',
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.OstAnnounce.SerializeToString,
@@ -226,6 +236,19 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replay(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayBarrier(self, request, context):
+        """Admin: stop making transactions durable; the next start drops all after this (lctl replay_barrier).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Announce(self, request, context):
         """OSS -> MDS: registration and heartbeat (the same message).
         """
@@ -330,6 +353,16 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdsInfoRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdsInfoReply.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayReply.SerializeToString,
+            ),
+            'ReplayBarrier': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayBarrier,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.SerializeToString,
             ),
             'Announce': grpc.unary_unary_rpc_method_handler(
                     servicer.Announce,
@@ -757,6 +790,60 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/Info',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdsInfoRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdsInfoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/Replay',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayBarrier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/ReplayBarrier',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.FromString,
             options,
             channel_credentials,
             insecure,

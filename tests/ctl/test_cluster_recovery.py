@@ -1,0 +1,75 @@
+"""`lfsctl replay-barrier --mds`, `cluster stop-mds --kill` and `cluster start-mds` on a local
+cluster with its mount: shell tools' work after the barrier survives the MDS losing it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.ctl.test_cluster_e2e import Tracker, lfsctl, ok
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _snapshot(top: Path) -> dict[str, bytes | str]:
+    out: dict[str, bytes | str] = {}
+    for d, dirs, files in os.walk(top):
+        for n in dirs:
+            out[os.path.relpath(os.path.join(d, n), top) + "/"] = oct(os.stat(os.path.join(d, n)).st_mode)
+        for n in files:
+            p = os.path.join(d, n)
+            out[os.path.relpath(p, top)] = os.readlink(p) if os.path.islink(p) else Path(p).read_bytes()
+    return out
+
+
+def test_shell_work_after_a_barrier_survives_a_killed_and_restarted_mds(tmp_path: Path) -> None:
+    root = tmp_path / "cluster"
+    mnt = tmp_path / "mnt"
+    t = Tracker(root)
+    try:
+        r = lfsctl("cluster", "up", "--root", str(root), "--osts", "2", "--mount", str(mnt))
+        t.note()
+        assert r.returncode == 0, r.stderr
+        src = tmp_path / "src"
+        for i in range(40):
+            (src / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
+            (src / f"d{i % 4}" / f"f{i}").write_bytes(os.urandom(100 + 997 * i))
+        subprocess.run(["cp", "-a", str(src), str(mnt / "early")], check=True)
+
+        r = lfsctl("replay-barrier", "--mds", "--root", str(root))
+        assert r.returncode == 0 and "lost at its next start" in r.stdout, r.stderr
+        sh = (f"cp -a {src} {mnt}/late && mv {mnt}/late/d1 {mnt}/late/moved && rm -r {mnt}/late/d2 && "
+              f"ln {mnt}/late/d0/f0 {mnt}/hard && ln -s late/d3 {mnt}/sym && chmod 600 {mnt}/late/d3/f3 && "
+              f"mkdir -p {mnt}/a/b/c && touch -d @981158400 {mnt}/a/b/c/stamp && rm {mnt}/early/d0/f4")
+        subprocess.run(["sh", "-ec", sh], check=True, timeout=60)
+        want = _snapshot(mnt)
+
+        killed = ok("cluster", "stop-mds", "--kill", "--root", str(root))
+        assert len(killed["stopped_pids"]) == 1
+        r = lfsctl("cluster", "start-mds", "--root", str(root))
+        t.note()
+        assert r.returncode == 0, r.stderr
+        assert "started the MDS" in r.stdout
+        assert _snapshot(mnt) == want
+        assert int(os.stat(mnt / "a/b/c/stamp").st_mtime) == 981158400
+        assert os.stat(mnt / "hard").st_nlink == 2
+        rec = ok("mds", "--root", str(root))["recovery"]
+        assert rec["state"] == "complete" and rec["clients_recovered"] == 1 and rec["replays_failed"] == 0
+        assert rec["replays_applied"] > 40
+        text = lfsctl("mds", "--root", str(root)).stdout
+        assert "recovery:" in text and "1/1 recovered" in text
+
+        again = lfsctl("cluster", "start-mds", "--root", str(root))
+        assert again.returncode == 1 and "already running" in again.stderr and again.stderr.count("\n") == 1
+    finally:
+        t.cleanup()
+
+
+def test_replay_barrier_needs_a_server(tmp_path: Path) -> None:
+    r = lfsctl("replay-barrier", "--root", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--mds" in r.stderr
+    r = lfsctl("replay-barrier", "--mds", "--mgs", "127.0.0.1:1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
