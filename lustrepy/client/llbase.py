@@ -478,7 +478,7 @@ class LliteBase:
         await self.meta.run(lambda: wbc.flush(commit=True))
 
     def _refused(self, fid: Fid) -> None:
-        """Raise the refusal of an update record that concerned this file, once."""
-        err = self.wbc.take_error(fid) if self.wbc is not None else None
+        """Raise the refusal of an update record, or of a replay, that concerned this file, once."""
+        err = (self.wbc.take_error(fid) if self.wbc is not None else None) or self.mdc.replay.take_error(fid)
         if err is not None:
             raise err

@@ -15,8 +15,15 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+from google.protobuf.message import DecodeError, Message
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.rpc.convert import fid_from_pb
+from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 log = logging.getLogger(__name__)
@@ -24,6 +31,8 @@ log = logging.getLogger(__name__)
 # the requests kept, by class -> the Mds method that replays them
 _KEPT = {mpb.IntentRequest: "Intent", mpb.ReintRequest: "Reint", mpb.CloseRequest: "Close",
          mpb.SeqRequest: "AllocSeq", mpb.ReintBatchRequest: "ReintBatch"}
+_BY_METHOD = {m: cls for cls, m in _KEPT.items()}
+ERRORS_MAX = 4096       # failed replays kept for files nobody fsyncs or closes: the oldest go
 
 
 class ReplayList:
@@ -32,6 +41,7 @@ class ReplayList:
         self._kept: dict[int, mpb.ReplayItem] = {}      # xid -> update answered, not committed
         self.last_committed = 0
         self.failed: dict[int, tuple[int, str]] = {}    # xid -> (errno, message) of updates lost
+        self._errors: dict[Fid, LpError] = {}           # a lost update's error, by each file it concerned
 
     def keep(self, req: Any, rep: Any) -> None:
         """An update the MDS answered: kept until last_committed covers its transno."""
@@ -60,7 +70,7 @@ class ReplayList:
                     del self._kept[x]
                     if it.transno > last_committed:
                         gone.append(it)
-                        self.failed[x] = (errno.EIO, "lost: the MDS recovered without this client")
+                        self._failed(it, errno.EIO, "lost: the MDS recovered without this client")
         if gone:
             log.error("%d updates the MDS had answered are lost: it restarted and recovered without this client",
                       len(gone))
@@ -75,8 +85,58 @@ class ReplayList:
             return sorted(self._kept.values(), key=lambda it: it.transno)
 
     def failures(self, failed: list[mpb.ReplayFailure]) -> None:
-        """Replays the MDS could not apply (the object changed since, or it is gone)."""
+        """Replays the MDS could not apply (the object changed since, or it is gone): each is
+        reported once, by the next fsync or close of a file it concerned (take_error)."""
         for f in failed:
             log.warning("replayed update xid %d failed: %s", f.xid, f.message)
             with self._mu:
-                self.failed[f.xid] = (f.errno, f.message)
+                it = self._kept.get(f.xid)
+                if it is not None:
+                    self._failed(it, f.errno, f.message)
+
+    def take_error(self, fid: Fid) -> LpError | None:
+        """The failure of a replayed update that concerned this file or directory, once."""
+        if not self._errors:
+            return None
+        with self._mu:
+            return self._errors.pop(fid, None)
+
+    def _failed(self, it: mpb.ReplayItem, err: int, message: str) -> None:
+        """Called with _mu held."""
+        self.failed[it.xid] = (err, message)
+        e = LpError(err or errno.EIO, f"an update the MDS lost in a restart could not be applied again: {message}")
+        for fid in _fids_of(it):
+            self._errors.pop(fid, None)
+            self._errors[fid] = e
+        while len(self._errors) > ERRORS_MAX:
+            del self._errors[next(iter(self._errors))]
+
+
+def _fids_of(it: mpb.ReplayItem) -> set[Fid]:
+    """The files and directories a kept update named, or made."""
+    req = _BY_METHOD[it.method]()
+    try:
+        req.ParseFromString(it.request)
+    except DecodeError:
+        return set()
+    out = {fid_from_pb(f) for f in _fid_fields(req) if f.seq}
+    if it.method in ("Intent", "Reint"):
+        rep: Any = mpb.IntentReply() if it.method == "Intent" else mpb.ReintReply()
+        try:
+            rep.ParseFromString(it.reply)
+        except DecodeError:
+            return out
+        if rep.attr.fid.seq:
+            out.add(fid_from_pb(rep.attr.fid))
+    return out
+
+
+def _fid_fields(m: Message, depth: int = 0) -> Iterator[cpb.Fid]:
+    for fd, value in m.ListFields():
+        if fd.message_type is None or depth > 3:
+            continue
+        for v in [value] if isinstance(value, Message) else value:      # one message, or repeated
+            if isinstance(v, cpb.Fid):
+                yield v
+            elif isinstance(v, Message):
+                yield from _fid_fields(v, depth + 1)

@@ -5,6 +5,8 @@ on the same mounts and on a fresh one."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 import subprocess
@@ -96,11 +98,48 @@ def test_two_mounts_lose_nothing_when_the_mds_loses_everything_after_a_barrier(t
         assert _tree(fresh.path) == want
         info = lfsctl("mds", "--mgs", c.mds.address, "--json")
         assert info.returncode == 0, info.stderr
-        import json
         rec = json.loads(info.stdout)["recovery"]
         assert rec["state"] == "complete" and rec["clients_expected"] == 2 and rec["clients_recovered"] == 2
         assert rec["replays_applied"] > 100 and rec["replays_failed"] == 0 and rec["clients_evicted"] == 0
     finally:
+        for m in mounts:
+            m.stop()
+        c.stop()
+
+
+def test_a_replay_that_no_longer_applies_is_reported_by_the_next_fsync_of_its_file(tmp_path):
+    window = ("--recovery-window", "4")
+    (tmp_path / "srv").mkdir()
+    c = Cluster(tmp_path / "srv")
+    mounts: list[Mount] = []
+    fd = -1
+    try:
+        c.start(1, mds_args=window)
+        a = mount(c, tmp_path / "a", "nowbc")
+        mounts.append(a)
+        gone = mount(c, tmp_path / "gone", "nowbc")
+        mounts.append(gone)
+        (a.path / "x").write_text("x")
+        r = lfsctl("replay-barrier", "--mds", "--mgs", c.mds.address)
+        assert r.returncode == 0, r.stderr
+        os.mkdir(gone.path / "d")                       # lost with its client
+        os.link(a.path / "x", a.path / "d" / "hard")    # a's, but it needs the lost directory
+        os.mkdir(a.path / "e")                          # a's, and it applies
+        fd = os.open(a.path / "x", os.O_RDWR)
+        assert gone.popen is not None
+        gone.popen.send_signal(signal.SIGKILL)          # this client never comes back
+        gone.popen.wait(10)
+        c.mds.stop(signal.SIGKILL)
+        c.mds = c.mds_proc(*window).start()
+        assert sorted(os.listdir(a.path)) == ["e", "x"]     # waits for the window: "gone" is missing
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+        assert e.value.errno in (errno.ENOENT, errno.ESTALE)     # the directory it named is gone
+        os.fsync(fd)                                    # reported once
+        assert os.stat(a.path / "x").st_nlink == 1
+    finally:
+        if fd >= 0:
+            os.close(fd)
         for m in mounts:
             m.stop()
         c.stop()

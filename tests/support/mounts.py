@@ -40,7 +40,7 @@ class Mount:
         raise RuntimeError(f"mount did not come up in {wait}s: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> int | None:
-        if os.path.ismount(self.path):
+        if _mounted(self.path):         # also a dead one (its client killed): ismount() says no there
             r = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
@@ -52,6 +52,17 @@ class Mount:
         except subprocess.TimeoutExpired:
             p.kill()
             return p.wait(5)
+
+
+def _mounted(path: Path) -> bool:
+    """`path` is a mount point in /proc/self/mounts (octal escapes as the kernel writes them)."""
+    want = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            point = line.split()[1].encode().decode("unicode_escape")
+            if point == want:
+                return True
+    return False
 
 
 # LUSTREPY_TEST_WBC=1 runs every mount with the metadata write-back cache: the client's
