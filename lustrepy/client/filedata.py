@@ -54,6 +54,7 @@ from lustrepy.client.lov import (
     object_size_for_file,
     per_object_ranges,
     read_striped,
+    retry_reconnecting,
     split_range,
 )
 from lustrepy.client.owbc import ObjectCache, WriteBack
@@ -497,11 +498,4 @@ class FileData:
         return fan_out(self._pools.read, fn, items, 3 * self._timeout)
 
     def _retry(self, fn: Callable[..., T], *args: object) -> T:
-        """Run fn; after ENOTCONN (the OST restarted or evicted us) run it once more on a new connection."""
-        try:
-            return fn(*args)
-        except LpError as e:
-            if e.errno != errno.ENOTCONN:
-                raise
-            log.debug("%s: %s; trying again on a new connection", self.fid, e)
-        return fn(*args)
+        return retry_reconnecting(self.fid, self._timeout, fn, *args)

@@ -16,6 +16,7 @@ RPC but through the objects' Osc it is handed.
 from __future__ import annotations
 
 import errno
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -26,6 +27,8 @@ from typing import Protocol, TypeVar
 from lustrepy.client.datacache import Buf, ObjectData
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -166,3 +169,18 @@ def assemble(parts: list[tuple[int, Buf]], offset: int, end: int, overlay: list[
         if a < b:
             out[a - offset:b - offset] = memoryview(buf)[a - off:b - off]
     return bytes(out)
+
+
+def retry_reconnecting(what: object, timeout: float, fn: Callable[..., T], *args: object) -> T:
+    """Run fn; after ENOTCONN (the OST restarted, or evicted us) run it again on a new
+    connection, pausing between tries, until `timeout` has passed since the first."""
+    deadline, pause = time.monotonic() + timeout, 0.1
+    while True:
+        try:
+            return fn(*args)
+        except LpError as e:
+            if e.errno != errno.ENOTCONN or time.monotonic() + pause > deadline:
+                raise
+            log.debug("%s: %s; trying again on a new connection", what, e)
+        time.sleep(pause)
+        pause = min(1.0, pause * 2)

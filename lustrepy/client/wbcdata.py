@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from lustrepy.client.inodes import Inode, InodeTable
-from lustrepy.client.lov import per_object_ranges
+from lustrepy.client.lov import per_object_ranges, retry_reconnecting
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
@@ -151,7 +151,8 @@ class WbcData:
                 per_ost.setdefault(obj.ost_index, []).extend(
                     (obj.object_id, p.object_offset, f.data[p.file_offset:p.file_offset + p.length]) for p in pieces)
         futures: list[tuple[int, Future]] = [
-            (ost, self.data.pools.write.submit(self.data.osc(ost).write_many, batch))
+            (ost, self.data.pools.write.submit(retry_reconnecting, f"OST{ost:04x}", self.data.rpc_timeout,
+                                               self.data.osc(ost).write_many, batch))
             for ost, pieces in per_ost.items() for batch in _batches(pieces, BATCH_BYTES)]
         failed: set[int] = set()
         first_error: LpError | None = None

@@ -97,6 +97,7 @@ class Mdt:
             log.info("recovery: waiting up to %.0fs for %d clients to replay", cfg.recovery_window,
                      len(self.store.known_clients()))
         self.osp.held = self.recovery.blocks     # no precreation or destroy until replays are in
+        self._skipped: set[tuple[int, int]] = set()    # objects replays passed over (recovery thread)
 
     # ---- life cycle ---------------------------------------------------------------
 
@@ -143,6 +144,15 @@ class Mdt:
             if cid not in connected or cid in missing:
                 log.info("client %s did not reconnect: closing its open files", cid)
                 self.close_client(cid)
+        if self._skipped:
+            def orphans(tx: Tx) -> set[tuple[int, int]]:
+                gone = resources.unreferenced(tx, self._skipped)
+                resources.queue_destroy(tx, gone)
+                return gone
+            gone, _ = self.store.write(orphans)
+            if gone:
+                log.info("recovery: %d objects no replay took go to the destroy queue", len(gone))
+            self._skipped = set()
         self.committer.commit_now()
         self.osp.wake()
 
@@ -216,7 +226,7 @@ class Mdt:
             forced = dict(tx.forced.layouts).get(fid) if tx.forced.layouts and fid else tx.forced.layout
         if forced is not None and forced.objects:
             for o in forced.objects:
-                resources.pool_claim(tx, o.ost_index, o.object_id)
+                self._skipped.update((o.ost_index, i) for i in resources.pool_claim(tx, o.ost_index, o.object_id))
             return forced
         ranges = resources.pool_ranges(tx)
         pools = resources.sizes_of(ranges)

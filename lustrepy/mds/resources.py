@@ -93,22 +93,33 @@ def pool_add(tx: TxBase, ost_index: int, first: int, last: int) -> None:
     tx.conn.execute("UPDATE pools SET next_id = ?, last_id = ? WHERE ost_index = ?", (nxt, last, ost_index))
 
 
-def pool_claim(tx: TxBase, ost_index: int, object_id: int) -> None:
-    """A replayed create takes the object its first reply named. The objects before it that the
-    pool still offers, or that were precreated by a transaction the restart lost, were given to
-    updates nobody replays: they go to the destroy queue so nothing leaks."""
+def pool_claim(tx: TxBase, ost_index: int, object_id: int) -> range:
+    """A replayed create takes the object its first reply named; returns the ids it skipped.
+    Those were given to updates replayed later (a batch of update records replays at its last
+    transno, its objects taken earlier) or to updates nobody replays: only the end of recovery
+    can tell, and destroys the ones no layout names (`unreferenced`)."""
     cur = pool_range(tx, ost_index)
     nxt, top = cur if cur is not None else (object_id, object_id - 1)
     if object_id < nxt:
-        return                      # handed out before the restart: nothing to move
-    skipped = [(ost_index, i, tx.now) for i in range(nxt, object_id)]
-    if skipped:
-        log.warning("OST%04x: replay skips objects %d..%d; destroying them", ost_index, nxt, object_id - 1)
-        tx.conn.executemany(
-            "INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)", skipped)
+        return range(0)             # handed out already (or skipped by an earlier replay)
     tx.conn.execute("INSERT INTO pools (ost_index, next_id, last_id) VALUES (?, ?, ?) ON CONFLICT (ost_index) "
                     "DO UPDATE SET next_id = excluded.next_id, last_id = max(last_id, excluded.last_id)",
                     (ost_index, object_id + 1, max(top, object_id)))
+    return range(nxt, object_id)
+
+
+def unreferenced(tx: TxBase, candidates: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The (ost, object) pairs among `candidates` that no file's layout names (one pass over
+    the layouts)."""
+    named = {(int(o), int(i)) for o, i in tx.conn.execute(
+        "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') "
+        "FROM inodes, json_each(inodes.layout, '$.o') AS j WHERE inodes.layout IS NOT NULL")}
+    return candidates - named
+
+
+def queue_destroy(tx: TxBase, objects: set[tuple[int, int]]) -> None:
+    tx.conn.executemany("INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)",
+                        [(o, i, tx.now) for o, i in sorted(objects)])
 
 
 def pool_take(tx: TxBase, ost_index: int, n: int) -> list[int]:
