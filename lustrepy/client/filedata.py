@@ -263,7 +263,7 @@ class FileData:
         """flush(), then make every object durable on its OST."""
         self.flush()
         if self._stripes:
-            self._fan_out(lambda st: st.osc.sync(st.oid), self._stripes)
+            self._retry(self._fan_out, lambda st: st.osc.sync(st.oid), self._stripes)
 
     def cached_lock(self) -> bool:
         """True while we hold PR/PW locks on the full extent of every object (the kernel may keep its pages)."""
