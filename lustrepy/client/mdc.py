@@ -24,7 +24,7 @@ from lustrepy.common.protocol import IT_MODIFYING
 from lustrepy.common.records import Cred
 from lustrepy.client.replaylist import ReplayList
 from lustrepy.ldlm.request import LockClient
-from lustrepy.common.daemon import split_hostport
+from lustrepy.common import nids
 from lustrepy.rpc import inline
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call, make_channel
 from lustrepy.rpc.lane import MDS_LANE_METHODS, LaneClient, LaneRefused
@@ -39,6 +39,7 @@ _TRANSPORT = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
 SIZE_LOST = -1      # a size in close_handles: the writer wrote but could not learn the size
 RECOVERY_WAIT = 300.0   # seconds a request waits for the MDS's recovery to end before failing
 REPLAY_CHUNK = 512      # kept updates per Replay request
+LANE_CONNECT = 2.0      # seconds a request-lane connect may take before the request goes on gRPC
 
 
 class Mdc:
@@ -139,8 +140,10 @@ class Mdc:
         if isinstance(old, LaneStub):
             old.lane.close()
         if self.use_lane and rep.lane_port:
-            host = split_hostport(self.address)[0]
-            self.stub = LaneStub(LaneClient(host, rep.lane_port, rep.lane_token, _MDS_SERVICE), self.grpc_stub)
+            hosts = nids.hosts(self.address)
+            lane = LaneClient(hosts, rep.lane_port, rep.lane_token, _MDS_SERVICE,
+                              connect_timeout=min(self.timeout, LANE_CONNECT))
+            self.stub = LaneStub(lane, self.grpc_stub)
 
     def close(self) -> None:
         self._closing = True

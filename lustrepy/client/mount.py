@@ -26,7 +26,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Callable
 
-from lustrepy.common import daemon, logs
+from lustrepy.common import daemon, logs, nids
 from lustrepy.common.errors import LpError, QuietError
 
 log = logging.getLogger("lustrepy.client")
@@ -67,12 +67,17 @@ class MountConfig:
 
 
 def parse_source(src: str) -> Source:
-    """'HOST:PORT:/FSNAME' -> Source; QuietError naming what is wrong."""
+    """'HOST:PORT[,HOST:PORT...]:/FSNAME' (failover addresses of the MDT) -> Source;
+    QuietError naming what is wrong."""
     head, sep, fs = src.rpartition(":/")
-    host, _, port = head.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or not fs or "/" in fs:
-        raise QuietError(f"bad mount source {src!r}: expected HOST:PORT:/FSNAME", 1)
-    return Source(f"{host}:{int(port)}", fs)
+    if not sep or not fs or "/" in fs:
+        raise QuietError(f"bad mount source {src!r}: expected HOST:PORT[,HOST:PORT...]:/FSNAME", 1)
+    try:
+        addrs = nids.split_addresses(head)
+        nids.grpc_target(head)
+    except ValueError as e:
+        raise QuietError(f"bad mount source {src!r}: {e}", 1) from None
+    return Source(",".join(f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in addrs), fs)
 
 
 def parse_opts(text: str | None) -> dict[str, str]:
@@ -176,7 +181,8 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
         ready(f"cannot mount {cfg.text}: {e.message}")
         return 1
     ll = stack.ll
-    options = {f"fsname={cfg.text}", "subtype=lustrepy", "default_permissions"}
+    # a failover list's commas would split the option: libfuse reads a backslash-escaped comma as a comma
+    options = {"fsname=" + cfg.text.replace(",", "\\,"), "subtype=lustrepy", "default_permissions"}
     if "allow_other" in cfg.opts:
         options.add("allow_other")
     if "ro" in cfg.opts:

@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lustrepy.common import logs
+from lustrepy.common import logs, nids
 from lustrepy.common.errors import LpError
 
 log = logging.getLogger(__name__)
 
 LEVELS = ("NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-KINDS = ("int", "float", "bool", "str", "level", "size", "address")
+KINDS = ("int", "float", "bool", "str", "level", "size", "address", "addresses")
 _SIZE_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -139,6 +139,12 @@ def parse(spec: ParamSpec, raw: Any, name: str = "") -> Any:
         host, sep, port = raw.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise bad(key, f"expected HOST:PORT, not {raw!r}")
+        return raw
+    if k == "addresses":            # a failover list (common.nids)
+        try:
+            nids.split_addresses(raw)
+        except ValueError as e:
+            raise bad(key, str(e)) from None
         return raw
     if spec.choices and raw not in spec.choices:
         raise bad(key, f"expected one of {', '.join(spec.choices)}, not {raw!r}")

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from lustrepy.common import nids
 from lustrepy.common.errors import QuietError
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,14 @@ def read_mounts(mountinfo: str = MOUNTINFO) -> list[MountEntry]:
 
 
 def parse_source(source: str) -> MgsSource:
-    """HOST:PORT:/FSNAME -> MgsSource; QuietError when it is not of that shape."""
-    addr, sep, fsname = source.partition(":/")
-    host, _, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not fsname or "/" in fsname:
-        raise QuietError(f"bad mount source {source!r}: expected HOST:PORT:/FSNAME")
+    """HOST:PORT[,HOST:PORT...]:/FSNAME -> MgsSource; QuietError when it is not of that shape."""
+    addr, sep, fsname = source.rpartition(":/")
+    try:
+        nids.split_addresses(addr)
+    except ValueError:
+        sep = ""
+    if not sep or not fsname or "/" in fsname:
+        raise QuietError(f"bad mount source {source!r}: expected HOST:PORT[,HOST:PORT...]:/FSNAME")
     return MgsSource(address=addr, fsname=fsname)
 
 

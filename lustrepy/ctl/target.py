@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lustrepy.common import nids
 from lustrepy.common.errors import QuietError
 from lustrepy.ctl import clusterfile, mounts, procs
 
@@ -42,10 +43,12 @@ def default_root(env: Mapping[str, str] | None = None) -> str:
 
 
 def check_address(address: str, how: str) -> str:
-    """host:port (host may be [v6]); a malformed one is a QuietError naming where it came from."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise QuietError(f"bad MDS address {address!r} from {how}: expected HOST:PORT")
+    """host:port (host may be [v6]), or the MDT's failover list of them; a malformed one is a
+    QuietError naming where it came from."""
+    try:
+        nids.split_addresses(address)
+    except ValueError:
+        raise QuietError(f"bad MDS address {address!r} from {how}: expected HOST:PORT[,HOST:PORT...]") from None
     return address
 
 

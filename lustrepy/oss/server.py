@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from lustrepy.common import config, daemon, logs
+from lustrepy.common import config, daemon, logs, nids
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.params import Registry
 from lustrepy.ldlm.lockd import LockServer
@@ -120,7 +120,8 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]
                         "may be repeated, a later file wins")
     p.add_argument("--dir", help="OST data directory (formatted on first start)")
     p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (port 0 = any)")
-    p.add_argument("--mds", metavar="HOST:PORT", help="the MDS to announce to")
+    p.add_argument("--mds", metavar="HOST:PORT[,HOST:PORT]",
+                   help="the MDS to announce to (several: the failover addresses of the MDT)")
     p.add_argument("--index", type=_index, help="OST index (needed to format)")
     p.add_argument("--fsname", help="file system name (needed to format)")
     p.add_argument("--capacity", type=_size, metavar="BYTES", help="cap the space this OST reports and accepts")
@@ -137,9 +138,8 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]
                    help="format the empty --dir for --fsname and --index (recording --mds as the MDS to "
                         "announce to), print its identity as JSON and exit (lfsctl mkfs runs this)")
     a = p.parse_args(argv)
-    for opt in ("listen", "mds"):
-        if getattr(a, opt) is not None:
-            _host_port(getattr(a, opt), f"--{opt}")
+    if a.listen is not None:
+        _host_port(a.listen, "--listen")
     cli = {k: v for k, v in vars(a).items() if k not in ("config", "format_only")}
     cli["heartbeat_interval"] = cli.pop("heartbeat")
     cli["log.level"] = cli.pop("log_level")
@@ -157,6 +157,11 @@ def config_of(v: dict[str, Any]) -> OssConfig:
         raise QuietError(f"the following arguments are required: {', '.join('--' + n for n in missing)} "
                          "(or in the configuration file)", exitcode=2)
     host, port = _host_port(v["listen"], "--listen")
+    try:
+        nids.split_addresses(v["mds"])
+        nids.grpc_target(v["mds"])
+    except ValueError as e:
+        raise QuietError(f"mds: {e}") from None
     return OssConfig(dir=v["dir"], listen_host=host, listen_port=port, mds=v["mds"], index=v["index"],
                      fsname=v["fsname"], capacity=v["capacity"], port_file=v["port_file"],
                      heartbeat=v["heartbeat_interval"], callback_timeout=v["callback_timeout"],

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import grpc
 
+from lustrepy.common import nids
 from lustrepy.common.errors import LpError
 from lustrepy.rpc import inline
 
@@ -40,10 +41,15 @@ _STATUS_ERRNO = {
 
 
 def make_channel(address: str) -> grpc.Channel:
-    """An insecure channel to host:port with large-message and keepalive options."""
+    """An insecure channel to host:port, or to the first that answers of a failover list
+    (common.nids), with large-message and keepalive options; LpError EINVAL for a bad list."""
+    try:
+        target = nids.grpc_target(address)
+    except ValueError as e:
+        raise LpError(errno.EINVAL, str(e)) from None
     opts = _OPTIONS + [("grpc.enable_retries", 0), ("grpc.max_reconnect_backoff_ms", 1000),
                        ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100)]
-    return grpc.insecure_channel(address, options=opts)
+    return grpc.insecure_channel(target, options=opts)
 
 
 def make_server(max_workers: int = 64) -> grpc.Server:

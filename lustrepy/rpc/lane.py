@@ -59,6 +59,7 @@ MAX_DATA = 64 * 1024 * 1024         # a frame's data
 MAX_PARTS = 512                     # buffers per sendmsg (the kernel takes at most IOV_MAX, 1024)
 MAX_CONNECTIONS = 1024          # per server: past this a hello is refused (the client uses gRPC)
 HELLO_TIMEOUT = 10.0
+LANE_REST, LANE_REST_MAX = 1.0, 16.0  # seconds a client's lane rests after a loss, doubling
 
 Buf = bytes | bytearray | memoryview
 
@@ -377,11 +378,13 @@ def _shut(s: socket.socket) -> None:
 
 
 class LaneClient:
-    """A pool of authorised connections to one server's lane; thread-safe."""
+    """A pool of authorised connections to one server's lane; thread-safe. Given the hosts
+    of a failover pair, a connection goes to the first whose lane takes the token."""
 
-    def __init__(self, host: str, port: int, token: bytes, service: ServiceDescriptor,
+    def __init__(self, host: str | Sequence[str], port: int, token: bytes, service: ServiceDescriptor,
                  connect_timeout: float = 5.0) -> None:
-        self.host, self.port = host, port
+        self.hosts = [host] if isinstance(host, str) else list(host)
+        self.host, self.port = self.hosts[0], port
         self._token = token
         names, self._digest = method_table(service)
         self._ids = {n: i + 1 for i, n in enumerate(names)}
@@ -391,6 +394,16 @@ class LaneClient:
         self._idle_loop: list[socket.socket] = []  # non-blocking: for code inline.run runs on the trio thread
         self._tag = 0
         self.closed = False
+        # After a failed connect the lane rests (its callers use gRPC) before the next, longer
+        # each time: a host that died with its cable pulled would hold every connect for the
+        # whole timeout. Under _mu.
+        self._rest = 0.0
+        self._rest_until = 0.0
+
+    def _lost(self) -> None:
+        with self._mu:
+            self._rest = min(LANE_REST_MAX, max(LANE_REST, self._rest * 2))
+            self._rest_until = time.monotonic() + self._rest
 
     def close(self) -> None:
         with self._mu:
@@ -459,7 +472,15 @@ class LaneClient:
             idle = self._idle_loop if here else self._idle
             if idle:
                 return idle.pop()
-        s = inline.offload(self._open, min(timeout, self._connect_timeout))
+            if time.monotonic() < self._rest_until:
+                raise LaneLost(errno.ENOTCONN, "lane resting after a lost connection")
+        try:
+            s = inline.offload(self._open, min(timeout, self._connect_timeout))
+        except LaneLost:
+            self._lost()
+            raise
+        with self._mu:
+            self._rest = 0.0
         if here:
             s.setblocking(False)
         return s
@@ -472,10 +493,24 @@ class LaneClient:
         s.close()
 
     def _open(self, timeout: float) -> socket.socket:
+        err: LpError | None = None
+        for host in [self.host] + [h for h in self.hosts if h != self.host]:
+            try:
+                s = self._open_at(host, timeout)
+            except LpError as e:
+                if err is None or isinstance(e, LaneRefused):
+                    err = e                 # a refusal says more than a host with no server
+                continue
+            self.host = host            # where the server is now: tried first next time
+            return s
+        assert err is not None
+        raise err
+
+    def _open_at(self, host: str, timeout: float) -> socket.socket:
         try:
-            s = socket.create_connection((self.host, self.port), timeout=timeout)
+            s = socket.create_connection((host, self.port), timeout=timeout)
         except OSError as e:
-            raise LaneLost(errno.ENOTCONN, f"lane connect to {self.host}:{self.port}: {e}") from None
+            raise LaneLost(errno.ENOTCONN, f"lane connect to {host}:{self.port}: {e}") from None
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         f = _roundtrip(s, [_frame(HELLO, 0, self._token + self._digest)], "hello")
         if f.method != HELLO:

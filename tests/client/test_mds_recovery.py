@@ -30,7 +30,10 @@ def lfsctl(*argv: str) -> subprocess.CompletedProcess[str]:
 def _tree(top) -> dict[str, object]:
     """What a client sees under `top`: each path's kind, mode, link count, and content or target."""
     out: dict[str, object] = {}
-    for d, dirs, files in os.walk(top):
+
+    def fail(e: OSError) -> None:
+        raise e                             # a listing that fails is a finding, not an empty tree
+    for d, dirs, files in os.walk(top, onerror=fail):
         for n in dirs + files:
             p = os.path.join(d, n)
             st = os.lstat(p)

@@ -13,7 +13,7 @@ import pytest
 
 from lustrepy.common.errors import LpError
 from lustrepy.rpc import lane as lanemod
-from lustrepy.rpc.lane import Handler, LaneClient, LaneRefused, LaneServer
+from lustrepy.rpc.lane import Handler, LaneClient, LaneLost, LaneRefused, LaneServer
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
@@ -223,3 +223,19 @@ def test_a_hello_with_data_loses_its_connection(server):
     except ConnectionResetError:
         pass                                    # ... with "junk" unread
     s.close()
+
+
+def test_a_pair_reaches_the_host_that_serves_and_a_failed_connect_rests_the_lane(server):
+    cl = LaneClient(["127.0.0.3", "127.0.0.1"], server.port, server.issue("c1"), SVC)
+    info = cl.method(SVC, "Info")
+    assert info(_req(1), timeout=5).uuid == "peer=c1 xid=1"     # nothing on 127.0.0.3: the next host
+    assert cl.host == "127.0.0.1"
+    port = server.port
+    server.stop()
+    cl.close()
+    dead = LaneClient(["127.0.0.1", "127.0.0.3"], port, b"x" * 16, SVC)
+    call = dead.method(SVC, "Info")
+    with pytest.raises(LaneLost, match="lane connect to 127.0.0.1"):
+        call(_req(2), timeout=5)
+    with pytest.raises(LaneLost, match="resting"):   # no connect now: its callers use gRPC meanwhile
+        call(_req(3), timeout=5)

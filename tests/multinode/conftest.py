@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import netns
 from tests.support.mounts import WBC, Mount
-from tests.support.servers import BIN, Proc, wait_for
+from tests.support.servers import BIN, Proc, lfsck, wait_for
 
 FSNAME = "mnfs"
 N_OSTS = 4
@@ -38,19 +38,27 @@ class NetCluster:
     mds: Proc | None = None
     osts: dict[int, Proc] = field(default_factory=dict)
     mounts: list[Mount] = field(default_factory=list)
+    failover: str = ""      # the MDT's failover addresses, when it has a second host
+
+    @property
+    def mgs(self) -> str:
+        """What clients, OSSes and lfsctl are given for the MDT."""
+        assert self.mds is not None
+        return self.failover or self.mds.address
 
     @property
     def source(self) -> str:
-        assert self.mds is not None
-        return f"{self.mds.address}:/{FSNAME}"
+        return f"{self.mgs}:/{FSNAME}"
 
-    def start_mds(self) -> Proc:
-        host = self.lan.add_host("mds", MDS_OCTET)
+    def start_mds(self, role: str = "mds", octet: int = MDS_OCTET, port: int = 0, *extra: str) -> Proc:
+        """The MDS on host `role` (made if new); the MDT's directory is the same for every host,
+        as storage that two failover hosts both reach."""
+        host = self.lan.hosts.get(role) or self.lan.add_host(role, octet)
         d = self.root / "mds"
-        d.mkdir()
+        d.mkdir(exist_ok=True)
         argv = [str(BIN / "lustrepy-mds"), "--dir", str(d / "mdt"), "--fsname", FSNAME,
-                "--listen", f"{host.addr}:0", "--port-file", str(d / "port")]
-        self.mds = Proc("mds", host.wrap(argv), d / "log", d / "port", host=host.addr).start()
+                "--listen", f"{host.addr}:{port}", "--port-file", str(d / "port"), *extra]
+        self.mds = Proc("mds", host.wrap(argv), d / f"{role}.log", d / "port", host=host.addr).start()
         return self.mds
 
     def start_oss(self, index: int) -> Proc:
@@ -60,7 +68,7 @@ class NetCluster:
         d = self.root / f"oss{index}"
         d.mkdir()
         argv = [str(BIN / "lustrepy-oss"), "--dir", str(d / "ost"), "--fsname", FSNAME, "--index", str(index),
-                "--listen", f"{host.addr}:0", "--mds", self.mds.address, "--port-file", str(d / "port")]
+                "--listen", f"{host.addr}:0", "--mds", self.mgs, "--port-file", str(d / "port")]
         proc = Proc(f"oss{index}", host.wrap(argv), d / "log", d / "port", host=host.addr)
         self.osts[index] = proc
         return proc.start()
@@ -70,6 +78,16 @@ class NetCluster:
         proc = Proc(f"oss{index}", host.wrap(argv), d / "log", d / "port", host=host.addr)
         self.osts[index] = proc
         return proc.start()
+
+    def start_osts_and_clients(self, n_osts: int) -> None:
+        """OSTs 0..n_osts-1 on hosts of their own, active at the MDS, then clients 1 and 2 mounted."""
+        for i in range(n_osts):
+            self.start_oss(i)
+        self.lan.add_host("c1", CLIENT_OCTET)
+        wait_for(lambda: self.ost_states() == dict.fromkeys(range(n_osts), "active"), timeout=30,
+                 what=f"{n_osts} active OSTs")
+        self.mount_client(1)
+        self.mount_client(2)
 
     def mount_client(self, n: int) -> Mount:
         """Client `n` on host `c<n>` (made if new), mounting from there."""
@@ -91,7 +109,7 @@ class NetCluster:
     def query(self, command: str) -> dict:
         """`lfsctl COMMAND --mgs MDS --json`, asked from a client host."""
         assert self.mds is not None
-        r = self.lfsctl(command, "--mgs", self.mds.address, "--json")
+        r = self.lfsctl(command, "--mgs", self.mgs, "--json")
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
@@ -100,7 +118,8 @@ class NetCluster:
         return {t["index"]: t["state"] for t in self.query("df")["targets"] if t["type"] == "OST"}
 
     def stop(self) -> list[str]:
-        """Unmount, stop every process by pid, delete the hosts; returns what had to be forced or was left."""
+        """Unmount, stop every process by pid, delete the hosts, check the MDT; returns what had to be
+        forced or was left, and what lfsck found."""
         problems: list[str] = []
         for m in self.mounts:
             try:
@@ -116,6 +135,10 @@ class NetCluster:
                 except Exception as e:  # noqa: BLE001
                     problems.append(f"stopping {p.name}: {e!r}")
         problems += self.lan.close()
+        try:
+            lfsck(self.root / "mds" / "mdt")            # the MDT is consistent after all of it
+        except AssertionError as e:
+            problems.append(str(e))
         for m in self.mounts:
             if os.path.ismount(m.path):
                 problems.append(f"{m.path} still mounted")
@@ -141,13 +164,7 @@ def netcluster(tmp_path_factory) -> Iterator[NetCluster]:
     try:
         lan.start()
         c.start_mds()
-        for i in range(N_OSTS):
-            c.start_oss(i)
-        lan.add_host("c1", CLIENT_OCTET)
-        wait_for(lambda: c.ost_states() == dict.fromkeys(range(N_OSTS), "active"), timeout=30,
-                 what=f"{N_OSTS} active OSTs")
-        c.mount_client(1)
-        c.mount_client(2)
+        c.start_osts_and_clients(N_OSTS)
         yield c
     finally:
         problems = c.stop()

@@ -70,8 +70,9 @@ def _mounted(path: Path) -> bool:
 WBC = os.environ.get("LUSTREPY_TEST_WBC", "") not in ("", "0")
 
 
-def mount(cluster: Cluster, path: Path, *opts: str) -> Mount:
-    m = Mount(f"{cluster.mds.address}:/{cluster.fsname}", path, path.parent / f"{path.name}.log")
+def mount(cluster: Cluster, path: Path, *opts: str, mds: str | None = None) -> Mount:
+    """Mount the cluster's file system at `path` (through `mds`, an address list, when given)."""
+    m = Mount(f"{mds or cluster.mds.address}:/{cluster.fsname}", path, path.parent / f"{path.name}.log")
     if WBC and not any(o.startswith(("wbc", "nowbc")) for o in opts):
         opts = (*opts, "wbc", f"journal={path.parent / 'journal'}")
     return m.start(*opts)
