@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 Buf = bytes | memoryview
@@ -313,7 +313,7 @@ class ObjectData:
 
     __slots__ = ("_chunks", "_starts", "end", "start")
 
-    def __init__(self, start: int, chunks: list[bytes]) -> None:
+    def __init__(self, start: int, chunks: Sequence[Buf]) -> None:
         self.start = start
         self._chunks = chunks
         self._starts: list[int] = []

@@ -299,8 +299,8 @@ class LliteBase:
         return layout_from_pb(rep.layout) if rep.has_layout else None
 
     def _glimpse(self, node: Inode) -> int:
-        if node.data is not None:
-            return node.data.size()
+        if (data := node.data) is not None:     # read once: a release elsewhere may clear it
+            return data.size()
         layout = self._layout_of(node)
         if layout is None or not layout.objects:
             return 0

@@ -124,15 +124,18 @@ def fan_out(pool: Executor, fn: Callable[[T], R], items: Sequence[T], timeout: f
 
 
 class _Reader(Protocol):
-    def read(self, object_id: int, offset: int, length: int, chunk_size: int = 0) -> list[bytes]: ...
+    def read(self, object_id: int, offset: int, length: int, chunk_size: int = 0) -> Sequence[Buf]: ...
 
 
 class StripeObject(Protocol):
     """One object of a file as the striped read sees it (extcache.ObjectLocks is one)."""
 
-    index: int
-    oid: int
-    osc: _Reader
+    @property
+    def index(self) -> int: ...
+    @property
+    def oid(self) -> int: ...
+    @property
+    def osc(self) -> _Reader: ...
 
 
 def read_striped(layout: Layout, stripes: Sequence[StripeObject], offset: int, end: int, chunk: int,

@@ -69,10 +69,14 @@ class LocalOps:
                 continue
             out.append(r)
             node = self.table.get(r.ino)
-            if node is not None and node.wbc_grant == g.cookie:
+            if node is None:
+                continue
+            with self.table.mu:
+                if node.wbc_grant != g.cookie:
+                    continue
                 node.wbc_grant = 0
                 node.wbc_xattrs = {}            # the MDS has them now
-                self.table.let_go(node.ino)     # kept after the kernel forgot it: no longer
+            self.table.let_go(node.ino)         # kept after the kernel forgot it: no longer
         return out
 
     # ---- creation ------------------------------------------------------------------------------
@@ -214,7 +218,8 @@ class LocalOps:
                 is_dir = stat.S_ISDIR(ma.mode)
                 if is_dir and self._beneath(dp, moved, g):
                     raise LpError(errno.EINVAL, "a directory cannot move beneath itself")
-                if target is not None and not _may_lose_name(target, target.attr, want_dir=is_dir):
+                if target is not None and (target.attr is None
+                                           or not _may_lose_name(target, target.attr, want_dir=is_dir)):
                     return False
             now = time.time_ns()
             self.wbc.record(cred, now, rename=mpb.RenameOp(src_parent=fid_to_pb(sp.fid), src_name=old,
@@ -232,7 +237,7 @@ class LocalOps:
                 sp.attr = replace(sp.attr, nlink=sp.attr.nlink - links, mtime_ns=now, ctime_ns=now)
                 dp.attr = replace(dp.attr, nlink=dp.attr.nlink + links - (1 if t_dir else 0),
                                   mtime_ns=now, ctime_ns=now)
-            if t_dir:
+            if t_dir and target is not None:
                 self.wbc.remove_dir(g, target.fid)
         return target if target is not None else True
 
@@ -248,12 +253,13 @@ class LocalOps:
     def _beneath(self, node: Inode, top: Inode, g: Grant) -> bool:
         """`node` is `top` or lies beneath it (walking up through directories of the grant)."""
         seen = 0
-        while node is not None and seen < 4096:
-            if node is top:
+        cur: Inode | None = node
+        while cur is not None and seen < 4096:
+            if cur is top:
                 return True
-            if node.wbc_grant != g.cookie or not node.names:
+            if cur.wbc_grant != g.cookie or not cur.names:
                 return False
-            node = self.table.get(next(iter(node.names))[0])
+            cur = self.table.get(next(iter(cur.names))[0])
             seen += 1
         return False
 
