@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lustrepy.ctl import clusterfile, mounts, procs
+from tests.support.servers import lfsck
 
 LFSCTL = [sys.executable, "-m", "lustrepy.ctl.main"]
 # What the client says while it cannot mount at all; anything else is a real failure.
@@ -48,6 +49,7 @@ def test_up_with_mount_then_down_unmounts(tmp_path: Path) -> None:
         rec2 = clusterfile.load(root)
         if rec2:
             procs.stop([(s.pid, s.argv, s.starttime) for s in rec2.servers() if s.pid], grace_s=5)
+    lfsck(root / "mdt")
 
 
 def test_mount_options_reach_the_client_and_down_waits_for_its_records(tmp_path: Path) -> None:
@@ -75,3 +77,4 @@ def test_mount_options_reach_the_client_and_down_waits_for_its_records(tmp_path:
         rec2 = clusterfile.load(root)
         if rec2:
             procs.stop([(s.pid, s.argv, s.starttime) for s in rec2.servers() if s.pid], grace_s=5)
+    lfsck(root / "mdt")

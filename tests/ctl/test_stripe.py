@@ -19,6 +19,7 @@ from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.layout import Layout, encode_lov
 from lustrepy.ctl import clusterfile, mounts, procs, stripe
 from lustrepy.ctl.main import main
+from tests.support.servers import lfsck
 
 LFSCTL = [sys.executable, "-m", "lustrepy.ctl.main"]
 MiB = 1 << 20
@@ -313,6 +314,7 @@ def mnt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         if rec is not None:
             procs.stop([(s.pid, s.argv, s.starttime) for s in rec.servers() if s.pid], grace_s=5)
             procs.stop(client_processes(rec.mgs_source, str(point)), grace_s=5)
+    lfsck(root / "mdt")         # after everything the module did, the MDT is consistent
 
 
 def client_processes(source: str, point: str) -> list[tuple[int, tuple[str, ...], int]]:
