@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lustrepy.mds.lfsck import check_invariants
 from lustrepy.mds.store import DB_NAME
+from tests.support.spawn import Spawned
 
 BIN = Path(sys.executable).parent
 
@@ -24,9 +25,10 @@ class Proc:
     argv: list[str]
     log: Path
     port_file: Path
-    popen: subprocess.Popen | None = None
+    popen: subprocess.Popen | Spawned | None = None
     port: int = 0
     host: str = "127.0.0.1"         # the address others reach it at (its own host's, off loopback)
+    detached: bool = False          # started by the fork server (tests/support/spawn.py), not by this process
 
     @property
     def address(self) -> str:
@@ -34,8 +36,12 @@ class Proc:
 
     def start(self, wait: float = 20.0) -> "Proc":
         self.port_file.unlink(missing_ok=True)
-        with open(self.log, "ab") as logf:
-            self.popen = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.detached:
+            self.popen = Spawned(self.argv, str(self.log))
+        else:
+            with open(self.log, "ab") as logf:
+                self.popen = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT,
+                                              start_new_session=True)
         end = time.monotonic() + wait
         while time.monotonic() < end:
             if self.port_file.exists() and self.port_file.read_text().strip():
@@ -65,13 +71,14 @@ class Cluster:
     mds: Proc | None = None
     osts: list[Proc] = field(default_factory=list)
     damaged_on_purpose: bool = False    # set by a test that breaks the MDT's invariants: stop() skips lfsck
+    detached: bool = False              # servers start from the fork server (restarts under a workload)
 
     def mds_proc(self, *extra: str) -> Proc:
         d = self.root / "mdt"
         argv = [str(BIN / "lustrepy-mds"), "--dir", str(d), "--fsname", self.fsname,
                 "--listen", f"127.0.0.1:{self.mds.port if self.mds else 0}",
                 "--port-file", str(self.root / "mds.port"), *extra]
-        return Proc("mds", argv, self.root / "mds.log", self.root / "mds.port")
+        return Proc("mds", argv, self.root / "mds.log", self.root / "mds.port", detached=self.detached)
 
     def oss_proc(self, index: int, *extra: str) -> Proc:
         d = self.root / f"ost{index}"
@@ -79,7 +86,8 @@ class Cluster:
         argv = [str(BIN / "lustrepy-oss"), "--dir", str(d), "--fsname", self.fsname, "--index", str(index),
                 "--listen", f"127.0.0.1:{old.port if old else 0}", "--mds", self.mds.address,
                 "--port-file", str(self.root / f"ost{index}.port"), *extra]
-        return Proc(f"oss{index}", argv, self.root / f"ost{index}.log", self.root / f"ost{index}.port")
+        return Proc(f"oss{index}", argv, self.root / f"ost{index}.log", self.root / f"ost{index}.port",
+                    detached=self.detached)
 
     def start(self, n_osts: int, mds_args: tuple[str, ...] = (), oss_args: tuple[str, ...] = ()) -> "Cluster":
         self.mds = self.mds_proc(*mds_args).start()
