@@ -52,13 +52,15 @@ class DataPath:
     def __init__(self, fsname: str, client_id: str, ost_addresses: Callable[[], dict[int, str]], *,
                  on_invalidate: Callable[[Fid], None], rpc_timeout: float = 30.0,
                  on_store: Callable[[Fid, int, bytes], None] | None = None,
-                 max_dirty_per_file: int = 32 * MiB, io_threads: int = 16) -> None:
+                 max_dirty_per_file: int = 32 * MiB, io_threads: int = 16,
+                 max_unstable: int = 256 * MiB) -> None:
         if rpc_timeout <= 0 or max_dirty_per_file <= 0 or io_threads < 1:
             raise ValueError("rpc_timeout, max_dirty_per_file and io_threads must be positive")
         self.fsname = fsname
         self.client_id = client_id or f"client-{uuidlib.uuid4()}"
         self.rpc_timeout = rpc_timeout
         self.max_dirty_per_file = max_dirty_per_file
+        self.max_unstable = max_unstable        # bytes per OST written and not yet committed, kept to replay
         self._ost_addresses = ost_addresses
         self._on_invalidate = on_invalidate
         self.on_store = on_store        # hands fetched bytes to the kernel's page cache (never blocks)
@@ -152,7 +154,7 @@ class DataPath:
                     rpc_timeout=self.rpc_timeout,
                     on_blocking=lambda desc: self._on_blocking(desc),
                     on_glimpse=lambda desc: self._on_glimpse(desc),
-                    on_lost=lambda: self._on_lost(index))
+                    on_lost=lambda: self._on_lost(index), max_unstable=self.max_unstable)
             return osc
 
     def _address_of(self, index: int, refresh: bool) -> str | None:

@@ -36,7 +36,7 @@ GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", 
                 "nouser", "users", "defaults", "_netdev", "nofail", "async", "sync", "atime", "noatime",
                 "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
 OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log", "wbc", "nowbc",
-            "journal", "wbc_max", "wbc_age", "wbc_dir_max"}
+            "journal", "wbc_max", "wbc_age", "wbc_dir_max", "max_unstable_mb"}
 JOURNAL_DIR = "/var/lib/lustrepy/wbc"   # default home of the write-back cache journals
 WBC_MAX = 65536                         # unflushed update records before writers wait for a flush
 READY_TIMEOUT = 60.0
@@ -87,7 +87,7 @@ def parse_opts(text: str | None) -> dict[str, str]:
         if k not in GENERIC_OPTS and k not in OWN_OPTS and not k.startswith("x-"):
             raise QuietError(f"unknown mount option {k!r}", 1)
         out[k] = v
-    for key in ("wbc_max", "wbc_dir_max"):
+    for key in ("wbc_max", "wbc_dir_max", "max_unstable_mb"):
         if key in out and not (out[key].isdigit() and int(out[key]) > 0):
             raise QuietError(f"mount option {key}={out[key]!r}: expected a positive count", 1)
     for key in ("wbc_age", "timeout"):
@@ -176,7 +176,8 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     try:
         stack = build(cfg.source.address, cfg.source.fsname, client_id, notifier, timeout=cfg.timeout,
                       journal=journal, wbc_age=float(cfg.opts.get("wbc_age") or 1.0),
-                      wbc_dir_max=int(cfg.opts.get("wbc_dir_max") or DIR_MAX))
+                      wbc_dir_max=int(cfg.opts.get("wbc_dir_max") or DIR_MAX),
+                      max_unstable=int(cfg.opts.get("max_unstable_mb") or 256) << 20)
     except LpError as e:
         ready(f"cannot mount {cfg.text}: {e.message}")
         return 1

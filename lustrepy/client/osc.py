@@ -33,7 +33,9 @@ from typing import TypeVar
 
 import crc32c
 import grpc
+from google.protobuf.message import Message
 
+from lustrepy.client import oscreplay
 from lustrepy.client.datacache import Buf, Segment, write_messages
 from lustrepy.common.errors import LpError
 from lustrepy.common.records import Lvb
@@ -66,7 +68,7 @@ class Osc:
     def __init__(self, index: int, client_id: str, fsname: str, address_of: Callable[[bool], str | None], *,
                  rpc_timeout: float, on_blocking: Callable[[cpb.LockDesc], None],
                  on_glimpse: Callable[[cpb.LockDesc], Lvb | None], on_lost: Callable[[], None],
-                 use_lane: bool = True) -> None:
+                 use_lane: bool = True, max_unstable: int = oscreplay.DEFAULT_LIMIT) -> None:
         self.index = index
         self.client_id = client_id
         self.fsname = fsname
@@ -91,6 +93,8 @@ class Osc:
         self._stats = dict.fromkeys(_COUNTERS, 0)
         self._lane: LaneClient | None = None   # the OSS's request lane, from the last Connect
         self.use_lane = use_lane
+        self.kept = oscreplay.KeptWrites(max_unstable)     # answered, not yet committed: replayed after a restart
+        self._boot = 0                          # the OSS start connected to
 
     @property
     def name(self) -> str:
@@ -120,9 +124,12 @@ class Osc:
             stub, locks = self._stub, self._locks
             assert stub is not None and locks is not None
             try:
-                rep = call(stub.Connect, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname),
-                           timeout=self.rpc_timeout)
+                rep = oscreplay.connect(stub, cpb.ConnectRequest(client_id=self.client_id, fsname=self.fsname,
+                                                                 replays=len(self.kept)), self.rpc_timeout)
                 check_rep(rep.hdr)
+                oscreplay.recover(stub, self.name, self.kept, rep, self._boot not in (0, rep.boot_id),
+                                  lambda: self._hdr(rep.conn_gen), self.rpc_timeout)
+                self._boot = rep.boot_id
             except LpError as e:
                 with self._mu:
                     self._refresh = True
@@ -198,6 +205,13 @@ class Osc:
         with self._mu:
             self._connected = False
         self._forget_locks()
+        if len(self.kept):      # the OST may have restarted and wait for our replays: do not wait for I/O
+            oscreplay.in_background(self.name, self._ready)
+
+    def _note(self, method: str, req: Message, hdr: cpb.RepHdr, nbytes: int) -> None:
+        """A change the OST answered: kept until committed; past the limit, ask for a commit."""
+        if self.kept.keep(method, req, hdr.transno, hdr.last_committed, nbytes):
+            self.sync(0)
 
     def _down(self, gen: int, e: LpError) -> LpError:
         """Note a failed RPC; ENOTCONN means the export is gone: connect again next time."""
@@ -277,8 +291,8 @@ class Osc:
         stub, _, gen = self._ready()
         total = sum(len(d) for _, d in runs)
         if total <= MAX_DATA:
-            lvbs = self._on_lane("write", lambda lane: self._lane_write(
-                lane, gen, [(object_id, off, d) for off, d in runs], total, sync))
+            lvbs = self._on_lane("write", lambda lane: self._send_many(
+                None, lane, gen, [(object_id, off, d) for off, d in runs], total, sync))
             if lvbs is not None:
                 return lvbs[object_id]
         messages = write_messages([Segment(off, d) for off, d in runs], MSG_MIN, MSG_MAX)
@@ -302,6 +316,7 @@ class Osc:
         with self._mu:
             self._stats["write_rpcs"] += 1
             self._stats["write_bytes"] += total
+        self._note("WriteMany", oscreplay.write_request([(object_id, off, d) for off, d in runs]), rep.hdr, total)
         return lvb_from_pb(rep.lvb)
 
     def write_many(self, pieces: Sequence[tuple[int, int, bytes]]) -> dict[int, Lvb]:
@@ -310,14 +325,10 @@ class Osc:
         stub, _, gen = self._ready()
         total = sum(len(d) for _, _, d in pieces)
         if total <= MAX_DATA:
-            lvbs = self._on_lane("write", lambda lane: self._lane_write(lane, gen, pieces, total))
+            lvbs = self._on_lane("write", lambda lane: self._send_many(None, lane, gen, pieces, total))
             if lvbs is not None:
                 return lvbs
         return self._send_many(stub, None, gen, pieces, total)
-
-    def _lane_write(self, lane: LaneClient, gen: int, pieces: Sequence[tuple[int, int, Buf]], total: int,
-                    sync: bool = False) -> dict[int, Lvb]:
-        return self._send_many(None, lane, gen, pieces, total, sync)
 
     def _send_many(self, stub: oss_pb2_grpc.OssStub | None, lane: LaneClient | None, gen: int,
                    pieces: Sequence[tuple[int, int, Buf]], total: int, sync: bool = False) -> dict[int, Lvb]:
@@ -343,6 +354,7 @@ class Osc:
         with self._mu:
             self._stats["write_rpcs"] += 1
             self._stats["write_bytes"] += total
+        self._note("WriteMany", oscreplay.write_request(pieces), rep.hdr, total)
         return {o.object_id: lvb_from_pb(o.lvb) for o in rep.lvbs}
 
     def _lane_read(self, lane: LaneClient, gen: int, object_id: int, offset: int, length: int) -> list[Buf]:
@@ -423,6 +435,7 @@ class Osc:
         rep = self._unary(f"punch of object {object_id}", "Punch", opb.PunchRequest, object_id=object_id,
                           size=size)
         self._count("punches")
+        self._note("Punch", opb.PunchRequest(object_id=object_id, size=size), rep.hdr, 0)  # type: ignore[attr-defined]
         return lvb_from_pb(rep.lvb)     # type: ignore[attr-defined]
 
     def getattr(self, object_id: int) -> Lvb:
@@ -431,7 +444,9 @@ class Osc:
         return lvb_from_pb(rep.lvb)     # type: ignore[attr-defined]
 
     def sync(self, object_id: int) -> None:
-        self._unary(f"sync of object {object_id}", "Sync", opb.ObjRequest, object_id=object_id)
+        """Make the object durable (0: everything written to this OST) and forget what is committed."""
+        rep = self._unary(f"sync of object {object_id}", "Sync", opb.ObjRequest, object_id=object_id)
+        self.kept.committed(rep.hdr.last_committed)     # type: ignore[attr-defined]
         self._count("syncs")
 
     # -- introspection ------------------------------------------------------------------
@@ -441,6 +456,7 @@ class Osc:
             out: dict[str, int | str | bool] = {"address": self._address or "", "connected": self._connected,
                                                 "epoch": self.epoch, **self._stats}
             locks = self._locks
+        out["unstable_bytes"] = self.kept.nbytes
         if locks is not None:
             ls = locks.statistics()
             out.update({"locks": ls["locks"], "blocking_callbacks": ls["blocking_callbacks"],

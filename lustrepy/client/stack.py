@@ -17,6 +17,7 @@ from lustrepy.client.journal import Journal
 from lustrepy.client.llbase import KernelCache
 from lustrepy.client.llite import Llite
 from lustrepy.client.datapath import DataPath
+from lustrepy.client.oscreplay import DEFAULT_LIMIT as DEFAULT_UNSTABLE
 from lustrepy.client.mdc import Mdc
 from lustrepy.client.wbc import DIR_MAX, Wbc
 from lustrepy.common.errors import LpError
@@ -51,7 +52,8 @@ class ClientStack:
 
 
 def build(address: str, fsname: str, client_id: str, kernel: KernelCache, *, timeout: float,
-          journal: Journal | None = None, wbc_age: float = 1.0, wbc_dir_max: int = DIR_MAX) -> ClientStack:
+          journal: Journal | None = None, wbc_age: float = 1.0, wbc_dir_max: int = DIR_MAX,
+          max_unstable: int = DEFAULT_UNSTABLE) -> ClientStack:
     """A connected client (with the write-back cache when a journal is given). Raises
     LpError, with everything it opened closed, when the MDS cannot be reached or the
     journal's records cannot be replayed."""
@@ -69,7 +71,7 @@ def build(address: str, fsname: str, client_id: str, kernel: KernelCache, *, tim
     def ost_addresses() -> dict[int, str]:
         return {o.index: o.address for o in mdc.statfs().osts}
 
-    data = DataPath(fsname, client_id, ost_addresses, rpc_timeout=timeout,
+    data = DataPath(fsname, client_id, ost_addresses, rpc_timeout=timeout, max_unstable=max_unstable,
                     on_invalidate=lambda fid: box[0].on_data_invalidate(fid) if box else None,
                     on_store=lambda fid, off, data: box[0].on_data_store(fid, off, data) if box else None)
     wbc = None

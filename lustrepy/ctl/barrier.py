@@ -1,9 +1,11 @@
-"""`lfsctl replay-barrier --mds`: make the MDS lose, at its next start, everything after now.
+"""`lfsctl replay-barrier --mds | --ost N`: make a server lose, at its next start, everything after now.
 
 Lustre's `lctl replay_barrier`, for testing recovery: the MDS copies its
 database as it stands and stops counting later transactions as durable
 (clients therefore keep them for replay); its next start goes back to the copy,
-exactly as a power cut on its host would lose what was not yet synced.
+exactly as a power cut on its host would lose what was not yet synced. An OSS
+stops committing and keeps each object's bytes as they stood before their first
+change after the barrier; its next start puts them back.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ from lustrepy.ctl import output, query, target
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.mds:
-        raise QuietError("replay-barrier: say which server: --mds", 2)
+    if args.mds == (args.ost is not None):
+        raise QuietError("replay-barrier: say which server: --mds or --ost N", 2)
     t = target.resolve(mgs=args.mgs, root=args.root, path=args.path)
-    transno = query.replay_barrier(t.address)
-    if args.json:
-        sys.stdout.write(output.to_json({"server": "mds", "address": t.address, "transno": transno}))
+    if args.mds:
+        server, address, transno = "mds", t.address, query.replay_barrier(t.address)
+        name = "the MDS"
     else:
-        sys.stdout.write(f"replay barrier on the MDS at {t.address}: transactions after {transno} "
+        server, name = f"ost{args.ost}", f"OST {args.ost}"
+        address, transno = query.ost_replay_barrier(t.address, args.ost)
+    if args.json:
+        sys.stdout.write(output.to_json({"server": server, "address": address, "transno": transno}))
+    else:
+        sys.stdout.write(f"replay barrier on {name} at {address}: transactions after {transno} "
                          "are lost at its next start\n")
     return 0
 
@@ -34,5 +41,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
                                    "it stands and counts nothing after it as durable; its next start goes back "
                                    "to that copy, as a power cut would, and clients replay what it lost.")
     p.add_argument("--mds", action="store_true", help="the metadata server")
+    p.add_argument("--ost", type=int, metavar="N", help="the object storage server of OST N")
     p.add_argument("path", nargs="?", metavar="PATH", help="a path on a lustrepy mount (selects the file system)")
     p.set_defaults(func=run)

@@ -3,8 +3,8 @@
   cluster up        start (or restart from the same data) and optionally mount
   cluster down      unmount, stop every recorded process, mark the cluster stopped
   cluster status    what cluster.json records and which processes still run
-  cluster stop-ost  stop one OSS (the MDS then marks its OST inactive)
-  cluster start-ost start it again (nothing else is restarted)
+  cluster stop-ost  stop one OSS (--kill: SIGKILL, as a crash; the MDS marks its OST inactive)
+  cluster start-ost start it again on its address (clients replay what it lost)
   cluster stop-mds  stop the MDS (--kill: SIGKILL, as a crash); clients wait for it
   cluster start-mds start it again on its address (clients and OSSes recover)
 
@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
                              ("stop-ost", run_stop_ost, "stop one OSS (its OST goes inactive)")):
         c = csub.add_parser(name, parents=parents + [root], help=what, description=what[0].upper() + what[1:] + ".")
         c.add_argument("--index", type=int, required=True, metavar="N", help="the OST index")
+        if name == "stop-ost":
+            c.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM, as a crash would")
         c.set_defaults(func=func)
     sm = csub.add_parser("stop-mds", parents=parents + [root], help="stop the MDS (clients wait for it)",
                          description="Stop the MDS; mounts and OSSes keep running and wait for it to "
@@ -229,8 +231,9 @@ def run_stop_ost(args: argparse.Namespace) -> int:
     with clusterfile.locked(root):
         rec = _load(root)
         ost = rec.ost(args.index)
-        rec, pids = launcher.stop_ost(rec, args.index)
-    text = f"stopped {ost.name} (pid {pids[0]})\n" if pids else f"{ost.name} was not running\n"
+        rec, pids = launcher.stop_ost(rec, args.index, kill=args.kill)
+    how = "killed" if args.kill else "stopped"
+    text = f"{how} {ost.name} (pid {pids[0]})\n" if pids else f"{ost.name} was not running\n"
     _emit(args, rec, text, stopped_pids=pids)
     return 0
 

@@ -297,9 +297,11 @@ def stop_mds(rec: ClusterRecord, *, kill: bool = False) -> tuple[ClusterRecord, 
     return rec, pids
 
 
-def stop_ost(rec: ClusterRecord, index: int) -> tuple[ClusterRecord, list[int]]:
+def stop_ost(rec: ClusterRecord, index: int, *, kill: bool = False) -> tuple[ClusterRecord, list[int]]:
+    """Stop one OSS (kill: SIGKILL, as a crash); it keeps its address for start_ost."""
     ost = rec.ost(index)
-    pids = stop_records([ost])
+    pids = procs.stop([(ost.pid, ost.argv, ost.starttime)] if ost.pid else [],
+                      sig=signal.SIGKILL if kill else signal.SIGTERM)
     rec = rec.with_ost(replace(ost, pid=0, starttime=0))
     clusterfile.save(rec)
     return rec, pids

@@ -21,6 +21,7 @@ from lustrepy.rpc.convert import check_rep, statfs_from_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc as mgrpc
+from lustrepy.rpc.v1 import oss_pb2_grpc as ogrpc
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,26 @@ def replay_barrier(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> int:
                timeout)
     _check(rep.hdr, address, "the replay barrier")
     return int(rep.transno)
+
+
+def ost_replay_barrier(mds: str, index: int, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[str, int]:
+    """Set a replay barrier on OST `index` (found through the MDS); its address and the barrier's transno."""
+    ost = next((o for o in fs_status(mds, timeout).osts if o.index == index), None)
+    if ost is None or not ost.address:
+        raise QuietError(f"the MDS at {mds} knows no OST {index}")
+    channel = make_channel(ost.address)
+    try:
+        rep = call(ogrpc.OssStub(channel).ReplayBarrier, mpb.BarrierRequest(hdr=_hdr()),  # type: ignore[no-untyped-call]
+                   timeout=timeout)
+    except LpError as e:
+        raise QuietError(f"cannot reach OST {index} at {ost.address}: {unreachable_reason(e, timeout)}") from None
+    finally:
+        channel.close()
+    try:
+        check_rep(rep.hdr)
+    except LpError as e:
+        raise QuietError(f"OST {index} at {ost.address} refused the replay barrier: {e}") from None
+    return ost.address, int(rep.transno)
 
 
 def _check(hdr: cpb.RepHdr, address: str, what: str) -> None:

@@ -29,7 +29,7 @@ from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.recovery import Committer
-from lustrepy.mds.recovery_window import RecoveryWindow
+from lustrepy.rpc.recovery_window import RecoveryWindow
 from lustrepy.mds.replies import ReplyKeeper
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager

@@ -33,6 +33,7 @@ import crc32c
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.common.records import Lvb, Statfs
+from lustrepy.oss.barrier import Barrier
 from lustrepy.oss.identity import OstIdentity
 from lustrepy.oss.osd import ObjStat, Osd
 
@@ -90,6 +91,11 @@ class Ofd:
         self._last_id = 0
         self._used = 0                              # allocated bytes of all objects (with capacity only)
         self._reserved = 0
+        self.barrier = Barrier(osd)                 # set by a replay barrier (tests of recovery)
+        try:
+            self.barrier.roll_back()                # a barrier set before the last stop: go back to it
+        except OSError as e:
+            raise _oserr(e, "going back to the replay barrier") from None
         self._load()
 
     # -- start-up ----------------------------------------------------------
@@ -248,6 +254,7 @@ class Ofd:
             except OSError as e:
                 raise _oserr(e, f"object {oid}") from None
             try:
+                self.barrier.before_change(oid)
                 before = self.osd.fstat(fd)
                 self.osd.truncate(fd, size)
                 after = self.osd.fstat(fd)
@@ -285,9 +292,21 @@ class Ofd:
         """Make object `oid` durable; 0 = everything on this OST's file system."""
         if oid == 0:
             self.osd.sync_all()
-            return
+        else:
+            self._fsync(oid, missing_ok=False)
+
+    def sync_objects(self, oids: set[int]) -> None:
+        """Make these objects' bytes durable (those destroyed meanwhile are skipped)."""
+        for oid in sorted(oids):
+            self._fsync(oid, missing_ok=True)
+
+    def _fsync(self, oid: int, missing_ok: bool) -> None:
         try:
             fd = self.osd.open_ro(oid)
+        except FileNotFoundError as e:
+            if missing_ok:
+                return
+            raise _oserr(e, f"object {oid}") from None
         except OSError as e:
             raise _oserr(e, f"object {oid}") from None
         try:
@@ -368,6 +387,7 @@ class WriteSession:
         ofd, osd = self.ofd, self.ofd.osd
         with ofd._obj_lock(oid):
             try:
+                ofd.barrier.before_change(oid)
                 before = osd.fstat(fd)
                 need = 0 if osd.allocated(fd, offset, len(data)) else _span(offset, end)
             except OSError as e:
@@ -423,6 +443,10 @@ class WriteSession:
         except OSError as e:
             raise _oserr(e, "syncing written objects") from None
         return self.written, lvb
+
+    def objects(self) -> list[int]:
+        """The objects this session wrote."""
+        return list(self._fds)
 
     def lvbs(self) -> dict[int, Lvb]:
         """The LVB of every object this session wrote, from the descriptors it holds."""

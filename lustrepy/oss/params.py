@@ -39,6 +39,10 @@ OPTIONS = (
               settable=False, tunable=False),
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS",
               minimum=0.01, maximum=3600),
+    ParamSpec("commit_interval", "float", 1.0, "seconds between commits of written objects (what a crash "
+              "of the OSS host may lose, and clients keep to replay)", minimum=0.01, maximum=60),
+    ParamSpec("recovery_window", "float", 60.0, "seconds the clients that wrote since the last commit get "
+              "to replay after a restart", settable=False, minimum=0.1, maximum=3600),
     *daemon_specs(LOG_SUBSYSTEMS),
 )
 
@@ -82,7 +86,7 @@ def registry(ident: OstIdentity, osd: Osd, values: dict[str, Any],
     """Bind the OSS's tunables: `live` maps each settable name to (read, write) on the running objects."""
     reg = Registry(scope(ident.index), FileParamStore(osd))
     by_name = {s.name: s for s in OPTIONS}
-    for name in ("dir", "mds", "capacity"):
+    for name in ("dir", "mds", "capacity", "recovery_window"):
         reg.bind(by_name[name], functools.partial(values.get, name))
     reg.bind(by_name["index"], lambda: ident.index)
     reg.bind(by_name["fsname"], lambda: ident.fsname)

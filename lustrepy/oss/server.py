@@ -13,6 +13,8 @@ errors); it never shows a traceback for those. Holds no object logic itself.
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import json
 import logging
 import os
@@ -36,7 +38,9 @@ from lustrepy.oss import params as oss_params
 from lustrepy.oss.identity import IDENTITY_FILE, LOCK_FILE, OstIdentity, load_or_format
 from lustrepy.oss.ofd import Ofd
 from lustrepy.oss.osd import Osd
+from lustrepy.oss.recovery import DEFAULT_WINDOW, open_window
 from lustrepy.oss.service import OssService
+from lustrepy.oss.tgt import DEFAULT_INTERVAL, Tgt
 from lustrepy.rpc.channel import bind, make_server
 from lustrepy.rpc.lane import LaneServer
 from lustrepy.rpc.v1 import ldlm_pb2_grpc, oss_pb2, oss_pb2_grpc
@@ -67,6 +71,8 @@ class OssConfig:
     log_level: str
     log_levels: tuple[tuple[str, str], ...] = ()    # subsystem -> level, beyond log_level
     lane: bool = True               # serve bulk data on the request lane beside gRPC
+    recovery_window: float = DEFAULT_WINDOW     # clients that wrote since the last commit get this long to replay
+    commit_interval: float = DEFAULT_INTERVAL   # seconds between commits of written objects
 
     @property
     def listen(self) -> str:
@@ -130,6 +136,11 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]
     p.add_argument("--callback-timeout", type=_seconds, metavar="S",
                    help="seconds a lock holder has to answer a callback before eviction (default 10)")
     p.add_argument("--advertise", metavar="HOST", help="host to announce when listening on a wildcard address")
+    p.add_argument("--recovery-window", type=_seconds, metavar="S",
+                   help="seconds the clients that wrote since the last commit get to replay after a restart "
+                        "(default 60)")
+    p.add_argument("--commit-interval", type=_seconds, metavar="S",
+                   help="seconds between commits of written objects (default 1)")
     p.add_argument("--no-lane", dest="lane", action="store_false", default=None,
                    help="serve clients on gRPC only, without the request lane for bulk data")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
@@ -168,7 +179,8 @@ def config_of(v: dict[str, Any]) -> OssConfig:
                      advertise=advertised_host(host, v["advertise"]), log_level=v["log.level"],
                      log_levels=tuple((k.removeprefix("log."), lv) for k, lv in v.items()
                                       if k.startswith("log.") and k != "log.level" and lv != "NOTSET"),
-                     lane=bool(v["lane"]))
+                     lane=bool(v["lane"]), recovery_window=v["recovery_window"],
+                     commit_interval=v["commit_interval"])
 
 
 def recorded_mgs(dir: str) -> str | None:
@@ -227,17 +239,22 @@ class Serving:
             self.lane.stop()
         self.lockd.stop()
         done.wait(grace + 1)
+        self.service.tgt.stop()
 
 
 def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot_id: int = 0,
-                  threads: int = RPC_THREADS, lane: bool = True) -> Serving:
+                  threads: int = RPC_THREADS, lane: bool = True, recovery_window: float = DEFAULT_WINDOW,
+                  commit_interval: float = DEFAULT_INTERVAL) -> Serving:
     """Bind `listen` (port 0 = any), register Oss + Ldlm, start; LpError when it cannot bind.
-    With `lane`, the request lane listens on any free port of the same host too."""
+    With `lane`, the request lane listens on any free port of the same host too. The OST's
+    transactions start counting (and committing) here; recovery waits for the clients the last
+    start recorded as writers."""
     boot_id = boot_id or secrets.randbits(63) | 1
     lockd = LockServer(ofd.ident.name, callback_timeout=callback_timeout,
                        lvb_source=lambda res: ofd.lvb(res.n1))
     server = make_server(max_workers=threads)
-    service = OssService(ofd, lockd, boot_id)
+    tgt = Tgt(ofd.osd, ofd.sync_objects, commit_interval)
+    service = OssService(ofd, lockd, boot_id, tgt, open_window(ofd, tgt, recovery_window))
     oss_pb2_grpc.add_OssServicer_to_server(service, server)
     ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lockd, service.stats), server)
     port = bind(server, listen)
@@ -252,6 +269,7 @@ def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot
             raise
         service.lane = lane_server
     lockd.start()
+    tgt.start()
     server.start()
     return Serving(server, port, lockd, service, lane_server)
 
@@ -281,8 +299,11 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
     boot_id = secrets.randbits(63) | 1
     try:
         serving = start_serving(ofd, cfg.listen, callback_timeout=cfg.callback_timeout, boot_id=boot_id,
-                                lane=cfg.lane)
+                                lane=cfg.lane, recovery_window=cfg.recovery_window,
+                                commit_interval=cfg.commit_interval)
     except LpError as e:
+        if e.errno == errno.EIO:
+            raise QuietError(f"cannot open {osd.root}: {e.message}") from None
         raise QuietError(f"cannot listen on {cfg.listen}: address in use or not local") from e
     port = serving.port
     host = f"[{cfg.advertise}]" if ":" in cfg.advertise and not cfg.advertise.startswith("[") else cfg.advertise
@@ -333,10 +354,13 @@ def _tunables(cfg: OssConfig, ident: OstIdentity, osd: Osd, serving: Serving,
     def set_callback_timeout(v: float) -> None:
         serving.lockd.callback_timeout = v
 
-    values = {"dir": cfg.dir, "mds": cfg.mds, "capacity": cfg.capacity, "listen": address}
+    values = {"dir": cfg.dir, "mds": cfg.mds, "capacity": cfg.capacity, "listen": address,
+              "recovery_window": cfg.recovery_window}
     reg = oss_params.registry(ident, osd, values, {
         "heartbeat_interval": (lambda: announcer.interval, set_heartbeat),
-        "callback_timeout": (lambda: serving.lockd.callback_timeout, set_callback_timeout)})
+        "callback_timeout": (lambda: serving.lockd.callback_timeout, set_callback_timeout),
+        "commit_interval": (lambda: serving.service.tgt.interval, functools.partial(setattr, serving.service.tgt,
+                                                                                     "interval"))})
     reg.apply_saved()
     return reg
 

@@ -24,9 +24,11 @@ import lustrepy
 from lustrepy.common.errors import LpError
 from lustrepy.common.opstats import RpcStats
 from lustrepy.oss.ofd import Ofd, WriteSession
+from lustrepy.oss.tgt import Stamp, Tgt
 from lustrepy.common.params import Registry
 from lustrepy.rpc.convert import Reply, lvb_to_pb, rep_err, rep_ok, statfs_to_pb
 from lustrepy.rpc.lane import Buf, Handler, LaneServer, messages
+from lustrepy.rpc.recovery_window import RecoveryWindow
 from lustrepy.rpc.statswire import stats_reply
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -137,10 +139,12 @@ def _accounted(op: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 class OssService(oss_pb2_grpc.OssServicer):
     """One per OSS process; handlers run in the gRPC server's thread pool."""
 
-    def __init__(self, ofd: Ofd, exports: Exports, boot_id: int) -> None:
+    def __init__(self, ofd: Ofd, exports: Exports, boot_id: int, tgt: Tgt, recovery: RecoveryWindow) -> None:
         self.ofd = ofd
         self.exports = exports
         self.boot_id = boot_id
+        self.tgt = tgt                  # transnos and commits
+        self.recovery = recovery        # of this start: clients replaying what the last one lost
         self.stats = RpcStats()     # per op and per client: counts, bytes, latency (Stats RPC)
         self.lane: LaneServer | None = None     # the request lane, when served (start_serving)
 
@@ -189,7 +193,15 @@ class OssService(oss_pb2_grpc.OssServicer):
     def _check(self, hdr: cpb.ReqHdr) -> None:
         if not hdr.client_id:
             raise LpError(errno.ENOTCONN, "request carries no client id; connect first")
+        if self.recovery.blocks():
+            raise LpError(errno.ENOTCONN, f"{self.ofd.ident.name} is recovering: connect again")
         self.exports.check(hdr.client_id, hdr.conn_gen)
+
+    def _stamped(self, rep: R, client_id: str, oids: Iterable[int]) -> R:
+        """A modifying reply: its transno and the last committed one (the client keeps it until then)."""
+        st: Stamp = self.tgt.stamp(client_id, oids)
+        rep.hdr.transno, rep.hdr.last_committed = st.transno, st.last_committed
+        return rep
 
     # -- connections -----------------------------------------------------------
 
@@ -200,14 +212,20 @@ class OssService(oss_pb2_grpc.OssServicer):
                 raise LpError(errno.EINVAL, "connect without a client id")
             if request.fsname and request.fsname != ident.fsname:
                 raise LpError(errno.ENODEV, f"this OSS serves {ident.fsname!r}, not {request.fsname!r}")
+            recovering = self.recovery.blocks()
+            if recovering and request.client_id not in self.tgt.expected:
+                raise LpError(errno.EINPROGRESS, f"{ident.name} is recovering: try again in a moment")
             gen = self.exports.connect(request.client_id, peer=context.peer() or "")
+            if recovering:
+                self.recovery.connected(request.client_id, request.replays)
         except LpError as e:
             return cpb.ConnectReply(hdr=rep_err(e), server_uuid=ident.uuid, fsname=ident.fsname)
         except Exception:
             log.exception("Connect failed")
             return cpb.ConnectReply(hdr=rep_err(LpError(errno.EIO, "connect: internal error on the OSS")))
         rep = cpb.ConnectReply(hdr=rep_ok(), conn_gen=gen, server_uuid=ident.uuid, fsname=ident.fsname,
-                               boot_id=self.boot_id, server_version=lustrepy.__version__)
+                               boot_id=self.boot_id, server_version=lustrepy.__version__, recovering=recovering)
+        rep.hdr.last_committed = self.tgt.committed()
         if self.lane is not None:
             rep.lane_port = self.lane.port
             rep.lane_token = self.lane.issue(request.client_id)
@@ -233,16 +251,17 @@ class OssService(oss_pb2_grpc.OssServicer):
     @_accounted("write")
     def Write(self, request_iterator: Iterator[opb.WriteChunk], context: grpc.ServicerContext) -> opb.WriteReply:
         def fn(session: WriteSession) -> opb.WriteReply:
-            first = True
+            client_id = ""
             for chunk in request_iterator:
-                if first:
+                if not client_id:
                     self._check(chunk.hdr)
-                    first = False
+                    client_id = chunk.hdr.client_id
                 session.write(chunk.object_id, chunk.offset, chunk.data, chunk.crc32c, chunk.sync)
-            if first:
+            if not client_id:
                 raise LpError(errno.EINVAL, "empty write stream")
             written, lvb = session.finish()
-            return opb.WriteReply(hdr=rep_ok(), written=written, lvb=lvb_to_pb(lvb))
+            return self._stamped(opb.WriteReply(hdr=rep_ok(), written=written, lvb=lvb_to_pb(lvb)),
+                                 client_id, session.objects())
         return self._in_session("Write", opb.WriteReply, fn)
 
     @_accounted("write_many")
@@ -257,8 +276,9 @@ class OssService(oss_pb2_grpc.OssServicer):
             for chunk, data in pieces:
                 session.write(chunk.object_id, chunk.offset, data, chunk.crc32c, chunk.sync)
             written, _ = session.finish()
-            return opb.WriteManyReply(hdr=rep_ok(), written=written, lvbs=[
-                opb.ObjLvb(object_id=oid, lvb=lvb_to_pb(lvb)) for oid, lvb in session.lvbs().items()])
+            return self._stamped(opb.WriteManyReply(hdr=rep_ok(), written=written, lvbs=[
+                opb.ObjLvb(object_id=oid, lvb=lvb_to_pb(lvb)) for oid, lvb in session.lvbs().items()]),
+                request.hdr.client_id, session.objects())
         return self._in_session("WriteMany", opb.WriteManyReply, fn)
 
     def _in_session(self, name: str, reply: Callable[..., R], fn: Callable[[WriteSession], R]) -> R:
@@ -305,7 +325,8 @@ class OssService(oss_pb2_grpc.OssServicer):
     def Punch(self, request: opb.PunchRequest, context: grpc.ServicerContext) -> opb.ObjAttrReply:
         self._check(request.hdr)
         lvb = self.ofd.punch(request.object_id, request.size)
-        return opb.ObjAttrReply(hdr=rep_ok(), lvb=lvb_to_pb(lvb))
+        return self._stamped(opb.ObjAttrReply(hdr=rep_ok(), lvb=lvb_to_pb(lvb)), request.hdr.client_id,
+                             [request.object_id])
 
     @_answers(opb.ObjAttrReply)
     def Getattr(self, request: opb.ObjRequest, context: grpc.ServicerContext) -> opb.ObjAttrReply:
@@ -324,13 +345,43 @@ class OssService(oss_pb2_grpc.OssServicer):
         self._check(request.hdr)
         ident = self.ofd.ident
         return opb.OssStatfsReply(hdr=rep_ok(), statfs=statfs_to_pb(self.ofd.statfs()), index=ident.index,
-                                  uuid=ident.uuid, objects=self.ofd.object_count())
+                                  uuid=ident.uuid, objects=self.ofd.object_count(),
+                                  recovery=self.recovery.state_pb(), last_committed=self.tgt.committed())
 
     @_answers(cpb.SimpleReply)
     def Sync(self, request: opb.ObjRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
+        """Make an object durable (0: every change answered so far); the reply's last_committed
+        then covers everything this client wrote before."""
         self._check(request.hdr)
-        self.ofd.sync(request.object_id)
-        return cpb.SimpleReply(hdr=rep_ok())
+        if request.object_id:
+            self.ofd.sync(request.object_id)
+        rep = cpb.SimpleReply(hdr=rep_ok())
+        rep.hdr.last_committed = self.tgt.commit()
+        return rep
+
+    # -- recovery ------------------------------------------------------------------
+
+    @_answers(mpb.ReplayReply)
+    def Replay(self, request: mpb.ReplayRequest, context: grpc.ServicerContext) -> mpb.ReplayReply:
+        """Writes a client kept, sent after a restart; `last` waits a while for recovery's end."""
+        cid = request.hdr.client_id
+        if not self.recovery.add(cid, request.items, request.last) and request.items:
+            raise LpError(errno.ESTALE, "recovery is over or does not wait for this client: replays refused")
+        done, failed = self.recovery.outcome(cid, 5.0) if request.last else (False, [])
+        rep = mpb.ReplayReply(hdr=rep_ok(), done=done, failed=failed)
+        rep.hdr.last_committed = self.tgt.committed()
+        return rep
+
+    @_answers(mpb.BarrierReply)
+    def ReplayBarrier(self, request: mpb.BarrierRequest, context: grpc.ServicerContext) -> mpb.BarrierReply:
+        """For admins (tests of recovery): nothing written after now survives the next start."""
+        transno = self.tgt.set_barrier()
+        try:
+            self.ofd.barrier.set()
+        except OSError as e:
+            raise LpError(e.errno or errno.EIO, f"cannot set the barrier: {e.strerror or e}") from None
+        log.warning("replay barrier at transno %d: nothing after it is made durable", transno)
+        return mpb.BarrierReply(hdr=rep_ok(), transno=transno)
 
     # -- tunables (lfsctl get-param / set-param) ---------------------------------
 

@@ -1,5 +1,6 @@
-"""`lfsctl replay-barrier --mds`, `cluster stop-mds --kill` and `cluster start-mds` on a local
-cluster with its mount: shell tools' work after the barrier survives the MDS losing it."""
+"""`lfsctl replay-barrier --mds | --ost N`, `cluster stop-mds --kill` / `start-mds` and
+`cluster stop-ost --kill` / `start-ost` on a local cluster with its mount: shell tools' work
+after a barrier survives the server losing it."""
 
 from __future__ import annotations
 
@@ -64,6 +65,24 @@ def test_shell_work_after_a_barrier_survives_a_killed_and_restarted_mds(tmp_path
 
         again = lfsctl("cluster", "start-mds", "--root", str(root))
         assert again.returncode == 1 and "already running" in again.stderr and again.stderr.count("\n") == 1
+
+        # the same for an OST: a cp that returned (no fsync), then a power cut of OST 1's host
+        barrier = ok("replay-barrier", "--ost", "1", "--root", str(root))
+        assert barrier["server"] == "ost1" and barrier["transno"] > 0
+        subprocess.run(["sh", "-ec", f"cp -a {src} {mnt}/after-ost-barrier && "
+                                     f"dd if=/dev/urandom of={mnt}/big bs=1M count=6 status=none && "
+                                     f"truncate -s 100000 {mnt}/late/d0/f8"], check=True, timeout=60)
+        want = _snapshot(mnt)
+        killed = ok("cluster", "stop-ost", "--index", "1", "--kill", "--root", str(root))
+        assert len(killed["stopped_pids"]) == 1
+        r = lfsctl("cluster", "start-ost", "--index", "1", "--root", str(root))
+        t.note()
+        assert r.returncode == 0, r.stderr
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        assert _snapshot(mnt) == want
+        log = (root / "logs" / "ost1.log").read_text()
+        assert "went back to their contents at the barrier" in log and "replays applied" in log
     finally:
         t.cleanup()
 
@@ -72,4 +91,8 @@ def test_replay_barrier_needs_a_server(tmp_path: Path) -> None:
     r = lfsctl("replay-barrier", "--root", str(tmp_path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--mds" in r.stderr
     r = lfsctl("replay-barrier", "--mds", "--mgs", "127.0.0.1:1")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    r = lfsctl("replay-barrier", "--mds", "--ost", "0", "--mgs", "127.0.0.1:1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    r = lfsctl("replay-barrier", "--ost", "0", "--mgs", "127.0.0.1:1")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

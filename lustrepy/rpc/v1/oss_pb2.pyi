@@ -132,18 +132,22 @@ class OssStatfsRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
 
 class OssStatfsReply(_message.Message):
-    __slots__ = ("hdr", "statfs", "index", "uuid", "objects")
+    __slots__ = ("hdr", "statfs", "index", "uuid", "objects", "recovery", "last_committed")
     HDR_FIELD_NUMBER: _ClassVar[int]
     STATFS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMITTED_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     statfs: _common_pb2.Statfs
     index: int
     uuid: str
     objects: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., objects: _Optional[int] = ...) -> None: ...
+    recovery: _mds_pb2.RecoveryState
+    last_committed: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., objects: _Optional[int] = ..., recovery: _Optional[_Union[_mds_pb2.RecoveryState, _Mapping]] = ..., last_committed: _Optional[int] = ...) -> None: ...
 
 class WriteManyRequest(_message.Message):
     __slots__ = ("hdr", "chunks")

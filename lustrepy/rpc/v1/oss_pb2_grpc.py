@@ -112,6 +112,16 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
                 _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/Replay',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayReply.FromString,
+                _registered_method=True)
+        self.ReplayBarrier = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/ReplayBarrier',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.FromString,
+                _registered_method=True)
 
 
 class OssServicer:
@@ -212,6 +222,21 @@ class OssServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replay(self, request, context):
+        """After a restart: the writes and punches a client kept (ReplayItem.method "WriteMany" or "Punch",
+        request with its data inline), applied with every known client's in transno order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayBarrier(self, request, context):
+        """For admins (tests of recovery): nothing written after now survives the OST's next start.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OssServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +314,16 @@ def add_OssServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayReply.SerializeToString,
+            ),
+            'ReplayBarrier': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayBarrier,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -696,6 +731,60 @@ class Oss:
             '/lustrepy.rpc.v1.Oss/Stats',
             lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/Replay',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReplayReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayBarrier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/ReplayBarrier',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.FromString,
             options,
             channel_credentials,
             insecure,

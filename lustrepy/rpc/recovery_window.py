@@ -1,20 +1,20 @@
-"""Recovery after an MDS restart: the window in which the clients it knew replay what it lost.
+"""Recovery after a server restart: the window in which the clients it knew replay what it lost.
 
-The MDS syncs its database about once a second, so a crash (or a replay
-barrier) can lose transactions whose replies clients already have. Each
-client keeps those updates until last_committed covers them (client.mdc).
-At start the MDS reads the clients it knew (the `clients` table) and, if
-there are any, opens a recovery window: a known client connects, says how
-many updates it kept, and sends them (Mds.Replay). When every known client
-has sent all of its own, or the window ends, the updates of all clients are
-applied in transno order on one thread, each with its transno and the
-results its first reply gave (store.forcing); those that no longer apply
-fail alone and are reported to their client. An update at or below the last
-transno the restart kept is already there and is not run again. Clients that did not come back
-are evicted and their opens closed. Until then, new requests are answered
-EINPROGRESS and clients send them again a moment later.
+A server (the MDS, or an OSS) makes its transactions durable about once a
+second, so a crash (or a replay barrier) can lose transactions whose replies
+clients already have. Each client keeps those requests until last_committed
+covers them (client.mdc, client.osc). At start the server reads the clients it
+must wait for and, if there are any, opens a recovery window: a known client
+connects, says how many requests it kept, and sends them (a Replay RPC). When
+every known client has sent all of its own, or the window ends, the requests
+of all clients are applied in transno order on one thread, each by `apply`;
+those that no longer apply fail alone and are reported to their client. A
+request at or below the last transno the restart kept is already there and is
+not run again. `on_end` gets the clients that did not come back (the MDS
+evicts them and closes their opens). Until then, new requests are refused and
+clients send them again a moment later.
 
-Knows nothing of gRPC: `apply` (the service) runs one update.
+Knows nothing of gRPC or of what a request does.
 """
 
 from __future__ import annotations
