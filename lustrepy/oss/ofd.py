@@ -132,6 +132,11 @@ class Ofd:
     def object_count(self) -> int:
         return len(self._ids)
 
+    def exists(self, oid: int) -> bool:
+        with self._meta_lock:
+            i = bisect.bisect_left(self._ids, oid)
+            return i < len(self._ids) and self._ids[i] == oid
+
     def precreate(self, count: int) -> tuple[int, int]:
         """Create objects [last_id+1, last_id+n] (n = count, at most MAX_PRECREATE); returns the range.
 

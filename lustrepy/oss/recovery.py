@@ -1,8 +1,9 @@
 """Recovery of one OST after a restart: the clients that wrote since its last commit replay their
 writes and punches (rpc.recovery_window), applied here in transno order.
 
-A replayed write goes through the same checks as a new one (checksums, sizes, space); a replay
-that no longer applies (its object was destroyed since) fails alone. When recovery ends, all of
+A replayed write goes through the same checks as a new one (checksums, sizes, space); the pieces
+for objects destroyed since are passed over (their file is gone), and a replay that fails for
+another reason fails alone. When recovery ends, all of
 it is committed before the clients are told, so a client may forget what it kept at once.
 Never speaks gRPC; decodes the kept requests only.
 """
@@ -47,12 +48,14 @@ def _apply(ofd: Ofd, tgt: Tgt, client_id: str, item: mpb.ReplayItem) -> mpb.Repl
             req = opb.WriteManyRequest.FromString(item.request)
             with ofd.write_session() as session:
                 for c in req.chunks:
-                    session.write(c.object_id, c.offset, c.data, c.crc32c)
+                    if ofd.exists(c.object_id):     # a destroyed object's bytes need no replay
+                        session.write(c.object_id, c.offset, c.data, c.crc32c)
                 tgt.stamp(client_id, session.objects())
         elif item.method == "Punch":
             punch = opb.PunchRequest.FromString(item.request)
-            ofd.punch(punch.object_id, punch.size)
-            tgt.stamp(client_id, [punch.object_id])
+            if ofd.exists(punch.object_id):
+                ofd.punch(punch.object_id, punch.size)
+                tgt.stamp(client_id, [punch.object_id])
         else:
             raise LpError(errno.EINVAL, f"no replay of {item.method!r} on an OST")
     except DecodeError:

@@ -4,7 +4,8 @@ own, and one daemon killed with SIGKILL at a random moment and started again:
 
 - the MDS, after a replay barrier set at a random earlier moment (so the restart loses
   every transaction after it, as a power cut would, and the clients must replay them);
-- an OSS (its process only: what it wrote is in the host's page cache);
+- an OSS, after a replay barrier set at a random earlier moment (its restart puts back the
+  objects' bytes as they stood at the barrier, and the clients replay the writes it lost);
 - a client (a mount's process; it is mounted again, its journal replays).
 
 The workloads go on while the daemon is down and back, then stop, and the invariants are
@@ -44,7 +45,7 @@ class Plan:
     seed: int
     wbc: tuple[bool, ...]           # one per mount
     victim: str
-    barrier_at: float               # seconds into the workload (MDS victim only)
+    barrier_at: float               # seconds into the workload (MDS and OSS victims)
     kill_at: float
     down_for: float
     run_after: float
@@ -52,7 +53,7 @@ class Plan:
     def __str__(self) -> str:
         return (f"seed {self.seed}: {len(self.wbc)} mounts (wbc {list(self.wbc)}), kill {self.victim} at "
                 f"{self.kill_at:.2f}s, down {self.down_for:.2f}s"
-                + (f", barrier at {self.barrier_at:.2f}s" if self.victim == "mds" else ""))
+                + (f", barrier at {self.barrier_at:.2f}s" if self.victim != "client" else ""))
 
 
 def plan(seed: int) -> Plan:
@@ -257,6 +258,9 @@ def iterate(seed: int, work: Path) -> list[str]:
         if p.victim == "mds":
             _sleep_until(t0 + p.barrier_at)
             query.replay_barrier(c.mds.address)
+        elif p.victim == "oss":
+            _sleep_until(t0 + p.barrier_at)
+            query.ost_replay_barrier(c.mds.address, seed % len(c.osts))
         _sleep_until(t0 + p.kill_at)
         if p.victim == "mds":
             c.mds.stop(signal.SIGKILL)
