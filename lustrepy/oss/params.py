@@ -22,7 +22,8 @@ from lustrepy.oss.osd import Osd
 log = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.json"
-LOG_SUBSYSTEMS = ("ldlm", "rpc", "oss", "oss.ofd", "oss.osd", "oss.announce", "oss.service")
+LOG_SUBSYSTEMS = ("ldlm", "rpc", "oss", "oss.ofd", "oss.osd", "oss.announce", "oss.service", "oss.tgt",
+                  "oss.recovery", "oss.barrier")
 
 OPTIONS = (
     ParamSpec("dir", "str", None, "OST data directory", settable=False),

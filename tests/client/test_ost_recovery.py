@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from lustrepy.ctl import query
 from tests.support.mounts import Mount, mount
-from tests.support.servers import Cluster
+from tests.support.servers import BIN, Cluster
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -126,3 +127,21 @@ def test_a_truncate_after_the_barrier_is_replayed_too(env, tmp_path):
     _drop_caches()
     got = (a.path / "f").read_bytes()
     assert len(got) == 1004 and got.endswith(b"tail")
+
+
+def test_a_client_past_max_unstable_asks_its_ost_to_commit(env, tmp_path):
+    c = env[0].start(1, oss_args=("--commit-interval", "60"))      # no commit of its own for a minute
+    a = _mount(env, tmp_path / "a", "nowbc", "max_unstable_mb=1")
+    rcvd = c.root / "ost0" / "last_rcvd"
+    start = json.loads(rcvd.read_text())["last_committed"]
+    for i in range(4):
+        (a.path / f"f{i}").write_bytes(os.urandom(2 * MiB))
+    assert json.loads(rcvd.read_text())["last_committed"] > start
+
+
+def test_a_bad_max_unstable_is_one_line(env, tmp_path):
+    c = env[0].start(1)
+    (tmp_path / "m").mkdir()
+    r = subprocess.run([str(BIN / "lustrepy"), f"{c.mds.address}:/{c.fsname}", str(tmp_path / "m"),
+                        "-o", "max_unstable_mb=lots"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "max_unstable_mb" in r.stderr
