@@ -6,6 +6,7 @@ line, never a traceback."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -17,6 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from lustrepy.common.errors import LpError
+from lustrepy.rpc.channel import call, make_channel
+from lustrepy.rpc.convert import check_rep
+from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import mds_pb2_grpc as mgrpc
+from lustrepy.rpc.v1 import oss_pb2 as opb
+from lustrepy.rpc.v1 import oss_pb2_grpc as ogrpc
 from tests.support.mounts import Mount, mount
 from tests.support.servers import Cluster, wait_for
 
@@ -208,3 +217,57 @@ def test_unreachable_mds_is_one_line(tmp_path: Path) -> None:
     r = lfsctl("lfsck", "--mgs", addr)
     assert r.returncode == 1 and r.stdout == ""
     assert one_line(r.stderr) == f"lfsctl: cannot reach MDS at {addr}: connection refused"
+
+
+def _errno(rep) -> int:
+    try:
+        check_rep(rep.hdr)
+    except LpError as e:
+        return e.errno
+    return 0
+
+
+def test_bad_rpc_fields_get_a_clear_errno(cluster: Cluster) -> None:
+    hdr = cpb.ReqHdr(xid=1)
+    ch = make_channel(cluster.mds.address)
+    try:
+        mds = mgrpc.MdsStub(ch)
+        rep = call(mds.LfsckRepair, mpb.LfsckRepairRequest(hdr=hdr, orphans=[
+            mpb.LfsckOrphan(object=cpb.StripeObject(ost_index=0, object_id=0))]), timeout=10)
+        assert _errno(rep) == errno.EINVAL and "names no object" in rep.hdr.message
+        rep = call(mds.LfsckVerify, mpb.LfsckVerifyRequest(hdr=hdr, fids=[cpb.Fid(seq=1, oid=0)]), timeout=10)
+        assert _errno(rep) == errno.EINVAL and "bad FID" in rep.hdr.message
+        rep = call(mds.LfsckRepair, mpb.LfsckRepairRequest(hdr=hdr, sizes=[
+            mpb.LfsckSizeFix(fid=cpb.Fid(seq=0x200000401, oid=1), size=1 << 63)]), timeout=10)
+        assert _errno(rep) == errno.EINVAL and "maximum file size" in rep.hdr.message
+    finally:
+        ch.close()
+    ch = make_channel(cluster.osts[0].address)
+    try:
+        oss = ogrpc.OssStub(ch)
+        rep = call(oss.ListObjects, opb.ObjListRequest(hdr=hdr, index=1), timeout=10)
+        assert _errno(rep) == errno.ENODEV and "not OST index 1" in rep.hdr.message
+        rep = call(oss.ListObjects, opb.ObjListRequest(hdr=hdr, index=0, max=1 << 20), timeout=10)
+        assert _errno(rep) == errno.EINVAL
+        rep = call(oss.Recreate, opb.RecreateRequest(hdr=hdr, index=0, object_ids=[1 << 40]), timeout=10)
+        assert _errno(rep) == errno.EINVAL and "LAST_ID" in rep.hdr.message
+        rep = call(oss.Recreate, opb.RecreateRequest(hdr=hdr, index=0, object_ids=[1]), timeout=10)
+        assert _errno(rep) == 0 and list(rep.created) == []        # exists (precreated): left alone
+    finally:
+        ch.close()
+
+
+def test_an_ost_that_does_not_answer_is_reported_unchecked(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    try:
+        c.start(2)
+        wait_for(lambda: lfsctl("osts", "--mgs", c.mds.address, "--json").stdout.count('"index"') == 2,
+                 what="two OSTs")
+        addr = c.osts[1].address
+        c.osts[1].stop()
+        r = lfsctl("lfsck", "--mgs", c.mds.address)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stdout == (f"unchecked testfs-OST0001 at {addr}: cannot reach it: connection refused; "
+                            "its objects were not checked\n")
+    finally:
+        c.stop()
