@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -103,6 +105,37 @@ def test_clean_file_system_reports_nothing(cluster: Cluster, tmp_path: Path) -> 
     code, d = lfsck_json(cluster)
     assert code == 0 and d["clean"] and d["findings"] == [] and d["checked"]["files"] >= 3
     assert set(d["checked"]["osts"]) == {"OST0000", "OST0001"}
+
+
+def test_progress_and_summary_on_a_terminal(cluster: Cluster) -> None:
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.Popen([*LFSCTL, "lfsck", "--mgs", cluster.mds.address], stdout=subprocess.PIPE,
+                             stderr=follower, stdin=subprocess.DEVNULL)
+        os.close(follower)
+        follower = -1
+        err = b""
+        while True:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:         # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                err += chunk
+            elif p.poll() is not None:
+                break
+        assert p.wait(60) == 0
+        assert p.stdout is not None and p.stdout.read() == b""
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    text = err.decode(errors="replace")
+    assert "\r\x1b[Klfsck: MDT0000 " in text and " files" in text       # the progress line, redrawn
+    assert text.rstrip().endswith("objects on 2 of 2 OSTs: no problems")
 
 
 def plant_orphan(cluster: Cluster, m: Mount, name: str, data: bytes) -> tuple[int, int]:
