@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lustrepy.common.errors import LpError
-from lustrepy.rpc.channel import call, make_channel
+from lustrepy.rpc.channel import call, make_channel, stream
 from lustrepy.rpc.convert import check_rep
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -304,3 +304,33 @@ def test_an_ost_that_does_not_answer_is_reported_unchecked(tmp_path: Path) -> No
                             "its objects were not checked\n")
     finally:
         c.stop()
+
+
+def test_repairs_check_again_and_leave_alone_what_is_no_longer_damage(cluster: Cluster, tmp_path: Path) -> None:
+    m = mount(cluster, tmp_path / "eps")
+    try:
+        [used] = objects_of(write(m, "used", b"u" * 10))
+    finally:
+        m.stop()
+    hdr = cpb.ReqHdr(xid=1)
+    ch = make_channel(cluster.mds.address)
+    try:
+        mds = mgrpc.MdsStub(ch)
+        pages = list(stream(mds.LfsckScan, mpb.LfsckScanRequest(hdr=hdr), timeout=30))
+        assert pages[-1].last and all(_errno(p) == 0 for p in pages)
+        f = next(f for p in pages for f in p.files if f.size_valid and
+                 (f.objects[0].ost_index, f.objects[0].object_id) == used)
+        rep = call(mds.LfsckRepair, mpb.LfsckRepairRequest(hdr=hdr, orphans=[
+            mpb.LfsckOrphan(object=cpb.StripeObject(ost_index=used[0], object_id=used[1])),
+            mpb.LfsckOrphan(object=cpb.StripeObject(ost_index=0, object_id=1 << 40)),
+            mpb.LfsckOrphan(object=cpb.StripeObject(ost_index=9, object_id=1))],
+            sizes=[mpb.LfsckSizeFix(fid=f.fid, seen=f.size + 1, size=0)]), timeout=30)
+        assert _errno(rep) == 0
+        assert [(o.done, o.note) for o in rep.orphans] == [
+            (False, "a file uses it now"), (False, "not handed out yet (precreated, unused)"),
+            (False, "OST index 9 is not registered")]
+        assert [(o.done, o.note) for o in rep.sizes] == [(False, f"its size changed since the check (now {f.size})")]
+    finally:
+        ch.close()
+    r = lfsck(cluster)
+    assert (r.returncode, r.stdout) == (0, "")
