@@ -37,7 +37,8 @@ _NAMED = ("SELECT i.seq, i.oid, i.ver, j.key, json_extract(j.value, '$[0]'), jso
 
 @dataclass(frozen=True, slots=True)
 class ScanPage:
-    problems: tuple[str, ...] = ()
+    """One page of the snapshot: pools (first page only), files, queued objects; `last` ends it."""
+
     pools: tuple[Pool, ...] = ()
     files: tuple[FileObjects, ...] = ()
     queued: tuple[StripeObject, ...] = ()
