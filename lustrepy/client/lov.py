@@ -27,6 +27,7 @@ from typing import Protocol, TypeVar
 from lustrepy.client.datacache import Buf, ObjectData
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout
+from lustrepy.common.layout import file_size_from_object as file_size_from_object  # re-exported: the client imports it here
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +69,6 @@ def per_object_ranges(layout: Layout, off: int, length: int) -> dict[int, list[P
     for p in split_range(layout, off, length):
         out.setdefault(p.stripe, []).append(p)
     return out
-
-
-def file_size_from_object(layout: Layout, stripe: int, obj_size: int) -> int:
-    """The file size implied by object `stripe` being `obj_size` bytes long."""
-    if obj_size == 0:
-        return 0
-    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
-    last = obj_size - 1                         # last object byte
-    unit, within = divmod(last, ss)
-    return (unit * sc + stripe) * ss + within + 1
 
 
 def object_size_for_file(layout: Layout, stripe: int, file_size: int) -> int:

@@ -1,7 +1,8 @@
 """RAID0 layouts: the record, its validation, and its form as an extended attribute.
 
 The stripe math (which object and offset a file byte lives at) is the
-client's, in lustrepy.client.lov. Pure functions; never does I/O.
+client's, in lustrepy.client.lov; the size a file's objects imply is here, as
+the client's glimpses and lfsctl lfsck both need it. Pure functions; never does I/O.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ class Layout:
             raise LpError(errno.EINVAL, f"stripe_offset {self.stripe_offset} names no OST")
         if self.objects and len(self.objects) != self.stripe_count:
             raise LpError(errno.EINVAL, "layout objects do not match stripe_count")
+
+
+def file_size_from_object(layout: Layout, stripe: int, obj_size: int) -> int:
+    """The file size implied by object `stripe` being `obj_size` bytes long."""
+    if obj_size == 0:
+        return 0
+    ss, sc = layout.stripe_size, len(layout.objects) or layout.stripe_count
+    last = obj_size - 1                         # last object byte
+    unit, within = divmod(last, ss)
+    return (unit * sc + stripe) * ss + within + 1
 
 
 # ---- the layout as an extended attribute (lustrepy.lov) -------------------------

@@ -14,12 +14,13 @@ import sys
 from lustrepy import __version__
 from lustrepy.common import logs
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import barrier, clients, cluster, df, evict, find, locks, mds, mkfs, osts, params, stats, stripe, target, wbc
+from lustrepy.ctl import (barrier, clients, cluster, df, evict, find, lfsck, locks, mds, mkfs, osts, params, stats, stripe,
+                          target, wbc)
 
 log = logging.getLogger(__name__)
 
 PROG = "lfsctl"
-GROUPS = (cluster, df, osts, mds, stats, stripe, wbc, locks, clients, evict, find, params, mkfs, barrier)
+GROUPS = (cluster, df, osts, mds, stats, stripe, wbc, locks, clients, evict, find, params, mkfs, barrier, lfsck)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,7 +107,8 @@ def unreachable_reason(e: LpError, timeout: float) -> str:
     return detail
 
 
-def _rpc(address: str, fn: Callable[[mgrpc.MdsStub], Any], timeout: float) -> Any:
+def mds_rpc(address: str, fn: Callable[[mgrpc.MdsStub], Any], timeout: float) -> Any:
+    """fn(stub) over a channel of its own to the MDS; transport trouble -> one QuietError line."""
     channel = make_channel(address)
     try:
         return fn(mgrpc.MdsStub(channel))  # type: ignore[no-untyped-call]
@@ -135,20 +136,20 @@ def mds_info_from_pb(rep: mpb.MdsInfoReply, address: str) -> MdsInfo:
 
 
 def fs_status(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> FsStatus:
-    rep = _rpc(address, lambda stub: call(stub.Statfs, mpb.StatfsRequest(hdr=_hdr()), timeout=timeout), timeout)
+    rep = mds_rpc(address, lambda stub: call(stub.Statfs, mpb.StatfsRequest(hdr=_hdr()), timeout=timeout), timeout)
     _check(rep.hdr, address, "statfs")
     return fs_status_from_pb(rep)
 
 
 def mds_info(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> MdsInfo:
-    rep = _rpc(address, lambda stub: call(stub.Info, mpb.MdsInfoRequest(hdr=_hdr()), timeout=timeout), timeout)
+    rep = mds_rpc(address, lambda stub: call(stub.Info, mpb.MdsInfoRequest(hdr=_hdr()), timeout=timeout), timeout)
     _check(rep.hdr, address, "info")
     return mds_info_from_pb(rep, address)
 
 
 def replay_barrier(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> int:
     """Set a replay barrier on the MDS; returns the last transno that survives its next restart."""
-    rep = _rpc(address, lambda stub: call(stub.ReplayBarrier, mpb.BarrierRequest(hdr=_hdr()), timeout=timeout),
+    rep = mds_rpc(address, lambda stub: call(stub.ReplayBarrier, mpb.BarrierRequest(hdr=_hdr()), timeout=timeout),
                timeout)
     _check(rep.hdr, address, "the replay barrier")
     return int(rep.transno)

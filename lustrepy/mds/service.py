@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 import time
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import grpc
 
@@ -26,7 +26,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.params import ParamValue, Registry
 from lustrepy.common.records import Cred, Statfs
-from lustrepy.mds import intent, reint
+from lustrepy.mds import intent, lfsck_wire, reint
 from lustrepy.common import perm
 from lustrepy.mds import replay
 from lustrepy.mds.namespace import Tx
@@ -381,6 +381,35 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             return mpb.WbcInfoReply(hdr=rep_ok(), mode=i.mode, holder=i.holder, contended_for_s=i.contended_for_s,
                                     conflicts=i.conflicts, grants=i.grants, revocations=i.revocations)
         return self._serve("wbc_info", mpb.WbcInfoReply, request, fn)
+
+    # ---- lfsck (lfsctl lfsck): for admins, no export needed ------------------------------
+
+    def LfsckScan(self, request: mpb.LfsckScanRequest, context: grpc.ServicerContext) -> Iterator[mpb.LfsckScanPage]:
+        self.mdt.counters["lfsck_scan"] += 1
+        try:
+            yield from lfsck_wire.scan(self.mdt, request)
+        except LpError as e:
+            yield mpb.LfsckScanPage(hdr=rep_err(e))
+        except Exception:
+            log.exception("lfsck scan failed")
+            yield mpb.LfsckScanPage(hdr=rep_err(LpError(errno.EIO, "internal error in lfsck_scan")))
+
+    def LfsckVerify(self, request: mpb.LfsckVerifyRequest, context: grpc.ServicerContext) -> mpb.LfsckVerifyReply:
+        return self._admin("lfsck_verify", mpb.LfsckVerifyReply, lambda: lfsck_wire.verify(self.mdt, request))
+
+    def LfsckRepair(self, request: mpb.LfsckRepairRequest, context: grpc.ServicerContext) -> mpb.LfsckRepairReply:
+        return self._admin("lfsck_repair", mpb.LfsckRepairReply, lambda: lfsck_wire.repair(self.mdt, request))
+
+    def _admin(self, name: str, reply_cls: Callable[..., M], fn: Callable[[], M]) -> M:
+        """An admin RPC: counted, no export needed, failures as the reply's errno."""
+        self.mdt.counters[name] += 1
+        try:
+            return fn()
+        except LpError as e:
+            return reply_cls(hdr=rep_err(e))
+        except Exception:
+            log.exception("%s failed", name)
+            return reply_cls(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))
 
     # ---- OSTs ---------------------------------------------------------------------------
 

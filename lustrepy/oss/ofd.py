@@ -35,7 +35,7 @@ from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.common.records import Lvb, Statfs
 from lustrepy.oss.barrier import Barrier
 from lustrepy.oss.identity import OstIdentity
-from lustrepy.oss.osd import ObjStat, Osd
+from lustrepy.oss.osd import FANOUT, ObjStat, Osd
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,46 @@ class Ofd:
             log.warning("precreate stopped after %d of %d objects: %s", made, count, failure)
         log.debug("precreated objects %d..%d", first, last)
         return first, last
+
+    def list_objects(self, cursor: int, limit: int) -> tuple[list[tuple[int, ObjStat]], int]:
+        """The objects on disk from sub-directory `cursor` on, whole sub-directories until at least
+        `limit` objects (lfsck), each with its attributes; and the cursor to go on from (FANOUT:
+        done). Reads the directory, not the id index: an object lost or left behind shows as it is."""
+        out: list[tuple[int, ObjStat]] = []
+        while cursor < FANOUT and len(out) < limit:
+            try:
+                out += self.osd.list_subdir(cursor)
+            except OSError as e:
+                raise _oserr(e, f"listing objects of sub-directory {cursor:02x}") from None
+            cursor += 1
+        return out, cursor
+
+    def recreate(self, oids: list[int]) -> list[int]:
+        """Create, empty, the objects of `oids` that should exist (ids up to LAST_ID) but do not
+        (lfsck repairing a file whose object was lost); existing ones are left alone. Returns the
+        ids created. EINVAL for an id never handed out (0, or above LAST_ID)."""
+        made: list[int] = []
+        with self._meta_lock:
+            bad = [oid for oid in oids if not 0 < oid <= self._last_id]
+            if bad:
+                raise LpError(errno.EINVAL, f"objects {bad[:8]} lie outside 1..{self._last_id} (LAST_ID)")
+            for oid in sorted(set(oids)):
+                try:
+                    if not self.osd.create_new(oid):
+                        continue
+                except OSError as e:
+                    raise _oserr(e, f"cannot create object {oid}") from None
+                made.append(oid)
+                i = bisect.bisect_left(self._ids, oid)
+                if i == len(self._ids) or self._ids[i] != oid:
+                    self._ids.insert(i, oid)
+            try:
+                self.osd.sync_dirs_of(made)
+            except OSError as e:
+                raise _oserr(e, "cannot sync the recreated objects' directories") from None
+        if made:
+            log.warning("%s: recreated %d lost objects empty: %s", self.ident.name, len(made), made[:16])
+        return made
 
     # -- bulk data ------------------------------------------------------------
 

@@ -95,7 +95,16 @@ class Osd:
         fd = os.open(self.path(oid), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.close(fd)
 
-    def sync_dirs_of(self, oids: range) -> None:
+    def create_new(self, oid: int) -> bool:
+        """Create object `oid` empty unless it exists (never touches an existing one); True when created."""
+        try:
+            fd = os.open(self.path(oid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
+    def sync_dirs_of(self, oids: range | list[int]) -> None:
         """Make the directory entries of `oids` durable."""
         subs = {oid & 0xff for oid in (oids if len(oids) < FANOUT else range(FANOUT))}
         for s in sorted(subs):
@@ -197,6 +206,23 @@ class Osd:
                         except FileNotFoundError:
                             continue
                     yield int(ent.name), blocks
+
+    def list_subdir(self, sub: int) -> list[tuple[int, ObjStat]]:
+        """The objects in sub-directory `sub` (0..FANOUT-1) by id, with their attributes (an object
+        removed while listed is left out)."""
+        out = []
+        try:
+            it = os.scandir(os.path.join(self.objdir, f"{sub:02x}"))
+        except FileNotFoundError:
+            return []
+        with it:
+            for ent in it:
+                if ent.name.isdigit():
+                    try:
+                        out.append((int(ent.name), _objstat(ent.stat(follow_symlinks=False))))
+                    except FileNotFoundError:
+                        continue
+        return sorted(out, key=lambda t: t[0])
 
     def statvfs(self) -> os.statvfs_result:
         return os.statvfs(self.root)

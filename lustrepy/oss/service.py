@@ -25,6 +25,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.opstats import RpcStats
 from lustrepy.oss.ofd import Ofd, WriteSession
 from lustrepy.oss.tgt import Stamp, Tgt
+from lustrepy.oss.osd import FANOUT
 from lustrepy.common.params import Registry
 from lustrepy.rpc.convert import Reply, lvb_to_pb, rep_err, rep_ok, statfs_to_pb
 from lustrepy.rpc.lane import Buf, Handler, LaneServer, messages
@@ -39,6 +40,9 @@ from lustrepy.rpc.v1 import stats_pb2 as spb
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Reply)
+
+LIST_DEFAULT = 4096         # objects a ListObjects page holds unless asked otherwise
+LIST_MAX = 65536
 
 
 class Exports(Protocol):
@@ -382,6 +386,30 @@ class OssService(oss_pb2_grpc.OssServicer):
             raise LpError(e.errno or errno.EIO, f"cannot set the barrier: {e.strerror or e}") from None
         log.warning("replay barrier at transno %d: nothing after it is made durable", transno)
         return mpb.BarrierReply(hdr=rep_ok(), transno=transno)
+
+    # -- lfsck (lfsctl lfsck): for admins, no export needed ------------------------
+
+    @_answers(opb.ObjListReply)
+    def ListObjects(self, request: opb.ObjListRequest, context: grpc.ServicerContext) -> opb.ObjListReply:
+        self._same_ost(request.index)
+        limit = request.max or LIST_DEFAULT
+        if limit > LIST_MAX:
+            raise LpError(errno.EINVAL, f"max {limit} exceeds {LIST_MAX} objects a page")
+        got, cursor = self.ofd.list_objects(request.cursor, limit)
+        return opb.ObjListReply(hdr=rep_ok(), next_cursor=cursor, eof=cursor >= FANOUT, last_id=self.ofd.last_id,
+                                objects=[opb.ObjInfo(object_id=oid, size=st.size, blocks=st.blocks,
+                                                     mtime_ns=st.mtime_ns) for oid, st in got])
+
+    @_answers(opb.RecreateReply)
+    def Recreate(self, request: opb.RecreateRequest, context: grpc.ServicerContext) -> opb.RecreateReply:
+        self._same_ost(request.index)
+        if len(request.object_ids) > LIST_MAX:
+            raise LpError(errno.EINVAL, f"{len(request.object_ids)} objects exceed {LIST_MAX} a request")
+        return opb.RecreateReply(hdr=rep_ok(), created=self.ofd.recreate(list(request.object_ids)))
+
+    def _same_ost(self, index: int) -> None:
+        if index != self.ofd.ident.index:
+            raise LpError(errno.ENODEV, f"this OSS serves {self.ofd.ident.name}, not OST index {index}")
 
     # -- tunables (lfsctl get-param / set-param) ---------------------------------
 

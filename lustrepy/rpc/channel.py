@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 from concurrent import futures
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import grpc
 
@@ -84,6 +84,22 @@ def call(method: Callable[..., Any], request: Any, timeout: float = DEFAULT_TIME
             return inline.offload(method, request, timeout=timeout)
         return method(request, timeout=timeout)
     except grpc.RpcError as e:
-        err = transport_errno(e)
-        detail = e.details() if hasattr(e, "details") else str(e)
-        raise LpError(err, f"rpc failed: {detail}") from None
+        raise _transport_error(e) from None
+
+
+def stream(method: Callable[..., Any], request: Any, timeout: float = DEFAULT_TIMEOUT) -> Iterator[Any]:
+    """The messages of a unary-stream stub method, the whole stream within one deadline; transport
+    trouble -> LpError as for call(). Closing the iterator early cancels the call. For threads
+    outside trio (lfsctl): it blocks between messages."""
+    it = method(request, timeout=timeout)
+    try:
+        yield from it
+    except grpc.RpcError as e:
+        raise _transport_error(e) from None
+    finally:
+        it.cancel()
+
+
+def _transport_error(e: grpc.RpcError) -> LpError:
+    detail = e.details() if hasattr(e, "details") else str(e)
+    return LpError(transport_errno(e), f"rpc failed: {detail}")

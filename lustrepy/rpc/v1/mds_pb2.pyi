@@ -766,3 +766,149 @@ class ParamReply(_message.Message):
     hdr: _common_pb2.RepHdr
     params: _containers.RepeatedCompositeFieldContainer[Param]
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ...) -> None: ...
+
+class LfsckScanRequest(_message.Message):
+    __slots__ = ("hdr", "page_files")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FILES_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    page_files: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., page_files: _Optional[int] = ...) -> None: ...
+
+class LfsckFile(_message.Message):
+    __slots__ = ("fid", "stripe_size", "objects", "size", "size_valid")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_VALID_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    stripe_size: int
+    objects: _containers.RepeatedCompositeFieldContainer[_common_pb2.StripeObject]
+    size: int
+    size_valid: bool
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., stripe_size: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., size: _Optional[int] = ..., size_valid: _Optional[bool] = ...) -> None: ...
+
+class LfsckPool(_message.Message):
+    __slots__ = ("ost_index", "next_id", "last_id")
+    OST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    ost_index: int
+    next_id: int
+    last_id: int
+    def __init__(self, ost_index: _Optional[int] = ..., next_id: _Optional[int] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class LfsckScanPage(_message.Message):
+    __slots__ = ("hdr", "problems", "pools", "files", "queued", "last")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    pools: _containers.RepeatedCompositeFieldContainer[LfsckPool]
+    files: _containers.RepeatedCompositeFieldContainer[LfsckFile]
+    queued: _containers.RepeatedCompositeFieldContainer[_common_pb2.StripeObject]
+    last: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., problems: _Optional[_Iterable[str]] = ..., pools: _Optional[_Iterable[_Union[LfsckPool, _Mapping]]] = ..., files: _Optional[_Iterable[_Union[LfsckFile, _Mapping]]] = ..., queued: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class LfsckVerifyRequest(_message.Message):
+    __slots__ = ("hdr", "objects", "fids")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FIDS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    objects: _containers.RepeatedCompositeFieldContainer[_common_pb2.StripeObject]
+    fids: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fid]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., fids: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ...) -> None: ...
+
+class LfsckObjectState(_message.Message):
+    __slots__ = ("object", "owner", "stripe", "queued", "handed_out")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    HANDED_OUT_FIELD_NUMBER: _ClassVar[int]
+    object: _common_pb2.StripeObject
+    owner: _common_pb2.Fid
+    stripe: int
+    queued: bool
+    handed_out: bool
+    def __init__(self, object: _Optional[_Union[_common_pb2.StripeObject, _Mapping]] = ..., owner: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., stripe: _Optional[int] = ..., queued: _Optional[bool] = ..., handed_out: _Optional[bool] = ...) -> None: ...
+
+class LfsckFileState(_message.Message):
+    __slots__ = ("fid", "exists", "file", "path")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    exists: bool
+    file: LfsckFile
+    path: str
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., exists: _Optional[bool] = ..., file: _Optional[_Union[LfsckFile, _Mapping]] = ..., path: _Optional[str] = ...) -> None: ...
+
+class LfsckVerifyReply(_message.Message):
+    __slots__ = ("hdr", "objects", "files")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    objects: _containers.RepeatedCompositeFieldContainer[LfsckObjectState]
+    files: _containers.RepeatedCompositeFieldContainer[LfsckFileState]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[LfsckObjectState, _Mapping]]] = ..., files: _Optional[_Iterable[_Union[LfsckFileState, _Mapping]]] = ...) -> None: ...
+
+class LfsckOrphan(_message.Message):
+    __slots__ = ("object", "size", "blocks")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    object: _common_pb2.StripeObject
+    size: int
+    blocks: int
+    def __init__(self, object: _Optional[_Union[_common_pb2.StripeObject, _Mapping]] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
+
+class LfsckSizeFix(_message.Message):
+    __slots__ = ("fid", "seen", "size", "blocks")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    SEEN_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    seen: int
+    size: int
+    blocks: int
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., seen: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
+
+class LfsckRepairRequest(_message.Message):
+    __slots__ = ("hdr", "orphans", "keep_orphans", "sizes")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    ORPHANS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ORPHANS_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    orphans: _containers.RepeatedCompositeFieldContainer[LfsckOrphan]
+    keep_orphans: bool
+    sizes: _containers.RepeatedCompositeFieldContainer[LfsckSizeFix]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOrphan, _Mapping]]] = ..., keep_orphans: _Optional[bool] = ..., sizes: _Optional[_Iterable[_Union[LfsckSizeFix, _Mapping]]] = ...) -> None: ...
+
+class LfsckOutcome(_message.Message):
+    __slots__ = ("done", "note")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    done: bool
+    note: str
+    def __init__(self, done: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class LfsckRepairReply(_message.Message):
+    __slots__ = ("hdr", "orphans", "sizes")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    ORPHANS_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    orphans: _containers.RepeatedCompositeFieldContainer[LfsckOutcome]
+    sizes: _containers.RepeatedCompositeFieldContainer[LfsckOutcome]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ...) -> None: ...

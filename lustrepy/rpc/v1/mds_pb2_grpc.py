@@ -141,6 +141,21 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
                 _registered_method=True)
+        self.LfsckScan = channel.unary_stream(
+                '/lustrepy.rpc.v1.Mds/LfsckScan',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckScanRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckScanPage.FromString,
+                _registered_method=True)
+        self.LfsckVerify = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/LfsckVerify',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckVerifyRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckVerifyReply.FromString,
+                _registered_method=True)
+        self.LfsckRepair = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/LfsckRepair',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairReply.FromString,
+                _registered_method=True)
 
 
 class MdsServicer:
@@ -276,6 +291,28 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LfsckScan(self, request, context):
+        """Admin (lfsctl lfsck), no connection needed: the MDT's side of the layout check. LfsckScan streams
+        one snapshot of every file's objects, the precreation pools and the destroy queue, after the MDT's
+        own invariant checks; LfsckVerify reads the present state of the suspects the OSTs' objects gave;
+        LfsckRepair fixes what the MDT holds. EINPROGRESS while the MDS recovers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LfsckVerify(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LfsckRepair(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MdsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -383,6 +420,21 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.SerializeToString,
+            ),
+            'LfsckScan': grpc.unary_stream_rpc_method_handler(
+                    servicer.LfsckScan,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckScanRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckScanPage.SerializeToString,
+            ),
+            'LfsckVerify': grpc.unary_unary_rpc_method_handler(
+                    servicer.LfsckVerify,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckVerifyRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckVerifyReply.SerializeToString,
+            ),
+            'LfsckRepair': grpc.unary_unary_rpc_method_handler(
+                    servicer.LfsckRepair,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -952,6 +1004,87 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/Stats',
             lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_stats__pb2.StatsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LfsckScan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/LfsckScan',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckScanRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckScanPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LfsckVerify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/LfsckVerify',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckVerifyRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckVerifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LfsckRepair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/LfsckRepair',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -174,3 +174,59 @@ class WriteManyReply(_message.Message):
     written: int
     lvbs: _containers.RepeatedCompositeFieldContainer[ObjLvb]
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., written: _Optional[int] = ..., lvbs: _Optional[_Iterable[_Union[ObjLvb, _Mapping]]] = ...) -> None: ...
+
+class ObjListRequest(_message.Message):
+    __slots__ = ("hdr", "index", "cursor", "max")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    index: int
+    cursor: int
+    max: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., index: _Optional[int] = ..., cursor: _Optional[int] = ..., max: _Optional[int] = ...) -> None: ...
+
+class ObjInfo(_message.Message):
+    __slots__ = ("object_id", "size", "blocks", "mtime_ns")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    size: int
+    blocks: int
+    mtime_ns: int
+    def __init__(self, object_id: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., mtime_ns: _Optional[int] = ...) -> None: ...
+
+class ObjListReply(_message.Message):
+    __slots__ = ("hdr", "objects", "next_cursor", "eof", "last_id")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    EOF_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    objects: _containers.RepeatedCompositeFieldContainer[ObjInfo]
+    next_cursor: int
+    eof: bool
+    last_id: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[ObjInfo, _Mapping]]] = ..., next_cursor: _Optional[int] = ..., eof: _Optional[bool] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class RecreateRequest(_message.Message):
+    __slots__ = ("hdr", "index", "object_ids")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    index: int
+    object_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., index: _Optional[int] = ..., object_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RecreateReply(_message.Message):
+    __slots__ = ("hdr", "created")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    created: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., created: _Optional[_Iterable[int]] = ...) -> None: ...

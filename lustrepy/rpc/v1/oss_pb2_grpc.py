@@ -122,6 +122,16 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.FromString,
                 _registered_method=True)
+        self.ListObjects = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/ListObjects',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjListRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjListReply.FromString,
+                _registered_method=True)
+        self.Recreate = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/Recreate',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateReply.FromString,
+                _registered_method=True)
 
 
 class OssServicer:
@@ -237,6 +247,20 @@ class OssServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListObjects(self, request, context):
+        """Admin (lfsctl lfsck), no connection needed: this OST's objects in id order, a page at a time,
+        and the recreation (empty) of objects that should exist below LAST_ID but do not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recreate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OssServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -324,6 +348,16 @@ def add_OssServicer_to_server(servicer, server):
                     servicer.ReplayBarrier,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.SerializeToString,
+            ),
+            'ListObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjects,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjListRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjListReply.SerializeToString,
+            ),
+            'Recreate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recreate,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -785,6 +819,60 @@ class Oss:
             '/lustrepy.rpc.v1.Oss/ReplayBarrier',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.BarrierReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/ListObjects',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjListRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ObjListReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recreate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/Recreate',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateReply.FromString,
             options,
             channel_credentials,
             insecure,
