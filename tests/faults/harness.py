@@ -12,7 +12,8 @@ The workloads go on while the daemon is down and back, then stop, and the invari
 checked through a fresh mount: every call that returned is there with the right names,
 modes and link counts, and the bytes of every file whose last change was followed by an
 fsync that returned (for the mounts that were not killed: the bytes of every file); no
-name is listed twice; the MDT's consistency check (lfsck) finds nothing. A failure names
+name is listed twice; `lfsctl lfsck` across the MDT and the OSTs finds nothing (no
+leaked object, no missing one, no size disagreement), nor the MDT's check once stopped. A failure names
 the seed and the step, so `scripts/faults --seed N` plays it again.
 """
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -295,6 +298,7 @@ def iterate(seed: int, work: Path) -> list[str]:
         for k, w in enumerate(loads):
             killed_client = p.victim == "client" and k == len(loads) - 1
             problems += [f"w{k}/{x}" for x in check(fresh.path / f"w{k}", w.model, all_bytes=not killed_client)]
+        problems += cross_check(c)
     except Exception as e:  # a step that fails is a finding too, with its seed
         problems.append(f"{type(e).__name__}: {e}")
     finally:
@@ -305,6 +309,17 @@ def iterate(seed: int, work: Path) -> list[str]:
         except AssertionError as e:
             problems.append(f"lfsck: {e}")
     return [f"{p}: {x}" for x in problems]
+
+
+def cross_check(c: Cluster) -> list[str]:
+    """`lfsctl lfsck` across the MDT and every OST, online: each finding (orphan objects, a file's
+    missing object, a size the MDT and the objects disagree on, the MDT's own invariants)."""
+    r = subprocess.run([sys.executable, "-m", "lustrepy.ctl.main", "lfsck", "--mgs", c.mds.address],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 0:
+        return []
+    return [f"lfsctl lfsck: {ln}" for ln in (r.stdout + r.stderr).splitlines() if ln.strip()] or \
+        [f"lfsctl lfsck: exit {r.returncode}"]
 
 
 def _sleep_until(t: float) -> None:
