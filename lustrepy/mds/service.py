@@ -229,14 +229,16 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                             tx.report_size(handle, size)
                     return False
                 return any([tx.close(handle, size, size_lost=lost) for handle, size, lost in items])
-            destroyed, _ = self.mdt.store.write(closes,
-                                                client_id=request.hdr.client_id, xid=request.hdr.xid,
-                                                encode=lambda r, t: _encode(cpb.SimpleReply(hdr=rep_ok()), t))
+            rep = cpb.SimpleReply(hdr=rep_ok())
+            destroyed, transno = self.mdt.store.write(closes,
+                                                      client_id=request.hdr.client_id, xid=request.hdr.xid,
+                                                      encode=lambda r, t: _encode(rep, t))
             if destroyed:
                 self.mdt.osp.wake()
             if request.keep_open:
                 self.mdt.committer.commit_now()     # an fsync's size is durable when it returns
-            return cpb.SimpleReply(hdr=rep_ok())
+            rep.hdr.transno = transno               # the client keeps the close for replay until committed
+            return rep
         return self._serve("close", cpb.SimpleReply, request, fn, modifying=True)
 
     def AllocSeq(self, request: mpb.SeqRequest, context: grpc.ServicerContext) -> mpb.SeqReply:

@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 
@@ -143,6 +144,36 @@ def test_a_replay_that_no_longer_applies_is_reported_by_the_next_fsync_of_its_fi
     finally:
         if fd >= 0:
             os.close(fd)
+        for m in mounts:
+            m.stop()
+        c.stop()
+
+
+def test_closes_after_a_barrier_are_replayed_so_no_open_and_no_orphan_is_left(tmp_path):
+    (tmp_path / "srv").mkdir()
+    c = Cluster(tmp_path / "srv")
+    mounts: list[Mount] = []
+    try:
+        c.start(2, mds_args=WINDOW)
+        a = mount(c, tmp_path / "a", "nowbc")
+        mounts.append(a)
+        assert lfsctl("replay-barrier", "--mds", "--mgs", c.mds.address).returncode == 0
+        for i in range(10):
+            (a.path / f"f{i}").write_bytes(os.urandom(1000 + i))    # open, write, close
+        for i in range(0, 10, 2):
+            os.unlink(a.path / f"f{i}")                             # closed, then unlinked: destroyed
+        c.mds.stop(signal.SIGKILL)
+        c.mds = c.mds_proc(*WINDOW).start()
+        assert sorted(os.listdir(a.path)) == [f"f{i}" for i in range(1, 10, 2)]
+        db = sqlite3.connect(f"file:{c.root / 'mdt' / 'mdt.db'}?mode=ro", uri=True)
+        try:
+            assert db.execute("SELECT count(*) FROM opens").fetchone()[0] == 0
+            assert db.execute("SELECT count(*) FROM orphans").fetchone()[0] == 0
+        finally:
+            db.close()
+        r = lfsctl("lfsck", "--mgs", c.mds.address)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
         for m in mounts:
             m.stop()
         c.stop()
