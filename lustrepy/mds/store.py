@@ -19,15 +19,17 @@ is taken at open. Never speaks gRPC and never applies namespace rules itself
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self, TypeVar
 
@@ -35,10 +37,12 @@ from lustrepy.common import daemon
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
 from lustrepy.common.layout import Layout
-from lustrepy.mds import schema
+from lustrepy.mds import dbcheck, schema
 from lustrepy.mds.inodes import FidRange
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import Forced
+from lustrepy.mds.reserve import Reserve
+from lustrepy.mds.sqlerr import MdtFull, classify
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,6 @@ LOCK_NAME = "mdt.lock"
 BARRIER_NAME = "mdt.db.barrier"     # the database as a replay barrier left it (replaces mdt.db at start)
 FSNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 _BUSY_MS = 10_000
-_SQLITE_FULL = 13
 DEFAULT_LAYOUT = Layout()           # the root default of a new file system: 1 MiB x 1
 
 
@@ -149,15 +152,21 @@ class Store:
 
     # ---- open / close ----------------------------------------------------------------------
 
-    def __init__(self, dir: Path, *, expect_fsname: str | None = None) -> None:
+    def __init__(self, dir: Path, *, expect_fsname: str | None = None, check: str = "quick",
+                 reserve: int = 0) -> None:
+        """Open the MDT in `dir`; `check` is how much of the database to check first
+        (dbcheck.CHECKS: quick, full or none), `reserve` the bytes of disk held back for a
+        full disk (reserve.py; 0: none). A damaged or foreign database is QuietError."""
         self.dir = Path(dir)
+        self._reserve = Reserve(self.dir, reserve)
         self.db_path = self.dir / DB_NAME
         if not self.db_path.is_file():
             raise QuietError(f"{self.dir}: not formatted as an MDT (no {DB_NAME}; format it first)")
         self._lock = _DirLock(self.dir)
         try:
             self._undo_past_barrier()
-            self._open(expect_fsname)
+            dbcheck.header(self.db_path)
+            self._open(expect_fsname, check)
         except BaseException:
             self._lock.release()
             raise
@@ -177,11 +186,14 @@ class Store:
         except OSError as e:
             raise QuietError(f"{self.dir}: cannot go back to the replay barrier: {e.strerror}") from None
 
-    def _open(self, expect_fsname: str | None) -> None:
+    def _open(self, expect_fsname: str | None, check: str) -> None:
         w = _connect(self.db_path)
         try:
-            fsname, uuid, instance, last = self._check(w, expect_fsname)
+            fsname, uuid, instance, last = self._check(w, expect_fsname, check)
             schema.add_missing(w)
+        except sqlite3.Error as e:
+            w.close()
+            raise QuietError(f"{self.db_path}: cannot open the MDT database ({e})") from None
         except BaseException:
             w.close()
             raise
@@ -206,20 +218,35 @@ class Store:
         self._forced: tuple[int, Forced] | None = None     # (thread, results) of a replayed update
         self._dir_synced = False
         self._closed = False
+        self._trouble = ""                  # the database failure last logged, until a write succeeds
+        self.full = False                   # full mode (see has_room): nothing may add to the namespace
+        if self._reserve.size and not self._reserve.held() and not self._reserve.take():
+            log.warning("%s: no room for the reserve of %d bytes: a full disk will stop opens and unlinks too",
+                        self.dir, self._reserve.size)
         self.sync()
         log.info("opened MDT %s (%s), last transno %d", self.uuid, self.dir, last)
 
-    def _check(self, w: sqlite3.Connection, expect_fsname: str | None) -> tuple[str, str, str, int]:
-        """Set the write connection up and check the database's identity."""
+    def _check(self, w: sqlite3.Connection, expect_fsname: str | None, check: str) -> tuple[str, str, str, int]:
+        """Check the database's identity and pages (before anything is written to it: a foreign
+        database stays as it was), report what SQLite dropped from its WAL, then set the write
+        connection up."""
         try:
+            tables = {r[0] for r in w.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "inodes", "dentries"} <= tables:
+                raise QuietError(f"{self.db_path}: an SQLite database but not a lustrepy MDT (no MDT tables)")
+            lost = dbcheck.wal_loss(self.db_path)
+            dbcheck.integrity(w, self.db_path, check)
+            row = w.execute("SELECT fsname, uuid, instance, schema_version, "
+                            "max(last_transno, (SELECT ifnull(max(transno), 0) FROM replies)) FROM meta").fetchone()
+            if lost is not None:
+                log.warning("%s", lost)
+                self._keep_wal()
             mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise QuietError(f"{self.db_path}: cannot use WAL mode (got {mode})")
             w.execute("PRAGMA synchronous = NORMAL")
             w.execute("PRAGMA foreign_keys = ON")
             w.execute("PRAGMA journal_size_limit = 67108864")
-            row = w.execute("SELECT fsname, uuid, instance, schema_version, "
-                            "max(last_transno, (SELECT ifnull(max(transno), 0) FROM replies)) FROM meta").fetchone()
         except sqlite3.DatabaseError as e:
             raise QuietError(f"{self.db_path}: not a usable MDT database ({e})") from None
         if row is None:
@@ -231,6 +258,16 @@ class Store:
             raise QuietError(f"{self.dir} holds file system {fsname!r}, not {expect_fsname!r}")
         return fsname, uuid, instance, last
 
+    def _keep_wal(self) -> None:
+        """A copy of a WAL SQLite dropped commits from, for the admin (the first write resets it)."""
+        wal = Path(f"{self.db_path}-wal")
+        try:
+            shutil.copyfile(wal, f"{wal}.damaged")
+        except OSError as e:
+            log.warning("cannot keep a copy of %s: %s", wal, e.strerror)
+        else:
+            log.warning("a copy of the log as found is %s.damaged", wal)
+
     def close(self) -> None:
         with self._wlock:
             if self._closed:
@@ -239,7 +276,7 @@ class Store:
             try:                            # a clean stop leaves meta exact (else start-up copes)
                 self._save_transno()
                 self._fids.give_back(self._w)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, LpError) as e:
                 log.warning("cannot record the counters in %s: %s", self.db_path, e)
         try:
             self.sync()
@@ -268,20 +305,33 @@ class Store:
         transaction. The times the transaction sets are now_ns (0: the clock now; a
         replayed update passes the time its client made it). Anything fn raises rolls
         everything back and is re-raised; the transno is then not used. A full disk
-        becomes LpError(ENOSPC). fn must not call write() itself (RuntimeError), nor wait
-        for other threads' writes."""
+        becomes MdtFull (ENOSPC): the first time, the reserve is released and fn runs again,
+        refused only if it adds to the namespace (reserve.py). fn must not call write()
+        itself (RuntimeError), nor wait for other threads' writes."""
         if self._writer == threading.get_ident():
             raise RuntimeError("Store.write() called inside a write transaction")
         with self._wlock:
             if self._closed:
                 raise LpError(errno.ESHUTDOWN, "the MDT is closed")
-            c = self._w
-            self._writer = threading.get_ident()
             try:
+                return self._write(fn, client_id, xid, encode, now_ns)
+            except MdtFull:
+                if self.full or not self._release_reserve():
+                    raise
+            return self._write(fn, client_id, xid, encode, now_ns)
+
+    def _write(self, fn: Callable[[Tx], R], client_id: str, xid: int,
+               encode: Callable[[R, int], bytes] | None, now_ns: int) -> tuple[R, int]:
+        """write()'s one try (under _wlock)."""
+        c = self._w
+        self._writer = threading.get_ident()
+        try:
+            with self._meaning():
                 c.execute("BEGIN IMMEDIATE")
                 try:
                     forced = self._forced[1] if self._forced and self._forced[0] == self._writer else None
                     tx = Tx(c, writable=True, now_ns=now_ns, fids=self._fids, forced=forced)
+                    tx.full = self.full
                     peeked, self._peeked = self._peeked, None
                     if peeked is not None:          # nothing changed since: e.g. a create's name is still free
                         tx.knowing(peeked)
@@ -298,18 +348,102 @@ class Store:
                     self._fids.committed()
                 except BaseException:
                     self._fids.rolled_back()
-                    if c.in_transaction:
-                        c.execute("ROLLBACK")
+                    self._rollback()
                     raise
-            except sqlite3.OperationalError as e:
-                if getattr(e, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
-                    raise LpError(errno.ENOSPC, "the MDT's disk is full") from e
+        finally:
+            self._writer = None
+        self._last_transno = max(self._last_transno, transno)
+        self._saved_transno = max(self._saved_transno, saved)
+        if self._trouble and not self.full:
+            self._recovered()
+        return r, transno
+
+    def _release_reserve(self) -> bool:
+        """The disk is full: go into full mode, giving the reserve's space back and folding
+        the WAL into the database with it. False when there was no reserve to give."""
+        self.full = True
+        if not self._reserve.release():
+            return False
+        log.warning("%s: the disk is full: its reserve (%d bytes) is released; new files, directories, links, "
+                    "renames and xattrs fail with ENOSPC until space is freed, the rest goes on",
+                    self.dir, self._reserve.size)
+        try:
+            self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as e:
+            log.warning("%s: checkpoint after releasing the reserve failed: %s", self.dir, e)
+        return True
+
+    def _rollback(self) -> None:
+        """End the write connection's failed transaction, if SQLite has not ended it already
+        (it rolls back by itself on a full disk or an I/O error)."""
+        c = self._w
+        if c.in_transaction:
+            try:
+                c.execute("ROLLBACK")
+            except sqlite3.Error as e:
+                log.warning("%s: rollback failed: %s", self.db_path, e)
+
+    def _failed(self, e: sqlite3.Error) -> LpError | None:
+        """What a database failure means (None: a bug, raised as it is); logged once until a
+        write succeeds again (under _wlock)."""
+        mapped = classify(e, self.dir)
+        if mapped is None:
+            return None
+        if isinstance(mapped, MdtFull):
+            if self._reserve.held():
+                return mapped               # write() releases the reserve, and says so
+            self.full = True
+        if mapped.message != self._trouble:
+            self._trouble = mapped.message
+            if isinstance(mapped, MdtFull):
+                log.warning("%s: the disk is full (%s): changes fail with ENOSPC until space is freed",
+                            self.dir, e)
+            else:
+                log.error("%s: %s", self.db_path, mapped.message)
+        return mapped
+
+    @contextlib.contextmanager
+    def _meaning(self) -> Iterator[None]:
+        """Database failures inside become what they mean (sqlerr.classify); bugs stay as they are."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            mapped = self._failed(e)
+            if mapped is None:
                 raise
-            finally:
-                self._writer = None
-            self._last_transno = max(self._last_transno, transno)
-            self._saved_transno = max(self._saved_transno, saved)
-            return r, transno
+            raise mapped from e
+
+    def _recovered(self) -> None:
+        log.warning("%s: writes succeed again%s", self.dir, " (the disk has room: all changes are accepted)"
+                    if self.full else f" (after: {self._trouble})")
+        self._trouble = ""
+        self.full = False
+
+    def has_room(self) -> bool:
+        """False while the MDT's disk is full (full mode: since a write failed for lack of space).
+        Full mode ends here, once the file system has room for the reserve twice over and the
+        reserve is taken again (with no reserve: once a write that changes nothing succeeds).
+        Lets background work whose result would be lost (objects precreated on an OSS) wait
+        instead of failing over and over."""
+        if not self.full:
+            return True
+        with self._wlock:
+            if self._closed:
+                return False
+            if self._reserve.size:
+                if not (self._reserve.room_again() and self._reserve.take()):
+                    return False
+            else:
+                try:
+                    self._w.execute("BEGIN IMMEDIATE")
+                    self._w.execute("UPDATE meta SET last_transno = last_transno")
+                    self._w.execute("COMMIT")
+                except sqlite3.Error as e:
+                    self._rollback()
+                    self._failed(e)
+                    return False
+            self._recovered()
+            return True
 
     def forcing(self, forced: Forced | None) -> None:
         """The calling thread's next writes replay an update: they take `forced`'s transno and
@@ -361,11 +495,12 @@ class Store:
             if self._closed:
                 return 0, 0
             c = self._w
-            self._save_transno()
-            n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
-                          (client_id, replied_xid, self._last_committed)).rowcount
-            left = c.execute("SELECT count(*) FROM replies WHERE client_id = ? AND xid <= ?",
-                             (client_id, replied_xid)).fetchone()[0]
+            with self._meaning():
+                self._save_transno()
+                n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
+                              (client_id, replied_xid, self._last_committed)).rowcount
+                left = c.execute("SELECT count(*) FROM replies WHERE client_id = ? AND xid <= ?",
+                                 (client_id, replied_xid)).fetchone()[0]
         return n, left
 
     def drop_replies(self, client_id: str) -> int:
@@ -373,8 +508,9 @@ class Store:
         with self._wlock:
             if self._closed:
                 return 0
-            self._save_transno()
-            return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
+            with self._meaning():
+                self._save_transno()
+                return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
 
     def _save_transno(self) -> None:
         """Before reply rows go (they may hold the highest transno): meta.last_transno = the
@@ -412,7 +548,8 @@ class Store:
             except FileNotFoundError:
                 with self._wlock:
                     if not self._closed:
-                        self._w.execute("PRAGMA wal_checkpoint(FULL)")
+                        with self._meaning():
+                            self._w.execute("PRAGMA wal_checkpoint(FULL)")
             else:
                 try:
                     os.fsync(fd)
@@ -445,7 +582,8 @@ class Store:
                 _install(tmp, self.dir / BARRIER_NAME)
             except (OSError, sqlite3.Error) as e:
                 tmp.unlink(missing_ok=True)
-                raise LpError(errno.EIO, f"cannot save the replay barrier: {e}") from None
+                full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+                raise LpError(errno.ENOSPC if full else errno.EIO, f"cannot save the replay barrier: {e}") from None
             self._barrier = t
         self.sync()
         log.warning("replay barrier at transno %d: nothing after it will survive a restart", t)
