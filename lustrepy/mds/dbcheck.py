@@ -12,12 +12,14 @@
   headers and the index SQLite built (the first WalIndexHdr of the -shm file,
   https://sqlite.org/walformat.html), never the pages.
 
-Never writes the database; refusals are QuietError, warnings are returned.
+Never writes the database (keep_wal copies the WAL aside); refusals are
+QuietError, warnings are returned.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import struct
 from pathlib import Path
@@ -97,6 +99,17 @@ def wal_loss(db: Path) -> str | None:
         return None
     return (f"{wal}: {lost} committed transactions after frame {valid} are unreadable (a damaged log, or "
             "written out of order before a power cut): the MDT starts from the last readable commit")
+
+
+def keep_wal(db: Path) -> str:
+    """Copy `db`'s WAL as found to mdt.db-wal.damaged for the admin (SQLite's first write
+    resets it); the line to log."""
+    wal = Path(f"{db}-wal")
+    try:
+        shutil.copyfile(wal, f"{wal}.damaged")
+    except OSError as e:
+        return f"cannot keep a copy of {wal}: {e.strerror}"
+    return f"a copy of the log as found is {wal}.damaged"
 
 
 def _mx_frame(db: Path) -> int | None:

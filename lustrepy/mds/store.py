@@ -19,17 +19,15 @@ is taken at open. Never speaks gRPC and never applies namespace rules itself
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self, TypeVar
 
@@ -41,8 +39,8 @@ from lustrepy.mds import dbcheck, schema
 from lustrepy.mds.inodes import FidRange
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import Forced
-from lustrepy.mds.reserve import Reserve
-from lustrepy.mds.sqlerr import MdtFull, classify
+from lustrepy.mds.diskstate import DiskState, rollback
+from lustrepy.mds.sqlerr import MdtFull
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +156,7 @@ class Store:
         (dbcheck.CHECKS: quick, full or none), `reserve` the bytes of disk held back for a
         full disk (reserve.py; 0: none). A damaged or foreign database is QuietError."""
         self.dir = Path(dir)
-        self._reserve = Reserve(self.dir, reserve)
+        self.disk = DiskState(self.dir, reserve)
         self.db_path = self.dir / DB_NAME
         if not self.db_path.is_file():
             raise QuietError(f"{self.dir}: not formatted as an MDT (no {DB_NAME}; format it first)")
@@ -218,11 +216,7 @@ class Store:
         self._forced: tuple[int, Forced] | None = None     # (thread, results) of a replayed update
         self._dir_synced = False
         self._closed = False
-        self._trouble = ""                  # the database failure last logged, until a write succeeds
-        self.full = False                   # full mode (see has_room): nothing may add to the namespace
-        if self._reserve.size and not self._reserve.held() and not self._reserve.take():
-            log.warning("%s: no room for the reserve of %d bytes: a full disk will stop opens and unlinks too",
-                        self.dir, self._reserve.size)
+        self.disk.open()
         self.sync()
         log.info("opened MDT %s (%s), last transno %d", self.uuid, self.dir, last)
 
@@ -240,7 +234,7 @@ class Store:
                             "max(last_transno, (SELECT ifnull(max(transno), 0) FROM replies)) FROM meta").fetchone()
             if lost is not None:
                 log.warning("%s", lost)
-                self._keep_wal()
+                log.warning("%s", dbcheck.keep_wal(self.db_path))
             mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise QuietError(f"{self.db_path}: cannot use WAL mode (got {mode})")
@@ -257,16 +251,6 @@ class Store:
         if expect_fsname is not None and expect_fsname != fsname:
             raise QuietError(f"{self.dir} holds file system {fsname!r}, not {expect_fsname!r}")
         return fsname, uuid, instance, last
-
-    def _keep_wal(self) -> None:
-        """A copy of a WAL SQLite dropped commits from, for the admin (the first write resets it)."""
-        wal = Path(f"{self.db_path}-wal")
-        try:
-            shutil.copyfile(wal, f"{wal}.damaged")
-        except OSError as e:
-            log.warning("cannot keep a copy of %s: %s", wal, e.strerror)
-        else:
-            log.warning("a copy of the log as found is %s.damaged", wal)
 
     def close(self) -> None:
         with self._wlock:
@@ -316,7 +300,7 @@ class Store:
             try:
                 return self._write(fn, client_id, xid, encode, now_ns)
             except MdtFull:
-                if self.full or not self._release_reserve():
+                if self.disk.full or not self.disk.go_full(self._w):
                     raise
             return self._write(fn, client_id, xid, encode, now_ns)
 
@@ -326,12 +310,12 @@ class Store:
         c = self._w
         self._writer = threading.get_ident()
         try:
-            with self._meaning():
+            with self.disk.meaning():
                 c.execute("BEGIN IMMEDIATE")
                 try:
                     forced = self._forced[1] if self._forced and self._forced[0] == self._writer else None
                     tx = Tx(c, writable=True, now_ns=now_ns, fids=self._fids, forced=forced)
-                    tx.full = self.full
+                    tx.full = self.disk.full
                     peeked, self._peeked = self._peeked, None
                     if peeked is not None:          # nothing changed since: e.g. a create's name is still free
                         tx.knowing(peeked)
@@ -348,102 +332,23 @@ class Store:
                     self._fids.committed()
                 except BaseException:
                     self._fids.rolled_back()
-                    self._rollback()
+                    rollback(c, self.dir)
                     raise
         finally:
             self._writer = None
         self._last_transno = max(self._last_transno, transno)
         self._saved_transno = max(self._saved_transno, saved)
-        if self._trouble and not self.full:
-            self._recovered()
+        self.disk.succeeded()
         return r, transno
 
-    def _release_reserve(self) -> bool:
-        """The disk is full: go into full mode, giving the reserve's space back and folding
-        the WAL into the database with it. False when there was no reserve to give."""
-        self.full = True
-        if not self._reserve.release():
-            return False
-        log.warning("%s: the disk is full: its reserve (%d bytes) is released; new files, directories, links, "
-                    "renames and xattrs fail with ENOSPC until space is freed, the rest goes on",
-                    self.dir, self._reserve.size)
-        try:
-            self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as e:
-            log.warning("%s: checkpoint after releasing the reserve failed: %s", self.dir, e)
-        return True
-
-    def _rollback(self) -> None:
-        """End the write connection's failed transaction, if SQLite has not ended it already
-        (it rolls back by itself on a full disk or an I/O error)."""
-        c = self._w
-        if c.in_transaction:
-            try:
-                c.execute("ROLLBACK")
-            except sqlite3.Error as e:
-                log.warning("%s: rollback failed: %s", self.db_path, e)
-
-    def _failed(self, e: sqlite3.Error) -> LpError | None:
-        """What a database failure means (None: a bug, raised as it is); logged once until a
-        write succeeds again (under _wlock)."""
-        mapped = classify(e, self.dir)
-        if mapped is None:
-            return None
-        if isinstance(mapped, MdtFull):
-            if self._reserve.held():
-                return mapped               # write() releases the reserve, and says so
-            self.full = True
-        if mapped.message != self._trouble:
-            self._trouble = mapped.message
-            if isinstance(mapped, MdtFull):
-                log.warning("%s: the disk is full (%s): changes fail with ENOSPC until space is freed",
-                            self.dir, e)
-            else:
-                log.error("%s: %s", self.db_path, mapped.message)
-        return mapped
-
-    @contextlib.contextmanager
-    def _meaning(self) -> Iterator[None]:
-        """Database failures inside become what they mean (sqlerr.classify); bugs stay as they are."""
-        try:
-            yield
-        except sqlite3.Error as e:
-            mapped = self._failed(e)
-            if mapped is None:
-                raise
-            raise mapped from e
-
-    def _recovered(self) -> None:
-        log.warning("%s: writes succeed again%s", self.dir, " (the disk has room: all changes are accepted)"
-                    if self.full else f" (after: {self._trouble})")
-        self._trouble = ""
-        self.full = False
-
     def has_room(self) -> bool:
-        """False while the MDT's disk is full (full mode: since a write failed for lack of space).
-        Full mode ends here, once the file system has room for the reserve twice over and the
-        reserve is taken again (with no reserve: once a write that changes nothing succeeds).
-        Lets background work whose result would be lost (objects precreated on an OSS) wait
+        """False while the MDT's disk is full (full mode, diskstate.py), which may end here. Lets
+        background work whose result would be lost (objects precreated on an OSS) wait
         instead of failing over and over."""
-        if not self.full:
+        if not self.disk.full:
             return True
         with self._wlock:
-            if self._closed:
-                return False
-            if self._reserve.size:
-                if not (self._reserve.room_again() and self._reserve.take()):
-                    return False
-            else:
-                try:
-                    self._w.execute("BEGIN IMMEDIATE")
-                    self._w.execute("UPDATE meta SET last_transno = last_transno")
-                    self._w.execute("COMMIT")
-                except sqlite3.Error as e:
-                    self._rollback()
-                    self._failed(e)
-                    return False
-            self._recovered()
-            return True
+            return not self._closed and self.disk.room_again(self._w)
 
     def forcing(self, forced: Forced | None) -> None:
         """The calling thread's next writes replay an update: they take `forced`'s transno and
@@ -495,7 +400,7 @@ class Store:
             if self._closed:
                 return 0, 0
             c = self._w
-            with self._meaning():
+            with self.disk.meaning():
                 self._save_transno()
                 n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
                               (client_id, replied_xid, self._last_committed)).rowcount
@@ -508,7 +413,7 @@ class Store:
         with self._wlock:
             if self._closed:
                 return 0
-            with self._meaning():
+            with self.disk.meaning():
                 self._save_transno()
                 return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
 
@@ -548,7 +453,7 @@ class Store:
             except FileNotFoundError:
                 with self._wlock:
                     if not self._closed:
-                        with self._meaning():
+                        with self.disk.meaning():
                             self._w.execute("PRAGMA wal_checkpoint(FULL)")
             else:
                 try:

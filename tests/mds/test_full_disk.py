@@ -49,7 +49,7 @@ def test_store_full_disk_with_reserve(tmp_path):
             top = s.write(lambda tx: tx.mkdir(R, s.root, b"d", 0o755))[0].fid
             fill(d / "ballast", leave=200_000)
             made = _create_until_full(s, top, "f")
-            assert made and s.full and not s.has_room()
+            assert made and s.disk.full and not s.has_room()
             assert not (d / RESERVE_NAME).exists()           # given back to let the rest go on
             t = s.last_transno()
             assert _names(s, top) == {f"f{i}".encode() for i in range(len(made))}
@@ -65,7 +65,7 @@ def test_store_full_disk_with_reserve(tmp_path):
                 assert ei.value.errno == errno.ENOSPC
             assert s.last_transno() == t + 3                 # refused transactions used no transno
             (d / "ballast").unlink()
-            assert s.has_room() and not s.full and (d / RESERVE_NAME).exists()
+            assert s.has_room() and not s.disk.full and (d / RESERVE_NAME).exists()
             again = s.write(lambda tx: tx.create(R, top, b"after", 0o100644))[0]
             assert again.fid not in {a.fid for a in made}    # no FID handed out twice
             s.sync()
