@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lustrepy.common.errors import LpError
 from lustrepy.mds.reserve import Reserve
-from lustrepy.mds.sqlerr import MdtFull, classify
+from lustrepy.mds.sqlerr import MdtFull, classify, low_space
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,18 @@ class DiskState:
         self.full = False           # full mode: nothing may add to the namespace (Tx.full)
         self._trouble = ""          # the failure last logged, until a write succeeds again
 
+    def at_start(self) -> None:
+        """Before the database is opened: on a disk with no room left (SQLite needs some even to
+        open it: its WAL index), the reserve is given back and the store starts in full mode."""
+        if low_space(self.dir) and self.reserve.release():
+            self.full = True
+            log.warning("%s: the disk is full at start: the reserve is released; new files, directories, links, "
+                        "renames and xattrs fail with ENOSPC until space is freed", self.dir)
+
     def open(self) -> None:
-        """At start: set the reserve aside, if it is not already."""
+        """Once open: set the reserve aside, if it is not already (nor in full mode)."""
+        if self.full:
+            return
         if self.reserve.size and not self.reserve.held() and not self.reserve.take():
             log.warning("%s: no room for the reserve of %d bytes: a full disk will stop opens and unlinks too",
                         self.dir, self.reserve.size)

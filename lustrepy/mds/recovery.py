@@ -32,7 +32,10 @@ class Committer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.commit_now()
+        try:
+            self.commit_now()
+        except (OSError, LpError) as e:
+            log.error("final WAL sync failed: %s", e)
 
     @property
     def last_committed(self) -> int:

@@ -40,7 +40,7 @@ from lustrepy.mds.inodes import FidRange
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import Forced
 from lustrepy.mds.diskstate import DiskState, rollback
-from lustrepy.mds.sqlerr import MdtFull
+from lustrepy.mds.sqlerr import MdtFull, classify
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
     return conn
+
+
+def _why(e: sqlite3.Error, dir: Path) -> str:
+    """A failure to open the database, in words (a full disk named as such)."""
+    if isinstance(classify(e, dir), MdtFull):
+        return f"{e}: the disk is full; free some space on it"
+    return str(e)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -164,6 +171,7 @@ class Store:
         try:
             self._undo_past_barrier()
             dbcheck.header(self.db_path)
+            self.disk.at_start()
             self._open(expect_fsname, check)
         except BaseException:
             self._lock.release()
@@ -191,7 +199,7 @@ class Store:
             schema.add_missing(w)
         except sqlite3.Error as e:
             w.close()
-            raise QuietError(f"{self.db_path}: cannot open the MDT database ({e})") from None
+            raise QuietError(f"{self.db_path}: cannot open the MDT database ({_why(e, self.dir)})") from None
         except BaseException:
             w.close()
             raise
@@ -242,6 +250,8 @@ class Store:
             w.execute("PRAGMA foreign_keys = ON")
             w.execute("PRAGMA journal_size_limit = 67108864")
         except sqlite3.DatabaseError as e:
+            if isinstance(classify(e, self.dir), MdtFull):
+                raise QuietError(f"{self.db_path}: cannot open the MDT database ({_why(e, self.dir)})") from None
             raise QuietError(f"{self.db_path}: not a usable MDT database ({e})") from None
         if row is None:
             raise QuietError(f"{self.db_path}: the MDT database has no identity row")
@@ -264,7 +274,7 @@ class Store:
                 log.warning("cannot record the counters in %s: %s", self.db_path, e)
         try:
             self.sync()
-        except OSError as e:
+        except (OSError, LpError) as e:
             log.warning("final sync of %s failed: %s", self.db_path, e)
         with self._wlock:
             with self._readers_lock:
@@ -448,6 +458,7 @@ class Store:
             if t <= self._last_committed and self._dir_synced:
                 return self._last_committed
             wal = Path(str(self.db_path) + "-wal")
+            fd: int | None = None
             try:
                 fd = os.open(wal, os.O_RDONLY)
             except FileNotFoundError:
@@ -455,14 +466,18 @@ class Store:
                     if not self._closed:
                         with self.disk.meaning():
                             self._w.execute("PRAGMA wal_checkpoint(FULL)")
-            else:
-                try:
+            try:
+                if fd is not None:
                     os.fsync(fd)
-                finally:
+                if not self._dir_synced:
+                    _fsync_dir(self.dir)
+                    self._dir_synced = True
+            except OSError as e:            # last_committed stays: what the WAL held may not be on disk
+                err = errno.ENOSPC if e.errno in (errno.ENOSPC, errno.EDQUOT) else errno.EIO
+                raise LpError(err, f"cannot sync the MDT's log: {e.strerror}") from None
+            finally:
+                if fd is not None:
                     os.close(fd)
-            if not self._dir_synced:
-                _fsync_dir(self.dir)
-                self._dir_synced = True
             if self._barrier is not None:
                 t = min(t, self._barrier)       # past a replay barrier nothing counts as durable
             self._last_committed = max(self._last_committed, t)

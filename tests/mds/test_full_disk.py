@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.records import Cred
 from lustrepy.mds.lfsck import check_invariants
 from lustrepy.mds.reserve import RESERVE_NAME
@@ -160,3 +160,26 @@ def test_mds_full_disk_through_a_mount(tmp_path):
             if m is not None:
                 m.stop()
             c.stop()                                         # ends with lfsck of the MDT
+
+
+def test_store_starts_on_a_full_disk(tmp_path):
+    with tmpfs(tmp_path / "mdt", "8m") as d:
+        Store.format(d, "lptest")
+        s = Store(d, reserve=RESERVE)
+        s.write(lambda tx: tx.create(R, s.root, b"before", 0o100644))
+        s.close()                                            # a clean stop folds the WAL away
+        fill(d / "ballast")
+        s = Store(d, reserve=RESERVE)                        # the reserve gives SQLite room to open
+        try:
+            assert s.disk.full and not (d / RESERVE_NAME).exists()
+            assert s.read().lookup(R, s.root, b"before")
+            with pytest.raises(LpError) as ei:
+                s.write(lambda tx: tx.create(R, s.root, b"late", 0o100644))
+            assert ei.value.errno == errno.ENOSPC
+            s.write(lambda tx: tx.unlink(R, s.root, b"before"))
+        finally:
+            s.close()
+        fill(d / "ballast2")
+        with pytest.raises(QuietError) as qe:                # no reserve left: one line that says why
+            Store(d, reserve=RESERVE)
+        assert "the disk is full" in str(qe.value) and str(d) in str(qe.value)
