@@ -12,9 +12,11 @@ makes everything committed so far durable and advances last_committed.
 Readers use one connection per thread and see the latest committed state;
 peek() reads on the write connection instead when it is free at once.
 
-Only one process serves a database: an flock on mdt.lock (holding the pid)
-is taken at open. Never speaks gRPC and never applies namespace rules itself
-(namespace.Tx does).
+A failing or full disk is DiskState's business (diskstate.py: what a failure
+means, full mode and its reserve); the database file is checked at open
+(dbcheck.py). Only one process serves a database: an flock on mdt.lock
+(holding the pid) is taken at open. Never speaks gRPC and never applies
+namespace rules itself (namespace.Tx does).
 """
 
 from __future__ import annotations
