@@ -146,8 +146,11 @@ def lock_dir(directory: str, name: str, what: str) -> int:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise QuietError(f"{directory}: the {what} is in use by process {holder}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass                # a full disk: the flock holds all the same; only the holder's pid goes unrecorded
     return fd
 
 

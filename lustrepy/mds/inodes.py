@@ -21,6 +21,7 @@ from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import DIR_BLOCKS, DIR_SIZE
 from lustrepy.common.records import Attr
 from lustrepy.mds.records import Forced
+from lustrepy.mds.sqlerr import MdtFull
 from lustrepy.mds.schema import ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class TxBase:
         self.fids = fids            # None: a range of this transaction's own when it needs one
         self.forced = forced        # a replayed update: the results it must reproduce
         self._forced_fids = list(forced.fids) if forced is not None else []
+        self.full = False           # the MDT's disk is full: no new inode, name or xattr (MdtFull)
 
     def _w(self) -> None:
         if not self.writable:
@@ -228,6 +230,7 @@ class TxBase:
 
     def _insert_inode(self, fid: Fid, mode: int, uid: int, gid: int, *, rdev: int = 0,
                       target: bytes | None = None, layout: Layout | None = None) -> tuple[int, Attr]:
+        self.growing()
         if stat.S_ISDIR(mode):
             nlink, size, blocks = 2, DIR_SIZE, DIR_BLOCKS
         else:
@@ -240,7 +243,13 @@ class TxBase:
         made = self._seen[fid] = (cur.lastrowid, Attr(fid, mode, nlink, uid, gid, size, blocks, now, now, now, rdev, 1))
         return made
 
+    def growing(self) -> None:
+        """The transaction adds to the namespace: refused while the MDT's disk is full."""
+        if self.full:
+            raise MdtFull()
+
     def _insert_dentry(self, parent_id: int, name: bytes, child_id: int) -> int:
+        self.growing()
         cur = self.conn.execute("INSERT INTO dentries (parent, name, child) VALUES (?, ?, ?)",
                                 (parent_id, name, child_id))
         assert cur.lastrowid is not None

@@ -31,6 +31,7 @@ from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.recovery import Committer
 from lustrepy.rpc.recovery_window import RecoveryWindow
 from lustrepy.mds.replies import ReplyKeeper
+from lustrepy.mds.sqlerr import MdtFull
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager
 from lustrepy.rpc.lane import LaneServer
@@ -53,13 +54,16 @@ class MdsConfig:
     ost_reserved: int = DEFAULT_RESERVED     # an OST with less free space gets objects only when all have as little
     pool_wait: float = 5.0
     recovery_window: float = 60.0   # clients known at a restart get this long to come back and replay
+    start_check: str = "quick"      # how much of the database to check at start (dbcheck.CHECKS)
+    reserve: int = 0                # disk space held back for a full disk (reserve.py)
     contention: ContentionPolicy = ContentionPolicy()
 
 
 class Mdt:
     def __init__(self, cfg: MdsConfig) -> None:
         self.cfg = cfg
-        self.store = Store(cfg.dir, expect_fsname=cfg.fsname)
+        self.store = Store(cfg.dir, expect_fsname=cfg.fsname, check=cfg.start_check,
+                           reserve=cfg.reserve)
         self.fsname = self.store.fsname
         self.uuid = self.store.uuid
         self.root = self.store.root
@@ -118,13 +122,15 @@ class Mdt:
 
     def _sweep(self) -> None:
         while not self._stop.wait(min(0.5, self.cfg.ost_timeout / 4)):
-            for i in self.registry.sweep():
-                log.warning("OST%04x inactive: no heartbeat for %.1fs", i, self.cfg.ost_timeout)
-            self.recovery.tick()
             try:
+                for i in self.registry.sweep():
+                    log.warning("OST%04x inactive: no heartbeat for %.1fs", i, self.cfg.ost_timeout)
+                self.recovery.tick()
                 self.replies.prune()
-            except Exception:  # the sweeper must go on: the rows go at a later tick
-                log.exception("pruning saved replies failed")
+            except LpError as e:  # a full or failing MDT disk: the store logged it; the rows go at a later tick
+                log.debug("sweep: %s", e)
+            except Exception:  # the sweeper must go on whatever one tick hit
+                log.exception("sweep failed")
 
     # ---- recovery ------------------------------------------------------------------------
 
@@ -174,20 +180,27 @@ class Mdt:
     def _evicted(self, client_id: str) -> None:
         if self.lane is not None:
             self.lane.revoke(client_id)                 # its lane connections are cut
-        self.close_client(client_id)
-        self.replies.evicted(client_id)
-        self.store.client_left(client_id)
+        self._forget_client(client_id, self.replies.evicted)
 
     def disconnected(self, client_id: str) -> None:
         """A client disconnected cleanly: it sends nothing more (no resend, no batch)."""
         if self.lane is not None:
             self.lane.revoke(client_id, cut=False)      # this request's own connection answers it
-        self.close_client(client_id)
-        self.replies.left(client_id)
-        self.store.client_left(client_id)
+        self._forget_client(client_id, self.replies.left)
         self.recovery.connected(client_id, 0)          # leaving: it replays nothing
         with self._inflight_lock:
             self._serial.pop(client_id, None)
+
+    def _forget_client(self, client_id: str, replies: Callable[[str], None]) -> None:
+        """Close a gone client's opens, drop its saved replies and its record. Each step that the
+        database refuses (a full disk) is left for later: the opens and the record to the next
+        start's recovery, the replies to the sweeper."""
+        for what, step in (("closing its open files", self.close_client), ("dropping its saved replies", replies),
+                           ("forgetting it", self.store.client_left)):
+            try:
+                step(client_id)
+            except LpError as e:
+                log.warning("client %s gone: %s is left for later: %s", client_id, what, e.message)
 
     # ---- OSTs -----------------------------------------------------------------------
 
@@ -256,8 +269,8 @@ class Mdt:
                 try:
                     return self.store.write(fn, client_id=client_id, xid=xid, encode=encode, now_ns=now_ns)
                 except LpError as e:
-                    if e.errno != errno.ENOSPC or not (any(not s.full for s in self.registry.active())
-                                                       or self._osts_may_come()):
+                    if e.errno != errno.ENOSPC or isinstance(e, MdtFull) or not (
+                            any(not s.full for s in self.registry.active()) or self._osts_may_come()):
                         raise
                     if time.monotonic() > deadline:
                         if self._alloc.lenient:

@@ -106,11 +106,13 @@ class Osp:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self.held():
-                continue
+            if self.held() or not self.store.has_room():
+                continue        # objects made now could not be recorded: the MDT's disk is full
             try:
                 self._precreate_all()
                 self._destroy_pending()
+            except LpError as e:  # the store could not record a round (it logged why): the next one tries again
+                log.debug("osp round: %s", e)
             except Exception:  # keep the loop alive whatever one round hit
                 log.exception("osp round failed")
 

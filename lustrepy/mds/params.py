@@ -26,6 +26,7 @@ from lustrepy.mds import schema
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds.lod import DEFAULT_RESERVED
 from lustrepy.mds.namespace import Tx
+from lustrepy.mds.reserve import DEFAULT_RESERVE
 from lustrepy.mds.store import Store
 
 if TYPE_CHECKING:
@@ -61,6 +62,12 @@ OPTIONS = (
               minimum=0, maximum=1 << 60),
     ParamSpec("pool_wait", "float", 5.0, "seconds a create waits for object pools to refill",
               minimum=0, maximum=600),
+    ParamSpec("reserve", "size", DEFAULT_RESERVE,
+              "disk space held back beside the database (mdt.reserve) so that a full disk still lets opens, closes "
+              "and unlinks through (0: none)", settable=False, tunable=False, minimum=0, maximum=1 << 40),
+    ParamSpec("start_check", "str", "quick",
+              "how much of the database to check at start: quick (PRAGMA quick_check), full (integrity_check) "
+              "or none", settable=False, tunable=False, choices=("quick", "full", "none")),
     ParamSpec("recovery_window", "float", 60.0,
               "seconds the clients known at a restart get to come back and replay what it lost",
               settable=False, minimum=0, maximum=86400),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from lustrepy.common.errors import LpError
 from lustrepy.mds.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ class Committer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.commit_now()
+        try:
+            self.commit_now()
+        except (OSError, LpError) as e:
+            log.error("final WAL sync failed: %s", e)
 
     @property
     def last_committed(self) -> int:
@@ -43,9 +47,20 @@ class Committer:
         return self.store.sync()
 
     def _run(self) -> None:
+        failing = ""                # the failure last logged: a disk that keeps failing is logged once
         while not self._stop.wait(self.interval):
             try:
                 if self.store.last_transno() > self.store.last_committed():
                     self.commit_now()
-            except Exception:  # a failed sync must not kill the committer; log and retry next tick
+            except (OSError, LpError) as e:  # a failed sync must not kill the committer: retry next tick
+                if str(e) != failing:
+                    log.error("WAL sync failed (last_committed stays at %d until one succeeds): %s",
+                              self.store.last_committed(), e)
+                failing = str(e)
+                continue
+            except Exception:  # a bug: logged with its traceback, and the committer goes on
                 log.exception("WAL sync failed")
+                continue
+            if failing:
+                log.warning("WAL sync succeeds again")
+                failing = ""

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from lustrepy.common.errors import LpError
 from lustrepy.mds.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,16 @@ class ReplyKeeper:
                     self._replied[client_id] = xid
 
     def left(self, client_id: str) -> None:
-        """A clean disconnect: it will send nothing again."""
+        """A clean disconnect: it will send nothing again. If the rows cannot go now (a full
+        disk: LpError), they go at a later prune."""
         with self._mu:
             self._forget(client_id)
-        self._count(self.store.drop_replies(client_id))
+        try:
+            self._count(self.store.drop_replies(client_id))
+        except LpError:
+            with self._mu:
+                self._absent[client_id] = time.monotonic() - self.grace
+            raise
 
     def evicted(self, client_id: str) -> None:
         """Evicted: what it acknowledged goes now, the rest when it stays away for the grace."""

@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="an OST with less free space than this (bytes, or with K/M/G) gets no new objects "
                          "while others have more (default 64M)")
     ap.add_argument("--commit-interval", help="WAL sync period, seconds (default 1)")
+    ap.add_argument("--reserve",
+                    help="disk space (bytes, or with K/M/G) held back so that a full disk still lets opens, closes "
+                         "and unlinks through (default 16M; 0: none)")
+    ap.add_argument("--start-check", choices=("quick", "full", "none"),
+                    help="check the database at start: quick (PRAGMA quick_check, the default), full "
+                         "(integrity_check) or none")
     ap.add_argument("--recovery-window",
                     help="seconds the clients known at a restart get to come back and replay (default 60)")
     ap.add_argument("--contention-threshold",
@@ -118,7 +124,7 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
     cfg = MdsConfig(dir=d, fsname=fsname, contention=contention,
                     **{f: values[f] for f in ("heartbeat_interval", "ost_timeout", "callback_timeout",
                                               "commit_interval", "precreate_batch", "precreate_low", "ost_reserved",
-                                              "pool_wait", "recovery_window")})
+                                              "pool_wait", "recovery_window", "start_check", "reserve")})
     mdt = Mdt(cfg)
     server = make_server(max_workers=256)
     started = False

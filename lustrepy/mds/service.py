@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import logging
 import os
+import sqlite3
 import stat
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
@@ -30,6 +31,7 @@ from lustrepy.mds import intent, lfsck_wire, reint
 from lustrepy.common import perm
 from lustrepy.mds import replay
 from lustrepy.mds.namespace import Tx
+from lustrepy.mds.sqlerr import classify
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import (Reply, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
@@ -96,6 +98,14 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                                 mdt.end(hdr.client_id, hdr.xid)
         except LpError as e:
             rep = reply_cls(hdr=rep_err(e))
+        except sqlite3.Error as e:  # a read on a damaged or failing database (writes are mapped by the store)
+            failure = classify(e, mdt.store.dir)
+            if failure is None:
+                log.exception("%s from %s failed", name, hdr.client_id)
+                failure = LpError(errno.EIO, f"internal error in {name}")
+            else:
+                log.error("%s from %s: %s", name, hdr.client_id, failure.message)
+            rep = reply_cls(hdr=rep_err(failure))
         except Exception:  # a bug must not take the server down: log it, answer EIO
             log.exception("%s from %s failed", name, hdr.client_id)
             rep = reply_cls(hdr=rep_err(LpError(errno.EIO, f"internal error in {name}")))

@@ -12,9 +12,11 @@ makes everything committed so far durable and advances last_committed.
 Readers use one connection per thread and see the latest committed state;
 peek() reads on the write connection instead when it is free at once.
 
-Only one process serves a database: an flock on mdt.lock (holding the pid)
-is taken at open. Never speaks gRPC and never applies namespace rules itself
-(namespace.Tx does).
+A failing or full disk is DiskState's business (diskstate.py: what a failure
+means, full mode and its reserve); the database file is checked at open
+(dbcheck.py). Only one process serves a database: an flock on mdt.lock
+(holding the pid) is taken at open. Never speaks gRPC and never applies
+namespace rules itself (namespace.Tx does).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from lustrepy.common import daemon
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
 from lustrepy.common.layout import Layout
-from lustrepy.mds import schema
+from lustrepy.mds import dbcheck, schema
 from lustrepy.mds.inodes import FidRange
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import Forced
+from lustrepy.mds.diskstate import DiskState, rollback
+from lustrepy.mds.sqlerr import MdtFull, classify
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,6 @@ LOCK_NAME = "mdt.lock"
 BARRIER_NAME = "mdt.db.barrier"     # the database as a replay barrier left it (replaces mdt.db at start)
 FSNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 _BUSY_MS = 10_000
-_SQLITE_FULL = 13
 DEFAULT_LAYOUT = Layout()           # the root default of a new file system: 1 MiB x 1
 
 
@@ -57,6 +60,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
     return conn
+
+
+def _why(e: sqlite3.Error, dir: Path) -> str:
+    """A failure to open the database, in words (a full disk named as such)."""
+    if isinstance(classify(e, dir), MdtFull):
+        return f"{e}: the disk is full; free some space on it"
+    return str(e)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -149,15 +159,22 @@ class Store:
 
     # ---- open / close ----------------------------------------------------------------------
 
-    def __init__(self, dir: Path, *, expect_fsname: str | None = None) -> None:
+    def __init__(self, dir: Path, *, expect_fsname: str | None = None, check: str = "quick",
+                 reserve: int = 0) -> None:
+        """Open the MDT in `dir`; `check` is how much of the database to check first
+        (dbcheck.CHECKS: quick, full or none), `reserve` the bytes of disk held back for a
+        full disk (reserve.py; 0: none). A damaged or foreign database is QuietError."""
         self.dir = Path(dir)
+        self.disk = DiskState(self.dir, reserve)
         self.db_path = self.dir / DB_NAME
         if not self.db_path.is_file():
             raise QuietError(f"{self.dir}: not formatted as an MDT (no {DB_NAME}; format it first)")
         self._lock = _DirLock(self.dir)
         try:
             self._undo_past_barrier()
-            self._open(expect_fsname)
+            dbcheck.header(self.db_path)
+            self.disk.at_start()
+            self._open(expect_fsname, check)
         except BaseException:
             self._lock.release()
             raise
@@ -177,11 +194,14 @@ class Store:
         except OSError as e:
             raise QuietError(f"{self.dir}: cannot go back to the replay barrier: {e.strerror}") from None
 
-    def _open(self, expect_fsname: str | None) -> None:
+    def _open(self, expect_fsname: str | None, check: str) -> None:
         w = _connect(self.db_path)
         try:
-            fsname, uuid, instance, last = self._check(w, expect_fsname)
+            fsname, uuid, instance, last = self._check(w, expect_fsname, check)
             schema.add_missing(w)
+        except sqlite3.Error as e:
+            w.close()
+            raise QuietError(f"{self.db_path}: cannot open the MDT database ({_why(e, self.dir)})") from None
         except BaseException:
             w.close()
             raise
@@ -206,21 +226,34 @@ class Store:
         self._forced: tuple[int, Forced] | None = None     # (thread, results) of a replayed update
         self._dir_synced = False
         self._closed = False
+        self.disk.open()
         self.sync()
         log.info("opened MDT %s (%s), last transno %d", self.uuid, self.dir, last)
 
-    def _check(self, w: sqlite3.Connection, expect_fsname: str | None) -> tuple[str, str, str, int]:
-        """Set the write connection up and check the database's identity."""
+    def _check(self, w: sqlite3.Connection, expect_fsname: str | None, check: str) -> tuple[str, str, str, int]:
+        """Check the database's identity and pages (before anything is written to it: a foreign
+        database stays as it was), report what SQLite dropped from its WAL, then set the write
+        connection up."""
         try:
+            tables = {r[0] for r in w.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "inodes", "dentries"} <= tables:
+                raise QuietError(f"{self.db_path}: an SQLite database but not a lustrepy MDT (no MDT tables)")
+            lost = dbcheck.wal_loss(self.db_path)
+            dbcheck.integrity(w, self.db_path, check)
+            row = w.execute("SELECT fsname, uuid, instance, schema_version, "
+                            "max(last_transno, (SELECT ifnull(max(transno), 0) FROM replies)) FROM meta").fetchone()
+            if lost is not None:
+                log.warning("%s", lost)
+                log.warning("%s", dbcheck.keep_wal(self.db_path))
             mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise QuietError(f"{self.db_path}: cannot use WAL mode (got {mode})")
             w.execute("PRAGMA synchronous = NORMAL")
             w.execute("PRAGMA foreign_keys = ON")
             w.execute("PRAGMA journal_size_limit = 67108864")
-            row = w.execute("SELECT fsname, uuid, instance, schema_version, "
-                            "max(last_transno, (SELECT ifnull(max(transno), 0) FROM replies)) FROM meta").fetchone()
         except sqlite3.DatabaseError as e:
+            if isinstance(classify(e, self.dir), MdtFull):
+                raise QuietError(f"{self.db_path}: cannot open the MDT database ({_why(e, self.dir)})") from None
             raise QuietError(f"{self.db_path}: not a usable MDT database ({e})") from None
         if row is None:
             raise QuietError(f"{self.db_path}: the MDT database has no identity row")
@@ -239,11 +272,11 @@ class Store:
             try:                            # a clean stop leaves meta exact (else start-up copes)
                 self._save_transno()
                 self._fids.give_back(self._w)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, LpError) as e:
                 log.warning("cannot record the counters in %s: %s", self.db_path, e)
         try:
             self.sync()
-        except OSError as e:
+        except (OSError, LpError) as e:
             log.warning("final sync of %s failed: %s", self.db_path, e)
         with self._wlock:
             with self._readers_lock:
@@ -268,20 +301,33 @@ class Store:
         transaction. The times the transaction sets are now_ns (0: the clock now; a
         replayed update passes the time its client made it). Anything fn raises rolls
         everything back and is re-raised; the transno is then not used. A full disk
-        becomes LpError(ENOSPC). fn must not call write() itself (RuntimeError), nor wait
-        for other threads' writes."""
+        becomes MdtFull (ENOSPC): the first time, the reserve is released and fn runs again,
+        refused only if it adds to the namespace (reserve.py). fn must not call write()
+        itself (RuntimeError), nor wait for other threads' writes."""
         if self._writer == threading.get_ident():
             raise RuntimeError("Store.write() called inside a write transaction")
         with self._wlock:
             if self._closed:
                 raise LpError(errno.ESHUTDOWN, "the MDT is closed")
-            c = self._w
-            self._writer = threading.get_ident()
             try:
+                return self._write(fn, client_id, xid, encode, now_ns)
+            except MdtFull:
+                if self.disk.full or not self.disk.go_full(self._w):
+                    raise
+            return self._write(fn, client_id, xid, encode, now_ns)
+
+    def _write(self, fn: Callable[[Tx], R], client_id: str, xid: int,
+               encode: Callable[[R, int], bytes] | None, now_ns: int) -> tuple[R, int]:
+        """write()'s one try (under _wlock)."""
+        c = self._w
+        self._writer = threading.get_ident()
+        try:
+            with self.disk.meaning():
                 c.execute("BEGIN IMMEDIATE")
                 try:
                     forced = self._forced[1] if self._forced and self._forced[0] == self._writer else None
                     tx = Tx(c, writable=True, now_ns=now_ns, fids=self._fids, forced=forced)
+                    tx.full = self.disk.full
                     peeked, self._peeked = self._peeked, None
                     if peeked is not None:          # nothing changed since: e.g. a create's name is still free
                         tx.knowing(peeked)
@@ -298,18 +344,23 @@ class Store:
                     self._fids.committed()
                 except BaseException:
                     self._fids.rolled_back()
-                    if c.in_transaction:
-                        c.execute("ROLLBACK")
+                    rollback(c, self.dir)
                     raise
-            except sqlite3.OperationalError as e:
-                if getattr(e, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
-                    raise LpError(errno.ENOSPC, "the MDT's disk is full") from e
-                raise
-            finally:
-                self._writer = None
-            self._last_transno = max(self._last_transno, transno)
-            self._saved_transno = max(self._saved_transno, saved)
-            return r, transno
+        finally:
+            self._writer = None
+        self._last_transno = max(self._last_transno, transno)
+        self._saved_transno = max(self._saved_transno, saved)
+        self.disk.succeeded()
+        return r, transno
+
+    def has_room(self) -> bool:
+        """False while the MDT's disk is full (full mode, diskstate.py), which may end here. Lets
+        background work whose result would be lost (objects precreated on an OSS) wait
+        instead of failing over and over."""
+        if not self.disk.full:
+            return True
+        with self._wlock:
+            return not self._closed and self.disk.room_again(self._w)
 
     def forcing(self, forced: Forced | None) -> None:
         """The calling thread's next writes replay an update: they take `forced`'s transno and
@@ -361,11 +412,12 @@ class Store:
             if self._closed:
                 return 0, 0
             c = self._w
-            self._save_transno()
-            n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
-                          (client_id, replied_xid, self._last_committed)).rowcount
-            left = c.execute("SELECT count(*) FROM replies WHERE client_id = ? AND xid <= ?",
-                             (client_id, replied_xid)).fetchone()[0]
+            with self.disk.meaning():
+                self._save_transno()
+                n = c.execute("DELETE FROM replies WHERE client_id = ? AND xid <= ? AND transno <= ?",
+                              (client_id, replied_xid, self._last_committed)).rowcount
+                left = c.execute("SELECT count(*) FROM replies WHERE client_id = ? AND xid <= ?",
+                                 (client_id, replied_xid)).fetchone()[0]
         return n, left
 
     def drop_replies(self, client_id: str) -> int:
@@ -373,8 +425,9 @@ class Store:
         with self._wlock:
             if self._closed:
                 return 0
-            self._save_transno()
-            return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
+            with self.disk.meaning():
+                self._save_transno()
+                return self._w.execute("DELETE FROM replies WHERE client_id = ?", (client_id,)).rowcount
 
     def _save_transno(self) -> None:
         """Before reply rows go (they may hold the highest transno): meta.last_transno = the
@@ -407,20 +460,26 @@ class Store:
             if t <= self._last_committed and self._dir_synced:
                 return self._last_committed
             wal = Path(str(self.db_path) + "-wal")
+            fd: int | None = None
             try:
                 fd = os.open(wal, os.O_RDONLY)
             except FileNotFoundError:
                 with self._wlock:
                     if not self._closed:
-                        self._w.execute("PRAGMA wal_checkpoint(FULL)")
-            else:
-                try:
+                        with self.disk.meaning():
+                            self._w.execute("PRAGMA wal_checkpoint(FULL)")
+            try:
+                if fd is not None:
                     os.fsync(fd)
-                finally:
+                if not self._dir_synced:
+                    _fsync_dir(self.dir)
+                    self._dir_synced = True
+            except OSError as e:            # last_committed stays: what the WAL held may not be on disk
+                err = errno.ENOSPC if e.errno in (errno.ENOSPC, errno.EDQUOT) else errno.EIO
+                raise LpError(err, f"cannot sync the MDT's log: {e.strerror}") from None
+            finally:
+                if fd is not None:
                     os.close(fd)
-            if not self._dir_synced:
-                _fsync_dir(self.dir)
-                self._dir_synced = True
             if self._barrier is not None:
                 t = min(t, self._barrier)       # past a replay barrier nothing counts as durable
             self._last_committed = max(self._last_committed, t)
@@ -445,7 +504,8 @@ class Store:
                 _install(tmp, self.dir / BARRIER_NAME)
             except (OSError, sqlite3.Error) as e:
                 tmp.unlink(missing_ok=True)
-                raise LpError(errno.EIO, f"cannot save the replay barrier: {e}") from None
+                full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+                raise LpError(errno.ENOSPC if full else errno.EIO, f"cannot save the replay barrier: {e}") from None
             self._barrier = t
         self.sync()
         log.warning("replay barrier at transno %d: nothing after it will survive a restart", t)

@@ -83,6 +83,7 @@ def setxattr(tx: TxBase, cred: Cred, fid: Fid, name: bytes, value: bytes, flags:
         raise LpError(errno.EEXIST, f"attribute {name!r} exists")
     if not exists and flags & XATTR.REPLACE:
         raise LpError(errno.ENODATA, f"no attribute {name!r}")
+    tx.growing()
     tx.conn.execute("INSERT OR REPLACE INTO xattrs (inode, name, value) VALUES (?, ?, ?)",
                     (iid, bytes(name), bytes(value)))
     tx._bump(iid)

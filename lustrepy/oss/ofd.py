@@ -63,11 +63,21 @@ def lvb_of(st: ObjStat) -> Lvb:
     return Lvb(size=st.size, blocks=st.blocks, mtime_ns=st.mtime_ns, atime_ns=st.atime_ns, ctime_ns=st.ctime_ns)
 
 
+_PASSED_ON = (errno.ENOENT, errno.ENOSPC, errno.EFBIG, errno.EROFS)
+
+
 def _oserr(e: OSError, what: str) -> LpError:
+    """What a failed file operation means to the client: a missing object, a full or read-only
+    OST and too large a size as they are; anything else (EIO, EACCES, EISDIR, an object that is
+    not a regular file...) is damage on this OST: EIO to the client and one line in the log."""
     err = e.errno or errno.EIO
     if err in _NO_SPACE:
         err = errno.ENOSPC
-    return LpError(err, f"{what}: {e.strerror or os.strerror(err)}")
+    text = f"{what}: {e.strerror or os.strerror(err)}"
+    if err not in _PASSED_ON:
+        log.error("%s (%s): answering EIO", text, errno.errorcode.get(err, err))
+        err = errno.EIO
+    return LpError(err, text)
 
 
 def _check_oid(oid: int) -> None:
@@ -102,16 +112,21 @@ class Ofd:
 
     def _load(self) -> None:
         raw = self.osd.read_meta(LAST_ID_FILE)
-        try:
-            recorded = int(raw.decode().strip()) if raw else 0
-        except ValueError:
-            raise LpError(errno.EIO, f"{os.path.join(self.osd.root, LAST_ID_FILE)} is damaged") from None
         ids: list[int] = []
         used_blocks = 0
         for oid, blocks in self.osd.scan(with_blocks=self.capacity is not None):
             ids.append(oid)
             used_blocks += blocks
         ids.sort()
+        try:
+            recorded = int(raw.decode().strip()) if raw else 0
+            if recorded < 0:
+                raise ValueError("negative")
+        except (ValueError, UnicodeDecodeError):
+            # Taking the highest object found could hand out again ids the MDS holds in its pool.
+            raise LpError(errno.EIO, f"{os.path.join(self.osd.root, LAST_ID_FILE)} is damaged ({(raw or b'')[:20]!r}); "
+                          f"the highest object here is {ids[-1] if ids else 0}: write the highest id the MDS "
+                          "ever got from this OST there") from None
         self._ids = array("Q", ids)
         self._used = used_blocks * 512
         self._last_id = max(recorded, ids[-1] if ids else 0)
@@ -282,11 +297,14 @@ class Ofd:
             raise _oserr(e, f"object {oid}") from None
 
     def lvb(self, oid: int) -> Lvb:
-        """The object's LVB as the lock server wants it: zeros for an absent object."""
+        """The object's LVB as the lock server wants it: zeros for an absent object; a damaged
+        one is EIO (its lock is refused), never a size of 0 the client would believe."""
         try:
             return lvb_of(self.osd.stat(oid))
-        except OSError:
+        except FileNotFoundError:
             return Lvb()
+        except OSError as e:
+            raise _oserr(e, f"object {oid}") from None
 
     def punch(self, oid: int, size: int) -> Lvb:
         """Truncate (or extend with a hole) object `oid` to `size` bytes."""
@@ -322,8 +340,9 @@ class Ofd:
                     gone = self.osd.unlink(oid)
                 except FileNotFoundError:
                     gone = False
-                except OSError as e:
-                    raise _oserr(e, f"destroying object {oid}") from None
+                except OSError as e:    # damage: left in place for an admin, the others still go
+                    _oserr(e, f"destroying object {oid} (left in place)")
+                    continue
                 if gone:
                     self._account(-blocks)
             with self._meta_lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -35,6 +36,8 @@ class ObjStat:
 
 
 def _objstat(st: os.stat_result) -> ObjStat:
+    if not stat.S_ISREG(st.st_mode):        # damage: a directory or device where an object should be
+        raise OSError(errno.EUCLEAN, "not a regular file")
     return ObjStat(st.st_size, st.st_blocks, st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns)
 
 

@@ -541,7 +541,7 @@ def test_damaged_database_refused_in_one_line(tmp_path):
     (d / "mdt.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(QuietError) as ei:
         Store(d)
-    assert "not a usable MDT database" in one_line(ei.value)
+    assert "not an SQLite database, so not an MDT" in one_line(ei.value)
     (d / "mdt.db").unlink()
     Store.format(d, "x")                                  # the refusal released the lock
 
