@@ -244,12 +244,9 @@ class Osc:
                          timeout=min(5.0, self.rpc_timeout))
                 except LpError as e:
                     log.debug("%s: disconnect failed: %s", self.name, e)
-            if locks is not None:
-                locks.close()
-            if channel is not None:
-                channel.close()
-            if self._lane is not None:
-                self._lane.close()
+            for part in (locks, channel, self._lane):
+                if part is not None:
+                    part.close()
 
     # -- locks -------------------------------------------------------------------
 

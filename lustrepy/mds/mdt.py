@@ -22,7 +22,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.records import Statfs
 from lustrepy.ldlm.lockd import LockServer
-from lustrepy.mds import resources
+from lustrepy.mds import clienttab, resources
 from lustrepy.mds.locking import MdsLocks
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
@@ -95,11 +95,11 @@ class Mdt:
         # Runs one update a client replays after a restart (replay_apply.apply over the service's
         # handlers; set by the server before it serves).
         self.replay_one: Callable[[str, Any], Any] = _no_replay
-        self.recovery = RecoveryWindow(self.store.known_clients(), cfg.recovery_window, self.store.last_transno(),
+        self.recovery = RecoveryWindow(clienttab.known(self.store), cfg.recovery_window, self.store.last_transno(),
                                        apply=self._replay, on_end=self._end_recovery)
         if self.recovery.state == "recovering":
             log.info("recovery: waiting up to %.0fs for %d clients to replay", cfg.recovery_window,
-                     len(self.store.known_clients()))
+                     len(clienttab.known(self.store)))
         self.osp.held = self.recovery.blocks     # no precreation or destroy until replays are in
         self._skipped: set[tuple[int, int]] = set()    # objects replays passed over (recovery thread)
 
@@ -145,7 +145,7 @@ class Mdt:
             if cid in connected:
                 log.info("client %s did not replay in time: evicting it", cid)
                 self.lockd.evict(cid, "recovery ended without its replays")
-            self.store.client_left(cid)
+            clienttab.left(self.store, cid)
         for cid in self.store.read().open_clients():
             if cid not in connected or cid in missing:
                 log.info("client %s did not reconnect: closing its open files", cid)
@@ -165,9 +165,9 @@ class Mdt:
     def joined(self, client_id: str, replays: int) -> bool:
         """A client connects: recorded for recovery; True when recovery awaits its replays.
         EINPROGRESS for a client this MDS did not know while recovery is under way."""
-        if self.recovery.blocks() and client_id not in self.store.known_clients():
+        if self.recovery.blocks() and client_id not in clienttab.known(self.store):
             raise LpError(errno.EINPROGRESS, "the MDS is recovering; connect again shortly")
-        self.store.client_joined(client_id)
+        clienttab.joined(self.store, client_id)
         return self.recovery.connected(client_id, replays)
 
     def close_client(self, client_id: str) -> None:
@@ -196,7 +196,7 @@ class Mdt:
         database refuses (a full disk) is left for later: the opens and the record to the next
         start's recovery, the replies to the sweeper."""
         for what, step in (("closing its open files", self.close_client), ("dropping its saved replies", replies),
-                           ("forgetting it", self.store.client_left)):
+                           ("forgetting it", lambda cid: clienttab.left(self.store, cid))):
             try:
                 step(client_id)
             except LpError as e:

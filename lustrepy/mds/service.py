@@ -59,6 +59,41 @@ def _encode(rep: Reply, transno: int) -> bytes:
     return rep.SerializeToString()
 
 
+def _statfs(mdt: Mdt) -> mpb.MdsStatfsReply:
+    """The MDT's own space and the sum of the active OSTs'."""
+    vfs = os.statvfs(mdt.cfg.dir)
+    used = mdt.store.read().statfs_files()
+    ffree = vfs.f_bavail * vfs.f_frsize // INODE_BYTES
+    mdt_fs = Statfs(bsize=vfs.f_frsize, blocks=vfs.f_blocks, bfree=vfs.f_bfree, bavail=vfs.f_bavail,
+                    files=used + ffree, ffree=ffree)
+    pools = mdt.store.read().pool_sizes()
+    rep = mpb.MdsStatfsReply(hdr=rep_ok(), mdt=statfs_to_pb(mdt_fs), fsname=mdt.fsname)
+    blocks = bfree = bavail = 0
+    for st in mdt.registry.all():
+        rep.osts.add(index=st.index, uuid=st.uuid, address=st.address, active=st.active,
+                     last_seen_s=mdt.registry.age(st), statfs=statfs_to_pb(st.statfs),
+                     precreated=pools.get(st.index, 0), full=st.full)
+        if st.active:
+            k = st.statfs.bsize
+            blocks += st.statfs.blocks * k
+            bfree += st.statfs.bfree * k
+            bavail += st.statfs.bavail * k
+    rep.total.CopyFrom(statfs_to_pb(Statfs(bsize=4096, blocks=blocks // 4096, bfree=bfree // 4096,
+                                           bavail=bavail // 4096, files=mdt_fs.files, ffree=mdt_fs.ffree)))
+    return rep
+
+
+def _lov(tx: Tx, fid: Fid) -> Layout:
+    """What lustre.lov shows: a directory's default layout or a regular file's own."""
+    a = tx.getattr(fid)
+    if stat.S_ISDIR(a.mode):
+        return tx.default_layout(fid)
+    lo = tx.get_layout(fid) if stat.S_ISREG(a.mode) else None
+    if lo is None:
+        raise LpError(errno.ENODATA, "no layout")
+    return lo
+
+
 class MdsService(mds_pb2_grpc.MdsServicer):
     def __init__(self, mdt: Mdt) -> None:
         self.mdt = mdt
@@ -297,18 +332,9 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             tx = self.mdt.store.read()
             fid = fid_from_pb(request.fid)
             if request.name == LOV_XATTR:
-                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(self._lov(tx, fid)))
+                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(_lov(tx, fid)))
             return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name))
         return self._serve("getxattr", mpb.GetxattrReply, request, fn)
-
-    def _lov(self, tx: Tx, fid: Fid) -> Layout:
-        a = tx.getattr(fid)
-        if stat.S_ISDIR(a.mode):
-            return tx.default_layout(fid)
-        lo = tx.get_layout(fid) if stat.S_ISREG(a.mode) else None
-        if lo is None:
-            raise LpError(errno.ENODATA, "no layout")
-        return lo
 
     def Listxattr(self, request: mpb.ListxattrRequest, context: grpc.ServicerContext) -> mpb.ListxattrReply:
         def fn(cred: Cred) -> mpb.ListxattrReply:
@@ -326,30 +352,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             hdr=rep_ok(), target=self.mdt.store.read().readlink(fid_from_pb(request.fid))))
 
     def Statfs(self, request: mpb.StatfsRequest, context: grpc.ServicerContext) -> mpb.MdsStatfsReply:
-        return self._serve("statfs", mpb.MdsStatfsReply, request, lambda cred: self._statfs(), anonymous_ok=True)
-
-    def _statfs(self) -> mpb.MdsStatfsReply:
-        mdt = self.mdt
-        vfs = os.statvfs(mdt.cfg.dir)
-        used = mdt.store.read().statfs_files()
-        ffree = vfs.f_bavail * vfs.f_frsize // INODE_BYTES
-        mdt_fs = Statfs(bsize=vfs.f_frsize, blocks=vfs.f_blocks, bfree=vfs.f_bfree, bavail=vfs.f_bavail,
-                        files=used + ffree, ffree=ffree)
-        pools = mdt.store.read().pool_sizes()
-        rep = mpb.MdsStatfsReply(hdr=rep_ok(), mdt=statfs_to_pb(mdt_fs), fsname=mdt.fsname)
-        blocks = bfree = bavail = 0
-        for st in mdt.registry.all():
-            rep.osts.add(index=st.index, uuid=st.uuid, address=st.address, active=st.active,
-                         last_seen_s=mdt.registry.age(st), statfs=statfs_to_pb(st.statfs),
-                         precreated=pools.get(st.index, 0), full=st.full)
-            if st.active:
-                k = st.statfs.bsize
-                blocks += st.statfs.blocks * k
-                bfree += st.statfs.bfree * k
-                bavail += st.statfs.bavail * k
-        rep.total.CopyFrom(statfs_to_pb(Statfs(bsize=4096, blocks=blocks // 4096, bfree=bfree // 4096,
-                                               bavail=bavail // 4096, files=mdt_fs.files, ffree=mdt_fs.ffree)))
-        return rep
+        return self._serve("statfs", mpb.MdsStatfsReply, request, lambda cred: _statfs(self.mdt), anonymous_ok=True)
 
     def Info(self, request: mpb.MdsInfoRequest, context: grpc.ServicerContext) -> mpb.MdsInfoReply:
         def fn(cred: Cred) -> mpb.MdsInfoReply:

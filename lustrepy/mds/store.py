@@ -88,6 +88,22 @@ def _install(tmp: Path, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def _save_copy(conn: sqlite3.Connection, path: Path) -> None:
+    """Copy the database as `conn` sees it to `path`, durably; LpError ENOSPC or EIO if it cannot."""
+    tmp = path.with_name(path.name + ".new")
+    try:
+        dst = sqlite3.connect(tmp)
+        try:
+            conn.backup(dst)
+        finally:
+            dst.close()
+        _install(tmp, path)
+    except (OSError, sqlite3.Error) as e:
+        tmp.unlink(missing_ok=True)
+        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise LpError(errno.ENOSPC if full else errno.EIO, f"cannot save the replay barrier: {e}") from None
+
+
 class _DirLock:
     """flock on dir/mdt.lock, holding the pid of the process that serves the directory."""
 
@@ -494,37 +510,8 @@ class Store:
                 raise LpError(errno.ESHUTDOWN, "the MDT is closed")
             self._save_transno()
             t = self._last_transno
-            tmp = self.dir / (BARRIER_NAME + ".new")
-            try:
-                dst = sqlite3.connect(tmp)
-                try:
-                    self._w.backup(dst)
-                finally:
-                    dst.close()
-                _install(tmp, self.dir / BARRIER_NAME)
-            except (OSError, sqlite3.Error) as e:
-                tmp.unlink(missing_ok=True)
-                full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
-                raise LpError(errno.ENOSPC if full else errno.EIO, f"cannot save the replay barrier: {e}") from None
+            _save_copy(self._w, self.dir / BARRIER_NAME)
             self._barrier = t
         self.sync()
         log.warning("replay barrier at transno %d: nothing after it will survive a restart", t)
         return t
-
-    # ---- clients recovery waits for -----------------------------------------------------------
-
-    def known_clients(self) -> list[str]:
-        return [r[0] for r in self.read().conn.execute("SELECT client_id FROM clients")]
-
-    def client_joined(self, client_id: str) -> bool:
-        """Record a connecting client (synced: recovery must know it); False if known already."""
-        if self.read().conn.execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone():
-            return False
-        self.write(lambda tx: tx.conn.execute("INSERT OR IGNORE INTO clients (client_id, since_ns) VALUES (?, ?)",
-                                              (client_id, tx.now)))
-        self.sync()
-        return True
-
-    def client_left(self, client_id: str) -> None:
-        if self.read().conn.execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone():
-            self.write(lambda tx: tx.conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)))

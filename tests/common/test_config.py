@@ -117,6 +117,7 @@ contention_window = 6
 mds = "{mds.address}"
 listen = "127.0.0.1:0"
 heartbeat_interval = 0.3
+commit_interval = 2
 """, "oss.toml")
         own = write(tmp_path, f'dir = "{tmp_path / "ost3"}"\nport_file = "{tmp_path / "ost3.port"}"\n'
                               'callback_timeout = 4\n', "oss-3.toml")
@@ -131,7 +132,7 @@ heartbeat_interval = 0.3
         out = capsys.readouterr().out
         assert out.splitlines() == ["mds.callback_timeout=13", "mds.fsname=cfgfs", "mds.log.mds.wbc=DEBUG",
                                     "mds.wbc.contention_window=6", "ost.3.callback_timeout=4",
-                                    f"ost.3.dir={tmp_path / 'ost3'}", "ost.3.heartbeat_interval=0.3"]
+                                    "ost.3.commit_interval=2", f"ost.3.dir={tmp_path / 'ost3'}", "ost.3.heartbeat_interval=0.3"]
     finally:
         for p in (oss, mds):
             if p is not None:
