@@ -303,7 +303,8 @@ class LliteBase:
             return data.size()
         layout = self._layout_of(node)
         if layout is None or not layout.objects:
-            return 0
+            a = node.attr                       # no objects: the size is the MDS's (a truncate's)
+            return a.size if a is not None else 0
         fd = self.data.open(node.fid, layout)
         try:
             return fd.size()
@@ -320,13 +321,15 @@ class LliteBase:
             await self._fetch(node)
         attr = node.attr
         assert attr is not None
-        if (not stat.S_ISREG(attr.mode) or (node.size_valid and node.data is None)
+        data = node.data
+        if (not stat.S_ISREG(attr.mode) or (node.size_valid and data is None)
+                or (data is not None and not data.layout.objects)       # no objects: the MDS's size
                 or (node.size_local and node.attr_cached())):
             return attr, TTL if node.attr_cached() else 0.0
-        size = node.data.size_nowait() if node.data is not None else None
+        size = data.size_nowait() if data is not None else None
         if size is None:
             size = await self.io.run(self._glimpse, node)
-        cached = node.data is not None and node.data.cached_lock() and node.attr_cached()
+        cached = data is not None and data.cached_lock() and node.attr_cached()
         return replace(attr, size=size, blocks=(size + 511) // 512), TTL if cached else 0.0
 
     def _entry(self, node: Inode, attr: Attr, attr_ttl: float) -> Entry:

@@ -165,8 +165,10 @@ class FileOps(NameOps):
                 return kept
             layout = await self.io.run(self._layout_of, h.node)
             if layout is None or not layout.objects:
-                return b""                          # no objects: nothing written yet
+                return _zeros(h.node, off, size)
             h.data = await self.io.run(self._open_data, h.node, layout)     # its kept bytes went to its objects
+        if not h.data.layout.objects:
+            return _zeros(h.node, off, size)
         hit = h.data.read_nowait(off, size)
         if hit is not None:
             return hit
@@ -354,3 +356,12 @@ class FileOps(NameOps):
         finally:
             if fd is not node.data:
                 fd.release()
+
+
+def _zeros(node: Inode, off: int, size: int) -> bytes:
+    """A read of a file without objects: nothing was written to it, but a truncate at the MDS
+    may have given it a size (its objects take that size when they are made), and up to it
+    the file reads as zeros."""
+    a = node.attr
+    end = min(off + size, a.size if a is not None else 0)
+    return bytes(max(0, end - off))

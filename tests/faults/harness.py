@@ -233,8 +233,12 @@ def check(top: Path, m: Model, *, all_bytes: bool) -> list[str]:
                             f"{oct(m.mode[ino])} and {m.nlink(ino)}")
         if all_bytes or ino in m.synced:
             got = (top / rel).read_bytes()
-            if got != bytes(m.data[ino]):
-                problems.append(f"{rel}: {len(got)} bytes differ from the {len(m.data[ino])} written")
+            want = bytes(m.data[ino])
+            if got != want:
+                at = next((i for i, (x, y) in enumerate(zip(got, want, strict=False)) if x != y),
+                          min(len(got), len(want)))
+                problems.append(f"{rel}: {len(got)} bytes (size {st.st_size}) differ from the {len(want)} "
+                                f"written, from byte {at}")
     return problems
 
 
