@@ -70,12 +70,12 @@ class AttrOps(FileOps):
                 # never reaches the MDS as this caller's change
                 op["valid"] |= int(SA.MODE)
                 op["mode"] = mode & 0o7777
-        if update_size and a is not None and stat.S_ISREG(a.mode):
-            await self.io.run(self._truncate, node, req.size)
         local_cred = cred
+        cut_objects = update_size and a is not None and stat.S_ISREG(a.mode)
         if (update_size and made_here and self.wbcdata is not None
                 and self.wbcdata.truncate(node, req.size)):
-            op["valid"] &= ~int(SA.SIZE)                 # its bytes are here: cut or grown here
+            cut_objects = False                         # its bytes are here: cut or grown here
+            op["valid"] &= ~int(SA.SIZE)
             op.pop("size", None)
             op.pop("open_handle", None)
             if not op["valid"]:
@@ -84,7 +84,13 @@ class AttrOps(FileOps):
                 # The times of a truncate checked above (perhaps through a handle, which a
                 # record cannot carry): the client's own bookkeeping, as its size records.
                 local_cred = WBC_BOOKKEEPING
-        return await self._entry_of(await self._ns_of(node).setattr(node, op, cred, local_cred))
+        # The MDS first (it may refuse; it records the size as one the objects decide until
+        # a writer reports one), then the objects: a client that dies in between leaves
+        # the objects' size in force, never an MDS size that disagrees with them.
+        done = await self._ns_of(node).setattr(node, op, cred, local_cred)
+        if cut_objects:
+            await self.io.run(self._truncate, node, req.size)
+        return await self._entry_of(done)
 
 
     # ---- extended attributes --------------------------------------------------------------------------

@@ -205,7 +205,7 @@ class WbcData:
             if gone:                    # unlinked here meanwhile: no size record after its unlink
                 return
             self.record(ROOT, time.time_ns(), setattr=mpb.SetattrOp(
-                fid=fid_to_pb(node.fid), valid=SA.SIZE | SA.MTIME | SA.CTIME, size=len(snap), mtime_ns=mtime,
+                fid=fid_to_pb(node.fid), valid=SA.SIZE | SA.SIZE_KNOWN | SA.MTIME | SA.CTIME, size=len(snap), mtime_ns=mtime,
                 ctime_ns=ctime, blocks=_blocks(len(snap))))
         with self.table.mu:
             node.layout = f.layout

@@ -48,7 +48,9 @@ class SA(IntFlag):
     """Which fields of a setattr are set (mds.proto AttrValid; SetattrOp.valid).
 
     ATIME_NOW / MTIME_NOW set the time to the server's clock (utimensat's UTIME_NOW)
-    and win over ATIME / MTIME."""
+    and win over ATIME / MTIME. A SIZE without SIZE_KNOWN is a truncate: the MDS records
+    it first and the client cuts the objects after, so until a writer reports a size the
+    objects' sizes count (a client that dies in between leaves no disagreement)."""
 
     MODE = 1
     UID = 2
@@ -59,6 +61,7 @@ class SA(IntFlag):
     CTIME = 64
     ATIME_NOW = 128
     MTIME_NOW = 256
+    SIZE_KNOWN = 512    # with SIZE: the objects hold this size already (a writer's report)
 
 
 class RENAME(IntFlag):

@@ -29,7 +29,7 @@ PAGE_MAX = 65536
 # (the rule of namespace.Tx.size_state, for every file at once).
 _FILES = ("SELECT i.id, i.seq, i.oid, i.ver, i.layout, i.size, "
           "NOT EXISTS (SELECT 1 FROM lost_sizes l WHERE l.inode = i.id) "
-          "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer = 1) "
+          "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer <> 0) "
           "FROM inodes i WHERE i.layout IS NOT NULL AND (i.mode & 61440) = 32768")
 _NAMED = ("SELECT i.seq, i.oid, i.ver, j.key, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') "
           "FROM inodes i, json_each(i.layout, '$.o') AS j WHERE i.layout IS NOT NULL")

@@ -38,7 +38,7 @@ from lustrepy.mds.records import (
     SetAttr,
     Unlinked,
 )
-from lustrepy.mds.schema import ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
+from lustrepy.mds.schema import STALE_WRITER, ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
 
 __all__ = [
     "LINK_MAX",
@@ -394,7 +394,7 @@ class Tx(TxBase):
         r = self.conn.execute(
             "SELECT i.size, i.blocks, (i.mode & 61440) = 32768 "
             "AND NOT EXISTS (SELECT 1 FROM lost_sizes l WHERE l.inode = i.id) "
-            "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer = 1) "
+            "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer <> 0) "
             "FROM inodes i WHERE i.seq = ? AND i.oid = ? AND i.ver = ?", (fid.seq, fid.oid, fid.ver)).fetchone()
         if r is None:
             raise StaleFid(f"inode {fid}")
@@ -414,10 +414,10 @@ class Tx(TxBase):
             log.debug("close of unknown handle %d", handle)
             return ()
         iid, writer, orphan = r[0]
-        if writer and size is not None:
-            self._record_size(iid, size)
-        elif writer and size_lost:
+        if writer == STALE_WRITER or (writer and size_lost):
             self._lose_size(iid)
+        elif writer and size is not None:
+            self._record_size(iid, size)
         if not orphan or self._is_open(iid):
             return ()
         return self._destroy(iid)
@@ -427,7 +427,9 @@ class Tx(TxBase):
         open (an unknown handle or a reader's is a no-op)."""
         self._w()
         r = self.conn.execute("SELECT inode, writer FROM opens WHERE handle = ?", (handle,)).fetchone()
-        if r is not None and r[1]:
+        if r is not None and r[1] == STALE_WRITER:
+            self._lose_size(r[0])
+        elif r is not None and r[1]:
             self._record_size(r[0], size)
 
     def _record_size(self, iid: int, size: tuple[int, int]) -> None:

@@ -13,6 +13,7 @@ import sqlite3
 from lustrepy.common.layout import Layout, StripeObject
 
 SCHEMA_VERSION = 1
+STALE_WRITER = 2        # opens.writer of a writer whose size went stale (see the opens table)
 
 _ORIGINAL = """
 -- meta: the identity and counters of this MDT; exactly one row (id = 0).
@@ -103,6 +104,9 @@ CREATE TABLE xattrs (
 --   A client's rows go when it closes them or is evicted (close_client).
 --   writer = 1 for a handle open for writing: while any exists, the inode's size is not
 --   authoritative (the objects are being written); the last writer's close reports it.
+--   writer = 2 (STALE_WRITER): a writer opened before the size was set by another handle (a
+--   truncate); the size it reports may predate that change (its close can come after it), so
+--   its close leaves the size to the objects (lost_sizes) instead.
 CREATE TABLE opens (
     handle      INTEGER PRIMARY KEY AUTOINCREMENT,
     inode       INTEGER NOT NULL REFERENCES inodes(id),

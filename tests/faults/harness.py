@@ -283,6 +283,8 @@ def iterate(seed: int, work: Path) -> list[str]:
             killed = mounts[-1]
             assert killed.popen is not None
             killed.popen.send_signal(signal.SIGKILL)
+            time.sleep(0.2)
+            killed.abort()                              # nothing waits on the dead client
             killed.popen.wait(10)
             loads[-1].join(30)
             killed.stop()                               # the dead mount point goes

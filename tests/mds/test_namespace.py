@@ -297,7 +297,9 @@ def test_a_writer_closed_without_its_size_leaves_the_size_to_the_objects(ops, os
     ops.open(f.fid, "gone", writer=True)
     ops.close_client("gone")
     assert not ops.read().size_valid(f.fid)
-    ops.setattr(ROOT, f.fid, SetAttr(valid=SA.SIZE, size=100))       # a truncate sets the size again
+    ops.setattr(ROOT, f.fid, SetAttr(valid=SA.SIZE, size=100))       # a truncate: its objects are cut after
+    assert not ops.read().size_valid(f.fid) and ops.read().getattr(f.fid).size == 100
+    ops.setattr(ROOT, f.fid, SetAttr(valid=SA.SIZE | SA.SIZE_KNOWN, size=100))     # a writer's report
     assert ops.read().size_valid(f.fid) and ops.read().getattr(f.fid).size == 100
     ops.open(f.fid, "gone", writer=True)
     ops.close_client("gone")

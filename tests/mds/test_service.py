@@ -16,6 +16,7 @@ import pytest
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import Layout, decode_lov, encode_lov
+from lustrepy.common.protocol import SA
 from lustrepy.common.records import Cred
 from lustrepy.client.mdc import Mdc
 from lustrepy.ldlm.inodebits import IBit
@@ -335,6 +336,43 @@ def test_size_on_mds_is_valid_only_without_writers(mdc, cluster):
         assert mdc.intent(IT_GETATTR, fid=f).attr.size == 7
     finally:
         other.close()
+
+
+def test_a_truncate_leaves_the_size_to_the_objects_until_a_writer_reports_one(mdc):
+    """A truncate reaches the MDS before its client cuts the objects, and that client may die
+    in between: the size it set counts only once a writer reports one."""
+    d = _mkdir(mdc, b"trunc")
+    rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_WRONLY)
+    f = fid_from_pb(rep.attr.fid)
+    mdc.close_handle(rep.open_handle, size=5000)
+    assert mdc.intent(IT_GETATTR, fid=f).attr.size_valid
+    got = mdc.setattr(f, valid=int(SA.SIZE), size=100).attr
+    assert (got.size, got.size_valid) == (100, False)
+    got = mdc.intent(IT_GETATTR, fid=f).attr
+    assert (got.size, got.size_valid) == (100, False)                # clients glimpse the objects
+    got = mdc.setattr(f, valid=int(SA.SIZE | SA.SIZE_KNOWN), size=100).attr     # a writer's report
+    assert (got.size, got.size_valid) == (100, True)
+    mdc.setattr(f, valid=int(SA.SIZE), size=7)
+    w = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_RDWR)
+    mdc.close_handle(w.open_handle, size=7)                          # a writer's close reports it too
+    assert mdc.intent(IT_GETATTR, fid=f).attr.size_valid
+    # a writer's close that comes after a truncate (the kernel sends a release after close(2)
+    # returned, and the next call may be that truncate) reports a size from before it
+    w = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_RDWR)
+    mdc.setattr(f, valid=int(SA.SIZE), size=3)
+    mdc.close_handle(w.open_handle, size=7)
+    got = mdc.intent(IT_GETATTR, fid=f).attr
+    assert (got.size, got.size_valid) == (3, False)                  # the objects say
+    w = mdc.intent(IT_OPEN, fid=f, open_flags=os.O_RDWR)             # ftruncate through a handle
+    mdc.setattr(f, valid=int(SA.SIZE), size=2, open_handle=w.open_handle)
+    mdc.close_handle(w.open_handle, size=2)
+    got = mdc.intent(IT_GETATTR, fid=f).attr
+    assert (got.size, got.size_valid) == (2, True)
+    # a file without objects takes the size set here when they are made: it stays the file's
+    e = fid_from_pb(mdc.reint(None, create=mpb.CreateOp(parent=fid_to_pb(d), name=b"e", mode=0o100644,
+                                                         delay_layout=True)).attr.fid)
+    got = mdc.setattr(e, valid=int(SA.SIZE), size=35040).attr
+    assert (got.size, got.size_valid) == (35040, True)
 
 
 def test_open_with_o_trunc_sets_size_and_times_in_the_open(mdc):

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.timeout(90)
 UNKNOWN_MODE = 3                # between LCK_EX (1) and LCK_PW (2) | LCK_PR (4): no mode
 UNKNOWN_IBIT = 64               # above IBIT_XATTR (32)
 UNKNOWN_IT = 64                 # above IT_READDIR (32)
-UNKNOWN_SA = 512                # above SA_MTIME_NOW (256)
+UNKNOWN_SA = 1024               # above SA_SIZE_KNOWN (512)
 UNKNOWN_FLAG = 4                # above RENAME_EXCHANGE / XATTR_REPLACE (2)
 _xids = itertools.count(1)
 

@@ -54,6 +54,37 @@ class Mount:
             return p.wait(5)
 
 
+    def abort(self) -> bool:
+        """Abort the mount's FUSE connection, as `umount -f` does: every request waiting on it
+        fails (ENOTCONN). Needed after a kill -9 of the client: when the kernel was
+        invalidating a page another process holds locked for a request in flight, a thread of
+        the dead client stays in D state, so its /dev/fuse never closes and those requests
+        would wait forever. False when it is not mounted."""
+        conn = _connection(self.path)
+        if conn is None:
+            return False
+        ctl = Path("/sys/fs/fuse/connections")
+        if not any(ctl.iterdir()):
+            subprocess.run(["mount", "-t", "fusectl", "fusectl", str(ctl)], capture_output=True, timeout=10)
+        try:
+            (ctl / str(conn) / "abort").write_text("1")
+        except OSError:
+            return False
+        return True
+
+
+def _connection(path: Path) -> int | None:
+    """The FUSE connection number (the mount's device minor) of the mount at `path`, read from
+    /proc/self/mountinfo (a stat of a hung mount would hang)."""
+    want = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4].encode().decode("unicode_escape") == want and " - fuse" in line:
+                return int(fields[2].split(":")[1])
+    return None
+
+
 def _mounted(path: Path) -> bool:
     """`path` is a mount point in /proc/self/mounts (octal escapes as the kernel writes them)."""
     want = os.path.realpath(path)

@@ -46,6 +46,7 @@ class AttrValid(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SA_CTIME: _ClassVar[AttrValid]
     SA_ATIME_NOW: _ClassVar[AttrValid]
     SA_MTIME_NOW: _ClassVar[AttrValid]
+    SA_SIZE_KNOWN: _ClassVar[AttrValid]
 
 class XattrFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -78,6 +79,7 @@ SA_MTIME: AttrValid
 SA_CTIME: AttrValid
 SA_ATIME_NOW: AttrValid
 SA_MTIME_NOW: AttrValid
+SA_SIZE_KNOWN: AttrValid
 XATTR_NONE: XattrFlag
 XATTR_CREATE: XattrFlag
 XATTR_REPLACE: XattrFlag
