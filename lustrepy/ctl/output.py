@@ -171,6 +171,8 @@ class OssSelf:
     uptime_s: float
     version: str
     clients: int
+    recovery: Recovery | None = None
+    last_committed: int = 0
 
 
 def render_osts(osts: Iterable[OstState], selves: dict[int, OssSelf] | None = None) -> str:
@@ -179,12 +181,12 @@ def render_osts(osts: Iterable[OstState], selves: dict[int, OssSelf] | None = No
     w = max([UUID_WIDTH] + [len(o.uuid) for o in osts])
     aw = max([21] + [len(o.address) for o in osts])
     lines = [f"{'IDX':>4} {'UUID':<{w}} {'ADDRESS':<{aw}} {'STATE':<9} {'LAST SEEN':<10} {'UPTIME':<9} "
-             f"{'VERSION':<8} CLIENTS"]
+             f"{'VERSION':<8} {'CLIENTS':<7} RECOVERY"]
     for o in osts:
         seen = f"{human_duration(o.last_seen_s)} ago" if o.address and o.last_seen_s < NEVER_S else "never"
         me = selves.get(o.index)
-        mine = (f"{human_duration(me.uptime_s):<9} {me.version:<8} {me.clients}" if me is not None
-                else f"{'-':<9} {'-':<8} -")
+        mine = (f"{human_duration(me.uptime_s):<9} {me.version:<8} {me.clients:<7} {recovery_brief(me.recovery)}"
+                if me is not None else f"{'-':<9} {'-':<8} {'-':<7} -")
         lines.append(f"{o.index:>4} {o.uuid:<{w}} {o.address or '-':<{aw}} "
                      f"{'active' if o.active else 'inactive':<9} {seen:<10} {mine}")
     if not osts:
@@ -198,8 +200,10 @@ def osts_json(st: FsStatus, mgs: str, selves: dict[int, OssSelf] | None = None) 
     def mine(i: int) -> dict[str, Any]:
         me = selves.get(i)
         if me is None:
-            return {"uptime_s": None, "version": None, "clients": None}
-        return {"uptime_s": round(me.uptime_s, 1), "version": me.version, "clients": me.clients}
+            return {"uptime_s": None, "version": None, "clients": None, "recovery": None, "last_committed": None}
+        return {"uptime_s": round(me.uptime_s, 1), "version": me.version, "clients": me.clients,
+                "recovery": dataclasses.asdict(me.recovery) if me.recovery is not None else None,
+                "last_committed": me.last_committed}
     return {"fsname": st.fsname, "mgs": mgs, "osts": [
         {"index": o.index, "uuid": o.uuid, "address": o.address, "state": "active" if o.active else "inactive",
          "active": o.active, "last_seen_s": round(o.last_seen_s, 3), "precreated": o.precreated, "full": o.full,
@@ -226,6 +230,16 @@ def recovery_fields(r: Recovery | None) -> list[tuple[str, str]]:
         out.append(("  time left" if r.state == "recovering" else "  took",
                     f"{r.time_left_s if r.state == 'recovering' else r.took_s:.1f}s"))
     return out
+
+
+def recovery_brief(r: Recovery | None) -> str:
+    """One column's worth: "none", "complete 1/1 in 0.4s", "recovering 1/2, 41s left"."""
+    if r is None or r.state == "none":
+        return "none"
+    clients = f"{r.clients_recovered}/{r.clients_expected}"
+    if r.state == "recovering":
+        return f"recovering {clients}, {r.time_left_s:.0f}s left"
+    return f"{r.state} {clients} in {r.took_s:.1f}s" + (f", {r.replays_failed} failed" if r.replays_failed else "")
 
 
 def render_mds(info: MdsInfo, counters: bool = False) -> str:

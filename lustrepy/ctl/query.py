@@ -73,7 +73,7 @@ class MdsInfo:
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """The MDS's recovery after its last start (state "none": it knew no client)."""
+    """A server's recovery after its last start (state "none": it knew no client)."""
 
     state: str
     clients_expected: int
@@ -131,8 +131,12 @@ def mds_info_from_pb(rep: mpb.MdsInfoReply, address: str) -> MdsInfo:
     return MdsInfo(address=rep.address or address, uuid=rep.uuid, fsname=rep.fsname, uptime_s=rep.uptime_s,
                    version=rep.version, clients=rep.clients, last_transno=rep.last_transno,
                    last_committed=rep.last_committed, counters=tuple(sorted(rep.counters.items())),
-                   recovery=Recovery(**{f: getattr(rep.recovery, f) for f in Recovery.__slots__})
-                   if rep.recovery.state else None)
+                   recovery=recovery_from_pb(rep.recovery))
+
+
+def recovery_from_pb(m: mpb.RecoveryState) -> Recovery | None:
+    """None when the server says nothing of its recovery."""
+    return Recovery(**{f: getattr(m, f) for f in Recovery.__slots__}) if m.state else None
 
 
 def fs_status(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> FsStatus:

@@ -346,7 +346,8 @@ class OssService(oss_pb2_grpc.OssServicer):
 
     @_answers(opb.OssStatfsReply)
     def Statfs(self, request: opb.OssStatfsRequest, context: grpc.ServicerContext) -> opb.OssStatfsReply:
-        self._check(request.hdr)
+        if request.hdr.client_id:       # a client's; without one, an admin's status view (also while recovering)
+            self._check(request.hdr)
         ident = self.ofd.ident
         return opb.OssStatfsReply(hdr=rep_ok(), statfs=statfs_to_pb(self.ofd.statfs()), index=ident.index,
                                   uuid=ident.uuid, objects=self.ofd.object_count(),

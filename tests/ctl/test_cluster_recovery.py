@@ -83,6 +83,12 @@ def test_shell_work_after_a_barrier_survives_a_killed_and_restarted_mds(tmp_path
         assert _snapshot(mnt) == want
         log = (root / "logs" / "ost1.log").read_text()
         assert "went back to their contents at the barrier" in log and "replays applied" in log
+        osts = {o["index"]: o for o in ok("osts", "--root", str(root))["osts"]}
+        rec = osts[1]["recovery"]
+        assert rec["state"] == "complete" and rec["clients_recovered"] == 1 and rec["replays_failed"] == 0
+        assert rec["replays_applied"] > 0 and osts[1]["last_committed"] > 0
+        assert osts[0]["recovery"] is None or osts[0]["recovery"]["state"] in ("none", "complete")
+        assert "complete 1/1 in" in lfsctl("osts", "--root", str(root)).stdout
     finally:
         t.cleanup()
 
