@@ -332,14 +332,9 @@ class LliteBase:
         cached = data is not None and data.cached_lock() and node.attr_cached()
         return replace(attr, size=size, blocks=(size + 511) // 512), TTL if cached else 0.0
 
-    def _entry(self, node: Inode, attr: Attr, attr_ttl: float) -> Entry:
-        layout = node.layout
-        return Entry(node.ino, attr, attr_ttl, TTL if node.bits & LOOKUP else 0.0,
-                     layout.stripe_size if layout is not None and layout.objects else BLKSIZE)
-
     async def _entry_of(self, node: Inode) -> Entry:
         attr, ttl = await self._attr(node)
-        return self._entry(node, attr, ttl)
+        return entry(node, attr, ttl)
 
     def _parent_from(self, rep) -> None:
         """Keep the parent's attributes as our own update left them (the kernel asks next)."""
@@ -485,3 +480,11 @@ class LliteBase:
         err = (self.wbc.take_error(fid) if self.wbc is not None else None) or self.mdc.replay.take_error(fid)
         if err is not None:
             raise err
+
+
+def entry(node: Inode, attr: Attr, attr_ttl: float) -> Entry:
+    """What the kernel is told of `node`: the attributes, how long it may keep them and the
+    name, and the block size (the stripe size once the file has objects)."""
+    layout = node.layout
+    return Entry(node.ino, attr, attr_ttl, TTL if node.bits & LOOKUP else 0.0,
+                 layout.stripe_size if layout is not None and layout.objects else BLKSIZE)

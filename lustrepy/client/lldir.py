@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from lustrepy.client.inodes import Inode
-from lustrepy.client.llbase import LliteBase
+from lustrepy.client.llbase import LliteBase, entry
 from lustrepy.client.replies import Caller, Emit, Entry, FsStat
 from lustrepy.common.errors import LpError
 from lustrepy.rpc.convert import attr_from_pb
@@ -68,7 +68,7 @@ class DirOps(LliteBase):
             for i in range(start, len(listing)):
                 name, child = listing[i]
                 attr, ttl = await self._attr(child)
-                if not emit(name, replace(self._entry(child, attr, ttl), entry_ttl=0.0), i + 1 + DOTS):
+                if not emit(name, replace(entry(child, attr, ttl), entry_ttl=0.0), i + 1 + DOTS):
                     return
                 with self.table.mu:
                     child.lookups += 1
@@ -81,7 +81,7 @@ class DirOps(LliteBase):
             for ent in rep.entries:
                 attr = attr_from_pb(ent.attr)
                 child, _ = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
-                if not emit(ent.name, replace(self._entry(child, attr, 0.0), entry_ttl=0.0), ent.cookie + DOTS):
+                if not emit(ent.name, replace(entry(child, attr, 0.0), entry_ttl=0.0), ent.cookie + DOTS):
                     return
                 with self.table.mu:
                     child.lookups += 1

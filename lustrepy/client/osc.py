@@ -208,9 +208,10 @@ class Osc:
         if len(self.kept):      # the OST may have restarted and wait for our replays: do not wait for I/O
             oscreplay.in_background(self.name, self._ready)
 
-    def _note(self, method: str, req: Message, hdr: cpb.RepHdr, nbytes: int) -> None:
+    def _note(self, method: str, hdr: cpb.RepHdr, nbytes: int, *, pieces: Sequence[tuple[int, int, Buf]] = (),
+              request: Message | None = None) -> None:
         """A change the OST answered: kept until committed; past the limit, ask for a commit."""
-        if self.kept.keep(method, req, hdr.transno, hdr.last_committed, nbytes):
+        if self.kept.keep(method, hdr.transno, hdr.last_committed, nbytes, pieces=pieces, request=request):
             self.sync(0)
 
     def _down(self, gen: int, e: LpError) -> LpError:
@@ -313,7 +314,7 @@ class Osc:
         with self._mu:
             self._stats["write_rpcs"] += 1
             self._stats["write_bytes"] += total
-        self._note("WriteMany", oscreplay.write_request([(object_id, off, d) for off, d in runs]), rep.hdr, total)
+        self._note("WriteMany", rep.hdr, total, pieces=[(object_id, off, d) for off, d in runs])
         return lvb_from_pb(rep.lvb)
 
     def write_many(self, pieces: Sequence[tuple[int, int, bytes]]) -> dict[int, Lvb]:
@@ -351,7 +352,7 @@ class Osc:
         with self._mu:
             self._stats["write_rpcs"] += 1
             self._stats["write_bytes"] += total
-        self._note("WriteMany", oscreplay.write_request(pieces), rep.hdr, total)
+        self._note("WriteMany", rep.hdr, total, pieces=pieces)
         return {o.object_id: lvb_from_pb(o.lvb) for o in rep.lvbs}
 
     def _lane_read(self, lane: LaneClient, gen: int, object_id: int, offset: int, length: int) -> list[Buf]:
@@ -432,7 +433,7 @@ class Osc:
         rep = self._unary(f"punch of object {object_id}", "Punch", opb.PunchRequest, object_id=object_id,
                           size=size)
         self._count("punches")
-        self._note("Punch", opb.PunchRequest(object_id=object_id, size=size), rep.hdr, 0)  # type: ignore[attr-defined]
+        self._note("Punch", rep.hdr, 0, request=opb.PunchRequest(object_id=object_id, size=size))  # type: ignore[attr-defined]
         return lvb_from_pb(rep.lvb)     # type: ignore[attr-defined]
 
     def getattr(self, object_id: int) -> Lvb:

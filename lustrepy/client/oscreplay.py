@@ -1,7 +1,9 @@
 """The writes a client keeps for one OST until it says they are durable (Lustre's unstable pages).
 
 Every write and punch the OST answers carries its transno and the OST's `last_committed`; the
-request, with its bytes, is kept here until a reply's last_committed covers it. After an OST
+request, with its bytes, is kept here until a reply's last_committed covers it. A write's bytes
+are kept by reference (the client's buffers are never changed once written), and its request
+is only built, with its checksums, when it is replayed: keeping costs no copy on the write path. After an OST
 restart the client sends them back (osc.Osc connects, sees the new boot and the recovery, and
 replays), so a crash of the OSS host loses nothing the application was told was written, with
 or without fsync. The bytes kept are bounded by the caller: past `limit` it asks the OST to
@@ -39,8 +41,18 @@ COMMIT_ASK_PAUSE = 0.5          # seconds between asks for a commit while too ma
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    item: mpb.ReplayItem
+    """One change the OST answered: a write's (object, offset, bytes) pieces, or a punch's request."""
+
+    method: str
+    transno: int
     nbytes: int
+    pieces: tuple[tuple[int, int, Buf], ...] = ()
+    request: Message | None = None
+
+    def item(self) -> mpb.ReplayItem:
+        req = self.request if self.request is not None else write_request(self.pieces)
+        return mpb.ReplayItem(transno=self.transno, xid=self.transno, method=self.method,
+                              request=req.SerializeToString())
 
 
 class KeptWrites:
@@ -52,14 +64,15 @@ class KeptWrites:
         self.last_committed = 0
         self._asked = 0.0
 
-    def keep(self, method: str, req: Message, transno: int, last_committed: int, nbytes: int) -> bool:
-        """A change the OST answered; True when the bytes kept pass the limit and the caller should
-        ask for a commit (at most every COMMIT_ASK_PAUSE seconds)."""
+    def keep(self, method: str, transno: int, last_committed: int, nbytes: int, *,
+             pieces: Sequence[tuple[int, int, Buf]] = (), request: Message | None = None) -> bool:
+        """A change the OST answered (a write's pieces, or another request); True when the bytes
+        kept pass the limit and the caller should ask for a commit (at most every
+        COMMIT_ASK_PAUSE seconds)."""
         with self._mu:
             self._forget(last_committed)
             if transno > self.last_committed:
-                item = mpb.ReplayItem(transno=transno, xid=transno, method=method, request=req.SerializeToString())
-                self._kept[transno] = Kept(item, nbytes)
+                self._kept[transno] = Kept(method, transno, nbytes, tuple(pieces), request)
                 self._bytes += nbytes
             if self._bytes <= self.limit or time.monotonic() - self._asked < COMMIT_ASK_PAUSE:
                 return False
@@ -82,16 +95,17 @@ class KeptWrites:
     def items(self) -> list[mpb.ReplayItem]:
         """Everything kept, in transno order."""
         with self._mu:
-            return [self._kept[t].item for t in sorted(self._kept)]
+            kept = [self._kept[t] for t in sorted(self._kept)]
+        return [k.item() for k in kept]
 
     def take_all(self) -> list[mpb.ReplayItem]:
         """Everything kept, in transno order, forgotten here (the OST restarted)."""
         with self._mu:
-            out = [self._kept[t].item for t in sorted(self._kept)]
+            kept = [self._kept[t] for t in sorted(self._kept)]
             self._kept.clear()
             self._bytes = 0
             self.last_committed = 0
-            return out
+        return [k.item() for k in kept]
 
     @property
     def nbytes(self) -> int:

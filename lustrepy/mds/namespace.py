@@ -19,7 +19,7 @@ import errno
 import logging
 import stat
 
-from lustrepy.common.errors import LpError, StaleFid
+from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID, Fid
 from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.names import check_name, check_symlink_target
@@ -28,6 +28,7 @@ from lustrepy.common import perm
 from lustrepy.mds import rename as _rename
 from lustrepy.mds import resources as _res
 from lustrepy.mds import setattr as _setattr
+from lustrepy.mds import som as _som
 from lustrepy.mds import xattr as _xattr
 from lustrepy.mds.inodes import ReadOnlyTx, TxBase, row_attr
 from lustrepy.common.protocol import SA
@@ -38,7 +39,7 @@ from lustrepy.mds.records import (
     SetAttr,
     Unlinked,
 )
-from lustrepy.mds.schema import STALE_WRITER, ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
+from lustrepy.mds.schema import ATTR_COLUMNS, attr_columns, layout_from_db, layout_to_db
 
 __all__ = [
     "LINK_MAX",
@@ -386,19 +387,8 @@ class Tx(TxBase):
         return self.size_state(fid)[2]
 
     def size_state(self, fid: Fid) -> tuple[int, int, bool]:
-        """(size, blocks, authoritative) of a regular file, read in one statement: one
-        snapshot, so a writer's close that lands between two reads cannot pair the size
-        from before it with the validity from after it (a stale size a client would keep
-        under its lock, since closes call no lock back). Not authoritative while a handle
-        is open for writing or the last writer's size never came (lost_sizes)."""
-        r = self.conn.execute(
-            "SELECT i.size, i.blocks, (i.mode & 61440) = 32768 "
-            "AND NOT EXISTS (SELECT 1 FROM lost_sizes l WHERE l.inode = i.id) "
-            "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer <> 0) "
-            "FROM inodes i WHERE i.seq = ? AND i.oid = ? AND i.ver = ?", (fid.seq, fid.oid, fid.ver)).fetchone()
-        if r is None:
-            raise StaleFid(f"inode {fid}")
-        return int(r[0]), int(r[1]), bool(r[2])
+        """(size, blocks, authoritative) of a regular file (mds.som)."""
+        return _som.state(self, fid)
 
     def close(self, handle: int, size: tuple[int, int] | None = None, *,
               size_lost: bool = False) -> tuple[StripeObject, ...]:
@@ -414,10 +404,7 @@ class Tx(TxBase):
             log.debug("close of unknown handle %d", handle)
             return ()
         iid, writer, orphan = r[0]
-        if writer == STALE_WRITER or (writer and size_lost):
-            self._lose_size(iid)
-        elif writer and size is not None:
-            self._record_size(iid, size)
+        _som.reported(self, iid, writer, size, size_lost)
         if not orphan or self._is_open(iid):
             return ()
         return self._destroy(iid)
@@ -427,20 +414,13 @@ class Tx(TxBase):
         open (an unknown handle or a reader's is a no-op)."""
         self._w()
         r = self.conn.execute("SELECT inode, writer FROM opens WHERE handle = ?", (handle,)).fetchone()
-        if r is not None and r[1] == STALE_WRITER:
-            self._lose_size(r[0])
-        elif r is not None and r[1]:
-            self._record_size(r[0], size)
+        if r is not None:
+            _som.reported(self, r[0], r[1], size, False)
 
-    def _record_size(self, iid: int, size: tuple[int, int]) -> None:
-        self.conn.execute("UPDATE inodes SET size = ?, blocks = ? WHERE id = ?", (size[0], size[1], iid))
-        self.conn.execute("DELETE FROM lost_sizes WHERE inode = ?", (iid,))
-
-    def _lose_size(self, iid: int) -> None:
-        """The writer's size will not come: clients glimpse the objects until one reports it."""
-        lo = self._layout_of(iid)
-        if lo is not None and lo.objects:
-            self.conn.execute("INSERT OR IGNORE INTO lost_sizes (inode, since_ns) VALUES (?, ?)", (iid, self.now))
+    def size_from_objects(self, fid: Fid) -> None:
+        """Until a writer reports its size, clients take the file's size from its objects."""
+        self._w()
+        _som.from_objects(self, self._node(fid)[0])
 
     def close_client(self, client_id: str) -> tuple[StripeObject, ...]:
         """Close every handle of a client (disconnect or eviction): the sizes its writers knew

@@ -16,7 +16,8 @@ from lustrepy.common import perm
 from lustrepy.mds.inodes import TxBase, row_attr
 from lustrepy.common.protocol import SA
 from lustrepy.mds.records import SetAttr
-from lustrepy.mds.schema import ATTR_COLUMNS, STALE_WRITER
+from lustrepy.mds import som
+from lustrepy.mds.schema import ATTR_COLUMNS
 
 
 def setattr(tx: TxBase, cred: Cred, fid: Fid, sa: SetAttr) -> Attr:
@@ -57,19 +58,6 @@ def setattr(tx: TxBase, cred: Cred, fid: Fid, sa: SetAttr) -> Attr:
     r = tx.conn.execute(f"UPDATE inodes SET {sets}, generation = generation + 1 WHERE id = ? "
                         f"RETURNING id, {ATTR_COLUMNS}", (*cols.values(), iid)).fetchall()
     if "size" in cols:
-        # writers opened before this change may report a size from before it: not trusted
-        tx.conn.execute("UPDATE opens SET writer = ? WHERE inode = ? AND writer = 1 AND handle <> ?",
-                        (STALE_WRITER, iid, sa.open_handle if by_handle else 0))
-        if v & SA.SIZE_KNOWN or not _has_objects(tx, iid):
-            # the objects hold it already, or take it when they are made: the file's size again
-            tx.conn.execute("DELETE FROM lost_sizes WHERE inode = ?", (iid,))
-        else:
-            # a truncate: its client cuts the objects after this, and may die first; their
-            # sizes count until a writer reports one
-            tx.conn.execute("INSERT OR IGNORE INTO lost_sizes (inode, since_ns) VALUES (?, ?)", (iid, now))
+        som.size_set(tx, iid, bool(v & SA.SIZE_KNOWN), sa.open_handle if by_handle else 0)
     return row_attr(r[0])
 
-
-def _has_objects(tx: TxBase, iid: int) -> bool:
-    lo = tx._layout_of(iid)
-    return lo is not None and bool(lo.objects)

@@ -375,6 +375,29 @@ def test_a_truncate_leaves_the_size_to_the_objects_until_a_writer_reports_one(md
     assert (got.size, got.size_valid) == (35040, True)
 
 
+def test_a_write_back_cache_file_made_with_objects_takes_their_size_until_its_size_record(mdc):
+    """A client whose cache kept a file's bytes creates it with objects, writes the bytes,
+    then sends its size: if it dies between, the objects' size must count, not the 0 the
+    create left."""
+    d = _mkdir(mdc, b"wbcsize")
+    seq, _ = mdc.alloc_seq()
+    fid = cpb.Fid(seq=seq, oid=1)
+
+    def record(n: int, **op) -> mpb.UpdateRecord:
+        return mpb.UpdateRecord(seq=n, op=mpb.ReintOp(**op), time_ns=1, uid=0, gid=0)
+
+    rep = mdc.reint_batch([record(1, create=mpb.CreateOp(parent=fid_to_pb(d), name=b"f", mode=0o100644,
+                                                         fid=fid))])
+    assert rep.hdr.errno == 0 and rep.layouts and rep.layouts[0].layout.objects
+    got = mdc.intent(IT_GETATTR, fid=fid_from_pb(fid)).attr
+    assert (got.size, got.size_valid) == (0, False)
+    rep = mdc.reint_batch([record(2, setattr=mpb.SetattrOp(fid=fid, valid=int(SA.SIZE | SA.SIZE_KNOWN),
+                                                           size=3000, blocks=8))])
+    assert rep.hdr.errno == 0
+    got = mdc.intent(IT_GETATTR, fid=fid_from_pb(fid)).attr
+    assert (got.size, got.size_valid) == (3000, True)
+
+
 def test_open_with_o_trunc_sets_size_and_times_in_the_open(mdc):
     d = _mkdir(mdc, b"otrunc")
     rep = mdc.intent(IT_OPEN | IT_CREAT, parent=d, name=b"f", open_flags=os.O_CREAT | os.O_WRONLY, mode=0o100666)
