@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from lustrepy.common.errors import QuietError
+from lustrepy.common.errors import LpError, QuietError
 from lustrepy.ctl import clusterfile, mounts, procs, query
 from lustrepy.ctl.clusterfile import ClusterOptions, ClusterRecord, MountRecord, ServerRecord
 
@@ -349,12 +349,25 @@ def _stopped(rec: ClusterRecord) -> ClusterRecord:
 CLIENT_EXIT_S = 60.0        # how long `cluster down` waits for the client to write back and exit
 
 
+def _recovery_left(rec: ClusterRecord) -> float:
+    """Seconds the MDS's recovery window has left (0: not recovering, or no answer)."""
+    try:
+        r = query.mds_info(rec.mds.address, timeout=5.0).recovery
+    except (QuietError, LpError):
+        return 0.0
+    return r.time_left_s if r is not None and r.state == "recovering" else 0.0
+
+
 def mount(rec: ClusterRecord, point: str, timeout: float = MOUNT_TIMEOUT_S, opts: str = "") -> ClusterRecord:
     """Run the FUSE client on `point` (with mount options `opts`, comma-separated) and wait until
     the kernel lists the mount; the record with it."""
     point = os.path.abspath(point)
     if mounts.is_mounted(point):
         raise StartFailed(f"{point} is already a mount point")
+    left = _recovery_left(rec)
+    if left:        # a restart after clients died: the mount waits for the MDS's recovery to end
+        log.info("the MDS is recovering (%.0fs left): the mount waits for it", left)
+        timeout += left
     Path(point).mkdir(parents=True, exist_ok=True)
     source = rec.mgs_source
     argv: tuple[str, ...] = (procs.find_program(CLIENT_PROG), source, point)

@@ -5,6 +5,7 @@ after a barrier survives the server losing it."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -102,3 +103,41 @@ def test_replay_barrier_needs_a_server(tmp_path: Path) -> None:
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     r = lfsctl("replay-barrier", "--ost", "0", "--mgs", "127.0.0.1:1")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def _client_pid(point: Path) -> int:
+    """The pid of the lustrepy client this test's cluster mounted on `point` (its own path)."""
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(point).encode() in argv and any(a.endswith(b"/lustrepy") for a in argv):
+                return int(d.name)
+    raise AssertionError(f"no client mounted on {point}")
+
+
+def test_cluster_up_after_its_client_was_killed_waits_for_the_mds_recovery(tmp_path: Path) -> None:
+    """The MDS restarts expecting the dead client; `cluster up --mount` waits out its recovery
+    window instead of giving up after the usual mount timeout (30 s, below the 60 s window)."""
+    root = tmp_path / "cluster"
+    mnt = tmp_path / "mnt"
+    t = Tracker(root)
+    try:
+        r = lfsctl("cluster", "up", "--root", str(root), "--osts", "1", "--mount", str(mnt))
+        t.note()
+        assert r.returncode == 0, r.stderr
+        (mnt / "kept").write_bytes(b"x" * 5000)
+        os.sync()
+        os.kill(_client_pid(mnt), signal.SIGKILL)
+        subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, timeout=30)
+        assert lfsctl("cluster", "down", "--root", str(root)).returncode == 0
+        r = lfsctl("cluster", "up", "--root", str(root), "--mount", str(mnt), timeout=150)
+        t.note()
+        assert r.returncode == 0, r.stderr
+        assert (mnt / "kept").read_bytes() == b"x" * 5000
+        rec = ok("mds", "--root", str(root))["recovery"]
+        assert rec["state"] == "complete" and rec["clients_expected"] == 1 and rec["clients_evicted"] == 1
+    finally:
+        t.cleanup()
