@@ -274,9 +274,15 @@ class Column:
         return self.where is not None
 
 
-def lov_setstripe(d: str, count: int) -> None:
-    value = {"stripe_size": wl.MiB, "stripe_count": count, "stripe_offset": -1, "pattern": "raid0"}
+def lov_setstripe(d: str, count: int, mirrors: int = 0) -> None:
+    value: dict[str, Any] = {"stripe_size": wl.MiB, "stripe_count": count, "stripe_offset": -1, "pattern": "raid0"}
+    if mirrors > 1:
+        value["mirror_count"] = mirrors
     os.setxattr(d, LOV_XATTR, json.dumps(value, separators=(",", ":")).encode())
+
+
+def lov_mirror(d: str, mirrors: int) -> None:
+    lov_setstripe(d, 1, mirrors)
 
 
 @contextlib.contextmanager
@@ -334,7 +340,7 @@ def lustrepy_mount_column(mnt: str) -> Iterator[Column]:
     try:
         address = entry.source.partition(":/")[0]
         pids = {"client": client_pids(entry.source, mnt), **server_pids_by_argv(address)}
-        yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids),
+        yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids, mirror=lov_mirror),
                      info=f"{entry.source} on {mnt}", source=entry.source, point=mnt)
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -399,7 +405,7 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
             return
         pids: dict[str, list[int]] = {"client": client_pids(rec.mount.source, rec.mount.point)}
         pids.update({s.name: [s.pid] for s in rec.servers() if s.pid})
-        yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids),
+        yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids, mirror=lov_mirror),
                      info=f"{rec.mount.source} on {rec.mount.point} (cluster at {root})",
                      source=rec.mount.source, point=rec.mount.point)
     finally:
@@ -477,7 +483,7 @@ def wbc_column(base: Column, workdir: str) -> Iterator[Column]:
             return
         try:
             pids = {**base.where.pids, "client": client_pids(base.source, point)}
-            yield Column(name, dir=d, where=wl.Where(name, setstripe=base.where.setstripe, pids=pids),
+            yield Column(name, dir=d, where=wl.Where(name, setstripe=base.where.setstripe, pids=pids, mirror=base.where.mirror),
                          info=f"{base.source} on {point} -o wbc,journal={journal}", source=base.source, point=point)
         finally:
             shutil.rmtree(d, ignore_errors=True)
@@ -654,6 +660,8 @@ CHECKS = (
     # CPU cost (bench/cost.py): MDS CPU per server-side create, client CPU per MiB written
     Check("meta", "create.cpu.mds", "le", 600, cost.UNIT_OP),
     Check("seq1", "write.cpu.client", "le", 1.0, cost.UNIT_MIB),
+    # mirrored files: twice the bytes written, reads from one mirror
+    Check("mirror", "write_vs_1", "min", 0.5, "x"), Check("mirror", "read_vs_1", "min", 1.0, "x"),
     # the metadata write-back cache
     Check("meta", "create", "vs_lp", 2.5, "ops/s", WBC),
     Check("meta20k", "create", "min", 4000, "ops/s", WBC), Check("meta20k", "create", "vs_lp", 2.5, "ops/s", WBC),
@@ -681,6 +689,9 @@ LABELS = {
     ("memory", "server_hwm_max"): "server VmHWM (max)",
     ("dropped", "unlink_kept"): "unlink after a cache drop / before",
     ("dropped", "mkdir_kept"): "mkdir after a cache drop / before",
+    ("mirror", "write"): "seq write, 2 mirrors", ("mirror", "read"): "seq read cold, 2 mirrors",
+    ("mirror", "write_1"): "seq write, 1 mirror (same run)", ("mirror", "read_1"): "seq read, 1 mirror (same run)",
+    ("mirror", "write_vs_1"): "2 mirrors / 1: write", ("mirror", "read_vs_1"): "2 mirrors / 1: read",
     ("meta", "create.cpu.mds"): "create: MDS CPU", ("seq1", "write.cpu.client"): "seq1 write: client CPU",
 }
 

@@ -81,6 +81,7 @@ class Where:
     pids: dict[str, list[int]] = field(default_factory=dict)  # process group name -> pids, for memory
     peer: str = ""            # the same directory through a second client mount of the file system ("shared")
     plain: str = ""           # on the write-back cache column: its directory through the plain mount ("bigdir")
+    mirror: Callable[[str, int], None] | None = None    # (directory, mirror count); None: no mirrored layouts
 
 
 Workload = Callable[[str, Params, Where], list[Figure]]
@@ -187,6 +188,37 @@ def _sequential(d: str, p: Params, w: Where, stripes: int) -> list[Figure]:
     shutil.rmtree(sub)
     return [Figure("write", mib_s(p.size, wt), "MiB/s"),
             Figure("read", mib_s(p.size, rt), "MiB/s", note="" if cold else "warm"), *costs(m)]
+
+
+def _seq_pass(d: str, p: Params, w: Where, name: str, mirrors: int) -> tuple[float, float, cost.Meter]:
+    """One sequential write and cold read of p.size in a fresh directory whose new files get
+    `mirrors` mirrors (where the file system has mirrored layouts); MiB/s of each."""
+    sub = _fresh_dir(d, name)
+    if w.setstripe:
+        w.setstripe(sub, 1)
+    if w.mirror and mirrors > 1:
+        w.mirror(sub, mirrors)
+    path = os.path.join(sub, "big")
+    buf = os.urandom(p.block)
+    m = cost.Meter(w.pids)
+    wt = m.timed("write", lambda: write_file(path, p.size, p.block, buf), nbytes=p.size)
+    drop_caches()
+    got = [0]
+    rt = m.timed("read", lambda: got.__setitem__(0, read_file(path, p.block)), nbytes=p.size)
+    if got[0] != p.size:
+        raise OSError(f"read back {got[0]} bytes of {p.size}")
+    shutil.rmtree(sub)
+    return mib_s(p.size, wt), mib_s(p.size, rt), m
+
+
+def mirror2(d: str, p: Params, w: Where) -> list[Figure]:
+    """A file with 2 mirrors against one without, in the same run: sequential write and cold read
+    (stripe 1 each), and the ratios. Where there are no mirrored layouts, both runs are plain."""
+    w1, r1, _ = _seq_pass(d, p, w, "mirror1", 1)
+    w2, r2, m = _seq_pass(d, p, w, "mirror2", 2)
+    return [Figure("write", w2, "MiB/s"), Figure("read", r2, "MiB/s"), Figure("write_1", w1, "MiB/s"),
+            Figure("read_1", r1, "MiB/s"), Figure("write_vs_1", w2 / max(w1, 1e-9), "x"),
+            Figure("read_vs_1", r2 / max(r1, 1e-9), "x"), *costs(m)]
 
 
 def seq1(d: str, p: Params, w: Where) -> list[Figure]:
@@ -657,6 +689,7 @@ def warmup(d: str, p: Params, w: Where) -> list[Figure]:
 WORKLOADS: dict[str, Workload] = {
     "seq1": seq1,
     "seq4": seq4,
+    "mirror": mirror2,
     "parallel": parallel,
     "rand4k": rand4k,
     "meta": meta,

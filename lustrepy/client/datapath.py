@@ -27,8 +27,10 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
-from lustrepy.client.filedata import FileData, Pools
+from lustrepy.client.filebase import Pools
+from lustrepy.client.filedata import FileData
 from lustrepy.client.osc import Osc
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
@@ -37,6 +39,15 @@ from lustrepy.common.records import Lvb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
 log = logging.getLogger(__name__)
+
+
+class MirrorMds(Protocol):
+    """What the data path asks of the MDS for mirrored files."""
+
+    def mark_stale(self, fid: Fid, mirror_id: int) -> None: ...
+
+    def layout_of(self, fid: Fid) -> Layout | None: ...
+
 
 __all__ = ["DataPath", "FileData"]
 
@@ -51,6 +62,7 @@ class DataPath:
 
     def __init__(self, fsname: str, client_id: str, ost_addresses: Callable[[], dict[int, str]], *,
                  on_invalidate: Callable[[Fid], None], rpc_timeout: float = 30.0,
+                 mds: MirrorMds | None = None,
                  on_store: Callable[[Fid, int, bytes], None] | None = None,
                  max_dirty_per_file: int = 32 * MiB, io_threads: int = 16,
                  max_unstable: int = 256 * MiB) -> None:
@@ -63,6 +75,7 @@ class DataPath:
         self.max_unstable = max_unstable        # bytes per OST written and not yet committed, kept to replay
         self._ost_addresses = ost_addresses
         self._on_invalidate = on_invalidate
+        self.mds = mds                  # marks mirrors stale and reads layouts anew, for mirrored files
         self.on_store = on_store        # hands fetched bytes to the kernel's page cache (never blocks)
         self._mu = threading.Lock()
         self._addr_mu = threading.Lock()
@@ -93,15 +106,13 @@ class DataPath:
                 self._index(fd)
             fd.opens += 1
             self._stats["opens"] += 1
-            relayout = bool(layout.objects) and (layout.objects != fd.layout.objects or
-                                                 layout.stripe_size != fd.layout.stripe_size)
-        if relayout:
-            self._relayout(fd, layout)
+        if layout.has_objects and not fd.adopt(layout):
+            self.relayout(fd, layout)
         return fd
 
-    def _relayout(self, fd: FileData, layout: Layout) -> None:
+    def relayout(self, fd: FileData, layout: Layout) -> None:
         """The inode got a (new) layout: the old objects' state is written back and forgotten."""
-        if fd.layout.objects:
+        if fd.layout.has_objects:
             log.info("%s: layout changed; writing back and dropping the old objects' state", fd.fid)
             fd.flush()
         with self._mu:
@@ -131,6 +142,24 @@ class DataPath:
             if fd.opens == 0 and self._files.get(fd.fid) is fd and fd.idle():
                 del self._files[fd.fid]
                 self._unindex(fd)
+
+    def mirror_failed(self, fid: Fid, mirror_id: int) -> None:
+        if self.mds is None:
+            raise LpError(errno.EIO, "no MDS to mark a mirror stale at")
+        self.mds.mark_stale(fid, mirror_id)
+
+    def layout_of(self, fid: Fid) -> Layout | None:
+        return self.mds.layout_of(fid) if self.mds is not None else None
+
+    def layout_changed(self, fid: Fid) -> None:
+        """The file's LAYOUT lock is gone: an open file reads its layout again before its next I/O (a
+        mirror may be stale now, or added), and the kernel drops its pages (read from a mirror that may
+        be stale now)."""
+        with self._mu:
+            fd = self._files.get(fid)
+        if fd is not None and fd.layout.has_objects:
+            fd.layout_changed()
+            self.invalidate(fd)
 
     def invalidate(self, fd: FileData) -> None:
         """A lock of the file is gone: the mount drops the kernel's pages and attributes of the inode."""

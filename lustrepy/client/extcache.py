@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from lustrepy.client.lov import Piece
+from lustrepy.client.lov import ObjectFailed, Piece
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.ldlm import flags as lfl
@@ -135,7 +135,10 @@ class ExtentLocks:
                 with self._cv:              # the lock client no longer serves it: being revoked
                     rec.holds -= 1
                     self._cv.notify_all()
-            grant, epoch = st.osc.enqueue(st.oid, mode, (a, last), hold=hold)
+            try:
+                grant, epoch = st.osc.enqueue(st.oid, mode, (a, last), hold=hold)
+            except LpError as e:
+                raise ObjectFailed.of(e, st, mode in WRITE_MODES) from None
             self._count("lock_enqueues")
             got = self.register(st, grant, epoch, lost_gen, hold)
             if got is not None:
@@ -211,17 +214,20 @@ class ExtentLocks:
             lost_gen = st.lost_gen
         self._count("glimpses")
         try:
-            grant, epoch = st.osc.enqueue(st.oid, LockMode.PR, (0, EOF), flags=lfl.GLIMPSE | lfl.BLOCK_NOWAIT)
+            try:
+                grant, epoch = st.osc.enqueue(st.oid, LockMode.PR, (0, EOF), flags=lfl.GLIMPSE | lfl.BLOCK_NOWAIT)
+            except LpError as e:
+                if e.errno != errno.EAGAIN:
+                    raise
+                # Our own write lock (or a queued request) is in the way; nobody else writes it.
+                return st.osc.getattr(st.oid).size
+            if grant.lock is not None:
+                self.register(st, grant, epoch, lost_gen, hold=False)
+            if grant.lvb is None:
+                return st.osc.getattr(st.oid).size
+            return grant.lvb.size
         except LpError as e:
-            if e.errno != errno.EAGAIN:
-                raise
-            # Our own write lock (or a queued request) is in the way; nobody else writes it.
-            return st.osc.getattr(st.oid).size
-        if grant.lock is not None:
-            self.register(st, grant, epoch, lost_gen, hold=False)
-        if grant.lvb is None:
-            return st.osc.getattr(st.oid).size
-        return grant.lvb.size
+            raise ObjectFailed.of(e, st, False) from None
 
     # -- callbacks (lock client worker threads) --------------------------------------------
 

@@ -14,6 +14,11 @@ with a glimpse for objects another client writes, every object a request
 touches read in parallel, this client's unflushed data laid over), size,
 truncate, flush and fsync, and the answers to lock and glimpse callbacks.
 
+A mirrored file (lustrepy.client.mirrorset) is written to every live
+mirror and read from one; an object that fails makes a write give its
+mirror up (the MDS marks it stale, the write finishes on the others) and a
+read go to another mirror, without an error while one mirror is left.
+
 Invariants: dirty data is always covered by a PW lock this client holds
 (when locks are lost to a reconnect, it is locked again before it is sent);
 two Write streams for overlapping bytes of one object are never in flight at
@@ -37,107 +42,37 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lustrepy.client.datacache import Buf
-from lustrepy.client.extcache import EOF, ExtentLocks, ObjectLocks
+from lustrepy.client.extcache import EOF
 from lustrepy.client.lov import (
     Piece,
     assemble,
-    fan_out,
     file_size_from_object,
     object_size_for_file,
+    on_object,
     per_object_ranges,
     read_striped,
-    retry_reconnecting,
     split_range,
 )
-from lustrepy.client.owbc import ObjectCache, WriteBack
-from lustrepy.client.readahead import ReadAhead
+from lustrepy.client.filebase import FileBase, check_range
+from lustrepy.client.mirrorset import View
+from lustrepy.client.owbc import ObjectCache
 from lustrepy.common.errors import LpError
-from lustrepy.common.fid import Fid
-from lustrepy.common.layout import MAX_FILE_SIZE, Layout
-from lustrepy.common.records import Lvb
+from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.ldlm.modes import LockMode
 
 if TYPE_CHECKING:
-    from lustrepy.client.osc import Osc
+    pass
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MiB = 1024 * 1024
-MAX_READ_CHUNK = 16 * MiB   # the OSS cuts read replies at most this large
 
 
-@dataclass(frozen=True, slots=True)
-class Pools:
-    """The executors one mount's file I/O runs on; their owner (DataPath) makes and stops them.
-    Work on `write` and `read` never waits for other work of the same pool."""
-
-    write: Executor         # Write streams
-    read: Executor          # object reads, lock enqueues, glimpses, punch, sync
-    readahead: Executor     # read-ahead fetches (which wait for work on `read`)
-
-
-class DataOwner(Protocol):
-    """What a FileData asks of the mount's data path that made it."""
-
-    on_store: Callable[[Fid, int, bytes], None] | None
-
-    def osc(self, index: int) -> Osc: ...
-
-    def count(self, name: str, n: int = 1) -> None: ...
-
-    def invalidate(self, fd: FileData) -> None: ...
-
-    def closed_one(self, fd: FileData) -> None: ...
-
-
-def _check_range(offset: int, length: int) -> None:
-    if offset < 0 or length < 0:
-        raise LpError(errno.EINVAL, f"negative offset or length ({offset}, {length})")
-    if offset + length > MAX_FILE_SIZE:
-        raise LpError(errno.EFBIG, f"[{offset}, {offset + length}) reaches past the maximum file size")
-
-
-class FileData:
+class FileData(FileBase):
     """The data of one inode on this client. Thread-safe; every method blocks (call it from a worker thread)."""
-
-    def __init__(self, owner: DataOwner, fid: Fid, layout: Layout, max_dirty: int, pools: Pools, *,
-                 timeout: float) -> None:
-        self._dp = owner
-        self.fid = fid
-        self._pools = pools
-        self._timeout = timeout
-        self._mu = threading.Lock()
-        self._cv = threading.Condition(self._mu)
-        self._append_mu = threading.Lock()
-        self.opens = 0                  # guarded by the DataPath's mutex
-        self._write_gen = 0
-        self._locks = ExtentLocks(fid, self._cv, self, timeout=timeout, count=owner.count)
-        self._wb = WriteBack(fid, self._cv, self._locks, pools.write, max_dirty=max_dirty, timeout=timeout,
-                             count=owner.count)
-        self._ra = ReadAhead(fid, self._cv, self, pools.readahead, timeout=timeout, count=owner.count)
-        self.set_layout(layout)
-
-    def set_layout(self, layout: Layout) -> None:
-        """Use `layout`; the caller has written back what the old one's objects held."""
-        self.layout = layout
-        self._stripes = [ObjectCache(i, self._dp.osc(o.ost_index), o.object_id) for i, o in enumerate(layout.objects)]
-        count = max(len(layout.objects), 1)
-        self._wb.set_stripes(count)
-        self._ra.set_layout(layout.stripe_size, count)
-        self._chunk = layout.stripe_size if layout.stripe_size <= MAX_READ_CHUNK else 0
-
-    @property
-    def objects(self) -> list[tuple[int, int]]:
-        return [(s.osc.index, s.oid) for s in self._stripes]
 
     # ======================================================================================
     # the API
@@ -147,14 +82,15 @@ class FileData:
         """Buffer `data` at `offset` under PW locks; returns len(data). A write-back error comes out here
         when the dirty limit is full of data that cannot be written."""
         n = len(data)
-        _check_range(offset, n)
+        check_range(offset, n)
         if not self._stripes:
             raise LpError(errno.EIO, f"{self.fid} has no objects to write to")
         if n == 0:
             return 0
         if not isinstance(data, bytes):
             data = bytes(data)
-        self._wb.throttle(self._stripes, n)
+        self._refresh()
+        self._wb.throttle(self._live(), n)
         self._retry(self._write_once, offset, data)
         return n
 
@@ -162,11 +98,12 @@ class FileData:
         """write() at once when it needs no waiting: the PW locks it needs are held and the
         dirty limit has room. False (nothing done): call write()."""
         n = len(data)
-        if n == 0 or not self._stripes or offset < 0 or offset + n > MAX_FILE_SIZE or not isinstance(data, bytes):
+        if (n == 0 or not self._stripes or offset < 0 or offset + n > MAX_FILE_SIZE or not isinstance(data, bytes)
+                or self._layout_old):
             return False
-        groups = per_object_ranges(self.layout, offset, n)
         with self._mu:
-            if not self._wb.room_locked(n):
+            groups = self._m.write_groups(offset, n)
+            if self._layout_old or not self._wb.room_locked(n):
                 return False
             for si, ps in groups.items():
                 last = ps[-1].object_offset + ps[-1].length - 1
@@ -185,7 +122,8 @@ class FileData:
             raise LpError(errno.EIO, f"{self.fid} has no objects to write to")
         if not isinstance(data, bytes):
             data = bytes(data)
-        self._wb.throttle(self._stripes, len(data))
+        self._refresh()
+        self._wb.throttle(self._live(), len(data))
         with self._append_mu:
             return self._retry(self._append_once, data)
 
@@ -197,6 +135,7 @@ class FileData:
         if hit is not None or length == 0 or not self._stripes or offset >= MAX_FILE_SIZE:
             return hit or b""
         end = min(offset + length, MAX_FILE_SIZE)
+        self._refresh()
         with self._mu:
             seq = self._ra.note_read_locked(offset, end)
         return self._retry(self._read_slow, offset, end, seq)
@@ -224,18 +163,20 @@ class FileData:
         """The file size: from the objects' LVBs (glimpsing those another client writes) and our dirty data."""
         if not self._stripes:
             return 0
-        sizes = self._retry(self._object_sizes)
-        return max(file_size_from_object(self.layout, i, sz) for i, sz in enumerate(sizes))
+        self._refresh()
+        view, sizes = self._retry(self._object_sizes)
+        return max(file_size_from_object(view.layout, i, sz) for i, sz in enumerate(sizes))
 
     def size_nowait(self) -> int | None:
         """size() when it needs no I/O (every object's size known under a lock held here), else None."""
         if not self._stripes:
             return 0
         with self._mu:
-            if not all(st.trusted() for st in self._stripes):
+            view = self._m.reader()
+            if self._layout_old or not all(st.trusted() for st in view.stripes):
                 return None
-            sizes = [st.local_size() for st in self._stripes]
-        return max(file_size_from_object(self.layout, i, sz) for i, sz in enumerate(sizes))
+            sizes = [st.local_size() for st in view.stripes]
+        return max(file_size_from_object(view.layout, i, sz) for i, sz in enumerate(sizes))
 
     def truncate(self, size: int) -> None:
         """Set the file size: flush, then punch every object to its share of `size`, under PW locks."""
@@ -247,13 +188,14 @@ class FileData:
             if size == 0:
                 return
             raise LpError(errno.EIO, f"{self.fid} has no objects to extend")
+        self._refresh()
         self._retry(self._truncate_once, size)
 
     def flush(self) -> None:
         """Send every dirty byte and wait for the OSTs to acknowledge it; raise the write-back error
         while data that failed is still unwritten, or was dropped during this open (see owbc)."""
         if self._stripes:
-            self._retry(self._wb.flush_wait, self._stripes)
+            self._retry(lambda: self._wb.flush_wait(self._live()))
         with self._mu:
             lost = self._wb.lost
         if lost is not None:
@@ -263,17 +205,17 @@ class FileData:
         """flush(), then make every object durable on its OST."""
         self.flush()
         if self._stripes:
-            self._retry(self._fan_out, lambda st: st.osc.sync(st.oid), self._stripes)
+            self._retry(lambda: self._fan_out(lambda st: on_object(st, True, st.osc.sync, st.oid), self._live()))
 
     def cached_lock(self) -> bool:
         """True while we hold PR/PW locks on the full extent of every object (the kernel may keep its pages)."""
         with self._mu:
-            return bool(self._stripes) and all(st.whole() for st in self._stripes)
+            return any(v.stripes and all(st.whole() for st in v.stripes) for v in self._m.live())
 
     def lock_whole(self) -> None:
         """Take PW locks on every object from its first byte: for a file nobody else can reach yet
         (made under a WBC grant), one lock each covers all it will write, and cached_lock() holds."""
-        for st in self._stripes:
+        for st in self._live():
             self._retry(functools.partial(self._locks.lock, hold=False), st, LockMode.PW, 0, EOF + 1)
 
     def clean(self) -> bool:
@@ -309,60 +251,22 @@ class FileData:
                     "cached_bytes": self._ra.cache.nbytes, "locks": sum(len(s.recs) for s in self._stripes)}
 
     # ======================================================================================
-    # lock callbacks (lock client worker threads) and what ExtentLocks asks of this file
-    # ======================================================================================
-
-    def on_blocking(self, stripe: int, cookie: int) -> None:
-        self._locks.on_blocking(self._stripes[stripe], cookie)
-
-    def glimpse_answer(self, stripe: int) -> Lvb:
-        st = self._stripes[stripe]
-        with self._mu:
-            pending = bool(st.dirty) or bool(st.flights)
-            return Lvb(size=st.local_size(), mtime_ns=time.time_ns() if pending else 0)
-
-    def locks_lost(self, ost_index: int) -> bool:
-        """Every lock on that OST is gone (reconnect or eviction); True when this file had some there."""
-        with self._mu:
-            hit = self._locks.lost_locked(self._stripes, ost_index)
-            if hit:
-                self._ra.drop_locked()
-                self._cv.notify_all()
-        return hit
-
-    def idle(self) -> bool:
-        """Nothing worth keeping: no lock, no dirty or in-flight data."""
-        with self._mu:
-            return self._wb.clean_locked() and not any(st.recs for st in self._stripes)
-
-    def drop_cache(self) -> None:
-        with self._mu:
-            self._ra.drop_locked()
-
-    def drop_cache_locked(self) -> None:
-        self._ra.drop_locked()
-
-    def write_back(self, st: ObjectLocks) -> None:
-        assert isinstance(st, ObjectCache)
-        self._wb.flush([st], wait=True, acquire=False)
-
-    def invalidate(self) -> None:
-        self._dp.invalidate(self)
-
-    # ======================================================================================
     # writing
     # ======================================================================================
 
     def _write_once(self, offset: int, data: bytes) -> None:
-        groups = per_object_ranges(self.layout, offset, len(data))
+        with self._mu:
+            m = self._m
+            groups = m.write_groups(offset, len(data))
         held = []
         try:
             for si in sorted(groups):
                 ps = groups[si]
-                st = self._stripes[si]
+                st = m.stripes[si]
                 held.append((st, self._locks.lock(st, LockMode.PW, ps[0].object_offset,
                                                   ps[-1].object_offset + ps[-1].length, hold=True)))
             with self._mu:
+                self._same_layout_locked(m)
                 kick = self._buffer_locked(offset, data, groups)
         finally:
             self._locks.release(held)
@@ -370,18 +274,24 @@ class FileData:
             self._wb.flush(kick, wait=False, acquire=True)
 
     def _append_once(self, data: bytes) -> int:
-        held = self._locks.lock_all(self._stripes, LockMode.PW)
+        with self._mu:
+            m = self._m
+            live = m.live_stripes()
+        held = self._locks.lock_all(live, LockMode.PW)
         try:
             with self._mu:
-                if any(st.known is None for st in self._stripes):
+                self._same_layout_locked(m)
+                if any(st.known is None for st, _ in held):
                     raise LpError(errno.ENOTCONN, "locks lost while appending")
-                offset = max(file_size_from_object(self.layout, st.index, st.local_size()) for st in self._stripes)
-            _check_range(offset, len(data))
+                view = self._m.reader()
+                offset = max(file_size_from_object(view.layout, st.index - view.base, st.local_size())
+                             for st in view.stripes)
+            check_range(offset, len(data))
             kick: list[ObjectCache] = []
             if data:
-                groups = per_object_ranges(self.layout, offset, len(data))
                 with self._mu:
-                    kick = self._buffer_locked(offset, data, groups)
+                    self._same_layout_locked(m)
+                    kick = self._buffer_locked(offset, data, self._m.write_groups(offset, len(data)))
         finally:
             self._locks.release(held)
         if kick:
@@ -405,34 +315,41 @@ class FileData:
     # size and truncate
     # ======================================================================================
 
-    def _object_sizes(self) -> list[int]:
-        sizes = [0] * len(self._stripes)
+    def _object_sizes(self) -> tuple[View, list[int]]:
+        with self._mu:
+            view = self._m.reader()
+        sizes = [0] * len(view.stripes)
         ask: list[ObjectCache] = []
         with self._mu:
-            for st in self._stripes:
+            for st in view.stripes:
                 if st.trusted():
-                    sizes[st.index] = st.local_size()
+                    sizes[st.index - view.base] = st.local_size()
                 else:
                     ask.append(st)
         if ask:
             for st, sz in zip(ask, self._fan_out(self._locks.glimpse, ask), strict=True):
                 with self._mu:
-                    sizes[st.index] = max(sz, st.pending_end())
-        return sizes
+                    sizes[st.index - view.base] = max(sz, st.pending_end())
+        return view, sizes
 
     def _truncate_once(self, size: int) -> None:
-        held = self._locks.lock_all(self._stripes, LockMode.PW)
+        with self._mu:
+            m = self._m
+            views = m.live()
+        stripes = [st for v in views for st in v.stripes]
+        held = self._locks.lock_all(stripes, LockMode.PW)
         try:
-            targets = [object_size_for_file(self.layout, st.index, size) for st in self._stripes]
+            targets = [object_size_for_file(v.layout, i, size) for v in views for i in range(len(v.stripes))]
             with self._mu:
-                self._wb.cut_locked(self._stripes, targets)
+                self._same_layout_locked(m)
+                self._wb.cut_locked(stripes, targets)
                 self._write_gen += 1
                 self._ra.drop_locked()
-            self._wb.flush_wait(self._stripes)
-            lvbs = self._fan_out(lambda t: t[0].osc.punch(t[0].oid, t[1]),
-                                 list(zip(self._stripes, targets, strict=True)))
+            self._wb.flush_wait(stripes)
+            lvbs = self._fan_out(lambda t: on_object(t[0], True, t[0].osc.punch, t[0].oid, t[1]),
+                                 list(zip(stripes, targets, strict=True)))
             with self._mu:
-                for st, lvb in zip(self._stripes, lvbs, strict=True):
+                for st, lvb in zip(stripes, lvbs, strict=True):
                     if st.recs:
                         st.known = lvb.size
         finally:
@@ -449,15 +366,16 @@ class FileData:
         fetch_start, fetch_end, block = self._ra.plan(offset, end, seq, self._dp.on_store is not None)
         with self._mu:
             gens = (self._ra.cache_gen, self._write_gen)
-        self._lock_range(LockMode.PR, fetch_start, fetch_end)
+            view = self._m.reader()
+        self._lock_range(view, LockMode.PR, fetch_start, fetch_end)
         fsize = self.size()
         if offset >= fsize:
             return b""
         end, fetch_end = min(end, fsize), min(fetch_end, fsize)
         with self._mu:
             # Taken before fetching: bytes acknowledged while the fetch runs are still laid over it.
-            overlay = self._overlay(fetch_start, fetch_end)
-        parts = self._fetch(fetch_start, fetch_end)
+            overlay = self._overlay(view, fetch_start, fetch_end)
+        parts = self._fetch(view, fetch_start, fetch_end)
         with self._mu:
             fresh = not overlay and gens == (self._ra.cache_gen, self._write_gen)
             self._ra.keep_locked(parts, fetch_start, fetch_end, end, block=block, fresh=fresh,
@@ -467,15 +385,16 @@ class FileData:
             self._ra.read_ahead(end)
         return assemble(parts, offset, end, overlay)
 
-    def _lock_range(self, mode: LockMode, offset: int, end: int) -> None:
-        self._locks.lock_range(self._stripes, per_object_ranges(self.layout, offset, end - offset), mode, self._fan_out)
+    def _lock_range(self, view: View, mode: LockMode, offset: int, end: int) -> None:
+        self._locks.lock_range(list(view.stripes), per_object_ranges(view.layout, offset, end - offset), mode,
+                               self._fan_out)
 
-    def _fetch(self, offset: int, end: int) -> list[tuple[int, Buf]]:
-        return read_striped(self.layout, self._stripes, offset, end, self._chunk, self._pools.read, 3 * self._timeout)
+    def _fetch(self, view: View, offset: int, end: int) -> list[tuple[int, Buf]]:
+        return read_striped(view.layout, view.stripes, offset, end, self._chunk, self._pools.read, 3 * self._timeout)
 
-    def _overlay(self, offset: int, end: int) -> list[tuple[int, Buf]]:
+    def _overlay(self, view: View, offset: int, end: int) -> list[tuple[int, Buf]]:
         """Our unacknowledged bytes inside file [offset, end), oldest first (called with the mutex held)."""
-        return self._wb.overlay_locked(self._stripes, split_range(self.layout, offset, end - offset))
+        return self._wb.overlay_locked(list(view.stripes), split_range(view.layout, offset, end - offset))
 
     # -- what ReadAhead asks of this file ---------------------------------------------------
 
@@ -483,19 +402,15 @@ class FileData:
         return self._write_gen
 
     def has_overlay_locked(self, start: int, stop: int) -> bool:
-        return bool(self._overlay(start, stop))
+        return bool(self._overlay(self._m.reader(), start, stop))
 
     def fetch_for_cache(self, start: int, stop: int) -> list[tuple[int, Buf]] | None:
-        self._lock_range(LockMode.PR, start, stop)
         with self._mu:
-            if self._overlay(start, stop):
+            view = self._m.reader()
+            if self._layout_old:
                 return None
-        return self._fetch(start, stop)
-
-    # ======================================================================================
-
-    def _fan_out(self, fn: Callable[[T], object], items: list[T]) -> list:
-        return fan_out(self._pools.read, fn, items, 3 * self._timeout)
-
-    def _retry(self, fn: Callable[..., T], *args: object) -> T:
-        return retry_reconnecting(self.fid, self._timeout, fn, *args)
+        self._lock_range(view, LockMode.PR, start, stop)
+        with self._mu:
+            if self._overlay(view, start, stop) or self._layout_old:
+                return None
+        return self._fetch(view, start, stop)

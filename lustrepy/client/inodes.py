@@ -91,6 +91,7 @@ class Revoked:
     ino: int
     attrs: bool
     entries: tuple[tuple[int, bytes], ...]
+    layout_lost: Fid | None = None      # a file's LAYOUT lock went: its open data reads the layout anew
 
 
 KEEP_MAX = 50_000       # inodes in the table past which a forgotten one is not kept (about 1.8 KB each)
@@ -233,14 +234,16 @@ class InodeTable:
                 entries.extend((node.ino, n) for n in node.negatives)
                 node.negatives.clear()
                 node.complete = None
+            layout_lost = None
             if bits & IBit.LAYOUT and not left & IBit.LAYOUT:
                 node.layout = None
+                layout_lost = node.fid
             if bits & IBit.XATTR and not left & IBit.XATTR:
                 node.no_xattr.clear()
                 node.xattrs_none = False
             if node.lookups <= 0 and node.opens <= 0 and node.ino != 1 and not _kept(node):
                 self._drop(node)            # the kernel forgot it, and now nothing keeps it here
-            return Revoked(node.ino, attrs, tuple(entries))
+            return Revoked(node.ino, attrs, tuple(entries), layout_lost)
 
     def drop_all_locks(self) -> list[Revoked]:
         """After an eviction: nothing cached is trusted any more."""

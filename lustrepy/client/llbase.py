@@ -140,6 +140,8 @@ class LliteBase:
             self._forget_revoked(rev)
 
     def _forget_revoked(self, rev: Revoked) -> None:
+        if rev.layout_lost is not None:
+            self.data.layout_changed(rev.layout_lost)
         if rev.attrs:
             self.notify.inode(rev.ino, attr_only=True)
         for parent, name in rev.entries:
@@ -302,7 +304,7 @@ class LliteBase:
         if (data := node.data) is not None:     # read once: a release elsewhere may clear it
             return data.size()
         layout = self._layout_of(node)
-        if layout is None or not layout.objects:
+        if layout is None or not layout.has_objects:
             a = node.attr                       # no objects: the size is the MDS's (a truncate's)
             return a.size if a is not None else 0
         fd = self.data.open(node.fid, layout)
@@ -323,7 +325,7 @@ class LliteBase:
         assert attr is not None
         data = node.data
         if (not stat.S_ISREG(attr.mode) or (node.size_valid and data is None)
-                or (data is not None and not data.layout.objects)       # no objects: the MDS's size
+                or (data is not None and not data.layout.has_objects)       # no objects: the MDS's size
                 or (node.size_local and node.attr_cached())):
             return attr, TTL if node.attr_cached() else 0.0
         size = data.size_nowait() if data is not None else None
@@ -487,4 +489,4 @@ def entry(node: Inode, attr: Attr, attr_ttl: float) -> Entry:
     name, and the block size (the stripe size once the file has objects)."""
     layout = node.layout
     return Entry(node.ino, attr, attr_ttl, TTL if node.bits & LOOKUP else 0.0,
-                 layout.stripe_size if layout is not None and layout.objects else BLKSIZE)
+                 layout.stripe_size if layout is not None and layout.has_objects else BLKSIZE)

@@ -164,10 +164,10 @@ class FileOps(NameOps):
             if kept is not None:
                 return kept
             layout = await self.io.run(self._layout_of, h.node)
-            if layout is None or not layout.objects:
+            if layout is None or not layout.has_objects:
                 return _zeros(h.node, off, size)
             h.data = await self.io.run(self._open_data, h.node, layout)     # its kept bytes went to its objects
-        if not h.data.layout.objects:
+        if not h.data.layout.has_objects:
             return _zeros(h.node, off, size)
         hit = h.data.read_nowait(off, size)
         if hit is not None:
@@ -184,7 +184,7 @@ class FileOps(NameOps):
     async def _ensure_layout(self, h: Handle) -> None:
         """A file created without objects gets its layout (the default) before its first write."""
         node = h.node
-        fresh = node.layout is None or not node.layout.objects
+        fresh = node.layout is None or not node.layout.has_objects
         await self._sync_records()
         parent = self._parent_fid(node)
         rep = await self._at_mds(node, self.mdc.intent, IT_LAYOUT, fid=node.fid, ibits=LOOKUP_BITS,
@@ -216,7 +216,7 @@ class FileOps(NameOps):
             if self.wbcdata.write(node, at, buf):
                 self.wbc.note_data()
                 return len(buf)
-        if h.lazy or h.data is None or h.node.layout is None or not h.node.layout.objects:
+        if h.lazy or h.data is None or h.node.layout is None or not h.node.layout.has_objects:
             await self._ensure_layout(h)        # also: the MDS learns of this writer
         h.wrote = True
         with self.table.mu:
@@ -347,7 +347,7 @@ class FileOps(NameOps):
     def _truncate(self, node: Inode, size: int) -> None:
         fd = node.data
         layout = fd.layout if fd is not None else self._layout_of(node)
-        if layout is None or not layout.objects:
+        if layout is None or not layout.has_objects:
             return                  # no objects yet: they take the MDS's size when made (_ensure_layout)
         if fd is None:
             fd = self.data.open(node.fid, layout)

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from lustrepy.client.inodes import Inode
 from lustrepy.client.llattr import AttrOps
 from lustrepy.client.llbase import KernelCache
 from lustrepy.client.lldir import DirOps
 from lustrepy.client.nsbackend import LocalNamespace, RemoteNamespace
 from lustrepy.client.wbc import Wbc
+from lustrepy.common.layout import Layout
 
 
 class Llite(AttrOps, DirOps):
@@ -42,3 +44,7 @@ class Llite(AttrOps, DirOps):
         self.remote = RemoteNamespace(self)
         if self.local is not None:
             self._local_ns = lambda g: LocalNamespace(self, g)
+
+    def layout_for_data(self, node: Inode) -> Layout | None:
+        """The file's layout for its open data, read anew after its LAYOUT lock went (a worker thread)."""
+        return self._layout_of(node)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from lustrepy.client.datacache import Buf, ObjectData
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import BadData, LpError
 from lustrepy.common.layout import Layout
 from lustrepy.common.layout import file_size_from_object as file_size_from_object  # re-exported: the client imports it here
 
@@ -33,6 +33,29 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class ObjectFailed(LpError):
+    """An RPC about one object failed: the error (same errno), the object, and whether the
+    operation was to change it (a mirrored file's writer then gives the mirror up)."""
+
+    def __init__(self, e: LpError, obj: object, write: bool) -> None:
+        super().__init__(e.errno, e.message)
+        self.obj = obj
+        self.write = write
+        self.bad_data = isinstance(e, BadData)     # the OST holds bytes that fail their checksum
+
+    @staticmethod
+    def of(e: LpError, obj: object, write: bool) -> ObjectFailed:
+        return e if isinstance(e, ObjectFailed) else ObjectFailed(e, obj, write)
+
+
+def on_object(obj: object, write: bool, fn: Callable[..., T], *args: object) -> T:
+    """fn(*args), its LpError raised as ObjectFailed naming `obj`."""
+    try:
+        return fn(*args)
+    except LpError as e:
+        raise ObjectFailed.of(e, obj, write) from None
 
 
 def stripe_of(layout: Layout, off: int) -> tuple[int, int]:
@@ -136,10 +159,14 @@ def read_striped(layout: Layout, stripes: Sequence[StripeObject], offset: int, e
     jobs = []
     for si, ps in per_object_ranges(layout, offset, end - offset).items():
         a, b = ps[0].object_offset, ps[-1].object_offset + ps[-1].length
-        jobs.append((stripes[si], a, b))
-    datas = fan_out(pool, lambda j: ObjectData(j[1], j[0].osc.read(j[0].oid, j[1], j[2] - j[1], chunk)), jobs,
-                    timeout)
-    by_stripe = {j[0].index: d for j, d in zip(jobs, datas, strict=True)}
+        jobs.append((si, stripes[si], a, b))
+
+    def one(j: tuple[int, StripeObject, int, int]) -> ObjectData:
+        _, st, a, b = j
+        return ObjectData(a, on_object(st, False, st.osc.read, st.oid, a, b - a, chunk))
+
+    datas = fan_out(pool, one, jobs, timeout)
+    by_stripe = {j[0]: d for j, d in zip(jobs, datas, strict=True)}
     return [(p.file_offset, by_stripe[p.stripe].view(p.object_offset, p.length))
             for p in split_range(layout, offset, end - offset)]
 

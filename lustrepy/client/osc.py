@@ -37,7 +37,7 @@ from google.protobuf.message import Message
 
 from lustrepy.client import oscreplay
 from lustrepy.client.datacache import Buf, Segment, write_messages
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import BadData, LpError
 from lustrepy.common.records import Lvb
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.request import Grant, LockClient
@@ -371,7 +371,7 @@ class Osc:
             except (LaneRefused, LaneLost):
                 raise
             except LpError as e:
-                raise self._down(gen, LpError(e.errno, f"{self.name} object {object_id}: {e.message}")) from None
+                raise self._down(gen, _read_error(self.name, object_id, e)) from None
             if data:
                 out.append(data)
                 pos += len(data)
@@ -411,7 +411,7 @@ class Osc:
             err = LpError(transport_errno(e), f"{self.name} object {object_id}: read failed: {e.code()}")
             raise self._down(gen, err) from None
         except LpError as e:
-            raise self._down(gen, LpError(e.errno, f"{self.name} object {object_id}: {e.message}")) from None
+            raise self._down(gen, _read_error(self.name, object_id, e)) from None
         finally:
             stream.cancel()
         with self._mu:
@@ -447,7 +447,7 @@ class Osc:
         self.kept.committed(rep.hdr.last_committed)     # type: ignore[attr-defined]
         self._count("syncs")
 
-    # -- introspection ------------------------------------------------------------------
+    connect_now = _ready    # connect (again) when not connected; LpError when the OST does not answer
 
     def statistics(self) -> dict[str, int | str | bool]:
         with self._mu:
@@ -461,3 +461,12 @@ class Osc:
                         "glimpse_callbacks": ls["glimpses"], "lru_cancels": ls["lru_cancels"],
                         "evictions": ls["evictions"]})
         return out
+
+
+def _read_error(ost: str, object_id: int, e: LpError) -> LpError:
+    """A failed read as the layers above see it: EBADMSG (the OST's bytes fail their checksum at
+    rest) becomes BadData, EIO to the application; anything else keeps its errno."""
+    text = f"{ost} object {object_id}: {e.message}"
+    if e.errno == errno.EBADMSG:
+        return BadData(text)
+    return LpError(e.errno, text)

@@ -23,6 +23,11 @@ is reported again until the data is written):
   close until the last open of the file on this client has ended, or a
   truncate cuts off every byte dropped.
 
+A mirrored file's stream that fails is first offered to `on_failed`: when it
+gives the object's mirror up (marked stale at the MDS), the stream's data
+and the mirror's dirty data are dropped without an error, since the other
+mirrors hold the bytes (`discard_locked`).
+
 State is guarded by the owning FileData's mutex, handed in as a Condition;
 every wait has a deadline. Dirty data no lock covers (locks lost to a
 reconnect) is locked again through the file's ExtentLocks before it is
@@ -124,6 +129,8 @@ class WriteBack:
         self.error: LpError | None = None      # failure of a stream whose data is kept dirty, until a flush writes it
         self.lost: LpError | None = None       # failure of a stream whose data was dropped, until the last close
         self._fail_gen = 0                     # counts failed streams
+        # a failed stream's object and error -> True when its mirror was given up (called unlocked)
+        self.on_failed: Callable[[ObjectCache, LpError], bool] | None = None
 
     def set_stripes(self, count: int) -> None:
         """The file now has `count` objects: an object's dirty data starts streaming once it fills a
@@ -167,6 +174,21 @@ class WriteBack:
                 st.dropped = None       # what was lost is cut off: the file no longer holds it
         if all(st.dropped is None for st in stripes):
             self.lost = None
+
+    def discard_locked(self, gone: Iterable[ObjectCache], kept: Iterable[ObjectCache]) -> None:
+        """The objects `gone` are given up (their mirror is stale): drop their dirty data and the
+        errors only they had; `kept` are the file's other objects (the mutex is held)."""
+        for st in gone:
+            self.dirty_bytes -= st.dirty.nbytes
+            st.dirty = SegmentMap()
+            st.failed = False
+            st.dropped = None
+        kept = list(kept)
+        if not any(st.failed for st in kept):
+            self.error = None
+        if not any(st.dropped is not None for st in kept):
+            self.lost = None
+        self._cv.notify_all()
 
     def forget_lost_locked(self, stripes: list[ObjectCache]) -> None:
         """The last open ended, and its close reported what was dropped (the mutex is held)."""
@@ -289,6 +311,13 @@ class WriteBack:
         except Exception as e:  # a bug must not lose the data silently
             log.exception("%s: write-back to object %d failed", self.fid, st.oid)
             err = LpError(errno.EIO, f"write-back failed: {e}")
+        if err is not None and self.on_failed is not None and self.on_failed(st, err):
+            with self._cv:
+                st.flights.remove(f)
+                self.inflight_bytes -= f.nbytes
+                self._cv.notify_all()
+            f.done.set()
+            return
         with self._cv:
             if err is not None and err.errno in _KEEP:
                 self._requeue(st, f)            # while f is listed: the streams after it are newer

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from lustrepy.client.mirrormds import MirrorMdsOps
 from lustrepy.client.journal import Journal
 from lustrepy.client.llbase import KernelCache
 from lustrepy.client.llite import Llite
@@ -85,5 +86,6 @@ def build(address: str, fsname: str, client_id: str, kernel: KernelCache, *, tim
             mdc.close()
             raise LpError(e.errno, f"replaying update records: {e.message}") from None
     ll = Llite(mdc, data, kernel, wbc)
+    data.mds = MirrorMdsOps(mdc, ll.table, ll.layout_for_data)
     box.append(ll)
     return ClientStack(mdc, data, wbc, ll)

@@ -146,10 +146,12 @@ class WbcData:
         files = [f for node in todo if (f := self._snapshot(node, layouts.get(node.fid))) is not None]
         per_ost: dict[int, list[tuple[int, int, bytes]]] = {}
         for f in files:
-            for stripe, pieces in per_object_ranges(f.layout, 0, len(f.data)).items():
-                obj = f.layout.objects[stripe]
-                per_ost.setdefault(obj.ost_index, []).extend(
-                    (obj.object_id, p.object_offset, f.data[p.file_offset:p.file_offset + p.length]) for p in pieces)
+            for m in f.layout.write_targets():            # every mirror of a mirrored file
+                for stripe, pieces in per_object_ranges(m.layout, 0, len(f.data)).items():
+                    obj = m.layout.objects[stripe]
+                    per_ost.setdefault(obj.ost_index, []).extend(
+                        (obj.object_id, p.object_offset, f.data[p.file_offset:p.file_offset + p.length])
+                        for p in pieces)
         futures: list[tuple[int, Future]] = [
             (ost, self.data.pools.write.submit(retry_reconnecting, f"OST{ost:04x}", self.data.rpc_timeout,
                                                self.data.osc(ost).write_many, batch))
@@ -165,7 +167,7 @@ class WbcData:
                 first_error = first_error or e
         done = 0
         for f in files:
-            objs = [f.layout.objects[i] for i in per_object_ranges(f.layout, 0, len(f.data))]
+            objs = [m.layout.objects[i] for m in f.layout.write_targets() for i in per_object_ranges(m.layout, 0, len(f.data))]
             if any(o.ost_index in failed for o in objs):
                 continue
             self._written(f)
@@ -182,9 +184,9 @@ class WbcData:
             layout = layout or node.layout
         if snap is None or attr is None:
             return None
-        if layout is None or not layout.objects:
+        if layout is None or not layout.has_objects:
             layout = self.layout_of(node) if self.layout_of is not None else None
-            if layout is None or not layout.objects:
+            if layout is None or not layout.has_objects:
                 raise LpError(errno.EIO, f"{node.fid}: no objects to write its data to")
         return _Kept(node, snap, version, layout, attr.mtime_ns, attr.ctime_ns)
 

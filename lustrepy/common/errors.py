@@ -1,5 +1,6 @@
 """Errors: the errno-carrying exception (and its ESTALE kind for identifiers that name
-nothing any more), the quiet user error, and the wire errno table.
+nothing any more, and its kind for data that fails its checksum at rest), the quiet user
+error, and the wire errno table.
 
 POSIX results cross the wire as Linux errno numbers (as Lustre's ptlrpc does);
 `to_wire`/`from_wire` are the only places that translate, and any number not in
@@ -64,6 +65,15 @@ class StaleFid(LpError):
 
     def __init__(self, what: object) -> None:
         super().__init__(_errno.ESTALE, f"{what} no longer exists")
+
+
+class BadData(LpError):
+    """A server holds bytes that do not match their checksum at rest (EBADMSG on the wire): EIO to
+    the application, which never gets those bytes. A client that has another copy of them (a
+    mirror) may read that instead; `BadData` is how it tells this from other I/O errors."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_errno.EIO, message)
 
 
 class QuietError(Exception):

@@ -2,8 +2,8 @@
 
 Runs on the client side only: os.scandir over the mount, never crossing into
 another file system (as find -xdev), and the layout extended attribute
-(`lustrepy.lov`, decoded as `lfsctl getstripe` does) only when --ost or
---stripe-count needs it. It talks to no server and changes nothing. A path
+(`lustrepy.lov`, decoded as `lfsctl getstripe` does) only when --ost,
+--stripe-count or a mirror test needs it. It talks to no server and changes nothing. A path
 that does not exist or is not on lustrepy is a one-line error; a directory
 that cannot be read is reported on its own line and the walk goes on (exit 1).
 
@@ -12,7 +12,9 @@ Tests, all of which must hold (as find's implicit -a):
   --name GLOB               the entry's name (fnmatch, as find -name)
   --size [+-]N[kMGTP]       more than (+) or less than (-) N units, or N once rounded up to the unit
   --stripe-count [+-]N      a file's stripe count, a directory's default one
-  --ost N[,N...]            a file with an object on one of these OSTs
+  --ost N[,N...]            a file with an object on one of these OSTs (in any mirror)
+  --mirror-count [+-]N      a file's number of mirrors (an unmirrored file has none)
+  --mirror-state [^]STATE   a file with a mirror in that state (in_sync, stale, syncing); ^STATE: none
 """
 
 from __future__ import annotations
@@ -63,10 +65,12 @@ class Criteria:
     size: tuple[Compare, ...] = ()              # all must hold (a range: --size +1M --size=-4M)
     stripe_count: tuple[Compare, ...] = ()
     osts: frozenset[int] | None = None
+    mirror_count: tuple[Compare, ...] = ()
+    mirror_state: str | None = None              # "stale", or "^stale" for files with no stale mirror
 
     @property
     def needs_layout(self) -> bool:
-        return bool(self.stripe_count) or self.osts is not None
+        return bool(self.stripe_count) or self.osts is not None or bool(self.mirror_count) or bool(self.mirror_state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +132,25 @@ def matches(c: Criteria, name: str, kind: int, size: int, layout: dict[str, Any]
         if not all(t.matches(count) for t in c.stripe_count):
             return False
     if c.osts is not None:
-        if layout is None or kind != stat.S_IFREG or not {int(i) for i, _ in layout.get("objects") or []} & c.osts:
+        if layout is None or kind != stat.S_IFREG or not _osts(layout) & c.osts:
             return False
+    if c.mirror_count or c.mirror_state:
+        if layout is None or kind != stat.S_IFREG:
+            return False
+        mirrors = layout.get("mirrors") or []
+        if not all(t.matches(len(mirrors)) for t in c.mirror_count):
+            return False
+        if c.mirror_state:
+            state = c.mirror_state.lstrip("^")
+            if any(m["state"] == state for m in mirrors) == c.mirror_state.startswith("^"):
+                return False
     return True
+
+
+def _osts(layout: dict[str, Any]) -> set[int]:
+    """Every OST a file has an object on, in any mirror."""
+    objs = list(layout.get("objects") or []) + [o for m in layout.get("mirrors") or [] for o in m["objects"]]
+    return {int(i) for i, _ in objs}
 
 
 def check_root(path: str) -> os.stat_result:
@@ -202,13 +222,16 @@ def found_json(f: Found) -> dict[str, Any]:
     d: dict[str, Any] = {"path": f.path, "type": _TYPE_NAMES.get(f.kind, "other"), "size": f.size}
     if f.layout is not None:
         d["stripe_count"] = f.layout.get("stripe_count")
-        d["osts"] = sorted({int(i) for i, _ in f.layout.get("objects") or []})
+        d["osts"] = sorted(_osts(f.layout))
+        if f.layout.get("mirrors"):
+            d["mirrors"] = {m["mirror_id"]: m["state"] for m in f.layout["mirrors"]}
     return d
 
 
 def criteria(args: argparse.Namespace) -> Criteria:
     return Criteria(type=_TYPES[args.type] if args.type else None, name=args.name, size=tuple(args.size or ()),
-                    stripe_count=tuple(args.stripe_count or ()), osts=args.ost)
+                    stripe_count=tuple(args.stripe_count or ()), osts=args.ost,
+                    mirror_count=tuple(args.mirror_count or ()), mirror_state=args.mirror_state)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -256,4 +279,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
                    "stripe count"), metavar="[+-]N", action="append", help="a file's stripe count (a directory's default one)")
     p.add_argument("--ost", "-O", type=_arg(parse_osts, "OST index list"), metavar="N[,N...]",
                    help="files with an object on one of these OSTs")
+    p.add_argument("--mirror-count", dest="mirror_count", type=_arg(lambda t: parse_compare(t, False),
+                   "mirror count"), metavar="[+-]N", action="append", help="files with N (more, fewer) mirrors")
+    p.add_argument("--mirror-state", dest="mirror_state", choices=[f"{n}{s}" for n in ("", "^")
+                                                                   for s in ("in_sync", "stale", "syncing")],
+                   metavar="[^]STATE", help="files with a mirror in STATE (in_sync, stale, syncing); ^STATE: "
+                                            "with none in it")
     p.set_defaults(func=run)

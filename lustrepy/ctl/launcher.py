@@ -95,12 +95,18 @@ def oss_argv(rec: ClusterRecord, ost: ServerRecord, port: int) -> tuple[str, ...
     o = rec.options
     argv = [procs.find_program(OSS_PROG), "--dir", ost.dir, "--listen", f"{o.host}:{port}",
             "--mds", rec.mds.address, "--index", str(ost.index), "--fsname", rec.fsname,
-            "--port-file", str(port_file(rec.root, ost.name))]
+            "--port-file", str(port_file(rec.root, ost.name)), "--node", local_node(ost.index or 0)]
     if o.capacity is not None:
         argv += ["--capacity", str(o.capacity)]
     if o.heartbeat is not None:
         argv += ["--heartbeat", _num(o.heartbeat)]
     return tuple(argv)
+
+
+def local_node(index: int) -> str:
+    """The node an OSS of a local cluster is, for mirror placement: each its own, though they share this
+    machine, so mirrored files have somewhere to go (on real hosts an OSS's node is its host)."""
+    return f"local-ost{index}"
 
 
 def _num(x: float) -> str:

@@ -14,13 +14,14 @@ import sys
 from lustrepy import __version__
 from lustrepy.common import logs
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import (barrier, clients, cluster, df, evict, find, lfsck, locks, mds, mkfs, osts, params, stats, stripe,
-                          target, wbc)
+from lustrepy.ctl import (barrier, clients, cluster, df, evict, find, lfsck, locks, mds, mirror, mkfs, osts, params,
+                          scrub, stats, stripe, target, wbc)
 
 log = logging.getLogger(__name__)
 
 PROG = "lfsctl"
-GROUPS = (cluster, df, osts, mds, stats, stripe, wbc, locks, clients, evict, find, params, mkfs, barrier, lfsck)
+GROUPS = (cluster, df, osts, mds, stats, stripe, mirror, wbc, locks, clients, evict, find, params, mkfs, barrier, lfsck,
+          scrub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="logging level on stderr (default %(default)s; INFO shows what the launcher does)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
-        # cluster, stripe and wbc find no MDS: they act on a local directory or a mounted path
+        # cluster, stripe and wbc find no MDS: they act on a local directory or a mounted path (as does
+        # mirror create; the other mirror actions find it as every command does)
         group.register(sub, [json_opt] if group in (cluster, stripe, wbc) else [json_opt, tgt])
     return p
 

@@ -180,14 +180,15 @@ def render_osts(osts: Iterable[OstState], selves: dict[int, OssSelf] | None = No
     selves = selves or {}
     w = max([UUID_WIDTH] + [len(o.uuid) for o in osts])
     aw = max([21] + [len(o.address) for o in osts])
-    lines = [f"{'IDX':>4} {'UUID':<{w}} {'ADDRESS':<{aw}} {'STATE':<9} {'LAST SEEN':<10} {'UPTIME':<9} "
-             f"{'VERSION':<8} {'CLIENTS':<7} RECOVERY"]
+    dw = max([6] + [len(o.failure_domain) for o in osts])
+    lines = [f"{'IDX':>4} {'UUID':<{w}} {'ADDRESS':<{aw}} {'DOMAIN':<{dw}} {'STATE':<9} {'LAST SEEN':<10} "
+             f"{'UPTIME':<9} {'VERSION':<8} {'CLIENTS':<7} RECOVERY"]
     for o in osts:
         seen = f"{human_duration(o.last_seen_s)} ago" if o.address and o.last_seen_s < NEVER_S else "never"
         me = selves.get(o.index)
         mine = (f"{human_duration(me.uptime_s):<9} {me.version:<8} {me.clients:<7} {recovery_brief(me.recovery)}"
                 if me is not None else f"{'-':<9} {'-':<8} {'-':<7} -")
-        lines.append(f"{o.index:>4} {o.uuid:<{w}} {o.address or '-':<{aw}} "
+        lines.append(f"{o.index:>4} {o.uuid:<{w}} {o.address or '-':<{aw}} {o.failure_domain or '-':<{dw}} "
                      f"{'active' if o.active else 'inactive':<9} {seen:<10} {mine}")
     if not osts:
         lines.append("(no OST has registered with the MDS)")
@@ -207,6 +208,7 @@ def osts_json(st: FsStatus, mgs: str, selves: dict[int, OssSelf] | None = None) 
     return {"fsname": st.fsname, "mgs": mgs, "osts": [
         {"index": o.index, "uuid": o.uuid, "address": o.address, "state": "active" if o.active else "inactive",
          "active": o.active, "last_seen_s": round(o.last_seen_s, 3), "precreated": o.precreated, "full": o.full,
+         "node": o.node, "failure_domain": o.failure_domain,
          **mine(o.index), **_usage_json(Usage.of(o.statfs))}
         for o in st.osts]}
 

@@ -38,6 +38,8 @@ class OstState:
     statfs: Statfs
     precreated: int = 0
     full: bool = False
+    node: str = ""
+    failure_domain: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ def fs_status_from_pb(rep: mpb.MdsStatfsReply) -> FsStatus:
     osts = tuple(sorted((
         OstState(index=o.index, uuid=o.uuid or ost_uuid(rep.fsname, o.index), address=o.address,
                  active=o.active, last_seen_s=o.last_seen_s, statfs=statfs_from_pb(o.statfs),
-                 precreated=o.precreated, full=o.full)
+                 precreated=o.precreated, full=o.full, node=o.node, failure_domain=o.failure_domain)
         for o in rep.osts), key=lambda o: o.index))
     return FsStatus(fsname=rep.fsname, mdt=statfs_from_pb(rep.mdt), osts=osts, total=statfs_from_pb(rep.total))
 

@@ -81,13 +81,23 @@ def decode(value: bytes) -> dict[str, Any]:
                                "layout_gen": int(d.get("layout_gen") or d.get("generation") or 0)}
         if "objects" in d:
             out["objects"] = [[int(i), int(oid)] for i, oid in d["objects"]]
+        if "fid" in d:
+            out["fid"] = str(d["fid"])
+        if int(d.get("mirror_count", 0)) > 1 or d.get("mirrors"):
+            out["mirror_count"] = int(d.get("mirror_count") or len(d["mirrors"]))
+        if d.get("mirrors"):
+            out["mirrors"] = [{"mirror_id": int(m["id"]), "state": str(m["state"]),
+                               "stripe_size": int(m["stripe_size"]), "stripe_count": int(m["stripe_count"]),
+                               "objects": [[int(i), int(oid)] for i, oid in m["objects"]]} for m in d["mirrors"]]
     except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
         raise LpError(errno.EINVAL, f"malformed {LOV} value ({e})") from None
     return out
 
 
 def render_file(path: str, d: dict[str, Any]) -> str:
-    """A file's layout as `lfs getstripe` prints it."""
+    """A file's layout as `lfs getstripe` prints it (a mirrored one as its composite layout)."""
+    if d.get("mirrors"):
+        return render_mirrored(path, d)
     objects = d.get("objects") or []
     offset = objects[0][0] if objects else d["stripe_offset"]
     lines = [path,
@@ -102,10 +112,27 @@ def render_file(path: str, d: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_mirrored(path: str, d: dict[str, Any]) -> str:
+    """A mirrored file: the composite layout, then each mirror's RAID0 layout and objects."""
+    mirrors = d["mirrors"]
+    lines = [path, f"  lcm_layout_gen:    {d.get('layout_gen', 0)}", f"  lcm_mirror_count:  {len(mirrors)}",
+             f"  lcm_entry_count:   {len(mirrors)}"]
+    for m in mirrors:
+        flags = {"in_sync": "init", "stale": "init,stale"}.get(m["state"], "init,stale,syncing")
+        lines += [f"    lcme_mirror_id:      {m['mirror_id']}", f"    lcme_flags:          {flags}",
+                  f"      lmm_stripe_count:  {m['stripe_count']}", f"      lmm_stripe_size:   {m['stripe_size']}",
+                  f"      lmm_pattern:       {d['pattern']}",
+                  f"      lmm_stripe_offset: {m['objects'][0][0] if m['objects'] else -1}",
+                  "\tobdidx\t\t objid\t\t objid\t\t group"]
+        lines += [f"\t{idx:6d}\t{oid:14d}\t{oid:#13x}\t{0:14d}" for idx, oid in m["objects"]]
+    return "\n".join(lines) + "\n"
+
+
 def render_dir(path: str, d: dict[str, Any]) -> str:
     """A directory's default layout as `lfs getstripe -d` prints it."""
+    mirrors = f" mirror_count: {d['mirror_count']}" if d.get("mirror_count", 0) > 1 else ""
     return (f"{path}\nstripe_count:  {d['stripe_count']} stripe_size:   {d['stripe_size']} "
-            f"pattern:       {d['pattern']} stripe_offset: {d['stripe_offset']}\n")
+            f"pattern:       {d['pattern']} stripe_offset: {d['stripe_offset']}{mirrors}\n")
 
 
 def as_json(path: str, is_dir: bool, d: dict[str, Any]) -> dict[str, Any]:
@@ -115,9 +142,10 @@ def as_json(path: str, is_dir: bool, d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def requested(base: dict[str, Any] | None, count: int | None, size: int | None, offset: int | None) -> lo.Layout:
-    """The layout setstripe asks for: given values, the rest (or 0 = default) from `base`, the layout
-    of the directory the new one inherits from. QuietError naming what is wrong."""
+def requested(base: dict[str, Any] | None, count: int | None, size: int | None, offset: int | None,
+              mirrors: int | None = None) -> lo.Layout:
+    """The layout setstripe (or mirror create) asks for: given values, the rest (or 0 = default) from
+    `base`, the layout of the directory the new one inherits from. QuietError naming what is wrong."""
     base = base or {}
 
     def pick(given: int | None, key: str, default: int) -> int:
@@ -125,7 +153,8 @@ def requested(base: dict[str, Any] | None, count: int | None, size: int | None, 
 
     layout = lo.Layout(stripe_size=pick(size, "stripe_size", lo.DEFAULT_STRIPE_SIZE),
                        stripe_count=pick(count, "stripe_count", lo.DEFAULT_STRIPE_COUNT),
-                       stripe_offset=offset if offset is not None else int(base.get("stripe_offset", -1)))
+                       stripe_offset=offset if offset is not None else int(base.get("stripe_offset", -1)),
+                       mirror_count=pick(mirrors, "mirror_count", 0))
     if layout.stripe_size > lo.MAX_STRIPE_SIZE:
         raise QuietError(f"stripe size {layout.stripe_size} is over the maximum {lo.MAX_STRIPE_SIZE}", 2)
     try:
@@ -184,7 +213,8 @@ def _parent(path: str) -> str:
     return os.path.dirname(os.path.abspath(path)) or "/"
 
 
-def setstripe_one(path: str, count: int | None, size: int | None, offset: int | None, delete: bool) -> None:
+def setstripe_one(path: str, count: int | None, size: int | None, offset: int | None, delete: bool,
+                  mirrors: int | None = None) -> None:
     st = _stat(path)
     if delete:
         if st is None or not stat.S_ISDIR(st.st_mode):
@@ -193,7 +223,7 @@ def setstripe_one(path: str, count: int | None, size: int | None, offset: int | 
         _xattr_call(path, lambda: remove_lov(path))
         return
     if st is not None and stat.S_ISDIR(st.st_mode):
-        want = requested(read_layout(path), count, size, offset)
+        want = requested(read_layout(path), count, size, offset, mirrors)
         _xattr_call(path, lambda: set_lov(path, lo.encode_lov(want)))
     elif st is None:
         parent = _parent(path)
@@ -205,13 +235,13 @@ def setstripe_one(path: str, count: int | None, size: int | None, offset: int | 
             if "not a lustrepy file" in str(e):
                 raise QuietError(f"{path}: not on a lustrepy file system ({parent} has no {LOV})") from None
             raise
-        _create_striped(path, requested(base, count, size, offset))
+        _create_striped(path, requested(base, count, size, offset, mirrors))
     elif stat.S_ISREG(st.st_mode):
         cur = read_layout(path)
         if cur is not None and cur.get("objects"):
             raise QuietError(f"{path}: already has a layout with objects (EEXIST): setstripe a new path "
                              f"or the directory new files inherit from")
-        want = requested(read_layout(_parent(path)), count, size, offset)
+        want = requested(read_layout(_parent(path)), count, size, offset, mirrors)
         _xattr_call(path, lambda: set_lov(path, lo.encode_lov(want)))
     else:
         raise QuietError(f"{path}: layouts apply to regular files and directories only")

@@ -281,7 +281,7 @@ class TxBase:
     def _destroy(self, iid: int) -> tuple[StripeObject, ...]:
         """Delete an unnamed, unopened inode; its objects go to destroy_queue."""
         lo = self._layout_of(iid)
-        objs = lo.objects if lo is not None else ()
+        objs = lo.all_objects() if lo is not None else ()
         if objs:
             self.conn.executemany(
                 "INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)",

@@ -18,7 +18,7 @@ from pathlib import Path
 from lustrepy.common.fid import ROOT_FID, Fid
 from lustrepy.common.layout import StripeObject
 from lustrepy.common.lfsckrec import FileObjects, FileState, ObjectState, Pool
-from lustrepy.mds.schema import layout_from_db
+from lustrepy.mds.schema import NAMED_OBJECTS, layout_from_db
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ _FILES = ("SELECT i.id, i.seq, i.oid, i.ver, i.layout, i.size, "
           "NOT EXISTS (SELECT 1 FROM lost_sizes l WHERE l.inode = i.id) "
           "AND NOT EXISTS (SELECT 1 FROM opens o WHERE o.inode = i.id AND o.writer <> 0) "
           "FROM inodes i WHERE i.layout IS NOT NULL AND (i.mode & 61440) = 32768")
-_NAMED = ("SELECT i.seq, i.oid, i.ver, j.key, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') "
-          "FROM inodes i, json_each(i.layout, '$.o') AS j WHERE i.layout IS NOT NULL")
+_NAMED = f"SELECT i.seq, i.oid, i.ver, n.stripe, n.ost, n.obj FROM ({NAMED_OBJECTS}) n JOIN inodes i ON i.id = n.inode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +59,7 @@ def scan(conn: sqlite3.Connection, page_files: int = PAGE_FILES) -> Iterator[Sca
     yield ScanPage(pools=pools)
     batch: list[FileObjects] = []
     for row in conn.execute(_FILES + " ORDER BY i.id"):
-        f = _file(row)
-        if f is None:
-            continue
-        batch.append(f)
+        batch.extend(_file(row))
         if len(batch) >= n:
             yield ScanPage(files=tuple(batch))
             batch = []
@@ -78,15 +74,15 @@ def scan(conn: sqlite3.Connection, page_files: int = PAGE_FILES) -> Iterator[Sca
     yield ScanPage(queued=tuple(queued), last=True)
 
 
-def _file(row: tuple[int, int, int, int, str, int, int]) -> FileObjects | None:
+def _file(row: tuple[int, int, int, int, str, int, int]) -> list[FileObjects]:
+    """The file's objects, one record per mirror (a stale mirror's size is not the file's)."""
     _, seq, oid, ver, text, size, valid = row
     try:
         lo = layout_from_db(text)
     except (ValueError, KeyError, TypeError):
-        return None                     # an unusable layout: the MDT's own checks report it
-    if not lo.objects:
-        return None
-    return FileObjects(Fid(seq, oid, ver), lo.stripe_size, lo.objects, size, bool(valid))
+        return []                       # an unusable layout: the MDT's own checks report it
+    return [FileObjects(Fid(seq, oid, ver), m.layout.stripe_size, m.layout.objects, size, bool(valid) and not m.stale)
+            for m in lo.components()]
 
 
 def verify(conn: sqlite3.Connection, objects: Iterable[StripeObject], fids: Iterable[Fid]) -> tuple[
@@ -118,7 +114,8 @@ def _file_state(conn: sqlite3.Connection, fid: Fid) -> FileState:
     row = conn.execute(_FILES + " AND i.seq = ? AND i.oid = ? AND i.ver = ?", (fid.seq, fid.oid, fid.ver)).fetchone()
     if row is None:
         return FileState(fid, None, "")
-    return FileState(fid, _file(row), path_of(conn, row[0]))
+    files = _file(row)
+    return FileState(fid, files[0] if files else None, path_of(conn, row[0]))
 
 
 def path_of(conn: sqlite3.Connection, iid: int) -> str:

@@ -129,7 +129,7 @@ class _Checker:
                 try:
                     d = layout_from_db(dl)
                     d.check()
-                    if d.objects:
+                    if d.has_objects:
                         self.bad(f"directory {fid} has a default layout naming objects")
                 except (LpError, ValueError, KeyError, TypeError) as e:
                     self.bad(f"directory {fid} has an unusable default layout: {e}")
@@ -219,7 +219,7 @@ class _Checker:
                 continue                                # reported by foreign_keys
             fid, mode, *_ = self.inodes[iid]
             lo = self.layouts.get(iid)                  # parsed by layout_columns
-            if not stat.S_ISREG(mode) or lo is None or not lo.objects:
+            if not stat.S_ISREG(mode) or lo is None or not lo.has_objects:
                 self.bad(f"inode {fid} has a lost size but is not a regular file with objects")
 
     def xattrs(self) -> None:
@@ -242,7 +242,7 @@ class _Checker:
         owner: dict[tuple[int, int], Fid] = {}
         for iid, lo in self.layouts.items():
             fid = self.inodes[iid][0]
-            for o in lo.objects:
+            for o in lo.all_objects():
                 key = (o.ost_index, o.object_id)
                 if key in owner:
                     self.bad(f"object {key} belongs to both {owner[key]} and {fid}")

@@ -13,6 +13,13 @@ when every OST is that full do the nearly full ones (not the full ones) take
 objects again. A layout that names its first OST (`stripe_offset`, `lfsctl
 setstripe -i`) is an explicit choice: any OST that is not full serves it.
 
+Mirrors of one file (`choose_mirrors`) never share an OSS node, and go to
+different failure domains while enough domains have room (an OSS that
+declares none is a domain of its own); a file gets fewer mirrors, not two on
+one node, when there are not enough nodes. Every mirror of a file has the
+same stripe count (object k of each holds the same bytes), so a mirror that
+cannot get that many OSTs is not made.
+
 Pure: it is handed the OST states and pool sizes and returns indexes; taking
 the object ids is the caller's job.
 """
@@ -25,6 +32,8 @@ import threading
 from typing import Sequence
 
 from lustrepy.common.errors import LpError
+from dataclasses import replace
+
 from lustrepy.common.layout import STRIPE_ALL, Layout
 from lustrepy.mds.ostreg import OstState
 
@@ -38,6 +47,7 @@ class Allocator:
         self.reserved = reserved
         self._rng = rng or random.Random()
         self._next = 0
+        self._domain_turn = 0
         self._lock = threading.Lock()
 
     def open_osts(self, layout: Layout, osts: Sequence[OstState]) -> list[OstState]:
@@ -69,6 +79,47 @@ class Allocator:
             self._next = start + 1
         return [usable[(start + k) % len(usable)].index for k in range(want)]
 
+    def choose_mirrors(self, layout: Layout, osts: Sequence[OstState], pools: dict[int, int], want: int,
+                       avoid: Sequence[OstState] = ()) -> list[list[int]]:
+        """OST indexes for each of `want` new mirrors of a file (fewer when the nodes do not allow
+        them all; at least one, else ENOSPC). `avoid`: OSTs the file's other mirrors use."""
+        nodes = {s.node for s in avoid}
+        domains = {domain_of(s) for s in avoid}
+        out: list[list[int]] = []
+        by_index = {s.index: s for s in osts}
+        if layout.stripe_count == STRIPE_ALL:       # all OSTs, shared out between the mirrors
+            room = len(self.usable(layout, [s for s in osts if s.node not in nodes], pools))
+            layout = replace(layout, stripe_count=max(1, room // max(want, 1)))
+        for _ in range(want):
+            free = [s for s in osts if s.node not in nodes]
+            pick = self._apart(layout, [s for s in free if domain_of(s) not in domains], pools) or free
+            if not self.usable(layout, pick, pools):
+                break
+            chosen = self.choose(layout if not out else replace(layout, stripe_offset=-1), pick, pools)
+            if out and len(chosen) < len(out[0]):
+                break                       # not enough OSTs left for a whole mirror
+            if not out:
+                layout = replace(layout, stripe_count=len(chosen))
+            out.append(chosen)
+            nodes.update(by_index[i].node for i in chosen)
+            domains.update(domain_of(by_index[i]) for i in chosen)
+        if not out:
+            raise LpError(errno.ENOSPC, "no active OST with free space and precreated objects on another node")
+        return out
+
+    def _apart(self, layout: Layout, osts: list[OstState], pools: dict[int, int]) -> list[OstState]:
+        """The OSTs of one failure domain among `osts` with room for a whole mirror (the domains
+        taken in turn), else all of `osts` when they have room together, else none."""
+        by_domain: dict[str, list[OstState]] = {}
+        for s in self.usable(layout, osts, pools):
+            by_domain.setdefault(domain_of(s), []).append(s)
+        whole = [g for _, g in sorted(by_domain.items()) if len(g) >= layout.stripe_count]
+        if whole:
+            with self._lock:
+                self._domain_turn += 1
+                return whole[self._domain_turn % len(whole)]
+        return osts if sum(map(len, by_domain.values())) >= layout.stripe_count else []
+
     def _unbalanced(self, usable: Sequence[OstState]) -> bool:
         free = [s.avail_bytes for s in usable]
         top = max(free)
@@ -82,3 +133,8 @@ class Allocator:
             pick = self._rng.choices(range(len(pool)), weights=weights)[0]
             out.append(pool.pop(pick).index)
         return out
+
+
+def domain_of(st: OstState) -> str:
+    """The failure domain of an OST: the declared one, else its node alone."""
+    return st.domain or f"node:{st.node}"

@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
-from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.layout import Layout, Mirror, StripeObject
 from lustrepy.common.records import Statfs
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.mds import clienttab, resources
@@ -27,10 +27,11 @@ from lustrepy.mds.locking import MdsLocks
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
-from lustrepy.mds.ostreg import OstRegistry
+from lustrepy.mds.ostreg import OstRegistry, OstState
 from lustrepy.mds.recovery import Committer
 from lustrepy.rpc.recovery_window import RecoveryWindow
 from lustrepy.mds.replies import ReplyKeeper
+from lustrepy.mds.resync import Resyncer
 from lustrepy.mds.sqlerr import MdtFull
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy, WbcManager
@@ -57,6 +58,8 @@ class MdsConfig:
     start_check: str = "quick"      # how much of the database to check at start (dbcheck.CHECKS)
     reserve: int = 0                # disk space held back for a full disk (reserve.py)
     contention: ContentionPolicy = ContentionPolicy()
+    resync_delay: float = 300.0         # an OST inactive this long has its mirrors rebuilt elsewhere
+    resync_bandwidth: int = 64 << 20    # bytes/s of mirror copies (0: unbounded)
 
 
 class Mdt:
@@ -102,6 +105,7 @@ class Mdt:
                      len(clienttab.known(self.store)))
         self.osp.held = self.recovery.blocks     # no precreation or destroy until replays are in
         self._skipped: set[tuple[int, int]] = set()    # objects replays passed over (recovery thread)
+        self.resync = Resyncer(self, delay=cfg.resync_delay, bandwidth=cfg.resync_bandwidth)
 
     # ---- life cycle ---------------------------------------------------------------
 
@@ -111,9 +115,11 @@ class Mdt:
         self.replies.start()
         self.osp.start()
         self._sweeper.start()
+        self.resync.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.resync.stop()
         self.osp.stop()
         self.lockd.stop()
         self.committer.stop()
@@ -204,13 +210,14 @@ class Mdt:
 
     # ---- OSTs -----------------------------------------------------------------------
 
-    def announce(self, fsname: str, index: int, uuid: str, address: str, statfs: Statfs, boot_id: int) -> None:
+    def announce(self, fsname: str, index: int, uuid: str, address: str, statfs: Statfs, boot_id: int,
+                 placement: tuple[str, str] = ("", "")) -> None:
         if fsname != self.fsname:
             raise LpError(errno.EINVAL, f"OST {uuid} belongs to file system {fsname!r}, not {self.fsname!r}")
         st = self.registry.get(index)
         if st is None or st.uuid != uuid or st.address != address:
             self.store.write(lambda tx: tx.ost_register(index, uuid, address))
-        became, restarted = self.registry.heartbeat(index, uuid, address, statfs, boot_id)
+        became, restarted = self.registry.heartbeat(index, uuid, address, statfs, boot_id, placement)
         if became:
             log.info("OST%04x %s active at %s", index, uuid, address)
             self.osp.wake()
@@ -237,13 +244,15 @@ class Mdt:
         forced = None
         if tx.forced is not None:           # a replay: the objects its first reply named
             forced = dict(tx.forced.layouts).get(fid) if tx.forced.layouts and fid else tx.forced.layout
-        if forced is not None and forced.objects:
-            for o in forced.objects:
+        if forced is not None and forced.has_objects:
+            for o in forced.all_objects():
                 self._skipped.update((o.ost_index, i) for i in resources.pool_claim(tx, o.ost_index, o.object_id))
             return forced
         ranges = resources.pool_ranges(tx)
         pools = resources.sizes_of(ranges)
         osts = self.registry.all()
+        if lo.wanted_mirrors() > 1:
+            return self._allocate_mirrors(tx, lo, osts, ranges, pools)
         if not getattr(self._alloc, "lenient", False):
             open_osts = self.allocator.open_osts(lo, osts)
             usable = self.allocator.usable(lo, osts, pools)
@@ -258,6 +267,58 @@ class Mdt:
             self.osp.wake()
         return Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),
                       stripe_offset=objs[0].ost_index, pattern=lo.pattern, objects=tuple(objs))
+
+    def _allocate_mirrors(self, tx: Tx, lo: Layout, osts: list[OstState], ranges: dict[int, tuple[int, int]],
+                          pools: dict[int, int]) -> Layout:
+        """A new mirrored file's mirrors (ids 1..N), each on nodes of its own; fewer mirrors than asked
+        when there are not enough nodes (the file is then degraded, as `lfsctl mirror status` shows)."""
+        want = lo.wanted_mirrors()
+        plan = self.allocator.choose_mirrors(lo, osts, pools, want)
+        if not getattr(self._alloc, "lenient", False):
+            ready = {s.index: 1 for s in self.allocator.open_osts(lo, osts)}
+            if sum(map(len, plan)) < sum(map(len, self.allocator.choose_mirrors(lo, osts, ready, want))):
+                self.osp.wake()
+                raise LpError(errno.ENOSPC, "waiting for object precreation")
+        flat = [i for chosen in plan for i in chosen]
+        ids = iter(resources.pool_take_each(tx, ranges, flat))
+        if any(pools.get(i, 0) - 1 < self.cfg.precreate_low for i in flat):
+            self.osp.wake()
+        if len(plan) < want:
+            log.warning("a new file gets %d of %d mirrors: not enough OSS nodes with room", len(plan), want)
+        mirrors = []
+        for k, chosen in enumerate(plan, start=1):
+            objs = tuple(StripeObject(i, next(ids)) for i in chosen)
+            mirrors.append(Mirror(k, Layout(stripe_size=lo.stripe_size, stripe_count=len(objs),
+                                            stripe_offset=objs[0].ost_index, objects=objs)))
+        return Layout(stripe_size=lo.stripe_size, stripe_count=lo.stripe_count, stripe_offset=-1,
+                      mirror_count=want, mirrors=tuple(mirrors))
+
+    def add_mirrors(self, tx: Tx, lo: Layout, n: int) -> Layout:
+        """`lo` (a file's layout with objects) with n more mirrors of its striping, on nodes its objects
+        are not on, stale until the resync copies the file into them (ENOSPC: no room for them all)."""
+        comps = lo.components()
+        base = comps[0].layout
+        width = len(base.objects)
+        osts = self.registry.all()
+        by_index = {s.index: s for s in osts}
+        ranges = resources.pool_ranges(tx)
+        plan = self.allocator.choose_mirrors(Layout(stripe_size=base.stripe_size, stripe_count=width), osts,
+                                             resources.sizes_of(ranges), n,
+                                             avoid=[by_index[o.ost_index] for o in lo.all_objects()
+                                                    if o.ost_index in by_index])
+        plan = [c for c in plan if len(c) == width]
+        if len(plan) < n:
+            self.osp.wake()
+            raise LpError(errno.ENOSPC, f"room for {len(plan)} of {n} more mirrors on other OSS nodes")
+        ids = iter(resources.pool_take_each(tx, ranges, [i for c in plan for i in c]))
+        have = lo.mirrors or (Mirror(1, Layout(stripe_size=base.stripe_size, stripe_count=width,
+                                               stripe_offset=base.objects[0].ost_index, objects=base.objects)),)
+        first = max(m.mirror_id for m in have) + 1
+        new = tuple(Mirror(first + k, Layout(stripe_size=base.stripe_size, stripe_count=width, stripe_offset=c[0],
+                                             objects=tuple(StripeObject(i, next(ids)) for i in c)), stale=True)
+                    for k, c in enumerate(plan))
+        return Layout(stripe_size=base.stripe_size, stripe_count=width, generation=lo.generation,
+                      mirror_count=len(have) + n, mirrors=have + new)
 
     def write_with_objects(self, fn: Callable[[Tx], R], *, client_id: str = "", xid: int = 0,
                            encode: Callable[[R, int], bytes] | None = None, now_ns: int = 0) -> tuple[R, int]:

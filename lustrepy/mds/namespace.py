@@ -349,7 +349,7 @@ class Tx(TxBase):
         if not stat.S_ISREG(a.mode):
             raise LpError(errno.EINVAL, f"{fid} is not a regular file")
         cur = self._layout_of(iid)
-        if cur is not None and cur.objects:
+        if cur is not None and cur.has_objects:
             raise LpError(errno.EEXIST, f"{fid} already has a layout")
         layout.check()
         self.conn.execute("UPDATE inodes SET layout = ? WHERE id = ?", (layout_to_db(layout), iid))
@@ -363,7 +363,7 @@ class Tx(TxBase):
             raise LpError(errno.ENOTDIR, f"{dir_fid} is not a directory")
         perm.require_owner(cred, a, "set a directory's default layout")
         if layout is not None:
-            if layout.objects:
+            if layout.has_objects:
                 raise LpError(errno.EINVAL, "a default layout names no objects")
             layout.check()
         self.conn.execute("UPDATE inodes SET default_layout = ? WHERE id = ?",

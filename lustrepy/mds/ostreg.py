@@ -28,6 +28,8 @@ class OstState:
     last_seen: float        # monotonic
     boot_id: int = 0
     active: bool = True
+    node: str = ""              # the host it runs on: two mirrors of a file never share one
+    domain: str = ""            # its declared failure domain ("": none)
 
     @property
     def avail_bytes(self) -> int:
@@ -54,12 +56,14 @@ class OstRegistry:
             if index not in self._osts:
                 self._osts[index] = OstState(index, uuid, address, Statfs(), last_seen=-1e9, active=False)
 
-    def heartbeat(self, index: int, uuid: str, address: str, statfs: Statfs, boot_id: int) -> tuple[bool, bool]:
-        """Record a heartbeat; returns (became_active, restarted)."""
+    def heartbeat(self, index: int, uuid: str, address: str, statfs: Statfs, boot_id: int,
+                  placement: tuple[str, str] = ("", "")) -> tuple[bool, bool]:
+        """Record a heartbeat (placement: the OSS's node and failure domain); returns (became_active, restarted)."""
         now = self._clock()
+        node = placement[0] or address.rpartition(":")[0]
         with self._lock:
             old = self._osts.get(index)
-            self._osts[index] = OstState(index, uuid, address, statfs, now, boot_id, True)
+            self._osts[index] = OstState(index, uuid, address, statfs, now, boot_id, True, node, placement[1])
         became = old is None or not old.active
         restarted = old is not None and old.boot_id not in (0, boot_id)
         return became, restarted

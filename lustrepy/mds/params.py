@@ -36,7 +36,7 @@ SCOPE = "mds"
 MAX_PRECREATE = 20_000      # an OSS creates at most this many objects per Precreate call
 
 LOG_SUBSYSTEMS = ("ldlm", "rpc", "mds", "mds.wbc", "mds.osp", "mds.replay", "mds.recovery", "mds.intent",
-                  "mds.reint")
+                  "mds.reint", "mds.resync")
 
 OPTIONS = (
     ParamSpec("dir", "str", None, "MDT data directory", settable=False),
@@ -79,6 +79,12 @@ OPTIONS = (
     ParamSpec("wbc.contention_hold", "float", 30.0,
               "seconds without a conflict before a contended directory gets WBC grants again",
               minimum=0, maximum=86400),
+    ParamSpec("mirror.resync_delay", "float", 300.0,
+              "seconds an OST stays inactive before the MDS rebuilds its mirrors' objects on other OSTs",
+              minimum=0, maximum=86400 * 30),
+    ParamSpec("mirror.resync_bandwidth", "size", 64 << 20,
+              "bytes a second the MDS's mirror copies (resync, re-replication) move at most (0: no bound)",
+              minimum=0, maximum=1 << 40),
     *daemon_specs(LOG_SUBSYSTEMS),
 )
 
@@ -131,6 +137,9 @@ def registry(mdt: Mdt, settings: dict[str, str]) -> Registry:
     for f, attr in (("wbc.contention_threshold", "threshold"), ("wbc.contention_window", "window_s"),
                     ("wbc.contention_hold", "hold_s")):
         reg.bind(by_name[f], functools.partial(_contention_value, mdt, attr), _set_contention(mdt, f, attr))
+    for f, attr in (("mirror.resync_delay", "delay"), ("mirror.resync_bandwidth", "bandwidth")):
+        reg.bind(by_name[f], functools.partial(getattr, mdt.resync, attr),
+                 functools.partial(setattr, mdt.resync, attr))
     bind_logs(reg, by_name, LOG_SUBSYSTEMS)
     count, size = LAYOUT_PARAMS
     reg.bind(count, lambda: _root_layout(mdt).stripe_count,

@@ -24,6 +24,7 @@ from lustrepy.common.protocol import RENAME, SA, XATTR, check_bits
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.modes import LockMode
+from lustrepy.mds import mirrors
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.namespace import SetAttr, Tx
 from lustrepy.mds.wire import attr_pb
@@ -292,8 +293,32 @@ def _removexattr(mdt: Mdt, op: mpb.RemovexattrOp, cred: Cred) -> tuple[Locks, Tx
     return [(fid, IBit.XATTR)], remove_one
 
 
+def _mirror(mdt: Mdt, op: mpb.MirrorOp, cred: Cred) -> tuple[Locks, TxFn]:
+    fid = fid_from_pb(op.fid)
+    locks: Locks = [(fid, IBit.LAYOUT | IBit.XATTR)]
+    parent = None
+    if op.action == mpb.MirrorOp.SPLIT and not op.destroy:     # a new name beside the file
+        tx0 = mdt.store.read()
+        where = mirrors.name_of(tx0, tx0._node(fid)[0])
+        if where is None:
+            raise LpError(errno.EINVAL, f"{fid} has no name to keep its mirror beside")
+        parent = where[0]
+        locks.append((parent, IBit.UPDATE))
+
+    def change(tx: Tx) -> mpb.ReintReply:
+        if op.action == mpb.MirrorOp.STALE:
+            return _reply(mirrors.mark_stale(tx, fid, op.mirror_id), tx)
+        if op.action == mpb.MirrorOp.EXTEND:
+            return _reply(mirrors.extend(tx, fid, op.count, mdt.add_mirrors), tx)
+        if op.action == mpb.MirrorOp.SPLIT:
+            return _reply(mirrors.split(tx, fid, op.mirror_id, op.destroy, parent), tx)
+        raise LpError(errno.EINVAL, f"unknown mirror action {op.action}")
+
+    return locks, change
+
+
 _HANDLERS: dict[str, Handler] = {
     "create": _create, "mkdir": _mkdir, "symlink": _symlink, "link": _link, "unlink": _unlink,
     "rmdir": _rmdir, "rename": _rename, "setattr": _setattr, "setxattr": _setxattr,
-    "removexattr": _removexattr,
+    "removexattr": _removexattr, "mirror": _mirror,
 }

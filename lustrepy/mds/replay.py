@@ -135,7 +135,7 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.Re
             if new_fid is not None:
                 _check_new_fid(tx, new_fid, client_id)
             rep = fn(tx)
-            if kind == "create" and rep.has_layout and rep.layout.objects:
+            if kind == "create" and rep.has_layout and (rep.layout.objects or rep.layout.mirrors):
                 # the client writes its kept bytes to these objects next, and their size in a
                 # record after: if it dies between, the objects say
                 tx.size_from_objects(fid_from_pb(rep.attr.fid))

@@ -12,6 +12,7 @@ import logging
 from lustrepy.common.errors import LpError
 from lustrepy.mds.inodes import TxBase
 from lustrepy.mds.records import OstRecord
+from lustrepy.mds.schema import NAMED_OBJECTS
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,7 @@ def pool_claim(tx: TxBase, ost_index: int, object_id: int) -> range:
 def unreferenced(tx: TxBase, candidates: set[tuple[int, int]]) -> set[tuple[int, int]]:
     """The (ost, object) pairs among `candidates` that no file's layout names (one pass over
     the layouts)."""
-    named = {(int(o), int(i)) for o, i in tx.conn.execute(
-        "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') "
-        "FROM inodes, json_each(inodes.layout, '$.o') AS j WHERE inodes.layout IS NOT NULL")}
+    named = {(int(o), int(i)) for o, i in tx.conn.execute(f"SELECT ost, obj FROM ({NAMED_OBJECTS})")}
     return candidates - named
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
-from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.layout import Layout, Mirror, StripeObject
 
 SCHEMA_VERSION = 1
 STALE_WRITER = 2        # opens.writer of a writer whose size went stale (see the opens table)
@@ -248,6 +249,13 @@ def add_missing(conn: sqlite3.Connection) -> None:
 
 # ---- layouts as stored ------------------------------------------------------------------
 
+# Every object a stored layout names, a mirrored file's too: (inode, stripe, ost, obj).
+NAMED_OBJECTS = (
+    "SELECT i.id AS inode, j.key AS stripe, json_extract(j.value, '$[0]') AS ost, "
+    "json_extract(j.value, '$[1]') AS obj FROM inodes i, json_each(i.layout, '$.o') AS j WHERE i.layout IS NOT NULL "
+    "UNION ALL SELECT i.id, o.key, json_extract(o.value, '$[0]'), json_extract(o.value, '$[1]') "
+    "FROM inodes i, json_each(i.layout, '$.m') AS m, json_each(m.value, '$.l.o') AS o WHERE i.layout IS NOT NULL")
+
 def layout_to_db(layout: Layout) -> str:
     d: dict[str, object] = {"ss": layout.stripe_size, "sc": layout.stripe_count, "so": layout.stripe_offset}
     if layout.pattern != "raid0":
@@ -256,11 +264,21 @@ def layout_to_db(layout: Layout) -> str:
         d["g"] = layout.generation
     if layout.objects:
         d["o"] = [[o.ost_index, o.object_id] for o in layout.objects]
+    if layout.mirror_count:
+        d["n"] = layout.mirror_count
+    if layout.mirrors:
+        d["m"] = [{"id": m.mirror_id, "st": int(m.stale), "sy": int(m.syncing), "l": json.loads(layout_to_db(m.layout))}
+                  for m in layout.mirrors]
     return json.dumps(d, separators=(",", ":"))
 
 
 def layout_from_db(text: str) -> Layout:
-    d = json.loads(text)
+    return _layout_from(json.loads(text))
+
+
+def _layout_from(d: dict[str, Any]) -> Layout:
     return Layout(stripe_size=d["ss"], stripe_count=d["sc"], stripe_offset=d["so"],
-                  pattern=d.get("p", "raid0"), generation=d.get("g", 0),
-                  objects=tuple(StripeObject(i, o) for i, o in d.get("o", ())))
+                  pattern=d.get("p", "raid0"), generation=d.get("g", 0), mirror_count=d.get("n", 0),
+                  objects=tuple(StripeObject(i, o) for i, o in d.get("o", ())),
+                  mirrors=tuple(Mirror(m["id"], _layout_from(m["l"]), bool(m["st"]), bool(m.get("sy", 0)))
+                                for m in d.get("m", ())))

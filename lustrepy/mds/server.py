@@ -121,7 +121,8 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         d.mkdir(parents=True, exist_ok=True)
         uuid = Store.format(d, fsname)
         log.info("formatted %s as %s", d, uuid)
-    cfg = MdsConfig(dir=d, fsname=fsname, contention=contention,
+    cfg = MdsConfig(dir=d, fsname=fsname, contention=contention, resync_delay=values["mirror.resync_delay"],
+                    resync_bandwidth=values["mirror.resync_bandwidth"],
                     **{f: values[f] for f in ("heartbeat_interval", "ost_timeout", "callback_timeout",
                                               "commit_interval", "precreate_batch", "precreate_low", "ost_reserved",
                                               "pool_wait", "recovery_window", "start_check", "reserve")})

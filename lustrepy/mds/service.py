@@ -72,7 +72,7 @@ def _statfs(mdt: Mdt) -> mpb.MdsStatfsReply:
     for st in mdt.registry.all():
         rep.osts.add(index=st.index, uuid=st.uuid, address=st.address, active=st.active,
                      last_seen_s=mdt.registry.age(st), statfs=statfs_to_pb(st.statfs),
-                     precreated=pools.get(st.index, 0), full=st.full)
+                     precreated=pools.get(st.index, 0), full=st.full, node=st.node, failure_domain=st.domain)
         if st.active:
             k = st.statfs.bsize
             blocks += st.statfs.blocks * k
@@ -332,7 +332,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             tx = self.mdt.store.read()
             fid = fid_from_pb(request.fid)
             if request.name == LOV_XATTR:
-                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(_lov(tx, fid)))
+                lo = _lov(tx, fid)
+                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(lo, fid if lo.has_objects else None))
             return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name))
         return self._serve("getxattr", mpb.GetxattrReply, request, fn)
 
@@ -415,6 +416,25 @@ class MdsService(mds_pb2_grpc.MdsServicer):
     def LfsckRepair(self, request: mpb.LfsckRepairRequest, context: grpc.ServicerContext) -> mpb.LfsckRepairReply:
         return self._admin("lfsck_repair", mpb.LfsckRepairReply, lambda: lfsck_wire.repair(self.mdt, request))
 
+    def MirrorStatus(self, request: mpb.MirrorStatusRequest, context: grpc.ServicerContext) -> mpb.MirrorStatusReply:
+        return self._admin("mirror_status", mpb.MirrorStatusReply, lambda: mirror_status(self.mdt))
+
+    def MirrorResync(self, request: mpb.MirrorResyncRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
+        def fn() -> cpb.SimpleReply:
+            self.mdt.resync.request(fid_from_pb(request.fid))
+            return cpb.SimpleReply(hdr=rep_ok())
+        return self._admin("mirror_resync", cpb.SimpleReply, fn)
+
+    def MirrorChange(self, request: mpb.MirrorChangeRequest, context: grpc.ServicerContext) -> mpb.ReintReply:
+        def fn() -> mpb.ReintReply:
+            if request.op.action not in (mpb.MirrorOp.EXTEND, mpb.MirrorOp.SPLIT):
+                raise LpError(errno.EINVAL, "lfsctl changes mirrors by extend or split")
+            rep = reint.run(self.mdt, mpb.ReintOp(mirror=request.op), Cred(), "")[1]
+            if request.op.action == mpb.MirrorOp.EXTEND:
+                self.mdt.resync.request(fid_from_pb(request.op.fid))
+            return rep
+        return self._admin("mirror_change", mpb.ReintReply, fn)
+
     def _admin(self, name: str, reply_cls: Callable[..., M], fn: Callable[[], M]) -> M:
         """An admin RPC: counted, no export needed, failures as the reply's errno."""
         self.mdt.counters[name] += 1
@@ -433,7 +453,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         mdt.counters["announce"] += 1
         try:
             mdt.announce(request.fsname, request.index, request.uuid, request.address,
-                         statfs_from_pb(request.statfs), request.boot_id)
+                         statfs_from_pb(request.statfs), request.boot_id,
+                         placement=(request.node[:64] or request.address.rpartition(":")[0], request.failure_domain[:64]))
         except LpError as e:
             log.warning("refused OST announce from %s: %s", request.uuid, e.message)
             return mpb.OstAnnounceReply(hdr=rep_err(e))
@@ -475,3 +496,16 @@ def _parents(op: mpb.ReintOp, kind: str) -> list[Fid]:
     if kind == "rename":
         return [fid_from_pb(op.rename.src_parent), fid_from_pb(op.rename.dst_parent)]
     return []
+
+
+def mirror_status(mdt: Mdt) -> mpb.MirrorStatusReply:
+    st = mdt.resync.status()
+    rep = mpb.MirrorStatusReply(hdr=rep_ok(), degraded_files=st.degraded_files, copied_files=st.copied_files,
+                                copied_bytes=st.copied_bytes, failures=st.failures,
+                                resync_delay_s=st.resync_delay_s, bandwidth=st.bandwidth)
+    for c in st.copying:
+        rep.copying.add(fid=fid_to_pb(c.fid), mirror_id=c.mirror_id, why=c.why, bytes_total=c.total,
+                        bytes_done=c.done, rate=c.rate)
+    for fid, why in st.waiting:
+        rep.waiting.add(fid=fid_to_pb(fid), why=why)
+    return rep

@@ -52,7 +52,7 @@ def from_objects(tx: TxBase, iid: int) -> None:
     """Clients take the size from the file's objects until a writer reports one (a file
     without objects keeps the MDT's size: its objects take it when they are made)."""
     lo = tx._layout_of(iid)
-    if lo is not None and lo.objects:
+    if lo is not None and lo.has_objects:
         tx.conn.execute("INSERT OR IGNORE INTO lost_sizes (inode, since_ns) VALUES (?, ?)", (iid, tx.now))
 
 

@@ -132,7 +132,7 @@ class Store:
             default_layout.check()
         except LpError as e:
             raise QuietError(f"invalid default layout: {e.message}") from None
-        if default_layout.objects:
+        if default_layout.has_objects:
             raise QuietError("a default layout names no objects")
         try:
             dir.mkdir(parents=True, exist_ok=True)

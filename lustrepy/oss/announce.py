@@ -42,11 +42,14 @@ class Announcer:
 
     def __init__(self, mds_address: str, ident: OstIdentity, address: str, boot_id: int,
                  statfs: Callable[[], Statfs], on_refused: Callable[[str], None], *,
-                 interval: float = 1.0, timeout: float | None = None) -> None:
+                 interval: float = 1.0, timeout: float | None = None, node: str = "",
+                 failure_domain: str = "") -> None:
         self.mds_address = mds_address
         self.ident = ident
         self.address = address
         self.boot_id = boot_id
+        self.node = node
+        self.failure_domain = failure_domain
         self.interval = interval
         self.timeout = timeout if timeout is not None else min(10.0, max(2.0, 2 * interval))
         self._statfs = statfs
@@ -92,7 +95,8 @@ class Announcer:
             return True
         self._statfs_failing = False
         msg = mpb.OstAnnounce(fsname=self.ident.fsname, index=self.ident.index, uuid=self.ident.uuid,
-                              address=self.address, statfs=statfs_to_pb(sf), boot_id=self.boot_id)
+                              address=self.address, statfs=statfs_to_pb(sf), boot_id=self.boot_id,
+                              node=self.node, failure_domain=self.failure_domain)
         self._sent += 1
         try:
             rep = call(self._stub.Announce, msg, timeout=self.timeout)

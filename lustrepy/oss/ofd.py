@@ -7,7 +7,10 @@ Rules kept here:
   and the objects themselves exist on disk before that.
 - Every write chunk carries a crc32c of its data, checked before anything is
   written (EBADMSG); no byte past MAX_FILE_SIZE (EFBIG); writing or reading an
-  object that does not exist is ENOENT.
+  object that does not exist is ENOENT (writes.py).
+- Every block of every object has a crc32c at rest, kept with each change and
+  checked on every read; bytes that do not match are answered EBADMSG, never
+  returned (integrity.py).
 - A full OST answers ENOSPC and loses nothing already acknowledged: space is
   checked (against --capacity) and allocated (fallocate) before a chunk's data
   is written; a chunk that still fails leaves the object's size as it was.
@@ -28,27 +31,25 @@ from array import array
 from dataclasses import dataclass
 from typing import Callable, Generator
 
-import crc32c
-
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.common.records import Lvb, Statfs
 from lustrepy.oss.barrier import Barrier
+from lustrepy.oss.errmap import check_oid, lvb_of, oserr
 from lustrepy.oss.identity import OstIdentity
+from lustrepy.oss.integrity import Integrity
 from lustrepy.oss.osd import FANOUT, ObjStat, Osd
+from lustrepy.oss.writes import WriteSession
 
 log = logging.getLogger(__name__)
 
 LAST_ID_FILE = "LAST_ID"
 MAX_PRECREATE = 20_000            # objects per Precreate call (larger asks are cut)
+DIRTY_AHEAD = 64                  # ids recorded in the dirty log with a new object (see csum.DirtyLog)
 DEFAULT_READ_CHUNK = 1024 * 1024
 MIN_READ_CHUNK = 4096
 MAX_READ_CHUNK = 16 * 1024 * 1024
-_ALLOC_UNIT = 4096                # space reservations are counted in whole blocks of this size
 _OBJ_LOCKS = 64
-
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
 
 @dataclass(frozen=True, slots=True)
 class ReadPiece:
@@ -59,36 +60,10 @@ class ReadPiece:
     eof: bool
 
 
-def lvb_of(st: ObjStat) -> Lvb:
-    return Lvb(size=st.size, blocks=st.blocks, mtime_ns=st.mtime_ns, atime_ns=st.atime_ns, ctime_ns=st.ctime_ns)
-
-
-_PASSED_ON = (errno.ENOENT, errno.ENOSPC, errno.EFBIG, errno.EROFS)
-
-
-def _oserr(e: OSError, what: str) -> LpError:
-    """What a failed file operation means to the client: a missing object, a full or read-only
-    OST and too large a size as they are; anything else (EIO, EACCES, EISDIR, an object that is
-    not a regular file...) is damage on this OST: EIO to the client and one line in the log."""
-    err = e.errno or errno.EIO
-    if err in _NO_SPACE:
-        err = errno.ENOSPC
-    text = f"{what}: {e.strerror or os.strerror(err)}"
-    if err not in _PASSED_ON:
-        log.error("%s (%s): answering EIO", text, errno.errorcode.get(err, err))
-        err = errno.EIO
-    return LpError(err, text)
-
-
-def _check_oid(oid: int) -> None:
-    if oid <= 0:
-        raise LpError(errno.ENOENT, f"object {oid} does not exist")
-
-
 class Ofd:
     """The objects of one OST. Thread-safe: gRPC handlers call it from many threads."""
 
-    def __init__(self, osd: Osd, ident: OstIdentity, capacity: int | None = None) -> None:
+    def __init__(self, osd: Osd, ident: OstIdentity, capacity: int | None = None, checksums: bool = True) -> None:
         if capacity is not None and capacity <= 0:
             raise LpError(errno.EINVAL, f"capacity must be positive, not {capacity}")
         self.osd = osd
@@ -105,8 +80,13 @@ class Ofd:
         try:
             self.barrier.roll_back()                # a barrier set before the last stop: go back to it
         except OSError as e:
-            raise _oserr(e, "going back to the replay barrier") from None
+            raise oserr(e, "going back to the replay barrier") from None
         self._load()
+        self.integrity = Integrity(osd, ident.name, self._obj_lock, enabled=checksums, ahead=self._next_ids)
+        try:
+            self.integrity.recover(self._ids.tolist)
+        except OSError as e:
+            raise oserr(e, "recomputing checksums after an unclean stop") from None
 
     # -- start-up ----------------------------------------------------------
 
@@ -144,6 +124,16 @@ class Ofd:
     def last_id(self) -> int:
         return self._last_id
 
+    def _next_ids(self, oid: int) -> range:
+        """The ids after `oid` new files will get next (up to DIRTY_AHEAD of them, all precreated):
+        recorded in the dirty log with it (no lock: a stale LAST_ID only records fewer)."""
+        return range(oid + 1, min(oid + DIRTY_AHEAD, self._last_id) + 1)
+
+    def object_ids(self) -> list[int]:
+        """The ids of the objects that exist, in order (a copy)."""
+        with self._meta_lock:
+            return self._ids.tolist()
+
     def object_count(self) -> int:
         return len(self._ids)
 
@@ -173,13 +163,13 @@ class Ofd:
                 made += 1
             if made == 0:
                 assert failure is not None
-                raise _oserr(failure, f"cannot create object {first}")
+                raise oserr(failure, f"cannot create object {first}")
             last = first + made - 1
             try:
                 self.osd.sync_dirs_of(range(first, last + 1))
                 self.osd.write_meta(LAST_ID_FILE, f"{last}\n".encode())
             except OSError as e:
-                raise _oserr(e, "cannot record LAST_ID") from None
+                raise oserr(e, "cannot record LAST_ID") from None
             self._ids.extend(range(first, last + 1))
             self._last_id = last
         if failure is not None:
@@ -196,7 +186,7 @@ class Ofd:
             try:
                 out += self.osd.list_subdir(cursor)
             except OSError as e:
-                raise _oserr(e, f"listing objects of sub-directory {cursor:02x}") from None
+                raise oserr(e, f"listing objects of sub-directory {cursor:02x}") from None
             cursor += 1
         return out, cursor
 
@@ -214,15 +204,16 @@ class Ofd:
                     if not self.osd.create_new(oid):
                         continue
                 except OSError as e:
-                    raise _oserr(e, f"cannot create object {oid}") from None
+                    raise oserr(e, f"cannot create object {oid}") from None
                 made.append(oid)
+                self.integrity.destroyed(oid)       # no checksums or bad blocks of the object lost
                 i = bisect.bisect_left(self._ids, oid)
                 if i == len(self._ids) or self._ids[i] != oid:
                     self._ids.insert(i, oid)
             try:
                 self.osd.sync_dirs_of(made)
             except OSError as e:
-                raise _oserr(e, "cannot sync the recreated objects' directories") from None
+                raise oserr(e, "cannot sync the recreated objects' directories") from None
         if made:
             log.warning("%s: recreated %d lost objects empty: %s", self.ident.name, len(made), made[:16])
         return made
@@ -237,12 +228,12 @@ class Ofd:
 
         Always yields at least one piece; ENOENT is raised before the first one.
         """
-        _check_oid(oid)
+        check_oid(oid)
         chunk = DEFAULT_READ_CHUNK if chunk_size <= 0 else max(MIN_READ_CHUNK, min(chunk_size, MAX_READ_CHUNK))
         try:
             fd = self.osd.open_ro(oid)
         except OSError as e:
-            raise _oserr(e, f"object {oid}") from None
+            raise oserr(e, f"object {oid}") from None
         return self._read_pieces(fd, oid, offset, length, chunk)
 
     def _read_pieces(self, fd: int, oid: int, offset: int, length: int, chunk: int) -> Generator[ReadPiece, None, None]:
@@ -257,8 +248,9 @@ class Ofd:
                 n = min(chunk, end - pos)
                 try:
                     data = self.osd.pread(fd, n, pos)
+                    data = self.integrity.check_read(fd, oid, pos, data, size) or data
                 except OSError as e:
-                    raise _oserr(e, f"reading object {oid}") from None
+                    raise oserr(e, f"reading object {oid}") from None
                 if len(data) < n:             # truncated under us: stop at the new end
                     yield ReadPiece(pos, data, True)
                     return
@@ -271,18 +263,22 @@ class Ofd:
                   out: Callable[[int], memoryview]) -> tuple[memoryview, bool]:
         """One piece of [offset, offset+length), at most MAX_READ_CHUNK, read into out(n): the bytes
         and whether they reach the object's end. Holes read as zeros; ENOENT when no such object."""
-        _check_oid(oid)
+        check_oid(oid)
         try:
             fd = self.osd.open_ro(oid)
         except OSError as e:
-            raise _oserr(e, f"object {oid}") from None
+            raise oserr(e, f"object {oid}") from None
         try:
             size = self.osd.fstat(fd).size
             n = max(0, min(length, MAX_READ_CHUNK, size - offset))
             buf = out(n)
             got = self.osd.pread_into(fd, buf, offset) if n else 0
+            again = self.integrity.check_read(fd, oid, offset, buf[:got], size)
+            if again is not None:               # read again under the object's lock: these match
+                got = len(again)
+                buf[:got] = again
         except OSError as e:
-            raise _oserr(e, f"reading object {oid}") from None
+            raise oserr(e, f"reading object {oid}") from None
         finally:
             os.close(fd)
         return buf[:got], got < n or offset + got >= size
@@ -290,11 +286,11 @@ class Ofd:
     # -- attributes, punch, destroy, sync ------------------------------------
 
     def getattr(self, oid: int) -> Lvb:
-        _check_oid(oid)
+        check_oid(oid)
         try:
             return lvb_of(self.osd.stat(oid))
         except OSError as e:
-            raise _oserr(e, f"object {oid}") from None
+            raise oserr(e, f"object {oid}") from None
 
     def lvb(self, oid: int) -> Lvb:
         """The object's LVB as the lock server wants it: zeros for an absent object; a damaged
@@ -304,29 +300,49 @@ class Ofd:
         except FileNotFoundError:
             return Lvb()
         except OSError as e:
-            raise _oserr(e, f"object {oid}") from None
+            raise oserr(e, f"object {oid}") from None
 
     def punch(self, oid: int, size: int) -> Lvb:
         """Truncate (or extend with a hole) object `oid` to `size` bytes."""
-        _check_oid(oid)
+        check_oid(oid)
         if size > MAX_FILE_SIZE:
             raise LpError(errno.EFBIG, f"size {size} exceeds the maximum file size")
-        with self._obj_lock(oid):
+        integ = self.integrity
+        if integ.enabled:
             try:
-                fd = self.osd.open_rw(oid)
+                integ.dirty.begin([oid])
             except OSError as e:
-                raise _oserr(e, f"object {oid}") from None
-            try:
-                self.barrier.before_change(oid)
-                before = self.osd.fstat(fd)
-                self.osd.truncate(fd, size)
-                after = self.osd.fstat(fd)
-            except OSError as e:
-                raise _oserr(e, f"punching object {oid}") from None
-            finally:
-                os.close(fd)
-            self._account(after.blocks - before.blocks)
+                raise oserr(e, f"recording a change of object {oid}") from None
+        try:
+            with self._obj_lock(oid):
+                after = self._punch_locked(oid, size)
+        finally:
+            if integ.enabled:
+                integ.dirty.end([oid])
         return lvb_of(after)
+
+    def _punch_locked(self, oid: int, size: int) -> ObjStat:
+        try:
+            fd = self.osd.open_rw(oid)
+        except OSError as e:
+            raise oserr(e, f"object {oid}") from None
+        try:
+            self.barrier.before_change(oid)
+            before = self.osd.fstat(fd)
+            plan = self.integrity.plan_punch(fd, oid, before.size, size)
+            self.osd.truncate(fd, size)
+            try:
+                self.integrity.apply(oid, plan, before.size)
+            except OSError:
+                self.integrity.redo(fd, oid)        # the checksums of what is on disk now
+                raise
+            after = self.osd.fstat(fd)
+        except OSError as e:
+            raise oserr(e, f"punching object {oid}") from None
+        finally:
+            os.close(fd)
+        self._account(after.blocks - before.blocks)
+        return after
 
     def destroy(self, oids: list[int]) -> int:
         """Remove objects; absent ones count as done. Returns how many were removed now."""
@@ -341,10 +357,11 @@ class Ofd:
                 except FileNotFoundError:
                     gone = False
                 except OSError as e:    # damage: left in place for an admin, the others still go
-                    _oserr(e, f"destroying object {oid} (left in place)")
+                    oserr(e, f"destroying object {oid} (left in place)")
                     continue
                 if gone:
                     self._account(-blocks)
+                self.integrity.destroyed(oid)
             with self._meta_lock:
                 i = bisect.bisect_left(self._ids, oid)
                 if i < len(self._ids) and self._ids[i] == oid:
@@ -353,16 +370,33 @@ class Ofd:
         return removed
 
     def sync(self, oid: int) -> None:
-        """Make object `oid` durable; 0 = everything on this OST's file system."""
+        """Make object `oid` (and its checksums) durable; 0 = everything on this OST's file system."""
         if oid == 0:
             self.osd.sync_all()
         else:
             self._fsync(oid, missing_ok=False)
 
     def sync_objects(self, oids: set[int]) -> None:
-        """Make these objects' bytes durable (those destroyed meanwhile are skipped)."""
-        for oid in sorted(oids):
-            self._fsync(oid, missing_ok=True)
+        """Make these objects' bytes durable (those destroyed meanwhile are skipped), with the
+        checksums of every object changed since the last commit; then the dirty log forgets them."""
+        integ = self.integrity
+        if not integ.enabled:
+            for oid in sorted(oids):
+                self._fsync(oid, missing_ok=True)
+            return
+        taken = integ.dirty.take()
+        try:
+            for oid in sorted(oids | taken):
+                self._fsync(oid, missing_ok=True)
+            if taken:
+                self.osd.sync_dirs_of(sorted(taken))   # the entries of checksum files made since
+            integ.dirty.settle()
+        except OSError as e:
+            integ.dirty.restore(taken)
+            raise oserr(e, "recording the objects changed since the last commit") from None
+        except LpError:
+            integ.dirty.restore(taken)
+            raise
 
     def _fsync(self, oid: int, missing_ok: bool) -> None:
         try:
@@ -370,13 +404,14 @@ class Ofd:
         except FileNotFoundError as e:
             if missing_ok:
                 return
-            raise _oserr(e, f"object {oid}") from None
+            raise oserr(e, f"object {oid}") from None
         except OSError as e:
-            raise _oserr(e, f"object {oid}") from None
+            raise oserr(e, f"object {oid}") from None
         try:
             self.osd.fsync(fd)
+            self.integrity.sidecars.fsync(oid)
         except OSError as e:
-            raise _oserr(e, f"syncing object {oid}") from None
+            raise oserr(e, f"syncing object {oid}") from None
         finally:
             os.close(fd)
 
@@ -386,7 +421,7 @@ class Ofd:
         try:
             sv = self.osd.statvfs()
         except OSError as e:
-            raise _oserr(e, "statfs") from None
+            raise oserr(e, "statfs") from None
         bsize = sv.f_frsize or sv.f_bsize or 4096
         blocks, bfree, bavail = sv.f_blocks, sv.f_bfree, sv.f_bavail
         if self.capacity is not None:
@@ -419,130 +454,3 @@ class Ofd:
 
     def _obj_lock(self, oid: int) -> threading.Lock:
         return self._obj_locks[oid % _OBJ_LOCKS]
-
-
-class WriteSession:
-    """The writes of one Write stream: chunks for one or more objects, then one reply.
-
-    Keeps each touched object open until `close`; `finish` syncs them when any
-    chunk asked for it and returns the bytes written and the last object's LVB.
-    """
-
-    def __init__(self, ofd: Ofd) -> None:
-        self.ofd = ofd
-        self.written = 0
-        self.want_sync = False
-        self._fds: dict[int, int] = {}
-        self._last_oid = 0
-
-    def write(self, oid: int, offset: int, data: bytes | bytearray | memoryview, crc: int, sync: bool = False) -> None:
-        """Check and write one chunk; on any error nothing of this chunk is visible."""
-        _check_oid(oid)
-        if crc32c.crc32c(data) != crc:
-            raise LpError(errno.EBADMSG, f"checksum mismatch in a chunk for object {oid} at offset {offset}")
-        end = offset + len(data)
-        if end > MAX_FILE_SIZE:
-            raise LpError(errno.EFBIG, f"write to object {oid} ends at {end}, past the maximum file size")
-        self.want_sync = self.want_sync or sync
-        fd = self._fd(oid)
-        self._last_oid = oid
-        if not data:
-            return
-        ofd, osd = self.ofd, self.ofd.osd
-        with ofd._obj_lock(oid):
-            try:
-                ofd.barrier.before_change(oid)
-                before = osd.fstat(fd)
-                need = 0 if osd.allocated(fd, offset, len(data)) else _span(offset, end)
-            except OSError as e:
-                raise _oserr(e, f"object {oid}") from None
-            ofd._reserve(need)
-            failure: OSError | None = None
-            try:
-                self._apply(fd, oid, offset, data, before.size, need)
-            except OSError as e:
-                failure = e
-            finally:
-                ofd._unreserve(need)
-            try:
-                after = osd.fstat(fd)
-                ofd._account(after.blocks - before.blocks)
-            except OSError as e:
-                failure = failure or e
-            if failure is not None:
-                raise _oserr(failure, f"writing object {oid}")
-        self.written += len(data)
-
-    def _apply(self, fd: int, oid: int, offset: int, data: bytes | bytearray | memoryview, old_size: int, need: int) -> None:
-        osd = self.ofd.osd
-        try:
-            if need:
-                try:
-                    os.posix_fallocate(fd, offset, len(data))
-                except OSError as e:
-                    if e.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                        raise
-            osd.pwrite_all(fd, data, offset)
-        except OSError as e:
-            self._restore_size(fd, oid, old_size)
-            if e.errno in _NO_SPACE:
-                log.warning("%s: out of space writing object %d: %s", self.ofd.ident.name, oid, e.strerror)
-            raise
-
-    def _restore_size(self, fd: int, oid: int, old_size: int) -> None:
-        try:
-            if self.ofd.osd.fstat(fd).size > old_size:
-                self.ofd.osd.truncate(fd, old_size)
-        except OSError as e:
-            log.error("cannot restore the size of object %d after a failed write: %s", oid, e)
-
-    def finish(self) -> tuple[int, Lvb]:
-        """Sync if asked; returns (bytes written, LVB of the last object written)."""
-        osd = self.ofd.osd
-        try:
-            if self.want_sync:
-                for fd in self._fds.values():
-                    osd.fsync(fd)
-            lvb = lvb_of(osd.fstat(self._fds[self._last_oid])) if self._last_oid else Lvb()
-        except OSError as e:
-            raise _oserr(e, "syncing written objects") from None
-        return self.written, lvb
-
-    def objects(self) -> list[int]:
-        """The objects this session wrote."""
-        return list(self._fds)
-
-    def lvbs(self) -> dict[int, Lvb]:
-        """The LVB of every object this session wrote, from the descriptors it holds."""
-        try:
-            return {oid: lvb_of(self.ofd.osd.fstat(fd)) for oid, fd in self._fds.items()}
-        except OSError as e:
-            raise _oserr(e, "reading written objects' attributes") from None
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-    def __enter__(self) -> WriteSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _fd(self, oid: int) -> int:
-        fd = self._fds.get(oid)
-        if fd is None:
-            try:
-                fd = self.ofd.osd.open_rw(oid)
-            except OSError as e:
-                raise _oserr(e, f"object {oid}") from None
-            self._fds[oid] = fd
-        return fd
-
-
-def _span(start: int, end: int) -> int:
-    """Bytes of whole allocation blocks that [start, end) touches."""
-    first = start - start % _ALLOC_UNIT
-    last = -(-end // _ALLOC_UNIT) * _ALLOC_UNIT
-    return last - first

@@ -1,9 +1,9 @@
 """The OSS's options and tunables: their specs, their binding to the running server, and where run-time settings are kept.
 
 Tunables are served under the scope `ost.<index>.` (`ost.0.callback_timeout`,
-`ost.0.heartbeat_interval`, `ost.0.log.ldlm`). A settable one changes the
-live object at once (the lock server's callback timeout, the announcer's
-period, a logger's level). Values set at run time are kept in
+`ost.0.heartbeat_interval`, `ost.0.scrub_rate`, `ost.0.log.ldlm`). A settable
+one changes the live object at once (the lock server's callback timeout, the
+announcer's period, the scrub's rate, a logger's level). Values set at run time are kept in
 DIR/params.json (name -> value text), replaced atomically at every change.
 """
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.json"
 LOG_SUBSYSTEMS = ("ldlm", "rpc", "oss", "oss.ofd", "oss.osd", "oss.announce", "oss.service", "oss.tgt",
-                  "oss.recovery", "oss.barrier")
+                  "oss.recovery", "oss.barrier", "oss.integrity", "oss.scrub")
 
 OPTIONS = (
     ParamSpec("dir", "str", None, "OST data directory", settable=False),
@@ -36,6 +36,10 @@ OPTIONS = (
               settable=False, minimum=1),
     ParamSpec("advertise", "str", None, "host announced to the MDS when listening on a wildcard address",
               settable=False, tunable=False),
+    ParamSpec("node", "str", None, "the host this OSS runs on, as mirror placement sees it: two mirrors of a "
+              "file never share one (default: the announced host)", settable=False, tunable=False),
+    ParamSpec("failure_domain", "str", "", "what fails together with this OSS (a rack, a power feed): mirrors "
+              "go to different domains while there are enough", settable=False, tunable=False),
     ParamSpec("lane", "bool", True, "serve clients' bulk data on the request lane too (a TCP port beside gRPC)",
               settable=False, tunable=False),
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS",
@@ -44,6 +48,13 @@ OPTIONS = (
               "of the OSS host may lose, and clients keep to replay)", minimum=0.01, maximum=60),
     ParamSpec("recovery_window", "float", 60.0, "seconds the clients that wrote since the last commit get "
               "to replay after a restart", settable=False, minimum=0.1, maximum=3600),
+    ParamSpec("checksums", "bool", True, "keep a crc32c of every 64 KiB block of every object and check it on "
+              "every read (off: for measurements only; the next start with them recomputes them all)",
+              settable=False, tunable=False),
+    ParamSpec("scrub_rate", "float", 16.0, "MiB/s the background scrub reads to check objects against their "
+              "checksums (0: off); a change starts a pass at once", minimum=0, maximum=1_000_000),
+    ParamSpec("scrub_interval", "float", 3600.0, "seconds from the end of one scrub pass to the start of the "
+              "next", minimum=0.1, maximum=30 * 86400),
     *daemon_specs(LOG_SUBSYSTEMS),
 )
 

@@ -47,6 +47,7 @@ def _apply(ofd: Ofd, tgt: Tgt, client_id: str, item: mpb.ReplayItem) -> mpb.Repl
         if item.method == "WriteMany":
             req = opb.WriteManyRequest.FromString(item.request)
             with ofd.write_session() as session:
+                session.prepare([c.object_id for c in req.chunks if ofd.exists(c.object_id)])
                 for c in req.chunks:
                     if ofd.exists(c.object_id):     # a destroyed object's bytes need no replay
                         session.write(c.object_id, c.offset, c.data, c.crc32c)

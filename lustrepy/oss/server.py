@@ -33,8 +33,10 @@ from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.params import Registry
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.ldlm.service import LdlmService
+from lustrepy.oss.replica import Replicas
 from lustrepy.oss.announce import Announcer
 from lustrepy.oss import params as oss_params
+from lustrepy.oss import scrub
 from lustrepy.oss.identity import IDENTITY_FILE, LOCK_FILE, OstIdentity, load_or_format
 from lustrepy.oss.ofd import Ofd
 from lustrepy.oss.osd import Osd
@@ -73,6 +75,11 @@ class OssConfig:
     lane: bool = True               # serve bulk data on the request lane beside gRPC
     recovery_window: float = DEFAULT_WINDOW     # clients that wrote since the last commit get this long to replay
     commit_interval: float = DEFAULT_INTERVAL   # seconds between commits of written objects
+    node: str = ""                  # the host as mirror placement sees it ("" = advertise)
+    failure_domain: str = ""
+    checksums: bool = True          # keep and check a crc32c per block of every object
+    scrub_rate: float = scrub.DEFAULT_RATE          # MiB/s of the background scrub (0: off)
+    scrub_interval: float = scrub.DEFAULT_INTERVAL  # seconds between scrub passes
 
     @property
     def listen(self) -> str:
@@ -136,11 +143,17 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]
     p.add_argument("--callback-timeout", type=_seconds, metavar="S",
                    help="seconds a lock holder has to answer a callback before eviction (default 10)")
     p.add_argument("--advertise", metavar="HOST", help="host to announce when listening on a wildcard address")
+    p.add_argument("--node", metavar="NAME",
+                   help="the host this OSS runs on, for mirror placement (default: the announced host)")
+    p.add_argument("--failure-domain", metavar="NAME",
+                   help="what fails together with this OSS (a rack): mirrors go to different domains")
     p.add_argument("--recovery-window", type=_seconds, metavar="S",
                    help="seconds the clients that wrote since the last commit get to replay after a restart "
                         "(default 60)")
     p.add_argument("--commit-interval", type=_seconds, metavar="S",
                    help="seconds between commits of written objects (default 1)")
+    p.add_argument("--no-checksums", dest="checksums", action="store_false", default=None,
+                   help="keep no checksums at rest (for measurements; the next start with them recomputes them)")
     p.add_argument("--no-lane", dest="lane", action="store_false", default=None,
                    help="serve clients on gRPC only, without the request lane for bulk data")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
@@ -180,7 +193,17 @@ def config_of(v: dict[str, Any]) -> OssConfig:
                      log_levels=tuple((k.removeprefix("log."), lv) for k, lv in v.items()
                                       if k.startswith("log.") and k != "log.level" and lv != "NOTSET"),
                      lane=bool(v["lane"]), recovery_window=v["recovery_window"],
-                     commit_interval=v["commit_interval"])
+                     commit_interval=v["commit_interval"], node=_label(v["node"], "node"),
+                     failure_domain=_label(v["failure_domain"], "failure_domain"), checksums=bool(v["checksums"]),
+                     scrub_rate=v["scrub_rate"], scrub_interval=v["scrub_interval"])
+
+
+def _label(value: str | None, what: str) -> str:
+    """A node or failure domain name: printable, no spaces, at most 64 characters."""
+    text = (value or "").strip()
+    if len(text) > 64 or not all(c.isprintable() and not c.isspace() for c in text):
+        raise QuietError(f"{what} {value!r}: give a name of at most 64 printable characters, no spaces")
+    return text
 
 
 def recorded_mgs(dir: str) -> str | None:
@@ -232,29 +255,36 @@ class Serving:
     lockd: LockServer
     service: OssService
     lane: LaneServer | None = None
+    scrub: scrub.Scrubber | None = None
 
     def stop(self, grace: float = STOP_GRACE) -> None:
+        if self.scrub is not None:
+            self.scrub.stop()
         done = self.server.stop(grace)
         if self.lane is not None:
             self.lane.stop()
         self.lockd.stop()
         done.wait(grace + 1)
         self.service.tgt.stop()
+        if self.service.replicas is not None:
+            self.service.replicas.close()
 
 
 def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot_id: int = 0,
                   threads: int = RPC_THREADS, lane: bool = True, recovery_window: float = DEFAULT_WINDOW,
-                  commit_interval: float = DEFAULT_INTERVAL) -> Serving:
+                  commit_interval: float = DEFAULT_INTERVAL, scrub_rate: float = scrub.DEFAULT_RATE,
+                  scrub_interval: float = scrub.DEFAULT_INTERVAL) -> Serving:
     """Bind `listen` (port 0 = any), register Oss + Ldlm, start; LpError when it cannot bind.
     With `lane`, the request lane listens on any free port of the same host too. The OST's
     transactions start counting (and committing) here; recovery waits for the clients the last
-    start recorded as writers."""
+    start recorded as writers. The background scrub starts here too."""
     boot_id = boot_id or secrets.randbits(63) | 1
     lockd = LockServer(ofd.ident.name, callback_timeout=callback_timeout,
                        lvb_source=lambda res: ofd.lvb(res.n1))
     server = make_server(max_workers=threads)
     tgt = Tgt(ofd.osd, ofd.sync_objects, commit_interval)
     service = OssService(ofd, lockd, boot_id, tgt, open_window(ofd, tgt, recovery_window))
+    service.replicas = Replicas(ofd, lockd)
     oss_pb2_grpc.add_OssServicer_to_server(service, server)
     ldlm_pb2_grpc.add_LdlmServicer_to_server(LdlmService(lockd, service.stats), server)
     port = bind(server, listen)
@@ -268,10 +298,13 @@ def start_serving(ofd: Ofd, listen: str, *, callback_timeout: float = 10.0, boot
             server.stop(0)
             raise
         service.lane = lane_server
+    scrubber = scrub.Scrubber(ofd.integrity, ofd.object_ids, scrub_rate, scrub_interval)
+    service.scrub = scrubber
     lockd.start()
     tgt.start()
     server.start()
-    return Serving(server, port, lockd, service, lane_server)
+    scrubber.start()
+    return Serving(server, port, lockd, service, lane_server, scrubber)
 
 
 def run(cfg: OssConfig) -> int:
@@ -291,7 +324,7 @@ def run(cfg: OssConfig) -> int:
 
 def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
     try:
-        ofd = Ofd(osd, ident, cfg.capacity)
+        ofd = Ofd(osd, ident, cfg.capacity, checksums=cfg.checksums)
     except (LpError, OSError) as e:
         raise QuietError(f"cannot open {osd.root}: {e}") from None
     daemon.check_listen(cfg.listen_host, cfg.listen_port)
@@ -300,7 +333,8 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
     try:
         serving = start_serving(ofd, cfg.listen, callback_timeout=cfg.callback_timeout, boot_id=boot_id,
                                 lane=cfg.lane, recovery_window=cfg.recovery_window,
-                                commit_interval=cfg.commit_interval)
+                                commit_interval=cfg.commit_interval, scrub_rate=cfg.scrub_rate,
+                                scrub_interval=cfg.scrub_interval)
     except LpError as e:
         if e.errno == errno.EIO:
             raise QuietError(f"cannot open {osd.root}: {e.message}") from None
@@ -322,7 +356,8 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    announcer = Announcer(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat)
+    announcer = Announcer(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat,
+                          node=cfg.node or cfg.advertise, failure_domain=cfg.failure_domain)
     try:
         serving.service.params = _tunables(cfg, ident, osd, serving, announcer, address)
         if cfg.port_file:
@@ -354,13 +389,18 @@ def _tunables(cfg: OssConfig, ident: OstIdentity, osd: Osd, serving: Serving,
     def set_callback_timeout(v: float) -> None:
         serving.lockd.callback_timeout = v
 
+    scrubber = serving.scrub
+    assert scrubber is not None
+
     values = {"dir": cfg.dir, "mds": cfg.mds, "capacity": cfg.capacity, "listen": address,
               "recovery_window": cfg.recovery_window}
     reg = oss_params.registry(ident, osd, values, {
         "heartbeat_interval": (lambda: announcer.interval, set_heartbeat),
         "callback_timeout": (lambda: serving.lockd.callback_timeout, set_callback_timeout),
         "commit_interval": (lambda: serving.service.tgt.interval, functools.partial(setattr, serving.service.tgt,
-                                                                                     "interval"))})
+                                                                                     "interval")),
+        "scrub_rate": (lambda: scrubber.rate, functools.partial(setattr, scrubber, "rate")),
+        "scrub_interval": (lambda: scrubber.interval, functools.partial(setattr, scrubber, "interval"))})
     reg.apply_saved()
     return reg
 

@@ -23,7 +23,11 @@ import grpc
 import lustrepy
 from lustrepy.common.errors import LpError
 from lustrepy.common.opstats import RpcStats
-from lustrepy.oss.ofd import Ofd, WriteSession
+from lustrepy.oss.replica import Replicas
+from lustrepy.oss.csum import BLOCK
+from lustrepy.oss.ofd import Ofd
+from lustrepy.oss.scrub import Scrubber
+from lustrepy.oss.writes import WriteSession
 from lustrepy.oss.tgt import Stamp, Tgt
 from lustrepy.oss.osd import FANOUT
 from lustrepy.common.params import Registry
@@ -43,6 +47,7 @@ R = TypeVar("R", bound=Reply)
 
 LIST_DEFAULT = 4096         # objects a ListObjects page holds unless asked otherwise
 LIST_MAX = 65536
+BAD_SHOWN = 100             # bad blocks a ScrubStatus reply lists unless asked otherwise
 
 
 class Exports(Protocol):
@@ -277,6 +282,7 @@ class OssService(oss_pb2_grpc.OssServicer):
             self._check(request.hdr)
             if not request.chunks:
                 raise LpError(errno.EINVAL, "empty write")
+            session.prepare([c.object_id for c in request.chunks if c.object_id > 0])
             for chunk, data in pieces:
                 session.write(chunk.object_id, chunk.offset, data, chunk.crc32c, chunk.sync)
             written, _ = session.finish()
@@ -408,6 +414,49 @@ class OssService(oss_pb2_grpc.OssServicer):
             raise LpError(errno.EINVAL, f"{len(request.object_ids)} objects exceed {LIST_MAX} a request")
         return opb.RecreateReply(hdr=rep_ok(), created=self.ofd.recreate(list(request.object_ids)))
 
+    # -- mirrors: copies between OSSes (lustrepy.oss.replica) ------------------------
+
+    replicas: Replicas | None = None       # set by start_serving
+
+    @_answers(opb.PushReply)
+    def Push(self, request: opb.PushRequest, context: grpc.ServicerContext) -> opb.PushReply:
+        copied, size = self._replicas().push(request)
+        return opb.PushReply(hdr=rep_ok(), copied=copied, size=size)
+
+    @_answers(cpb.SimpleReply)
+    def ReplicaWrite(self, request: opb.ReplicaWriteRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
+        self._replicas().write(request)
+        return cpb.SimpleReply(hdr=rep_ok())
+
+    @_answers(opb.ChecksumReply)
+    def Checksum(self, request: opb.ChecksumRequest, context: grpc.ServicerContext) -> opb.ChecksumReply:
+        size, crcs = self._replicas().checksums(request.object_id, request.block)
+        return opb.ChecksumReply(hdr=rep_ok(), size=size, crcs=crcs)
+
+    def _replicas(self) -> Replicas:
+        """The copier, once recovery is over: a copy made before the clients replayed what the restart
+        lost would read (or be overwritten by) bytes older than the ones they were answered for."""
+        if self.replicas is None:
+            raise LpError(errno.ENOTSUP, "this OSS copies no objects")
+        if self.recovery.blocks():
+            raise LpError(errno.EINPROGRESS, f"{self.ofd.ident.name} is recovering: copies wait for the replays")
+        return self.replicas
+
+    @_answers(opb.ScrubStatusReply)
+    def ScrubStatus(self, request: opb.ScrubStatusRequest, context: grpc.ServicerContext) -> opb.ScrubStatusReply:
+        """For admins: checksums at rest and the background scrub of this OST."""
+        self._same_ost(request.index)
+        if self.scrub is None:
+            raise LpError(errno.ENOSYS, "this OSS runs no scrub")
+        st = self.scrub.status()
+        shown = request.max_bad or BAD_SHOWN
+        return opb.ScrubStatusReply(
+            hdr=rep_ok(), state=st.state, rate_mib=st.rate_mib, interval=st.interval, objects=st.objects,
+            bytes=st.bytes, passes=st.passes, pass_start=st.pass_start, last_pass_end=st.last_pass_end,
+            mismatches=st.mismatches, found_by_scrub=st.found_by_scrub, bad_count=len(st.bad),
+            bad=[opb.BadBlock(object_id=o, block=b) for o, b in st.bad[:shown]], block_size=BLOCK,
+            checksums=st.enabled, read_failures=self.ofd.integrity.read_failures)
+
     def _same_ost(self, index: int) -> None:
         if index != self.ofd.ident.index:
             raise LpError(errno.ENODEV, f"this OSS serves {self.ofd.ident.name}, not OST index {index}")
@@ -415,6 +464,7 @@ class OssService(oss_pb2_grpc.OssServicer):
     # -- tunables (lfsctl get-param / set-param) ---------------------------------
 
     params: Registry | None = None       # the server's tunables, set by the daemon
+    scrub: Scrubber | None = None        # the background scrub, set by start_serving
 
     @_answers(mpb.ParamReply)
     def GetParam(self, request: mpb.ParamGetRequest, context: grpc.ServicerContext) -> mpb.ParamReply:

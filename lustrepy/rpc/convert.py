@@ -6,7 +6,7 @@ from typing import Protocol
 
 from lustrepy.common.errors import LpError, from_wire, to_wire
 from lustrepy.common.fid import Fid
-from lustrepy.common.layout import Layout, StripeObject
+from lustrepy.common.layout import Layout, Mirror, StripeObject
 from lustrepy.common.records import Attr, Cred, Lvb, Statfs
 from lustrepy.rpc.v1 import common_pb2 as cpb
 
@@ -49,16 +49,21 @@ def attr_from_pb(m: cpb.Attr) -> Attr:
 def layout_to_pb(lo: Layout) -> cpb.Layout:
     return cpb.Layout(
         stripe_size=lo.stripe_size, stripe_count=lo.stripe_count, stripe_offset=lo.stripe_offset,
-        pattern=lo.pattern, generation=lo.generation,
+        pattern=lo.pattern, generation=lo.generation, mirror_count=lo.mirror_count,
         objects=[cpb.StripeObject(ost_index=o.ost_index, object_id=o.object_id) for o in lo.objects],
+        mirrors=[cpb.Mirror(mirror_id=m.mirror_id, stale=m.stale, layout=layout_to_pb(m.layout), syncing=m.syncing)
+                 for m in lo.mirrors],
     )
 
 
-def layout_from_pb(m: cpb.Layout) -> Layout:
+def layout_from_pb(m: cpb.Layout, depth: int = 0) -> Layout:
+    """The layout of a message; a mirror's own mirrors (malformed) are not followed."""
     return Layout(
         stripe_size=m.stripe_size, stripe_count=m.stripe_count, stripe_offset=m.stripe_offset,
-        pattern=m.pattern or "raid0", generation=m.generation,
+        pattern=m.pattern or "raid0", generation=m.generation, mirror_count=m.mirror_count,
         objects=tuple(StripeObject(o.ost_index, o.object_id) for o in m.objects),
+        mirrors=() if depth else tuple(Mirror(x.mirror_id, layout_from_pb(x.layout, 1), x.stale, x.syncing)
+                                       for x in m.mirrors),
     )
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from lustrepy.client.osc import Osc
-from lustrepy.common.errors import LpError
+from lustrepy.common.errors import BadData, LpError
 from lustrepy.ldlm import flags as lfl
 from lustrepy.ldlm.extent import EOF
 from lustrepy.ldlm.modes import LockMode
@@ -89,3 +89,22 @@ def test_missing_object_is_enoent(osc_of):
     with pytest.raises(LpError) as ei:
         osc.getattr(10**9)
     assert ei.value.errno == errno.ENOENT
+
+
+def test_bytes_failing_their_checksum_at_rest_are_bad_data_never_returned(osc_of, new_file, cluster):
+    c, _ = cluster
+    _, layout = new_file(1)
+    obj = layout.objects[0]
+    osc = osc_of(obj.ost_index)
+    data = os.urandom(MiB)
+    osc.write(obj.object_id, [(0, data)])
+    path = c.root / f"ost{obj.ost_index}" / "O" / f"{obj.object_id & 0xff:02x}" / str(obj.object_id)
+    with open(path, "r+b") as f:                    # bit rot under the OSS
+        f.seek(MiB - 1)
+        f.write(bytes([data[-1] ^ 1]))
+    with pytest.raises(BadData) as e:
+        osc.read(obj.object_id, 0, MiB)
+    assert e.value.errno == errno.EIO and "checksum" in e.value.message
+    assert b"".join(osc.read(obj.object_id, 0, MiB // 2)) == data[:MiB // 2]     # the good blocks read
+    osc.write(obj.object_id, [(MiB - 65536, data[-65536:])])                      # a whole rewrite repairs
+    assert b"".join(osc.read(obj.object_id, 0, MiB)) == data

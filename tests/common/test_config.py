@@ -132,7 +132,8 @@ commit_interval = 2
         out = capsys.readouterr().out
         assert out.splitlines() == ["mds.callback_timeout=13", "mds.fsname=cfgfs", "mds.log.mds.wbc=DEBUG",
                                     "mds.wbc.contention_window=6", "ost.3.callback_timeout=4",
-                                    "ost.3.commit_interval=2", f"ost.3.dir={tmp_path / 'ost3'}", "ost.3.heartbeat_interval=0.3"]
+                                    "ost.3.commit_interval=2", f"ost.3.dir={tmp_path / 'ost3'}", "ost.3.heartbeat_interval=0.3",
+                                    "ost.3.scrub_interval=3600"]
     finally:
         for p in (oss, mds):
             if p is not None:

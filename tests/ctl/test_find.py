@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat as st
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lustrepy.ctl import find
+from lustrepy.common.layout import Layout, Mirror, StripeObject, encode_lov
+from lustrepy.ctl import find, stripe
 from tests.support.mounts import Mount, mount
 from tests.support.servers import Cluster
 
@@ -185,3 +187,23 @@ def test_find_goes_on_past_an_unreadable_directory(tree: Path) -> None:
         os.chmod(closed, 0o755)
         (closed / "hidden.txt").unlink()
         closed.rmdir()
+
+
+def test_mirror_tests_of_a_layout() -> None:
+    def raid0(ost: int, oid: int) -> Layout:
+        return Layout(stripe_count=1, objects=(StripeObject(ost, oid),))
+
+    mirrored = stripe.decode(encode_lov(Layout(mirror_count=2, mirrors=(
+        Mirror(1, raid0(0, 5)), Mirror(2, raid0(3, 6), stale=True)))))
+    plain = stripe.decode(encode_lov(raid0(1, 9)))
+
+    def hit(c: find.Criteria, layout: dict) -> bool:
+        return find.matches(c, "f", st.S_IFREG, 10, layout)
+    two = find.Criteria(mirror_count=(find.parse_compare("2", False),))
+    assert hit(two, mirrored) and not hit(two, plain)
+    assert hit(find.Criteria(mirror_count=(find.parse_compare("-1", False),)), plain)
+    assert hit(find.Criteria(mirror_state="stale"), mirrored)
+    assert not hit(find.Criteria(mirror_state="^stale"), mirrored)
+    assert not hit(find.Criteria(mirror_state="stale"), plain)
+    assert hit(find.Criteria(osts=frozenset({3})), mirrored)             # a stale mirror's OST counts too
+    assert find.found_json(find.Found("f", st.S_IFREG, 10, mirrored))["mirrors"] == {1: "in_sync", 2: "stale"}

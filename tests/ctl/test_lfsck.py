@@ -28,6 +28,7 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc as mgrpc
 from lustrepy.rpc.v1 import oss_pb2 as opb
 from lustrepy.rpc.v1 import oss_pb2_grpc as ogrpc
+from tests.oss.oss_helpers import OssClient
 from tests.support.mounts import Mount, mount
 from tests.support.servers import Cluster, wait_for
 
@@ -77,6 +78,19 @@ def objects_of(path: Path) -> list[tuple[int, int]]:
     r = lfsctl("getstripe", "--json", str(path))
     assert r.returncode == 0, r.stderr
     return [tuple(o) for o in json.loads(r.stdout)["objects"]]
+
+
+def grow_object(c: Cluster, ost: int, oid: int, offset: int, data: bytes) -> None:
+    """Write past a file's recorded size straight to its object, through the OSS (as a client that
+    died before telling the MDS would have): bytes written behind the OSS's back would fail their
+    checksums at rest."""
+    client = OssClient(c.osts[ost].address, client_id="lfsck-test-writer")
+    try:
+        assert client.connect().hdr.errno == 0
+        assert client.write(oid, offset, data).hdr.errno == 0
+        client.disconnect()
+    finally:
+        client.close()
 
 
 def object_file(c: Cluster, ost: int, oid: int) -> Path:
@@ -143,10 +157,14 @@ def plant_orphan(cluster: Cluster, m: Mount, name: str, data: bytes) -> tuple[in
     file was unlinked and its objects destroyed."""
     p = write(m, name, data)
     [(ost, oid)] = objects_of(p)
-    p.unlink()
     f = object_file(cluster, ost, oid)
+    sums = Path(f"{f}.crc")                         # its checksums at rest go and come back with it
+    wait_for(lambda: sums.exists() and sums.stat().st_size > 0, what=f"object {oid}'s checksums")
+    kept = sums.read_bytes()
+    p.unlink()
     wait_for(lambda: not f.exists(), what=f"object {oid} destroyed")
     f.write_bytes(data)
+    sums.write_bytes(kept)
     os.utime(f, (OLD, OLD))
     return ost, oid
 
@@ -166,8 +184,7 @@ def test_damage_is_reported_and_repaired(cluster: Cluster, tmp_path: Path) -> No
         m.stop()
     os.utime(object_file(cluster, *young))          # modified just now: within the grace period
     object_file(cluster, *lost_objs[1]).unlink()    # stripe 1 holds bytes 1 MiB .. 2 MiB
-    with open(object_file(cluster, *grown_obj), "ab") as f:
-        f.write(b"tail" * 1000)
+    grow_object(cluster, *grown_obj, len(grown), b"tail" * 1000)
 
     r = lfsck(cluster)
     assert r.returncode == 1 and r.stderr == "" and "Traceback" not in r.stderr

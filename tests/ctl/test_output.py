@@ -66,18 +66,22 @@ def test_osts_human_and_json() -> None:
     selves = {0: output.OssSelf(3725.0, "0.1.0", 2),       # OST 1 did not answer
               2: output.OssSelf(5.0, "0.1.0", 1, recovering, 7),
               3: output.OssSelf(9.0, "0.1.0", 1, dataclasses.replace(recovering, state="complete", took_s=1.25), 9)}
+    st = dataclasses.replace(st, osts=(dataclasses.replace(st.osts[0], node="oss1", failure_domain="rack2"),
+                                       *st.osts[1:]))
     lines = output.render_osts(st.osts, selves).splitlines()
-    assert lines[0].split() == ["IDX", "UUID", "ADDRESS", "STATE", "LAST", "SEEN", "UPTIME", "VERSION", "CLIENTS",
-                                "RECOVERY"]
-    assert lines[1].split() == ["0", "testfs-OST0000_UUID", "127.0.0.1:40001", "active", "0.5s", "ago", "1h02m",
-                                "0.1.0", "2", "none"]
-    assert lines[2].split() == ["1", "testfs-OST0001_UUID", "127.0.0.1:40002", "inactive", "7.2s", "ago", "-", "-",
-                                "-", "-"]
+    assert lines[0].split() == ["IDX", "UUID", "ADDRESS", "DOMAIN", "STATE", "LAST", "SEEN", "UPTIME", "VERSION",
+                                "CLIENTS", "RECOVERY"]
+    assert lines[1].split() == ["0", "testfs-OST0000_UUID", "127.0.0.1:40001", "rack2", "active", "0.5s", "ago",
+                                "1h02m", "0.1.0", "2", "none"]
+    assert lines[2].split() == ["1", "testfs-OST0001_UUID", "127.0.0.1:40002", "-", "inactive", "7.2s", "ago", "-",
+                                "-", "-", "-"]
     assert lines[3].endswith("recovering 1/2, 41s left") and lines[4].endswith("complete 1/2 in 1.2s")
     d = output.osts_json(st, "127.0.0.1:1:/testfs", selves)
     assert [(o["index"], o["state"], o["active"]) for o in d["osts"]] == [
         (0, "active", True), (1, "inactive", False), (2, "active", True), (3, "active", True)]
     assert d["osts"][0]["address"] == "127.0.0.1:40001" and d["osts"][0]["precreated"] == 32
+    assert (d["osts"][0]["node"], d["osts"][0]["failure_domain"]) == ("oss1", "rack2")
+    assert d["osts"][1]["failure_domain"] == ""
     assert (d["osts"][0]["uptime_s"], d["osts"][0]["version"], d["osts"][0]["clients"]) == (3725.0, "0.1.0", 2)
     assert d["osts"][1]["clients"] is None and d["osts"][1]["recovery"] is None
     assert d["osts"][0]["recovery"] is None and d["osts"][2]["last_committed"] == 7

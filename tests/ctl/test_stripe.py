@@ -391,3 +391,18 @@ def test_e2e_errors_and_delete(mnt: Path, tmp_path: Path) -> None:
     assert lfsctl("setstripe", "-d", str(d)).returncode == 0
     root_default = {k: v for k, v in getstripe_json(mnt).items() if k != "path"}
     assert {k: v for k, v in getstripe_json(d).items() if k != "path"} == root_default
+
+
+def test_render_a_mirrored_file() -> None:
+    from lustrepy.common.layout import Mirror, StripeObject
+
+    def raid0(ost: int, oid: int) -> Layout:
+        return Layout(stripe_count=1, objects=(StripeObject(ost, oid),))
+    lo = Layout(mirror_count=2, generation=4, mirrors=(Mirror(1, raid0(0, 5)), Mirror(2, raid0(3, 6), True, True)))
+    d = stripe.decode(encode_lov(lo, "[0x200000400:0x1:0x0]"))
+    assert d["fid"] == "[0x200000400:0x1:0x0]" and d["mirror_count"] == 2 and d["layout_gen"] == 4
+    text = stripe.render_file("f", d)
+    assert "  lcm_mirror_count:  2" in text and "    lcme_flags:          init,stale,syncing" in text
+    assert text.count("lcme_mirror_id") == 2 and "\t     3\t             6" in text
+    assert stripe.render_dir("d", stripe.decode(encode_lov(Layout(mirror_count=3)))).rstrip().endswith(
+        "mirror_count: 3")

@@ -8,6 +8,10 @@ own, and one daemon killed with SIGKILL at a random moment and started again:
   objects' bytes as they stood at the barrier, and the clients replay the writes it lost);
 - a client (a mount's process; it is mounted again, its journal replays).
 
+For half the seeds the file system's default layout gives new files two mirrors (one on each
+OST): an OSS killed then costs a writer no error, the mirror it held goes stale and is resynced
+once it is back.
+
 The workloads go on while the daemon is down and back, then stop, and the invariants are
 checked through a fresh mount: every call that returned is there with the right names,
 modes and link counts, and the bytes of every file whose last change was followed by an
@@ -49,12 +53,14 @@ class Plan:
     wbc: tuple[bool, ...]           # one per mount
     victim: str
     barrier_at: float               # seconds into the workload (MDS and OSS victims)
+    mirrored: bool                  # new files get two mirrors
     kill_at: float
     down_for: float
     run_after: float
 
     def __str__(self) -> str:
-        return (f"seed {self.seed}: {len(self.wbc)} mounts (wbc {list(self.wbc)}), kill {self.victim} at "
+        return (f"seed {self.seed}: {len(self.wbc)} mounts (wbc {list(self.wbc)}){', mirrored' if self.mirrored else ''}, "
+                f"kill {self.victim} at "
                 f"{self.kill_at:.2f}s, down {self.down_for:.2f}s"
                 + (f", barrier at {self.barrier_at:.2f}s" if self.victim != "client" else ""))
 
@@ -66,7 +72,8 @@ def plan(seed: int) -> Plan:
     kill_at = rng.uniform(0.8, 3.0)
     return Plan(seed=seed, wbc=tuple(rng.random() < 0.5 for _ in range(mounts)), victim=victim,
                 barrier_at=rng.uniform(0.0, kill_at - 0.3), kill_at=kill_at, down_for=rng.uniform(0.0, 1.0),
-                run_after=rng.uniform(0.5, 1.5))
+                run_after=rng.uniform(0.5, 1.5),
+                mirrored=random.Random(seed * 7919 + 1).random() < 0.5)   # a draw of its own: old seeds keep their plans
 
 
 @dataclass
@@ -258,6 +265,8 @@ def iterate(seed: int, work: Path) -> list[str]:
             return ((*WAIT, "wbc", f"journal={work / f'journal{k}'}") if p.wbc[k] else (*WAIT, "nowbc"))
         for k in range(len(p.wbc)):
             mounts.append(mount(c, work / f"m{k}", *opts(k)))
+        if p.mirrored:
+            os.setxattr(mounts[0].path, "lustrepy.lov", b'{"stripe_size":1048576,"stripe_count":1,"mirror_count":2}')
         loads = [Workload(mounts[k].path / f"w{k}", seed * 10 + k) for k in range(len(mounts))]
         t0 = time.monotonic()
         for w in loads:

@@ -85,7 +85,7 @@ class Cluster:
         old = self.osts[index] if index < len(self.osts) else None
         argv = [str(BIN / "lustrepy-oss"), "--dir", str(d), "--fsname", self.fsname, "--index", str(index),
                 "--listen", f"127.0.0.1:{old.port if old else 0}", "--mds", self.mds.address,
-                "--port-file", str(self.root / f"ost{index}.port"), *extra]
+                "--port-file", str(self.root / f"ost{index}.port"), "--node", f"node{index}", *extra]
         return Proc(f"oss{index}", argv, self.root / f"ost{index}.log", self.root / f"ost{index}.port",
                     detached=self.detached)
 

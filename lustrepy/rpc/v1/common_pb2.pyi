@@ -134,20 +134,36 @@ class StripeObject(_message.Message):
     def __init__(self, ost_index: _Optional[int] = ..., object_id: _Optional[int] = ...) -> None: ...
 
 class Layout(_message.Message):
-    __slots__ = ("stripe_size", "stripe_count", "stripe_offset", "pattern", "objects", "generation")
+    __slots__ = ("stripe_size", "stripe_count", "stripe_offset", "pattern", "objects", "generation", "mirror_count", "mirrors")
     STRIPE_SIZE_FIELD_NUMBER: _ClassVar[int]
     STRIPE_COUNT_FIELD_NUMBER: _ClassVar[int]
     STRIPE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MIRRORS_FIELD_NUMBER: _ClassVar[int]
     stripe_size: int
     stripe_count: int
     stripe_offset: int
     pattern: str
     objects: _containers.RepeatedCompositeFieldContainer[StripeObject]
     generation: int
-    def __init__(self, stripe_size: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_offset: _Optional[int] = ..., pattern: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[StripeObject, _Mapping]]] = ..., generation: _Optional[int] = ...) -> None: ...
+    mirror_count: int
+    mirrors: _containers.RepeatedCompositeFieldContainer[Mirror]
+    def __init__(self, stripe_size: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_offset: _Optional[int] = ..., pattern: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[StripeObject, _Mapping]]] = ..., generation: _Optional[int] = ..., mirror_count: _Optional[int] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ...) -> None: ...
+
+class Mirror(_message.Message):
+    __slots__ = ("mirror_id", "stale", "layout", "syncing")
+    MIRROR_ID_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    SYNCING_FIELD_NUMBER: _ClassVar[int]
+    mirror_id: int
+    stale: bool
+    layout: Layout
+    syncing: bool
+    def __init__(self, mirror_id: _Optional[int] = ..., stale: _Optional[bool] = ..., layout: _Optional[_Union[Layout, _Mapping]] = ..., syncing: _Optional[bool] = ...) -> None: ...
 
 class ResId(_message.Message):
     __slots__ = ("n0", "n1", "n2")

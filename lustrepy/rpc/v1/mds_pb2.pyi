@@ -267,7 +267,7 @@ class RemovexattrOp(_message.Message):
     def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
 
 class ReintOp(_message.Message):
-    __slots__ = ("create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "setxattr", "removexattr")
+    __slots__ = ("create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "setxattr", "removexattr", "mirror")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     MKDIR_FIELD_NUMBER: _ClassVar[int]
     SYMLINK_FIELD_NUMBER: _ClassVar[int]
@@ -278,6 +278,7 @@ class ReintOp(_message.Message):
     SETATTR_FIELD_NUMBER: _ClassVar[int]
     SETXATTR_FIELD_NUMBER: _ClassVar[int]
     REMOVEXATTR_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_FIELD_NUMBER: _ClassVar[int]
     create: CreateOp
     mkdir: MkdirOp
     symlink: SymlinkOp
@@ -288,7 +289,30 @@ class ReintOp(_message.Message):
     setattr: SetattrOp
     setxattr: SetxattrOp
     removexattr: RemovexattrOp
-    def __init__(self, create: _Optional[_Union[CreateOp, _Mapping]] = ..., mkdir: _Optional[_Union[MkdirOp, _Mapping]] = ..., symlink: _Optional[_Union[SymlinkOp, _Mapping]] = ..., link: _Optional[_Union[LinkOp, _Mapping]] = ..., unlink: _Optional[_Union[UnlinkOp, _Mapping]] = ..., rmdir: _Optional[_Union[RmdirOp, _Mapping]] = ..., rename: _Optional[_Union[RenameOp, _Mapping]] = ..., setattr: _Optional[_Union[SetattrOp, _Mapping]] = ..., setxattr: _Optional[_Union[SetxattrOp, _Mapping]] = ..., removexattr: _Optional[_Union[RemovexattrOp, _Mapping]] = ...) -> None: ...
+    mirror: MirrorOp
+    def __init__(self, create: _Optional[_Union[CreateOp, _Mapping]] = ..., mkdir: _Optional[_Union[MkdirOp, _Mapping]] = ..., symlink: _Optional[_Union[SymlinkOp, _Mapping]] = ..., link: _Optional[_Union[LinkOp, _Mapping]] = ..., unlink: _Optional[_Union[UnlinkOp, _Mapping]] = ..., rmdir: _Optional[_Union[RmdirOp, _Mapping]] = ..., rename: _Optional[_Union[RenameOp, _Mapping]] = ..., setattr: _Optional[_Union[SetattrOp, _Mapping]] = ..., setxattr: _Optional[_Union[SetxattrOp, _Mapping]] = ..., removexattr: _Optional[_Union[RemovexattrOp, _Mapping]] = ..., mirror: _Optional[_Union[MirrorOp, _Mapping]] = ...) -> None: ...
+
+class MirrorOp(_message.Message):
+    __slots__ = ("fid", "action", "mirror_id", "count", "destroy")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STALE: _ClassVar[MirrorOp.Action]
+        EXTEND: _ClassVar[MirrorOp.Action]
+        SPLIT: _ClassVar[MirrorOp.Action]
+    STALE: MirrorOp.Action
+    EXTEND: MirrorOp.Action
+    SPLIT: MirrorOp.Action
+    FID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DESTROY_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    action: MirrorOp.Action
+    mirror_id: int
+    count: int
+    destroy: bool
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., action: _Optional[_Union[MirrorOp.Action, str]] = ..., mirror_id: _Optional[int] = ..., count: _Optional[int] = ..., destroy: _Optional[bool] = ...) -> None: ...
 
 class ReintRequest(_message.Message):
     __slots__ = ("hdr", "op", "want_wbc")
@@ -537,7 +561,7 @@ class SyncRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
 
 class OstStatus(_message.Message):
-    __slots__ = ("index", "uuid", "address", "active", "last_seen_s", "statfs", "precreated", "full")
+    __slots__ = ("index", "uuid", "address", "active", "last_seen_s", "statfs", "precreated", "full", "node", "failure_domain")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -546,6 +570,8 @@ class OstStatus(_message.Message):
     STATFS_FIELD_NUMBER: _ClassVar[int]
     PRECREATED_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     index: int
     uuid: str
     address: str
@@ -554,7 +580,9 @@ class OstStatus(_message.Message):
     statfs: _common_pb2.Statfs
     precreated: int
     full: bool
-    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., active: _Optional[bool] = ..., last_seen_s: _Optional[float] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., precreated: _Optional[int] = ..., full: _Optional[bool] = ...) -> None: ...
+    node: str
+    failure_domain: str
+    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., active: _Optional[bool] = ..., last_seen_s: _Optional[float] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., precreated: _Optional[int] = ..., full: _Optional[bool] = ..., node: _Optional[str] = ..., failure_domain: _Optional[str] = ...) -> None: ...
 
 class StatfsRequest(_message.Message):
     __slots__ = ("hdr",)
@@ -577,20 +605,24 @@ class MdsStatfsReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., total: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., mdt: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., osts: _Optional[_Iterable[_Union[OstStatus, _Mapping]]] = ..., fsname: _Optional[str] = ...) -> None: ...
 
 class OstAnnounce(_message.Message):
-    __slots__ = ("fsname", "index", "uuid", "address", "statfs", "boot_id")
+    __slots__ = ("fsname", "index", "uuid", "address", "statfs", "boot_id", "node", "failure_domain")
     FSNAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATFS_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     fsname: str
     index: int
     uuid: str
     address: str
     statfs: _common_pb2.Statfs
     boot_id: int
-    def __init__(self, fsname: _Optional[str] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., boot_id: _Optional[int] = ...) -> None: ...
+    node: str
+    failure_domain: str
+    def __init__(self, fsname: _Optional[str] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., boot_id: _Optional[int] = ..., node: _Optional[str] = ..., failure_domain: _Optional[str] = ...) -> None: ...
 
 class OstAnnounceReply(_message.Message):
     __slots__ = ("hdr", "mds_uuid", "heartbeat_interval_s")
@@ -914,3 +946,71 @@ class LfsckRepairReply(_message.Message):
     orphans: _containers.RepeatedCompositeFieldContainer[LfsckOutcome]
     sizes: _containers.RepeatedCompositeFieldContainer[LfsckOutcome]
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ...) -> None: ...
+
+class MirrorStatusRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class MirrorCopy(_message.Message):
+    __slots__ = ("fid", "mirror_id", "why", "bytes_total", "bytes_done", "rate")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_ID_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    mirror_id: int
+    why: str
+    bytes_total: int
+    bytes_done: int
+    rate: float
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mirror_id: _Optional[int] = ..., why: _Optional[str] = ..., bytes_total: _Optional[int] = ..., bytes_done: _Optional[int] = ..., rate: _Optional[float] = ...) -> None: ...
+
+class MirrorWaiting(_message.Message):
+    __slots__ = ("fid", "why")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    why: str
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., why: _Optional[str] = ...) -> None: ...
+
+class MirrorStatusReply(_message.Message):
+    __slots__ = ("hdr", "degraded_files", "copying", "waiting", "copied_files", "copied_bytes", "failures", "resync_delay_s", "bandwidth")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FILES_FIELD_NUMBER: _ClassVar[int]
+    COPYING_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FILES_FIELD_NUMBER: _ClassVar[int]
+    COPIED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_DELAY_S_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    degraded_files: int
+    copying: _containers.RepeatedCompositeFieldContainer[MirrorCopy]
+    waiting: _containers.RepeatedCompositeFieldContainer[MirrorWaiting]
+    copied_files: int
+    copied_bytes: int
+    failures: int
+    resync_delay_s: float
+    bandwidth: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., degraded_files: _Optional[int] = ..., copying: _Optional[_Iterable[_Union[MirrorCopy, _Mapping]]] = ..., waiting: _Optional[_Iterable[_Union[MirrorWaiting, _Mapping]]] = ..., copied_files: _Optional[int] = ..., copied_bytes: _Optional[int] = ..., failures: _Optional[int] = ..., resync_delay_s: _Optional[float] = ..., bandwidth: _Optional[int] = ...) -> None: ...
+
+class MirrorResyncRequest(_message.Message):
+    __slots__ = ("hdr", "fid")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+
+class MirrorChangeRequest(_message.Message):
+    __slots__ = ("hdr", "op")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    op: MirrorOp
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[MirrorOp, _Mapping]] = ...) -> None: ...

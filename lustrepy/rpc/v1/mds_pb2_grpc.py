@@ -156,6 +156,21 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairReply.FromString,
                 _registered_method=True)
+        self.MirrorStatus = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/MirrorStatus',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorStatusRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorStatusReply.FromString,
+                _registered_method=True)
+        self.MirrorResync = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/MirrorResync',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorResyncRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.FromString,
+                _registered_method=True)
+        self.MirrorChange = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/MirrorChange',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorChangeRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.FromString,
+                _registered_method=True)
 
 
 class MdsServicer:
@@ -313,6 +328,26 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MirrorStatus(self, request, context):
+        """Mirrors (lustrepy.mds.resync): what is degraded and being copied; resync a file now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MirrorResync(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MirrorChange(self, request, context):
+        """lfsctl mirror extend / split
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MdsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -435,6 +470,21 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.LfsckRepair,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairReply.SerializeToString,
+            ),
+            'MirrorStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.MirrorStatus,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorStatusRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorStatusReply.SerializeToString,
+            ),
+            'MirrorResync': grpc.unary_unary_rpc_method_handler(
+                    servicer.MirrorResync,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorResyncRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.SerializeToString,
+            ),
+            'MirrorChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.MirrorChange,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorChangeRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1085,6 +1135,87 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/LfsckRepair',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.LfsckRepairReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MirrorStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/MirrorStatus',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorStatusRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorStatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MirrorResync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/MirrorResync',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorResyncRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MirrorChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/MirrorChange',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorChangeRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -230,3 +230,127 @@ class RecreateReply(_message.Message):
     hdr: _common_pb2.RepHdr
     created: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., created: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("hdr", "object_id", "target_address", "target_ost", "target_object_id", "offset", "length", "last")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_OST_FIELD_NUMBER: _ClassVar[int]
+    TARGET_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_id: int
+    target_address: str
+    target_ost: int
+    target_object_id: int
+    offset: int
+    length: int
+    last: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., target_address: _Optional[str] = ..., target_ost: _Optional[int] = ..., target_object_id: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., last: _Optional[bool] = ...) -> None: ...
+
+class PushReply(_message.Message):
+    __slots__ = ("hdr", "copied", "size")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    copied: int
+    size: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., copied: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ReplicaWriteRequest(_message.Message):
+    __slots__ = ("hdr", "ost_index", "object_id", "offset", "data", "crc32c", "truncate", "sync")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATE_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    ost_index: int
+    object_id: int
+    offset: int
+    data: bytes
+    crc32c: int
+    truncate: int
+    sync: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., ost_index: _Optional[int] = ..., object_id: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ..., truncate: _Optional[int] = ..., sync: _Optional[bool] = ...) -> None: ...
+
+class ChecksumRequest(_message.Message):
+    __slots__ = ("hdr", "object_id", "block")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    object_id: int
+    block: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., object_id: _Optional[int] = ..., block: _Optional[int] = ...) -> None: ...
+
+class ChecksumReply(_message.Message):
+    __slots__ = ("hdr", "size", "crcs")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CRCS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    size: int
+    crcs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., size: _Optional[int] = ..., crcs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ScrubStatusRequest(_message.Message):
+    __slots__ = ("hdr", "index", "max_bad")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MAX_BAD_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    index: int
+    max_bad: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., index: _Optional[int] = ..., max_bad: _Optional[int] = ...) -> None: ...
+
+class BadBlock(_message.Message):
+    __slots__ = ("object_id", "block")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    block: int
+    def __init__(self, object_id: _Optional[int] = ..., block: _Optional[int] = ...) -> None: ...
+
+class ScrubStatusReply(_message.Message):
+    __slots__ = ("hdr", "state", "rate_mib", "interval", "objects", "bytes", "passes", "pass_start", "last_pass_end", "mismatches", "found_by_scrub", "bad_count", "bad", "block_size", "checksums", "read_failures")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RATE_MIB_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    PASSES_FIELD_NUMBER: _ClassVar[int]
+    PASS_START_FIELD_NUMBER: _ClassVar[int]
+    LAST_PASS_END_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    FOUND_BY_SCRUB_FIELD_NUMBER: _ClassVar[int]
+    BAD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BAD_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
+    READ_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    state: str
+    rate_mib: float
+    interval: float
+    objects: int
+    bytes: int
+    passes: int
+    pass_start: float
+    last_pass_end: float
+    mismatches: int
+    found_by_scrub: int
+    bad_count: int
+    bad: _containers.RepeatedCompositeFieldContainer[BadBlock]
+    block_size: int
+    checksums: bool
+    read_failures: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., state: _Optional[str] = ..., rate_mib: _Optional[float] = ..., interval: _Optional[float] = ..., objects: _Optional[int] = ..., bytes: _Optional[int] = ..., passes: _Optional[int] = ..., pass_start: _Optional[float] = ..., last_pass_end: _Optional[float] = ..., mismatches: _Optional[int] = ..., found_by_scrub: _Optional[int] = ..., bad_count: _Optional[int] = ..., bad: _Optional[_Iterable[_Union[BadBlock, _Mapping]]] = ..., block_size: _Optional[int] = ..., checksums: _Optional[bool] = ..., read_failures: _Optional[int] = ...) -> None: ...

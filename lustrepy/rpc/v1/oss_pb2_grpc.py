@@ -132,6 +132,26 @@ class OssStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateReply.FromString,
                 _registered_method=True)
+        self.Push = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/Push',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PushRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PushReply.FromString,
+                _registered_method=True)
+        self.ReplicaWrite = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/ReplicaWrite',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReplicaWriteRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.FromString,
+                _registered_method=True)
+        self.Checksum = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/Checksum',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ChecksumRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ChecksumReply.FromString,
+                _registered_method=True)
+        self.ScrubStatus = channel.unary_unary(
+                '/lustrepy.rpc.v1.Oss/ScrubStatus',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ScrubStatusRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ScrubStatusReply.FromString,
+                _registered_method=True)
 
 
 class OssServicer:
@@ -261,6 +281,33 @@ class OssServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Push(self, request, context):
+        """Mirrors (lustrepy.oss.replica): the MDS has this OSS push a range of an object to the
+        OSS rebuilding its copy, which writes it; and the checksums lfsctl mirror verify compares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplicaWrite(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Checksum(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScrubStatus(self, request, context):
+        """Admin (lfsctl scrub status), no connection needed: checksums at rest and the background scrub.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OssServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -358,6 +405,26 @@ def add_OssServicer_to_server(servicer, server):
                     servicer.Recreate,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateReply.SerializeToString,
+            ),
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PushRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PushReply.SerializeToString,
+            ),
+            'ReplicaWrite': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicaWrite,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReplicaWriteRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.SerializeToString,
+            ),
+            'Checksum': grpc.unary_unary_rpc_method_handler(
+                    servicer.Checksum,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ChecksumRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ChecksumReply.SerializeToString,
+            ),
+            'ScrubStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScrubStatus,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ScrubStatusRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ScrubStatusReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -873,6 +940,114 @@ class Oss:
             '/lustrepy.rpc.v1.Oss/Recreate',
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_oss__pb2.RecreateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/Push',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PushRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.PushReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplicaWrite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/ReplicaWrite',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ReplicaWriteRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_common__pb2.SimpleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Checksum(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/Checksum',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ChecksumRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ChecksumReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScrubStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Oss/ScrubStatus',
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ScrubStatusRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_oss__pb2.ScrubStatusReply.FromString,
             options,
             channel_credentials,
             insecure,
