@@ -211,7 +211,9 @@ def test_another_client_stops_reading_a_mirror_once_it_is_stale(four):
             with open(d / name, "r+b") as out:
                 out.write(block(50 + k) * 2)
                 os.fsync(out.fileno())
-            assert states(d / name)[in_b[name]] == "stale"
+            # stale; or syncing for a moment: the MDS sees the killed OSTs active until their
+            # heartbeats are late, tries a copy, and on its failure leaves the mirror stale again
+            assert states(d / name)[in_b[name]] in ("stale", "syncing")
         for v in victims:
             c.osts[v] = c.oss_proc(v, "--failure-domain", "rackA" if v < 2 else "rackB").start()
         for k, name in enumerate(names):
