@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rand-ops", type=positive_int, help="4 KiB random writes, and reads (default: 4 x --files)")
     ap.add_argument("--writers", type=positive_int, default=4, help="parallel writer processes (default 4)")
     ap.add_argument("--osts", type=positive_int, default=4, help="OSTs of a cluster brought up here (default 4)")
+    ap.add_argument("--plaintext", action="store_true",
+                    help="bring the cluster up without TLS or object capabilities (bench/tls.py compares)")
     ap.add_argument("--workdir", metavar="DIR", help="where the work directory is made (default: $TMPDIR)")
     ap.add_argument("--timeout", type=float, default=1800.0, metavar="S",
                     help="give up on one workload on one column after S seconds (default 1800)")
@@ -268,6 +270,7 @@ class Column:
     source: str = ""                 # lustrepy: the mount source HOST:PORT:/FSNAME
     point: str = ""                  # lustrepy: the mount point `dir` lies on
     peer_reason: str = ""            # lustrepy: why there is no second client for `shared`
+    mount_opts: str = ""             # lustrepy: what another mount of it needs (its certificate, or plaintext)
 
     @property
     def ok(self) -> bool:
@@ -375,7 +378,7 @@ def _run_lfsctl(argv: list[str], workdir: str, timeout: float) -> tuple[int, str
 
 
 @contextlib.contextmanager
-def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Column]:
+def lustrepy_cluster_column(root: str, osts: int, workdir: str, plaintext: bool = False) -> Iterator[Column]:
     root = os.path.abspath(root)
     mnt = os.path.join(root, "mnt")
     try:
@@ -390,8 +393,8 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
     d = ""
     try:
         say(f"lfsctl cluster up --root {root} --osts {osts} --mount {mnt}")
-        rc, err = _run_lfsctl(["cluster", "up", "--root", root, "--osts", str(osts), "--mount", mnt],
-                              workdir, CLUSTER_UP_WAIT_S)
+        rc, err = _run_lfsctl(["cluster", "up", "--root", root, "--osts", str(osts), "--mount", mnt,
+                               *(["--plaintext"] if plaintext else [])], workdir, CLUSTER_UP_WAIT_S)
         rec = clusterfile.load(root)
         if rc != 0 or rec is None or rec.mount is None:
             why = last_line(err, f"exit status {rc}").removeprefix("lfsctl: ")
@@ -407,7 +410,7 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
         pids.update({s.name: [s.pid] for s in rec.servers() if s.pid})
         yield Column("lustrepy", dir=d, where=wl.Where("lustrepy", setstripe=lov_setstripe, pids=pids, mirror=lov_mirror),
                      info=f"{rec.mount.source} on {rec.mount.point} (cluster at {root})",
-                     source=rec.mount.source, point=rec.mount.point)
+                     source=rec.mount.source, point=rec.mount.point, mount_opts=_cert_opts(root, plaintext))
     finally:
         if d:
             shutil.rmtree(d, ignore_errors=True)
@@ -425,6 +428,14 @@ def lustrepy_cluster_column(root: str, osts: int, workdir: str) -> Iterator[Colu
                 say(f"cannot unmount {mnt}: {why}")
         if rec is not None:
             stop_pids(client_pids(rec.mgs_source, mnt))
+
+
+def _cert_opts(root: str, plaintext: bool) -> str:
+    """Mount options for another client of a cluster brought up here: its client certificate."""
+    if plaintext:
+        return "plaintext"
+    d = os.path.join(root, "certs")
+    return f"ca={d}/ca.crt,cert={d}/client.crt,key={d}/client.key"
 
 
 def release_client(source: str, point: str) -> None:
@@ -471,7 +482,8 @@ def wbc_column(base: Column, workdir: str) -> Iterator[Column]:
         yield Column(name, reason="no lustrepy file system")
         return
     point, journal = os.path.join(workdir, "wbc-mnt"), os.path.join(workdir, "journal")
-    with client_mount(base.source, point, f"wbc,journal={journal}", workdir, "wbc-mnt") as why:
+    with client_mount(base.source, point, ",".join(filter(None, [f"wbc,journal={journal}", base.mount_opts])),
+                      workdir, "wbc-mnt") as why:
         if why:
             yield Column(name, reason=f"wbc mount failed: {why}")
             return
@@ -484,7 +496,8 @@ def wbc_column(base: Column, workdir: str) -> Iterator[Column]:
         try:
             pids = {**base.where.pids, "client": client_pids(base.source, point)}
             yield Column(name, dir=d, where=wl.Where(name, setstripe=base.where.setstripe, pids=pids, mirror=base.where.mirror),
-                         info=f"{base.source} on {point} -o wbc,journal={journal}", source=base.source, point=point)
+                         info=f"{base.source} on {point} -o wbc,journal={journal}", source=base.source, point=point,
+                         mount_opts=base.mount_opts)
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
@@ -498,7 +511,7 @@ def with_peer(col: Column, workdir: str, opts: str) -> Iterator[Column]:
         return
     tag = f"{col.name}-peer"
     point = os.path.join(workdir, f"{tag}-mnt")
-    with client_mount(col.source, point, opts, workdir, tag) as why:
+    with client_mount(col.source, point, ",".join(filter(None, [opts, col.mount_opts])), workdir, tag) as why:
         if why:
             yield replace(col, peer_reason=f"second mount failed: {why}")
         else:
@@ -876,7 +889,8 @@ def run(ns: argparse.Namespace, names: list[str], workdir: str, stack: contextli
         cols["lustrepy"] = stack.enter_context(lustrepy_mount_column(ns.lustrepy))
     elif not ns.no_lustrepy:
         cols["lustrepy"] = stack.enter_context(
-            lustrepy_cluster_column(ns.cluster_root or os.path.join(workdir, "cluster"), ns.osts, workdir))
+            lustrepy_cluster_column(ns.cluster_root or os.path.join(workdir, "cluster"), ns.osts, workdir,
+                                    ns.plaintext))
     else:
         cols["lustrepy"] = Column("lustrepy", reason="--no-lustrepy")
     if ns.no_lustrepy:

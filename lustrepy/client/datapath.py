@@ -21,6 +21,7 @@ by a lock (see filedata), never waits without a deadline.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import threading
 import time
@@ -29,9 +30,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from lustrepy.client.capas import CapaCache
 from lustrepy.client.filebase import Pools
 from lustrepy.client.filedata import FileData
 from lustrepy.client.osc import Osc
+from lustrepy.common.capa import Capa
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
@@ -45,6 +48,8 @@ class MirrorMds(Protocol):
     """What the data path asks of the MDS for mirrored files."""
 
     def mark_stale(self, fid: Fid, mirror_id: int) -> None: ...
+
+    def capas(self, fid: Fid, write: bool) -> list[Capa]: ...
 
     def layout_of(self, fid: Fid) -> Layout | None: ...
 
@@ -85,6 +90,7 @@ class DataPath:
         self._oscs: dict[int, Osc] = {}
         self._files: dict[Fid, FileData] = {}
         self._by_object: dict[tuple[int, int], tuple[FileData, int]] = {}
+        self.capas = CapaCache(lambda fid, write: self.mds.capas(fid, write) if self.mds is not None else [])
         self._closed = False
         self._stats = dict.fromkeys(_COUNTERS, 0)
         self._stats_mu = threading.Lock()
@@ -121,6 +127,7 @@ class DataPath:
             self._index(fd)
 
     def _index(self, fd: FileData) -> None:
+        self.capas.remember(fd.fid, fd.layout)
         for i, key in enumerate(fd.objects):
             self._by_object[key] = (fd, i)
 
@@ -183,7 +190,9 @@ class DataPath:
                     rpc_timeout=self.rpc_timeout,
                     on_blocking=lambda desc: self._on_blocking(desc),
                     on_glimpse=lambda desc: self._on_glimpse(desc),
-                    on_lost=lambda: self._on_lost(index), max_unstable=self.max_unstable)
+                    on_lost=lambda: self._on_lost(index), max_unstable=self.max_unstable,
+                    capas=functools.partial(self.capas.for_request, index),
+                    drop_capas=functools.partial(self.capas.drop_ost, index))
             return osc
 
     def _address_of(self, index: int, refresh: bool) -> str | None:

@@ -192,6 +192,11 @@ def assemble(parts: list[tuple[int, Buf]], offset: int, end: int, overlay: list[
     return bytes(out)
 
 
+# ENOTCONN: connect again; EKEYEXPIRED: fetch new capabilities; EINPROGRESS: the OST has no
+# capability keys from the MDS yet
+_AGAIN = (errno.ENOTCONN, errno.EKEYEXPIRED, errno.EINPROGRESS)
+
+
 def retry_reconnecting(what: object, timeout: float, fn: Callable[..., T], *args: object) -> T:
     """Run fn; after ENOTCONN (the OST restarted, or evicted us) run it again on a new
     connection, pausing between tries, until `timeout` has passed since the first."""
@@ -200,7 +205,7 @@ def retry_reconnecting(what: object, timeout: float, fn: Callable[..., T], *args
         try:
             return fn(*args)
         except LpError as e:
-            if e.errno != errno.ENOTCONN or time.monotonic() + pause > deadline:
+            if e.errno not in _AGAIN or time.monotonic() + pause > deadline:
                 raise
             log.debug("%s: %s; trying again on a new connection", what, e)
         time.sleep(pause)

@@ -17,6 +17,7 @@ import time
 import uuid as uuidlib
 from typing import Any, Callable
 
+from lustrepy.common.capa import Capa
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
@@ -28,7 +29,7 @@ from lustrepy.common import nids
 from lustrepy.rpc import inline
 from lustrepy.rpc.channel import DEFAULT_TIMEOUT, call, make_channel
 from lustrepy.rpc.lane import MDS_LANE_METHODS, LaneClient, LaneRefused
-from lustrepy.rpc.convert import check_rep, fid_from_pb, fid_to_pb, layout_to_pb
+from lustrepy.rpc.convert import capa_from_pb, check_rep, fid_from_pb, fid_to_pb, layout_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc
@@ -52,7 +53,7 @@ class Mdc:
         self.client_id = client_id or f"client-{uuidlib.uuid4()}"
         self.timeout = timeout
         self.resend_for = resend_for
-        self.channel = make_channel(address)
+        self.channel = make_channel(address, "mds")
         self.grpc_stub = mds_pb2_grpc.MdsStub(self.channel)
         self.stub: Any = self.grpc_stub         # a LaneStub while the request lane is up
         self.use_lane = lane
@@ -393,6 +394,11 @@ class Mdc:
     def sync(self) -> int:
         rep = self.request(self.stub.Sync, mpb.SyncRequest)
         return rep.hdr.last_committed
+
+    def capas(self, fid: Fid, write: bool) -> list[Capa]:
+        """Capabilities for the objects of a file (client.capas)."""
+        rep = self.request(self.stub.Capas, mpb.CapaRequest, fid=fid_to_pb(fid), write=write)
+        return [capa_from_pb(c) for c in rep.capas]
 
     def wbc_info(self, fid: Fid) -> mpb.WbcInfoReply:
         return self.request(self.stub.WbcInfo, mpb.WbcInfoRequest, fid=fid_to_pb(fid))

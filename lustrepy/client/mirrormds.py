@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from lustrepy.client.inodes import Inode, InodeTable
 from lustrepy.client.mdc import Mdc
+from lustrepy.common.capa import Capa
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.rpc.convert import fid_to_pb, layout_from_pb
@@ -35,6 +36,9 @@ class MirrorMdsOps:
         if rep.has_layout and node is not None:
             with self._table.mu:
                 node.layout = layout_from_pb(rep.layout)
+
+    def capas(self, fid: Fid, write: bool) -> list[Capa]:
+        return self._mdc.capas(fid, write)
 
     def layout_of(self, fid: Fid) -> Layout | None:
         node = self._table.by_fid(fid)

@@ -28,6 +28,7 @@ from typing import Callable
 
 from lustrepy.common import daemon, logs, nids
 from lustrepy.common.errors import LpError, QuietError
+from lustrepy.rpc import tls
 
 log = logging.getLogger("lustrepy.client")
 
@@ -36,7 +37,8 @@ GENERIC_OPTS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", 
                 "nouser", "users", "defaults", "_netdev", "nofail", "async", "sync", "atime", "noatime",
                 "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "loop"}
 OWN_OPTS = {"debug", "allow_other", "default_permissions", "timeout", "client_id", "log", "wbc", "nowbc",
-            "journal", "wbc_max", "wbc_age", "wbc_dir_max", "max_unstable_mb"}
+            "journal", "wbc_max", "wbc_age", "wbc_dir_max", "max_unstable_mb", "ca", "cert", "key", "plaintext"}
+CERT_NAME = "client"            # the certificate file a mount looks for when none is given: client.crt
 JOURNAL_DIR = "/var/lib/lustrepy/wbc"   # default home of the write-back cache journals
 WBC_MAX = 65536                         # unflushed update records before writers wait for a flush
 READY_TIMEOUT = 60.0
@@ -55,6 +57,7 @@ class MountConfig:
     text: str                   # the source as given, for /proc/mounts
     mountpoint: str
     opts: dict[str, str]
+    identity: tls.Identity | None = None        # None: plaintext
 
     @property
     def timeout(self) -> float:
@@ -115,7 +118,24 @@ def config(ns: argparse.Namespace) -> MountConfig:
         raise QuietError(f"mount point {ns.mountpoint} is not a directory", 1)
     if os.path.ismount(mnt):
         raise QuietError(f"{ns.mountpoint} is already a mount point", 1)
-    return MountConfig(src, ns.source, mnt, opts)
+    return MountConfig(src, ns.source, mnt, opts, identity(opts))
+
+
+def identity(opts: dict[str, str]) -> tls.Identity | None:
+    """The certificate a mount presents: ca=, cert= and key=, or plaintext, or else client.crt in
+    $LUSTREPY_CERTS, /etc/lustrepy/certs or the local cluster's certs directory."""
+    try:
+        if any(k in opts for k in ("ca", "cert", "key", "plaintext")):
+            return tls.explicit(opts.get("ca"), opts.get("cert"), opts.get("key"), "plaintext" in opts,
+                                "mount options")
+        root = os.environ.get("LUSTREPY_ROOT") or "/tmp/lustrepy"
+        found = tls.search(CERT_NAME, [os.environ.get(tls.ENV_CERTS), tls.ETC_CERTS, os.path.join(root, "certs")])
+        if found is None:
+            raise QuietError("no client certificate: mount with ca=,cert=,key= (lfsctl ca issue --role client), "
+                             f"put client.crt beside ca.crt in {tls.ETC_CERTS}, or mount with plaintext", 1)
+        return tls.Identity.load(found)
+    except LpError as e:
+        raise QuietError(e.message, 1) from None
 
 
 def _setup_logging(cfg: MountConfig, foreground: bool) -> None:
@@ -161,17 +181,24 @@ def serve(cfg: MountConfig, ready: Callable[[str | None], None]) -> int:
     from lustrepy.client.stack import build
     from lustrepy.client.wbc import DIR_MAX, open_journal
 
+    from lustrepy.rpc import authz
+
     journal = None
+    tls.use(cfg.identity)
+    name = cfg.identity.subject.name if cfg.identity is not None else ""
     client_id = cfg.opts.get("client_id") or ""
+    if name and client_id and not authz.owns(name, client_id):
+        client_id = f"{name}:{client_id}"       # a client speaks only as its certificate's name
+    new_id = f"{name}:{uuidlib.uuid4()}" if name else f"{os.uname().nodename}-{uuidlib.uuid4()}"
     if cfg.wbc:
         try:
             journal, client_id = open_journal(cfg.opts.get("journal") or JOURNAL_DIR, cfg.source.fsname,
-                                              cfg.mountpoint, client_id or None,
+                                              cfg.mountpoint, client_id or None, new_id=new_id,
                                               max_records=int(cfg.opts.get("wbc_max") or WBC_MAX))
         except (LpError, OSError) as e:
             ready(f"cannot mount {cfg.text}: write-back cache journal: {getattr(e, 'message', None) or e}")
             return 1
-    client_id = client_id or f"{os.uname().nodename}-{uuidlib.uuid4()}"
+    client_id = client_id or new_id
     notifier = Notifier()
     try:
         stack = build(cfg.source.address, cfg.source.fsname, client_id, notifier, timeout=cfg.timeout,
@@ -286,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("source", help="HOST:PORT:/FSNAME of the MDS and the file system")
     ap.add_argument("mountpoint")
     ap.add_argument("-o", dest="opts", help="comma-separated mount options "
-                    "(allow_other, ro, debug, timeout=SECONDS, client_id=ID, log=FILE, and mount(8)'s)")
+                    "(allow_other, ro, debug, timeout=SECONDS, client_id=ID, log=FILE, ca=FILE, cert=FILE, "
+                    "key=FILE, plaintext, and mount(8)'s)")
     ap.add_argument("-f", action="store_true", help="stay in the foreground")
     ns = ap.parse_args(argv)
     daemon.tune_interpreter()

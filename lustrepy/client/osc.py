@@ -28,7 +28,7 @@ import errno
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import crc32c
@@ -68,8 +68,11 @@ class Osc:
     def __init__(self, index: int, client_id: str, fsname: str, address_of: Callable[[bool], str | None], *,
                  rpc_timeout: float, on_blocking: Callable[[cpb.LockDesc], None],
                  on_glimpse: Callable[[cpb.LockDesc], Lvb | None], on_lost: Callable[[], None],
-                 use_lane: bool = True, max_unstable: int = oscreplay.DEFAULT_LIMIT) -> None:
+                 use_lane: bool = True, max_unstable: int = oscreplay.DEFAULT_LIMIT,
+                 capas: Callable[[Iterable[int], bool], list[cpb.Capa]] = lambda oids, write: [],
+                 drop_capas: Callable[[], None] = lambda: None) -> None:
         self.index = index
+        self._capas, self._drop_capas = capas, drop_capas   # object capabilities (client.capas)
         self.client_id = client_id
         self.fsname = fsname
         self.rpc_timeout = rpc_timeout
@@ -172,7 +175,7 @@ class Osc:
 
     def _new_channel(self, address: str) -> None:
         old_channel, old_locks = self._channel, self._locks
-        channel = make_channel(address)
+        channel = make_channel(address, "oss")
         locks = LockClient(channel, self.client_id, on_blocking=self._on_blocking, on_glimpse=self._on_glimpse,
                            on_evicted=self._evicted, lru_size=LOCK_LRU, rpc_timeout=self.rpc_timeout,
                            enqueue_timeout=self.rpc_timeout, workers=LOCK_WORKERS)
@@ -217,6 +220,8 @@ class Osc:
     def _down(self, gen: int, e: LpError) -> LpError:
         """Note a failed RPC; ENOTCONN means the export is gone: connect again next time."""
         self._count("errors")
+        if e.errno == errno.EKEYEXPIRED:
+            self._drop_capas()
         if e.errno == errno.ENOTCONN:
             with self._mu:
                 if self._conn_gen == gen:
@@ -224,8 +229,9 @@ class Osc:
                     self._refresh = True
         return e
 
-    def _hdr(self, gen: int) -> cpb.ReqHdr:
-        return cpb.ReqHdr(client_id=self.client_id, conn_gen=gen, xid=next(self._xids))
+    def _hdr(self, gen: int, oids: Iterable[int] = (), write: bool = False) -> cpb.ReqHdr:
+        return cpb.ReqHdr(client_id=self.client_id, conn_gen=gen, xid=next(self._xids),
+                          capas=self._capas(oids, write) if oids else ())
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._mu:
@@ -294,7 +300,7 @@ class Osc:
             if lvbs is not None:
                 return lvbs[object_id]
         messages = write_messages([Segment(off, d) for off, d in runs], MSG_MIN, MSG_MAX)
-        hdr = self._hdr(gen)
+        hdr = self._hdr(gen, [object_id], True)
 
         def chunks() -> Iterator[opb.WriteChunk]:
             h: cpb.ReqHdr | None = hdr
@@ -331,7 +337,7 @@ class Osc:
     def _send_many(self, stub: oss_pb2_grpc.OssStub | None, lane: LaneClient | None, gen: int,
                    pieces: Sequence[tuple[int, int, Buf]], total: int, sync: bool = False) -> dict[int, Lvb]:
         """One WriteMany: on the lane with the bytes after the message, else on gRPC inside it."""
-        req = opb.WriteManyRequest(hdr=self._hdr(gen), chunks=[
+        req = opb.WriteManyRequest(hdr=self._hdr(gen, [p[0] for p in pieces], True), chunks=[
             opb.WriteChunk(object_id=oid, offset=off, crc32c=crc32c.crc32c(d), sync=sync,
                            length=len(d) if lane is not None else 0, data=b"" if lane is not None else bytes(d))
             for oid, off, d in pieces])
@@ -360,7 +366,8 @@ class Osc:
         pos, end = offset, offset + length
         call = lane.bulk_method(_OSS, "ReadOne")
         while True:
-            req = opb.ReadRequest(hdr=self._hdr(gen), object_id=object_id, offset=pos, length=end - pos)
+            req = opb.ReadRequest(hdr=self._hdr(gen, [object_id]), object_id=object_id, offset=pos,
+                                  length=end - pos)
             try:
                 rep, data = call(req, timeout=self.rpc_timeout)
                 check_rep(rep.hdr)
@@ -388,25 +395,11 @@ class Osc:
         got = self._on_lane("read", lambda lane: self._lane_read(lane, gen, object_id, offset, length))
         if got is not None:
             return got
-        req = opb.ReadRequest(hdr=self._hdr(gen), object_id=object_id, offset=offset, length=length,
+        req = opb.ReadRequest(hdr=self._hdr(gen, [object_id]), object_id=object_id, offset=offset, length=length,
                               chunk_size=chunk_size)
-        out: list[Buf] = []
-        pos = offset
         stream = stub.Read(req, timeout=self.rpc_timeout)
         try:
-            for msg in stream:
-                if msg.hdr.errno:
-                    check_rep(msg.hdr)
-                data = msg.data
-                if data:
-                    if msg.offset != pos:
-                        raise LpError(errno.EIO, f"read reply at {msg.offset}, expected {pos}")
-                    if crc32c.crc32c(data) != msg.crc32c:
-                        raise LpError(errno.EIO, f"checksum mismatch reading at {pos}")
-                    out.append(data)
-                    pos += len(data)
-                if msg.eof:
-                    break
+            out, pos = _collect(stream, offset)
         except grpc.RpcError as e:
             err = LpError(transport_errno(e), f"{self.name} object {object_id}: read failed: {e.code()}")
             raise self._down(gen, err) from None
@@ -419,10 +412,11 @@ class Osc:
             self._stats["read_bytes"] += pos - offset
         return out
 
-    def _unary(self, what: str, method_name: str, request_cls, **fields) -> object:
+    def _unary(self, what: str, method_name: str, request_cls, write: bool = False, **fields) -> object:
         stub, _, gen = self._ready()
+        oids = [fields["object_id"]] if fields.get("object_id") else []
         try:
-            rep = call(getattr(stub, method_name), request_cls(hdr=self._hdr(gen), **fields),
+            rep = call(getattr(stub, method_name), request_cls(hdr=self._hdr(gen, oids, write), **fields),
                        timeout=self.rpc_timeout)
             check_rep(rep.hdr)
         except LpError as e:
@@ -430,7 +424,7 @@ class Osc:
         return rep
 
     def punch(self, object_id: int, size: int) -> Lvb:
-        rep = self._unary(f"punch of object {object_id}", "Punch", opb.PunchRequest, object_id=object_id,
+        rep = self._unary(f"punch of object {object_id}", "Punch", opb.PunchRequest, True, object_id=object_id,
                           size=size)
         self._count("punches")
         self._note("Punch", rep.hdr, 0, request=opb.PunchRequest(object_id=object_id, size=size))  # type: ignore[attr-defined]
@@ -461,6 +455,26 @@ class Osc:
                         "glimpse_callbacks": ls["glimpses"], "lru_cancels": ls["lru_cancels"],
                         "evictions": ls["evictions"]})
         return out
+
+
+def _collect(stream: Iterable[opb.ReadChunk], offset: int) -> tuple[list[Buf], int]:
+    """The data of a Read reply stream from `offset` (checked: offsets, checksums), and where it ends."""
+    out: list[Buf] = []
+    pos = offset
+    for msg in stream:
+        if msg.hdr.errno:
+            check_rep(msg.hdr)
+        data = msg.data
+        if data:
+            if msg.offset != pos:
+                raise LpError(errno.EIO, f"read reply at {msg.offset}, expected {pos}")
+            if crc32c.crc32c(data) != msg.crc32c:
+                raise LpError(errno.EIO, f"checksum mismatch reading at {pos}")
+            out.append(data)
+            pos += len(data)
+        if msg.eof:
+            break
+    return out, pos
 
 
 def _read_error(ost: str, object_id: int, e: LpError) -> LpError:

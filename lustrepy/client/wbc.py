@@ -417,7 +417,7 @@ def concerns(rec: mpb.UpdateRecord) -> list[Fid]:
 
 
 def open_journal(directory: str, fsname: str, mountpoint: str, client_id: str | None,
-                 *, max_records: int) -> tuple[Journal, str]:
+                 *, max_records: int, new_id: str | None = None) -> tuple[Journal, str]:
     """The journal of this mount point, and the client identity to connect with.
 
     Without a given identity, one left by an earlier mount that still has records
@@ -433,7 +433,7 @@ def open_journal(directory: str, fsname: str, mountpoint: str, client_id: str | 
         if len(journal) and old and client_id and client_id != old:
             raise LpError(errno.EBUSY, f"{path} holds {len(journal)} update records of client {old!r}: "
                                        f"mount with client_id={old} to replay them")
-        cid = client_id or (old if len(journal) and old else f"{os.uname().nodename}-{uuid.uuid4()}")
+        cid = client_id or (old if len(journal) and old else new_id or f"{os.uname().nodename}-{uuid.uuid4()}")
         if cid != old:
             tmp = id_path + ".tmp"
             with open(tmp, "w") as f:

@@ -144,6 +144,8 @@ class WbcData:
         if not todo:
             return 0
         files = [f for node in todo if (f := self._snapshot(node, layouts.get(node.fid))) is not None]
+        for f in files:
+            self.data.capas.remember(f.node.fid, f.layout)
         per_ost: dict[int, list[tuple[int, int, bytes]]] = {}
         for f in files:
             for m in f.layout.write_targets():            # every mirror of a mirrored file

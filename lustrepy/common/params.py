@@ -52,6 +52,7 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    check: Callable[[Any], object] | None = None     # a further check of a parsed value (LpError when bad)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -100,6 +101,16 @@ def parse(spec: ParamSpec, raw: Any, name: str = "") -> Any:
     """Check and convert a value from text (set-param, command line) or TOML (int, float, bool, str).
 
     Raises LpError(EINVAL) naming the key."""
+    v = _parse(spec, raw, name)
+    if spec.check is not None:
+        try:
+            spec.check(v)
+        except LpError as e:
+            raise bad(name or spec.name, e.message) from None
+    return v
+
+
+def _parse(spec: ParamSpec, raw: Any, name: str) -> Any:
     key = name or spec.name
     k = spec.kind
     if isinstance(raw, str):

@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     up.add_argument("--mount", metavar="MNT", help="also mount the file system on MNT with the lustrepy client")
     up.add_argument("--mount-opts", metavar="OPTS", default="",
                     help="mount options for --mount, comma-separated (e.g. wbc,journal=DIR)")
+    up.add_argument("--plaintext", action="store_true",
+                    help="no TLS and no certificates (first start; loopback development only)")
     up.add_argument("--capacity", type=int, metavar="BYTES", help="capacity each OSS reports (first start)")
     up.add_argument("--heartbeat", type=float, metavar="S", help="OSS heartbeat interval (server default)")
     up.add_argument("--ost-timeout", type=float, metavar="S",
@@ -129,7 +131,8 @@ def _plan(args: argparse.Namespace, root: str, old: ClusterRecord | None) -> Clu
     if old is None:
         if args.osts is None:
             raise QuietError(f"no cluster recorded at {root}: --osts N is required to create one", 2)
-        opts = ClusterOptions(capacity=args.capacity, heartbeat=args.heartbeat, ost_timeout=args.ost_timeout)
+        opts = ClusterOptions(capacity=args.capacity, heartbeat=args.heartbeat, ost_timeout=args.ost_timeout,
+                              plaintext=args.plaintext)
         return launcher.new_record(root, args.fsname or DEFAULT_FSNAME, args.osts, opts)
     if args.fsname is not None and args.fsname != old.fsname:
         raise QuietError(f"the cluster at {root} is file system {old.fsname!r}, not {args.fsname!r}")

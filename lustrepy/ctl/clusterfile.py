@@ -69,6 +69,7 @@ class ClusterOptions:
     heartbeat: float | None = None       # OSS heartbeat interval, None = server default
     ost_timeout: float | None = None     # MDS: OST inactive after this many seconds of silence
     host: str = "127.0.0.1"
+    plaintext: bool = False              # no TLS, no certificates (--plaintext)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,8 @@ def from_json(d: dict[str, Any]) -> ClusterRecord:
         root=str(d["root"]), fsname=str(d["fsname"]), state=str(d.get("state", STATE_STOPPED)),
         mds=server("mds", d["mds"]), osts=tuple(server("oss", x) for x in d.get("osts", ())),
         mount=MountRecord(point=str(m["point"]), source=str(m["source"])) if m else None,
-        options=ClusterOptions(capacity=o.get("capacity"), heartbeat=o.get("heartbeat"),
+        options=ClusterOptions(plaintext=bool(o.get("plaintext", False)), capacity=o.get("capacity"),
+                               heartbeat=o.get("heartbeat"),
                                ost_timeout=o.get("ost_timeout"), host=o.get("host", "127.0.0.1")),
     )
 

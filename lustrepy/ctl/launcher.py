@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import clusterfile, mounts, procs, query
+from lustrepy.ctl import clustercerts, clusterfile, mounts, procs, query
 from lustrepy.ctl.clusterfile import ClusterOptions, ClusterRecord, MountRecord, ServerRecord
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def mds_argv(rec: ClusterRecord, port: int) -> tuple[str, ...]:
         argv += ["--heartbeat-interval", _num(o.heartbeat)]
     if o.ost_timeout is not None:
         argv += ["--ost-timeout", _num(o.ost_timeout)]
-    return tuple(argv)
+    return tuple(argv) + clustercerts.server_args(rec, rec.mds)
 
 
 def oss_argv(rec: ClusterRecord, ost: ServerRecord, port: int) -> tuple[str, ...]:
@@ -100,7 +100,7 @@ def oss_argv(rec: ClusterRecord, ost: ServerRecord, port: int) -> tuple[str, ...
         argv += ["--capacity", str(o.capacity)]
     if o.heartbeat is not None:
         argv += ["--heartbeat", _num(o.heartbeat)]
-    return tuple(argv)
+    return tuple(argv) + clustercerts.server_args(rec, ost)
 
 
 def local_node(index: int) -> str:
@@ -128,6 +128,12 @@ def liveness(rec: ClusterRecord) -> dict[str, bool]:
 
 
 # ---- starting --------------------------------------------------------------------
+
+def prepare(rec: ClusterRecord) -> None:
+    """Certificates made where missing, and this process speaking as the cluster's admin."""
+    clustercerts.ensure(rec)
+    clustercerts.use_admin(rec)
+
 
 def _spawn(rec: ServerRecord, argv: tuple[str, ...], pfile: Path) -> Pending:
     pfile.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +245,7 @@ def start_cluster(rec: ClusterRecord, timeout: float = START_TIMEOUT_S) -> Clust
     deadline = time.monotonic() + timeout
     for d in (logs_dir(rec.root), run_dir(rec.root)):
         d.mkdir(parents=True, exist_ok=True)
+    prepare(rec)
     started: list[ServerRecord] = []
     try:
         host = rec.options.host
@@ -262,6 +269,7 @@ def start_ost(rec: ClusterRecord, index: int, timeout: float = START_TIMEOUT_S) 
     """Start one recorded OSS again and wait until the MDS reports it active; nothing else is touched."""
     ost = rec.ost(index)
     deadline = time.monotonic() + timeout
+    prepare(rec)
     started: list[ServerRecord] = []
     try:
         [new] = start_servers(rec.root, [(ost, partial(oss_argv, rec, ost))], rec.options.host, deadline, started)
@@ -279,6 +287,7 @@ def start_mds(rec: ClusterRecord, timeout: float = START_TIMEOUT_S) -> ClusterRe
     """Start the recorded MDS again on its address (clients and OSSes find it there and
     recover); the OSSes are not touched."""
     deadline = time.monotonic() + timeout
+    prepare(rec)
     started: list[ServerRecord] = []
     try:
         [mds] = start_servers(rec.root, [(rec.mds, partial(mds_argv, rec))], rec.options.host, deadline, started)
@@ -370,6 +379,8 @@ def mount(rec: ClusterRecord, point: str, timeout: float = MOUNT_TIMEOUT_S, opts
     point = os.path.abspath(point)
     if mounts.is_mounted(point):
         raise StartFailed(f"{point} is already a mount point")
+    prepare(rec)
+    opts = clustercerts.mount_opts(rec, opts)
     left = _recovery_left(rec)
     if left:        # a restart after clients died: the mount waits for the MDS's recovery to end
         log.info("the MDS is recovering (%.0fs left): the mount waits for it", left)

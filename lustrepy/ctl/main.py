@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+# lfsctl says what went wrong in one line of its own: gRPC's core keeps quiet (before it is imported)
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from lustrepy import __version__
 from lustrepy.common import logs
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import (barrier, clients, cluster, df, evict, find, lfsck, locks, mds, mirror, mkfs, osts, params,
-                          scrub, stats, stripe, target, wbc)
+from lustrepy.ctl import (barrier, ca, clients, cluster, df, evict, find, identity, lfsck, locks, mds, mirror, mkfs,
+                          osts, params, scrub, stats, stripe, target, wbc)
 
 log = logging.getLogger(__name__)
 
 PROG = "lfsctl"
-GROUPS = (cluster, df, osts, mds, stats, stripe, mirror, wbc, locks, clients, evict, find, params, mkfs, barrier, lfsck,
-          scrub)
+GROUPS = (cluster, ca, df, osts, mds, stats, stripe, mirror, wbc, locks, clients, evict, find, params, mkfs, barrier,
+          lfsck, scrub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--log-level", default="WARNING", metavar="LEVEL",
                    help="logging level on stderr (default %(default)s; INFO shows what the launcher does)")
+    identity.add_arguments(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         # cluster, stripe and wbc find no MDS: they act on a local directory or a mounted path (as does
         # mirror create; the other mirror actions find it as every command does)
-        group.register(sub, [json_opt] if group in (cluster, stripe, wbc) else [json_opt, tgt])
+        group.register(sub, [json_opt] if group in (cluster, ca, stripe, wbc) else [json_opt, tgt])
     return p
 
 
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error(f"unknown log level {args.log_level!r}")
     try:
+        identity.use(args)
         return int(args.func(args))
     except QuietError as e:
         _say(str(e))

@@ -186,6 +186,8 @@ def _open(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode: 
     def finish(attr: Attr) -> mpb.IntentReply:
         may_open(attr, cred, req.open_flags)
         writer = stat.S_ISREG(attr.mode) and _writer(req.open_flags)
+        if writer or req.open_flags & os.O_TRUNC:
+            mdt.nodemap.check_writable(client_id)
 
         def fn(tx: Tx) -> mpb.IntentReply:
             handle = _open_existing(tx, cred, attr, client_id, req.open_flags)
@@ -221,6 +223,7 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
         if flags & os.O_EXCL:
             raise LpError(errno.EEXIST, "file exists")
         return _open(mdt, req, cred, client_id, encode)
+    mdt.nodemap.check_writable(client_id)
     mode = req.create_mode or 0o644
     if not stat.S_IFMT(mode):
         mode |= stat.S_IFREG
@@ -237,6 +240,8 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
             if flags & os.O_EXCL:
                 raise LpError(errno.EEXIST, "file exists")
             may_open(attr, cred, flags)
+            if _writer(flags):
+                mdt.nodemap.check_writable(client_id)
             handle = _open_existing(tx, cred, attr, client_id, flags)
             rep = _reply(tx, tx.getattr(attr.fid), _POS_OPENED, True)
             rep.open_handle = handle

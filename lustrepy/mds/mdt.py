@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from lustrepy.common.capa import LIFETIME_S, KeyRing
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, Mirror, StripeObject
@@ -25,6 +27,7 @@ from lustrepy.ldlm.lockd import LockServer
 from lustrepy.mds import clienttab, resources
 from lustrepy.mds.locking import MdsLocks
 from lustrepy.mds.namespace import Tx
+from lustrepy.mds.nodemap import Nodemap
 from lustrepy.mds.lod import DEFAULT_RESERVED, Allocator
 from lustrepy.mds.osp import Osp
 from lustrepy.mds.ostreg import OstRegistry, OstState
@@ -79,7 +82,11 @@ class Mdt:
         self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout,
                                 on_evict=self._evicted)
         self.locks = MdsLocks(self.lockd)
+        self.nodemap = Nodemap()                # root squash and read-only clients (tunables)
+        self.capa_keys = KeyRing()              # signs object capabilities (mds/capas.py)
+        self.capa_lifetime = LIFETIME_S         # mds.capa_lifetime
         self.wbc = WbcManager(self.lockd, cfg.contention)
+        self.wbc.refused = self.nodemap.readonly    # a read-only client creates nothing, locally or not
         self.lockd.on_blocking = self.wbc.on_blocking
         self.allocator = Allocator(reserved=cfg.ost_reserved)
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
@@ -214,6 +221,7 @@ class Mdt:
                  placement: tuple[str, str] = ("", "")) -> None:
         if fsname != self.fsname:
             raise LpError(errno.EINVAL, f"OST {uuid} belongs to file system {fsname!r}, not {self.fsname!r}")
+        _check_announced(fsname, index, uuid, address)
         st = self.registry.get(index)
         if st is None or st.uuid != uuid or st.address != address:
             self.store.write(lambda tx: tx.ost_register(index, uuid, address))
@@ -377,3 +385,16 @@ class Mdt:
 
 def _no_replay(client_id: str, item: Any) -> Any:
     raise RuntimeError("this MDT has no replay handler: the server did not set one")
+
+
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$")
+MAX_OST_INDEX = 0xFFFF
+
+
+def _check_announced(fsname: str, index: int, uuid: str, address: str) -> None:
+    """EINVAL for an announce no OSS of this file system sends: its index, uuid and address."""
+    if not 0 <= index <= MAX_OST_INDEX or uuid != f"{fsname}-OST{index:04x}_UUID":
+        raise LpError(errno.EINVAL, f"bad OST announce: index {index}, uuid {uuid[:80]!r}")
+    host, sep, port = address.rpartition(":")
+    if not sep or not _HOST_RE.match(host) or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise LpError(errno.EINVAL, f"bad OST announce: address {address[:80]!r}")

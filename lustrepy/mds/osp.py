@@ -126,7 +126,7 @@ class Osp:
                 t.channel.close()
                 t = None
             if t is None:
-                ch = make_channel(st.address)
+                ch = make_channel(st.address, "oss")
                 t = _Target(index, st.address, ch, oss_pb2_grpc.OssStub(ch))
                 self._targets[index] = t
         return t

@@ -22,12 +22,14 @@ from lustrepy.common.fid import ROOT_FID
 from lustrepy.common.layout import STRIPE_UNIT, Layout, MAX_STRIPE_SIZE
 from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs, bad
 from lustrepy.common.records import Cred
-from lustrepy.mds import schema
+from lustrepy.common import capa
+from lustrepy.mds import nodemap, schema
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds.lod import DEFAULT_RESERVED
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.reserve import DEFAULT_RESERVE
 from lustrepy.mds.store import Store
+from lustrepy.rpc import tls
 
 if TYPE_CHECKING:
     from lustrepy.mds.mdt import Mdt
@@ -47,6 +49,7 @@ OPTIONS = (
               settable=False, tunable=False),
     ParamSpec("lane_port", "int", 0, "the request lane's port on the listen host (0: any free port)",
               settable=False, tunable=False, minimum=0, maximum=65535),
+    *tls.OPTIONS,
     ParamSpec("heartbeat_interval", "float", 1.0, "seconds between OSS heartbeats (told to each OSS)",
               minimum=0.01, maximum=3600),
     ParamSpec("ost_timeout", "float", 5.0, "an OST without a heartbeat this long is inactive",
@@ -85,6 +88,14 @@ OPTIONS = (
     ParamSpec("mirror.resync_bandwidth", "size", 64 << 20,
               "bytes a second the MDS's mirror copies (resync, re-replication) move at most (0: no bound)",
               minimum=0, maximum=1 << 40),
+    ParamSpec("capa_lifetime", "float", 3600.0, "seconds an object capability is good for after its issue",
+              minimum=1, maximum=86400),
+    ParamSpec("root_squash", "str", "", "UID:GID that root (uid 0, gid 0) of clients becomes (empty: none)",
+              check=nodemap.parse_squash),
+    ParamSpec("nosquash_clients", "str", "", "clients (certificate names, comma-separated) root_squash spares",
+              check=nodemap.parse_names),
+    ParamSpec("readonly_clients", "str", "", "clients (certificate names, comma-separated) that may only read",
+              check=nodemap.parse_names),
     *daemon_specs(LOG_SUBSYSTEMS),
 )
 
@@ -140,6 +151,14 @@ def registry(mdt: Mdt, settings: dict[str, str]) -> Registry:
     for f, attr in (("mirror.resync_delay", "delay"), ("mirror.resync_bandwidth", "bandwidth")):
         reg.bind(by_name[f], functools.partial(getattr, mdt.resync, attr),
                  functools.partial(setattr, mdt.resync, attr))
+    reg.bind(by_name["capa_lifetime"], lambda: mdt.capa_lifetime, functools.partial(setattr, mdt, "capa_lifetime"))
+    mdt.capa_lifetime = float(settings.get("capa_lifetime") or capa.LIFETIME_S)
+    nm = mdt.nodemap
+    for f, read, write in (("root_squash", lambda: "" if nm.squash is None else "%d:%d" % nm.squash, nm.set_squash),
+                           ("nosquash_clients", lambda: ",".join(sorted(nm.nosquash)), nm.set_nosquash),
+                           ("readonly_clients", lambda: ",".join(sorted(nm.readonly_names)), nm.set_readonly)):
+        write(settings.get(f) or "")
+        reg.bind(by_name[f], read, write)
     bind_logs(reg, by_name, LOG_SUBSYSTEMS)
     count, size = LAYOUT_PARAMS
     reg.bind(count, lambda: _root_layout(mdt).stripe_count,

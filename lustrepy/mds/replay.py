@@ -144,7 +144,7 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.Re
             return rep
         return in_tx
 
-    cred = Cred(rec.uid, rec.gid, tuple(rec.groups))
+    cred = mdt.nodemap.cred(client_id, Cred(rec.uid, rec.gid, tuple(rec.groups)))
     _, rep, transno = reint.run(mdt, rec.op, cred, client_id, now_ns=rec.time_ns, wrap=wrap)
     return transno, rep
 

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
+from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.mds.records import Forced
+from lustrepy.rpc import limits
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -49,8 +51,12 @@ def apply(mdt: Mdt, handlers: dict[str, Callable[[Any, Any], Any]], client_id: s
     try:
         req.ParseFromString(item.request)
         first.ParseFromString(item.reply)
+        limits.check(req)
+        limits.check(first)
     except DecodeError:
         return mpb.ReplayFailure(xid=item.xid, errno=errno.EINVAL, message="a replay that does not decode")
+    except LpError as e:
+        return mpb.ReplayFailure(xid=item.xid, errno=errno.EINVAL, message=f"a replay past the bounds: {e.message}")
     if req.hdr.client_id != client_id or req.hdr.xid != item.xid or not item.transno:
         return mpb.ReplayFailure(xid=item.xid, errno=errno.EINVAL, message="a replay of another request")
     gens = [e.conn_gen for e in mdt.lockd.exports() if e.client_id == client_id and not e.evicted]

@@ -391,7 +391,7 @@ class Resyncer:
     def _stub(self, address: str) -> oss_pb2_grpc.OssStub:
         stub = self._stubs.get(address)
         if stub is None:
-            ch = make_channel(address)
+            ch = make_channel(address, "oss")
             self._channels.append(ch)
             stub = self._stubs[address] = oss_pb2_grpc.OssStub(ch)
         return stub

@@ -29,6 +29,7 @@ from lustrepy.mds.service import MdsService
 from lustrepy.mds.store import Store
 from lustrepy.mds.wbc import ContentionPolicy
 from lustrepy.rpc.channel import bind, make_server
+from lustrepy.rpc import tls
 from lustrepy.rpc.lane import LaneServer
 from lustrepy.rpc.v1 import ldlm_pb2_grpc, mds_pb2, mds_pb2_grpc
 
@@ -71,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--contention-hold",
                     help="seconds without conflicts before a contended directory gets WBC grants again (default 30)")
     ap.add_argument("--log-level", help="the daemon's log level (default INFO)")
+    tls.arguments(ap)
     ap.add_argument("--format-only", action="store_true",
                     help="format the empty --dir for --fsname, print its identity as JSON and exit "
                          "(lfsctl mkfs runs this)")
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                    levels={k.removeprefix("log."): v for k, v in values.items()
                            if k.startswith("log.") and k != "log.level" and v != "NOTSET"})
         daemon.tune_interpreter()
+        tls.use_values(values, "mds")
         return run(ns, values)
     except QuietError as e:
         print(f"{PROG}: {e}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import logging
 import os
 import sqlite3
@@ -27,13 +28,13 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.params import ParamValue, Registry
 from lustrepy.common.records import Cred, Statfs
-from lustrepy.mds import intent, lfsck_wire, reint
+from lustrepy.mds import capas, intent, lfsck_wire, reint
 from lustrepy.common import perm
 from lustrepy.mds import replay
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.sqlerr import classify
 from lustrepy.mds.wire import attr_pb
-from lustrepy.rpc.convert import (Reply, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
+from lustrepy.rpc.convert import (Reply, check_hdr, cred_from_hdr, fid_from_pb, fid_to_pb, rep_err, rep_ok,
                                   statfs_from_pb, statfs_to_pb)
 from lustrepy.rpc.lane import MDS_LANE_METHODS, Handler, messages
 from lustrepy.rpc.statswire import stats_reply
@@ -109,6 +110,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         hdr = request.hdr
         rep: M | None
         try:
+            check_hdr(hdr)
             if gated and not anonymous_ok and mdt.recovery.blocks():
                 raise LpError(errno.EINPROGRESS, "the MDS is recovering; send again shortly")
             if not (anonymous_ok and not hdr.client_id):
@@ -116,7 +118,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
                 mdt.replies.replied(hdr.client_id, hdr.replied_xid)
             if hdr.cancel_cookies:
                 mdt.lockd.cancel(hdr.client_id, list(hdr.cancel_cookies))
-            cred = cred_from_hdr(hdr)
+            cred = mdt.nodemap.cred(hdr.client_id, cred_from_hdr(hdr))
             if not modifying:
                 rep = fn(cred)
             else:
@@ -213,17 +215,9 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         svc = mpb.DESCRIPTOR.services_by_name["Mds"]
         out = {}
         for name in MDS_LANE_METHODS:
-            req_cls, reply_cls = messages(svc, name)
-            out[name] = Handler(req_cls, self._for_peer(getattr(self, name), reply_cls))
+            req_cls = messages(svc, name)[0]
+            out[name] = Handler(req_cls, functools.partial(_on_lane, getattr(self, name)))
         return out
-
-    @staticmethod
-    def _for_peer(fn: Callable[[Any, Any], Any], reply_cls: Any) -> Callable[[Any, str], Any]:
-        def handle(req: Any, peer: str) -> Any:
-            if req.hdr.client_id != peer:
-                return reply_cls(hdr=rep_err(LpError(errno.EPERM, "a lane carries its own client's requests only")))
-            return fn(req, None)
-        return handle
 
     def Disconnect(self, request: cpb.DisconnectRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
@@ -246,6 +240,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         client_id = request.hdr.client_id
 
         def fn(cred: Cred) -> mpb.ReintReply:
+            self.mdt.nodemap.check_writable(client_id)
             for parent in _parents(request.op, kind):
                 self.mdt.wbc.revoke_for(client_id, parent)
             rep = reint.execute(self.mdt, request, cred, client_id, _encode)
@@ -259,8 +254,11 @@ class MdsService(mds_pb2_grpc.MdsServicer):
     def ReintBatch(self, request: mpb.ReintBatchRequest, context: grpc.ServicerContext) -> mpb.ReintBatchReply:
         # Not answered from reply rows: the per-client record seqs make a resend (also after
         # a restart) skip what was applied and execute the rest, each record once.
-        return self._serve("reint_batch", mpb.ReintBatchReply, request,
-                           lambda cred: replay.apply_batch(self.mdt, request, request.hdr.client_id))
+        def fn(cred: Cred) -> mpb.ReintBatchReply:
+            if request.records:
+                self.mdt.nodemap.check_writable(request.hdr.client_id)
+            return replay.apply_batch(self.mdt, request, request.hdr.client_id)
+        return self._serve("reint_batch", mpb.ReintBatchReply, request, fn)
 
     def Close(self, request: mpb.CloseRequest, context: grpc.ServicerContext) -> cpb.SimpleReply:
         def fn(cred: Cred) -> cpb.SimpleReply:
@@ -285,6 +283,9 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             rep.hdr.transno = transno               # the client keeps the close for replay until committed
             return rep
         return self._serve("close", cpb.SimpleReply, request, fn, modifying=True)
+
+    def Capas(self, request: mpb.CapaRequest, context: grpc.ServicerContext) -> mpb.CapaReply:
+        return self._serve("capas", mpb.CapaReply, request, lambda cred: capas.reply(self.mdt, request, cred))
 
     def AllocSeq(self, request: mpb.SeqRequest, context: grpc.ServicerContext) -> mpb.SeqReply:
         from lustrepy.common.fid import SEQ_WIDTH
@@ -461,8 +462,8 @@ class MdsService(mds_pb2_grpc.MdsServicer):
         except Exception:
             log.exception("announce from %s failed", request.uuid)
             return mpb.OstAnnounceReply(hdr=rep_err(LpError(errno.EIO, "internal error in announce")))
-        return mpb.OstAnnounceReply(hdr=rep_ok(), mds_uuid=mdt.uuid,
-                                    heartbeat_interval_s=mdt.cfg.heartbeat_interval)
+        return mpb.OstAnnounceReply(hdr=rep_ok(), mds_uuid=mdt.uuid, heartbeat_interval_s=mdt.cfg.heartbeat_interval,
+                                    capa_keys=capas.keys_pb(mdt))
 
     # ---- tunables (lfsctl get-param / set-param) -------------------------------------------
 
@@ -509,3 +510,9 @@ def mirror_status(mdt: Mdt) -> mpb.MirrorStatusReply:
     for fid, why in st.waiting:
         rep.waiting.add(fid=fid_to_pb(fid), why=why)
     return rep
+
+
+def _on_lane(fn: Callable[[Any, Any], Any], req: Any, peer: str) -> Any:
+    """A lane request to its gRPC handler: the lane has checked that it is the connection's own
+    client's (rpc.lane)."""
+    return fn(req, None)

@@ -88,6 +88,7 @@ class WbcManager:
         self.lockd = lockd
         self.policy = policy or ContentionPolicy()
         self._clock = clock
+        self.refused: Callable[[str], bool] = lambda client_id: False    # clients never granted one
         self._mu = threading.Lock()
         self._dirs: dict[ResId, _Dir] = {}
         self._by_cookie: dict[int, ResId] = {}
@@ -97,7 +98,10 @@ class WbcManager:
     # ---- grants -------------------------------------------------------------------
 
     def try_grant(self, client_id: str, dir_fid: Fid) -> cpb.LockDesc | None:
-        """A WBC lock on the directory for the client, or None: contended, or used by another client."""
+        """A WBC lock on the directory for the client, or None: contended, used by another
+        client, or a client that may not write."""
+        if self.refused(client_id):
+            return None
         res = _res(dir_fid)
         if self.holder(dir_fid) == client_id:
             return None         # it has one already (asked of the lock server outside our mutex)

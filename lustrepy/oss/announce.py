@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from lustrepy.common.capa import KeyRing
 from lustrepy.common.errors import LpError, from_wire
 from lustrepy.common.records import Statfs
 from lustrepy.oss.identity import OstIdentity
@@ -43,7 +44,7 @@ class Announcer:
     def __init__(self, mds_address: str, ident: OstIdentity, address: str, boot_id: int,
                  statfs: Callable[[], Statfs], on_refused: Callable[[str], None], *,
                  interval: float = 1.0, timeout: float | None = None, node: str = "",
-                 failure_domain: str = "") -> None:
+                 failure_domain: str = "", keys: KeyRing | None = None) -> None:
         self.mds_address = mds_address
         self.ident = ident
         self.address = address
@@ -54,9 +55,10 @@ class Announcer:
         self.timeout = timeout if timeout is not None else min(10.0, max(2.0, 2 * interval))
         self._statfs = statfs
         self._on_refused = on_refused
+        self.keys = keys            # takes the capability keys each reply carries
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="announce", daemon=True)
-        self._channel = make_channel(mds_address)
+        self._channel = make_channel(mds_address, "mds")
         self._stub = mds_pb2_grpc.MdsStub(self._channel)
         self._sent = 0
         self._answered = 0
@@ -118,6 +120,8 @@ class Announcer:
             self._on_refused(f"MDS {self.mds_address} refused {self.ident.uuid}: {reason}")
             return False
         self._answered += 1
+        if self.keys is not None and rep.capa_keys:
+            self.keys.load([(k.id, k.key, k.made) for k in rep.capa_keys])
         if self._reachable is None:
             log.info("announced %s at %s to MDS %s (%s)", self.ident.uuid, self.address, self.mds_address,
                      rep.mds_uuid or "?")

@@ -18,6 +18,7 @@ from typing import Any
 from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs
 from lustrepy.oss.identity import MAX_INDEX, OstIdentity
 from lustrepy.oss.osd import Osd
+from lustrepy.rpc import tls
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ LOG_SUBSYSTEMS = ("ldlm", "rpc", "oss", "oss.ofd", "oss.osd", "oss.announce", "o
 OPTIONS = (
     ParamSpec("dir", "str", None, "OST data directory", settable=False),
     ParamSpec("listen", "address", None, "HOST:PORT to serve on (port 0: any free port)", settable=False),
+    *tls.OPTIONS,
     ParamSpec("mds", "addresses", None, "HOST:PORT of the MDS to announce to (HOST:PORT,HOST:PORT: the MDT's failover addresses)", settable=False),
     ParamSpec("index", "int", None, "OST index (needed to format)", settable=False, minimum=0, maximum=MAX_INDEX),
     ParamSpec("fsname", "str", None, "file system name (needed to format; must match a formatted OST)",

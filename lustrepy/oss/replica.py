@@ -72,7 +72,7 @@ class Replicas:
         with self._mu:
             got = self._stubs.get(address)
             if got is None:
-                ch = make_channel(address)
+                ch = make_channel(address, "oss")
                 got = self._stubs[address] = (ch, oss_pb2_grpc.OssStub(ch))
             return got[1]
 

@@ -44,6 +44,7 @@ from lustrepy.oss.recovery import DEFAULT_WINDOW, open_window
 from lustrepy.oss.service import OssService
 from lustrepy.oss.tgt import DEFAULT_INTERVAL, Tgt
 from lustrepy.rpc.channel import bind, make_server
+from lustrepy.rpc import tls
 from lustrepy.rpc.lane import LaneServer
 from lustrepy.rpc.v1 import ldlm_pb2_grpc, oss_pb2, oss_pb2_grpc
 
@@ -158,6 +159,7 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]
                    help="serve clients on gRPC only, without the request lane for bulk data")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                    help="the daemon's log level (default INFO)")
+    tls.arguments(p)
     p.add_argument("--format-only", action="store_true",
                    help="format the empty --dir for --fsname and --index (recording --mds as the MDS to "
                         "announce to), print its identity as JSON and exit (lfsctl mkfs runs this)")
@@ -357,7 +359,8 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     announcer = Announcer(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat,
-                          node=cfg.node or cfg.advertise, failure_domain=cfg.failure_domain)
+                          node=cfg.node or cfg.advertise, failure_domain=cfg.failure_domain,
+                          keys=serving.service.capas.keys)
     try:
         serving.service.params = _tunables(cfg, ident, osd, serving, announcer, address)
         if cfg.port_file:
@@ -413,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(values)
         logs.setup(cfg.log_level, prog=PROG, levels=dict(cfg.log_levels))
         daemon.tune_interpreter()
+        tls.use_values(values, "oss")
         return run(cfg)
     except QuietError as e:
         print(f"{PROG}: {e}", file=sys.stderr)

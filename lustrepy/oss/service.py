@@ -23,6 +23,7 @@ import grpc
 import lustrepy
 from lustrepy.common.errors import LpError
 from lustrepy.common.opstats import RpcStats
+from lustrepy.oss.capaguard import READ, WRITE, CapaGuard
 from lustrepy.oss.replica import Replicas
 from lustrepy.oss.csum import BLOCK
 from lustrepy.oss.ofd import Ofd
@@ -31,7 +32,7 @@ from lustrepy.oss.writes import WriteSession
 from lustrepy.oss.tgt import Stamp, Tgt
 from lustrepy.oss.osd import FANOUT
 from lustrepy.common.params import Registry
-from lustrepy.rpc.convert import Reply, lvb_to_pb, rep_err, rep_ok, statfs_to_pb
+from lustrepy.rpc.convert import Reply, check_hdr, lvb_to_pb, rep_err, rep_ok, statfs_to_pb
 from lustrepy.rpc.lane import Buf, Handler, LaneServer, messages
 from lustrepy.rpc.recovery_window import RecoveryWindow
 from lustrepy.rpc.statswire import stats_reply
@@ -156,6 +157,7 @@ class OssService(oss_pb2_grpc.OssServicer):
         self.recovery = recovery        # of this start: clients replaying what the last one lost
         self.stats = RpcStats()     # per op and per client: counts, bytes, latency (Stats RPC)
         self.lane: LaneServer | None = None     # the request lane, when served (start_serving)
+        self.capas = CapaGuard(ofd.ident.index)     # object capabilities of clients' requests
 
     # -- the request lane: bulk data beside the messages ----------------------------
 
@@ -178,7 +180,8 @@ class OssService(oss_pb2_grpc.OssServicer):
             rep = opb.WriteManyReply(hdr=rep_err(LpError(
                 errno.EINVAL, f"the pieces' lengths add up to {total} bytes, the frame carries {len(data)}")))
         else:
-            rep = self._write_many(req, zip(req.chunks, _cut(data, [c.length for c in req.chunks]), strict=True))
+            rep = self._write_many(req, zip(req.chunks, _cut(data, [c.length for c in req.chunks]), strict=True),
+                                   None)
         self.stats.record("write_many", req.hdr.client_id, int((time.perf_counter() - t0) * 1e6), rep.written,
                           rep.hdr.errno != 0)
         return rep, b""
@@ -191,6 +194,7 @@ class OssService(oss_pb2_grpc.OssServicer):
             if req.hdr.client_id != peer:
                 raise _NOT_YOURS
             self._check(req.hdr)
+            self.capas.check(req.hdr, None, [req.object_id], READ)
             got, eof = self.ofd.read_into(req.object_id, req.offset, req.length, out)
             rep = opb.ReadChunk(hdr=rep_ok(), offset=req.offset, crc32c=_crc(got), eof=eof)
         except LpError as e:
@@ -200,6 +204,7 @@ class OssService(oss_pb2_grpc.OssServicer):
         return rep, got
 
     def _check(self, hdr: cpb.ReqHdr) -> None:
+        check_hdr(hdr)
         if not hdr.client_id:
             raise LpError(errno.ENOTCONN, "request carries no client id; connect first")
         if self.recovery.blocks():
@@ -261,10 +266,15 @@ class OssService(oss_pb2_grpc.OssServicer):
     def Write(self, request_iterator: Iterator[opb.WriteChunk], context: grpc.ServicerContext) -> opb.WriteReply:
         def fn(session: WriteSession) -> opb.WriteReply:
             client_id = ""
+            first = cpb.ReqHdr()
+            allowed: set[int] = set()
             for chunk in request_iterator:
                 if not client_id:
                     self._check(chunk.hdr)
-                    client_id = chunk.hdr.client_id
+                    client_id, first = chunk.hdr.client_id, chunk.hdr
+                if chunk.object_id not in allowed:
+                    self.capas.check(first, context, [chunk.object_id], WRITE)
+                    allowed.add(chunk.object_id)
                 session.write(chunk.object_id, chunk.offset, chunk.data, chunk.crc32c, chunk.sync)
             if not client_id:
                 raise LpError(errno.EINVAL, "empty write stream")
@@ -275,13 +285,15 @@ class OssService(oss_pb2_grpc.OssServicer):
 
     @_accounted("write_many")
     def WriteMany(self, request: opb.WriteManyRequest, context: grpc.ServicerContext) -> opb.WriteManyReply:
-        return self._write_many(request, ((c, c.data) for c in request.chunks))
+        return self._write_many(request, ((c, c.data) for c in request.chunks), context)
 
-    def _write_many(self, request: opb.WriteManyRequest, pieces: Iterable[tuple[opb.WriteChunk, Buf]]) -> opb.WriteManyReply:
+    def _write_many(self, request: opb.WriteManyRequest, pieces: Iterable[tuple[opb.WriteChunk, Buf]],
+                    context: grpc.ServicerContext | None) -> opb.WriteManyReply:
         def fn(session: WriteSession) -> opb.WriteManyReply:
             self._check(request.hdr)
             if not request.chunks:
                 raise LpError(errno.EINVAL, "empty write")
+            self.capas.check(request.hdr, context, [c.object_id for c in request.chunks], WRITE)
             session.prepare([c.object_id for c in request.chunks if c.object_id > 0])
             for chunk, data in pieces:
                 session.write(chunk.object_id, chunk.offset, data, chunk.crc32c, chunk.sync)
@@ -310,6 +322,7 @@ class OssService(oss_pb2_grpc.OssServicer):
         pieces = None
         try:
             self._check(request.hdr)
+            self.capas.check(request.hdr, context, [request.object_id], READ)
             pieces = self.ofd.read(request.object_id, request.offset, request.length, request.chunk_size)
             for p in pieces:
                 yield opb.ReadChunk(hdr=rep_ok(), offset=p.offset, data=p.data,
@@ -328,12 +341,14 @@ class OssService(oss_pb2_grpc.OssServicer):
     @_answers(opb.ReadChunk)
     def ReadOne(self, request: opb.ReadRequest, context: grpc.ServicerContext) -> opb.ReadChunk:
         self._check(request.hdr)
+        self.capas.check(request.hdr, context, [request.object_id], READ)
         data, eof = self.ofd.read_into(request.object_id, request.offset, request.length, _fresh)
         return opb.ReadChunk(hdr=rep_ok(), offset=request.offset, data=data.tobytes(), crc32c=_crc(data), eof=eof)
 
     @_answers(opb.ObjAttrReply)
     def Punch(self, request: opb.PunchRequest, context: grpc.ServicerContext) -> opb.ObjAttrReply:
         self._check(request.hdr)
+        self.capas.check(request.hdr, context, [request.object_id], WRITE)
         lvb = self.ofd.punch(request.object_id, request.size)
         return self._stamped(opb.ObjAttrReply(hdr=rep_ok(), lvb=lvb_to_pb(lvb)), request.hdr.client_id,
                              [request.object_id])
@@ -341,6 +356,7 @@ class OssService(oss_pb2_grpc.OssServicer):
     @_answers(opb.ObjAttrReply)
     def Getattr(self, request: opb.ObjRequest, context: grpc.ServicerContext) -> opb.ObjAttrReply:
         self._check(request.hdr)
+        self.capas.check(request.hdr, context, [request.object_id], READ)
         return opb.ObjAttrReply(hdr=rep_ok(), lvb=lvb_to_pb(self.ofd.getattr(request.object_id)))
 
     @_answers(opb.DestroyReply)
@@ -365,6 +381,7 @@ class OssService(oss_pb2_grpc.OssServicer):
         then covers everything this client wrote before."""
         self._check(request.hdr)
         if request.object_id:
+            self.capas.check(request.hdr, context, [request.object_id], READ)
             self.ofd.sync(request.object_id)
         rep = cpb.SimpleReply(hdr=rep_ok())
         rep.hdr.last_committed = self.tgt.commit()

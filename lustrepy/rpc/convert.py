@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Protocol
 
+from lustrepy.common.capa import Capa
 from lustrepy.common.errors import LpError, from_wire, to_wire
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, Mirror, StripeObject
@@ -26,8 +28,28 @@ def fid_to_pb(fid: Fid) -> cpb.Fid:
     return cpb.Fid(seq=fid.seq, oid=fid.oid, ver=fid.ver)
 
 
+I64_MAX = (1 << 63) - 1      # what SQLite's INTEGER (and a file offset) holds
+MAX_GROUPS = 1024
+MAX_LIST = 4096             # cancel cookies, capabilities a request carries
+MAX_CLIENT_ID = 256
+
+
 def fid_from_pb(m: cpb.Fid) -> Fid:
+    """A FID from the wire; EINVAL for one no MDT can have made (past 63 bits)."""
+    if m.seq > I64_MAX or m.oid > I64_MAX:
+        raise LpError(errno.EINVAL, f"bad FID [{m.seq:#x}:{m.oid:#x}:{m.ver:#x}]")
     return Fid(m.seq, m.oid, m.ver)
+
+
+def check_hdr(h: cpb.ReqHdr) -> None:
+    """EINVAL for a request header a server cannot take: numbers past 63 bits, lists and ids
+    longer than any client sends."""
+    if h.xid > I64_MAX or h.replied_xid > I64_MAX or h.conn_gen > I64_MAX:
+        raise LpError(errno.EINVAL, "bad request header: xid or connection generation past 63 bits")
+    if len(h.groups) > MAX_GROUPS or len(h.cancel_cookies) > MAX_LIST or len(h.capas) > MAX_LIST:
+        raise LpError(errno.EINVAL, "bad request header: too many groups, cookies or capabilities")
+    if len(h.client_id) > MAX_CLIENT_ID:
+        raise LpError(errno.EINVAL, "bad request header: client id too long")
 
 
 def attr_to_pb(a: Attr) -> cpb.Attr:
@@ -99,3 +121,12 @@ def check_rep(h: cpb.RepHdr) -> None:
     """Raise the reply's POSIX error, if it carries one."""
     if h.errno:
         raise LpError(from_wire(h.errno), h.message)
+
+
+def capa_to_pb(c: Capa) -> cpb.Capa:
+    return cpb.Capa(ost_index=c.ost_index, object_id=c.object_id, mode=c.mode, expiry=int(c.expiry),
+                    key_id=c.key_id, mac=c.mac)
+
+
+def capa_from_pb(m: cpb.Capa) -> Capa:
+    return Capa(m.ost_index, m.object_id, m.mode, float(m.expiry), m.key_id, bytes(m.mac))

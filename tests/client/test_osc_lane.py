@@ -9,13 +9,13 @@ import os
 import socket
 
 import crc32c
-import grpc
 import pytest
 
 from lustrepy.client.osc import Osc
 from lustrepy.common.errors import LpError
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import oss_pb2 as opb
+from lustrepy.rpc.channel import make_channel
 from lustrepy.rpc.v1 import oss_pb2_grpc
 from lustrepy.rpc.v1 import stats_pb2 as spb
 from tests.client.conftest import addresses_of, create_file, start_cluster
@@ -35,7 +35,7 @@ def _osc(mdc, index: int, name: str) -> Osc:
 
 def _ops(address: str, client_id: str) -> dict[str, tuple[int, int]]:
     """The OSS's own account of one client's requests: op -> (count, bytes)."""
-    with grpc.insecure_channel(address) as ch:
+    with make_channel(address) as ch:
         rep = oss_pb2_grpc.OssStub(ch).Stats(spb.StatsRequest(), timeout=5)
     for c in rep.clients:
         if c.client_id == client_id:

@@ -14,7 +14,7 @@ from lustrepy.client.mount import parse_source
 from lustrepy.common import nids
 from lustrepy.common.errors import QuietError
 from lustrepy.ctl import mounts
-from lustrepy.rpc.channel import make_server
+from lustrepy.rpc.channel import bind, make_server
 
 
 def test_split_and_hosts() -> None:
@@ -40,7 +40,7 @@ def test_grpc_target() -> None:
 
 def test_a_channel_to_a_pair_reaches_whichever_serves() -> None:
     server = make_server(2)
-    port = server.add_insecure_port("127.0.0.2:0")
+    port = bind(server, "127.0.0.2:0")
     server.start()
     try:
         from lustrepy.rpc.channel import make_channel

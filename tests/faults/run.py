@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.faults.harness import iterate, plan
+from tests.support.pki import use_ca
 
 
 def main() -> int:
@@ -22,6 +23,8 @@ def main() -> int:
     seeds = [args.seed] if args.seed is not None else [start + i for i in range(args.count)]
     failed = 0
     t0 = time.monotonic()
+    ca_dir = Path(tempfile.mkdtemp(prefix="lustrepy-fault-ca-"))
+    use_ca(ca_dir)
     for i, seed in enumerate(seeds, 1):
         work = Path(tempfile.mkdtemp(prefix=f"lustrepy-fault-{seed}-"))
         t1 = time.monotonic()
@@ -37,6 +40,7 @@ def main() -> int:
             print(f"[{i}/{len(seeds)}] ok {plan(seed)} ({took:.1f}s)", flush=True)
             shutil.rmtree(work, ignore_errors=True)
     print(f"{len(seeds)} iterations, {failed} failed, {time.monotonic() - t0:.0f}s", flush=True)
+    shutil.rmtree(ca_dir, ignore_errors=True)
     return 1 if failed else 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 
 import crc32c
 import pytest
@@ -14,6 +13,7 @@ from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.oss.identity import load_or_format
 from lustrepy.oss.ofd import LAST_ID_FILE, Ofd
 from lustrepy.oss.osd import Osd
+from tests.support.tmpfs import tmpfs
 
 MiB = 1024 * 1024
 
@@ -166,18 +166,10 @@ def test_real_enospc_restores_size(tmp_path, monkeypatch):
 
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 2 MiB tmpfs, so the disk itself runs out of space (needs root; skipped otherwise)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode().strip()}")
-    try:
+    """A 2 MiB tmpfs, so the disk itself runs out of space (needs root; skipped otherwise); unmounted
+    at the end, lazily when the test's OST still holds files open on it."""
+    with tmpfs(tmp_path / "small", "2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_disk_enospc_keeps_written_data(small_fs):

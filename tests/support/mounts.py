@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lustrepy.common import certs
+from lustrepy.rpc import tls
 from tests.support.servers import BIN, Cluster
 
 
@@ -101,8 +103,22 @@ def _mounted(path: Path) -> bool:
 WBC = os.environ.get("LUSTREPY_TEST_WBC", "") not in ("", "0")
 
 
+def client_cert(name: str) -> tuple[str, ...]:
+    """Mount options presenting a client certificate named `name` of the suite's CA (made once)."""
+    d = Path(os.environ[tls.ENV_CERTS])
+    p = certs.Paths.in_dir(d, name)
+    if not p.exist():
+        certs.issue(d, "client", name)
+    return (f"ca={p.ca}", f"cert={p.cert}", f"key={p.key}")
+
+
 def mount(cluster: Cluster, path: Path, *opts: str, mds: str | None = None) -> Mount:
-    """Mount the cluster's file system at `path` (through `mds`, an address list, when given)."""
+    """Mount the cluster's file system at `path` (through `mds`, an address list, when given).
+    A mount given client_id=NAME stands for node NAME: it presents a certificate of that name
+    (a client speaks only as its certificate's name); others present the suite's client.crt."""
+    ids = [o.partition("=")[2] for o in opts if o.startswith("client_id=")]
+    if ids and not any(o.startswith(("cert=", "plaintext")) for o in opts):
+        opts = (*opts, *client_cert(ids[0].partition(":")[0]))
     m = Mount(f"{mds or cluster.mds.address}:/{cluster.fsname}", path, path.parent / f"{path.name}.log")
     if WBC and not any(o.startswith(("wbc", "nowbc")) for o in opts):
         opts = (*opts, "wbc", f"journal={path.parent / 'journal'}")

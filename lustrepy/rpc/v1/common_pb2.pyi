@@ -52,7 +52,7 @@ class Fid(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., oid: _Optional[int] = ..., ver: _Optional[int] = ...) -> None: ...
 
 class ReqHdr(_message.Message):
-    __slots__ = ("client_id", "conn_gen", "xid", "uid", "gid", "groups", "cancel_cookies", "replied_xid", "resent")
+    __slots__ = ("client_id", "conn_gen", "xid", "uid", "gid", "groups", "cancel_cookies", "replied_xid", "resent", "capas")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONN_GEN_FIELD_NUMBER: _ClassVar[int]
     XID_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class ReqHdr(_message.Message):
     CANCEL_COOKIES_FIELD_NUMBER: _ClassVar[int]
     REPLIED_XID_FIELD_NUMBER: _ClassVar[int]
     RESENT_FIELD_NUMBER: _ClassVar[int]
+    CAPAS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     conn_gen: int
     xid: int
@@ -71,7 +72,24 @@ class ReqHdr(_message.Message):
     cancel_cookies: _containers.RepeatedScalarFieldContainer[int]
     replied_xid: int
     resent: bool
-    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., xid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., cancel_cookies: _Optional[_Iterable[int]] = ..., replied_xid: _Optional[int] = ..., resent: _Optional[bool] = ...) -> None: ...
+    capas: _containers.RepeatedCompositeFieldContainer[Capa]
+    def __init__(self, client_id: _Optional[str] = ..., conn_gen: _Optional[int] = ..., xid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., cancel_cookies: _Optional[_Iterable[int]] = ..., replied_xid: _Optional[int] = ..., resent: _Optional[bool] = ..., capas: _Optional[_Iterable[_Union[Capa, _Mapping]]] = ...) -> None: ...
+
+class Capa(_message.Message):
+    __slots__ = ("ost_index", "object_id", "mode", "expiry", "key_id", "mac")
+    OST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    ost_index: int
+    object_id: int
+    mode: int
+    expiry: int
+    key_id: int
+    mac: bytes
+    def __init__(self, ost_index: _Optional[int] = ..., object_id: _Optional[int] = ..., mode: _Optional[int] = ..., expiry: _Optional[int] = ..., key_id: _Optional[int] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class RepHdr(_message.Message):
     __slots__ = ("errno", "message", "transno", "last_committed")

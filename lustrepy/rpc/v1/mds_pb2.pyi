@@ -625,14 +625,46 @@ class OstAnnounce(_message.Message):
     def __init__(self, fsname: _Optional[str] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., boot_id: _Optional[int] = ..., node: _Optional[str] = ..., failure_domain: _Optional[str] = ...) -> None: ...
 
 class OstAnnounceReply(_message.Message):
-    __slots__ = ("hdr", "mds_uuid", "heartbeat_interval_s")
+    __slots__ = ("hdr", "mds_uuid", "heartbeat_interval_s", "capa_keys")
     HDR_FIELD_NUMBER: _ClassVar[int]
     MDS_UUID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    CAPA_KEYS_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     mds_uuid: str
     heartbeat_interval_s: float
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., mds_uuid: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
+    capa_keys: _containers.RepeatedCompositeFieldContainer[CapaKey]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., mds_uuid: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., capa_keys: _Optional[_Iterable[_Union[CapaKey, _Mapping]]] = ...) -> None: ...
+
+class CapaKey(_message.Message):
+    __slots__ = ("id", "key", "made")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    MADE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    key: bytes
+    made: float
+    def __init__(self, id: _Optional[int] = ..., key: _Optional[bytes] = ..., made: _Optional[float] = ...) -> None: ...
+
+class CapaRequest(_message.Message):
+    __slots__ = ("hdr", "fid", "write")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    fid: _common_pb2.Fid
+    write: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class CapaReply(_message.Message):
+    __slots__ = ("hdr", "capas", "generation")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    CAPAS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    capas: _containers.RepeatedCompositeFieldContainer[_common_pb2.Capa]
+    generation: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., capas: _Optional[_Iterable[_Union[_common_pb2.Capa, _Mapping]]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class MdsInfoRequest(_message.Message):
     __slots__ = ("hdr",)

@@ -171,6 +171,11 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorChangeRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.FromString,
                 _registered_method=True)
+        self.Capas = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/Capas',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaReply.FromString,
+                _registered_method=True)
 
 
 class MdsServicer:
@@ -348,6 +353,13 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Capas(self, request, context):
+        """Clients: capabilities for a file's objects (common/capa.py)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MdsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -485,6 +497,11 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.MirrorChange,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorChangeRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.SerializeToString,
+            ),
+            'Capas': grpc.unary_unary_rpc_method_handler(
+                    servicer.Capas,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1216,6 +1233,33 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/MirrorChange',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MirrorChangeRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Capas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/Capas',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaReply.FromString,
             options,
             channel_credentials,
             insecure,
