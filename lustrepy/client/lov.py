@@ -197,15 +197,22 @@ def assemble(parts: list[tuple[int, Buf]], offset: int, end: int, overlay: list[
 _AGAIN = (errno.ENOTCONN, errno.EKEYEXPIRED, errno.EINPROGRESS)
 
 
-def retry_reconnecting(what: object, timeout: float, fn: Callable[..., T], *args: object) -> T:
+# EKEYEXPIRED, EINPROGRESS only: what a background write-back stream tries again itself (its other
+# failures are the write-back's to keep or report)
+CAPA_AGAIN = (errno.EKEYEXPIRED, errno.EINPROGRESS)
+
+
+def retry_reconnecting(what: object, timeout: float, fn: Callable[..., T], *args: object,
+                       again: tuple[int, ...] = _AGAIN) -> T:
     """Run fn; after ENOTCONN (the OST restarted, or evicted us) run it again on a new
-    connection, pausing between tries, until `timeout` has passed since the first."""
+    connection, pausing between tries, until `timeout` has passed since the first; likewise
+    after the other errors of `again`."""
     deadline, pause = time.monotonic() + timeout, 0.1
     while True:
         try:
             return fn(*args)
         except LpError as e:
-            if e.errno not in _AGAIN or time.monotonic() + pause > deadline:
+            if e.errno not in again or time.monotonic() + pause > deadline:
                 raise
             log.debug("%s: %s; trying again on a new connection", what, e)
         time.sleep(pause)

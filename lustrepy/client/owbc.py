@@ -18,6 +18,10 @@ is reported again until the data is written):
   truncate or a newer write over the same bytes replaces it) they succeed
   again. Background write-back does not resend it on its own; a writer whose
   dirty limit is full of such data gets the error from write().
+- A stream whose capabilities the OST refuses (EKEYEXPIRED: the MDS restarted
+  or rotated keys its OSS has not heard of yet; EINPROGRESS: the OSS has no
+  keys yet) fetches new ones and tries again within the timeout, then is kept
+  dirty as above.
 - Any other failure (EIO, ...) drops the stream's data, which cannot be
   written where it belongs; its error is reported by every flush, fsync and
   close until the last open of the file on this client has ended, or a
@@ -47,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from lustrepy.client.datacache import Buf, Segment, SegmentMap, split_streams
 from lustrepy.client.extcache import EOF, ExtentLocks, Held, ObjectLocks
-from lustrepy.client.lov import Piece
+from lustrepy.client.lov import CAPA_AGAIN, Piece, retry_reconnecting
 from lustrepy.client.osc import MSG_MAX, MSG_MIN
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
@@ -62,7 +66,9 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 STREAM_MAX = 8 * MiB        # one Write stream carries about this much, so big flushes run several per OST
 _RETRYABLE = (errno.ENOTCONN, errno.ETIMEDOUT, errno.ECANCELED)
-_KEEP = (*_RETRYABLE, errno.ENOSPC, errno.EDQUOT)     # a stream failing so keeps its data dirty
+# a stream failing so keeps its data dirty (EKEYEXPIRED, EINPROGRESS: capabilities still refused after
+# the stream's own tries, as after an MDS restart before its OSSes have its new keys)
+_KEEP = (*_RETRYABLE, *CAPA_AGAIN, errno.ENOSPC, errno.EDQUOT)
 
 
 class Flight:
@@ -305,7 +311,8 @@ class WriteBack:
         try:
             for g in before:                  # older data for these bytes goes first
                 g.done.wait(3 * self._timeout)
-            lvb = st.osc.write(st.oid, [(s.start, s.data) for s in f.segs])
+            lvb = retry_reconnecting(st.oid, self._timeout, st.osc.write, st.oid,
+                                     [(s.start, s.data) for s in f.segs], again=CAPA_AGAIN)
         except LpError as e:
             err = e
         except Exception as e:  # a bug must not lose the data silently

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -193,3 +194,27 @@ def test_a_read_only_client_gets_no_capability_for_writing(env):
         x.close()
         subprocess.run([str(BIN / "lfsctl"), "set-param", "--mgs", c.mds.address, "--reset",
                         "mds.readonly_clients"], capture_output=True, text=True, timeout=60)
+
+
+def test_write_back_after_an_mds_restart_waits_for_the_new_keys(tmp_path):
+    """A restarted MDS signs with new keys its OSSes hear of only at their next heartbeat: background
+    write-back streams refused meanwhile (EKEYEXPIRED) fetch again and go on; no byte is dropped."""
+    (tmp_path / "srv").mkdir()
+    c = Cluster(tmp_path / "srv").start(1, oss_args=("--heartbeat", "4"))
+    m = None
+    try:
+        m = mount(c, tmp_path / "m")
+        os.close(os.open(m.path / "cold", os.O_CREAT | os.O_WRONLY))  # objects; no capability fetched yet
+        c.mds.stop(signal.SIGKILL)
+        c.mds = c.mds_proc().start()
+        data = os.urandom(1024 * 1024)
+        with open(m.path / "cold", "r+b") as f:  # its first capabilities come from the new MDS
+            for _ in range(24):             # past a stream's 8 MiB: written back in the background
+                f.write(data)
+            os.fsync(f.fileno())
+        subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+        assert (m.path / "cold").read_bytes() == data * 24
+    finally:
+        if m is not None:
+            m.stop()
+        c.stop()
