@@ -28,6 +28,7 @@ from lustrepy.common.protocol import SA
 from lustrepy.common.records import Attr, Cred
 
 WBC_XATTR = b"lustrepy.wbc"
+LMV_XATTR = b"lustrepy.lmv"       # virtual: a directory's FID and MDT
 NOW_SLACK_NS = 5 * 10**9   # a time this near the clock, set by someone not the owner, is "now" (UTIME_NOW)
 _TIME_BITS = int(SA.ATIME | SA.MTIME | SA.CTIME | SA.ATIME_NOW | SA.MTIME_NOW)
 _FIELDS = tuple((int(bit), key) for bit, key in (   # plain ints: IntFlag arithmetic is slow
@@ -105,6 +106,8 @@ class AttrOps(FileOps):
         node = self._node(ino)
         if name == WBC_XATTR:
             return await self._wbc_state(node)
+        if name == LMV_XATTR:
+            return await self._lmv_state(node)
         if node.bits & XATTR and (name in node.no_xattr or (node.xattrs_none and name != LOV_XATTR)):
             raise LpError(node.no_xattr.get(name, errno.ENODATA), "no such attribute")
         if name != LOV_XATTR and self._made_here(node):
@@ -139,6 +142,18 @@ class AttrOps(FileOps):
                "held_here": g is not None, "subtree_root": str(g.root) if g is not None else "",
                "records_pending": st.get("pending", 0), "records_flushed": st.get("flushed", 0),
                "client_revocations": st.get("revocations", 0)}
+        return json.dumps(out, sort_keys=True).encode()
+
+    async def _lmv_state(self, node: Inode) -> bytes:
+        """The virtual attribute `lustrepy.lmv` of a directory: its FID and the MDT that holds its
+        entries (JSON; read by `lfsctl getdirstripe` and `lfsctl mkdir`)."""
+        if node.attr is None:
+            await self._fetch(node)
+        if not node.is_dir:
+            raise LpError(errno.ENOTDIR, "directory placement is kept for directories")
+        mdt = await self.meta.run(self.mdc.mdt_of, node.fid)
+        f = node.fid
+        out = {"fid": f"[{f.seq:#x}:{f.oid:#x}:{f.ver:#x}]", "mdt": mdt, "mdt_count": self.mdc.view.count()}
         return json.dumps(out, sort_keys=True).encode()
 
     async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:

@@ -298,9 +298,12 @@ class Mdc:
                             op=mpb.ReintOp(**op), want_wbc=want_wbc)
 
     def mkdir(self, parent: Fid, name: bytes, mode: int = 0o755, cred: Cred | None = None, *,
-              want_wbc: bool = False) -> mpb.ReintReply:
-        return self.reint(cred, mkdir=mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode),
-                          want_wbc=want_wbc)
+              want_wbc: bool = False, mdt_index: int | None = None) -> mpb.ReintReply:
+        """mkdir; with mdt_index, the directory's inode goes to that MDT (lfsctl mkdir -i)."""
+        op = mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode)
+        if mdt_index is not None:
+            op.remote, op.mdt_index = True, mdt_index
+        return self.reint(cred, mkdir=op, want_wbc=want_wbc)
 
     def create(self, parent: Fid, name: bytes, mode: int = 0o100644, cred: Cred | None = None,
                layout: Layout | None = None, rdev: int = 0) -> mpb.ReintReply:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lustrepy.client.inodes import Inode, InodeTable
-from lustrepy.client.mdc import Mdc
+from lustrepy.client.lmv import Lmv
 from lustrepy.common.capa import Capa
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
@@ -22,9 +22,9 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 
 class MirrorMdsOps:
-    """The data path's MirrorMds, over the mount's Mdc and inode table."""
+    """The data path's MirrorMds, over the mount's metadata layer and inode table."""
 
-    def __init__(self, mdc: Mdc, table: InodeTable, layout_of: Callable[[Inode], Layout | None]) -> None:
+    def __init__(self, mdc: Lmv, table: InodeTable, layout_of: Callable[[Inode], Layout | None]) -> None:
         self._mdc = mdc
         self._table = table
         self._layout_of = layout_of

@@ -19,6 +19,7 @@ from lustrepy.client.llbase import KernelCache
 from lustrepy.client.llite import Llite
 from lustrepy.client.datapath import DataPath
 from lustrepy.client.oscreplay import DEFAULT_LIMIT as DEFAULT_UNSTABLE
+from lustrepy.client.lmv import Lmv
 from lustrepy.client.mdc import Mdc
 from lustrepy.client.wbc import DIR_MAX, Wbc
 from lustrepy.common.errors import LpError
@@ -30,7 +31,7 @@ MDS_LRU = 65536         # unused MDS locks kept; past this the least recently us
 
 @dataclass
 class ClientStack:
-    mdc: Mdc
+    mdc: Lmv
     data: DataPath
     wbc: Wbc | None
     ll: Llite
@@ -59,15 +60,25 @@ def build(address: str, fsname: str, client_id: str, kernel: KernelCache, *, tim
     LpError, with everything it opened closed, when the MDS cannot be reached or the
     journal's records cannot be replayed."""
     box: list[Llite] = []
-    mdc = Mdc(address, fsname, client_id=client_id, timeout=timeout, resend_for=timeout,
-              on_blocking=lambda d: box[0].on_blocking(d) if box else None, lru_size=MDS_LRU)
+
+    def connected(at: str) -> Mdc:
+        """A metadata client of the MDT at `at`, connected, its events routed to llite."""
+        m = Mdc(at, fsname, client_id=client_id, timeout=timeout, resend_for=timeout,
+                on_blocking=lambda d: box[0].on_blocking(d) if box else None, lru_size=MDS_LRU)
+        try:
+            m.connect()
+        except LpError:
+            m.channel.close()
+            raise
+        m.on_reconnect = lambda: box[0].on_evicted() if box else None
+        m.on_reconnected = lambda: box[0].on_reconnected() if box else None
+        return m
+
+    mdc = Lmv(connected(address), connected)
     try:
-        mdc.connect()
-    except LpError:
-        mdc.channel.close()
-        raise
-    mdc.on_reconnect = lambda: box[0].on_evicted() if box else None
-    mdc.on_reconnected = lambda: box[0].on_reconnected() if box else None
+        mdc.refresh()
+    except LpError as e:        # an MDS that keeps no FID location view serves one MDT
+        log.info("no FID location view from %s (%s): one MDT", address, e.message)
 
     def ost_addresses() -> dict[int, str]:
         return {o.index: o.address for o in mdc.statfs().osts}

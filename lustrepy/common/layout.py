@@ -189,6 +189,18 @@ def encode_lov(layout: Layout, fid: object = None) -> bytes:
     return json.dumps(d, separators=(",", ":")).encode()
 
 
+def lov_names_objects(value: bytes) -> bool:
+    """Does a `lustrepy.lov` value name objects (a file's layout as getxattr shows it, copied by
+    `cp -a` or `mv`), rather than ask for a layout?"""
+    import json
+
+    try:
+        d = json.loads(value.decode())
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(d, dict) and bool(d.get("objects") or d.get("mirrors"))
+
+
 def decode_lov(value: bytes) -> Layout:
     """Parse a `lustrepy.lov` value; LpError(EINVAL) when malformed. Objects are never taken from input."""
     import json

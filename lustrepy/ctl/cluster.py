@@ -1,12 +1,14 @@
-"""`lfsctl cluster ...`: run a whole file system on this machine (one MDS and N OSS on loopback).
+"""`lfsctl cluster ...`: run a whole file system on this machine (M MDSs and N OSS on loopback).
 
   cluster up        start (or restart from the same data) and optionally mount
   cluster down      unmount, stop every recorded process, mark the cluster stopped
   cluster status    what cluster.json records and which processes still run
   cluster stop-ost  stop one OSS (--kill: SIGKILL, as a crash; the MDS marks its OST inactive)
   cluster start-ost start it again on its address (clients replay what it lost)
-  cluster stop-mds  stop the MDS (--kill: SIGKILL, as a crash); clients wait for it
+  cluster stop-mds  stop MDT0's MDS (--kill: SIGKILL, as a crash); clients wait for it
   cluster start-mds start it again on its address (clients and OSSes recover)
+
+`--mdts M` (first start, default 1) adds MDT1..M-1, each its own MDS beside MDT0's.
 
 Argument handling and printing only; the mechanics live in launcher.
 Never stops a process by name: only the pids recorded in DIR/cluster.json.
@@ -29,12 +31,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FSNAME = "testfs"
 MAX_OSTS = 64
+MAX_MDTS = 16
 _FSNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,8}$")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("cluster", help="start, stop and inspect a local cluster",
-                       description="Run one MDS and N OSS on this machine (loopback), with data, logs "
+                       description="Run M MDSs and N OSS on this machine (loopback), with data, logs "
                                    "and the record cluster.json under one directory.")
     csub = p.add_subparsers(dest="cluster_cmd", metavar="COMMAND", required=True)
     root = argparse.ArgumentParser(add_help=False)
@@ -42,10 +45,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
                       help=f"the cluster's directory (default: ${target.ENV_ROOT} or {target.DEFAULT_ROOT})")
 
     up = csub.add_parser("up", parents=parents + [root], help="start the cluster (restart it when stopped)",
-                         description="Start one MDS and N OSS on 127.0.0.1 and wait until the MDS sees every "
-                                     "OST active. On a stopped cluster, restart it from the same data.")
+                         description="Start one MDS per MDT and N OSS on 127.0.0.1 and wait until MDT0's MDS "
+                                     "sees every MDT and OST active. On a stopped cluster, restart it from the "
+                                     "same data.")
     up.add_argument("--osts", type=int, metavar="N",
                     help="number of OSTs (required the first time; default: as recorded)")
+    up.add_argument("--mdts", type=int, metavar="M",
+                    help="number of MDTs, each its own MDS (first start: default 1; then: as recorded)")
     up.add_argument("--fsname", help=f"file system name, up to 8 of [A-Za-z0-9_] (default {DEFAULT_FSNAME})")
     up.add_argument("--mount", metavar="MNT", help="also mount the file system on MNT with the lustrepy client")
     up.add_argument("--mount-opts", metavar="OPTS", default="",
@@ -118,6 +124,8 @@ def _failed(e: launcher.StartFailed, what: str) -> QuietError:
 def _check_up_args(args: argparse.Namespace) -> None:
     if args.osts is not None and not 1 <= args.osts <= MAX_OSTS:
         raise QuietError(f"--osts must be between 1 and {MAX_OSTS}", 2)
+    if args.mdts is not None and not 1 <= args.mdts <= MAX_MDTS:
+        raise QuietError(f"--mdts must be between 1 and {MAX_MDTS}", 2)
     if args.fsname is not None and not _FSNAME_RE.match(args.fsname):
         raise QuietError(f"bad --fsname {args.fsname!r}: 1 to 8 letters, digits or '_'", 2)
     for name in ("heartbeat", "ost_timeout", "timeout", "capacity"):
@@ -127,24 +135,31 @@ def _check_up_args(args: argparse.Namespace) -> None:
 
 
 def _plan(args: argparse.Namespace, root: str, old: ClusterRecord | None) -> ClusterRecord:
-    """The record to start: the recorded cluster (grown to --osts), or a new one."""
+    """The record to start: the recorded cluster (grown to --osts and --mdts), or a new one."""
     if old is None:
         if args.osts is None:
             raise QuietError(f"no cluster recorded at {root}: --osts N is required to create one", 2)
         opts = ClusterOptions(capacity=args.capacity, heartbeat=args.heartbeat, ost_timeout=args.ost_timeout,
                               plaintext=args.plaintext)
-        return launcher.new_record(root, args.fsname or DEFAULT_FSNAME, args.osts, opts)
+        return launcher.new_record(root, args.fsname or DEFAULT_FSNAME, args.osts, opts, mdts=args.mdts or 1)
     if args.fsname is not None and args.fsname != old.fsname:
         raise QuietError(f"the cluster at {root} is file system {old.fsname!r}, not {args.fsname!r}")
     n = len(old.osts) if args.osts is None else args.osts
     if n < len(old.osts):
         raise QuietError(f"the cluster at {root} has {len(old.osts)} OSTs; --osts {n} would leave some out "
                          f"(OSTs are never removed)")
+    m = old.mdt_count if args.mdts is None else args.mdts
+    if m < old.mdt_count:
+        raise QuietError(f"the cluster at {root} has {old.mdt_count} MDTs; --mdts {m} would leave some out "
+                         f"(MDTs are never removed)")
     given = {k: getattr(args, k) for k in ("capacity", "heartbeat", "ost_timeout") if getattr(args, k) is not None}
     opts = replace(old.options, **given)
-    rec = ClusterRecord(root=root, fsname=old.fsname, state=old.state, mds=old.mds, osts=old.osts, options=opts)
+    rec = ClusterRecord(root=root, fsname=old.fsname, state=old.state, mds=old.mds, osts=old.osts, options=opts,
+                        mdts=old.mdts)
     for i in range(len(old.osts), n):
         rec = rec.with_ost(launcher.ost_record(root, i))
+    for i in range(old.mdt_count, m):
+        rec = rec.with_mdt(launcher.mdt_record(root, i))
     return rec
 
 
@@ -161,7 +176,7 @@ def run_up(args: argparse.Namespace) -> int:
                                  f"`lfsctl cluster down --root {root}` stops it")
         rec = _plan(args, root, old)
         what = "restarting" if old is not None else "starting"
-        log.info("%s %s at %s with %d OSTs", what, rec.fsname, root, len(rec.osts))
+        log.info("%s %s at %s with %d MDTs and %d OSTs", what, rec.fsname, root, rec.mdt_count, len(rec.osts))
         try:
             rec = launcher.start_cluster(rec, timeout=args.timeout)
         except launcher.StartFailed as e:

@@ -1,7 +1,8 @@
 """A local cluster's certificates: its CA and one certificate per server, the mount and lfsctl.
 
 `lfsctl cluster up` makes them under DIR/certs on first start (and a
-certificate for each OST added later), passes their paths to every server
+certificate for each OST added later; every MDS, MDT0's and MDT1..'s, uses
+the one `mds` certificate), passes their paths to every server
 and to the mount, and lfsctl finds DIR/certs/admin.crt by itself. A cluster
 started with --plaintext has none.
 """
@@ -51,11 +52,16 @@ def ensure(rec: ClusterRecord) -> None:
             certs.issue(ca, role, name, hosts=[rec.options.host, "localhost"], force=True, out=d)
 
 
+def cert_name(server: ServerRecord) -> str:
+    """The certificate a server uses: `mds` for every MDS, its own name for an OSS."""
+    return "mds" if server.role == "mds" else server.name
+
+
 def server_args(rec: ClusterRecord, server: ServerRecord) -> tuple[str, ...]:
     """A server's TLS options on its command line."""
     if rec.options.plaintext:
         return ("--plaintext",)
-    p = certs.Paths.in_dir(certs_dir(rec.root), server.name)
+    p = certs.Paths.in_dir(certs_dir(rec.root), cert_name(server))
     return ("--ca", str(p.ca), "--cert", str(p.cert), "--key", str(p.key))
 
 

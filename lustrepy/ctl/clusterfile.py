@@ -34,7 +34,8 @@ STATE_STOPPED = "stopped"
 
 @dataclass(frozen=True, slots=True)
 class ServerRecord:
-    """One server process lfsctl started: `index` is None for the MDS, the OST index for an OSS."""
+    """One server process lfsctl started: `index` is None for MDT0's MDS, the MDT index for
+    MDT1.., the OST index for an OSS."""
 
     role: str                  # "mds" | "oss"
     index: int | None
@@ -47,7 +48,9 @@ class ServerRecord:
 
     @property
     def name(self) -> str:
-        return "mds" if self.index is None else f"ost{self.index}"
+        if self.role == "mds":
+            return "mds" if not self.index else f"mdt{self.index}"
+        return f"ost{self.index}"
 
     @property
     def port(self) -> int:
@@ -77,10 +80,15 @@ class ClusterRecord:
     root: str
     fsname: str
     state: str
-    mds: ServerRecord
+    mds: ServerRecord                       # MDT0's MDS (the MGS every node asks first)
     osts: tuple[ServerRecord, ...] = ()
     mount: MountRecord | None = None
     options: ClusterOptions = field(default_factory=ClusterOptions)
+    mdts: tuple[ServerRecord, ...] = ()     # the MDSs of MDT1.., by index
+
+    @property
+    def mdt_count(self) -> int:
+        return 1 + len(self.mdts)
 
     @property
     def mgs_source(self) -> str:
@@ -99,8 +107,14 @@ class ClusterRecord:
             osts.append(rec)
         return replace(self, osts=tuple(sorted(osts, key=lambda o: o.index or 0)))
 
+    def with_mdt(self, rec: ServerRecord) -> ClusterRecord:
+        mdts = [rec if m.index == rec.index else m for m in self.mdts]
+        if not any(m.index == rec.index for m in self.mdts):
+            mdts.append(rec)
+        return replace(self, mdts=tuple(sorted(mdts, key=lambda m: m.index or 0)))
+
     def servers(self) -> tuple[ServerRecord, ...]:
-        return (self.mds, *self.osts)
+        return (self.mds, *self.mdts, *self.osts)
 
 
 def path_of(root: str | os.PathLike[str]) -> Path:
@@ -117,7 +131,7 @@ def to_json(rec: ClusterRecord) -> dict[str, Any]:
             del d["index"]
         return d
 
-    return {
+    d: dict[str, Any] = {
         "format": FORMAT,
         "root": rec.root,
         "fsname": rec.fsname,
@@ -128,11 +142,14 @@ def to_json(rec: ClusterRecord) -> dict[str, Any]:
         "mount": asdict(rec.mount) if rec.mount else None,
         "options": asdict(rec.options),
     }
+    if rec.mdts:        # MDT1..: a cluster of one MDT is written as it always was
+        d["mdts"] = [server(m) for m in rec.mdts]
+    return d
 
 
 def from_json(d: dict[str, Any]) -> ClusterRecord:
-    def server(role: str, s: dict[str, Any]) -> ServerRecord:
-        return ServerRecord(role=role, index=s.get("index") if role == "oss" else None,
+    def server(role: str, s: dict[str, Any], indexed: bool = True) -> ServerRecord:
+        return ServerRecord(role=role, index=s.get("index") if indexed else None,
                             address=str(s.get("address", "")), pid=int(s.get("pid") or 0),
                             argv=tuple(str(a) for a in s.get("argv", ())), dir=str(s["dir"]),
                             log=str(s.get("log", "")), starttime=int(s.get("starttime") or 0))
@@ -141,7 +158,8 @@ def from_json(d: dict[str, Any]) -> ClusterRecord:
     o = d.get("options") or {}
     return ClusterRecord(
         root=str(d["root"]), fsname=str(d["fsname"]), state=str(d.get("state", STATE_STOPPED)),
-        mds=server("mds", d["mds"]), osts=tuple(server("oss", x) for x in d.get("osts", ())),
+        mds=server("mds", d["mds"], indexed=False), osts=tuple(server("oss", x) for x in d.get("osts", ())),
+        mdts=tuple(server("mds", x) for x in d.get("mdts", ())),
         mount=MountRecord(point=str(m["point"]), source=str(m["source"])) if m else None,
         options=ClusterOptions(plaintext=bool(o.get("plaintext", False)), capacity=o.get("capacity"),
                                heartbeat=o.get("heartbeat"),

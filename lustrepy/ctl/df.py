@@ -1,6 +1,9 @@
 """`lfsctl df`: space and inode usage per MDT and OST, in the shape of Lustre's `lfs df`.
 
-Asks the MDS (Mds.Statfs) only; never contacts an OSS and never reads the mount.
+Asks MDT0's MDS (Mds.Statfs: its MDT and every OST; Mds.Fld: the other MDTs)
+and each other active MDT for its own inodes and space (Mds.Statfs); never
+contacts an OSS and never reads the mount. An MDT that does not answer shows
+as inactive, with one line on stderr, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from lustrepy.ctl import output, query, target
+from lustrepy.ctl import mdtq, multi, output, query, servers, target
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
 def run(args: argparse.Namespace) -> int:
     t = target.resolve(mgs=args.mgs, root=args.root, path=args.path)
     st = query.fs_status(t.address)
+    st, failures = mdtq.mdt_status(st, servers.mdt_servers(t.address, st.fsname))
     mounted_on = t.mount or f"{t.address}:/{st.fsname}"
     if args.json:
         sys.stdout.write(output.to_json(output.df_json(st, f"{t.address}:/{st.fsname}", t.mount)))
     else:
         sys.stdout.write(output.render_df(st, mounted_on, inodes=args.inodes, human=args.human))
-    return 0
+    multi.say_failures(failures)
+    return 1 if failures else 0

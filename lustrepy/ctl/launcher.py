@@ -1,6 +1,8 @@
-"""The local cluster launcher: start one MDS and N OSS on loopback under one directory, stop them again.
+"""The local cluster launcher: start the MDSs and N OSS on loopback under one directory, stop them again.
 
-Layout under the root DIR: DIR/mdt, DIR/ost<i> (server data), DIR/logs/*.log
+MDT0's MDS starts first; the MDSs of MDT1.. (`--index I --mdt0 ADDRESS`,
+they register with MDT0) start with the OSSes. Layout under the root DIR:
+DIR/mdt (MDT0), DIR/mdt<i> (MDT1..), DIR/ost<i> (server data), DIR/logs/*.log
 (server output), DIR/run/*.port (ports the servers report), DIR/cluster.json
 (the record, see clusterfile). Every start waits for a bounded time and, when
 something fails, stops everything it started in that call before reporting.
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import clustercerts, clusterfile, mounts, procs, query
+from lustrepy.ctl import clustercerts, clusterfile, fldq, mounts, procs, query
 from lustrepy.ctl.clusterfile import ClusterOptions, ClusterRecord, MountRecord, ServerRecord
 
 log = logging.getLogger(__name__)
@@ -67,12 +69,19 @@ def port_file(root: str, name: str) -> Path:
     return run_dir(root) / f"{name}.port"
 
 
-def new_record(root: str, fsname: str, osts: int, options: ClusterOptions) -> ClusterRecord:
+def new_record(root: str, fsname: str, osts: int, options: ClusterOptions, mdts: int = 1) -> ClusterRecord:
     """The record of a cluster not started yet (no addresses, no pids)."""
     mds = ServerRecord(role="mds", index=None, address="", pid=0, argv=(), dir=str(Path(root) / "mdt"),
                        log=str(logs_dir(root) / "mds.log"))
     return ClusterRecord(root=root, fsname=fsname, state=clusterfile.STATE_STOPPED, mds=mds,
-                         osts=tuple(ost_record(root, i) for i in range(osts)), options=options)
+                         osts=tuple(ost_record(root, i) for i in range(osts)), options=options,
+                         mdts=tuple(mdt_record(root, i) for i in range(1, mdts)))
+
+
+def mdt_record(root: str, index: int) -> ServerRecord:
+    """MDT `index` (1..): its MDS's data in DIR/mdt<index>, its log in DIR/logs/mdt<index>.log."""
+    return ServerRecord(role="mds", index=index, address="", pid=0, argv=(), dir=str(Path(root) / f"mdt{index}"),
+                        log=str(logs_dir(root) / f"mdt{index}.log"))
 
 
 def ost_record(root: str, index: int) -> ServerRecord:
@@ -81,14 +90,24 @@ def ost_record(root: str, index: int) -> ServerRecord:
 
 
 def mds_argv(rec: ClusterRecord, port: int) -> tuple[str, ...]:
+    """MDT0's MDS."""
+    return _mds_argv(rec, rec.mds, port)
+
+
+def mdt_argv(rec: ClusterRecord, mdt: ServerRecord, port: int) -> tuple[str, ...]:
+    """The MDS of MDT1.., registering with MDT0's at its recorded address."""
+    return _mds_argv(rec, mdt, port, ("--index", str(mdt.index), "--mdt0", rec.mds.address))
+
+
+def _mds_argv(rec: ClusterRecord, mds: ServerRecord, port: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     o = rec.options
-    argv = [procs.find_program(MDS_PROG), "--dir", rec.mds.dir, "--listen", f"{o.host}:{port}",
-            "--fsname", rec.fsname, "--port-file", str(port_file(rec.root, "mds"))]
+    argv = [procs.find_program(MDS_PROG), "--dir", mds.dir, "--listen", f"{o.host}:{port}",
+            "--fsname", rec.fsname, "--port-file", str(port_file(rec.root, mds.name)), *extra]
     if o.heartbeat is not None:
         argv += ["--heartbeat-interval", _num(o.heartbeat)]
     if o.ost_timeout is not None:
         argv += ["--ost-timeout", _num(o.ost_timeout)]
-    return tuple(argv) + clustercerts.server_args(rec, rec.mds)
+    return tuple(argv) + clustercerts.server_args(rec, mds)
 
 
 def oss_argv(rec: ClusterRecord, ost: ServerRecord, port: int) -> tuple[str, ...]:
@@ -209,11 +228,13 @@ def start_servers(root: str, specs: list[tuple[ServerRecord, Build]], host: str,
     return [done[rec.name] for rec, _ in specs]
 
 
-def wait_active(rec: ClusterRecord, indexes: set[int], deadline: float) -> None:
-    """Wait until the MDS reports every OST in `indexes` active, while every server stays up."""
+def wait_active(rec: ClusterRecord, indexes: set[int], deadline: float, mdts: frozenset[int] = frozenset()) -> None:
+    """Wait until MDT0's MDS reports every OST in `indexes` and every MDT in `mdts` (1..) active,
+    while every server stays up."""
+    watched = [rec.mds] + [m for m in rec.mdts if m.index in mdts] + [o for o in rec.osts if o.index in indexes]
     last = "no answer yet"
     while True:
-        for s in [rec.mds] + [o for o in rec.osts if o.index in indexes]:
+        for s in watched:
             if not is_running(s):
                 procs.exit_status(s.pid)
                 raise StartFailed(f"{s.name} ({_prog(s.argv)}, pid {s.pid}) exited while the cluster was "
@@ -221,16 +242,27 @@ def wait_active(rec: ClusterRecord, indexes: set[int], deadline: float) -> None:
         try:
             st = query.fs_status(rec.mds.address, timeout=2.0)
             missing = indexes - st.active_indexes()
-            if not missing:
+            absent = mdts - _active_mdts(rec, mdts)
+            if not missing and not absent:
                 return
-            last = f"OSTs {', '.join(map(str, sorted(missing)))} not active on the MDS"
+            last = "; ".join(
+                ([f"OSTs {', '.join(map(str, sorted(missing)))} not active on the MDS"] if missing else [])
+                + ([f"MDTs {', '.join(map(str, sorted(absent)))} not active on MDT0"] if absent else []))
         except QuietError as e:
             last = str(e)
         if time.monotonic() >= deadline:
-            tails = [(rec.mds.log, procs.log_tail(rec.mds.log, 0, 6))]
-            tails += [(o.log, procs.log_tail(o.log, 0, 6)) for o in rec.osts if o.index in indexes]
-            raise StartFailed(f"timed out waiting for {len(indexes)} active OSTs: {last}", tails)
+            tails = [(s.log, procs.log_tail(s.log, 0, 6)) for s in watched]
+            what = f"{len(indexes)} active OSTs" + (f" and {len(mdts)} more MDTs" if mdts else "")
+            raise StartFailed(f"timed out waiting for {what}: {last}", tails)
         time.sleep(POLL_S * 2)
+
+
+def _active_mdts(rec: ClusterRecord, wanted: frozenset[int]) -> frozenset[int]:
+    """The MDTs MDT0 lists as active (none asked for: no question)."""
+    if not wanted:
+        return frozenset()
+    listed = fldq.mdt_list(rec.mds.address, timeout=2.0) or ()
+    return frozenset(m.index for m in listed if m.active)
 
 
 def stop_records(servers: Iterable[ServerRecord]) -> list[int]:
@@ -238,7 +270,8 @@ def stop_records(servers: Iterable[ServerRecord]) -> list[int]:
 
 
 def start_cluster(rec: ClusterRecord, timeout: float = START_TIMEOUT_S) -> ClusterRecord:
-    """Start the MDS, then every OSS, and wait for all OSTs active; the running record.
+    """Start MDT0's MDS, then the other MDSs and every OSS, and wait for all MDTs and OSTs
+    active; the running record.
 
     On any failure, stops what it started, records the cluster stopped, and raises StartFailed.
     """
@@ -252,10 +285,13 @@ def start_cluster(rec: ClusterRecord, timeout: float = START_TIMEOUT_S) -> Clust
         [mds] = start_servers(rec.root, [(rec.mds, partial(mds_argv, rec))], host, deadline, started)
         rec = replace(rec, mds=mds, state=clusterfile.STATE_STARTING)
         clusterfile.save(rec)
-        osts = start_servers(rec.root, [(o, partial(oss_argv, rec, o)) for o in rec.osts], host, deadline, started)
-        rec = replace(rec, osts=tuple(osts))
+        specs: list[tuple[ServerRecord, Build]] = [(m, partial(mdt_argv, rec, m)) for m in rec.mdts]
+        specs += [(o, partial(oss_argv, rec, o)) for o in rec.osts]
+        up = start_servers(rec.root, specs, host, deadline, started)
+        rec = replace(rec, mdts=tuple(up[:len(rec.mdts)]), osts=tuple(up[len(rec.mdts):]))
         clusterfile.save(rec)
-        wait_active(rec, {o.index for o in rec.osts if o.index is not None}, deadline)
+        wait_active(rec, {o.index for o in rec.osts if o.index is not None}, deadline,
+                    frozenset(m.index for m in rec.mdts if m.index is not None))
     except BaseException:
         stop_records(started)
         clusterfile.save(_stopped(rec))
@@ -356,7 +392,8 @@ def client_pids(source: str, point: str) -> list[tuple[int, tuple[str, ...], int
 
 def _stopped(rec: ClusterRecord) -> ClusterRecord:
     return replace(rec, state=clusterfile.STATE_STOPPED, mount=None, mds=replace(rec.mds, pid=0, starttime=0),
-                   osts=tuple(replace(o, pid=0, starttime=0) for o in rec.osts))
+                   osts=tuple(replace(o, pid=0, starttime=0) for o in rec.osts),
+                   mdts=tuple(replace(m, pid=0, starttime=0) for m in rec.mdts))
 
 
 # ---- mounting --------------------------------------------------------------------

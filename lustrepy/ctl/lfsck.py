@@ -6,6 +6,8 @@ are missing from their OST, files whose recorded size is not what their objects 
 inside the MDT, and OSTs that could not be checked. Exit status 0 when clean, 1 when anything
 was found (also when --repair fixed it all: run it again to see it clean). Progress goes to
 stderr when that is a terminal. The reasoning is lfsck_check's, the repairs lfsck_fix's.
+A file system of several MDTs is refused (MDT0's scan would take the other MDTs' objects for
+orphans).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise QuietError("lfsck: --keep-orphans goes with --repair", 2)
     t = target.resolve(mgs=args.mgs, root=args.root, path=args.path)
     fsname, found = servers.fs_servers(t.address)
+    mdts = [s for s in found if s.kind == servers.MDT]
+    if len(mdts) > 1:       # the objects of MDT1.. would look like orphans to MDT0's scan
+        raise QuietError(f"lfsck: {fsname} has {len(mdts)} MDTs; lfsck checks a file system of one MDT only")
     osts = [s for s in found if s.kind == servers.OST]
     progress = _Progress(sys.stderr.isatty())
     try:

@@ -1,8 +1,8 @@
 """`lfsctl locks`: granted and waiting locks per resource on the MDS and the OSTs.
 
-Asks each server's lock server (Ldlm.List) over RPC: the MDS alone with
---mds, one OST with --ost N, else the MDS and every active OST (inactive ones
-are listed as not asked). --client ID keeps one client's locks. Per lock: the
+Asks each server's lock server (Ldlm.List) over RPC: every MDT's with --mds,
+one MDT's with --mdt N, one OST's with --ost N, else every active MDT and OST
+(inactive ones are listed as not asked). --client ID keeps one client's locks. Per lock: the
 cookie, mode, inode bits (MDS) or byte extent (OST), owner client, state, age
 and flags (blocking-sent: the holder was asked to cancel; local: taken by the
 server itself; wbc: a write-back cache lock). Changes nothing anywhere.
@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from lustrepy.ctl import ldlmq, multi, output, servers, target
@@ -107,8 +108,8 @@ def as_json(fsname: str, listings: list[Listing], skipped: list[Server],
 def run(args: argparse.Namespace) -> int:
     t = target.resolve(mgs=args.mgs, root=args.root, path=args.path)
     fsname, every = servers.fs_servers(t.address)
-    chosen = servers.select(every, mds=args.mds, ost=args.ost)
-    explicit = args.mds or args.ost is not None
+    chosen = servers.select(every, mds=args.mds, ost=args.ost, mdt=args.mdt)
+    explicit = args.mds or args.ost is not None or args.mdt is not None
     skipped = [s for s in chosen if not s.active and not explicit]
     asked = [s for s in chosen if s not in skipped]
     got = multi.gather(asked, lambda s: ldlmq.list_locks(s, args.client or ""))
@@ -121,23 +122,30 @@ def run(args: argparse.Namespace) -> int:
     return got.exitcode
 
 
-def _ost_index(text: str) -> int:
-    try:
-        n = int(text, 0)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"bad OST index {text!r}: a number from 0")
-    return n
+def _index(kind: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            n = int(text, 0)
+        except ValueError:
+            n = -1
+        if n < 0:
+            raise argparse.ArgumentTypeError(f"bad {kind} index {text!r}: a number from 0")
+        return n
+    return parse
+
+
+_ost_index = _index("OST")
+mdt_index = _index("MDT")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("locks", parents=parents, help="granted and waiting locks per resource, per server",
                        description="The locks each lock server holds, grouped per resource: mode, inode "
                                    "bits (MDS) or byte extent (OST), owner client, granted or waiting, age "
-                                   "and flags. Without --mds or --ost: the MDS and every active OST.")
+                                   "and flags. Without --mds, --mdt or --ost: every active MDT and OST.")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--mds", action="store_true", help="only the MDS's lock server")
+    which.add_argument("--mds", action="store_true", help="only the MDSs' lock servers (every MDT)")
+    which.add_argument("--mdt", type=mdt_index, metavar="N", help="only MDT N's lock server")
     which.add_argument("--ost", type=_ost_index, metavar="N", help="only OST N's lock server")
     p.add_argument("--client", metavar="ID", help="only locks owned by this client id")
     p.add_argument("path", nargs="?", metavar="PATH", help="a path on a lustrepy mount (selects the file system)")

@@ -18,14 +18,14 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 from lustrepy import __version__
 from lustrepy.common import logs
 from lustrepy.common.errors import LpError, QuietError
-from lustrepy.ctl import (barrier, ca, clients, cluster, df, evict, find, identity, lfsck, locks, mds, mirror, mkfs,
-                          osts, params, scrub, stats, stripe, target, wbc)
+from lustrepy.ctl import (barrier, ca, clients, cluster, df, dirstripe, evict, find, identity, lfsck, locks, mds,
+                          mirror, mkfs, osts, params, scrub, stats, stripe, target, wbc)
 
 log = logging.getLogger(__name__)
 
 PROG = "lfsctl"
-GROUPS = (cluster, ca, df, osts, mds, stats, stripe, mirror, wbc, locks, clients, evict, find, params, mkfs, barrier,
-          lfsck, scrub)
+GROUPS = (cluster, ca, df, osts, mds, stats, stripe, dirstripe, mirror, wbc, locks, clients, evict, find, params, mkfs,
+          barrier, lfsck, scrub)
 
 
 def build_parser() -> argparse.ArgumentParser:

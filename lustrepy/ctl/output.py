@@ -103,18 +103,21 @@ def to_json(obj: Any) -> str:
 # ---- df ----------------------------------------------------------------------
 
 def df_rows(st: FsStatus) -> list[DfRow]:
-    rows = [DfRow(uuid=st.mdt_uuid, kind="MDT", index=0, active=True, usage=Usage.of(st.mdt))]
+    """Every MDT by index, then every OST."""
+    rows = [DfRow(uuid=m.uuid, kind="MDT", index=m.index, active=m.active, usage=Usage.of(m.statfs or Statfs()))
+            for m in st.mdt_states()]
     rows += [DfRow(uuid=o.uuid, kind="OST", index=o.index, active=o.active, usage=Usage.of(o.statfs))
              for o in st.osts]
     return rows
 
 
 def df_summary(st: FsStatus) -> Usage:
-    """Space over active OSTs; inodes are the MDT's (every file needs one)."""
+    """Space over active OSTs; inodes over the active MDTs (every file needs one on its MDT)."""
     active = [Usage.of(o.statfs) for o in st.osts if o.active]
-    mdt = Usage.of(st.mdt)
+    mdts = [Usage.of(m.statfs) for m in st.mdt_states() if m.statfs is not None]
     return Usage(total=sum(u.total for u in active), used=sum(u.used for u in active),
-                 avail=sum(u.avail for u in active), inodes=mdt.inodes, iused=mdt.iused, ifree=mdt.ifree)
+                 avail=sum(u.avail for u in active), inodes=sum(u.inodes for u in mdts),
+                 iused=sum(u.iused for u in mdts), ifree=sum(u.ifree for u in mdts))
 
 
 def render_df(st: FsStatus, mounted_on: str, inodes: bool = False, human: bool = False) -> str:

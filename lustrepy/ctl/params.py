@@ -2,9 +2,12 @@
 
 Names are scoped by the server that owns them: `mds.<name>` on the MDS,
 `ost.<index>.<name>` on each OSS (patterns are shell globs over the full
-names). The MDS is found as for every lfsctl command; the OSSes are the OSTs
-the MDS knows, reached at the addresses they announced. A server is asked
-only when a pattern can match its scope. set-param first asks the servers
+names). In a file system of several MDTs every MDS names its tunables
+`mds.<name>`: they are shown as `mds.<index>.<name>`, and a NAME or PATTERN
+`mds.<name>` means that tunable on every MDT, `mds.<index>.<name>` on that
+MDT only. MDT0's MDS is found as for every lfsctl command; the other MDSs are
+the MDTs it lists (Mds.Fld), the OSSes the OSTs it knows, each reached at the
+address it announced. A server is asked only when a pattern can match its scope. set-param first asks the servers
 which names the arguments mean, refuses before changing anything when a name
 matches no tunable or one that is fixed while the server runs, then sends
 each server its settings in one call (a server checks all of them before it
@@ -18,15 +21,17 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from lustrepy.common.errors import LpError, QuietError, from_wire
 from lustrepy.common.params import ParamValue, split_setting
-from lustrepy.ctl import output, query, target
+from lustrepy.ctl import fldq, output, query, target
+from lustrepy.ctl.servers import MDT, of_status
 from lustrepy.rpc.channel import call, make_channel
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -34,6 +39,7 @@ from lustrepy.rpc.v1 import mds_pb2_grpc, oss_pb2_grpc
 
 TIMEOUT_S = 5.0
 _GLOB = set("*?[")
+_MDT_NAME = re.compile(r"^mds\.(\d+)\.")      # mds.<index>. : one MDT of several
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class Server:
     scope: str          # "mds" or "ost.<index>"
     address: str
     is_mds: bool
+    mdt: int | None = None      # an MDT of a file system of several (its names are shown as mds.<mdt>.NAME)
 
 
 class ServerError(Exception):
@@ -80,10 +87,43 @@ def put(server: Server, settings: list[tuple[str, str | None]], timeout: float =
 
 
 def servers(mds_address: str) -> list[Server]:
-    """The MDS, then every OST it knows (by index)."""
+    """Every MDT's MDS, then every OST MDT0 knows (by index)."""
     st = query.fs_status(mds_address)
-    return [Server("mds", mds_address, True)] + [
+    found = of_status(mds_address, st, fldq.mdt_list(mds_address))
+    several = sum(s.kind == MDT for s in found) > 1
+    return [Server("mds", s.address, True, s.index if several else None) for s in found
+            if s.kind == MDT and s.address] + [
         Server(f"ost.{o.index}", o.address, False) for o in st.osts if o.address]
+
+
+def shown(server: Server, name: str) -> str:
+    """A tunable's name as lfsctl shows it: as the server says it, but for an MDT of several."""
+    if server.mdt is None:
+        return name
+    return f"{server.scope}.{server.mdt}.{name.removeprefix(server.scope + '.')}"
+
+
+def matches(server: Server, name: str, pattern: str) -> bool:
+    """Does `pattern` mean the tunable `name` (as the server says it) on this server?"""
+    return fnmatch.fnmatchcase(name, pattern) or (
+        server.mdt is not None and fnmatch.fnmatchcase(shown(server, name), pattern))
+
+
+def asks(server: Server, pattern: str) -> bool:
+    """Could `pattern` match a tunable of this server (by its scope, and for an MDT of several, its index)?"""
+    if not may_match(server.scope, pattern):
+        return False
+    if server.mdt is None:
+        return True
+    m = _MDT_NAME.match(literal_prefix(pattern))
+    return m is None or int(m.group(1)) == server.mdt
+
+
+def asked_patterns(server: Server, patterns: list[str]) -> list[str]:
+    """What to ask a server for: the patterns for its scope (an MDT of several: all its tunables,
+    matched here against both forms of their names)."""
+    mine = [p for p in patterns if asks(server, p)]
+    return ["*"] if mine and server.mdt is not None else mine
 
 
 def literal_prefix(pattern: str) -> str:
@@ -119,6 +159,13 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
+def _shown(results: list[tuple[Server, list[ParamValue] | None, str]], patterns: list[str]) -> list[ParamValue]:
+    """The values that answer `patterns` (every one when empty), with their names as shown. A
+    server that was asked for the patterns themselves (all but an MDT of several) answered just those."""
+    return [replace(v, name=shown(s, v.name)) for s, vals, _ in results for v in vals or ()
+            if not patterns or s.mdt is None or any(matches(s, v.name, p) for p in patterns)]
+
+
 def _print(values: list[ParamValue], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(output.to_json([asdict(v) for v in values]))
@@ -131,16 +178,16 @@ def _print(values: list[ParamValue], as_json: bool) -> None:
 def run_get(args: argparse.Namespace) -> int:
     patterns = args.patterns or ["*"]
     t = target.resolve(mgs=args.mgs, root=args.root)
-    asked = [s for s in servers(t.address) if any(may_match(s.scope, p) for p in patterns)]
-    results = _fan_out(asked, lambda s: get(s, [p for p in patterns if may_match(s.scope, p)]))
-    values = [v for _, vals, _ in results for v in vals or ()]
+    asked = [s for s in servers(t.address) if any(asks(s, p) for p in patterns)]
+    results = _fan_out(asked, lambda s: get(s, asked_patterns(s, patterns)))
+    values = _shown(results, patterns)
     failed = False
     for _, _, err in results:
         if err:
             _say(err)
             failed = True
     for p in patterns:
-        if not any(fnmatch.fnmatchcase(v.name, p) for v in values) and not failed:
+        if not any(matches(s, v.name, p) for s, vals, _ in results for v in vals or ()) and not failed:
             _say(f"{p}: no such tunable")
             failed = True
     _print(values, args.json)
@@ -161,10 +208,11 @@ def parse_settings(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 def run_set(args: argparse.Namespace) -> int:
     settings = parse_settings(args)
     t = target.resolve(mgs=args.mgs, root=args.root)
-    asked = [s for s in servers(t.address) if any(may_match(s.scope, n) for n, _ in settings)]
+    names = [n for n, _ in settings]
+    asked = [s for s in servers(t.address) if any(asks(s, n) for n in names)]
     if not asked:
         raise QuietError(f"{settings[0][0]}: no such tunable (names start with mds. or ost.INDEX.)")
-    known = _fan_out(asked, lambda s: get(s, [n for n, _ in settings if may_match(s.scope, n)]))
+    known = _fan_out(asked, lambda s: get(s, asked_patterns(s, names)))
     plan: dict[Server, list[tuple[str, str | None]]] = {}
     failed = False
     for s, vals, err in known:
@@ -174,16 +222,16 @@ def run_set(args: argparse.Namespace) -> int:
             continue
         for name, value in settings:
             for v in vals or ():
-                if fnmatch.fnmatchcase(v.name, name):
+                if matches(s, v.name, name):
                     if not v.settable:
-                        raise QuietError(f"{v.name}: fixed while the server runs "
+                        raise QuietError(f"{shown(s, v.name)}: fixed while the server runs "
                                          "(set it in the configuration file and restart)")
                     plan.setdefault(s, []).append((v.name, value))
-    for name, _ in settings:
-        if not any(fnmatch.fnmatchcase(n, name) for todo in plan.values() for n, _ in todo) and not failed:
+    for name in names:
+        if not any(matches(s, n, name) for s, todo in plan.items() for n, _ in todo) and not failed:
             raise QuietError(f"{name}: no such tunable")
     done = _fan_out(list(plan), lambda s: put(s, plan[s]))
-    values = [v for _, vals, _ in done for v in vals or ()]
+    values = _shown(done, [])
     for _, _, err in done:
         if err:
             _say(err)
@@ -196,15 +244,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     g = sub.add_parser("get-param", parents=parents, help="show server tunables as name=value lines",
                        description="Show the tunables of the MDS and of every OST it knows whose names match "
                                    "a PATTERN (shell globs: mds.*, ost.*.callback_timeout, *.log.*). Names: "
-                                   "mds.NAME on the MDS, ost.INDEX.NAME on each OSS. With --json, each "
-                                   "tunable's type, default, whether it can be set at run time, and help.")
+                                   "mds.NAME on the MDS, ost.INDEX.NAME on each OSS; with several MDTs, "
+                                   "mds.INDEX.NAME on each MDS, and mds.NAME means it on every MDT. With "
+                                   "--json, each tunable's type, default, whether it can be set at run time, "
+                                   "and help.")
     g.add_argument("patterns", nargs="*", metavar="PATTERN", help="glob over full names (default: all)")
     g.set_defaults(func=run_get)
     s = sub.add_parser("set-param", parents=parents, help="change server tunables at run time (kept over restarts)",
                        description="Set each NAME (a full name or a glob, e.g. ost.*.callback_timeout) to VALUE "
                                    "at once in the running server that owns it; the server keeps the setting "
                                    "across restarts, over its configuration file and command line, until "
-                                   "reset with --reset NAME. Nothing is changed when a name matches no "
+                                   "reset with --reset NAME. With several MDTs, mds.NAME is set on every "
+                                   "MDT, mds.INDEX.NAME on that one. Nothing is changed when a name matches no "
                                    "tunable or one fixed while the server runs; each server checks all its "
                                    "values before it applies any.")
     s.add_argument("--reset", action="store_true",

@@ -43,17 +43,36 @@ class OstState:
 
 
 @dataclass(frozen=True, slots=True)
+class MdtState:
+    """One MDT as df shows it: its own Statfs (None: inactive, or it did not answer)."""
+
+    index: int
+    uuid: str
+    statfs: Statfs | None
+
+    @property
+    def active(self) -> bool:
+        return self.statfs is not None
+
+
+@dataclass(frozen=True, slots=True)
 class FsStatus:
-    """What Mds.Statfs tells: the MDT and every OST the MDS knows of."""
+    """What Mds.Statfs tells: the MDT and every OST the MDS knows of; `mdts`, when filled in
+    by asking each MDT, every MDT of a file system of several (empty: MDT0 alone, `mdt`)."""
 
     fsname: str
     mdt: Statfs
     osts: tuple[OstState, ...]
     total: Statfs = field(default_factory=Statfs)
+    mdts: tuple[MdtState, ...] = ()
 
     @property
     def mdt_uuid(self) -> str:
         return f"{self.fsname}-MDT0000_UUID"
+
+    def mdt_states(self) -> tuple[MdtState, ...]:
+        """Every MDT, by index (MDT0 alone when no other was asked)."""
+        return self.mdts or (MdtState(0, self.mdt_uuid, self.mdt),)
 
     def active_indexes(self) -> frozenset[int]:
         return frozenset(o.index for o in self.osts if o.active)
@@ -92,7 +111,7 @@ def ost_uuid(fsname: str, index: int) -> str:
     return f"{fsname}-OST{index:04x}_UUID"
 
 
-def _hdr() -> cpb.ReqHdr:
+def anonymous_hdr() -> cpb.ReqHdr:
     """An anonymous header: lfsctl holds no connection (export) on the MDS, so it sends no client id."""
     return cpb.ReqHdr(xid=1, uid=os.getuid(), gid=os.getgid())
 
@@ -142,21 +161,23 @@ def recovery_from_pb(m: mpb.RecoveryState) -> Recovery | None:
 
 
 def fs_status(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> FsStatus:
-    rep = mds_rpc(address, lambda stub: call(stub.Statfs, mpb.StatfsRequest(hdr=_hdr()), timeout=timeout), timeout)
+    rep = mds_rpc(address, lambda stub: call(stub.Statfs, mpb.StatfsRequest(hdr=anonymous_hdr()), timeout=timeout),
+                  timeout)
     _check(rep.hdr, address, "statfs")
     return fs_status_from_pb(rep)
 
 
 def mds_info(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> MdsInfo:
-    rep = mds_rpc(address, lambda stub: call(stub.Info, mpb.MdsInfoRequest(hdr=_hdr()), timeout=timeout), timeout)
+    rep = mds_rpc(address, lambda stub: call(stub.Info, mpb.MdsInfoRequest(hdr=anonymous_hdr()), timeout=timeout),
+                  timeout)
     _check(rep.hdr, address, "info")
     return mds_info_from_pb(rep, address)
 
 
 def replay_barrier(address: str, timeout: float = DEFAULT_TIMEOUT_S) -> int:
     """Set a replay barrier on the MDS; returns the last transno that survives its next restart."""
-    rep = mds_rpc(address, lambda stub: call(stub.ReplayBarrier, mpb.BarrierRequest(hdr=_hdr()), timeout=timeout),
-               timeout)
+    rep = mds_rpc(address, lambda stub: call(stub.ReplayBarrier, mpb.BarrierRequest(hdr=anonymous_hdr()),
+                                             timeout=timeout), timeout)
     _check(rep.hdr, address, "the replay barrier")
     return int(rep.transno)
 
@@ -168,8 +189,8 @@ def ost_replay_barrier(mds: str, index: int, timeout: float = DEFAULT_TIMEOUT_S)
         raise QuietError(f"the MDS at {mds} knows no OST {index}")
     channel = make_channel(ost.address)
     try:
-        rep = call(ogrpc.OssStub(channel).ReplayBarrier, mpb.BarrierRequest(hdr=_hdr()),  # type: ignore[no-untyped-call]
-                   timeout=timeout)
+        stub = ogrpc.OssStub(channel)  # type: ignore[no-untyped-call]
+        rep = call(stub.ReplayBarrier, mpb.BarrierRequest(hdr=anonymous_hdr()), timeout=timeout)
     except LpError as e:
         raise QuietError(f"cannot reach OST {index} at {ost.address}: {unreachable_reason(e, timeout)}") from None
     finally:

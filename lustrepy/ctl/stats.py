@@ -1,12 +1,13 @@
 """`lfsctl stats`: operations per second per server and per client, with service-time percentiles.
 
-Asks the MDS (Info for its counters and write-back cache figures, Stats for
-per-op and per-client histograms) and every active OST (Oss.Stats: per-op
-counts, bytes and histograms). Without --interval it prints totals since each
-server started (rates averaged over its uptime). With --interval S it samples
-every S seconds and shows the rates over each interval: redrawn in place when
-stdout is a terminal, as successive blocks otherwise, until interrupted or
---count N views were shown (--json alone shows one view; with --count N it
+Asks every active MDT's MDS (Info for its counters and write-back cache
+figures, added up over the MDTs; Stats for per-op and per-client histograms)
+and every active OST (Oss.Stats: per-op counts, bytes and histograms).
+Without --interval it prints totals since each server started (rates
+averaged over its uptime). With --interval S it samples every S seconds and
+shows the rates over each interval: redrawn in place when stdout is a
+terminal, as successive blocks otherwise, until interrupted or --count N
+views were shown (--json alone shows one view; with --count N it
 prints one JSON object per line). The `ops`, `wbc` and `interval_s` keys of
 --json are kept from the first version of this command; new keys only grow.
 """
@@ -44,9 +45,14 @@ def collect(before: dict[str, int], after: dict[str, int], seconds: float) -> di
 
 
 def view(cur: statsq.Sample, prev: statsq.Sample | None, interval: float | None) -> dict[str, Any]:
-    """The figures of one view: per server, per client, and the MDS's op table and WBC counters."""
+    """The figures of one view: per server, per client, and the MDSs' op table and WBC counters
+    (over every MDT of a file system of several)."""
     d = statsq.figures(cur, prev, interval)
     mdt = next((s for s in d["servers"] if s["type"] == "MDT"), None)
+    if sum(s["type"] == "MDT" for s in d["servers"]) > 1:
+        merged = statsq.merged_mdts(cur)
+        assert merged is not None
+        mdt = statsq.server_figures(merged, statsq.merged_mdts(prev) if prev else None, d["measured_s"])
     seconds = d["measured_s"] or (mdt["uptime_s"] if mdt else 0.0)
     legacy = collect(dict(prev.counters) if prev else {}, dict(cur.counters), seconds)
     for k, v in legacy["ops"].items():
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("stats", parents=parents, help="operations per second per server and per client",
-                       description="Per server (the MDS and every active OST) and per operation: rate, count, "
+                       description="Per server (every active MDT and OST) and per operation: rate, count, "
                                    "errors, bytes per second and p50/p90/p99 service time; per client: metadata "
                                    "ops and bytes read and written per second; the MDS's write-back cache "
                                    "counters. Without --interval: totals since each server started. With "

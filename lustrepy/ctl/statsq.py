@@ -1,7 +1,8 @@
 """lfsctl's client of the servers' Stats RPCs, and the arithmetic of rates between two samples.
 
-A Sample is what every server said at one moment: the MDS's Info counters
-(for the write-back cache figures) and Stats, and each active OST's Stats.
+A Sample is what every server said at one moment: the MDSs' Info counters
+(for the write-back cache figures; summed over the MDTs of a file system of
+several) and Stats, and each active OST's Stats.
 `figures` turns two samples (or one, for totals since each server started)
 into the plain dicts `lfsctl stats` prints and its --json keys: per server and
 per op the count, rate, errors, bytes, mean and p50/p90/p99 service time from
@@ -19,7 +20,7 @@ from typing import Any
 
 from lustrepy.common import histogram
 from lustrepy.common.opstats import ClientTotals, OpTotals
-from lustrepy.ctl import multi, query, servers
+from lustrepy.ctl import mdtq, multi, query, servers
 from lustrepy.ctl.servers import Server, ServerError
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2_grpc as mgrpc
@@ -52,7 +53,7 @@ class ServerSample:
 class Sample:
     taken: float                            # time.monotonic() when taken
     fsname: str
-    counters: tuple[tuple[str, int], ...]   # the MDS's Info counters
+    counters: tuple[tuple[str, int], ...]   # the MDSs' Info counters (summed over the MDTs that answered)
     servers: tuple[ServerSample, ...]
     skipped: tuple[Server, ...]             # inactive OSTs, not asked
     failures: tuple[ServerError, ...]
@@ -73,13 +74,49 @@ def server_stats(server: Server, timeout: float = query.DEFAULT_TIMEOUT_S) -> Se
 
 
 def sample(mds_address: str) -> Sample:
-    """Every server's statistics now (the MDS must answer; OSTs that do not are kept as failures)."""
+    """Every server's statistics now (MDT0's MDS must answer; other servers that do not are kept as failures)."""
     info = query.mds_info(mds_address)
     fsname, every = servers.fs_servers(mds_address)
     skipped = tuple(s for s in every if not s.active)
     got = multi.gather([s for s in every if s.active], server_stats)
-    return Sample(time.monotonic(), fsname, info.counters, tuple(ss for _, ss in got.answers), skipped,
-                  got.failures)
+    more = multi.gather([s for s, _ in got.answers if s.kind == servers.MDT and s.index != 0], mdtq.info)
+    counters = sum_counters([info.counters, *(i.counters for _, i in more.answers)])
+    return Sample(time.monotonic(), fsname, counters, tuple(ss for _, ss in got.answers), skipped,
+                  got.failures + more.failures)
+
+
+def sum_counters(each: list[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    """Counters of several MDSs added up by name (one MDS's as they are)."""
+    if len(each) == 1:
+        return each[0]
+    total: dict[str, int] = {}
+    for counters in each:
+        for k, n in counters:
+            total[k] = total.get(k, 0) + n
+    return tuple(sorted(total.items()))
+
+
+def merged_mdts(cur: Sample) -> ServerSample | None:
+    """Every MDT's ops added up (counts, times, bytes, histograms) as one server: MDT0's sample
+    with one MDT; None when no MDT answered."""
+    mdts = [ss for ss in cur.servers if ss.server.kind == servers.MDT]
+    if len(mdts) <= 1:
+        return mdts[0] if mdts else None
+    ops: dict[str, OpSample] = {}
+    for ss in mdts:
+        for o in ss.ops:
+            p = ops.get(o.op)
+            ops[o.op] = o if p is None else OpSample(
+                o.op, p.count + o.count, p.errors + o.errors, p.total_us + o.total_us, p.bytes + o.bytes,
+                _add(p.hist, o.hist))
+    first = mdts[0]
+    return ServerSample(first.server, first.uptime_s, tuple(ops[k] for k in sorted(ops)), (), first.version,
+                        sum(ss.connected for ss in mdts))
+
+
+def _add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    n = max(len(a), len(b))
+    return tuple((a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(n))
 
 
 # ---- figures -------------------------------------------------------------------------------------

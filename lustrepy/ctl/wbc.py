@@ -10,34 +10,16 @@ pending and flushed). Like getstripe, it needs a mount and no server address.
 from __future__ import annotations
 
 import argparse
-import errno
-import json
-import os
 import sys
 from typing import Any
 
-from lustrepy.common.errors import QuietError
-from lustrepy.ctl import output
+from lustrepy.ctl import output, vxattr
 
 WBC_XATTR = "lustrepy.wbc"
 
 
 def get_state(path: str) -> dict[str, Any]:
-    try:
-        raw = os.getxattr(path, WBC_XATTR)
-    except FileNotFoundError:
-        raise QuietError(f"{path}: no such file or directory") from None
-    except OSError as e:
-        if e.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise QuietError(f"{path}: not on a lustrepy mount") from None
-        if e.errno == errno.ENOTDIR:
-            raise QuietError(f"{path}: not a directory (the write-back cache state is kept for directories)") \
-                from None
-        raise QuietError(f"{path}: {os.strerror(e.errno or errno.EIO)}") from None
-    try:
-        return dict(json.loads(raw))
-    except ValueError:
-        raise QuietError(f"{path}: the client answered something that is not JSON") from None
+    return vxattr.read_json(path, WBC_XATTR, "not a directory (the write-back cache state is kept for directories)")
 
 
 def render(path: str, st: dict[str, Any]) -> str:

@@ -196,6 +196,9 @@ class LockClient:
             self._stats["matches"] += 1
             return h.lock.cookie
 
+    def has(self, cookie: int) -> bool:         # held here, being revoked or not
+        return self._held.get(cookie) is not None
+
     def usable(self, cookie: int) -> bool:
         """Is the lock held here and not being revoked? A caller that recorded what a lock
         covers asks this after recording: a callback that came first (its revoking mark is

@@ -301,7 +301,10 @@ class TxBase:
                 raise LpError(errno.EEXIST, f"sequence {seq:#x} is handed out")
             self.conn.execute("UPDATE meta SET next_seq = max(next_seq, ?)", (seq + 1,))
             return seq
-        return int(self.conn.execute("UPDATE meta SET next_seq = next_seq + 1 RETURNING next_seq - 1").fetchall()[0][0])
+        seq = int(self.conn.execute("UPDATE meta SET next_seq = next_seq + 1 RETURNING next_seq - 1").fetchall()[0][0])
+        if seq < FIRST_SEQ:     # MDT1.. before MDT0 gave it a range (fld.adopt)
+            raise LpError(errno.EAGAIN, "this MDT has no FID sequences yet: it has not reached MDT0")
+        return seq
 
     def _forced_handle(self) -> int | None:
         """The open handle a replayed open must give again (None: a new one)."""

@@ -25,6 +25,7 @@ from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.modes import LockMode
 from lustrepy.ldlm.wire import mode_from_pb
 from lustrepy.common import perm
+from lustrepy.mds import remote
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import SetAttr
 from lustrepy.mds.wire import attr_pb, new_file_pb
@@ -160,6 +161,12 @@ def execute(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode
     if ops & _IT_LAYOUT:
         return _layout(mdt, req, cred, client_id, encode)
     if ops & _IT_LOOKS:
+        if req.name and mdt.mdts.several:
+            stub = mdt.store.peek(lambda tx: remote.named_remote(tx, cred, fid_from_pb(req.parent), req.name))
+            if stub is not None:        # no lock: the client asks the inode's MDT for the rest
+                a, where = stub
+                return mpb.IntentReply(hdr=rep_ok(), disposition=_POS, attr=attr_pb(mdt.store.read(), a),
+                                       remote=True, remote_mdt=where)
         with_layout = bool(req.ibits & _LAYOUT)
         return _locked(mdt, client_id, cred, req,
                        lambda a: _reply(mdt.store.read(), a, _POS, with_layout))

@@ -48,6 +48,9 @@ class _Checker:
         self.inodes = {r[0]: (Fid(r[1], r[2], r[3]), *r[4:]) for r in conn.execute(
             "SELECT id, seq, oid, ver, mode, nlink, size, generation, target, layout, default_layout FROM inodes")}
         self.dentries = conn.execute("SELECT id, parent, name, child FROM dentries").fetchall()
+        # stubs of inodes on other MDTs, and names other MDTs hold for inodes here (remote.py)
+        self.stubs = dict(conn.execute("SELECT inode, mdt FROM remote_inodes").fetchall())
+        self.rnamed = Counter(r[0] for r in conn.execute("SELECT inode FROM remote_names"))
         self.layouts: dict[int, Layout] = {}
 
     def bad(self, msg: str) -> None:
@@ -56,6 +59,7 @@ class _Checker:
     def run(self) -> list[str]:
         for check in (self.meta, self.foreign_keys, self.root, self.modes, self.symlinks, self.layout_columns,
                       self.dentry_ends, self.names, self.file_links, self.dir_links, self.dir_names, self.tree,
+                      self.stub_rows,
                       self.orphans, self.lost_sizes, self.xattrs, self.objects, self.destroy_queue, self.pools, self.cookies,
                       self.replies, self.client_seqs):
             check()
@@ -72,8 +76,8 @@ class _Checker:
             self.bad(f"meta has {len(rows)} rows, not 1")
             return
         next_seq, mds_seq, mds_next, dl = rows[0]
-        for fid, *_ in self.inodes.values():
-            if fid.seq != ROOT_SEQ and fid.seq >= next_seq:
+        for iid, (fid, *_) in self.inodes.items():
+            if fid.seq != ROOT_SEQ and fid.seq >= next_seq and iid not in self.stubs:
                 self.bad(f"inode {fid} lies in a sequence not handed out yet (next_seq {next_seq:#x})")
             if fid.seq == mds_seq and fid.oid >= mds_next:
                 self.bad(f"inode {fid} lies beyond the MDS's next oid {mds_next:#x}")
@@ -163,7 +167,7 @@ class _Checker:
     def dir_links(self) -> None:
         subdirs = Counter(parent for _, parent, _, child in self.dentries
                           if child in self.inodes and self._isdir(child))
-        named = {child for _, _, _, child in self.dentries}
+        named = {child for _, _, _, child in self.dentries} | set(self.rnamed)
         for iid, (fid, mode, nlink, *_) in self.inodes.items():
             if not stat.S_ISDIR(mode):
                 continue
@@ -180,8 +184,9 @@ class _Checker:
             if not stat.S_ISDIR(mode):
                 continue
             want = 0 if iid == self.root_id or nlink == 0 else 1
-            if names[iid] != want:
-                self.bad(f"directory {fid} is named by {names[iid]} dentries, not {want}")
+            if names[iid] + self.rnamed[iid] != want:
+                self.bad(f"directory {fid} is named by {names[iid]} dentries and {self.rnamed[iid]} names on "
+                         f"other MDTs, not {want}")
 
     def tree(self) -> None:
         children: dict[int, list[int]] = {}
@@ -189,7 +194,7 @@ class _Checker:
             if child in self.inodes and self._isdir(child):
                 children.setdefault(parent, []).append(child)
         seen: set[int] = set()
-        todo = [self.root_id] if self.root_id is not None else []
+        todo = ([self.root_id] if self.root_id is not None else []) + list(self.rnamed)
         while todo:
             d = todo.pop()
             if d in seen:
@@ -200,6 +205,17 @@ class _Checker:
         for iid, (fid, mode, nlink, *_) in self.inodes.items():
             if stat.S_ISDIR(mode) and nlink and iid not in seen:
                 self.bad(f"directory {fid} is not reachable from root")
+
+    def stub_rows(self) -> None:
+        parents = {parent for _, parent, _, _ in self.dentries}
+        names = Counter(child for _, _, _, child in self.dentries)
+        for iid in self.stubs:
+            v = self.inodes.get(iid)
+            if v is None:
+                continue        # foreign_keys says it
+            fid, mode, nlink, _, _, _, lo, _ = v
+            if not stat.S_ISDIR(mode) or nlink != 2 or lo is not None or iid in parents or names[iid] != 1:
+                self.bad(f"stub of remote directory {fid} is not a directory named once with nothing in it")
 
     # ---- opens and orphans -------------------------------------------------------------------------
 

@@ -24,7 +24,10 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, Mirror, StripeObject
 from lustrepy.common.records import Statfs
 from lustrepy.ldlm.lockd import LockServer
-from lustrepy.mds import clienttab, resources
+from lustrepy.common.fld import mdt_name
+from lustrepy.mds import clienttab, fld, remote, resources
+from lustrepy.mds.dne import Dne
+from lustrepy.mds.mdtreg import MdtAnnouncer
 from lustrepy.mds.locking import MdsLocks
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.nodemap import Nodemap
@@ -63,6 +66,8 @@ class MdsConfig:
     contention: ContentionPolicy = ContentionPolicy()
     resync_delay: float = 300.0         # an OST inactive this long has its mirrors rebuilt elsewhere
     resync_bandwidth: int = 64 << 20    # bytes/s of mirror copies (0: unbounded)
+    mdt0: str = ""                      # MDT0's address (MDT1.. register there)
+    dne_wait: float = 30.0              # a request across MDTs waits this long for the other MDT
 
 
 class Mdt:
@@ -72,6 +77,7 @@ class Mdt:
                            reserve=cfg.reserve)
         self.fsname = self.store.fsname
         self.uuid = self.store.uuid
+        self.index = self.store.index
         self.root = self.store.root
         self.address = ""
         self.boot_id = time.time_ns()
@@ -79,14 +85,22 @@ class Mdt:
         self.registry = OstRegistry(timeout=cfg.ost_timeout)
         for o in self.store.read().ost_list():
             self.registry.known(o.index, o.uuid, o.address)
-        self.lockd = LockServer(f"{self.fsname}-MDT0000", callback_timeout=cfg.callback_timeout,
+        self.lockd = LockServer(mdt_name(self.fsname, self.index), callback_timeout=cfg.callback_timeout,
                                 on_evict=self._evicted)
         self.locks = MdsLocks(self.lockd)
         self.nodemap = Nodemap()                # root squash and read-only clients (tunables)
-        self.capa_keys = KeyRing()              # signs object capabilities (mds/capas.py)
+        self.capa_keys = KeyRing(mdt=self.index)    # signs object capabilities (mds/capas.py)
+        self.mdts = fld.Mdts(self.store, self.index, timeout=cfg.ost_timeout)   # the file system's MDTs
+        if self.index and not cfg.mdt0:
+            raise LpError(errno.EINVAL, f"{self.uuid} needs MDT0's address (mdt0) to register with")
+        self.mdtreg = MdtAnnouncer(self, cfg.mdt0, cfg.heartbeat_interval) if self.index else None
+        self.dne = Dne(self)                    # operations across MDTs (mds/dne.py)
         self.capa_lifetime = LIFETIME_S         # mds.capa_lifetime
         self.wbc = WbcManager(self.lockd, cfg.contention)
         self.wbc.refused = self.nodemap.readonly    # a read-only client creates nothing, locally or not
+        # update records replay on MDT0 only, where no name binds another MDT's inode
+        self.wbc.elsewhere = lambda fid: self.index != 0 or (
+            self.mdts.several and self.store.peek(lambda tx: remote.blocks_wbc(tx, fid)))
         self.lockd.on_blocking = self.wbc.on_blocking
         self.allocator = Allocator(reserved=cfg.ost_reserved)
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,
@@ -123,9 +137,15 @@ class Mdt:
         self.osp.start()
         self._sweeper.start()
         self.resync.start()
+        if self.mdtreg is not None:
+            self.mdtreg.start()
+        self.dne.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self.mdtreg is not None:
+            self.mdtreg.stop()
+        self.dne.stop()
         self.resync.stop()
         self.osp.stop()
         self.lockd.stop()

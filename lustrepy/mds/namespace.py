@@ -101,6 +101,9 @@ class Tx(TxBase):
             raise LpError(errno.ENOTDIR, f"{fid} is not a directory")
         r = self.conn.execute("SELECT i.seq, i.oid, i.ver FROM dentries d JOIN inodes i ON i.id = d.parent "
                               "WHERE d.child = ?", (iid,)).fetchone()
+        if r is None:       # named on another MDT (remote_names), or root
+            r = self.conn.execute("SELECT parent_seq, parent_oid, parent_ver FROM remote_names WHERE inode = ? "
+                                  "LIMIT 1", (iid,)).fetchone()
         if r is not None:
             return Fid(*r)
         return fid if a.nlink else None

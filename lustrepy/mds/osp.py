@@ -23,6 +23,7 @@ from typing import Any, Callable
 import grpc
 
 from lustrepy.common.errors import LpError
+from lustrepy.common.objid import group_of
 from lustrepy.mds.ostreg import OstRegistry
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.store import Store
@@ -176,15 +177,22 @@ class Osp:
 
     def _precreate(self, t: _Target) -> None:
         try:
-            rep = self._rpc(t, t.stub.Precreate, lambda h: opb.PrecreateRequest(hdr=h, count=t.batch))
+            rep = self._rpc(t, t.stub.Precreate, lambda h: opb.PrecreateRequest(hdr=h, count=t.batch,
+                                                                                mdt_index=self.store.index))
         except LpError as e:
             if not t.failing:
                 log.warning("precreate on OST%04x (%s) failed: %s", t.index, t.address, e)
             t.failing = True
             t.conn_gen = 0
             return
-        t.failing = False
         first, last = rep.first_id, rep.last_id
+        if group_of(first) != self.store.index or group_of(last) != self.store.index:
+            if not t.failing:       # an OSS that ignores mdt_index would hand out another MDT's ids
+                log.error("OST%04x precreated objects %d..%d outside this MDT's range; not using them",
+                          t.index, first, last)
+            t.failing = True
+            return
+        t.failing = False
         self.store.write(functools.partial(_pool_add, t.index, first, last))
         with self._pool_cond:
             self.stats.precreated[t.index] += last - first + 1

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID
 from lustrepy.common.layout import STRIPE_UNIT, Layout, MAX_STRIPE_SIZE
+from lustrepy.common.objid import MAX_MDTS
 from lustrepy.common.params import ParamSpec, Registry, bind_logs, daemon_specs, bad
 from lustrepy.common.records import Cred
 from lustrepy.common import capa
@@ -45,6 +46,12 @@ OPTIONS = (
     ParamSpec("fsname", "str", None, "file system name (must match the formatted MDT)", settable=False),
     ParamSpec("listen", "address", "127.0.0.1:0", "HOST:PORT to serve on (port 0: any free port)",
               settable=False),
+    ParamSpec("index", "int", 0, "this MDT's index in its file system (0: MDT0, the root and the FID location "
+              "database; 1..: more MDTs, which register with MDT0)", settable=False, tunable=False,
+              minimum=0, maximum=MAX_MDTS - 1),
+    ParamSpec("mdt0", "str", "", "HOST:PORT of MDT0's MDS (needed by MDT1..)", settable=False, tunable=False),
+    ParamSpec("dne_wait", "float", 30.0, "seconds a request across MDTs waits for the other MDT before it is "
+              "left to finish in the background", settable=False, tunable=False, minimum=0.1, maximum=3600),
     ParamSpec("lane", "bool", True, "serve clients' requests on the request lane too (a TCP port beside gRPC)",
               settable=False, tunable=False),
     ParamSpec("lane_port", "int", 0, "the request lane's port on the listen host (0: any free port)",

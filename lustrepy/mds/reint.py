@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
-from lustrepy.common.layout import LOV_XATTR, decode_lov
+from lustrepy.common.layout import LOV_XATTR, decode_lov, lov_names_objects
 from lustrepy.common.names import check_name, check_symlink_target, check_xattr
 from lustrepy.common.protocol import RENAME, SA, XATTR, check_bits
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.modes import LockMode
-from lustrepy.mds import mirrors
+from lustrepy.mds import mirrors, remote
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.namespace import SetAttr, Tx
 from lustrepy.mds.wire import attr_pb
@@ -93,7 +93,8 @@ def execute(mdt: Mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
     kind, rep, _ = run(mdt, req.op, cred, client_id, xid=req.hdr.xid, encode=encode)
     # Objects of removed files are destroyed by osp's next round (every half second), in
     # batches: waking it per unlink would cost an OSS RPC and a transaction per file.
-    if kind in CREATORS and rep.attr.fid.seq:
+    # A directory made on another MDT is locked there (its attributes change there).
+    if kind in CREATORS and rep.attr.fid.seq and not _elsewhere(mdt, req.op):
         # nobody else can hold a lock on a new object: the grant is immediate
         bits = IBit.LOOKUP | IBit.UPDATE | IBit.PERM | IBit.XATTR | (IBit.LAYOUT if stat.S_ISREG(rep.attr.mode) else 0)
         rep.lock.CopyFrom(mdt.locks.grant(client_id, fid_from_pb(rep.attr.fid), LockMode.PR, bits))
@@ -117,6 +118,10 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
     body = getattr(op, kind)
     handler = _HANDLERS[kind]
     parent = _parent_of(kind, body)
+    across = _across(mdt, kind, body, cred)
+    if across is not None:
+        assert parent is not None
+        return (kind, *across(cred, client_id, xid, _finisher(parent, wrap), encode))
     for _ in range(_RETRIES):
         locks, fn = handler(mdt, body, cred)
         if parent is not None:
@@ -131,6 +136,35 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
             continue
         return kind, rep, transno
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
+
+
+def _elsewhere(mdt: Mdt, op: mpb.ReintOp) -> bool:
+    return op.WhichOneof("op") == "mkdir" and op.mkdir.remote and op.mkdir.mdt_index != mdt.index
+
+
+def _across(mdt: Mdt, kind: str, body: Any, cred: Cred) -> Callable[..., tuple[mpb.ReintReply, int]] | None:
+    """The operation across MDTs this update is (mds/dne.py), or None for a local one."""
+    if kind == "mkdir" and body.remote and body.mdt_index != mdt.index:
+        parent = fid_from_pb(body.parent)
+        return lambda c, cid, xid, fin, enc: mdt.dne.mkdir(c, cid, xid, parent, body.name, body.mode,
+                                                           body.mdt_index, fin, enc)
+    if kind == "rmdir":
+        parent = fid_from_pb(body.parent)
+        try:
+            stub = mdt.store.peek(lambda tx: remote.named_remote(tx, cred, parent, body.name))
+        except LpError:
+            return None         # the local path says what is wrong
+        if stub is not None:
+            return lambda c, cid, xid, fin, enc: mdt.dne.rmdir(c, cid, xid, parent, body.name, fin, enc)
+    return None
+
+
+def _finisher(parent: Fid, wrap: Callable[[TxFn], TxFn] | None) -> Callable[[Tx, Attr | None], mpb.ReintReply]:
+    """The reply of an operation across MDTs, made in the coordinator's last transaction."""
+    def finish(tx: Tx, attr: Attr | None) -> mpb.ReintReply:
+        fn = _with_parent(lambda t: _reply(attr, t), parent)
+        return (wrap(fn) if wrap is not None else fn)(tx)
+    return finish
 
 
 def _parent_of(kind: str, op: Any) -> Fid | None:
@@ -220,6 +254,9 @@ def _rename(mdt: Mdt, op: mpb.RenameOp, cred: Cred) -> tuple[Locks, TxFn]:
     sp, dp = fid_from_pb(op.src_parent), fid_from_pb(op.dst_parent)
     src = _child(mdt, cred, sp, op.src_name)
     dst = _child(mdt, cred, dp, op.dst_name)
+    if mdt.mdts.several and mdt.store.peek(lambda tx: any(remote.remote_mdt(tx, f) is not None
+                                                          for f in (src, dst) if f is not None)):
+        raise LpError(errno.EXDEV, "renaming a directory that lives on another MDT is not supported yet")
 
     def fn(tx: Tx) -> mpb.ReintReply:
         _expect(tx, cred, sp, op.src_name, src)
@@ -256,6 +293,10 @@ def _setxattr(mdt: Mdt, op: mpb.SetxattrOp, cred: Cred) -> tuple[Locks, TxFn]:
                 tx.set_default_layout(cred, fid, lo)
             elif stat.S_ISREG(a.mode):
                 if tx.get_layout(fid) is not None:
+                    if lov_names_objects(op.value):
+                        # another file's layout, copied with its xattrs (cp -a, mv between MDTs):
+                        # this file keeps its own
+                        return _reply(tx.getattr(fid), tx)
                     raise LpError(errno.EEXIST, "file already has a layout")
                 if cred.uid not in (0, a.uid):
                     raise LpError(errno.EPERM, "only the owner sets a file's layout")

@@ -18,9 +18,10 @@ STALE_WRITER = 2        # opens.writer of a writer whose size went stale (see th
 
 _ORIGINAL = """
 -- meta: the identity and counters of this MDT; exactly one row (id = 0).
---   fsname, uuid ("<fsname>-MDT0000_UUID") and instance (random, new at every format) never change.
+--   fsname, uuid ("<fsname>-MDT<index, 4 hex digits>_UUID") and instance (random, new at every format) never change.
 --   next_seq: the next FID sequence to hand out. Every sequence below it has been handed out (to a client
 --     or to the MDS itself) and none at or above it: every inode's seq is ROOT_SEQ or below next_seq.
+--     MDT1.. start at 0 (no sequence yet) until MDT0 gives them a range (fld).
 --   mds_seq, mds_next_oid: the sequence the MDS names its own new inodes from and the end of the oids
 --     reserved in it (1 .. SEQ_WIDTH + 1): the MDS hands out oids below it from memory and moves it on
 --     by FID_RESERVE at a time (inodes.py), back to the first oid not handed out at a clean stop;
@@ -223,6 +224,72 @@ CREATE TABLE IF NOT EXISTS clients (
     client_id   TEXT PRIMARY KEY,
     since_ns    INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- fld: where FID sequences live (Lustre's FID location database). The sequences [start, end) are
+--   MDT `mdt`'s: it names its own inodes and its clients' from them and no other MDT does. MDT0 holds
+--   every range of the file system (it hands them out, fld.py); MDT1.. hold their own. Ranges never
+--   overlap; every inode's seq is ROOT_SEQ or lies in a range of this MDT.
+CREATE TABLE IF NOT EXISTS fld (
+    start       INTEGER PRIMARY KEY,
+    end         INTEGER NOT NULL,
+    mdt         INTEGER NOT NULL CHECK (mdt >= 0),
+    CHECK (end > start)
+);
+
+-- remote_inodes: inodes a dentry of this MDT names that live on MDT `mdt` (Lustre's agent inodes; remote
+--   directories, lfsctl mkdir -i). Such an inode row holds the FID, the file type, the owner at its
+--   making, and nlink as a local directory's (2); its true attributes are on `mdt`. It has no layout,
+--   xattrs, opens or entries here, and exactly one dentry.
+CREATE TABLE IF NOT EXISTS remote_inodes (
+    inode       INTEGER PRIMARY KEY REFERENCES inodes(id),
+    mdt         INTEGER NOT NULL CHECK (mdt >= 0)
+);
+
+-- remote_names: names of this MDT's inodes that another MDT holds (Lustre's link EA): the directory
+--   (parent FID, on MDT `mdt`) and the name. A directory whose name is on another MDT has one row and
+--   no dentry here; lfsck checks each row against the other MDT's dentry.
+CREATE TABLE IF NOT EXISTS remote_names (
+    inode       INTEGER NOT NULL REFERENCES inodes(id),
+    mdt         INTEGER NOT NULL,
+    parent_seq  INTEGER NOT NULL,
+    parent_oid  INTEGER NOT NULL,
+    parent_ver  INTEGER NOT NULL,
+    name        BLOB NOT NULL,
+    PRIMARY KEY (inode, parent_seq, parent_oid, parent_ver, name)
+) WITHOUT ROWID;
+
+-- dne_log: operations across MDTs this MDT coordinates, written (and synced) before any MDT applies its
+--   part and removed by the transaction that applies the last part here (mds/dne.py). `op` is JSON; a
+--   row left after a crash is carried through (or taken back) by the redo thread, so no operation stays
+--   half done.
+CREATE TABLE IF NOT EXISTS dne_log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    op          TEXT NOT NULL,
+    created_ns  INTEGER NOT NULL
+);
+
+-- dne_done: parts of other MDTs' operations this MDT applied: (coordinator uuid, op id, kind of part) ->
+--   the reply it gave, written by the transaction that applied the part, so a resent part is answered,
+--   not applied twice. An operation's rows go when its coordinator says it is over (DneUpdate, kind NONE).
+CREATE TABLE IF NOT EXISTS dne_done (
+    coordinator TEXT NOT NULL,
+    op_id       INTEGER NOT NULL,
+    kind        INTEGER NOT NULL,
+    reply       BLOB NOT NULL,
+    done_ns     INTEGER NOT NULL,
+    PRIMARY KEY (coordinator, op_id, kind)
+) WITHOUT ROWID;
+
+-- mdts (MDT0 only): every other MDT that ever registered. index <-> (uuid, instance) is one-to-one and
+--   never changes (instance: the random one of its format, so a reformatted MDT cannot pose as the one
+--   whose inodes other MDTs name); address is the latest one announced.
+CREATE TABLE IF NOT EXISTS mdts (
+    mdt_index       INTEGER PRIMARY KEY CHECK (mdt_index > 0),
+    uuid            TEXT NOT NULL UNIQUE,
+    instance        TEXT NOT NULL,
+    address         TEXT NOT NULL,
+    registered_ns   INTEGER NOT NULL
+);
 """
 SCHEMA = _ORIGINAL + ADDED
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from lustrepy.common import config, daemon, logs
 from lustrepy.common.errors import LpError, QuietError
+from lustrepy.common.fld import mdt_name
 from lustrepy.ldlm.service import LdlmService
 from lustrepy.mds import params as mds_params
 from lustrepy.mds import replay_apply
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dir", help="MDT data directory (formatted on first start with --fsname)")
     ap.add_argument("--listen", help="HOST:PORT to serve on (port 0 = any free port; default 127.0.0.1:0)")
     ap.add_argument("--fsname", help="file system name; formats an empty --dir, must match a formatted one")
+    ap.add_argument("--index", help="this MDT's index (default 0: MDT0, which holds the root; 1..: more MDTs)")
+    ap.add_argument("--mdt0", metavar="HOST:PORT", help="MDT0's MDS, where MDT1.. register")
+    ap.add_argument("--dne-wait", help="seconds a request across MDTs waits for the other MDT (default 30)")
     ap.add_argument("--port-file", help="write the port here once serving")
     ap.add_argument("--no-lane", dest="lane", action="store_false", default=None,
                     help="serve clients on gRPC only, without the request lane")
@@ -97,8 +101,9 @@ def format_dir(values: dict[str, Any]) -> int:
     d = Path(values["dir"])
     if not values["fsname"]:
         raise QuietError("--format-only needs --fsname", exitcode=2)
-    uuid = Store.format(d, values["fsname"])
-    print(json.dumps({"role": "mds", "dir": str(d), "fsname": values["fsname"], "uuid": uuid}))
+    uuid = Store.format(d, values["fsname"], index=values["index"])
+    print(json.dumps({"role": "mds", "dir": str(d), "fsname": values["fsname"], "uuid": uuid,
+                      "index": values["index"]}))
     return 0
 
 
@@ -116,19 +121,25 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         raise QuietError(f"wbc.contention_*: {e}") from None
     daemon.check_listen(host, port)
     fsname = values["fsname"]
+    if values["index"] and not values["mdt0"]:
+        raise QuietError(f"MDT {values['index']} needs --mdt0 HOST:PORT (MDT0's MDS) to register with", exitcode=2)
     if not (d / "mdt.db").exists():
         if not fsname:
             raise QuietError(f"{d} holds no MDT; format it with `lfsctl mkfs --mds --fsname NAME {d}` "
                              "or give --fsname NAME")
         d.mkdir(parents=True, exist_ok=True)
-        uuid = Store.format(d, fsname)
+        uuid = Store.format(d, fsname, index=values["index"])
         log.info("formatted %s as %s", d, uuid)
     cfg = MdsConfig(dir=d, fsname=fsname, contention=contention, resync_delay=values["mirror.resync_delay"],
-                    resync_bandwidth=values["mirror.resync_bandwidth"],
+                    resync_bandwidth=values["mirror.resync_bandwidth"], mdt0=values["mdt0"],
+                    dne_wait=values["dne_wait"],
                     **{f: values[f] for f in ("heartbeat_interval", "ost_timeout", "callback_timeout",
                                               "commit_interval", "precreate_batch", "precreate_low", "ost_reserved",
                                               "pool_wait", "recovery_window", "start_check", "reserve")})
     mdt = Mdt(cfg)
+    if mdt.index != values["index"]:
+        mdt.store.close()
+        raise QuietError(f"{d} holds MDT {mdt.index} ({mdt.uuid}), not MDT {values['index']}")
     server = make_server(max_workers=256)
     started = False
     try:
@@ -144,9 +155,9 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         except LpError as e:
             raise QuietError(e.message) from None
         address = f"{host}:{port}"
-        mdt.address = address
+        mdt.address = mdt.mdts.address = address
         if values["lane"]:
-            lane = LaneServer(f"{mdt.fsname}-MDT0000", mds_pb2.DESCRIPTOR.services_by_name["Mds"],
+            lane = LaneServer(mdt_name(mdt.fsname, mdt.index), mds_pb2.DESCRIPTOR.services_by_name["Mds"],
                               service.lane_handlers())
             try:
                 lane.start(host, values["lane_port"])

@@ -31,6 +31,7 @@ from lustrepy.common.records import Cred, Statfs
 from lustrepy.mds import capas, intent, lfsck_wire, reint
 from lustrepy.common import perm
 from lustrepy.mds import replay
+from lustrepy.mds.dneservice import DneHandlers
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.sqlerr import classify
 from lustrepy.mds.wire import attr_pb
@@ -95,7 +96,7 @@ def _lov(tx: Tx, fid: Fid) -> Layout:
     return lo
 
 
-class MdsService(mds_pb2_grpc.MdsServicer):
+class MdsService(DneHandlers, mds_pb2_grpc.MdsServicer):
     def __init__(self, mdt: Mdt) -> None:
         self.mdt = mdt
         self.stats = RpcStats()     # per op and per client, with latency histograms (Stats RPC)
@@ -463,7 +464,7 @@ class MdsService(mds_pb2_grpc.MdsServicer):
             log.exception("announce from %s failed", request.uuid)
             return mpb.OstAnnounceReply(hdr=rep_err(LpError(errno.EIO, "internal error in announce")))
         return mpb.OstAnnounceReply(hdr=rep_ok(), mds_uuid=mdt.uuid, heartbeat_interval_s=mdt.cfg.heartbeat_interval,
-                                    capa_keys=capas.keys_pb(mdt))
+                                    capa_keys=capas.keys_pb(mdt), **self.announce_extras())
 
     # ---- tunables (lfsctl get-param / set-param) -------------------------------------------
 

@@ -36,6 +36,8 @@ from typing import Self, TypeVar
 from lustrepy.common import daemon
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import FIRST_SEQ, ROOT_FID
+from lustrepy.common.fld import first_range, index_of_uuid, mdt_uuid
+from lustrepy.common.objid import MAX_MDTS, valid_mdt
 from lustrepy.common.layout import Layout
 from lustrepy.mds import dbcheck, schema
 from lustrepy.mds.inodes import FidRange
@@ -117,61 +119,72 @@ class _DirLock:
             self.fd = -1
 
 
+
+
+def format_mdt(dir: Path, fsname: str, *, default_layout: Layout = DEFAULT_LAYOUT, index: int = 0) -> str:
+    """Create dir/mdt.db: identity, counters and the root directory (on MDT1.., a local root no
+    client sees: its directories hang under other MDTs' names). Returns the uuid."""
+    if not valid_mdt(index):
+        raise QuietError(f"invalid MDT index {index}: 0 to {MAX_MDTS - 1}")
+    dir = Path(dir)
+    if not FSNAME_RE.match(fsname):
+        raise QuietError(f"invalid file system name {fsname!r}: 1 to 8 characters of A-Z a-z 0-9 _")
+    try:
+        default_layout.check()
+    except LpError as e:
+        raise QuietError(f"invalid default layout: {e.message}") from None
+    if default_layout.has_objects:
+        raise QuietError("a default layout names no objects")
+    try:
+        dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QuietError(f"cannot create {dir}: {e.strerror}") from None
+    lock = _DirLock(dir)
+    try:
+        db = dir / DB_NAME
+        if db.exists():
+            raise QuietError(f"{dir} is already formatted as an MDT")
+        tmp = dir / (DB_NAME + ".new")
+        for p in (tmp, Path(str(tmp) + "-journal")):
+            p.unlink(missing_ok=True)
+        uuid = mdt_uuid(fsname, index)
+        now = time.time_ns()
+        lo = schema.layout_to_db(default_layout)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")
+            schema.create(conn)
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO meta (id, fsname, uuid, instance, schema_version, created_ns, next_seq, "
+                         "mds_seq, mds_next_oid, last_transno, default_layout) "
+                         "VALUES (0, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?)",
+                         (fsname, uuid, secrets.token_hex(8), schema.SCHEMA_VERSION, now,
+                          FIRST_SEQ if index == 0 else 0, lo))
+            if index == 0:
+                r = first_range()
+                conn.execute("INSERT INTO fld (start, end, mdt) VALUES (?, ?, 0)", (r.start, r.end))
+            conn.execute("INSERT INTO inodes (seq, oid, ver, mode, nlink, uid, gid, size, blocks, atime_ns, "
+                         "mtime_ns, ctime_ns, rdev, generation, default_layout) "
+                         "VALUES (?, ?, ?, ?, 2, 0, 0, 4096, 8, ?, ?, ?, 0, 1, ?)",
+                         (ROOT_FID.seq, ROOT_FID.oid, ROOT_FID.ver, 0o40755, now, now, now, lo))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        _install(tmp, db)
+        log.info("formatted %s as %s", dir, uuid)
+        return uuid
+    except (OSError, sqlite3.Error) as e:
+        raise QuietError(f"cannot format {dir}: {e}") from None
+    finally:
+        lock.release()
+
+
 class Store:
     """An open MDT database (see the module docstring for the rules)."""
 
     # ---- mkfs ----------------------------------------------------------------------------
 
-    @staticmethod
-    def format(dir: Path, fsname: str, *, default_layout: Layout = DEFAULT_LAYOUT) -> str:
-        """Create dir/mdt.db: identity, counters and the root directory. Returns the uuid."""
-        dir = Path(dir)
-        if not FSNAME_RE.match(fsname):
-            raise QuietError(f"invalid file system name {fsname!r}: 1 to 8 characters of A-Z a-z 0-9 _")
-        try:
-            default_layout.check()
-        except LpError as e:
-            raise QuietError(f"invalid default layout: {e.message}") from None
-        if default_layout.has_objects:
-            raise QuietError("a default layout names no objects")
-        try:
-            dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise QuietError(f"cannot create {dir}: {e.strerror}") from None
-        lock = _DirLock(dir)
-        try:
-            db = dir / DB_NAME
-            if db.exists():
-                raise QuietError(f"{dir} is already formatted as an MDT")
-            tmp = dir / (DB_NAME + ".new")
-            for p in (tmp, Path(str(tmp) + "-journal")):
-                p.unlink(missing_ok=True)
-            uuid = f"{fsname}-MDT0000_UUID"
-            now = time.time_ns()
-            lo = schema.layout_to_db(default_layout)
-            conn = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode = DELETE")
-                schema.create(conn)
-                conn.execute("BEGIN")
-                conn.execute("INSERT INTO meta (id, fsname, uuid, instance, schema_version, created_ns, next_seq, "
-                             "mds_seq, mds_next_oid, last_transno, default_layout) "
-                             "VALUES (0, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?)",
-                             (fsname, uuid, secrets.token_hex(8), schema.SCHEMA_VERSION, now, FIRST_SEQ, lo))
-                conn.execute("INSERT INTO inodes (seq, oid, ver, mode, nlink, uid, gid, size, blocks, atime_ns, "
-                             "mtime_ns, ctime_ns, rdev, generation, default_layout) "
-                             "VALUES (?, ?, ?, ?, 2, 0, 0, 4096, 8, ?, ?, ?, 0, 1, ?)",
-                             (ROOT_FID.seq, ROOT_FID.oid, ROOT_FID.ver, 0o40755, now, now, now, lo))
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-            _install(tmp, db)
-            log.info("formatted %s as %s", dir, uuid)
-            return uuid
-        except (OSError, sqlite3.Error) as e:
-            raise QuietError(f"cannot format {dir}: {e}") from None
-        finally:
-            lock.release()
+    format = staticmethod(format_mdt)       # mkfs
 
     # ---- open / close ----------------------------------------------------------------------
 
@@ -215,6 +228,10 @@ class Store:
         try:
             fsname, uuid, instance, last = self._check(w, expect_fsname, check)
             schema.add_missing(w)
+            if index_of_uuid(uuid) == 0:    # MDT0's own range, on an MDT formatted before the fld table
+                r = first_range()
+                w.execute("INSERT INTO fld (start, end, mdt) SELECT ?, ?, 0 WHERE NOT EXISTS "
+                          "(SELECT 1 FROM fld WHERE mdt = 0)", (r.start, r.end))
         except sqlite3.Error as e:
             w.close()
             raise QuietError(f"{self.db_path}: cannot open the MDT database ({_why(e, self.dir)})") from None
@@ -223,6 +240,7 @@ class Store:
             raise
         self.fsname: str = fsname
         self.uuid: str = uuid
+        self.index: int = index_of_uuid(uuid) or 0      # this MDT's index in its file system
         self.instance: str = instance
         self.root = ROOT_FID
         self._w = w

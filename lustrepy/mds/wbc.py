@@ -89,6 +89,8 @@ class WbcManager:
         self.policy = policy or ContentionPolicy()
         self._clock = clock
         self.refused: Callable[[str], bool] = lambda client_id: False    # clients never granted one
+        # directories never granted one: names there bind inodes of other MDTs (records replay on one)
+        self.elsewhere: Callable[[Fid], bool] = lambda fid: False
         self._mu = threading.Lock()
         self._dirs: dict[ResId, _Dir] = {}
         self._by_cookie: dict[int, ResId] = {}
@@ -100,7 +102,7 @@ class WbcManager:
     def try_grant(self, client_id: str, dir_fid: Fid) -> cpb.LockDesc | None:
         """A WBC lock on the directory for the client, or None: contended, used by another
         client, or a client that may not write."""
-        if self.refused(client_id):
+        if self.refused(client_id) or self.elsewhere(dir_fid):
             return None
         res = _res(dir_fid)
         if self.holder(dir_fid) == client_id:

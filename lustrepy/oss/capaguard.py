@@ -3,9 +3,11 @@ objects it carries capabilities for.
 
 Only requests of clients are checked: the MDS and other OSSes (their
 certificates say so) act on any object, and a server without TLS (the
-plaintext development mode) checks nothing. The keys come from the MDS with
-each heartbeat's reply (oss/announce.py); until the first arrive a client's
-request is EINPROGRESS, to be sent again. Replays after a restart are not
+plaintext development mode) checks nothing. The keys come from each MDT with
+each heartbeat's reply (oss/announce.py), into one ring that keeps every MDT's
+(a key id names its MDT); until the first arrive a client's request is
+EINPROGRESS, to be sent again, and so is one whose capability was signed by an
+MDT this OSS has no keys of yet. Replays after a restart are not
 checked here: the OST takes them only from the clients it recorded as writers.
 """
 
@@ -29,7 +31,7 @@ class CapaGuard:
 
     def __init__(self, ost_index: int) -> None:
         self.index = ost_index
-        self.keys = capa.KeyRing()
+        self.keys = capa.KeyRing()          # every MDT's keys; it makes none itself
 
     def checked(self, context: Any) -> bool:
         """Whether this caller's requests need capabilities: a client's (context None: a request

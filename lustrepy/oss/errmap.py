@@ -36,8 +36,3 @@ def oserr(e: OSError, what: str) -> LpError:
         log.error("%s (%s): answering EIO", text, errno.errorcode.get(err, err))
         err = errno.EIO
     return LpError(err, text)
-
-
-def check_oid(oid: int) -> None:
-    if oid <= 0:
-        raise LpError(errno.ENOENT, f"object {oid} does not exist")

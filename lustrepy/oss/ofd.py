@@ -2,9 +2,11 @@
 destroy, statfs, sync and capacity.
 
 Rules kept here:
-- Object ids are handed out by `precreate` only, in increasing order; LAST_ID
-  (the highest id ever created) is made durable before the range is returned,
-  and the objects themselves exist on disk before that.
+- Object ids are handed out by `precreate` only, in increasing order within the
+  range of the MDT that asks (common/objid.py); that range's LAST_ID (the
+  highest id it ever created, lastid.py) is made durable before the ids are
+  returned, and the objects themselves exist on disk before that. An id beyond
+  its range's LAST_ID names no object (ENOENT), whatever the disk holds.
 - Every write chunk carries a crc32c of its data, checked before anything is
   written (EBADMSG); no byte past MAX_FILE_SIZE (EFBIG); writing or reading an
   object that does not exist is ENOENT (writes.py).
@@ -33,17 +35,18 @@ from typing import Callable, Generator
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import MAX_FILE_SIZE
+from lustrepy.common.objid import MAX_MDTS, group_last, valid_mdt
 from lustrepy.common.records import Lvb, Statfs
 from lustrepy.oss.barrier import Barrier
-from lustrepy.oss.errmap import check_oid, lvb_of, oserr
+from lustrepy.oss.errmap import lvb_of, oserr
 from lustrepy.oss.identity import OstIdentity
 from lustrepy.oss.integrity import Integrity
+from lustrepy.oss.lastid import LAST_ID_FILE as LAST_ID_FILE, LastIds
 from lustrepy.oss.osd import FANOUT, ObjStat, Osd
 from lustrepy.oss.writes import WriteSession
 
 log = logging.getLogger(__name__)
 
-LAST_ID_FILE = "LAST_ID"
 MAX_PRECREATE = 20_000            # objects per Precreate call (larger asks are cut)
 DIRTY_AHEAD = 64                  # ids recorded in the dirty log with a new object (see csum.DirtyLog)
 DEFAULT_READ_CHUNK = 1024 * 1024
@@ -69,11 +72,11 @@ class Ofd:
         self.osd = osd
         self.ident = ident
         self.capacity = capacity
-        self._meta_lock = threading.Lock()          # last_id, the id index, precreation
+        self._meta_lock = threading.Lock()          # every LAST_ID's change, the id index, precreation
         self._space_lock = threading.Lock()         # used/reserved bytes
         self._obj_locks = [threading.Lock() for _ in range(_OBJ_LOCKS)]
         self._ids = array("Q")                      # sorted ids of existing objects
-        self._last_id = 0
+        self.last_ids = LastIds(osd)                # per MDT range: the highest id created
         self._used = 0                              # allocated bytes of all objects (with capacity only)
         self._reserved = 0
         self.barrier = Barrier(osd)                 # set by a replay barrier (tests of recovery)
@@ -91,43 +94,33 @@ class Ofd:
     # -- start-up ----------------------------------------------------------
 
     def _load(self) -> None:
-        raw = self.osd.read_meta(LAST_ID_FILE)
         ids: list[int] = []
         used_blocks = 0
         for oid, blocks in self.osd.scan(with_blocks=self.capacity is not None):
             ids.append(oid)
             used_blocks += blocks
         ids.sort()
-        try:
-            recorded = int(raw.decode().strip()) if raw else 0
-            if recorded < 0:
-                raise ValueError("negative")
-        except (ValueError, UnicodeDecodeError):
-            # Taking the highest object found could hand out again ids the MDS holds in its pool.
-            raise LpError(errno.EIO, f"{os.path.join(self.osd.root, LAST_ID_FILE)} is damaged ({(raw or b'')[:20]!r}); "
-                          f"the highest object here is {ids[-1] if ids else 0}: write the highest id the MDS "
-                          "ever got from this OST there") from None
+        self.last_ids.load(ids)
         self._ids = array("Q", ids)
         self._used = used_blocks * 512
-        self._last_id = max(recorded, ids[-1] if ids else 0)
-        if self._last_id != recorded:
-            # objects created by a precreate that stopped before LAST_ID was saved
-            log.warning("LAST_ID was %d but objects exist up to %d; recording %d",
-                        recorded, self._last_id, self._last_id)
-            self.osd.write_meta(LAST_ID_FILE, f"{self._last_id}\n".encode())
-        log.debug("%s: %d objects, last id %d%s", self.ident.name, len(ids), self._last_id,
+        log.debug("%s: %d objects, last ids %s%s", self.ident.name, len(ids), self.last_ids.all() or "none",
                   f", {self._used} of {self.capacity} bytes used" if self.capacity is not None else "")
 
     # -- ids ----------------------------------------------------------------
 
     @property
     def last_id(self) -> int:
-        return self._last_id
+        """MDT0's LAST_ID: the one LAST_ID of a file system of one MDT."""
+        return self.last_ids.of(0)
+
+    def check_oid(self, oid: int) -> None:
+        """ENOENT unless `oid` was ever created here (up to its MDT range's LAST_ID)."""
+        self.last_ids.check(oid)
 
     def _next_ids(self, oid: int) -> range:
         """The ids after `oid` new files will get next (up to DIRTY_AHEAD of them, all precreated):
         recorded in the dirty log with it (no lock: a stale LAST_ID only records fewer)."""
-        return range(oid + 1, min(oid + DIRTY_AHEAD, self._last_id) + 1)
+        return self.last_ids.ahead(oid, DIRTY_AHEAD)
 
     def object_ids(self) -> list[int]:
         """The ids of the objects that exist, in order (a copy)."""
@@ -142,16 +135,23 @@ class Ofd:
             i = bisect.bisect_left(self._ids, oid)
             return i < len(self._ids) and self._ids[i] == oid
 
-    def precreate(self, count: int) -> tuple[int, int]:
-        """Create objects [last_id+1, last_id+n] (n = count, at most MAX_PRECREATE); returns the range.
+    def precreate(self, count: int, mdt_index: int = 0) -> tuple[int, int]:
+        """Create the next objects of MDT `mdt_index`'s range, [LAST_ID+1, LAST_ID+n] (n = count,
+        at most MAX_PRECREATE, no further than the range's end); returns the range.
 
-        If the disk fills part way, the objects made so far are kept and returned.
+        If the disk fills part way, the objects made so far are kept and returned. EINVAL for no
+        such MDT, ENOSPC when its range has no id left.
         """
         if count <= 0:
             raise LpError(errno.EINVAL, f"precreate count must be positive, not {count}")
-        count = min(count, MAX_PRECREATE)
+        if not valid_mdt(mdt_index):
+            raise LpError(errno.EINVAL, f"no MDT index {mdt_index}: object ids exist for MDTs 0..{MAX_MDTS - 1}")
         with self._meta_lock:
-            first = self._last_id + 1
+            first = self.last_ids.of(mdt_index) + 1
+            count = min(count, MAX_PRECREATE, group_last(mdt_index) - first + 1)
+            if count <= 0:
+                raise LpError(errno.ENOSPC, f"{self.ident.name}: every object id of MDT{mdt_index}'s range is "
+                              f"used (up to {group_last(mdt_index)})")
             made = 0
             failure: OSError | None = None
             for oid in range(first, first + count):
@@ -167,14 +167,15 @@ class Ofd:
             last = first + made - 1
             try:
                 self.osd.sync_dirs_of(range(first, last + 1))
-                self.osd.write_meta(LAST_ID_FILE, f"{last}\n".encode())
+                self.last_ids.record(mdt_index, last)
             except OSError as e:
                 raise oserr(e, "cannot record LAST_ID") from None
-            self._ids.extend(range(first, last + 1))
-            self._last_id = last
+            # ids of a higher range than any existing object's go at the end; others are inserted
+            at = bisect.bisect_left(self._ids, first)
+            self._ids[at:at] = array("Q", range(first, last + 1))
         if failure is not None:
             log.warning("precreate stopped after %d of %d objects: %s", made, count, failure)
-        log.debug("precreated objects %d..%d", first, last)
+        log.debug("precreated objects %d..%d of MDT%d", first, last, mdt_index)
         return first, last
 
     def list_objects(self, cursor: int, limit: int) -> tuple[list[tuple[int, ObjStat]], int]:
@@ -191,14 +192,15 @@ class Ofd:
         return out, cursor
 
     def recreate(self, oids: list[int]) -> list[int]:
-        """Create, empty, the objects of `oids` that should exist (ids up to LAST_ID) but do not
-        (lfsck repairing a file whose object was lost); existing ones are left alone. Returns the
-        ids created. EINVAL for an id never handed out (0, or above LAST_ID)."""
+        """Create, empty, the objects of `oids` that should exist (ids up to their MDT range's
+        LAST_ID) but do not (lfsck repairing a file whose object was lost); existing ones are left
+        alone. Returns the ids created. EINVAL for an id never handed out (0, or above LAST_ID)."""
         made: list[int] = []
         with self._meta_lock:
-            bad = [oid for oid in oids if not 0 < oid <= self._last_id]
+            bad = [oid for oid in oids if not self.last_ids.created(oid)]
             if bad:
-                raise LpError(errno.EINVAL, f"objects {bad[:8]} lie outside 1..{self._last_id} (LAST_ID)")
+                raise LpError(errno.EINVAL, f"objects {bad[:8]} lie outside what their MDT's range created "
+                              f"(LAST_ID {self.last_ids.all() or 0})")
             for oid in sorted(set(oids)):
                 try:
                     if not self.osd.create_new(oid):
@@ -228,7 +230,7 @@ class Ofd:
 
         Always yields at least one piece; ENOENT is raised before the first one.
         """
-        check_oid(oid)
+        self.check_oid(oid)
         chunk = DEFAULT_READ_CHUNK if chunk_size <= 0 else max(MIN_READ_CHUNK, min(chunk_size, MAX_READ_CHUNK))
         try:
             fd = self.osd.open_ro(oid)
@@ -263,7 +265,7 @@ class Ofd:
                   out: Callable[[int], memoryview]) -> tuple[memoryview, bool]:
         """One piece of [offset, offset+length), at most MAX_READ_CHUNK, read into out(n): the bytes
         and whether they reach the object's end. Holes read as zeros; ENOENT when no such object."""
-        check_oid(oid)
+        self.check_oid(oid)
         try:
             fd = self.osd.open_ro(oid)
         except OSError as e:
@@ -286,7 +288,7 @@ class Ofd:
     # -- attributes, punch, destroy, sync ------------------------------------
 
     def getattr(self, oid: int) -> Lvb:
-        check_oid(oid)
+        self.check_oid(oid)
         try:
             return lvb_of(self.osd.stat(oid))
         except OSError as e:
@@ -304,7 +306,7 @@ class Ofd:
 
     def punch(self, oid: int, size: int) -> Lvb:
         """Truncate (or extend with a hole) object `oid` to `size` bytes."""
-        check_oid(oid)
+        self.check_oid(oid)
         if size > MAX_FILE_SIZE:
             raise LpError(errno.EFBIG, f"size {size} exceeds the maximum file size")
         integ = self.integrity

@@ -1,8 +1,9 @@
 """Object storage device: objects as files in a local directory, nothing else.
 
 An object with id N lives at DIR/O/<N & 0xff as 2 hex digits>/<N in decimal>.
-Small metadata files (LAST_ID, ost.json) sit at DIR's top and are replaced
-atomically (temp file + fsync + rename + fsync of the directory).
+Small metadata files (LAST_ID and LAST_ID.<mdt>, ost.json) sit at DIR's top
+and are replaced atomically (temp file + fsync + rename + fsync of the
+directory).
 
 This module knows files, offsets and bytes. It never decides what an object
 means (identity, id allocation, capacity, errno policy belong to ofd), never
@@ -73,6 +74,11 @@ class Osd:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def meta_names(self, prefix: str) -> list[str]:
+        """The names of DIR's top-level entries that start with `prefix`."""
+        with os.scandir(self.root) as it:
+            return sorted(e.name for e in it if e.name.startswith(prefix))
 
     def write_meta(self, name: str, data: bytes) -> None:
         """Replace DIR/name atomically and durably: temp + fsync + rename + fsync(dir)."""

@@ -44,7 +44,8 @@ OPTIONS = (
               "go to different domains while there are enough", settable=False, tunable=False),
     ParamSpec("lane", "bool", True, "serve clients' bulk data on the request lane too (a TCP port beside gRPC)",
               settable=False, tunable=False),
-    ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS",
+    ParamSpec("heartbeat_interval", "float", 1.0, "seconds between announces to the MDS given (MDT0; the "
+              "other MDTs ask for their own)",
               minimum=0.01, maximum=3600),
     ParamSpec("commit_interval", "float", 1.0, "seconds between commits of written objects (what a crash "
               "of the OSS host may lose, and clients keep to replay)", minimum=0.01, maximum=60),

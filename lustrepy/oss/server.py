@@ -5,7 +5,8 @@ the command line, which wins. Opens (or formats, once) the OST directory,
 serves the Oss and Ldlm services (with the tunables of oss/params.py, run-time
 settings kept in the OST directory applied over the configuration) on one
 gRPC server, writes the port it listens on to --port-file, then announces
-itself to the MDS every heartbeat_interval seconds until SIGTERM/SIGINT.
+itself to the MDS every heartbeat_interval seconds until SIGTERM/SIGINT (and
+to every other MDT that MDS lists, at the period each asks: announcers.py).
 Bad input ends it with one line on stderr and exit code 1 (2 for usage
 errors); it never shows a traceback for those. Holds no object logic itself.
 """
@@ -34,7 +35,7 @@ from lustrepy.common.params import Registry
 from lustrepy.ldlm.lockd import LockServer
 from lustrepy.ldlm.service import LdlmService
 from lustrepy.oss.replica import Replicas
-from lustrepy.oss.announce import Announcer
+from lustrepy.oss.announcers import Announcers
 from lustrepy.oss import params as oss_params
 from lustrepy.oss import scrub
 from lustrepy.oss.identity import IDENTITY_FILE, LOCK_FILE, OstIdentity, load_or_format
@@ -358,9 +359,9 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    announcer = Announcer(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat,
-                          node=cfg.node or cfg.advertise, failure_domain=cfg.failure_domain,
-                          keys=serving.service.capas.keys)
+    announcer = Announcers(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat,
+                           node=cfg.node or cfg.advertise, failure_domain=cfg.failure_domain,
+                           keys=serving.service.capas.keys)
     try:
         serving.service.params = _tunables(cfg, ident, osd, serving, announcer, address)
         if cfg.port_file:
@@ -368,9 +369,9 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
                 daemon.write_port_file(cfg.port_file, port)
             except OSError as e:
                 raise QuietError(f"cannot write --port-file {cfg.port_file}: {e.strerror or e}") from None
-        log.info("%s serving at %s (%d objects, last id %d, capacity %s), MDS %s", ident.uuid, address,
-                 ofd.object_count(), ofd.last_id, cfg.capacity if cfg.capacity is not None else "disk",
-                 cfg.mds)
+        log.info("%s serving at %s (%d objects, last ids %s, capacity %s), MDS %s", ident.uuid, address,
+                 ofd.object_count(), ofd.last_ids.all() or "none",
+                 cfg.capacity if cfg.capacity is not None else "disk", cfg.mds)
         announcer.start()
         daemon.notify_ready(f"{ident.uuid} serving at {address}")
         while not stop.wait(1.0):
@@ -383,11 +384,10 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
 
 
 def _tunables(cfg: OssConfig, ident: OstIdentity, osd: Osd, serving: Serving,
-              announcer: Announcer, address: str) -> Registry:
+              announcer: Announcers, address: str) -> Registry:
     """The OSS's tunables bound to the running lock server and announcer, with kept settings applied."""
     def set_heartbeat(v: float) -> None:
-        announcer.interval = v
-        announcer.timeout = min(10.0, max(2.0, 2 * v))
+        announcer.interval = v          # MDT0's; the other MDTs' announcers beat as their MDT asks
 
     def set_callback_timeout(v: float) -> None:
         serving.lockd.callback_timeout = v

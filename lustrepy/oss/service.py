@@ -259,7 +259,7 @@ class OssService(oss_pb2_grpc.OssServicer):
     @_answers(opb.PrecreateReply)
     def Precreate(self, request: opb.PrecreateRequest, context: grpc.ServicerContext) -> opb.PrecreateReply:
         self._check(request.hdr)
-        first, last = self.ofd.precreate(request.count)
+        first, last = self.ofd.precreate(request.count, request.mdt_index)
         return opb.PrecreateReply(hdr=rep_ok(), first_id=first, last_id=last)
 
     @_accounted("write")
@@ -421,6 +421,7 @@ class OssService(oss_pb2_grpc.OssServicer):
             raise LpError(errno.EINVAL, f"max {limit} exceeds {LIST_MAX} objects a page")
         got, cursor = self.ofd.list_objects(request.cursor, limit)
         return opb.ObjListReply(hdr=rep_ok(), next_cursor=cursor, eof=cursor >= FANOUT, last_id=self.ofd.last_id,
+                                last_ids=self.ofd.last_ids.all(),
                                 objects=[opb.ObjInfo(object_id=oid, size=st.size, blocks=st.blocks,
                                                      mtime_ns=st.mtime_ns) for oid, st in got])
 

@@ -22,7 +22,7 @@ from lustrepy.common.errors import LpError
 from lustrepy.common.layout import MAX_FILE_SIZE
 from lustrepy.common.records import Lvb
 from lustrepy.oss.barrier import Barrier
-from lustrepy.oss.errmap import NO_SPACE, check_oid, lvb_of, oserr
+from lustrepy.oss.errmap import NO_SPACE, lvb_of, oserr
 from lustrepy.oss.identity import OstIdentity
 from lustrepy.oss.integrity import Integrity
 from lustrepy.oss.osd import Osd
@@ -41,6 +41,8 @@ class Objects(Protocol):
     integrity: Integrity
 
     def _obj_lock(self, oid: int) -> threading.Lock: ...
+
+    def check_oid(self, oid: int) -> None: ...
 
     def _reserve(self, nbytes: int) -> None: ...
 
@@ -66,7 +68,7 @@ class WriteSession:
 
     def write(self, oid: int, offset: int, data: bytes | bytearray | memoryview, crc: int, sync: bool = False) -> None:
         """Check and write one chunk; on any error nothing of this chunk is visible."""
-        check_oid(oid)
+        self.ofd.check_oid(oid)
         if crc32c.crc32c(data) != crc:
             raise LpError(errno.EBADMSG, f"checksum mismatch in a chunk for object {oid} at offset {offset}")
         end = offset + len(data)

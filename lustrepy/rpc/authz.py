@@ -29,14 +29,15 @@ ALL = frozenset({"*"})
 
 _MDS_CLIENT = frozenset({"Connect", "Disconnect", "Intent", "Reint", "Readdir", "Getxattr", "Listxattr",
                          "Readlink", "Close", "AllocSeq", "ReintBatch", "WbcInfo", "Sync", "Statfs", "Info",
-                         "Replay", "Capas"})
+                         "Replay", "Capas", "Fld"})
 _OSS_CLIENT = frozenset({"Connect", "Disconnect", "Write", "WriteMany", "Read", "ReadOne", "Punch", "Getattr",
                          "Statfs", "Sync", "Replay"})
 _LDLM_CLIENT = frozenset({"Callbacks", "Enqueue", "Cancel"})
 
 # service -> role -> methods it may call
 RULES: dict[str, dict[str, frozenset[str]]] = {
-    "Mds": {"client": _MDS_CLIENT, "oss": frozenset({"Announce", "Statfs", "Info"}), "admin": ALL},
+    "Mds": {"client": _MDS_CLIENT, "oss": frozenset({"Announce", "Statfs", "Info", "Fld"}), "admin": ALL,
+            "mds": frozenset({"MdtAnnounce", "Fld", "DneUpdate", "Statfs", "Info"})},
     "Oss": {"client": _OSS_CLIENT, "mds": ALL, "admin": ALL,
             "oss": frozenset({"Connect", "Disconnect", "ReplicaWrite", "Statfs", "Checksum"})},
     "Ldlm": {"client": _LDLM_CLIENT, "mds": _LDLM_CLIENT, "oss": _LDLM_CLIENT, "admin": ALL},

@@ -55,6 +55,13 @@ class FakeMds(mgrpc.MdsServicer):
         self.calls.append("info")
         return self.info
 
+    def Fld(self, request: mpb.FldRequest, context: grpc.ServicerContext) -> mpb.FldReply:
+        """As an MDS of one MDT from before Fld answers: the method is unknown (quietly, unlike the
+        generated servicer, which logs a traceback in this process)."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details("Method not found!")
+        return mpb.FldReply()
+
 
 class Serving:
     def __init__(self, fake: FakeMds) -> None:

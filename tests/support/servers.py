@@ -70,6 +70,7 @@ class Cluster:
     fsname: str = "testfs"
     mds: Proc | None = None
     osts: list[Proc] = field(default_factory=list)
+    mdts: list[Proc] = field(default_factory=list)     # MDT1.. (MDT0 is `mds`)
     damaged_on_purpose: bool = False    # set by a test that breaks the MDT's invariants: stop() skips lfsck
     detached: bool = False              # servers start from the fork server (restarts under a workload)
 
@@ -80,6 +81,16 @@ class Cluster:
                 "--port-file", str(self.root / "mds.port"), *extra]
         return Proc("mds", argv, self.root / "mds.log", self.root / "mds.port", detached=self.detached)
 
+    def mdt_proc(self, index: int, *extra: str) -> Proc:
+        """MDT `index` (>= 1), registering with MDT0."""
+        d = self.root / f"mdt{index}"
+        old = self.mdts[index - 1] if index - 1 < len(self.mdts) else None
+        argv = [str(BIN / "lustrepy-mds"), "--dir", str(d), "--fsname", self.fsname, "--index", str(index),
+                "--mdt0", self.mds.address, "--listen", f"127.0.0.1:{old.port if old else 0}",
+                "--port-file", str(self.root / f"mdt{index}.port"), *extra]
+        return Proc(f"mds{index}", argv, self.root / f"mdt{index}.log", self.root / f"mdt{index}.port",
+                    detached=self.detached)
+
     def oss_proc(self, index: int, *extra: str) -> Proc:
         d = self.root / f"ost{index}"
         old = self.osts[index] if index < len(self.osts) else None
@@ -89,19 +100,24 @@ class Cluster:
         return Proc(f"oss{index}", argv, self.root / f"ost{index}.log", self.root / f"ost{index}.port",
                     detached=self.detached)
 
-    def start(self, n_osts: int, mds_args: tuple[str, ...] = (), oss_args: tuple[str, ...] = ()) -> "Cluster":
+    def start(self, n_osts: int, mds_args: tuple[str, ...] = (), oss_args: tuple[str, ...] = (),
+              n_mdts: int = 1) -> "Cluster":
         self.mds = self.mds_proc(*mds_args).start()
+        for i in range(1, n_mdts):
+            self.mdts.append(self.mdt_proc(i, *mds_args).start())
         for i in range(n_osts):
             self.osts.append(self.oss_proc(i, *oss_args).start())
         return self
 
     def stop(self) -> None:
         """Stop every server, then check the MDT (AssertionError naming each problem)."""
-        for p in [*self.osts, self.mds]:
+        for p in [*self.osts, *self.mdts, self.mds]:
             if p is not None:
                 p.stop()
         if not self.damaged_on_purpose:
             lfsck(self.root / "mdt")
+            for i in range(1, len(self.mdts) + 1):
+                lfsck(self.root / f"mdt{i}")
 
 
 def lfsck(mdt: Path) -> None:

@@ -115,7 +115,7 @@ class IntentRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., ops: _Optional[int] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., open_flags: _Optional[int] = ..., create_mode: _Optional[int] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., new_fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., lock_mode: _Optional[_Union[_common_pb2.LockMode, str]] = ..., ibits: _Optional[int] = ..., want_wbc: _Optional[bool] = ...) -> None: ...
 
 class IntentReply(_message.Message):
-    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr", "wbc_lock")
+    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr", "wbc_lock", "remote", "remote_mdt")
     HDR_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,8 @@ class IntentReply(_message.Message):
     OPEN_HANDLE_FIELD_NUMBER: _ClassVar[int]
     PARENT_ATTR_FIELD_NUMBER: _ClassVar[int]
     WBC_LOCK_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_MDT_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     lock: _common_pb2.LockDesc
     disposition: int
@@ -134,7 +136,9 @@ class IntentReply(_message.Message):
     open_handle: int
     parent_attr: _common_pb2.Attr
     wbc_lock: _common_pb2.LockDesc
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ...) -> None: ...
+    remote: bool
+    remote_mdt: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., remote: _Optional[bool] = ..., remote_mdt: _Optional[int] = ...) -> None: ...
 
 class CreateOp(_message.Message):
     __slots__ = ("parent", "name", "mode", "rdev", "fid", "layout", "has_layout", "delay_layout")
@@ -157,16 +161,20 @@ class CreateOp(_message.Message):
     def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., rdev: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., delay_layout: _Optional[bool] = ...) -> None: ...
 
 class MkdirOp(_message.Message):
-    __slots__ = ("parent", "name", "mode", "fid")
+    __slots__ = ("parent", "name", "mode", "fid", "remote", "mdt_index")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     FID_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    MDT_INDEX_FIELD_NUMBER: _ClassVar[int]
     parent: _common_pb2.Fid
     name: bytes
     mode: int
     fid: _common_pb2.Fid
-    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+    remote: bool
+    mdt_index: int
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., remote: _Optional[bool] = ..., mdt_index: _Optional[int] = ...) -> None: ...
 
 class SymlinkOp(_message.Message):
     __slots__ = ("parent", "name", "target", "fid")
@@ -625,16 +633,134 @@ class OstAnnounce(_message.Message):
     def __init__(self, fsname: _Optional[str] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., statfs: _Optional[_Union[_common_pb2.Statfs, _Mapping]] = ..., boot_id: _Optional[int] = ..., node: _Optional[str] = ..., failure_domain: _Optional[str] = ...) -> None: ...
 
 class OstAnnounceReply(_message.Message):
-    __slots__ = ("hdr", "mds_uuid", "heartbeat_interval_s", "capa_keys")
+    __slots__ = ("hdr", "mds_uuid", "heartbeat_interval_s", "capa_keys", "mdt_index", "mdts")
     HDR_FIELD_NUMBER: _ClassVar[int]
     MDS_UUID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     CAPA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    MDT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MDTS_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     mds_uuid: str
     heartbeat_interval_s: float
     capa_keys: _containers.RepeatedCompositeFieldContainer[CapaKey]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., mds_uuid: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., capa_keys: _Optional[_Iterable[_Union[CapaKey, _Mapping]]] = ...) -> None: ...
+    mdt_index: int
+    mdts: _containers.RepeatedCompositeFieldContainer[MdtEntry]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., mds_uuid: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., capa_keys: _Optional[_Iterable[_Union[CapaKey, _Mapping]]] = ..., mdt_index: _Optional[int] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
+
+class FldRange(_message.Message):
+    __slots__ = ("start", "end", "mdt")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    MDT_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    mdt: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., mdt: _Optional[int] = ...) -> None: ...
+
+class MdtEntry(_message.Message):
+    __slots__ = ("index", "uuid", "address", "active")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    uuid: str
+    address: str
+    active: bool
+    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class MdtAnnounceRequest(_message.Message):
+    __slots__ = ("fsname", "index", "uuid", "address", "instance")
+    FSNAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    fsname: str
+    index: int
+    uuid: str
+    address: str
+    instance: str
+    def __init__(self, fsname: _Optional[str] = ..., index: _Optional[int] = ..., uuid: _Optional[str] = ..., address: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...
+
+class MdtAnnounceReply(_message.Message):
+    __slots__ = ("hdr", "ranges", "heartbeat_interval_s", "mdts")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    MDTS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    ranges: _containers.RepeatedCompositeFieldContainer[FldRange]
+    heartbeat_interval_s: float
+    mdts: _containers.RepeatedCompositeFieldContainer[MdtEntry]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., heartbeat_interval_s: _Optional[float] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
+
+class DneUpdateRequest(_message.Message):
+    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        NONE: _ClassVar[DneUpdateRequest.Kind]
+        MKDIR: _ClassVar[DneUpdateRequest.Kind]
+        RMDIR: _ClassVar[DneUpdateRequest.Kind]
+        UNMAKE: _ClassVar[DneUpdateRequest.Kind]
+    NONE: DneUpdateRequest.Kind
+    MKDIR: DneUpdateRequest.Kind
+    RMDIR: DneUpdateRequest.Kind
+    UNMAKE: DneUpdateRequest.Kind
+    COORDINATOR_FIELD_NUMBER: _ClassVar[int]
+    OP_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    coordinator: str
+    op_id: int
+    kind: DneUpdateRequest.Kind
+    parent: _common_pb2.Fid
+    name: bytes
+    fid: _common_pb2.Fid
+    mode: int
+    uid: int
+    gid: int
+    time_ns: int
+    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ...) -> None: ...
+
+class DneUpdateReply(_message.Message):
+    __slots__ = ("hdr", "attr")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    ATTR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    attr: _common_pb2.Attr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
+
+class MkdirAtRequest(_message.Message):
+    __slots__ = ("hdr", "op")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    op: MkdirOp
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[MkdirOp, _Mapping]] = ...) -> None: ...
+
+class FldRequest(_message.Message):
+    __slots__ = ("hdr",)
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.ReqHdr
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ...) -> None: ...
+
+class FldReply(_message.Message):
+    __slots__ = ("hdr", "ranges", "mdts")
+    HDR_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    MDTS_FIELD_NUMBER: _ClassVar[int]
+    hdr: _common_pb2.RepHdr
+    ranges: _containers.RepeatedCompositeFieldContainer[FldRange]
+    mdts: _containers.RepeatedCompositeFieldContainer[MdtEntry]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
 
 class CapaKey(_message.Message):
     __slots__ = ("id", "key", "made")

@@ -176,6 +176,26 @@ class MdsStub:
                 request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaRequest.SerializeToString,
                 response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaReply.FromString,
                 _registered_method=True)
+        self.MdtAnnounce = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/MdtAnnounce',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdtAnnounceRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdtAnnounceReply.FromString,
+                _registered_method=True)
+        self.Fld = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/Fld',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.FldRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.FldReply.FromString,
+                _registered_method=True)
+        self.DneUpdate = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/DneUpdate',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.DneUpdateRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.DneUpdateReply.FromString,
+                _registered_method=True)
+        self.MkdirAt = channel.unary_unary(
+                '/lustrepy.rpc.v1.Mds/MkdirAt',
+                request_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MkdirAtRequest.SerializeToString,
+                response_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.FromString,
+                _registered_method=True)
 
 
 class MdsServicer:
@@ -360,6 +380,33 @@ class MdsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MdtAnnounce(self, request, context):
+        """MDT0 only
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Fld(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DneUpdate(self, request, context):
+        """from another MDT
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MkdirAt(self, request, context):
+        """admin: lfsctl mkdir -i
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MdsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -502,6 +549,26 @@ def add_MdsServicer_to_server(servicer, server):
                     servicer.Capas,
                     request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaRequest.FromString,
                     response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaReply.SerializeToString,
+            ),
+            'MdtAnnounce': grpc.unary_unary_rpc_method_handler(
+                    servicer.MdtAnnounce,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdtAnnounceRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdtAnnounceReply.SerializeToString,
+            ),
+            'Fld': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fld,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.FldRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.FldReply.SerializeToString,
+            ),
+            'DneUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DneUpdate,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.DneUpdateRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.DneUpdateReply.SerializeToString,
+            ),
+            'MkdirAt': grpc.unary_unary_rpc_method_handler(
+                    servicer.MkdirAt,
+                    request_deserializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MkdirAtRequest.FromString,
+                    response_serializer=lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1260,6 +1327,114 @@ class Mds:
             '/lustrepy.rpc.v1.Mds/Capas',
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaRequest.SerializeToString,
             lustrepy_dot_rpc_dot_v1_dot_mds__pb2.CapaReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MdtAnnounce(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/MdtAnnounce',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdtAnnounceRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MdtAnnounceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fld(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/Fld',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.FldRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.FldReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DneUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/DneUpdate',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.DneUpdateRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.DneUpdateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MkdirAt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lustrepy.rpc.v1.Mds/MkdirAt',
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.MkdirAtRequest.SerializeToString,
+            lustrepy_dot_rpc_dot_v1_dot_mds__pb2.ReintReply.FromString,
             options,
             channel_credentials,
             insecure,

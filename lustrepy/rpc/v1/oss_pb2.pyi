@@ -10,12 +10,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PrecreateRequest(_message.Message):
-    __slots__ = ("hdr", "count")
+    __slots__ = ("hdr", "count", "mdt_index")
     HDR_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    MDT_INDEX_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     count: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+    mdt_index: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., count: _Optional[int] = ..., mdt_index: _Optional[int] = ...) -> None: ...
 
 class PrecreateReply(_message.Message):
     __slots__ = ("hdr", "first_id", "last_id")
@@ -200,18 +202,27 @@ class ObjInfo(_message.Message):
     def __init__(self, object_id: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ..., mtime_ns: _Optional[int] = ...) -> None: ...
 
 class ObjListReply(_message.Message):
-    __slots__ = ("hdr", "objects", "next_cursor", "eof", "last_id")
+    __slots__ = ("hdr", "objects", "next_cursor", "eof", "last_id", "last_ids")
+    class LastIdsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     HDR_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
     EOF_FIELD_NUMBER: _ClassVar[int]
     LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_IDS_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     objects: _containers.RepeatedCompositeFieldContainer[ObjInfo]
     next_cursor: int
     eof: bool
     last_id: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[ObjInfo, _Mapping]]] = ..., next_cursor: _Optional[int] = ..., eof: _Optional[bool] = ..., last_id: _Optional[int] = ...) -> None: ...
+    last_ids: _containers.ScalarMap[int, int]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[ObjInfo, _Mapping]]] = ..., next_cursor: _Optional[int] = ..., eof: _Optional[bool] = ..., last_id: _Optional[int] = ..., last_ids: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class RecreateRequest(_message.Message):
     __slots__ = ("hdr", "index", "object_ids")
