@@ -3,12 +3,15 @@ sent to the MDT that owns its FID or its parent directory's.
 
 Where a FID lives comes from the FID location view (common/fld.py), fetched from MDT0 at mount
 and again when a FID's sequence is not in it. A lookup whose name binds a directory of another
-MDT (a remote directory) is followed there by FID in the same call, and its answer (attributes
-and lock, taken from the inode's MDT) is the caller's. Open handles of MDT1.. carry their MDT in
+MDT (a remote directory, or a file renamed there) is followed there by FID in the same call,
+and its answer (attributes and lock, taken from the inode's MDT) is the caller's. Open handles of MDT1.. carry their MDT in
 the top byte, so closes go where the open was; MDT0's are unchanged. Locks stay per MDT: the
-`locks` view finds the lock client holding a cookie. Renames and hard links between directories
-of different MDTs are refused with EXDEV (tools copy then). With one MDT every call goes to the
-one Mdc as before. Synchronous and thread-safe, as Mdc is.
+`locks` view finds the lock client holding a cookie. A rename goes to the source directory's
+MDT, which carries a rename into another MDT's directory through (a directory moving between
+MDTs says EXDEV there, and `mv` copies); a link goes to the directory's MDT, which carries a
+link to another MDT's file through. A name
+that binds a file of another MDT is followed as a remote directory's is. With one MDT every
+call goes to the one Mdc as before. Synchronous and thread-safe, as Mdc is.
 """
 
 from __future__ import annotations
@@ -24,15 +27,18 @@ from lustrepy.common.capa import Capa
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.fld import FldView
+from lustrepy.common.protocol import IT
 from lustrepy.common.records import Cred
 from lustrepy.rpc.channel import call
 from lustrepy.rpc.convert import check_rep, fid_from_pb
 from lustrepy.rpc.fldwire import view_from_pb
+from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 log = logging.getLogger(__name__)
 
 HANDLE_SHIFT = 56           # an MDT's index in the top byte of the open handles it gives
+_CREAT, _OPEN = int(IT.CREAT), int(IT.OPEN)
 
 
 class LockView:
@@ -88,7 +94,9 @@ class Lmv:
     def refresh(self) -> FldView:
         """Fetch the FID location view from MDT0 (one MDT when it has none to give)."""
         try:
-            rep = call(self.mdc0.grpc_stub.Fld, mpb.FldRequest(hdr=self.mdc0.hdr()), timeout=self.mdc0.timeout)
+            # a bare header: Mdc.hdr would count the xid as unanswered for good (replied_xid stops)
+            hdr = cpb.ReqHdr(client_id=self.mdc0.client_id, conn_gen=self.mdc0.conn_gen)
+            rep = call(self.mdc0.grpc_stub.Fld, mpb.FldRequest(hdr=hdr), timeout=self.mdc0.timeout)
             check_rep(rep.hdr)
             view = view_from_pb(rep.ranges, rep.mdts)
         except LpError as e:
@@ -135,13 +143,6 @@ class Lmv:
             return self.mdc0
         return self.mdc(self.mdt_of(fid))
 
-    def _same(self, *fids: Fid) -> Mdc:
-        """The MDT of all of `fids`; EXDEV when they live on different MDTs."""
-        idx = {self.mdt_of(f) for f in fids} if self.view.ranges else {0}
-        if len(idx) > 1:
-            raise LpError(errno.EXDEV, "the directories live on different MDTs")
-        return self.mdc(idx.pop())
-
     # ---- handles ------------------------------------------------------------------------
 
     @staticmethod
@@ -184,8 +185,10 @@ class Lmv:
         rep = m.intent(ops, cred, check=check, **kw)
         if rep.remote:                      # the name binds a directory of another MDT: ask it
             fid = fid_from_pb(rep.attr.fid)
-            rest = {k: v for k, v in kw.items() if k not in ("parent", "name", "fid")}
+            rest = {k: v for k, v in kw.items() if k not in ("parent", "name", "fid", "mode", "layout", "new_fid")}
             index = rep.remote_mdt
+            if ops & _CREAT:                # it exists: open it there
+                ops = (ops & ~_CREAT) | _OPEN
             rep = self.mdc(index).intent(ops, cred, check=check, fid=fid, **rest)
         return self._tag(rep, index)
 
@@ -201,7 +204,8 @@ class Lmv:
         return self.at(parent).symlink(parent, *a, **kw)
 
     def link(self, fid: Fid, parent: Fid, *a: Any, **kw: Any) -> Any:
-        return self._same(fid, parent).link(fid, parent, *a, **kw)
+        """To the directory's MDT, which carries a link to another MDT's file through."""
+        return self.at(parent).link(fid, parent, *a, **kw)
 
     def unlink(self, parent: Fid, *a: Any, **kw: Any) -> Any:
         return self.at(parent).unlink(parent, *a, **kw)
@@ -210,7 +214,8 @@ class Lmv:
         return self.at(parent).rmdir(parent, *a, **kw)
 
     def rename(self, sp: Fid, sn: bytes, dp: Fid, *a: Any, **kw: Any) -> Any:
-        return self._same(sp, dp).rename(sp, sn, dp, *a, **kw)
+        """To the source directory's MDT, which carries a rename to another MDT's directory through."""
+        return self.at(sp).rename(sp, sn, dp, *a, **kw)
 
     def setattr(self, fid: Fid, cred: Cred | None = None, **attrs: Any) -> Any:
         if attrs.get("open_handle"):
@@ -229,8 +234,8 @@ class Lmv:
                     "removexattr", "mirror"):
             body = op.get(key)
             if body is not None:
-                for f in ("parent", "dst_parent", "fid"):
-                    if body.HasField(f):
+                for f in ("parent", "src_parent", "fid"):     # rename goes where its source is
+                    if f in body.DESCRIPTOR.fields_by_name and body.HasField(f):
                         return self.at(fid_from_pb(getattr(body, f))).reint(cred, **op)
         return self.mdc0.reint(cred, **op)
 

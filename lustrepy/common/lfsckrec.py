@@ -1,13 +1,14 @@
 """Records of the layout check across servers (lfsctl lfsck), as the MDS and lfsctl both see them.
 
 Frozen dataclasses only: what the MDT says of a file's objects, of a precreation pool, of an
-object's or a file's present state, and what a repair came to. No I/O, no wire forms (those are
-rpc.lfsckconv's).
+object's or a file's present state, of names that cross MDTs and operations across MDTs not yet
+finished, and what a repair came to. No I/O, no wire forms (those are rpc.lfsckconv's).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout, StripeObject, file_size_from_object
@@ -86,3 +87,52 @@ class Outcome:
 
     done: bool
     note: str
+
+
+# ---- names across MDTs -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CrossName:
+    """Inode `fid` named `name` in directory `parent`, the two on different MDTs. Held by the name's
+    MDT as a stub (`mdt`: the inode's MDT; `path`: the name's path there) or by the inode's MDT as
+    a remote name (`mdt`: the name's MDT)."""
+
+    fid: Fid
+    mdt: int
+    parent: Fid
+    name: bytes
+    path: str = ""
+
+    @property
+    def key(self) -> tuple[Fid, Fid, bytes]:
+        """What the two sides of one name share: the inode, the directory and the name."""
+        return self.fid, self.parent, self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An operation across MDTs its coordinator logged and has not finished: the inode it concerns
+    (None: not made yet), the names (directory, name) it makes or removes, the other MDTs."""
+
+    op_id: int
+    kind: str
+    fid: Fid | None
+    names: tuple[tuple[Fid, bytes], ...]
+    mdts: tuple[int, ...]
+    created_ns: int
+
+    def explains(self, n: CrossName) -> bool:
+        """Whether the two sides of `n` may disagree because of this operation."""
+        return n.fid == self.fid or (n.parent, n.name) in self.names
+
+
+@dataclass(frozen=True, slots=True)
+class NamesNow:
+    """An MDT's present view of some inodes' names across MDTs (lfsck's later looks): their stubs
+    and remote names there, which of them are inodes there (with a path), and the operations
+    across MDTs it has not finished."""
+
+    stubs: tuple[CrossName, ...] = ()
+    remote_names: tuple[CrossName, ...] = ()
+    inodes: Mapping[Fid, str] = field(default_factory=dict)
+    pending: tuple[Pending, ...] = ()

@@ -1,4 +1,4 @@
-"""The layout check's reasoning (lfsctl lfsck), pure: the MDT's snapshot against the OSTs' objects.
+"""The layout check's reasoning (lfsctl lfsck), pure: each MDT's snapshot against the OSTs' objects.
 
 The MDT is read first, the OSTs after. An object listed on an OST is an orphan suspect when its
 id was handed out by its pool by the time of the MDT's snapshot (ids are never handed out twice)
@@ -7,17 +7,19 @@ handed out, or created after the snapshot, are never suspects. A file's object m
 OST is a dangling suspect, and a file whose recorded size (where the MDT records one) is not what
 its objects imply (a missing one counting as empty) a size suspect. Suspects become findings only
 when the MDS's present view still says the same (confirm): a file unlinked, written or closed
-since the snapshot is not damage. Objects of OSTs that could not be listed are not judged.
+since the snapshot is not damage. Objects of OSTs that could not be listed are not judged. With
+several MDTs each judges the objects of its own id range (by_mdt), against its own files and pools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import StripeObject
 from lustrepy.common.lfsckrec import FileObjects, FileState, ObjectState
+from lustrepy.common.objid import group_base, group_of
 from lustrepy.ctl.lfsckq import MdtView, OstObject, OstView
 
 ORPHAN = "orphan"
@@ -25,6 +27,8 @@ MISSING = "missing"
 SIZE = "size"
 MDT = "mdt"
 UNCHECKED = "unchecked"
+DANGLING = "dangling"       # a name whose inode's MDT does not have that inode named so (lfsck_names)
+UNNAMED = "unnamed"         # an inode named on another MDT that has no such name (lfsck_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class Finding:
     detail: str = ""                    # mdt and unchecked: the message
     repaired: bool | None = None        # None: no repair was tried
     repair: str = ""                    # what the repair did, or why nothing was done
+    mdt: int = 0                        # the MDT it concerns (whose id range holds an object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,8 @@ def suspects(mdt: MdtView, osts: Mapping[int, OstView]) -> Suspects:
     orphans = []
     for index, view in sorted(osts.items()):
         pool = mdt.pools.get(index)
-        handed_out = pool.next_id if pool is not None else 1     # ids below it were handed out
+        # ids below it were handed out (none of an OST without a pool)
+        handed_out = pool.next_id if pool is not None else group_base(mdt.index) + 1
         for oid, ob in sorted(view.objects.items()):
             so = StripeObject(index, oid)
             if oid < handed_out and so not in named and so not in mdt.queued:
@@ -112,4 +118,25 @@ def _path(files: Mapping[Fid, FileState], fid: Fid) -> str:
 
 
 def mdt_findings(mdt: MdtView) -> list[Finding]:
-    return [Finding(MDT, detail=p) for p in mdt.problems]
+    return [Finding(MDT, detail=p, mdt=mdt.index) for p in mdt.problems]
+
+
+def by_mdt(osts: Mapping[int, OstView], mdts: Iterable[int]) -> dict[int, dict[int, OstView]]:
+    """Each MDT's share of the listed OSTs: every listed OST with only the objects of that MDT's
+    id range (common/objid.py), which that MDT alone judges."""
+    out: dict[int, dict[int, OstView]] = {m: {} for m in mdts}
+    for index, view in osts.items():
+        split: dict[int, dict[int, OstObject]] = {m: {} for m in out}
+        for oid, ob in view.objects.items():
+            share = split.get(group_of(oid))
+            if share is not None:
+                share[oid] = ob
+        for m, objects in split.items():
+            out[m][index] = OstView(index, objects, view.last_id)
+    return out
+
+
+def strays(osts: Mapping[int, OstView], mdts: Collection[int]) -> list[tuple[StripeObject, OstObject]]:
+    """The listed objects of id ranges that belong to none of `mdts`."""
+    return [(StripeObject(index, oid), ob) for index, view in sorted(osts.items())
+            for oid, ob in sorted(view.objects.items()) if group_of(oid) not in mdts]

@@ -1,10 +1,11 @@
 """lfsctl lfsck's calls to the servers, turned into typed records.
 
-The MDS: its snapshot of every file's objects, the pools and the destroy queue (Mds.LfsckScan, one
-stream), its present view of suspects (LfsckVerify) and its repairs (LfsckRepair). Every OST: its
+Every MDT: its snapshot of every file's objects, the pools, its names across MDTs and the destroy
+queue (Mds.LfsckScan, one stream), its present view of suspects (LfsckVerify) and its repairs
+(LfsckRepair, where MDT0 also makes the lost+found directories of the others). Every OST: its
 objects a page at a time (Oss.ListObjects) and the recreation of lost ones (Oss.Recreate). Every
-call has a deadline; transport trouble with the MDS becomes a QuietError, with an OST a
-ServerError naming it. Renders nothing and never imports a server package.
+call has a deadline; transport trouble with MDT0 becomes a QuietError, with another MDT or an OST
+a ServerError naming it. Renders nothing and never imports a server package.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import StripeObject
-from lustrepy.common.lfsckrec import FileObjects, FileState, ObjectState, Orphan, Outcome, Pool, SizeFix
+from lustrepy.common.lfsckrec import (CrossName, FileObjects, FileState, NamesNow, ObjectState, Orphan, Outcome, Pending,
+                                      Pool, SizeFix)
 from lustrepy.ctl import query, servers
 from lustrepy.ctl.servers import Server, ServerError
 from lustrepy.rpc import lfsckconv as conv
@@ -42,12 +44,17 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True, slots=True)
 class MdtView:
-    """The MDT's snapshot: its own problems, pools by OST, files with objects, queued objects."""
+    """One MDT's snapshot: its own problems, pools by OST, files with objects, queued objects, and
+    its names across MDTs: stubs, remote names and the operations across MDTs it has not finished."""
 
     problems: tuple[str, ...]
     pools: Mapping[int, Pool]
     files: tuple[FileObjects, ...]
     queued: frozenset[StripeObject]
+    index: int = 0
+    stubs: tuple[CrossName, ...] = ()
+    remote_names: tuple[CrossName, ...] = ()
+    pending: tuple[Pending, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,60 +79,97 @@ def _hdr() -> cpb.ReqHdr:
     return cpb.ReqHdr(xid=1, uid=os.getuid(), gid=os.getgid())
 
 
-def _unary(address: str, method: str, req: Any, what: str) -> Any:
-    rep = query.mds_rpc(address, lambda stub: call(getattr(stub, method), req, timeout=CALL_TIMEOUT_S), CALL_TIMEOUT_S)
-    _checked(rep.hdr, address, what)
+def _rpc(mdt: Server, fn: Callable[[mgrpc.MdsStub], Any], timeout: float, what: str) -> Any:
+    """fn(stub) against one MDT: transport trouble with MDT0 is a QuietError (nothing can be
+    checked without it), with another MDT a ServerError naming it."""
+    if mdt.index == 0:
+        return query.mds_rpc(mdt.address, fn, timeout)
+    return servers.server_call(mdt, mgrpc.MdsStub, lambda stub, _: fn(stub), what, timeout)
+
+
+def _unary(mdt: Server, method: str, req: Any, what: str) -> Any:
+    rep = _rpc(mdt, lambda stub: call(getattr(stub, method), req, timeout=CALL_TIMEOUT_S), CALL_TIMEOUT_S, what)
+    _checked(rep.hdr, mdt, what)
     return rep
 
 
-def _checked(hdr: cpb.RepHdr, address: str, what: str) -> None:
+def _checked(hdr: cpb.RepHdr, mdt: Server, what: str) -> None:
     try:
         check_rep(hdr)
     except LpError as e:
-        raise QuietError(f"MDS at {address} refused {what}: {e}") from None
+        if mdt.index == 0:
+            raise QuietError(f"MDS at {mdt.address} refused {what}: {e}") from None
+        raise ServerError(mdt, f"refused {what}: {e}", e.errno) from None
 
 
-def scan_mdt(address: str, progress: Progress, timeout: float = SCAN_TIMEOUT_S) -> MdtView:
+def scan_mdt(mdt: Server, progress: Progress, timeout: float = SCAN_TIMEOUT_S) -> MdtView:
     """The MDT's snapshot, streamed; progress(files so far) after each page."""
     problems: list[str] = []
     pools: dict[int, Pool] = {}
     files: list[FileObjects] = []
     queued: set[StripeObject] = set()
+    stubs: list[CrossName] = []
+    rnames: list[CrossName] = []
+    pending: list[Pending] = []
 
     def run(stub: mgrpc.MdsStub) -> bool:
         for page in stream(stub.LfsckScan, mpb.LfsckScanRequest(hdr=_hdr()), timeout):
-            _checked(page.hdr, address, "the lfsck scan")
+            _checked(page.hdr, mdt, "the lfsck scan")
             problems.extend(page.problems)
             pools.update((p.ost_index, conv.pool_from_pb(p)) for p in page.pools)
             files.extend(conv.file_from_pb(f) for f in page.files)
             queued.update(conv.obj_from_pb(o) for o in page.queued)
+            stubs.extend(map(conv.cross_from_pb, page.stubs))
+            rnames.extend(map(conv.cross_from_pb, page.remote_names))
+            pending.extend(map(conv.pending_from_pb, page.pending))
             progress(len(files))
             if page.last:
                 return True
         return False
 
-    if not query.mds_rpc(address, run, timeout):
-        raise QuietError(f"the MDS at {address} ended its lfsck scan early")
-    return MdtView(tuple(problems), pools, tuple(files), frozenset(queued))
+    if not _rpc(mdt, run, timeout, "the lfsck scan"):
+        if mdt.index == 0:
+            raise QuietError(f"the MDS at {mdt.address} ended its lfsck scan early")
+        raise ServerError(mdt, "ended its lfsck scan early")
+    return MdtView(tuple(problems), pools, tuple(files), frozenset(queued), mdt.index, tuple(stubs), tuple(rnames),
+                   tuple(pending))
 
 
-def verify(address: str, objects: Sequence[StripeObject], fids: Sequence[Fid]) -> tuple[
+def verify(mdt: Server, objects: Sequence[StripeObject], fids: Sequence[Fid]) -> tuple[
         dict[StripeObject, ObjectState], dict[Fid, FileState]]:
-    """The MDS's present view of `objects` and `fids`, asked BATCH at a time."""
+    """The MDT's present view of `objects` and `fids`, asked BATCH at a time."""
     ostates: dict[StripeObject, ObjectState] = {}
     fstates: dict[Fid, FileState] = {}
     for objs, fs in _batches(objects, fids):
         req = mpb.LfsckVerifyRequest(hdr=_hdr(), objects=[conv.obj_to_pb(o) for o in objs],
                                      fids=[fid_to_pb(f) for f in fs])
-        rep = _unary(address, "LfsckVerify", req, "the lfsck verification")
+        rep = _unary(mdt, "LfsckVerify", req, "the lfsck verification")
         ostates.update((s.object, s) for s in map(conv.object_state_from_pb, rep.objects))
         fstates.update((s.fid, s) for s in map(conv.file_state_from_pb, rep.files))
     return ostates, fstates
 
 
-def repair(address: str, orphans: Sequence[Orphan], keep: bool, sizes: Sequence[SizeFix]) -> tuple[
-        list[Outcome], list[Outcome]]:
-    """The MDT's repairs: outcomes of the orphans and of the size fixes, in their order."""
+def names_now(mdt: Server, fids: Sequence[Fid]) -> NamesNow:
+    """The MDT's present names across MDTs of `fids`, which of them are its inodes, and the
+    operations across MDTs it has not finished."""
+    stubs: list[CrossName] = []
+    rnames: list[CrossName] = []
+    inodes: dict[Fid, str] = {}
+    pending: tuple[Pending, ...] = ()
+    for i in range(0, max(len(fids), 1), BATCH):
+        req = mpb.LfsckVerifyRequest(hdr=_hdr(), names=[fid_to_pb(f) for f in fids[i:i + BATCH]], pending=True)
+        rep = _unary(mdt, "LfsckVerify", req, "the lfsck verification")
+        stubs += map(conv.cross_from_pb, rep.stubs)
+        rnames += map(conv.cross_from_pb, rep.remote_names)
+        inodes.update(map(conv.inode_from_pb, rep.inodes))
+        pending = tuple(map(conv.pending_from_pb, rep.pending))
+    return NamesNow(tuple(stubs), tuple(rnames), inodes, pending)
+
+
+def repair(mdt: Server, orphans: Sequence[Orphan], keep: bool, sizes: Sequence[SizeFix],
+           into: Fid | None = None) -> tuple[list[Outcome], list[Outcome]]:
+    """The MDT's repairs: outcomes of the orphans and of the size fixes, in their order; kept
+    orphans go in directory `into` of that MDT (None: its /.lustre/lost+found)."""
     done_o: list[Outcome] = []
     done_s: list[Outcome] = []
     for orph, fixes in _batches(orphans, sizes):
@@ -133,10 +177,20 @@ def repair(address: str, orphans: Sequence[Orphan], keep: bool, sizes: Sequence[
             hdr=_hdr(), keep_orphans=keep,
             orphans=[mpb.LfsckOrphan(object=conv.obj_to_pb(o.object), size=o.size, blocks=o.blocks) for o in orph],
             sizes=[mpb.LfsckSizeFix(fid=fid_to_pb(f.fid), seen=f.seen, size=f.size, blocks=f.blocks) for f in fixes])
-        rep = _unary(address, "LfsckRepair", req, "the lfsck repair")
+        if into is not None:
+            req.lost_found.CopyFrom(fid_to_pb(into))
+        rep = _unary(mdt, "LfsckRepair", req, "the lfsck repair")
         done_o += map(conv.outcome_from_pb, rep.orphans)
         done_s += map(conv.outcome_from_pb, rep.sizes)
     return done_o, done_s
+
+
+def lost_found_dirs(mdt0: Server, indexes: Sequence[int]) -> dict[int, tuple[Fid, str]]:
+    """MDT0 makes /.lustre/lost+found/MDT<index> on each of those MDTs where missing: index ->
+    (the directory's FID, its path)."""
+    req = mpb.LfsckRepairRequest(hdr=_hdr(), lost_found_for=list(indexes))
+    rep = _unary(mdt0, "LfsckRepair", req, "making lost+found directories")
+    return dict(zip(indexes, map(conv.inode_from_pb, rep.lost_found), strict=True))
 
 
 def _batches(a: Sequence[Any], b: Sequence[Any]) -> list[tuple[Sequence[Any], Sequence[Any]]]:

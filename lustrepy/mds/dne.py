@@ -32,10 +32,12 @@ from lustrepy.common.names import check_name
 from lustrepy.common.records import Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds import fld, remote
+from lustrepy.mds.dnenames import NameMoves, apply_names
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.channel import call, make_channel
 from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, fid_to_pb, rep_err, rep_ok
+from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc
 
@@ -90,7 +92,7 @@ def _fid_j(f: Fid) -> list[int]:
     return [f.seq, f.oid, f.ver]
 
 
-class Dne:
+class Dne(NameMoves):
     """The coordinator's side, with its redo thread and channels to the other MDTs."""
 
     def __init__(self, mdt: Host) -> None:
@@ -101,6 +103,9 @@ class Dne:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._redo_loop, name="dne-redo", daemon=True)
+        # how a client's reply is saved (the service's), so that an operation the redo thread
+        # finishes answers its client's resend
+        self.encode: Callable[[Any, int], bytes] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -142,6 +147,39 @@ class Dne:
                      "mdt": target, "client": client_id, "xid": xid, "cred": [cred.uid, cred.gid, list(cred.groups)]}
             return self._carry(entry, finish, encode)
 
+    def resumed(self, client_id: str, xid: int, finish: Finish, encode: Callable[[Any, int], bytes] | None
+                ) -> tuple[Any, int] | None:
+        """A client's resend of a request whose operation is still logged (its MDS restarted
+        before answering): carry that operation through (or wait while the redo thread does)
+        and answer as it did; None when no logged operation is the request's."""
+        mdt = self.mdt
+        if not client_id or not mdt.mdts.several:
+            return None
+        deadline = time.monotonic() + mdt.cfg.dne_wait
+        while True:
+            row = mdt.store.peek(lambda tx: tx.conn.execute(
+                "SELECT id, op FROM dne_log WHERE json_extract(op, '$.client') = ? AND json_extract(op, '$.xid') = ?",
+                (client_id, xid)).fetchone())
+            if row is None:
+                saved = mdt.store.saved_reply(client_id, xid)
+                if saved is None:
+                    return None
+                return mpb_reint_reply(saved[1]), saved[0]
+            op_id = int(row[0])
+            with self._mu:
+                mine = op_id not in self._busy
+                if mine:
+                    self._busy.add(op_id)
+            if mine:
+                try:
+                    return self._through(op_id, json.loads(row[1]), finish, encode, deadline)
+                finally:
+                    with self._mu:
+                        self._busy.discard(op_id)
+            if time.monotonic() > deadline:
+                raise LpError(errno.ETIMEDOUT, "the operation is still being carried through")
+            time.sleep(0.05)
+
     def _carry(self, entry: dict[str, Any], finish: Finish, encode: Callable[[Any, int], bytes] | None
                ) -> tuple[Any, int]:
         mdt = self.mdt
@@ -162,6 +200,8 @@ class Dne:
         """Send the other MDT its part (until `deadline`), then apply ours; returns what
         `finish` made of it (the client's reply) and its transno."""
         mdt = self.mdt
+        if entry["kind"] in ("rename", "unlink", "link"):
+            return self.names_through(op_id, entry, finish, encode, deadline)
         parent, name = Fid(*entry["parent"]), bytes.fromhex(entry["name"])
         target = int(entry["mdt"])
         if entry["kind"] == "mkdir":
@@ -175,14 +215,15 @@ class Dne:
                 a = remote.add_stub(tx, Cred(uid=0, gid=0), parent, name, made, target)
                 return finish(tx, a) if finish is not None else None
             try:
-                out = mdt.store.write(apply, client_id=entry["client"] if encode else "", xid=entry["xid"],
-                                      encode=encode)
+                out = mdt.store.write(apply, client_id=entry["client"] if encode and entry["client"] else "",
+                                      xid=entry["xid"], encode=encode if entry["client"] else None)
             except LpError as e:       # the name went to another inode meanwhile: take ours back
                 self._part(target, op_id, mpb.DneUpdateRequest(kind=K.UNMAKE, fid=rep.attr.fid), deadline)
                 mdt.store.write(lambda tx: _log_del(tx, op_id))
                 mdt.committer.commit_now()
                 raise LpError(e.errno, e.message) from None
         else:
+            assert entry["kind"] == "rmdir", entry["kind"]
             fid = Fid(*entry["fid"])
             req = mpb.DneUpdateRequest(kind=K.RMDIR, fid=fid_to_pb(fid), time_ns=time.time_ns())
             try:
@@ -198,11 +239,11 @@ class Dne:
                 _log_del(tx, op_id)
                 remote.drop_stub(tx, parent, name, fid)
                 return finish(tx, None) if finish is not None else None
-            out = mdt.store.write(drop, client_id=entry["client"] if encode else "", xid=entry["xid"],
-                                  encode=encode)
+            out = mdt.store.write(drop, client_id=entry["client"] if encode and entry["client"] else "",
+                                  xid=entry["xid"], encode=encode if entry["client"] else None)
         mdt.committer.commit_now()              # durable before the client hears of it
         self._forget(target, op_id)
-        return out
+        return out  # type: ignore[no-any-return]
 
     def _part(self, target: int, op_id: int, req: mpb.DneUpdateRequest, deadline: float) -> mpb.DneUpdateReply:
         """Send one part until it is answered or `deadline` passes (ETIMEDOUT); its errno raised."""
@@ -240,7 +281,7 @@ class Dne:
     def _address(self, target: int) -> str:
         for m in self.mdt.mdts.view().mdts:
             if m.index == target and m.address:
-                return m.address
+                return str(m.address)
         raise LpError(errno.EINVAL, f"this file system has no MDT {target}")
 
     def _stub(self, target: int) -> Any:
@@ -279,7 +320,8 @@ class Dne:
             try:
                 entry = json.loads(text)
                 with mdt.locks.update([(Fid(*entry["parent"]), IBit.UPDATE)]):
-                    self._through(op_id, entry, None, None, time.monotonic() + PART_TIMEOUT)
+                    self._through(op_id, entry, _plain_reply if self.encode else None, self.encode,
+                                  time.monotonic() + PART_TIMEOUT)
                 log.info("op %d (%s across MDTs) carried through after a restart", op_id, entry["kind"])
             except LpError as e:
                 if e.errno == errno.ETIMEDOUT:
@@ -290,6 +332,20 @@ class Dne:
                 with self._mu:
                     self._busy.discard(op_id)
         return left
+
+
+def mpb_reint_reply(raw: bytes) -> mpb.ReintReply:
+    return mpb.ReintReply.FromString(raw)
+
+
+def _plain_reply(tx: Tx, attr: Any) -> mpb.ReintReply:
+    """The reply the redo thread saves for a client's resend: success, the attributes made."""
+    rep = mpb.ReintReply(hdr=rep_ok())
+    if isinstance(attr, cpb.Attr):
+        rep.attr.CopyFrom(attr)
+    elif attr is not None:
+        rep.attr.CopyFrom(attr_pb(tx, attr))
+    return rep
 
 
 # ---- the other MDT's side ----------------------------------------------------------------
@@ -314,7 +370,9 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
                         (req.coordinator, req.op_id, int(req.kind), rep.SerializeToString(), tx.now))
         return rep
 
-    if req.kind == K.MKDIR:
+    if req.kind in (K.BIND, K.NAMES):
+        rep = apply_names(mdt, req, coord, done)
+    elif req.kind == K.MKDIR:
         check_name(req.name)
         parent = fid_from_pb(req.parent)
 

@@ -154,6 +154,14 @@ def execute(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode
         # Another client's WBC records may change this name: they reach the MDS first.
         mdt.wbc.revoke_for(client_id, fid_from_pb(req.parent))
     ops = req.ops
+    if req.name and mdt.mdts.several and ops & (_IT_CREAT | _IT_OPEN | _IT_LOOKS):
+        stub = mdt.store.peek(lambda tx: remote.named_remote(tx, cred, fid_from_pb(req.parent), req.name))
+        if stub is not None:            # no lock: the client asks the inode's MDT for the rest
+            a, where = stub
+            if ops & _IT_CREAT and req.open_flags & os.O_EXCL:
+                raise LpError(errno.EEXIST, f"{req.name!r} exists")
+            return mpb.IntentReply(hdr=rep_ok(), disposition=_POS, attr=attr_pb(mdt.store.read(), a),
+                                   remote=True, remote_mdt=where)
     if ops & _IT_CREAT:
         return _open_create(mdt, req, cred, client_id, encode)
     if ops & _IT_OPEN:
@@ -161,12 +169,6 @@ def execute(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode
     if ops & _IT_LAYOUT:
         return _layout(mdt, req, cred, client_id, encode)
     if ops & _IT_LOOKS:
-        if req.name and mdt.mdts.several:
-            stub = mdt.store.peek(lambda tx: remote.named_remote(tx, cred, fid_from_pb(req.parent), req.name))
-            if stub is not None:        # no lock: the client asks the inode's MDT for the rest
-                a, where = stub
-                return mpb.IntentReply(hdr=rep_ok(), disposition=_POS, attr=attr_pb(mdt.store.read(), a),
-                                       remote=True, remote_mdt=where)
         with_layout = bool(req.ibits & _LAYOUT)
         return _locked(mdt, client_id, cred, req,
                        lambda a: _reply(mdt.store.read(), a, _POS, with_layout))

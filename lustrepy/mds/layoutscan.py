@@ -1,10 +1,11 @@
 """The MDT's side of the layout check across servers (lfsctl lfsck): what the MDT says of objects.
 
 scan() reads one snapshot, through its own read-only connection, of every file's objects with the
-size the MDT records when that size is authoritative, the precreation pools and the destroy
-queue, and hands it out a page at a time. verify() reads the present state of the objects and
-files that the OSTs' listings made suspect, so a change made between the snapshot and the
-listings is never taken for damage. Neither writes anything: repairs are lfsck_repair.py's.
+size the MDT records when that size is authoritative, the precreation pools, the names across
+MDTs (crossnames.py) and the destroy queue, and hands it out a page at a time. verify() reads the
+present state of the objects and files that the OSTs' listings made suspect, so a change made
+between the snapshot and the listings is never taken for damage. Neither writes anything:
+repairs are lfsck_repair.py's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from lustrepy.common.fid import ROOT_FID, Fid
+from lustrepy.common.fid import Fid
 from lustrepy.common.layout import StripeObject
-from lustrepy.common.lfsckrec import FileObjects, FileState, ObjectState, Pool
+from lustrepy.common.lfsckrec import CrossName, FileObjects, FileState, ObjectState, Pending, Pool
+from lustrepy.common.objid import group_of
+from lustrepy.mds import crossnames
+from lustrepy.mds.mdtpaths import path_of
 from lustrepy.mds.schema import NAMED_OBJECTS, layout_from_db
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PAGE_FILES = 2048           # files (or queued objects) a page holds by default
 PAGE_MAX = 65536
@@ -36,12 +43,16 @@ _NAMED = f"SELECT i.seq, i.oid, i.ver, n.stripe, n.ost, n.obj FROM ({NAMED_OBJEC
 
 @dataclass(frozen=True, slots=True)
 class ScanPage:
-    """One page of the snapshot: pools (first page only), files, queued objects; `last` ends it."""
+    """One page of the snapshot: pools (first page only), files, names across MDTs (stubs, remote
+    names, unfinished operations across MDTs), queued objects; `last` ends it."""
 
     pools: tuple[Pool, ...] = ()
     files: tuple[FileObjects, ...] = ()
     queued: tuple[StripeObject, ...] = ()
     last: bool = False
+    stubs: tuple[CrossName, ...] = ()
+    remote_names: tuple[CrossName, ...] = ()
+    pending: tuple[Pending, ...] = ()
 
 
 def open_snapshot(db_path: Path) -> sqlite3.Connection:
@@ -52,8 +63,8 @@ def open_snapshot(db_path: Path) -> sqlite3.Connection:
 
 
 def scan(conn: sqlite3.Connection, page_files: int = PAGE_FILES) -> Iterator[ScanPage]:
-    """Pages of the snapshot `conn` holds: pools first, then files, then the destroy queue; the
-    last page has `last` set. The caller closes `conn` (also when it stops early)."""
+    """Pages of the snapshot `conn` holds: pools first, then files, names across MDTs, then the
+    destroy queue; the last page has `last` set. The caller closes `conn` (also when it stops early)."""
     n = max(1, min(page_files or PAGE_FILES, PAGE_MAX))
     pools = tuple(Pool(*r) for r in conn.execute("SELECT ost_index, next_id, last_id FROM pools ORDER BY ost_index"))
     yield ScanPage(pools=pools)
@@ -65,6 +76,12 @@ def scan(conn: sqlite3.Connection, page_files: int = PAGE_FILES) -> Iterator[Sca
             batch = []
     if batch:
         yield ScanPage(files=tuple(batch))
+    for stubs in _chunks(crossnames.stubs(conn), n):
+        yield ScanPage(stubs=stubs)
+    for names in _chunks(crossnames.remote_names(conn), n):
+        yield ScanPage(remote_names=names)
+    for ops in _chunks(crossnames.pending(conn), n):
+        yield ScanPage(pending=ops)
     queued: list[StripeObject] = []
     for ost, oid in conn.execute("SELECT ost_index, object_id FROM destroy_queue ORDER BY id"):
         queued.append(StripeObject(ost, oid))
@@ -72,6 +89,11 @@ def scan(conn: sqlite3.Connection, page_files: int = PAGE_FILES) -> Iterator[Sca
             yield ScanPage(queued=tuple(queued))
             queued = []
     yield ScanPage(queued=tuple(queued), last=True)
+
+
+def _chunks(items: list[T], n: int) -> Iterator[tuple[T, ...]]:
+    for i in range(0, len(items), n):
+        yield tuple(items[i:i + n])
 
 
 def _file(row: tuple[int, int, int, int, str, int, int]) -> list[FileObjects]:
@@ -85,13 +107,14 @@ def _file(row: tuple[int, int, int, int, str, int, int]) -> list[FileObjects]:
             for m in lo.components()]
 
 
-def verify(conn: sqlite3.Connection, objects: Iterable[StripeObject], fids: Iterable[Fid]) -> tuple[
-        list[ObjectState], list[FileState]]:
-    """The present state of `objects` and `fids`, read from the snapshot `conn` holds (open_snapshot)."""
-    return _object_states(conn, list(objects)), [_file_state(conn, f) for f in fids]
+def verify(conn: sqlite3.Connection, objects: Iterable[StripeObject], fids: Iterable[Fid], mdt_index: int = 0
+           ) -> tuple[list[ObjectState], list[FileState]]:
+    """The present state of `objects` and `fids`, read from the snapshot `conn` holds (open_snapshot)
+    of MDT `mdt_index` (an object of another MDT's id range was never handed out by this one)."""
+    return _object_states(conn, list(objects), mdt_index), [_file_state(conn, f) for f in fids]
 
 
-def _object_states(conn: sqlite3.Connection, objects: list[StripeObject]) -> list[ObjectState]:
+def _object_states(conn: sqlite3.Connection, objects: list[StripeObject], mdt_index: int) -> list[ObjectState]:
     if not objects:
         return []
     wanted = set(objects)
@@ -106,7 +129,8 @@ def _object_states(conn: sqlite3.Connection, objects: list[StripeObject]) -> lis
         queued = conn.execute("SELECT 1 FROM destroy_queue WHERE ost_index = ? AND object_id = ?",
                               (o.ost_index, o.object_id)).fetchone() is not None
         owner, stripe = owners.get(o, (None, 0))
-        out.append(ObjectState(o, owner, stripe, queued, o.object_id < nexts.get(o.ost_index, 1)))
+        handed_out = group_of(o.object_id) == mdt_index and o.object_id < nexts.get(o.ost_index, 1)
+        out.append(ObjectState(o, owner, stripe, queued, handed_out))
     return out
 
 
@@ -116,21 +140,3 @@ def _file_state(conn: sqlite3.Connection, fid: Fid) -> FileState:
         return FileState(fid, None, "")
     files = _file(row)
     return FileState(fid, files[0] if files else None, path_of(conn, row[0]))
-
-
-def path_of(conn: sqlite3.Connection, iid: int) -> str:
-    """One of inode `iid`'s names from the root ("/dir/file"); "" when it has none (unlinked, open)."""
-    parts: list[bytes] = []
-    seen: set[int] = set()
-    while iid not in seen:
-        seen.add(iid)
-        r = conn.execute("SELECT d.parent, d.name, p.seq, p.oid, p.ver FROM dentries d "
-                         "JOIN inodes p ON p.id = d.parent WHERE d.child = ? ORDER BY d.id LIMIT 1",
-                         (iid,)).fetchone()
-        if r is None:
-            return ""
-        parts.append(bytes(r[1]))
-        if Fid(r[2], r[3], r[4]) == ROOT_FID:
-            return "/" + "/".join(p.decode("utf-8", "surrogateescape") for p in reversed(parts))
-        iid = r[0]
-    return ""

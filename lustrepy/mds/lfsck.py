@@ -161,8 +161,9 @@ class _Checker:
     def file_links(self) -> None:
         names = Counter(child for _, _, _, child in self.dentries)
         for iid, (fid, mode, nlink, *_) in self.inodes.items():
-            if not stat.S_ISDIR(mode) and nlink != names[iid]:
-                self.bad(f"inode {fid} has nlink {nlink} but {names[iid]} names")
+            if not stat.S_ISDIR(mode) and nlink != names[iid] + self.rnamed[iid]:
+                self.bad(f"inode {fid} has nlink {nlink} but {names[iid]} names here and {self.rnamed[iid]} on "
+                         "other MDTs")
 
     def dir_links(self) -> None:
         subdirs = Counter(parent for _, parent, _, child in self.dentries
@@ -214,8 +215,11 @@ class _Checker:
             if v is None:
                 continue        # foreign_keys says it
             fid, mode, nlink, _, _, _, lo, _ = v
-            if not stat.S_ISDIR(mode) or nlink != 2 or lo is not None or iid in parents or names[iid] != 1:
-                self.bad(f"stub of remote directory {fid} is not a directory named once with nothing in it")
+            if stat.S_ISDIR(mode):
+                if nlink != 2 or lo is not None or iid in parents or names[iid] != 1:
+                    self.bad(f"stub of remote directory {fid} is not a directory named once with nothing in it")
+            elif lo is not None or names[iid] < 1 or self.rnamed[iid]:
+                self.bad(f"stub of remote file {fid} has a layout, no name, or names on other MDTs")
 
     # ---- opens and orphans -------------------------------------------------------------------------
 

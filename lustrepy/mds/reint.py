@@ -121,7 +121,9 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
     across = _across(mdt, kind, body, cred)
     if across is not None:
         assert parent is not None
-        return (kind, *across(cred, client_id, xid, _finisher(parent, wrap), encode))
+        finish = _finisher(parent, wrap)
+        got = mdt.dne.resumed(client_id, xid, finish, encode)      # a resend of a logged operation
+        return (kind, *(got if got is not None else across(cred, client_id, xid, finish, encode)))
     for _ in range(_RETRIES):
         locks, fn = handler(mdt, body, cred)
         if parent is not None:
@@ -148,23 +150,52 @@ def _across(mdt: Mdt, kind: str, body: Any, cred: Cred) -> Callable[..., tuple[m
         parent = fid_from_pb(body.parent)
         return lambda c, cid, xid, fin, enc: mdt.dne.mkdir(c, cid, xid, parent, body.name, body.mode,
                                                            body.mdt_index, fin, enc)
-    if kind == "rmdir":
+    if not mdt.mdts.several:
+        return None
+    if kind in ("rmdir", "unlink"):
         parent = fid_from_pb(body.parent)
         try:
             stub = mdt.store.peek(lambda tx: remote.named_remote(tx, cred, parent, body.name))
         except LpError:
             return None         # the local path says what is wrong
-        if stub is not None:
+        if stub is None:
+            return None
+        if kind == "rmdir":
             return lambda c, cid, xid, fin, enc: mdt.dne.rmdir(c, cid, xid, parent, body.name, fin, enc)
+        return lambda c, cid, xid, fin, enc: mdt.dne.unlink(c, cid, xid, parent, body.name, fin, enc)
+    if kind == "link":
+        fid, parent = fid_from_pb(body.fid), fid_from_pb(body.parent)
+        if mdt.dne.mdt_of(fid) != mdt.index:
+            return lambda c, cid, xid, fin, enc: mdt.dne.link(c, cid, xid, fid, parent, body.name, fin, enc)
+    if kind == "rename":
+        sp, dp = fid_from_pb(body.src_parent), fid_from_pb(body.dst_parent)
+        if mdt.dne.mdt_of(dp) != mdt.index:
+            return lambda c, cid, xid, fin, enc: mdt.dne.rename(c, cid, xid, sp, body.src_name, dp, body.dst_name,
+                                                                body.flags, fin, enc)
     return None
 
 
-def _finisher(parent: Fid, wrap: Callable[[TxFn], TxFn] | None) -> Callable[[Tx, Attr | None], mpb.ReintReply]:
+def _finisher(parent: Fid, wrap: Callable[[TxFn], TxFn] | None
+              ) -> Callable[[Tx, Attr | cpb.Attr | None], mpb.ReintReply]:
     """The reply of an operation across MDTs, made in the coordinator's last transaction."""
-    def finish(tx: Tx, attr: Attr | None) -> mpb.ReintReply:
-        fn = _with_parent(lambda t: _reply(attr, t), parent)
+    def finish(tx: Tx, attr: Attr | cpb.Attr | None) -> mpb.ReintReply:
+        def base(t: Tx) -> mpb.ReintReply:
+            if isinstance(attr, cpb.Attr):      # as the inode's MDT answered
+                return mpb.ReintReply(hdr=rep_ok(), attr=attr)
+            return _reply(attr, t, with_layout=False)
+        fn: TxFn = base
+        if _ours(tx, parent):           # not a rename's destination on another MDT
+            fn = _with_parent(fn, parent)
         return (wrap(fn) if wrap is not None else fn)(tx)
     return finish
+
+
+def _ours(tx: Tx, fid: Fid) -> bool:
+    """Is `fid` an inode of this MDT (not a stub of another's, not unknown)?"""
+    try:
+        return remote.remote_mdt(tx, fid) is None
+    except LpError:
+        return False
 
 
 def _parent_of(kind: str, op: Any) -> Fid | None:

@@ -75,7 +75,7 @@ def check_remove(tx: Tx, cred: Cred, parent: Fid, name: bytes) -> tuple[Fid, int
 
 def drop_stub(tx: Tx, parent: Fid, name: bytes, fid: Fid) -> None:
     """Remove the name of a remote directory (its inode already gone on its MDT); nothing when
-    the name binds something else by now."""
+    the name binds something else by now (a directory's FID is never bound again once gone)."""
     tx._w()
     pid, _, hit = tx._node_child(parent, name)
     if hit is None or hit[2].fid != fid:
@@ -126,3 +126,115 @@ def blocks_wbc(tx: Tx, fid: Fid) -> bool:
         return True
     return tx.conn.execute("SELECT 1 FROM dentries d JOIN remote_inodes r ON r.inode = d.child WHERE d.parent = ? "
                            "LIMIT 1", (iid,)).fetchone() is not None
+
+
+# ---- names of non-directories across MDTs (renames, links and unlinks between MDTs) ---------
+
+def check_unbind(tx: Tx, cred: Cred, parent: Fid, name: bytes) -> tuple[Attr, int | None, int]:
+    """A name may leave `parent` (rename away, unlink): (what it binds, that inode's MDT, None
+    for this one, the dentry's id). ENOENT, EACCES, EPERM (sticky) as a local unlink says; EXDEV
+    for a directory (moving directories between MDTs is not supported)."""
+    _, pa, did, cid, ca = tx._victim(cred, parent, name)
+    if stat.S_ISDIR(ca.mode):
+        raise LpError(errno.EXDEV, "moving a directory between MDTs is not supported")
+    perm.may_delete(cred, pa, ca, isdir=False)
+    return ca, mdt_of_inode(tx, cid), did
+
+
+def unbind(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> None:
+    """Take the name away (its inode's link count, or its stub's, goes down; a stub no name uses
+    goes); nothing when it is no longer the dentry `dentry` (ids are never reused: a name made
+    again since is another dentry, which a late redo must not take)."""
+    tx._w()
+    pid, _, hit = tx._node_child(parent, name)
+    if hit is None or hit[2].fid != fid or hit[0] != dentry:
+        return
+    did, cid, _ = hit
+    tx._delete_dentry(did)
+    tx._bump(pid, mtime=True)
+    if mdt_of_inode(tx, cid) is None:
+        tx._drop_link(cid)
+        return
+    a = tx._bump(cid, nlink=-1)
+    if a.nlink <= 0:
+        tx.conn.execute("DELETE FROM remote_inodes WHERE inode = ?", (cid,))
+        tx.conn.execute("DELETE FROM inodes WHERE id = ?", (cid,))
+        tx._seen.pop(fid, None)
+
+
+def still_bound(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> bool:
+    """Is `name` in `parent` still the dentry `dentry` binding `fid`?"""
+    hit = tx._node_child(parent, name)[2]
+    return hit is not None and hit[0] == dentry and hit[2].fid == fid
+
+
+def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, here: int, mode: int,
+         noreplace: bool) -> None:
+    """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), a
+    non-directory of this MDT there replaced (unlinked); EEXIST, EISDIR, EACCES as a local rename
+    says, EXDEV for a victim of another MDT."""
+    tx._w()
+    pid, pa, hit = tx._entry(cred, parent, name)
+    if pa.nlink == 0:
+        raise LpError(errno.ENOENT, f"directory {parent} has been removed")
+    if hit is not None:
+        did, vid, va = hit
+        if va.fid == fid:
+            return                  # already so: as a rename of two names of one inode
+        if noreplace:
+            raise LpError(errno.EEXIST, f"{name!r} exists")
+        if stat.S_ISDIR(va.mode):
+            raise LpError(errno.EISDIR, f"{name!r} is a directory")
+        if mdt_of_inode(tx, vid) is not None:
+            raise LpError(errno.EXDEV, "replacing a file that lives on another MDT is not supported")
+        perm.may_delete(cred, pa, va, isdir=False)
+        tx._delete_dentry(did)
+        tx._drop_link(vid)
+    else:
+        perm.may_create(cred, pa)
+    if fid_mdt == here:
+        iid, _ = tx._node(fid)
+        tx._bump(iid, nlink=1)
+    else:
+        row = tx.conn.execute("SELECT id FROM inodes WHERE seq = ? AND oid = ? AND ver = ?",
+                              (fid.seq, fid.oid, fid.ver)).fetchone()
+        if row is not None:
+            iid = int(row[0])
+            tx._bump(iid, nlink=1)
+        else:
+            iid, _ = tx._insert_inode(fid, stat.S_IFMT(mode) or stat.S_IFREG, cred.uid, cred.gid)
+            tx.conn.execute("INSERT INTO remote_inodes (inode, mdt) VALUES (?, ?)", (iid, fid_mdt))
+    tx._insert_dentry(pid, name, iid)
+    tx._bump(pid, mtime=True)
+
+
+def change_names(tx: Tx, fid: Fid, old: tuple[int, Fid, bytes] | None, new: tuple[int, Fid, bytes] | None) -> Attr:
+    """The inode's part: names other MDTs hold for it change (`old` goes, `new` comes, each (MDT,
+    parent, name)); its link count follows, ctime is now. At no name left it is orphaned when
+    open, else destroyed with its objects queued. Its attributes after."""
+    tx._w()
+    iid, _ = tx._node(fid)
+    delta = 0
+    if old is not None:
+        m, p, n = old
+        cur = tx.conn.execute("DELETE FROM remote_names WHERE inode = ? AND mdt = ? AND parent_seq = ? AND "
+                              "parent_oid = ? AND parent_ver = ? AND name = ?", (iid, m, p.seq, p.oid, p.ver, bytes(n)))
+        delta -= cur.rowcount
+    if new is not None:
+        m, p, n = new
+        tx.conn.execute("INSERT OR IGNORE INTO remote_names (inode, mdt, parent_seq, parent_oid, parent_ver, name) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (iid, m, p.seq, p.oid, p.ver, bytes(n)))
+        delta += 1
+    if delta < 0:
+        a, _, _ = tx._drop_link(iid)
+        return a
+    return tx._bump(iid, nlink=delta)
+
+
+def add_name(tx: Tx, fid: Fid, mdt: int, parent: Fid, name: bytes) -> None:
+    """This MDT's inode gets a name on MDT `mdt` (a rename away from here): the local name it
+    loses is taken by `unbind`, so the count is made even here."""
+    iid, _ = tx._node(fid)
+    tx.conn.execute("INSERT OR IGNORE INTO remote_names (inode, mdt, parent_seq, parent_oid, parent_ver, name) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (iid, mdt, parent.seq, parent.oid, parent.ver, bytes(name)))
+    tx._bump(iid, nlink=1)

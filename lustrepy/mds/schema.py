@@ -250,12 +250,12 @@ CREATE TABLE IF NOT EXISTS remote_inodes (
 --   no dentry here; lfsck checks each row against the other MDT's dentry.
 CREATE TABLE IF NOT EXISTS remote_names (
     inode       INTEGER NOT NULL REFERENCES inodes(id),
-    mdt         INTEGER NOT NULL,
     parent_seq  INTEGER NOT NULL,
     parent_oid  INTEGER NOT NULL,
     parent_ver  INTEGER NOT NULL,
     name        BLOB NOT NULL,
-    PRIMARY KEY (inode, parent_seq, parent_oid, parent_ver, name)
+    mdt         INTEGER NOT NULL,           -- after the key: SQLite 3.40's quick_check misreads a WITHOUT
+    PRIMARY KEY (inode, parent_seq, parent_oid, parent_ver, name)   -- ROWID column declared before it
 ) WITHOUT ROWID;
 
 -- dne_log: operations across MDTs this MDT coordinates, written (and synced) before any MDT applies its

@@ -99,6 +99,7 @@ def _lov(tx: Tx, fid: Fid) -> Layout:
 class MdsService(DneHandlers, mds_pb2_grpc.MdsServicer):
     def __init__(self, mdt: Mdt) -> None:
         self.mdt = mdt
+        mdt.dne.encode = _encode            # operations across MDTs finished late answer resends
         self.stats = RpcStats()     # per op and per client, with latency histograms (Stats RPC)
 
     # ---- the common path ------------------------------------------------------------

@@ -4,7 +4,8 @@ lfsctl reads them. Conversion only; checking fields is the receiving server's bu
 from __future__ import annotations
 
 from lustrepy.common.layout import StripeObject
-from lustrepy.common.lfsckrec import FileObjects, FileState, ObjectState, Outcome, Pool
+from lustrepy.common.fid import Fid
+from lustrepy.common.lfsckrec import CrossName, FileObjects, FileState, ObjectState, Outcome, Pending, Pool
 from lustrepy.rpc.convert import fid_from_pb, fid_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -63,3 +64,31 @@ def outcome_to_pb(o: Outcome) -> mpb.LfsckOutcome:
 
 def outcome_from_pb(m: mpb.LfsckOutcome) -> Outcome:
     return Outcome(m.done, m.note)
+
+
+def cross_to_pb(n: CrossName) -> mpb.LfsckCrossName:
+    return mpb.LfsckCrossName(fid=fid_to_pb(n.fid), mdt=n.mdt, parent=fid_to_pb(n.parent), name=n.name, path=n.path)
+
+
+def cross_from_pb(m: mpb.LfsckCrossName) -> CrossName:
+    return CrossName(fid_from_pb(m.fid), m.mdt, fid_from_pb(m.parent), bytes(m.name), m.path)
+
+
+def pending_to_pb(p: Pending) -> mpb.LfsckPending:
+    return mpb.LfsckPending(id=p.op_id, kind=p.kind, fid=fid_to_pb(p.fid) if p.fid else cpb.Fid(),
+                            names=[mpb.LfsckName(parent=fid_to_pb(d), name=n) for d, n in p.names],
+                            mdts=list(p.mdts), created_ns=p.created_ns)
+
+
+def pending_from_pb(m: mpb.LfsckPending) -> Pending:
+    fid = fid_from_pb(m.fid)
+    return Pending(m.id, m.kind, None if fid.is_zero() else fid,
+                   tuple((fid_from_pb(n.parent), bytes(n.name)) for n in m.names), tuple(m.mdts), m.created_ns)
+
+
+def inode_to_pb(fid: Fid, path: str) -> mpb.LfsckInode:
+    return mpb.LfsckInode(fid=fid_to_pb(fid), path=path)
+
+
+def inode_from_pb(m: mpb.LfsckInode) -> tuple[Fid, str]:
+    return fid_from_pb(m.fid), m.path

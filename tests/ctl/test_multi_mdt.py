@@ -244,9 +244,15 @@ def test_params_on_every_mdt_or_one(cluster: Cluster, capsys: pytest.CaptureFixt
     assert rc == 0 and (direct(mds, "callback_timeout"), direct(mdt1, "callback_timeout")) == ("10", "10")
 
 
-def test_lfsck_refuses_several_mdts(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = run(capsys, "lfsck", "--repair", "--mgs", cluster.mds.address)
-    assert rc == 1 and out == "" and "has 2 MDTs" in err and err.count("\n") == 1
+def test_lfsck_checks_every_mdt(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "lfsck", "--repair", "--json", "--mgs", cluster.mds.address)
+    d = json.loads(out)
+    assert err == "" and set(d["checked"]["mdts"]) == {"MDT0000", "MDT0001"}
+    # MDT1 killed (test_a_stopped_mdt...) while its precreation was in flight leaves objects no MDT
+    # recorded: orphans of its id range, young, which a repair keeps for the grace period
+    assert rc == (1 if d["findings"] else 0)
+    assert all(f["kind"] == "orphan" and f["mdt"] == 1 and f["repaired"] is False and "grace period" in f["repair"]
+               for f in d["findings"]), d["findings"]
 
 
 # ---- lfsctl cluster up --mdts ------------------------------------------------------------------

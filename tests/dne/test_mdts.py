@@ -13,30 +13,11 @@ import pytest
 
 from lustrepy.common.fid import FIRST_SEQ
 from lustrepy.common.fld import SUPER_SEQ
-from lustrepy.rpc.channel import make_channel
-from lustrepy.rpc.convert import check_rep
-from lustrepy.rpc.fldwire import view_from_pb
-from lustrepy.rpc.v1 import mds_pb2 as mpb
-from lustrepy.rpc.v1 import mds_pb2_grpc
+from tests.support.dne import all_active, fld
 from tests.support.servers import Cluster, Proc, wait_for
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.timeout(120)
-
-
-def fld(address: str):
-    ch = make_channel(address, "mds")
-    try:
-        rep = mds_pb2_grpc.MdsStub(ch).Fld(mpb.FldRequest(), timeout=10)
-        check_rep(rep.hdr)
-        return view_from_pb(rep.ranges, rep.mdts)
-    finally:
-        ch.close()
-
-
-def _all_active(address: str, n: int):
-    v = fld(address)
-    return v if len(v.mdts) == n and all(m.active for m in v.mdts) else None
 
 
 @pytest.fixture
@@ -49,7 +30,7 @@ def cluster(tmp_path):
 
 
 def test_mdt1_registers_and_gets_a_range_of_its_own(cluster):
-    v = wait_for(lambda: _all_active(cluster.mds.address, 2), what="MDT1 active at MDT0")
+    v = wait_for(lambda: all_active(cluster.mds.address, 2), what="MDT1 active at MDT0")
     assert [(m.index, m.uuid, m.address) for m in v.mdts] == [
         (0, "testfs-MDT0000_UUID", cluster.mds.address), (1, "testfs-MDT0001_UUID", cluster.mdts[0].address)]
     r0, r1 = v.ranges
@@ -57,7 +38,7 @@ def test_mdt1_registers_and_gets_a_range_of_its_own(cluster):
     assert (r1.start, r1.end, r1.mdt) == (r0.end, r0.end + SUPER_SEQ, 1)
     assert v.mdt_of_seq(r1.start + 5) == 1 and v.mdt_of_seq(FIRST_SEQ + 5) == 0
     # MDT1 answers the same view (what it heard from MDT0)
-    v1 = wait_for(lambda: _all_active(cluster.mdts[0].address, 2), what="MDT1's view")
+    v1 = wait_for(lambda: all_active(cluster.mdts[0].address, 2), what="MDT1's view")
     assert v1.ranges == v.ranges
     # its own database holds its range, and its sequences start there
     db = sqlite3.connect(cluster.root / "mdt1" / "mdt.db")
@@ -69,18 +50,18 @@ def test_mdt1_registers_and_gets_a_range_of_its_own(cluster):
 
 
 def test_a_restarted_mdt_keeps_its_range_and_works_without_mdt0(cluster):
-    v = wait_for(lambda: _all_active(cluster.mds.address, 2), what="MDT1 active")
+    v = wait_for(lambda: all_active(cluster.mds.address, 2), what="MDT1 active")
     cluster.mdts[0].stop(signal.SIGKILL)
     cluster.mds.stop()
     cluster.mdts[0] = cluster.mdt_proc(1).start()       # MDT0 down: it starts from its own range
     assert fld(cluster.mdts[0].address).ranges == tuple(r for r in v.ranges if r.mdt == 1)
     cluster.mds = cluster.mds_proc().start()
-    again = wait_for(lambda: _all_active(cluster.mds.address, 2), what="MDT1 back")
+    again = wait_for(lambda: all_active(cluster.mds.address, 2), what="MDT1 back")
     assert again.ranges == v.ranges                     # no new range for a known MDT
 
 
 def test_an_mdt_index_is_one_mdt_only(cluster, tmp_path):
-    wait_for(lambda: _all_active(cluster.mds.address, 2), what="MDT1 active")
+    wait_for(lambda: all_active(cluster.mds.address, 2), what="MDT1 active")
     # another directory formatted as MDT1 of the same file system is refused by MDT0
     fake = Proc("fake1", [str(BIN / "lustrepy-mds"), "--dir", str(tmp_path / "fake"), "--fsname", "testfs",
                           "--index", "1", "--mdt0", cluster.mds.address, "--listen", "127.0.0.1:0",

@@ -10,12 +10,10 @@ import subprocess
 
 import pytest
 
-from lustrepy.client.mdc import Mdc
-from lustrepy.common.fid import ROOT_FID
-from tests.dne.test_mdts import _all_active
 from tests.dne.test_remote_dirs import _rows
+from tests.support.dne import remote_root_dir
 from tests.support.mounts import mount
-from tests.support.servers import Cluster, wait_for
+from tests.support.servers import Cluster
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -26,13 +24,7 @@ def fs(tmp_path):
     c = Cluster(tmp_path / "srv").start(1, n_mdts=2)
     m = None
     try:
-        wait_for(lambda: _all_active(c.mds.address, 2), what="MDT1 active")
-        admin = Mdc(c.mds.address, c.fsname, client_id="admin:mk")
-        admin.connect()
-        try:
-            admin.mkdir(ROOT_FID, b"far", 0o777, mdt_index=1)
-        finally:
-            admin.close()
+        remote_root_dir(c, b"far")
         m = mount(c, tmp_path / "m")
         yield c, m
     finally:
@@ -60,15 +52,36 @@ def test_a_remote_directory_through_the_mount(fs):
     names = {r[0] for r in _rows(c, "mdt1", "SELECT name FROM dentries")}
     assert {b"f2", b"hard", b"sub", b"g"} <= names
     assert not {b"f2", b"sub"} & {r[0] for r in _rows(c, "mdt", "SELECT name FROM dentries")}
-    # between MDTs: EXDEV for rename(2) and link(2); mv copies instead
+    # a file renamed between MDTs keeps its inode, data and links; a directory says EXDEV (mv copies it)
+    ino = os.stat(far / "f2").st_ino
+    os.rename(far / "f2", m.path / "moved")
+    st = os.stat(m.path / "moved")
+    assert (st.st_ino, st.st_nlink) == (ino, 2) and not (far / "f2").exists()
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+    assert (m.path / "moved").read_bytes() == data and "moved" in os.listdir(m.path)
+    os.link(far / "hard", m.path / "hl")                     # a link on MDT0 to a file of MDT1
+    assert os.stat(m.path / "hl").st_nlink == 3 and os.stat(m.path / "hl").st_ino == ino
+    os.unlink(m.path / "hl")
+    assert os.stat(far / "hard").st_nlink == 2
     with pytest.raises(OSError) as ei:
-        os.rename(far / "f2", m.path / "moved")
-    assert ei.value.errno == errno.EXDEV
+        os.link(far / "sub", m.path / "dl")
+    assert ei.value.errno == errno.EPERM
     with pytest.raises(OSError) as ei:
-        os.link(far / "f2", m.path / "hl")
+        os.rename(far / "sub", m.path / "sub2")
     assert ei.value.errno == errno.EXDEV
-    shutil.move(str(far / "f2"), str(m.path / "moved"))
-    assert (m.path / "moved").read_bytes() == data and not (far / "f2").exists()
+    os.rename(m.path / "moved", far / "back")               # and back, onto MDT1 where it lives
+    assert os.stat(far / "back").st_ino == ino and not (m.path / "moved").exists()
+    os.rename(far / "back", m.path / "moved")
+    (m.path / "victim").write_text("replaced")              # a rename over a file of MDT0 replaces it
+    os.rename(far / "hard", m.path / "victim")
+    assert os.stat(m.path / "victim").st_ino == ino and os.stat(m.path / "moved").st_nlink == 2
+    os.unlink(m.path / "victim")                            # unlink of a name whose inode is on MDT1
+    assert os.stat(m.path / "moved").st_nlink == 1
+    os.unlink(m.path / "moved")
+    assert not (m.path / "moved").exists()
+    assert _rows(c, "mdt", "SELECT count(*) FROM remote_inodes") == [(1,)]      # far's stub alone
+    assert _rows(c, "mdt1", "SELECT count(*) FROM remote_names") == [(1,)]      # far's name alone
+    (far / "f2").write_bytes(data)
     # find, du and tar see one tree
     out = subprocess.run(["find", str(m.path), "-name", "g"], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(far / "sub" / "g")
@@ -78,7 +91,7 @@ def test_a_remote_directory_through_the_mount(fs):
         os.rmdir(far)
     assert ei.value.errno == errno.ENOTEMPTY
     shutil.rmtree(far / "sub")
-    os.unlink(far / "hard")
+    os.unlink(far / "f2")
     os.rmdir(far)
     assert not far.exists() and "far" not in os.listdir(m.path)
     assert os.stat(m.path).st_nlink == 2

@@ -15,7 +15,7 @@ from lustrepy.common.fid import ROOT_FID
 from lustrepy.common.protocol import IT
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import fid_from_pb
-from tests.dne.test_mdts import _all_active, fld
+from tests.support.dne import all_active, fld
 from tests.support.servers import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -26,7 +26,7 @@ def two(tmp_path):
     c = Cluster(tmp_path).start(1, n_mdts=2)
     m0 = m1 = None
     try:
-        wait_for(lambda: _all_active(c.mds.address, 2), what="MDT1 active")
+        wait_for(lambda: all_active(c.mds.address, 2), what="MDT1 active")
         m0 = Mdc(c.mds.address, c.fsname, client_id="admin:t0", with_locks=True)
         m0.connect()
         m1 = Mdc(c.mdts[0].address, c.fsname, client_id="admin:t1", with_locks=True)
@@ -103,7 +103,7 @@ def test_a_remote_mkdir_waits_out_a_dead_mdt_and_completes_after_restarts(tmp_pa
     c = Cluster(tmp_path).start(1, mds_args=("--dne-wait", "1.5"), n_mdts=2)
     m0 = None
     try:
-        wait_for(lambda: _all_active(c.mds.address, 2), what="MDT1 active")
+        wait_for(lambda: all_active(c.mds.address, 2), what="MDT1 active")
         m0 = Mdc(c.mds.address, c.fsname, client_id="admin:t0", with_locks=True, resend_for=2)
         m0.connect()
         c.mdts[0].stop(signal.SIGKILL)

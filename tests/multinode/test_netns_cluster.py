@@ -1,5 +1,6 @@
-"""lustrepy across hosts: an MDS, four OSSes and two clients, each on its own host
-(network namespace) with its own address, joined by one switch.
+"""lustrepy across hosts: two MDSs (MDT0 and MDT1), four OSSes and two clients, each on its
+own host (network namespace) with its own address, joined by one switch. These tests work in
+MDT0's directories; the admin commands show both MDTs.
 
 Shell tools on both clients see the same data and the same namespace; a
 host whose link is pulled makes I/O on files striped over its OST fail with
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.multinode.conftest import N_OSTS, RPC_TIMEOUT, NetCluster
+from tests.multinode.conftest import N_MDTS, N_OSTS, RPC_TIMEOUT, NetCluster
 from tests.support.servers import BIN, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -278,8 +279,10 @@ def test_every_admin_command_works_across_hosts(netcluster: NetCluster) -> None:
     owners = {lk["owner"] for s in locks["servers"] for lk in s["locks"]}
     assert {c["client_id"] for c in mounts} <= owners
     mine = js("locks", "--mds", "--client", mounts[0]["client_id"], *mgs)["servers"]
-    assert [s["name"] for s in mine] == ["mnfs-MDT0000"]
+    assert [s["name"] for s in mine] == [f"mnfs-MDT{i:04x}" for i in range(N_MDTS)]     # every MDT's
     assert {lk["owner"] for lk in mine[0]["locks"]} == {mounts[0]["client_id"]}
+    assert {lk["owner"] for s in mine for lk in s["locks"]} == {mounts[0]["client_id"]}
+    assert [s["name"] for s in js("locks", "--mdt", "0", *mgs)["servers"]] == ["mnfs-MDT0000"]
     assert [s["name"] for s in js("locks", "--ost", "0", *mgs)["servers"]] == ["mnfs-OST0000"]
 
     # statistics: every server answers; a live view refreshes
@@ -288,17 +291,23 @@ def test_every_admin_command_works_across_hosts(netcluster: NetCluster) -> None:
     live = ok("stats", "--interval", "0.5", "--count", "2", "--json", *mgs).strip().splitlines()
     assert len(live) == 2 and all(json.loads(x)["servers"] for x in live)
 
-    # tunables: the MDS's and every OST's, set at run time and read back, then reset
+    # tunables: every MDS's (named mds.N.* with several MDTs) and every OST's, set at run time
+    # and read back, then reset
     assert {p["name"] for p in js("get-param", "mds.wbc.*", *mgs)} == {
-        "mds.wbc.contention_threshold", "mds.wbc.contention_window", "mds.wbc.contention_hold"}
+        f"mds.{i}.wbc.{n}" for i in range(N_MDTS) for n in ("contention_threshold", "contention_window",
+                                                            "contention_hold")}
     hb = js("get-param", "ost.*.heartbeat_interval", *mgs)
     assert sorted(p["name"] for p in hb) == sorted(f"ost.{i}.heartbeat_interval" for i in osts)
     ok("set-param", "mds.wbc.contention_hold=7", *mgs)
-    assert [p["value"] for p in js("get-param", "mds.wbc.contention_hold", *mgs)] == ["7"]
+    assert [p["value"] for p in js("get-param", "mds.wbc.contention_hold", *mgs)] == ["7"] * N_MDTS
+    ok("set-param", "mds.1.wbc.contention_hold=9", *mgs)          # one MDT's alone
+    assert {p["name"]: p["value"] for p in js("get-param", "mds.*.wbc.contention_hold", *mgs)} == {
+        "mds.0.wbc.contention_hold": "7", "mds.1.wbc.contention_hold": "9"}
     ok("set-param", "--reset", "mds.wbc.contention_hold", *mgs)
-    assert [p["value"] for p in js("get-param", "mds.wbc.contention_hold", *mgs)] == ["30"]
-    bad = run("set-param", "mds.wbc.contention_hold=soon", *mgs)
-    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+    assert [p["value"] for p in js("get-param", "mds.wbc.contention_hold", *mgs)] == ["30"] * N_MDTS
+    bad = run("set-param", "mds.wbc.contention_hold=soon", *mgs)     # each MDT refuses it, in one way
+    assert bad.returncode != 0 and len(set(bad.stderr.strip().splitlines())) == 1, bad.stderr
+    assert [p["value"] for p in js("get-param", "mds.wbc.contention_hold", *mgs)] == ["30"] * N_MDTS
 
     # find walks the mount on this host; layouts, the directory's WBC state
     found = js("find", str(a / "adm"), "--type", "f", "--ost", "0")

@@ -697,17 +697,21 @@ class MdtAnnounceReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., heartbeat_interval_s: _Optional[float] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
 
 class DneUpdateRequest(_message.Message):
-    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns")
+    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NONE: _ClassVar[DneUpdateRequest.Kind]
         MKDIR: _ClassVar[DneUpdateRequest.Kind]
         RMDIR: _ClassVar[DneUpdateRequest.Kind]
         UNMAKE: _ClassVar[DneUpdateRequest.Kind]
+        BIND: _ClassVar[DneUpdateRequest.Kind]
+        NAMES: _ClassVar[DneUpdateRequest.Kind]
     NONE: DneUpdateRequest.Kind
     MKDIR: DneUpdateRequest.Kind
     RMDIR: DneUpdateRequest.Kind
     UNMAKE: DneUpdateRequest.Kind
+    BIND: DneUpdateRequest.Kind
+    NAMES: DneUpdateRequest.Kind
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     OP_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -718,6 +722,15 @@ class DneUpdateRequest(_message.Message):
     UID_FIELD_NUMBER: _ClassVar[int]
     GID_FIELD_NUMBER: _ClassVar[int]
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    FID_MDT_FIELD_NUMBER: _ClassVar[int]
+    HAS_SRC_FIELD_NUMBER: _ClassVar[int]
+    SRC_MDT_FIELD_NUMBER: _ClassVar[int]
+    SRC_PARENT_FIELD_NUMBER: _ClassVar[int]
+    SRC_NAME_FIELD_NUMBER: _ClassVar[int]
+    HAS_NEW_FIELD_NUMBER: _ClassVar[int]
+    NEW_MDT_FIELD_NUMBER: _ClassVar[int]
     coordinator: str
     op_id: int
     kind: DneUpdateRequest.Kind
@@ -728,7 +741,16 @@ class DneUpdateRequest(_message.Message):
     uid: int
     gid: int
     time_ns: int
-    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ...) -> None: ...
+    groups: _containers.RepeatedScalarFieldContainer[int]
+    flags: int
+    fid_mdt: int
+    has_src: bool
+    src_mdt: int
+    src_parent: _common_pb2.Fid
+    src_name: bytes
+    has_new: bool
+    new_mdt: int
+    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ...) -> None: ...
 
 class DneUpdateReply(_message.Message):
     __slots__ = ("hdr", "attr")
@@ -992,30 +1014,88 @@ class LfsckPool(_message.Message):
     def __init__(self, ost_index: _Optional[int] = ..., next_id: _Optional[int] = ..., last_id: _Optional[int] = ...) -> None: ...
 
 class LfsckScanPage(_message.Message):
-    __slots__ = ("hdr", "problems", "pools", "files", "queued", "last")
+    __slots__ = ("hdr", "problems", "pools", "files", "queued", "last", "mdt_index", "stubs", "remote_names", "pending")
     HDR_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     POOLS_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
+    MDT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STUBS_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     problems: _containers.RepeatedScalarFieldContainer[str]
     pools: _containers.RepeatedCompositeFieldContainer[LfsckPool]
     files: _containers.RepeatedCompositeFieldContainer[LfsckFile]
     queued: _containers.RepeatedCompositeFieldContainer[_common_pb2.StripeObject]
     last: bool
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., problems: _Optional[_Iterable[str]] = ..., pools: _Optional[_Iterable[_Union[LfsckPool, _Mapping]]] = ..., files: _Optional[_Iterable[_Union[LfsckFile, _Mapping]]] = ..., queued: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., last: _Optional[bool] = ...) -> None: ...
+    mdt_index: int
+    stubs: _containers.RepeatedCompositeFieldContainer[LfsckCrossName]
+    remote_names: _containers.RepeatedCompositeFieldContainer[LfsckCrossName]
+    pending: _containers.RepeatedCompositeFieldContainer[LfsckPending]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., problems: _Optional[_Iterable[str]] = ..., pools: _Optional[_Iterable[_Union[LfsckPool, _Mapping]]] = ..., files: _Optional[_Iterable[_Union[LfsckFile, _Mapping]]] = ..., queued: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., last: _Optional[bool] = ..., mdt_index: _Optional[int] = ..., stubs: _Optional[_Iterable[_Union[LfsckCrossName, _Mapping]]] = ..., remote_names: _Optional[_Iterable[_Union[LfsckCrossName, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[LfsckPending, _Mapping]]] = ...) -> None: ...
+
+class LfsckCrossName(_message.Message):
+    __slots__ = ("fid", "mdt", "parent", "name", "path")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    MDT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    mdt: int
+    parent: _common_pb2.Fid
+    name: bytes
+    path: str
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mdt: _Optional[int] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., path: _Optional[str] = ...) -> None: ...
+
+class LfsckPending(_message.Message):
+    __slots__ = ("id", "kind", "fid", "names", "mdts", "created_ns")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    MDTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    kind: str
+    fid: _common_pb2.Fid
+    names: _containers.RepeatedCompositeFieldContainer[LfsckName]
+    mdts: _containers.RepeatedScalarFieldContainer[int]
+    created_ns: int
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., names: _Optional[_Iterable[_Union[LfsckName, _Mapping]]] = ..., mdts: _Optional[_Iterable[int]] = ..., created_ns: _Optional[int] = ...) -> None: ...
+
+class LfsckName(_message.Message):
+    __slots__ = ("parent", "name")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    parent: _common_pb2.Fid
+    name: bytes
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ...) -> None: ...
+
+class LfsckInode(_message.Message):
+    __slots__ = ("fid", "path")
+    FID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    fid: _common_pb2.Fid
+    path: str
+    def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., path: _Optional[str] = ...) -> None: ...
 
 class LfsckVerifyRequest(_message.Message):
-    __slots__ = ("hdr", "objects", "fids")
+    __slots__ = ("hdr", "objects", "fids", "names", "pending")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     FIDS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     objects: _containers.RepeatedCompositeFieldContainer[_common_pb2.StripeObject]
     fids: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fid]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., fids: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ...) -> None: ...
+    names: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fid]
+    pending: bool
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[_common_pb2.StripeObject, _Mapping]]] = ..., fids: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ..., names: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ..., pending: _Optional[bool] = ...) -> None: ...
 
 class LfsckObjectState(_message.Message):
     __slots__ = ("object", "owner", "stripe", "queued", "handed_out")
@@ -1044,14 +1124,22 @@ class LfsckFileState(_message.Message):
     def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., exists: _Optional[bool] = ..., file: _Optional[_Union[LfsckFile, _Mapping]] = ..., path: _Optional[str] = ...) -> None: ...
 
 class LfsckVerifyReply(_message.Message):
-    __slots__ = ("hdr", "objects", "files")
+    __slots__ = ("hdr", "objects", "files", "stubs", "remote_names", "inodes", "pending")
     HDR_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    STUBS_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    INODES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     objects: _containers.RepeatedCompositeFieldContainer[LfsckObjectState]
     files: _containers.RepeatedCompositeFieldContainer[LfsckFileState]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[LfsckObjectState, _Mapping]]] = ..., files: _Optional[_Iterable[_Union[LfsckFileState, _Mapping]]] = ...) -> None: ...
+    stubs: _containers.RepeatedCompositeFieldContainer[LfsckCrossName]
+    remote_names: _containers.RepeatedCompositeFieldContainer[LfsckCrossName]
+    inodes: _containers.RepeatedCompositeFieldContainer[LfsckInode]
+    pending: _containers.RepeatedCompositeFieldContainer[LfsckPending]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[LfsckObjectState, _Mapping]]] = ..., files: _Optional[_Iterable[_Union[LfsckFileState, _Mapping]]] = ..., stubs: _Optional[_Iterable[_Union[LfsckCrossName, _Mapping]]] = ..., remote_names: _Optional[_Iterable[_Union[LfsckCrossName, _Mapping]]] = ..., inodes: _Optional[_Iterable[_Union[LfsckInode, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[LfsckPending, _Mapping]]] = ...) -> None: ...
 
 class LfsckOrphan(_message.Message):
     __slots__ = ("object", "size", "blocks")
@@ -1076,16 +1164,20 @@ class LfsckSizeFix(_message.Message):
     def __init__(self, fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., seen: _Optional[int] = ..., size: _Optional[int] = ..., blocks: _Optional[int] = ...) -> None: ...
 
 class LfsckRepairRequest(_message.Message):
-    __slots__ = ("hdr", "orphans", "keep_orphans", "sizes")
+    __slots__ = ("hdr", "orphans", "keep_orphans", "sizes", "lost_found_for", "lost_found")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ORPHANS_FIELD_NUMBER: _ClassVar[int]
     KEEP_ORPHANS_FIELD_NUMBER: _ClassVar[int]
     SIZES_FIELD_NUMBER: _ClassVar[int]
+    LOST_FOUND_FOR_FIELD_NUMBER: _ClassVar[int]
+    LOST_FOUND_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     orphans: _containers.RepeatedCompositeFieldContainer[LfsckOrphan]
     keep_orphans: bool
     sizes: _containers.RepeatedCompositeFieldContainer[LfsckSizeFix]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOrphan, _Mapping]]] = ..., keep_orphans: _Optional[bool] = ..., sizes: _Optional[_Iterable[_Union[LfsckSizeFix, _Mapping]]] = ...) -> None: ...
+    lost_found_for: _containers.RepeatedScalarFieldContainer[int]
+    lost_found: _common_pb2.Fid
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOrphan, _Mapping]]] = ..., keep_orphans: _Optional[bool] = ..., sizes: _Optional[_Iterable[_Union[LfsckSizeFix, _Mapping]]] = ..., lost_found_for: _Optional[_Iterable[int]] = ..., lost_found: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
 
 class LfsckOutcome(_message.Message):
     __slots__ = ("done", "note")
@@ -1096,14 +1188,16 @@ class LfsckOutcome(_message.Message):
     def __init__(self, done: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class LfsckRepairReply(_message.Message):
-    __slots__ = ("hdr", "orphans", "sizes")
+    __slots__ = ("hdr", "orphans", "sizes", "lost_found")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ORPHANS_FIELD_NUMBER: _ClassVar[int]
     SIZES_FIELD_NUMBER: _ClassVar[int]
+    LOST_FOUND_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     orphans: _containers.RepeatedCompositeFieldContainer[LfsckOutcome]
     sizes: _containers.RepeatedCompositeFieldContainer[LfsckOutcome]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ...) -> None: ...
+    lost_found: _containers.RepeatedCompositeFieldContainer[LfsckInode]
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., orphans: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[LfsckOutcome, _Mapping]]] = ..., lost_found: _Optional[_Iterable[_Union[LfsckInode, _Mapping]]] = ...) -> None: ...
 
 class MirrorStatusRequest(_message.Message):
     __slots__ = ("hdr",)

@@ -1,0 +1,144 @@
+"""Metadata across MDTs: file creates by several processes, the MDS doing the work (no write-back
+cache), with the directories' entries on 1, 2 or 4 MDTs, side by side.
+
+    .venv/bin/python bench/dne.py                          # 1, 2 and 4 MDTs, 4 processes, 2,000 files each
+    .venv/bin/python bench/dne.py --mdts 1,2 --files 1000 --json
+
+For each MDT count K it brings up a cluster of its own (`lfsctl cluster up --mdts K --osts 1`),
+mounts it (the `lustrepy` program in the foreground, so its CPU can be read), makes one
+directory per process, directory i on MDT i mod K (`lfsctl mkdir -i`; MDT0's with mkdir), and
+times the processes creating and closing empty files in their directories at once; then the
+same with every process in one directory of MDT0 (the baseline of a single directory). Reports creates/s,
+the ratio to one MDT, and CPU per create of the client and of all MDSs. A benchmark, not a
+test: it stops what it started, also on failure. Until directories can be striped over MDTs,
+the spread over MDTs is by directory (remote directories).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+
+
+def _lfsctl(*args: str) -> str:
+    r = subprocess.run([str(BIN / "lfsctl"), *args], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise SystemExit(f"bench/dne.py: lfsctl {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def _cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _creator(d: str, n: int, start: Any, tag: int) -> None:
+    start.wait()
+    for i in range(n):
+        os.close(os.open(os.path.join(d, f"p{tag}-f{i}"), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644))
+
+
+def _timed(dirs: list[str], n: int) -> float:
+    start = multiprocessing.Event()
+    procs = [multiprocessing.Process(target=_creator, args=(d, n, start, i)) for i, d in enumerate(dirs)]
+    for p in procs:
+        p.start()
+    t0 = time.monotonic()
+    start.set()
+    for p in procs:
+        p.join(600)
+        if p.exitcode != 0:
+            raise SystemExit(f"bench/dne.py: a creating process failed (exit {p.exitcode})")
+    return time.monotonic() - t0
+
+
+def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
+    root, mnt = work / f"c{k}", work / f"m{k}"
+    mnt.mkdir()
+    _lfsctl("cluster", "up", "--root", str(root), "--osts", "1", "--mdts", str(k), "--fsname", "dne")
+    mount = None
+    try:
+        rec = json.loads((root / "cluster.json").read_text())
+        source = f"{rec['mds']['address']}:/dne"
+        certs = root / "certs"
+        mount = subprocess.Popen([str(BIN / "lustrepy"), source, str(mnt), "-f", "-o",
+                                  f"ca={certs}/ca.crt,cert={certs}/client.crt,key={certs}/client.key"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mnt):
+            if time.monotonic() > deadline or mount.poll() is not None:
+                raise SystemExit("bench/dne.py: the mount did not come up")
+            time.sleep(0.1)
+        mds_pids = [int(rec["mds"]["pid"])] + [int(m["pid"]) for m in rec.get("mdts", ())]
+        dirs = []
+        for i in range(ns.procs):
+            d = mnt / f"d{i}"
+            if i % k:
+                _lfsctl("mkdir", "-i", str(i % k), "--root", str(root), str(d))
+            else:
+                d.mkdir()
+            dirs.append(str(d))
+        shared = mnt / "shared"
+        shared.mkdir()
+        out: dict[str, Any] = {"mdts": k}
+        for name, where in (("spread", dirs), ("shared", [str(shared)] * ns.procs)):
+            cpu0 = [_cpu(p) for p in mds_pids], _cpu(mount.pid)
+            secs = _timed(where, ns.files)
+            cpu1 = [_cpu(p) for p in mds_pids], _cpu(mount.pid)
+            total = ns.procs * ns.files
+            out[name] = {"creates_per_s": total / secs, "seconds": secs,
+                         "mds_cpu_us_per_create": 1e6 * (sum(cpu1[0]) - sum(cpu0[0])) / total,
+                         "client_cpu_us_per_create": 1e6 * (cpu1[1] - cpu0[1]) / total}
+        return out
+    finally:
+        if mount is not None:
+            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=60)
+            try:
+                mount.wait(30)
+            except subprocess.TimeoutExpired:
+                subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, timeout=60)
+                mount.kill()
+        subprocess.run([str(BIN / "lfsctl"), "cluster", "down", "--root", str(root)], capture_output=True,
+                       timeout=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench/dne.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mdts", default="1,2,4", help="MDT counts to compare (default %(default)s)")
+    ap.add_argument("--procs", type=int, default=4, help="creating processes (default %(default)s)")
+    ap.add_argument("--files", type=int, default=2000, help="files per process (default %(default)s)")
+    ap.add_argument("--json", action="store_true")
+    ns = ap.parse_args(argv)
+    counts = [int(x) for x in ns.mdts.split(",")]
+    with tempfile.TemporaryDirectory(prefix="lp-bench-dne-") as w:
+        results = [one(k, ns, Path(w)) for k in counts]
+    base = next((r["spread"]["creates_per_s"] for r in results if r["mdts"] == 1), None)
+    for r in results:
+        r["spread"]["ratio_to_1_mdt"] = r["spread"]["creates_per_s"] / base if base else None
+    if ns.json:
+        print(json.dumps({"procs": ns.procs, "files": ns.files, "results": results}, indent=2))
+        return 0
+    print(f"{'MDTs':>4} {'layout':<8} {'creates/s':>10} {'x 1 MDT':>8} {'MDS us/op':>10} {'client us/op':>13}")
+    for r in results:
+        for name in ("spread", "shared"):
+            f = r[name]
+            ratio = f.get("ratio_to_1_mdt")
+            print(f"{r['mdts']:>4} {name:<8} {f['creates_per_s']:>10.0f} "
+                  f"{(f'{ratio:.2f}' if ratio else '-'):>8} {f['mds_cpu_us_per_create']:>10.0f} "
+                  f"{f['client_cpu_us_per_create']:>13.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Renames and unlinks of non-directories across MDTs, as logged operations (mds/dne.py).
+
+A rename from directory sp (this MDT, the coordinator) to dp (MDT b) of a file whose inode is
+on MDT c: under this MDT's EX locks on sp and on the name's inode (or stub), the operation is
+logged; then b binds the new name (BIND: a stub when c is not b; EACCES, EEXIST, EISDIR refuse
+it there, with nothing changed anywhere); then c records where the file's names are (NAMES:
+the name on this MDT goes, the one on b comes; ctime); last this MDT removes the old name, in
+the transaction that removes the log row. A link here to a file of MDT c: c counts the new name
+(NAMES), then this MDT binds it. An unlink here of a name whose inode is on MDT c:
+c drops that name (NAMES; at the last name the file is orphaned or destroyed there), then this
+MDT removes the name. Every part is applied once however often it is sent, so the redo thread
+can carry a logged operation through after a crash of any MDS. Directories do not move between
+MDTs (EXDEV, as `mv` expects when it copies instead).
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from lustrepy.common.errors import LpError
+from lustrepy.common.fid import Fid
+from lustrepy.common.protocol import RENAME
+from lustrepy.common.records import Cred
+from lustrepy.ldlm.inodebits import IBit
+from lustrepy.mds import remote
+from lustrepy.mds.locking import ALL_BUT_OPEN
+from lustrepy.rpc.convert import fid_to_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+
+if TYPE_CHECKING:
+    from lustrepy.mds.namespace import Tx
+
+K = mpb.DneUpdateRequest.Kind
+Encode = Callable[[Any, int], bytes] | None
+_REFUSALS = (errno.EACCES, errno.EPERM, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EXDEV,
+             errno.ESTALE, errno.EINVAL)
+
+
+def _fj(f: Fid) -> list[int]:
+    return [f.seq, f.oid, f.ver]
+
+
+class NameMoves:
+    """Mixed into Dne: needs its `mdt`, `_carry`, `_part`, `_forget` and `mdt_of`."""
+
+    mdt: Any
+    _carry: Callable[..., tuple[Any, int]]
+    _part: Callable[..., mpb.DneUpdateReply]
+    _forget: Callable[[int, int], None]
+
+    def mdt_of(self, fid: Fid) -> int:
+        m = self.mdt.mdts.view().mdt_of(fid)
+        if m is None:
+            raise LpError(errno.ESTALE, f"no MDT holds the sequence of {fid}")
+        return int(m)
+
+    def rename(self, cred: Cred, client_id: str, xid: int, sp: Fid, sn: bytes, dp: Fid, dn: bytes, flags: int,
+               finish: Any, encode: Encode) -> tuple[Any, int]:
+        if flags & RENAME.EXCHANGE:
+            raise LpError(errno.EXDEV, "exchanging names between MDTs is not supported")
+        mdt = self.mdt
+        b = self.mdt_of(dp)
+        a, c, did = mdt.store.peek(lambda tx: remote.check_unbind(tx, cred, sp, sn))
+        with mdt.locks.update([(sp, IBit.UPDATE), (a.fid, IBit.LOOKUP | IBit.UPDATE)], on_behalf=client_id):
+            a, c, did = mdt.store.peek(lambda tx: remote.check_unbind(tx, cred, sp, sn))
+            entry = {"kind": "rename", "parent": _fj(sp), "name": sn.hex(), "dparent": _fj(dp), "dname": dn.hex(),
+                     "fid": _fj(a.fid), "did": did, "fid_mdt": mdt.index if c is None else c, "mode": a.mode, "mdt": b,
+                     "flags": flags, "client": client_id, "xid": xid,
+                     "cred": [cred.uid, cred.gid, list(cred.groups)]}
+            return self._carry(entry, finish, encode)
+
+    def link(self, cred: Cred, client_id: str, xid: int, fid: Fid, parent: Fid, name: bytes, finish: Any,
+             encode: Encode) -> tuple[Any, int]:
+        """A new name here for a file of another MDT."""
+        mdt = self.mdt
+        c = self.mdt_of(fid)
+        with mdt.locks.update([(parent, IBit.UPDATE)], on_behalf=client_id):
+            mdt.store.peek(lambda tx: remote.check_create(tx, cred, parent, name))
+            entry = {"kind": "link", "parent": _fj(parent), "name": name.hex(), "fid": _fj(fid), "mdt": c,
+                     "client": client_id, "xid": xid, "cred": [cred.uid, cred.gid, list(cred.groups)]}
+            return self._carry(entry, finish, encode)
+
+    def unlink(self, cred: Cred, client_id: str, xid: int, parent: Fid, name: bytes, finish: Any,
+               encode: Encode) -> tuple[Any, int]:
+        mdt = self.mdt
+        with mdt.locks.update([(parent, IBit.UPDATE)], on_behalf=client_id):
+            a, c, did = mdt.store.peek(lambda tx: remote.check_unbind(tx, cred, parent, name))
+            if c is None:
+                raise LpError(errno.EAGAIN, "the name binds a file of this MDT by now")
+            entry = {"kind": "unlink", "parent": _fj(parent), "name": name.hex(), "fid": _fj(a.fid), "did": did,
+                     "mdt": c,
+                     "client": client_id, "xid": xid, "cred": [cred.uid, cred.gid, list(cred.groups)]}
+            return self._carry(entry, finish, encode)
+
+    # ---- after the log ------------------------------------------------------------------
+
+    def names_through(self, op_id: int, entry: dict[str, Any], finish: Any, encode: Encode,
+                      deadline: float) -> tuple[Any, int]:
+        mdt = self.mdt
+        here = mdt.index
+        parent, name, fid = Fid(*entry["parent"]), bytes.fromhex(entry["name"]), Fid(*entry["fid"])
+        if entry["kind"] == "unlink":
+            c = int(entry["mdt"])
+            rep = self._refusable(op_id, c, mpb.DneUpdateRequest(
+                kind=K.NAMES, fid=fid_to_pb(fid), has_src=True, src_mdt=here, src_parent=fid_to_pb(parent),
+                src_name=name, time_ns=time.time_ns()), deadline)
+            victim = rep.attr
+
+            def unlinked(tx: Tx) -> Any:
+                tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
+                remote.unbind(tx, parent, name, fid, entry["did"])
+                return finish(tx, victim if victim.fid.seq else None) if finish is not None else None
+            out = self._last(op_id, entry, unlinked, encode)
+            self._forget(c, op_id)
+            return out
+        if entry["kind"] == "link":
+            c = int(entry["mdt"])
+            rep = self._refusable(op_id, c, mpb.DneUpdateRequest(
+                kind=K.NAMES, fid=fid_to_pb(fid), has_new=True, new_mdt=here, parent=fid_to_pb(parent), name=name,
+                time_ns=time.time_ns()), deadline)
+            linked = rep.attr
+
+            def bound(tx: Tx) -> Any:
+                tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
+                remote.bind(tx, Cred(), parent, name, fid, c, here, linked.mode, True)
+                return finish(tx, linked) if finish is not None else None
+            out = self._last(op_id, entry, bound, encode)
+            self._forget(c, op_id)
+            return out
+        b, c = int(entry["mdt"]), int(entry["fid_mdt"])
+        dp, dn = Fid(*entry["dparent"]), bytes.fromhex(entry["dname"])
+        uid, gid, groups = entry["cred"]
+        self._refusable(op_id, b, mpb.DneUpdateRequest(
+            kind=K.BIND, parent=fid_to_pb(dp), name=dn, fid=fid_to_pb(fid), fid_mdt=c, mode=entry["mode"],
+            uid=uid, gid=gid, groups=groups, flags=entry["flags"], time_ns=time.time_ns()), deadline)
+        named = None
+        if c != here:
+            named = self._part(c, op_id, mpb.DneUpdateRequest(
+                kind=K.NAMES, fid=fid_to_pb(fid), has_src=True, src_mdt=here, src_parent=fid_to_pb(parent),
+                src_name=name, has_new=c != b, new_mdt=b, parent=fid_to_pb(dp), name=dn,
+                time_ns=time.time_ns()), deadline)
+
+        def moved(tx: Tx) -> Any:
+            tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
+            if c == here and remote.still_bound(tx, parent, name, fid, entry["did"]):
+                remote.add_name(tx, fid, b, dp, dn)     # before the local name goes: never at nlink 0
+            remote.unbind(tx, parent, name, fid, entry["did"])
+            if finish is None:
+                return None
+            return finish(tx, tx.getattr(fid) if named is None else named.attr)
+        out = self._last(op_id, entry, moved, encode)
+        for m in {b, c} - {here}:
+            self._forget(m, op_id)
+        return out
+
+    def _refusable(self, op_id: int, target: int, req: mpb.DneUpdateRequest, deadline: float) -> mpb.DneUpdateReply:
+        """The first part: a refusal ends the operation with nothing done (the log row goes)."""
+        try:
+            return self._part(target, op_id, req, deadline)
+        except LpError as e:
+            if e.errno in _REFUSALS:
+                self.mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,)))
+                self.mdt.committer.commit_now()
+            raise
+
+    def _last(self, op_id: int, entry: dict[str, Any], fn: Callable[[Tx], Any], encode: Encode) -> tuple[Any, int]:
+        mdt = self.mdt
+        out = mdt.store.write(fn, client_id=entry["client"] if encode and entry["client"] else "",
+                              xid=entry["xid"], encode=encode if entry["client"] else None)
+        mdt.committer.commit_now()
+        mdt.osp.wake()                          # objects of a replaced or last-unlinked file go
+        return out  # type: ignore[no-any-return]
+
+
+def apply_names(mdt: Any, req: mpb.DneUpdateRequest, coord: int, done: Callable[..., mpb.DneUpdateReply]
+                ) -> mpb.DneUpdateReply:
+    """BIND and NAMES on the MDT asked (the other side)."""
+    from lustrepy.mds.wire import attr_pb
+    from lustrepy.rpc.convert import fid_from_pb
+    from lustrepy.rpc.convert import rep_ok
+    fid = fid_from_pb(req.fid)
+    if req.kind == K.BIND:
+        cred = Cred(uid=req.uid, gid=req.gid, groups=tuple(req.groups))
+        parent = fid_from_pb(req.parent)
+
+        def bound(tx: Tx) -> mpb.DneUpdateReply:
+            remote.bind(tx, cred, parent, req.name, fid, req.fid_mdt, mdt.index, req.mode,
+                        bool(req.flags & RENAME.NOREPLACE))
+            return done(tx, mpb.DneUpdateReply(hdr=rep_ok()))
+        with mdt.locks.update([(parent, IBit.UPDATE)]):
+            rep, _ = mdt.store.write(bound)
+        mdt.osp.wake()
+        return rep  # type: ignore[no-any-return]
+    old = (req.src_mdt, fid_from_pb(req.src_parent), bytes(req.src_name)) if req.has_src else None
+    new = (req.new_mdt, fid_from_pb(req.parent), bytes(req.name)) if req.has_new else None
+    if new is not None and old is None:             # a link: never of a directory
+        a = mdt.store.peek(lambda tx: tx.getattr(fid))
+        if stat.S_ISDIR(a.mode):
+            raise LpError(errno.EPERM, "hard links to directories are not allowed")
+
+    def named(tx: Tx) -> mpb.DneUpdateReply:
+        a = remote.change_names(tx, fid, old, new)
+        return done(tx, mpb.DneUpdateReply(hdr=rep_ok(), attr=attr_pb(tx, a)))
+    with mdt.locks.update([(fid, ALL_BUT_OPEN if new is None else IBit.LOOKUP | IBit.UPDATE)]):
+        rep, _ = mdt.store.write(named)
+    mdt.osp.wake()
+    return rep  # type: ignore[no-any-return]

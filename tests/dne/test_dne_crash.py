@@ -1,0 +1,72 @@
+"""kill -9 of either MDS while files are renamed between two MDTs: after restarts every file has
+exactly one name, its bytes, and a link count its names agree with; nothing is left half done
+(the coordinators' logs drain, both MDTs pass lfsck)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.dne.test_remote_dirs import _rows
+from tests.support.dne import remote_root_dir
+from tests.support.mounts import mount
+from tests.support.servers import Cluster, wait_for
+
+pytestmark = pytest.mark.timeout(300)
+N = 24
+
+
+@pytest.mark.parametrize("victim", ["mdt0", "mdt1"])
+def test_renames_between_mdts_survive_a_killed_mds(tmp_path, victim):
+    (tmp_path / "srv").mkdir()
+    args = ("--recovery-window", "5", "--dne-wait", "20")
+    c = Cluster(tmp_path / "srv").start(1, mds_args=args, n_mdts=2)
+    m = None
+    try:
+        remote_root_dir(c, b"far")
+        m = mount(c, tmp_path / "m", "timeout=20")
+        near, far = m.path / "near", m.path / "far"
+        near.mkdir()
+        for i in range(N):
+            (near / f"f{i}").write_bytes(bytes([i]) * 5000)
+        errors: list[str] = []
+
+        def shuffle() -> None:
+            for rnd in range(3):
+                for i in range(N):
+                    src, dst = (near, far) if rnd % 2 == 0 else (far, near)
+                    try:
+                        os.rename(src / f"f{i}", dst / f"f{i}")
+                    except OSError as e:
+                        errors.append(f"{rnd}/{i}: {e}")
+        t = threading.Thread(target=shuffle)
+        t.start()
+        time.sleep(1.0)
+        if victim == "mdt0":
+            c.mds.stop(signal.SIGKILL)
+            time.sleep(0.5)
+            c.mds = c.mds_proc(*args).start()
+        else:
+            c.mdts[0].stop(signal.SIGKILL)
+            time.sleep(0.5)
+            c.mdts[0] = c.mdt_proc(1, *args).start()
+        t.join(240)
+        assert not t.is_alive()
+        # every logged operation is carried through (or taken back) once both MDTs are up
+        wait_for(lambda: _rows(c, "mdt", "SELECT count(*) FROM dne_log") == [(0,)] and
+                 _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=60, what="the logs to drain")
+        for i in range(N):
+            here = [d for d in (near, far) if (d / f"f{i}").exists()]
+            assert len(here) == 1, (i, here, errors)
+            st = os.stat(here[0] / f"f{i}")
+            assert st.st_nlink == 1
+            assert (here[0] / f"f{i}").read_bytes() == bytes([i]) * 5000
+        assert sorted(os.listdir(near) + os.listdir(far)) == sorted(f"f{i}" for i in range(N))
+    finally:
+        if m is not None:
+            m.stop()
+        c.stop()        # lfsck of both MDTs

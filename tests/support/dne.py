@@ -1,0 +1,39 @@
+"""Helpers for tests of several MDTs: a cluster whose MDT1 has registered, and remote directories
+made through the metadata protocol (as `lfsctl mkdir -i` makes them)."""
+
+from __future__ import annotations
+
+from lustrepy.client.mdc import Mdc
+from lustrepy.common.fid import ROOT_FID, Fid
+from lustrepy.rpc.channel import make_channel
+from lustrepy.rpc.convert import check_rep, fid_from_pb
+from lustrepy.rpc.fldwire import view_from_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
+from lustrepy.rpc.v1 import mds_pb2_grpc
+from tests.support.servers import Cluster, wait_for
+
+
+def fld(address: str):
+    ch = make_channel(address, "mds")
+    try:
+        rep = mds_pb2_grpc.MdsStub(ch).Fld(mpb.FldRequest(), timeout=10)
+        check_rep(rep.hdr)
+        return view_from_pb(rep.ranges, rep.mdts)
+    finally:
+        ch.close()
+
+
+def all_active(address: str, n: int):
+    v = fld(address)
+    return v if len(v.mdts) == n and all(m.active for m in v.mdts) else None
+
+
+def remote_root_dir(c: Cluster, name: bytes, index: int = 1, mode: int = 0o777) -> Fid:
+    """Wait until every MDT is active, then make directory `name` of the root on MDT `index`."""
+    wait_for(lambda: all_active(c.mds.address, 1 + len(c.mdts)), what="every MDT active")
+    admin = Mdc(c.mds.address, c.fsname, client_id="admin:mk")
+    admin.connect()
+    try:
+        return fid_from_pb(admin.mkdir(ROOT_FID, name, mode, mdt_index=index).attr.fid)
+    finally:
+        admin.close()
