@@ -171,8 +171,10 @@ class Dne(NameMoves):
                 if mine:
                     self._busy.add(op_id)
             if mine:
+                entry = json.loads(row[1])
                 try:
-                    return self._through(op_id, json.loads(row[1]), finish, encode, deadline)
+                    with mdt.locks.update([(Fid(*entry["parent"]), IBit.UPDATE)], on_behalf=client_id):
+                        return self._through(op_id, entry, finish, encode, deadline)
                 finally:
                     with self._mu:
                         self._busy.discard(op_id)

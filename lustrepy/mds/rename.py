@@ -31,6 +31,26 @@ from lustrepy.mds.inodes import TxBase
 from lustrepy.mds.records import Renamed
 
 
+_SUBTREE_STUB = ("WITH RECURSIVE down(id) AS (SELECT ? UNION SELECT d.child FROM dentries d JOIN down "
+                 "ON d.parent = down.id) SELECT 1 FROM down JOIN remote_inodes r ON r.inode = down.id "
+                 "JOIN inodes i ON i.id = down.id WHERE (i.mode & 61440) = 16384 LIMIT 1")
+_NAMED_ELSEWHERE = "SELECT 1 FROM remote_names WHERE inode IN ({}) LIMIT 1"
+
+
+def _no_loop_across_mdts(tx: TxBase, moved: int, new_parent: int) -> None:
+    """EXDEV where moving directory `moved` under `new_parent` could close a loop through other
+    MDTs: the new parent's ancestors here end at a directory named on another MDT, and `moved`'s
+    subtree here holds a directory of another MDT (through which it could be above that name).
+    The check here sees only this MDT; `mv` copies instead."""
+    if tx.conn.execute("SELECT 1 FROM remote_inodes LIMIT 1").fetchone() is None:
+        return                  # no name here binds another MDT's inode: no path leaves this MDT downwards
+    up = tx._ancestors(new_parent)
+    if not tx.conn.execute(_NAMED_ELSEWHERE.format(",".join("?" * len(up))), tuple(up)).fetchone():
+        return
+    if tx.conn.execute(_SUBTREE_STUB, (moved,)).fetchone():
+        raise LpError(errno.EXDEV, "moving this directory there could close a loop through other MDTs")
+
+
 def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent: Fid, dst_name: bytes,
            flags: int = 0) -> Renamed:
     check_bits(RENAME, flags, "rename flag")
@@ -62,6 +82,10 @@ def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent:
             raise LpError(errno.EINVAL, "cannot move a directory into itself")
         if d_isdir and dst is not None and dst[1] in tx._ancestors(spid):
             raise LpError(errno.EINVAL if exchange else errno.ENOTEMPTY, "the target contains the source")
+        if s_isdir:
+            _no_loop_across_mdts(tx, sid, dpid)
+        if exchange and d_isdir and dst is not None:
+            _no_loop_across_mdts(tx, dst[1], spid)
     if dst is not None and dst[1] == sid:
         return Renamed(sa, dst[2], spa, dpa if cross else spa, noop=True)
 

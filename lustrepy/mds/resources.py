@@ -10,6 +10,7 @@ import errno
 import logging
 
 from lustrepy.common.errors import LpError
+from lustrepy.common.objid import group_base, group_of
 from lustrepy.mds.inodes import TxBase
 from lustrepy.mds.records import OstRecord
 from lustrepy.mds.schema import NAMED_OBJECTS
@@ -72,11 +73,16 @@ def pool_add(tx: TxBase, ost_index: int, first: int, last: int) -> None:
     Ids at or below the pool's last_id are known already (given out or pooled) and
     are ignored, so adding a range twice is harmless. A range that leaves a gap
     after last_id replaces what is left of the pool; those unused objects go to
-    the destroy queue so nothing leaks."""
+    the destroy queue so nothing leaks. So do the objects in the gap itself: the OST
+    made them for this MDT (the ids are of its range, objid.py) in a precreation whose
+    record this MDT lost in a crash, so no file names them (a file's create is logged
+    after the record of the pool its objects came from)."""
     if first < 1 or last < first:
         raise LpError(errno.EINVAL, f"bad object range [{first}, {last}]")
     cur = pool_range(tx, ost_index)
     if cur is None:
+        base = group_base(group_of(first))
+        _lost(tx, ost_index, base + 1, first - 1)
         tx.conn.execute("INSERT INTO pools (ost_index, next_id, last_id) VALUES (?, ?, ?)", (ost_index, first, last))
         return
     nxt, top = cur
@@ -90,8 +96,19 @@ def pool_add(tx: TxBase, ost_index: int, first: int, last: int) -> None:
             "INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)",
             [(ost_index, i, tx.now) for i in range(nxt, top + 1)])
     if first > top + 1:
+        _lost(tx, ost_index, top + 1, first - 1)
         nxt = first
     tx.conn.execute("UPDATE pools SET next_id = ?, last_id = ? WHERE ost_index = ?", (nxt, last, ost_index))
+
+
+def _lost(tx: TxBase, ost_index: int, lo: int, hi: int) -> None:
+    """Objects [lo, hi] the OST made for this MDT that it has no record of: destroyed."""
+    if hi < lo:
+        return
+    log.warning("OST%04x: objects %d..%d were made for this MDT, which lost their record (a crash during "
+                "precreation); destroying them", ost_index, lo, hi)
+    tx.conn.executemany("INSERT OR IGNORE INTO destroy_queue (ost_index, object_id, queued_ns) VALUES (?, ?, ?)",
+                        [(ost_index, i, tx.now) for i in range(lo, hi + 1)])
 
 
 def pool_claim(tx: TxBase, ost_index: int, object_id: int) -> range:

@@ -11,23 +11,30 @@ import threading
 
 import pytest
 
+from tests.support.dne import remote_root_dir
 from tests.support.mounts import mount
 from tests.support.servers import BIN, Cluster
 
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def two(tmp_path_factory):
+@pytest.fixture(scope="module", params=["mdt0", "remote"])
+def two(request, tmp_path_factory):
+    """Two mounts' roots; with "remote", a directory whose inode and entries live on MDT1 of a
+    file system of two MDTs, seen through both mounts (its locks are MDT1's)."""
     root = tmp_path_factory.mktemp("two")
     (root / "srv").mkdir()
     c = Cluster(root / "srv")
     mounts = []
     try:
-        c.start(2)
+        c.start(2, n_mdts=2 if request.param == "remote" else 1)
+        sub = ""
+        if request.param == "remote":
+            remote_root_dir(c, b"on-mdt1")
+            sub = "on-mdt1"
         mounts.append(mount(c, root / "a"))
         mounts.append(mount(c, root / "b"))
-        yield mounts[0].path, mounts[1].path
+        yield mounts[0].path / sub, mounts[1].path / sub
     finally:
         for m in mounts:
             m.stop()

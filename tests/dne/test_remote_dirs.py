@@ -149,3 +149,20 @@ def test_a_resent_part_is_applied_once(two):
     bad = mpb.DneUpdateRequest(coordinator="nobody", op_id=1, kind=mpb.DneUpdateRequest.MKDIR,
                                parent=fid_to_pb(ROOT_FID), name=b"y")
     assert m1.grpc_stub.DneUpdate(bad, timeout=10).hdr.errno == errno.EINVAL
+
+
+def test_a_directory_cannot_be_moved_under_itself_through_another_mdt(two):
+    """/y (MDT0) holds r (MDT1), which holds x (MDT0 again): moving y into x, a rename MDT0 sees
+    as local, would close a loop through MDT1; it says EXDEV and nothing moves."""
+    c, m0, m1 = two
+    y = fid_from_pb(m0.mkdir(ROOT_FID, b"y", 0o755).attr.fid)
+    r = fid_from_pb(m0.mkdir(y, b"r", 0o755, mdt_index=1).attr.fid)
+    x = fid_from_pb(m1.mkdir(r, b"x", 0o755, mdt_index=0).attr.fid)
+    assert fld(c.mds.address).mdt_of(x) == 0
+    with pytest.raises(LpError) as ei:
+        m0.rename(ROOT_FID, b"y", x, b"y")
+    assert ei.value.errno == errno.EXDEV
+    assert m0.intent_raw(int(IT.LOOKUP), parent=ROOT_FID, name=b"y").hdr.errno == 0
+    m0.mkdir(ROOT_FID, b"plain", 0o755)
+    m0.rename(ROOT_FID, b"plain", x, b"plain")              # no loop possible: it moves
+    assert [e.name for e in m0.listdir(x)] == [b"plain"]

@@ -460,9 +460,9 @@ def test_pool_add_ignores_known_ids_and_drops_gapped_leftovers(store):
     assert store.read().pool_range(0) == (4, 10)
     store.write(lambda tx: tx.pool_add(0, 5, 15))               # overlapping: only 11..15 are new
     assert store.read().pool_range(0) == (4, 15)
-    store.write(lambda tx: tx.pool_add(0, 100, 110))            # gap: leftovers 4..15 destroyed
+    store.write(lambda tx: tx.pool_add(0, 100, 110))            # gap: leftovers 4..15 and the gap destroyed
     assert store.read().pool_range(0) == (100, 110)
-    assert store.read().pending_destroys(100) == [(0, i) for i in range(4, 16)]
+    assert store.read().pending_destroys(200) == [(0, i) for i in range(4, 100)]
     for bad in ((0, 5), (9, 3)):
         with pytest.raises(LpError) as ei:
             store.write(lambda tx, bad=bad: tx.pool_add(0, *bad))
@@ -560,3 +560,23 @@ def test_nested_write_refused(store):
         store.write(lambda tx: store.write(lambda tx2: None))
     assert store.last_transno() == 0
     assert store.write(lambda tx: None)[1] == 1
+
+
+def test_objects_an_ost_made_whose_record_was_lost_are_destroyed(store):
+    """A precreation the MDT lost in a crash leaves objects on the OST that no file names: the
+    next range the OST hands out shows the gap, and those objects go to the destroy queue."""
+    from lustrepy.common.objid import group_base
+    store.write(lambda tx: tx.ost_register(0, "x-OST0000_UUID", "h:1"))
+    store.write(lambda tx: tx.ost_register(1, "x-OST0001_UUID", "h:2"))
+    store.write(lambda tx: tx.pool_add(0, 1, 10))
+    store.write(lambda tx: tx.pool_take(0, 3))
+    store.write(lambda tx: tx.pool_add(0, 21, 30))          # 11..20 made, record lost
+    queued = {r[0] for r in store.read().conn.execute("SELECT object_id FROM destroy_queue WHERE ost_index = 0")}
+    assert queued == set(range(4, 11)) | set(range(11, 21))
+    # the first range of MDT1's group on a fresh pool: what lies below it in the group goes too
+    base = group_base(1)
+    store.write(lambda tx: tx.pool_add(1, base + 6, base + 9))
+    queued = {r[0] for r in store.read().conn.execute("SELECT object_id FROM destroy_queue WHERE ost_index = 1")}
+    assert queued == {base + i for i in range(1, 6)}
+    assert store.read().pool_range(1) == (base + 6, base + 9)
+    assert check_invariants(store) == []
