@@ -86,10 +86,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
                          description="Stop the MDS; mounts and OSSes keep running and wait for it to "
                                      "come back. --kill sends SIGKILL, as a crash would.")
     sm.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
+    sm.add_argument("--index", type=int, default=0, metavar="I", help="which MDT (default 0)")
     sm.set_defaults(func=run_stop_mds)
     st = csub.add_parser("start-mds", parents=parents + [root], help="start the MDS again on its address",
                          description="Start the recorded MDS again on the same address; clients and OSSes "
                                      "find it there, and clients replay what it lost.")
+    st.add_argument("--index", type=int, default=0, metavar="I", help="which MDT (default 0)")
     st.set_defaults(func=run_start_mds)
 
 
@@ -222,9 +224,10 @@ def run_stop_mds(args: argparse.Namespace) -> int:
     root = _root(args)
     with clusterfile.locked(root):
         rec = _load(root)
-        rec, pids = launcher.stop_mds(rec, kill=args.kill)
+        rec, pids = launcher.stop_mds(rec, kill=args.kill, index=args.index)
     how = "killed" if args.kill else "stopped"
-    _emit(args, rec, f"{how} the MDS (pid {pids[0]})\n" if pids else "the MDS was not running\n", stopped_pids=pids)
+    which = "the MDS" if args.index == 0 else f"MDT{args.index}'s MDS"
+    _emit(args, rec, f"{how} {which} (pid {pids[0]})\n" if pids else f"{which} was not running\n", stopped_pids=pids)
     return 0
 
 
@@ -232,6 +235,17 @@ def run_start_mds(args: argparse.Namespace) -> int:
     root = _root(args)
     with clusterfile.locked(root):
         rec = _load(root)
+        if args.index:
+            srv = launcher.recorded_mdt(rec, args.index)
+            if launcher.is_running(srv):
+                raise QuietError(f"MDT{args.index}'s MDS of the cluster at {root} is already running (pid {srv.pid})")
+            try:
+                rec = launcher.start_mdt(rec, args.index)
+            except launcher.StartFailed as e:
+                raise _failed(e, "start-mds failed") from None
+            srv = launcher.recorded_mdt(rec, args.index)
+            _emit(args, rec, f"started MDT{args.index}'s MDS on {srv.address} (pid {srv.pid})\n")
+            return 0
         if launcher.is_running(rec.mds):
             raise QuietError(f"the MDS of the cluster at {root} is already running (pid {rec.mds.pid})")
         try:

@@ -339,13 +339,44 @@ def start_mds(rec: ClusterRecord, timeout: float = START_TIMEOUT_S) -> ClusterRe
     return rec
 
 
-def stop_mds(rec: ClusterRecord, *, kill: bool = False) -> tuple[ClusterRecord, list[int]]:
-    """Stop the MDS (kill: SIGKILL, as a crash); clients and OSSes keep running and wait for it."""
-    pids = procs.stop([(rec.mds.pid, rec.mds.argv, rec.mds.starttime)] if rec.mds.pid else [],
+def recorded_mdt(rec: ClusterRecord, index: int) -> ServerRecord:
+    for m in rec.mdts:
+        if m.index == index:
+            return m
+    known = ", ".join(["0", *(str(m.index) for m in rec.mdts)])
+    raise QuietError(f"the cluster at {rec.root} has no MDT {index} (MDTs: {known})")
+
+
+def stop_mds(rec: ClusterRecord, *, kill: bool = False, index: int = 0) -> tuple[ClusterRecord, list[int]]:
+    """Stop MDT `index`'s MDS (kill: SIGKILL, as a crash); clients, OSSes and the other MDTs keep
+    running and wait for it."""
+    srv = rec.mds if index == 0 else recorded_mdt(rec, index)
+    pids = procs.stop([(srv.pid, srv.argv, srv.starttime)] if srv.pid else [],
                       sig=signal.SIGKILL if kill else signal.SIGTERM)
-    rec = replace(rec, mds=replace(rec.mds, pid=0, starttime=0))
+    gone = replace(srv, pid=0, starttime=0)
+    rec = replace(rec, mds=gone) if index == 0 else rec.with_mdt(gone)
     clusterfile.save(rec)
     return rec, pids
+
+
+def start_mdt(rec: ClusterRecord, index: int, timeout: float = START_TIMEOUT_S) -> ClusterRecord:
+    """Start MDT `index` (1..) again on its address; it registers with MDT0 again."""
+    mdt = recorded_mdt(rec, index)
+    deadline = time.monotonic() + timeout
+    prepare(rec)
+    started: list[ServerRecord] = []
+    try:
+        [new] = start_servers(rec.root, [(mdt, partial(mdt_argv, rec, mdt))], rec.options.host, deadline, started)
+        if new.port != mdt.port:
+            raise StartFailed(f"MDT{index} came back on port {new.port}, not {mdt.port}: clients would not find it",
+                              [(new.log, procs.log_tail(new.log, 0, 6))])
+        rec = rec.with_mdt(new)
+        clusterfile.save(rec)
+    except BaseException:
+        stop_records(started)
+        clusterfile.save(rec.with_mdt(replace(mdt, pid=0, starttime=0)))
+        raise
+    return rec
 
 
 def stop_ost(rec: ClusterRecord, index: int, *, kill: bool = False) -> tuple[ClusterRecord, list[int]]:

@@ -302,6 +302,19 @@ def test_cluster_up_with_two_mdts(tmp_path: Path) -> None:
         assert [(t["uuid"], t["state"]) for t in df["targets"]] == [
             ("testfs-MDT0000_UUID", "active"), ("testfs-MDT0001_UUID", "active"), ("testfs-OST0000_UUID", "active")]
 
+        # one MDT stopped as a crash would, and started again on its address
+        killed = ok("cluster", "stop-mds", "--root", str(root), "--index", "1", "--kill")
+        assert killed["stopped_pids"] == [mdt1.pid] and killed["running"]["mdt1"] is False
+        r = lfsctl("cluster", "start-mds", "--root", str(root), "--index", "3")
+        assert r.returncode == 1 and "no MDT 3" in r.stderr and r.stderr.count("\n") == 1
+        ok("cluster", "start-mds", "--root", str(root), "--index", "1")
+        rec = note()
+        assert rec is not None
+        [mdt1] = rec.mdts
+        assert mdt1.pid and mdt1.address == up["mdts"][0]["address"]
+        wait_for(lambda: [t["state"] for t in ok("df", "--root", str(root))["targets"]][:2] == ["active", "active"],
+                 timeout=20, what="MDT1 active again")
+
         down = ok("cluster", "down", "--root", str(root))
         assert sorted(down["stopped_pids"]) == sorted([rec.mds.pid, mdt1.pid, rec.osts[0].pid])
         assert down["running"] == {"mds": False, "mdt1": False, "ost0": False}
