@@ -248,7 +248,9 @@ def test_bad_mount_requests_give_one_line_and_mount_nothing(fs, tmp_path):
 
 
 def test_mount_t_fuse_lustrepy_fstab_and_umount(fs, tmp_path):
-    source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(fs)], capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(["findmnt", "-n", "-o", "SOURCE,TARGET", "-T", str(fs)], capture_output=True,
+                           text=True).stdout.split()
+    source, sub = found[0], fs.relative_to(found[1])       # fs may be a directory below the mount's root
     mnt = tmp_path / "viamount"
     mnt.mkdir()
     link = Path("/usr/local/bin/lustrepy")      # where mount.fuse3 finds it; scripts/setup makes the link
@@ -259,14 +261,14 @@ def test_mount_t_fuse_lustrepy_fstab_and_umount(fs, tmp_path):
         subprocess.run(["mount", "-t", "fuse.lustrepy", source, str(mnt), "-o", "rw,_netdev"], env=env, check=True,
                        timeout=60)
         assert os.path.ismount(mnt)
-        (mnt / "via-mount").write_text("m")
+        (mnt / sub / "via-mount").write_text("m")
         assert (fs / "via-mount").read_text() == "m"
         subprocess.run(["umount", str(mnt)], check=True, timeout=60)
         assert not os.path.ismount(mnt)
         fstab = tmp_path / "fstab"
         fstab.write_text(f"{source} {mnt} fuse.lustrepy defaults,_netdev 0 0\n")
         subprocess.run(["mount", "-T", str(fstab), str(mnt)], env=env, check=True, timeout=60)
-        assert (mnt / "via-mount").read_text() == "m"
+        assert (mnt / sub / "via-mount").read_text() == "m"
     finally:
         if os.path.ismount(mnt):
             subprocess.run(["umount", str(mnt)], timeout=60)
