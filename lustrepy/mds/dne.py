@@ -164,7 +164,7 @@ class Dne(NameMoves):
                 saved = mdt.store.saved_reply(client_id, xid)
                 if saved is None:
                     return None
-                return mpb_reint_reply(saved[1]), saved[0]
+                return mpb.ReintReply.FromString(saved[1]), saved[0]
             op_id = int(row[0])
             with self._mu:
                 mine = op_id not in self._busy
@@ -336,10 +336,6 @@ class Dne(NameMoves):
         return left
 
 
-def mpb_reint_reply(raw: bytes) -> mpb.ReintReply:
-    return mpb.ReintReply.FromString(raw)
-
-
 def _plain_reply(tx: Tx, attr: Any) -> mpb.ReintReply:
     """The reply the redo thread saves for a client's resend: success, the attributes made."""
     rep = mpb.ReintReply(hdr=rep_ok())
@@ -373,7 +369,7 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
         return rep
 
     if req.kind in (K.BIND, K.NAMES):
-        rep = apply_names(mdt, req, coord, done)
+        rep = apply_names(mdt, req, done)
     elif req.kind == K.MKDIR:
         check_name(req.name)
         parent = fid_from_pb(req.parent)

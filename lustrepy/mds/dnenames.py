@@ -27,7 +27,8 @@ from lustrepy.common.records import Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds import remote
 from lustrepy.mds.locking import ALL_BUT_OPEN
-from lustrepy.rpc.convert import fid_to_pb
+from lustrepy.mds.wire import attr_pb
+from lustrepy.rpc.convert import fid_from_pb, fid_to_pb, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 if TYPE_CHECKING:
@@ -175,12 +176,9 @@ class NameMoves:
         return out  # type: ignore[no-any-return]
 
 
-def apply_names(mdt: Any, req: mpb.DneUpdateRequest, coord: int, done: Callable[..., mpb.DneUpdateReply]
+def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.DneUpdateReply]
                 ) -> mpb.DneUpdateReply:
     """BIND and NAMES on the MDT asked (the other side)."""
-    from lustrepy.mds.wire import attr_pb
-    from lustrepy.rpc.convert import fid_from_pb
-    from lustrepy.rpc.convert import rep_ok
     fid = fid_from_pb(req.fid)
     if req.kind == K.BIND:
         cred = Cred(uid=req.uid, gid=req.gid, groups=tuple(req.groups))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from lustrepy.client.mdc import Mdc
 from lustrepy.common.fid import ROOT_FID, Fid
 from lustrepy.common.lfsckrec import CrossName, NamesNow, Pending
 from lustrepy.common.objid import group_of
@@ -25,10 +24,10 @@ from lustrepy.ctl import lfsck_names
 from lustrepy.ctl.lfsck import line, note_line
 from lustrepy.ctl.lfsck_check import DANGLING, MDT, ORPHAN, SIZE, UNCHECKED, UNNAMED, Finding
 from lustrepy.ctl.lfsckq import MdtView
-from lustrepy.rpc.convert import fid_from_pb
 from tests.ctl.test_lfsck import MiB, grow_object, lfsctl, object_file, objects_of, plant_orphan, write
 from tests.support.dne import all_active
 from tests.support.mounts import Mount, mount
+from tests.support.dne import remote_root_dir
 from tests.support.servers import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -52,22 +51,13 @@ def fs(tmp_path: Path) -> Iterator[tuple[Cluster, Mount]]:
         c.start(2, n_mdts=2, mds_args=("--recovery-window", "1"))
         wait_for(lambda: all_active(c.mds.address, 2), what="MDT1 active")
         wait_for(lambda: _osts_on_both(c), timeout=30, what="pools on both MDTs")
-        _mkdir_remote(c, b"far")
+        remote_root_dir(c, b"far")
         m = mount(c, tmp_path / "m")
         yield c, m
     finally:
         if m is not None:
             m.stop()
         c.stop()
-
-
-def _mkdir_remote(c: Cluster, name: bytes) -> Fid:
-    admin = Mdc(c.mds.address, c.fsname, client_id=f"admin:{name.decode()}")
-    admin.connect()
-    try:
-        return fid_from_pb(admin.mkdir(ROOT_FID, name, 0o777, mdt_index=1).attr.fid)
-    finally:
-        admin.close()
 
 
 def _rows(c: Cluster, mdt: str, sql: str, args: tuple = ()) -> list:
@@ -186,8 +176,8 @@ def test_lost_objects_and_sizes_of_mdt1_files_are_found_and_repaired(fs: tuple[C
 def test_lost_halves_of_remote_directories_are_reported(fs: tuple[Cluster, Mount], tmp_path: Path) -> None:
     c, m = fs
     _fill(m)
-    lone = _mkdir_remote(c, b"lone")         # its inode will be lost on MDT1
-    nameless = _mkdir_remote(c, b"nameless")   # its name will be lost on MDT0
+    lone = remote_root_dir(c, b"lone")         # its inode will be lost on MDT1
+    nameless = remote_root_dir(c, b"nameless")   # its name will be lost on MDT0
     m.stop()
     for p in [*c.osts, *c.mdts, c.mds]:
         p.stop()
