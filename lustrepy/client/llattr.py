@@ -145,15 +145,19 @@ class AttrOps(FileOps):
         return json.dumps(out, sort_keys=True).encode()
 
     async def _lmv_state(self, node: Inode) -> bytes:
-        """The virtual attribute `lustrepy.lmv` of a directory: its FID and the MDT that holds its
-        entries (JSON; read by `lfsctl getdirstripe` and `lfsctl mkdir`)."""
-        if node.attr is None:
-            await self._fetch(node)
+        """The virtual attribute `lustrepy.lmv` of a directory: its FID, the MDT that holds its
+        entries and, for a striped directory, each stripe's MDT and FID, its hash (JSON; read by
+        `lfsctl getdirstripe` and `lfsctl mkdir`)."""
+        await self._fetch(node)                 # the stripes come with the attributes
         if not node.is_dir:
             raise LpError(errno.ENOTDIR, "directory placement is kept for directories")
         mdt = await self.meta.run(self.mdc.mdt_of, node.fid)
-        f = node.fid
-        out = {"fid": f"[{f.seq:#x}:{f.oid:#x}:{f.ver:#x}]", "mdt": mdt, "mdt_count": self.mdc.view.count()}
+        out: dict[str, Any] = {"fid": str(node.fid), "mdt": mdt, "mdt_count": self.mdc.view.count(),
+                               "stripe_count": 0, "hash": "none", "stripes": []}
+        s = self.mdc.stripes(node.fid) if hasattr(self.mdc, "stripes") else None
+        if s is not None:
+            out.update(stripe_count=s.count, hash=s.hash_type,
+                       stripes=[{"mdt": m, "fid": str(f)} for f, m in zip(s.fids, s.mdts, strict=True)])
         return json.dumps(out, sort_keys=True).encode()
 
     async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:

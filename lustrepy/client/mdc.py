@@ -298,9 +298,12 @@ class Mdc:
                             op=mpb.ReintOp(**op), want_wbc=want_wbc)
 
     def mkdir(self, parent: Fid, name: bytes, mode: int = 0o755, cred: Cred | None = None, *,
-              want_wbc: bool = False, mdt_index: int | None = None) -> mpb.ReintReply:
-        """mkdir; with mdt_index, the directory's inode goes to that MDT (lfsctl mkdir -i)."""
-        op = mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode)
+              want_wbc: bool = False, mdt_index: int | None = None, stripe_count: int = 0,
+              stripe_hash: str = "") -> mpb.ReintReply:
+        """mkdir; with mdt_index, the directory's inode goes to that MDT (lfsctl mkdir -i); with
+        stripe_count > 1, its entries are striped over that many MDTs (lfsctl mkdir -c)."""
+        op = mpb.MkdirOp(parent=fid_to_pb(parent), name=name, mode=mode, stripe_count=stripe_count,
+                         stripe_hash=stripe_hash)
         if mdt_index is not None:
             op.remote, op.mdt_index = True, mdt_index
         return self.reint(cred, mkdir=op, want_wbc=want_wbc)
@@ -355,14 +358,7 @@ class Mdc:
                             max_entries=max_entries, with_attrs=with_attrs)
 
     def listdir(self, fid: Fid, cred: Cred | None = None) -> list[mpb.DirEntry]:
-        out: list[mpb.DirEntry] = []
-        cookie = 0
-        while True:
-            rep = self.readdir(fid, cookie, cred=cred)
-            out.extend(rep.entries)
-            if rep.eof or not rep.entries:
-                return out
-            cookie = rep.entries[-1].cookie
+        return list_all(self.readdir, fid, cred)
 
     def getxattr(self, fid: Fid, name: bytes, cred: Cred | None = None) -> bytes:
         return self.request(self.stub.Getxattr, mpb.GetxattrRequest, cred, fid=fid_to_pb(fid), name=name).value
@@ -457,3 +453,15 @@ def _size_fields(size: int | None) -> dict[str, Any]:
     if size == SIZE_LOST:
         return {"size_lost": True}
     return {"has_size": True, "size": size, "blocks": (size + 511) // 512}
+
+
+def list_all(readdir: Callable[..., mpb.ReaddirReply], fid: Fid, cred: Cred | None) -> list[mpb.DirEntry]:
+    """Every entry of a directory, page after page of `readdir`."""
+    out: list[mpb.DirEntry] = []
+    cookie = 0
+    while True:
+        rep = readdir(fid, cookie, cred=cred)
+        out.extend(rep.entries)
+        if rep.eof or not rep.entries:
+            return out
+        cookie = rep.entries[-1].cookie

@@ -24,6 +24,7 @@ WIRE_ERRNO: dict[str, int] = {
     "EOVERFLOW": 75, "EBADMSG": 74, "EPROTO": 71, "EALREADY": 114,
     "ENOTCONN": 107, "ESHUTDOWN": 108, "ETIMEDOUT": 110, "ECONNREFUSED": 111,
     "EINPROGRESS": 115, "ESTALE": 116, "EDQUOT": 122, "ECANCELED": 125, "EKEYEXPIRED": 127,
+    "EREMCHG": 78,
 }
 
 _HOST_TO_WIRE = {getattr(_errno, n): w for n, w in WIRE_ERRNO.items() if hasattr(_errno, n)}

@@ -1,10 +1,12 @@
-"""`lfsctl mkdir -i IDX DIR` and `lfsctl getdirstripe DIR`: directories placed on an MDT.
+"""`lfsctl mkdir -i IDX | -c N [-H HASH] DIR` and `lfsctl getdirstripe DIR`: directories placed
+on an MDT or striped over several.
 
 `mkdir -i` makes DIR with its inode and entries on MDT IDX (a remote directory, Lustre's
-`lfs mkdir -i`) while its name stays in the parent's MDT: the parent's FID comes from the
-mount's virtual attribute `lustrepy.lmv`, the MDT holding the parent from the FID location
-database, and the directory is made by that MDT (Mds.MkdirAt, an admin call, with the
-caller's uid and gids) as one operation across the two MDTs. `getdirstripe` shows where a
+`lfs mkdir -i`) while its name stays in the parent's MDT; `mkdir -c N` makes DIR striped over N
+MDTs, its first stripe on the parent's MDT and its names spread by HASH. The parent's FID comes
+from the mount's virtual attribute `lustrepy.lmv`, the MDT holding the parent from the FID
+location database, and the directory is made by that MDT (Mds.MkdirAt, an admin call, with the
+caller's uid and gids) as one operation across the MDTs. `getdirstripe` shows where a
 directory's entries live, in `lfs getdirstripe`'s words.
 """
 
@@ -13,8 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
+from lustrepy.common.dirhash import HASHES
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import Fid
 from lustrepy.ctl import output, query, target, vxattr
@@ -51,10 +54,17 @@ def make(args: argparse.Namespace, path: str) -> None:
         raise QuietError(f"{path}: give the new directory's name")
     where = placement(parent)
     mgs = target.resolve(mgs=args.mgs, root=args.root, path=parent).address
-    _mdt_address(mgs, args.mdt_index)           # the MDT asked for exists
-    owner = _mdt_address(mgs, int(where["mdt"]))
-    op = mpb.MkdirOp(parent=fid_to_pb(Fid.parse(where["fid"])), name=os.fsencode(name), mode=args.mode,
-                     remote=True, mdt_index=args.mdt_index)
+    here = int(where["mdt"])
+    op = mpb.MkdirOp(parent=fid_to_pb(Fid.parse(where["fid"])), name=os.fsencode(name), mode=args.mode)
+    if args.stripe_count > 1:
+        if args.mdt_index is not None and args.mdt_index != here:
+            raise QuietError(f"{path}: a striped directory starts on its parent's MDT ({here}); "
+                             f"make it in a directory of MDT {args.mdt_index}")
+        op.stripe_count, op.stripe_hash = args.stripe_count, args.hash
+    elif args.mdt_index is not None:
+        _mdt_address(mgs, args.mdt_index)           # the MDT asked for exists
+        op.remote, op.mdt_index = True, args.mdt_index
+    owner = _mdt_address(mgs, here)
     hdr = cpb.ReqHdr(xid=1, uid=os.getuid(), gid=os.getgid(), groups=list(os.getgroups()))
     rep = query.mds_rpc(owner, lambda stub: call(stub.MkdirAt, mpb.MkdirAtRequest(hdr=hdr, op=op), timeout=TIMEOUT),
                         TIMEOUT)
@@ -65,6 +75,9 @@ def make(args: argparse.Namespace, path: str) -> None:
 
 
 def run_mkdir(args: argparse.Namespace) -> int:
+    if args.mdt_index is None and args.stripe_count < 2:
+        print("lfsctl mkdir: give -i IDX (a remote directory) or -c N, N >= 2 (a striped one)", file=sys.stderr)
+        return 2
     status = 0
     for p in args.paths:
         try:
@@ -78,14 +91,20 @@ def run_mkdir(args: argparse.Namespace) -> int:
 def run_getdirstripe(args: argparse.Namespace) -> int:
     states = [(p, placement(p)) for p in args.paths]
     if args.json:
-        out = [{"path": p, "fid": d["fid"], "lmv_stripe_count": 0, "lmv_stripe_offset": d["mdt"],
-                "lmv_hash_type": "none", "mdt_count": d.get("mdt_count", 1)} for p, d in states]
+        out = [{"path": p, "fid": d["fid"], "lmv_stripe_count": d.get("stripe_count", 0),
+                "lmv_stripe_offset": d["mdt"], "lmv_hash_type": d.get("hash", "none"),
+                "mdt_count": d.get("mdt_count", 1), "stripes": d.get("stripes", [])} for p, d in states]
         sys.stdout.write(output.to_json(out[0] if len(out) == 1 else out))
         return 0
     for p, d in states:
         if len(states) > 1:
             print(p)
-        print(f"lmv_stripe_count: 0 lmv_stripe_offset: {d['mdt']} lmv_hash_type: none")
+        print(f"lmv_stripe_count: {d.get('stripe_count', 0)} lmv_stripe_offset: {d['mdt']} "
+              f"lmv_hash_type: {d.get('hash', 'none')}")
+        if d.get("stripes"):
+            print("mdtidx\t\t FID[seq:oid:ver]")
+            for st in d["stripes"]:
+                print(f"{st['mdt']:6d}\t\t {st['fid']}")
     return 0
 
 
@@ -99,23 +118,34 @@ def _mode(text: str) -> int:
     return v
 
 
-def _index(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an MDT index: {text!r}") from None
-    if not 0 <= v <= 255:
-        raise argparse.ArgumentTypeError(f"MDT index {v} out of range 0..255")
-    return v
+def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {v} out of range {lo}..{hi}")
+        return v
+    return parse
+
+
+_index = _int_in(0, 255, "an MDT index")
+_count = _int_in(1, 64, "a stripe count")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]) -> None:
-    m = sub.add_parser("mkdir", parents=parents, help="make a directory on a chosen MDT",
+    m = sub.add_parser("mkdir", parents=parents, help="make a directory on a chosen MDT, or striped over several",
                        description="Make each DIR on a lustrepy mount with its inode and entries on MDT IDX "
-                                   "(a remote directory); its name stays with its parent's MDT. Needs the "
+                                   "(-i: a remote directory; its name stays with its parent's MDT), or with "
+                                   "its entries striped over N MDTs by a hash of their names (-c). Needs the "
                                    "admin certificate; the directory is made with the caller's uid and groups.")
-    m.add_argument("-i", "--mdt-index", dest="mdt_index", type=_index, required=True, metavar="IDX",
-                   help="the MDT to hold the directory")
+    m.add_argument("-i", "--mdt-index", dest="mdt_index", type=_index, default=None, metavar="IDX",
+                   help="the MDT to hold the directory (a remote directory)")
+    m.add_argument("-c", "--stripe-count", dest="stripe_count", type=_count, default=0, metavar="N",
+                   help="stripe the directory's entries over N MDTs, the first its parent's")
+    m.add_argument("-H", "--hash", choices=HASHES, default=HASHES[0],
+                   help="how a striped directory's names pick their stripe (default fnv_1a_64)")
     m.add_argument("-m", "--mode", type=_mode, default=0o755, help="permission bits, octal (default 755)")
     m.add_argument("paths", nargs="+", metavar="DIR")
     m.set_defaults(func=run_mkdir)

@@ -33,6 +33,7 @@ from lustrepy.common.records import Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds import fld, remote
 from lustrepy.mds.dnenames import NameMoves, apply_names
+from lustrepy.mds.dnestripe import StripedDirs, apply_stripes
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.channel import call, make_channel
@@ -92,7 +93,7 @@ def _fid_j(f: Fid) -> list[int]:
     return [f.seq, f.oid, f.ver]
 
 
-class Dne(NameMoves):
+class Dne(NameMoves, StripedDirs):
     """The coordinator's side, with its redo thread and channels to the other MDTs."""
 
     def __init__(self, mdt: Host) -> None:
@@ -204,6 +205,8 @@ class Dne(NameMoves):
         mdt = self.mdt
         if entry["kind"] in ("rename", "unlink", "link"):
             return self.names_through(op_id, entry, finish, encode, deadline)
+        if entry["kind"] in ("smkdir", "srmdir"):
+            return self.stripes_through(op_id, entry, finish, encode, deadline)
         parent, name = Fid(*entry["parent"]), bytes.fromhex(entry["name"])
         target = int(entry["mdt"])
         if entry["kind"] == "mkdir":
@@ -370,6 +373,8 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
 
     if req.kind in (K.BIND, K.NAMES):
         rep = apply_names(mdt, req, done)
+    elif req.kind in (K.SHARD, K.KILL, K.REVIVE, K.UNSHARD):
+        rep = apply_stripes(mdt, req, done)
     elif req.kind == K.MKDIR:
         check_name(req.name)
         parent = fid_from_pb(req.parent)

@@ -141,6 +141,8 @@ class TxBase:
         # where nobody else changes anything meanwhile (`stable`: a write transaction, or a read
         # holding the writer lock), a miss is remembered.
         self._free: set[tuple[int, bytes]] = set()
+        # Which stripe of a striped directory each directory read is (None: none), as _seen
+        self._places: dict[int, Any] = {}
         self.conn = _Conn(conn, self._seen, self._free)
         self.writable = writable
         self.stable = writable if stable is None else stable
@@ -158,6 +160,7 @@ class TxBase:
         """Start from what a stable `earlier` read, the database not having changed since."""
         self._seen.update(earlier._seen)
         self._free.update(earlier._free)
+        self._places.update(earlier._places)
 
     # ---- finding ----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from lustrepy.common import perm
 from lustrepy.mds import remote
 from lustrepy.mds.namespace import Tx
 from lustrepy.mds.records import SetAttr
-from lustrepy.mds.wire import attr_pb, new_file_pb
+from lustrepy.mds.wire import add_stripes, attr_pb, new_file_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_err, rep_ok
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 
@@ -102,6 +102,7 @@ def _reply(tx: Tx, attr: Attr, disposition: int, with_layout: bool) -> mpb.Inten
     rep = mpb.IntentReply(hdr=rep_ok(), disposition=disposition, attr=attr_pb(tx, attr))
     if with_layout and stat.S_ISREG(attr.mode):
         _add_layout(rep, tx.get_layout(attr.fid))
+    add_stripes(tx, attr, rep)
     return rep
 
 

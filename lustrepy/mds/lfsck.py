@@ -51,6 +51,8 @@ class _Checker:
         # stubs of inodes on other MDTs, and names other MDTs hold for inodes here (remote.py)
         self.stubs = dict(conn.execute("SELECT inode, mdt FROM remote_inodes").fetchall())
         self.rnamed = Counter(r[0] for r in conn.execute("SELECT inode FROM remote_names"))
+        # a striped directory's further stripes are named by their master, on its MDT
+        self.rnamed.update(r[0] for r in conn.execute("SELECT inode FROM dir_stripes WHERE idx > 0"))
         self.layouts: dict[int, Layout] = {}
 
     def bad(self, msg: str) -> None:

@@ -25,6 +25,7 @@ from lustrepy.common.layout import Layout, StripeObject
 from lustrepy.common.names import check_name, check_symlink_target
 from lustrepy.common.records import Attr, Cred, DirEntry
 from lustrepy.common import perm
+from lustrepy.mds import dirplace
 from lustrepy.mds import rename as _rename
 from lustrepy.mds import resources as _res
 from lustrepy.mds import setattr as _setattr
@@ -193,6 +194,8 @@ class Tx(TxBase):
         pid, pa, hit = self._node_child(parent, name)
         perm.may_lookup(cred, pa)
         check_name(name)
+        if hit is None:             # a name of another stripe, or a stripe being removed, is not here
+            dirplace.check_place(self, pid, name)
         return pid, pa, hit
 
     def _prepare_create(self, cred: Cred, parent: Fid, name: bytes) -> tuple[int, Attr]:
@@ -303,6 +306,8 @@ class Tx(TxBase):
             raise LpError(errno.EBUSY, "cannot remove the root directory")
         if self._has_entries(cid):
             raise LpError(errno.ENOTEMPTY, f"directory {name!r} is not empty")
+        if dirplace.place(self, cid) is not None:
+            raise LpError(errno.EXDEV, f"{name!r} is a striped directory: its MDTs remove it together")
         self._delete_dentry(did)
         self._bump(pid, nlink=-1, mtime=True)
         a, _, _ = self._drop_link(cid, isdir=True)

@@ -24,10 +24,10 @@ from lustrepy.common.protocol import RENAME, SA, XATTR, check_bits
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.ldlm.modes import LockMode
-from lustrepy.mds import mirrors, remote
+from lustrepy.mds import dirstripe, mirrors, remote
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.namespace import SetAttr, Tx
-from lustrepy.mds.wire import attr_pb
+from lustrepy.mds.wire import add_stripes, attr_pb
 from lustrepy.rpc.convert import fid_from_pb, layout_from_pb, layout_to_pb, rep_ok
 from lustrepy.rpc.v1 import common_pb2 as cpb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
@@ -73,6 +73,7 @@ def _reply(attr: Attr | None, tx: Tx, with_layout: bool = True) -> mpb.ReintRepl
     rep = mpb.ReintReply(hdr=rep_ok())
     if attr is not None:
         rep.attr.CopyFrom(attr_pb(tx, attr))
+        add_stripes(tx, attr, rep)
         if with_layout and stat.S_ISREG(attr.mode):
             lo = tx.get_layout(attr.fid)
             if lo is not None:
@@ -150,14 +151,23 @@ def _across(mdt: Mdt, kind: str, body: Any, cred: Cred) -> Callable[..., tuple[m
         parent = fid_from_pb(body.parent)
         return lambda c, cid, xid, fin, enc: mdt.dne.mkdir(c, cid, xid, parent, body.name, body.mode,
                                                            body.mdt_index, fin, enc)
+    if kind == "mkdir" and body.stripe_count > 1:
+        parent = fid_from_pb(body.parent)
+        return lambda c, cid, xid, fin, enc: mdt.dne.mkdir_striped(c, cid, xid, parent, body.name, body.mode,
+                                                                   body.stripe_count, body.stripe_hash, fin, enc)
     if not mdt.mdts.several:
         return None
     if kind in ("rmdir", "unlink"):
         parent = fid_from_pb(body.parent)
         try:
             stub = mdt.store.peek(lambda tx: remote.named_remote(tx, cred, parent, body.name))
+            striped = None if stub is not None or kind == "unlink" else mdt.store.peek(
+                lambda tx: dirstripe.check_remove(tx, cred, parent, body.name))
         except LpError:
             return None         # the local path says what is wrong
+        if striped is not None:
+            fid = striped[0]
+            return lambda c, cid, xid, fin, enc: mdt.dne.rmdir_striped(c, cid, xid, parent, body.name, fid, fin, enc)
         if stub is None:
             return None
         if kind == "rmdir":

@@ -280,6 +280,23 @@ CREATE TABLE IF NOT EXISTS dne_done (
     PRIMARY KEY (coordinator, op_id, kind)
 ) WITHOUT ROWID;
 
+-- dir_stripes: this MDT's directories that are stripes of a striped directory (mds/dirstripe.py). The
+--   master (stripe 0, named by a dentry as any directory) lists every stripe in `stripes` (JSON: [seq, oid,
+--   ver, mdt] each, stripe 0 first); a shard (stripe `idx` > 0) has no dentry and names its master. A name
+--   lives in the stripe its hash picks; `dying` (set while the directory is removed) refuses new names.
+CREATE TABLE IF NOT EXISTS dir_stripes (
+    inode       INTEGER PRIMARY KEY REFERENCES inodes(id),
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    count       INTEGER NOT NULL CHECK (count > idx),
+    hash        TEXT NOT NULL,
+    master_seq  INTEGER NOT NULL,
+    master_oid  INTEGER NOT NULL,
+    master_ver  INTEGER NOT NULL,
+    master_mdt  INTEGER NOT NULL,
+    dying       INTEGER NOT NULL DEFAULT 0,
+    stripes     TEXT
+);
+
 -- mdts (MDT0 only): every other MDT that ever registered. index <-> (uuid, instance) is one-to-one and
 --   never changes (instance: the random one of its format, so a reformatted MDT cannot pose as the one
 --   whose inodes other MDTs name); address is the latest one announced.

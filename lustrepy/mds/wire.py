@@ -1,5 +1,6 @@
 """Reply pieces the MDS handlers share: attributes on the wire with their
-size-on-MDS flag. Reads the transaction it is handed; never writes."""
+size-on-MDS flag, and a striped directory's stripes. Reads the transaction it is handed;
+never writes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import stat
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.records import Attr
+from lustrepy.mds import dirstripe
 from lustrepy.mds.namespace import Tx
 from lustrepy.rpc.convert import attr_to_pb
+from lustrepy.rpc.dirwire import stripes_to_pb
 from lustrepy.rpc.v1 import common_pb2 as cpb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
 
 
 def attr_pb(tx: Tx, attr: Attr) -> cpb.Attr:
@@ -31,3 +35,11 @@ def new_file_pb(attr: Attr, *, writer: bool) -> cpb.Attr:
     m = attr_to_pb(attr)
     m.size_valid = not writer
     return m
+
+
+def add_stripes(tx: Tx, attr: Attr, rep: mpb.IntentReply | mpb.ReintReply) -> None:
+    """When `attr` is a striped directory's master, its stripes go in the reply."""
+    if stat.S_ISDIR(attr.mode):
+        s = dirstripe.stripes_of_fid(tx, attr.fid)
+        if s is not None:
+            rep.stripes.CopyFrom(stripes_to_pb(s))

@@ -14,25 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dne import remote_root_dir
+from tests.support.dne import remote_root_dir, striped_root_dir
 from tests.support.mounts import mount
 from tests.support.servers import BIN, Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module", params=["mdt0", "remote"])
+@pytest.fixture(scope="module", params=["mdt0", "remote", "striped"])
 def fs(request, tmp_path_factory):
     """The mount's root; with "remote", a directory of the root whose inode and entries live on
-    MDT1 of a file system of two MDTs (every test then runs inside it)."""
+    MDT1 of a file system of two MDTs (every test then runs inside it); with "striped", one whose
+    entries are striped over both MDTs."""
     root = tmp_path_factory.mktemp("mnt")
     c = Cluster(root / "srv")
     (root / "srv").mkdir()
     m = None
     try:
-        c.start(4, n_mdts=2 if request.param == "remote" else 1)
+        c.start(4, n_mdts=1 if request.param == "mdt0" else 2)
         if request.param == "remote":
             remote_root_dir(c, b"on-mdt1")
+        elif request.param == "striped":
+            striped_root_dir(c, b"on-mdt1")
         m = mount(c, root / "mnt")
         wait_for(lambda: _active_osts(m.path) == 4, what="4 OSTs active")
         yield m.path if request.param == "mdt0" else m.path / "on-mdt1"

@@ -11,26 +11,30 @@ import threading
 
 import pytest
 
-from tests.support.dne import remote_root_dir
+from tests.support.dne import remote_root_dir, striped_root_dir
 from tests.support.mounts import mount
 from tests.support.servers import BIN, Cluster
 
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module", params=["mdt0", "remote"])
+@pytest.fixture(scope="module", params=["mdt0", "remote", "striped"])
 def two(request, tmp_path_factory):
     """Two mounts' roots; with "remote", a directory whose inode and entries live on MDT1 of a
-    file system of two MDTs, seen through both mounts (its locks are MDT1's)."""
+    file system of two MDTs, seen through both mounts (its locks are MDT1's); with "striped", one
+    whose entries are striped over both MDTs."""
     root = tmp_path_factory.mktemp("two")
     (root / "srv").mkdir()
     c = Cluster(root / "srv")
     mounts = []
     try:
-        c.start(2, n_mdts=2 if request.param == "remote" else 1)
+        c.start(2, n_mdts=1 if request.param == "mdt0" else 2)
         sub = ""
         if request.param == "remote":
             remote_root_dir(c, b"on-mdt1")
+            sub = "on-mdt1"
+        elif request.param == "striped":
+            striped_root_dir(c, b"on-mdt1")
             sub = "on-mdt1"
         mounts.append(mount(c, root / "a"))
         mounts.append(mount(c, root / "b"))

@@ -11,26 +11,8 @@ import subprocess
 import pytest
 
 from tests.dne.test_remote_dirs import _rows
-from tests.support.dne import remote_root_dir
-from tests.support.mounts import mount
-from tests.support.servers import Cluster
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def fs(tmp_path):
-    (tmp_path / "srv").mkdir()
-    c = Cluster(tmp_path / "srv").start(1, n_mdts=2)
-    m = None
-    try:
-        remote_root_dir(c, b"far")
-        m = mount(c, tmp_path / "m")
-        yield c, m
-    finally:
-        if m is not None:
-            m.stop()
-        c.stop()
 
 
 def test_a_remote_directory_through_the_mount(fs):

@@ -28,12 +28,21 @@ def all_active(address: str, n: int):
     return v if len(v.mdts) == n and all(m.active for m in v.mdts) else None
 
 
-def remote_root_dir(c: Cluster, name: bytes, index: int = 1, mode: int = 0o777) -> Fid:
-    """Wait until every MDT is active, then make directory `name` of the root on MDT `index`."""
+def root_dir(c: Cluster, name: bytes, mode: int = 0o777, **how: int) -> Fid:
+    """Wait until every MDT is active, then make directory `name` of the root as `how` says
+    (mdt_index=I: on MDT I, as `lfsctl mkdir -i`; stripe_count=N: striped, as `lfsctl mkdir -c`)."""
     wait_for(lambda: all_active(c.mds.address, 1 + len(c.mdts)), what="every MDT active")
     admin = Mdc(c.mds.address, c.fsname, client_id="admin:mk")
     admin.connect()
     try:
-        return fid_from_pb(admin.mkdir(ROOT_FID, name, mode, mdt_index=index).attr.fid)
+        return fid_from_pb(admin.mkdir(ROOT_FID, name, mode, **how).attr.fid)  # type: ignore[arg-type]
     finally:
         admin.close()
+
+
+def remote_root_dir(c: Cluster, name: bytes, index: int = 1, mode: int = 0o777) -> Fid:
+    return root_dir(c, name, mode, mdt_index=index)
+
+
+def striped_root_dir(c: Cluster, name: bytes, count: int = 2, mode: int = 0o777) -> Fid:
+    return root_dir(c, name, mode, stripe_count=count)

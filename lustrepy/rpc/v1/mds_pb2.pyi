@@ -115,7 +115,7 @@ class IntentRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., ops: _Optional[int] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., open_flags: _Optional[int] = ..., create_mode: _Optional[int] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., new_fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., lock_mode: _Optional[_Union[_common_pb2.LockMode, str]] = ..., ibits: _Optional[int] = ..., want_wbc: _Optional[bool] = ...) -> None: ...
 
 class IntentReply(_message.Message):
-    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr", "wbc_lock", "remote", "remote_mdt")
+    __slots__ = ("hdr", "lock", "disposition", "attr", "layout", "has_layout", "open_handle", "parent_attr", "wbc_lock", "remote", "remote_mdt", "stripes")
     HDR_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class IntentReply(_message.Message):
     WBC_LOCK_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_MDT_FIELD_NUMBER: _ClassVar[int]
+    STRIPES_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     lock: _common_pb2.LockDesc
     disposition: int
@@ -138,7 +139,8 @@ class IntentReply(_message.Message):
     wbc_lock: _common_pb2.LockDesc
     remote: bool
     remote_mdt: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., remote: _Optional[bool] = ..., remote_mdt: _Optional[int] = ...) -> None: ...
+    stripes: DirStripes
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., disposition: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., open_handle: _Optional[int] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., remote: _Optional[bool] = ..., remote_mdt: _Optional[int] = ..., stripes: _Optional[_Union[DirStripes, _Mapping]] = ...) -> None: ...
 
 class CreateOp(_message.Message):
     __slots__ = ("parent", "name", "mode", "rdev", "fid", "layout", "has_layout", "delay_layout")
@@ -161,20 +163,34 @@ class CreateOp(_message.Message):
     def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., rdev: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., delay_layout: _Optional[bool] = ...) -> None: ...
 
 class MkdirOp(_message.Message):
-    __slots__ = ("parent", "name", "mode", "fid", "remote", "mdt_index")
+    __slots__ = ("parent", "name", "mode", "fid", "remote", "mdt_index", "stripe_count", "stripe_hash")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     FID_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
     MDT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_HASH_FIELD_NUMBER: _ClassVar[int]
     parent: _common_pb2.Fid
     name: bytes
     mode: int
     fid: _common_pb2.Fid
     remote: bool
     mdt_index: int
-    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., remote: _Optional[bool] = ..., mdt_index: _Optional[int] = ...) -> None: ...
+    stripe_count: int
+    stripe_hash: str
+    def __init__(self, parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., mode: _Optional[int] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., remote: _Optional[bool] = ..., mdt_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ...) -> None: ...
+
+class DirStripes(_message.Message):
+    __slots__ = ("hash_type", "fids", "mdts")
+    HASH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FIDS_FIELD_NUMBER: _ClassVar[int]
+    MDTS_FIELD_NUMBER: _ClassVar[int]
+    hash_type: str
+    fids: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fid]
+    mdts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, hash_type: _Optional[str] = ..., fids: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ..., mdts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SymlinkOp(_message.Message):
     __slots__ = ("parent", "name", "target", "fid")
@@ -333,7 +349,7 @@ class ReintRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ..., want_wbc: _Optional[bool] = ...) -> None: ...
 
 class ReintReply(_message.Message):
-    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock", "parent_attr", "wbc_lock")
+    __slots__ = ("hdr", "attr", "layout", "has_layout", "lock", "parent_attr", "wbc_lock", "stripes")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
@@ -341,6 +357,7 @@ class ReintReply(_message.Message):
     LOCK_FIELD_NUMBER: _ClassVar[int]
     PARENT_ATTR_FIELD_NUMBER: _ClassVar[int]
     WBC_LOCK_FIELD_NUMBER: _ClassVar[int]
+    STRIPES_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     attr: _common_pb2.Attr
     layout: _common_pb2.Layout
@@ -348,7 +365,8 @@ class ReintReply(_message.Message):
     lock: _common_pb2.LockDesc
     parent_attr: _common_pb2.Attr
     wbc_lock: _common_pb2.LockDesc
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ...) -> None: ...
+    stripes: DirStripes
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., stripes: _Optional[_Union[DirStripes, _Mapping]] = ...) -> None: ...
 
 class UpdateRecord(_message.Message):
     __slots__ = ("seq", "op", "time_ns", "uid", "gid", "groups")
@@ -697,7 +715,7 @@ class MdtAnnounceReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., heartbeat_interval_s: _Optional[float] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
 
 class DneUpdateRequest(_message.Message):
-    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt")
+    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NONE: _ClassVar[DneUpdateRequest.Kind]
@@ -706,12 +724,20 @@ class DneUpdateRequest(_message.Message):
         UNMAKE: _ClassVar[DneUpdateRequest.Kind]
         BIND: _ClassVar[DneUpdateRequest.Kind]
         NAMES: _ClassVar[DneUpdateRequest.Kind]
+        SHARD: _ClassVar[DneUpdateRequest.Kind]
+        KILL: _ClassVar[DneUpdateRequest.Kind]
+        REVIVE: _ClassVar[DneUpdateRequest.Kind]
+        UNSHARD: _ClassVar[DneUpdateRequest.Kind]
     NONE: DneUpdateRequest.Kind
     MKDIR: DneUpdateRequest.Kind
     RMDIR: DneUpdateRequest.Kind
     UNMAKE: DneUpdateRequest.Kind
     BIND: DneUpdateRequest.Kind
     NAMES: DneUpdateRequest.Kind
+    SHARD: DneUpdateRequest.Kind
+    KILL: DneUpdateRequest.Kind
+    REVIVE: DneUpdateRequest.Kind
+    UNSHARD: DneUpdateRequest.Kind
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     OP_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -731,6 +757,9 @@ class DneUpdateRequest(_message.Message):
     SRC_NAME_FIELD_NUMBER: _ClassVar[int]
     HAS_NEW_FIELD_NUMBER: _ClassVar[int]
     NEW_MDT_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_HASH_FIELD_NUMBER: _ClassVar[int]
     coordinator: str
     op_id: int
     kind: DneUpdateRequest.Kind
@@ -750,7 +779,10 @@ class DneUpdateRequest(_message.Message):
     src_name: bytes
     has_new: bool
     new_mdt: int
-    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ...) -> None: ...
+    stripe_index: int
+    stripe_count: int
+    stripe_hash: str
+    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ...) -> None: ...
 
 class DneUpdateReply(_message.Message):
     __slots__ = ("hdr", "attr")

@@ -1,0 +1,100 @@
+"""A mounted file system over two MDTs: a directory striped over both (lfsctl mkdir -c 2) works as
+any directory for shell tools and POSIX calls while its names are spread over the MDTs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from lustrepy.common.dirhash import stripe_index
+from tests.dne.test_mount_remote import _lfsctl
+from tests.dne.test_remote_dirs import _rows
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _drop_caches() -> None:
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+
+
+def test_lfsctl_makes_a_striped_directory_that_shell_tools_use(fs):
+    c, m = fs
+    d = m.path / "s"
+    r = _lfsctl("mkdir", "-c", "2", "-m", "775", str(d))
+    assert (r.returncode, r.stderr) == (0, "")
+    r = _lfsctl("getdirstripe", str(d))
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and lines[0] == "lmv_stripe_count: 2 lmv_stripe_offset: 0 lmv_hash_type: fnv_1a_64"
+    assert [ln.split()[0] for ln in lines[2:]] == ["0", "1"]
+    got = json.loads(_lfsctl("getdirstripe", "--json", str(d)).stdout)
+    assert got["lmv_stripe_count"] == 2 and [s["mdt"] for s in got["stripes"]] == [0, 1]
+    assert oct(os.stat(d).st_mode & 0o777) == "0o775"
+    # files and directories land in the stripe their names hash to
+    names = [f"f{i}" for i in range(30)]
+    for n in names:
+        (d / n).write_text(n)
+    for i in range(6):
+        (d / f"sub{i}").mkdir()
+        (d / f"sub{i}" / "inner").write_text("x")
+    assert sorted(os.listdir(d)) == sorted(names + [f"sub{i}" for i in range(6)])
+    on1 = {r[0].decode() for r in _rows(c, "mdt1", "SELECT name FROM dentries")}
+    want1 = {n for n in names + [f"sub{i}" for i in range(6)] if stripe_index("fnv_1a_64", 2, n.encode()) == 1}
+    assert want1 and want1 <= on1
+    # the directory's links count every subdirectory whatever its stripe; its times follow changes
+    assert os.stat(d).st_nlink == 2 + 6
+    before = os.stat(d).st_mtime_ns
+    time.sleep(0.01)
+    far = next(f"new{i}" for i in range(100) if stripe_index("fnv_1a_64", 2, f"new{i}".encode()) == 1)
+    (d / far).write_text("late")
+    assert os.stat(d).st_mtime_ns > before
+    _drop_caches()
+    for n in names:
+        assert (d / n).read_text() == n
+    # rename of a file between the stripes keeps its inode and data
+    src = next(n for n in names if stripe_index("fnv_1a_64", 2, n.encode()) == 0)
+    dst = next(f"r{i}" for i in range(100) if stripe_index("fnv_1a_64", 2, f"r{i}".encode()) == 1)
+    ino = os.stat(d / src).st_ino
+    os.rename(d / src, d / dst)
+    assert os.stat(d / dst).st_ino == ino and (d / dst).read_text() == src and not (d / src).exists()
+    # shell tools: find, tar, cp -a, rm -rf
+    out = subprocess.run(["find", str(d), "-type", "f"], capture_output=True, text=True, check=True).stdout
+    assert len(out.splitlines()) == 30 + 6 + 1
+    subprocess.run(["tar", "-C", str(m.path), "-cf", str(m.path / "t.tar"), "s"], check=True)
+    subprocess.run(["cp", "-a", str(d), str(m.path / "copy")], check=True)
+    assert sorted(os.listdir(m.path / "copy")) == sorted(os.listdir(d))
+    subprocess.run(["rm", "-rf", str(d)], check=True)
+    assert not d.exists() and "s" not in os.listdir(m.path)
+    assert _rows(c, "mdt", "SELECT count(*) FROM dir_stripes") == [(0,)]
+    assert _rows(c, "mdt1", "SELECT count(*) FROM dir_stripes") == [(0,)]
+
+
+def test_a_striped_directory_s_mode_rules_every_stripe(fs):
+    c, m = fs
+    d = m.path / "s"
+    assert _lfsctl("mkdir", "-c", "2", "-m", "777", str(d)).returncode == 0
+    os.chmod(d, 0o700)
+    os.chown(d, 1000, 1000)
+    modes = {(r[0] & 0o7777, r[1]) for r in _rows(c, "mdt1", "SELECT mode, uid FROM inodes WHERE mode & 61440 "
+                                                             "= 16384 AND id IN (SELECT inode FROM dir_stripes)")}
+    assert modes == {(0o700, 1000)}
+    # a user other than the owner may make no name in either stripe
+    for i in range(8):
+        p = subprocess.run(["setpriv", "--reuid", "2000", "--regid", "2000", "--clear-groups", "touch",
+                            str(d / f"x{i}")], capture_output=True, text=True)
+        assert p.returncode != 0 and "Permission denied" in p.stderr
+
+
+def test_bad_striped_mkdir_requests_get_one_line(fs):
+    c, m = fs
+    for args, words in ((("-c", "3", str(m.path / "x")), "2..2"), (("-c", "2", "-i", "1", str(m.path / "x")),
+                                                                    "parent's MDT"),
+                        (("-c", "2", "-H", "crc", str(m.path / "x")), "invalid choice")):
+        r = _lfsctl("mkdir", *args)
+        assert r.returncode != 0 and words in r.stderr.strip().splitlines()[-1], r.stderr       # argparse: usage, then one line
+    assert not (m.path / "x").exists()
+    r = _lfsctl("mkdir", str(m.path / "x"))
+    assert r.returncode == 2 and "-c N" in r.stderr
