@@ -5,13 +5,16 @@ cache), with the directories' entries on 1, 2 or 4 MDTs, side by side.
     .venv/bin/python bench/dne.py --mdts 1,2 --files 1000 --json
 
 For each MDT count K it brings up a cluster of its own (`lfsctl cluster up --mdts K --osts 1`),
-mounts it (the `lustrepy` program in the foreground, so its CPU can be read), makes one
-directory per process, directory i on MDT i mod K (`lfsctl mkdir -i`; MDT0's with mkdir), and
-times the processes creating and closing empty files in their directories at once; then the
-same with every process in one directory of MDT0 (the baseline of a single directory). Reports creates/s,
-the ratio to one MDT, and CPU per create of the client and of all MDSs. A benchmark, not a
-test: it stops what it started, also on failure. Until directories can be striped over MDTs,
-the spread over MDTs is by directory (remote directories).
+mounts it (the `lustrepy` program in the foreground, so its CPU can be read) and times the
+processes creating and closing empty files at once in three layouts:
+  striped  every process in one directory striped over the K MDTs (`lfsctl mkdir -c K`; with
+           one MDT, a plain directory made the same way: the baseline of the target);
+  spread   one directory per process, directory i on MDT i mod K (`lfsctl mkdir -i`);
+  shared   every process in one plain directory of MDT0.
+The same processes creating in a local directory and through bench/passthrough.py (a FUSE
+mount of a local directory) run first, in the same run, as references. Reports creates/s, the
+ratio to one MDT, and CPU per create of the client and of all MDSs. A benchmark, not a test:
+it stops what it started, also on failure.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
+LAYOUTS = ("striped", "spread", "shared")
 
 
 def _lfsctl(*args: str) -> str:
@@ -63,6 +67,36 @@ def _timed(dirs: list[str], n: int) -> float:
     return time.monotonic() - t0
 
 
+def references(ns: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The same creates in a local directory and through the FUSE pass-through."""
+    local = work / "local"
+    local.mkdir()
+    out: dict[str, Any] = {"local": {"creates_per_s": ns.procs * ns.files / _timed([str(local)] * ns.procs, ns.files)}}
+    src, mnt = work / "pt-src", work / "pt"
+    src.mkdir()
+    mnt.mkdir()
+    p = subprocess.Popen([sys.executable, str(Path(__file__).parent / "passthrough.py"), str(src), str(mnt)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.ismount(mnt):
+            if time.monotonic() > deadline or p.poll() is not None:
+                raise SystemExit("bench/dne.py: the pass-through did not mount")
+            time.sleep(0.05)
+        cpu0 = _cpu(p.pid)
+        secs = _timed([str(mnt)] * ns.procs, ns.files)
+        out["passthrough"] = {"creates_per_s": ns.procs * ns.files / secs,
+                              "client_cpu_us_per_create": 1e6 * (_cpu(p.pid) - cpu0) / (ns.procs * ns.files)}
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=60)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, timeout=60)
+            p.kill()
+    return out
+
+
 def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
     root, mnt = work / f"c{k}", work / f"m{k}"
     mnt.mkdir()
@@ -91,8 +125,11 @@ def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
             dirs.append(str(d))
         shared = mnt / "shared"
         shared.mkdir()
+        striped = mnt / "striped"           # made as lfsctl makes it, also with one MDT: this client
+        _lfsctl("mkdir", "-c", str(k), "--root", str(root), str(striped))    # knows none of its names
         out: dict[str, Any] = {"mdts": k}
-        for name, where in (("spread", dirs), ("shared", [str(shared)] * ns.procs)):
+        for name, where in (("striped", [str(striped)] * ns.procs), ("spread", dirs),
+                            ("shared", [str(shared)] * ns.procs)):
             cpu0 = [_cpu(p) for p in mds_pids], _cpu(mount.pid)
             secs = _timed(where, ns.files)
             cpu1 = [_cpu(p) for p in mds_pids], _cpu(mount.pid)
@@ -122,21 +159,27 @@ def main(argv: list[str] | None = None) -> int:
     ns = ap.parse_args(argv)
     counts = [int(x) for x in ns.mdts.split(",")]
     with tempfile.TemporaryDirectory(prefix="lp-bench-dne-") as w:
+        refs = references(ns, Path(w))
         results = [one(k, ns, Path(w)) for k in counts]
-    base = next((r["spread"]["creates_per_s"] for r in results if r["mdts"] == 1), None)
-    for r in results:
-        r["spread"]["ratio_to_1_mdt"] = r["spread"]["creates_per_s"] / base if base else None
+    for layout in LAYOUTS:
+        base = next((r[layout]["creates_per_s"] for r in results if r["mdts"] == 1), None)
+        for r in results:
+            r[layout]["ratio_to_1_mdt"] = r[layout]["creates_per_s"] / base if base else None
     if ns.json:
-        print(json.dumps({"procs": ns.procs, "files": ns.files, "results": results}, indent=2))
+        print(json.dumps({"procs": ns.procs, "files": ns.files, "references": refs, "results": results}, indent=2))
         return 0
-    print(f"{'MDTs':>4} {'layout':<8} {'creates/s':>10} {'x 1 MDT':>8} {'MDS us/op':>10} {'client us/op':>13}")
+    print(f"{ns.procs} processes x {ns.files} creates: local directory {refs['local']['creates_per_s']:.0f}/s, "
+          f"pass-through {refs['passthrough']['creates_per_s']:.0f}/s "
+          f"({refs['passthrough']['client_cpu_us_per_create']:.0f} us CPU per create)")
+    print(f"{'MDTs':>4} {'layout':<8} {'creates/s':>10} {'x 1 MDT':>8} {'x local':>8} {'MDS us/op':>10} "
+          f"{'client us/op':>13}")
     for r in results:
-        for name in ("spread", "shared"):
+        for name in LAYOUTS:
             f = r[name]
             ratio = f.get("ratio_to_1_mdt")
             print(f"{r['mdts']:>4} {name:<8} {f['creates_per_s']:>10.0f} "
-                  f"{(f'{ratio:.2f}' if ratio else '-'):>8} {f['mds_cpu_us_per_create']:>10.0f} "
-                  f"{f['client_cpu_us_per_create']:>13.0f}")
+                  f"{(f'{ratio:.2f}' if ratio else '-'):>8} {f['creates_per_s'] / refs['local']['creates_per_s']:>8.3f} "
+                  f"{f['mds_cpu_us_per_create']:>10.0f} {f['client_cpu_us_per_create']:>13.0f}")
     return 0
 
 

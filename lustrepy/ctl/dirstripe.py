@@ -56,11 +56,12 @@ def make(args: argparse.Namespace, path: str) -> None:
     mgs = target.resolve(mgs=args.mgs, root=args.root, path=parent).address
     here = int(where["mdt"])
     op = mpb.MkdirOp(parent=fid_to_pb(Fid.parse(where["fid"])), name=os.fsencode(name), mode=args.mode)
-    if args.stripe_count > 1:
+    if args.stripe_count:               # -c 1: a plain directory of the parent's MDT
         if args.mdt_index is not None and args.mdt_index != here:
             raise QuietError(f"{path}: a striped directory starts on its parent's MDT ({here}); "
                              f"make it in a directory of MDT {args.mdt_index}")
-        op.stripe_count, op.stripe_hash = args.stripe_count, args.hash
+        if args.stripe_count > 1:
+            op.stripe_count, op.stripe_hash = args.stripe_count, args.hash
     elif args.mdt_index is not None:
         _mdt_address(mgs, args.mdt_index)           # the MDT asked for exists
         op.remote, op.mdt_index = True, args.mdt_index
@@ -75,8 +76,8 @@ def make(args: argparse.Namespace, path: str) -> None:
 
 
 def run_mkdir(args: argparse.Namespace) -> int:
-    if args.mdt_index is None and args.stripe_count < 2:
-        print("lfsctl mkdir: give -i IDX (a remote directory) or -c N, N >= 2 (a striped one)", file=sys.stderr)
+    if args.mdt_index is None and not args.stripe_count:
+        print("lfsctl mkdir: give -i IDX (a remote directory) or -c N (striped over N MDTs)", file=sys.stderr)
         return 2
     status = 0
     for p in args.paths:

@@ -9,6 +9,7 @@ import json
 from typing import TYPE_CHECKING
 
 from lustrepy.common.dirhash import Place, Stripes
+from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 
 if TYPE_CHECKING:
@@ -36,3 +37,14 @@ def stripes_of(tx: TxBase, iid: int) -> Stripes | None:
         return None
     rows = json.loads(r[1])
     return Stripes(str(r[0]), tuple(Fid(s, o, v) for s, o, v, _ in rows), tuple(int(m) for *_, m in rows))
+
+
+def master_of(tx: TxBase, fid: Fid) -> Fid | None:
+    """The striped directory whose stripe directory `fid` is (None: not a stripe)."""
+    try:
+        iid, _ = tx._node(fid)
+    except LpError:
+        return None
+    r = tx.conn.execute("SELECT master_seq, master_oid, master_ver FROM dir_stripes WHERE inode = ?",
+                        (iid,)).fetchone()
+    return None if r is None else Fid(*r)

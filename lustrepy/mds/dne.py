@@ -371,7 +371,7 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
                         (req.coordinator, req.op_id, int(req.kind), rep.SerializeToString(), tx.now))
         return rep
 
-    if req.kind in (K.BIND, K.NAMES):
+    if req.kind in (K.BIND, K.NAMES, K.UNNAME):
         rep = apply_names(mdt, req, done)
     elif req.kind in (K.SHARD, K.KILL, K.REVIVE, K.UNSHARD):
         rep = apply_stripes(mdt, req, done)

@@ -16,6 +16,7 @@ MDTs (EXDEV, as `mv` expects when it copies instead).
 from __future__ import annotations
 
 import errno
+import json
 import stat
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -23,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.protocol import RENAME
-from lustrepy.common.records import Cred
+from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
-from lustrepy.mds import remote
+from lustrepy.mds import dirplace, remote
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, fid_to_pb, rep_ok
@@ -60,16 +61,25 @@ class NameMoves:
 
     def rename(self, cred: Cred, client_id: str, xid: int, sp: Fid, sn: bytes, dp: Fid, dn: bytes, flags: int,
                finish: Any, encode: Encode) -> tuple[Any, int]:
+        """A rename whose names or inodes are on different MDTs. A directory moves only between
+        stripes of one striped directory (its place in the tree stays: no loop can form)."""
         if flags & RENAME.EXCHANGE:
             raise LpError(errno.EXDEV, "exchanging names between MDTs is not supported")
         mdt = self.mdt
         b = self.mdt_of(dp)
-        a, c, did = mdt.store.peek(lambda tx: remote.check_unbind(tx, cred, sp, sn))
-        with mdt.locks.update([(sp, IBit.UPDATE), (a.fid, IBit.LOOKUP | IBit.UPDATE)], on_behalf=client_id):
-            a, c, did = mdt.store.peek(lambda tx: remote.check_unbind(tx, cred, sp, sn))
+        master = mdt.store.peek(lambda tx: dirplace.master_of(tx, sp))
+        if b == mdt.index and master is not None and mdt.store.peek(lambda tx: dirplace.master_of(tx, dp)) != master:
+            master = None
+
+        def check(tx: Tx) -> tuple[Attr, int | None, int]:
+            return remote.check_unbind(tx, cred, sp, sn, dirs=master is not None)
+        a, c, did = mdt.store.peek(check)
+        locks = [(sp, IBit.UPDATE), (a.fid, IBit.LOOKUP | IBit.UPDATE)] + ([(dp, IBit.UPDATE)] if b == mdt.index else [])
+        with mdt.locks.update(locks, on_behalf=client_id):
+            a, c, did = mdt.store.peek(check)
             entry = {"kind": "rename", "parent": _fj(sp), "name": sn.hex(), "dparent": _fj(dp), "dname": dn.hex(),
                      "fid": _fj(a.fid), "did": did, "fid_mdt": mdt.index if c is None else c, "mode": a.mode, "mdt": b,
-                     "flags": flags, "client": client_id, "xid": xid,
+                     "flags": flags, "client": client_id, "xid": xid, "master": _fj(master) if master else None,
                      "cred": [cred.uid, cred.gid, list(cred.groups)]}
             return self._carry(entry, finish, encode)
 
@@ -131,28 +141,68 @@ class NameMoves:
             out = self._last(op_id, entry, bound, encode)
             self._forget(c, op_id)
             return out
+        return self._renamed(op_id, entry, finish, encode, deadline)
+
+    def _renamed(self, op_id: int, entry: dict[str, Any], finish: Any, encode: Encode,
+                 deadline: float) -> tuple[Any, int]:
+        """BIND on the destination's MDT (or here), NAMES on the inode's, then the old name goes
+        here; a replaced inode of another MDT loses its name last (UNNAME), the log row marked
+        `bound` in between so a redo only finishes that."""
+        mdt = self.mdt
+        here = mdt.index
+        parent, name, fid = Fid(*entry["parent"]), bytes.fromhex(entry["name"]), Fid(*entry["fid"])
         b, c = int(entry["mdt"]), int(entry["fid_mdt"])
         dp, dn = Fid(*entry["dparent"]), bytes.fromhex(entry["dname"])
         uid, gid, groups = entry["cred"]
-        self._refusable(op_id, b, mpb.DneUpdateRequest(
-            kind=K.BIND, parent=fid_to_pb(dp), name=dn, fid=fid_to_pb(fid), fid_mdt=c, mode=entry["mode"],
-            uid=uid, gid=gid, groups=groups, flags=entry["flags"], time_ns=time.time_ns()), deadline)
-        named = None
-        if c != here:
-            named = self._part(c, op_id, mpb.DneUpdateRequest(
-                kind=K.NAMES, fid=fid_to_pb(fid), has_src=True, src_mdt=here, src_parent=fid_to_pb(parent),
-                src_name=name, has_new=c != b, new_mdt=b, parent=fid_to_pb(dp), name=dn,
-                time_ns=time.time_ns()), deadline)
+        out: tuple[Any, int] = (None, 0)
+        victim = entry.get("victim")
+        if not entry.get("bound"):
+            if b != here:
+                req = mpb.DneUpdateRequest(
+                    kind=K.BIND, parent=fid_to_pb(dp), name=dn, fid=fid_to_pb(fid), fid_mdt=c, mode=entry["mode"],
+                    uid=uid, gid=gid, groups=groups, flags=entry["flags"], time_ns=time.time_ns())
+                if entry.get("master"):
+                    req.dir_master.CopyFrom(fid_to_pb(Fid(*entry["master"])))
+                rep = self._refusable(op_id, b, req, deadline)
+                if rep.has_victim:
+                    victim = _fj(fid_from_pb(rep.victim)) + [rep.victim_mdt]
+            named = None
+            if c != here:
+                named = self._part(c, op_id, mpb.DneUpdateRequest(
+                    kind=K.NAMES, fid=fid_to_pb(fid), has_src=True, src_mdt=here, src_parent=fid_to_pb(parent),
+                    src_name=name, has_new=c != b, new_mdt=b, parent=fid_to_pb(dp), name=dn,
+                    time_ns=time.time_ns()), deadline)
 
-        def moved(tx: Tx) -> Any:
-            tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
-            if c == here and remote.still_bound(tx, parent, name, fid, entry["did"]):
-                remote.add_name(tx, fid, b, dp, dn)     # before the local name goes: never at nlink 0
-            remote.unbind(tx, parent, name, fid, entry["did"])
-            if finish is None:
-                return None
-            return finish(tx, tx.getattr(fid) if named is None else named.attr)
-        out = self._last(op_id, entry, moved, encode)
+            def moved(tx: Tx) -> Any:
+                nonlocal victim
+                if b == here:
+                    gone = remote.bind(tx, Cred(uid=uid, gid=gid, groups=tuple(groups)), dp, dn, fid, c, here,
+                                       entry["mode"], bool(entry["flags"] & RENAME.NOREPLACE))
+                    victim = _fj(gone[0]) + [gone[1]] if gone is not None else None
+                elif c == here and remote.still_bound(tx, parent, name, fid, entry["did"]):
+                    remote.add_name(tx, fid, b, dp, dn)     # before the local name goes: never at nlink 0
+                remote.unbind(tx, parent, name, fid, entry["did"])
+                if victim is None:
+                    tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
+                else:
+                    tx.conn.execute("UPDATE dne_log SET op = ? WHERE id = ?",
+                                    (json.dumps({**entry, "bound": True, "victim": victim}), op_id))
+                if finish is None:
+                    return None
+                return finish(tx, tx.getattr(fid) if named is None else named.attr)
+            out = self._last(op_id, entry, moved, encode)
+        elif entry["client"]:
+            saved = mdt.store.saved_reply(entry["client"], entry["xid"])
+            if saved is not None:
+                out = (mpb.ReintReply.FromString(saved[1]), saved[0])
+        if victim is not None:
+            vfid, vmdt = Fid(*victim[:3]), int(victim[3])
+            self._part(vmdt, op_id, mpb.DneUpdateRequest(
+                kind=K.UNNAME, fid=fid_to_pb(vfid), src_mdt=b, src_parent=fid_to_pb(dp), src_name=dn,
+                time_ns=time.time_ns()), deadline)
+            mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,)))
+            mdt.committer.commit_now()
+            self._forget(vmdt, op_id)
         for m in {b, c} - {here}:
             self._forget(m, op_id)
         return out
@@ -183,13 +233,34 @@ def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.Dne
     if req.kind == K.BIND:
         cred = Cred(uid=req.uid, gid=req.gid, groups=tuple(req.groups))
         parent = fid_from_pb(req.parent)
+        if stat.S_ISDIR(req.mode) and (not req.HasField("dir_master") or mdt.store.peek(
+                lambda tx: dirplace.master_of(tx, parent)) != fid_from_pb(req.dir_master)):
+            raise LpError(errno.EXDEV, "moving a directory between MDTs is not supported")
 
         def bound(tx: Tx) -> mpb.DneUpdateReply:
-            remote.bind(tx, cred, parent, req.name, fid, req.fid_mdt, mdt.index, req.mode,
-                        bool(req.flags & RENAME.NOREPLACE))
-            return done(tx, mpb.DneUpdateReply(hdr=rep_ok()))
+            gone = remote.bind(tx, cred, parent, req.name, fid, req.fid_mdt, mdt.index, req.mode,
+                               bool(req.flags & RENAME.NOREPLACE))
+            rep = mpb.DneUpdateReply(hdr=rep_ok())
+            if gone is not None:
+                rep.has_victim, rep.victim_mdt = True, gone[1]
+                rep.victim.CopyFrom(fid_to_pb(gone[0]))
+            return done(tx, rep)
         with mdt.locks.update([(parent, IBit.UPDATE)]):
             rep, _ = mdt.store.write(bound)
+        mdt.osp.wake()
+        return rep  # type: ignore[no-any-return]
+    if req.kind == K.UNNAME:
+        gone_name = (req.src_mdt, fid_from_pb(req.src_parent), bytes(req.src_name))
+
+        def unnamed(tx: Tx) -> mpb.DneUpdateReply:
+            try:
+                remote.change_names(tx, fid, gone_name, None)
+            except LpError as e:
+                if e.errno != errno.ESTALE:         # gone already: as asked
+                    raise
+            return done(tx, mpb.DneUpdateReply(hdr=rep_ok()))
+        with mdt.locks.update([(fid, ALL_BUT_OPEN)]):
+            rep, _ = mdt.store.write(unnamed)
         mdt.osp.wake()
         return rep  # type: ignore[no-any-return]
     old = (req.src_mdt, fid_from_pb(req.src_parent), bytes(req.src_name)) if req.has_src else None

@@ -179,10 +179,20 @@ def _across(mdt: Mdt, kind: str, body: Any, cred: Cred) -> Callable[..., tuple[m
             return lambda c, cid, xid, fin, enc: mdt.dne.link(c, cid, xid, fid, parent, body.name, fin, enc)
     if kind == "rename":
         sp, dp = fid_from_pb(body.src_parent), fid_from_pb(body.dst_parent)
-        if mdt.dne.mdt_of(dp) != mdt.index:
+        if mdt.dne.mdt_of(dp) != mdt.index or _names_stub(mdt, cred, (sp, body.src_name), (dp, body.dst_name)):
             return lambda c, cid, xid, fin, enc: mdt.dne.rename(c, cid, xid, sp, body.src_name, dp, body.dst_name,
                                                                 body.flags, fin, enc)
     return None
+
+
+def _names_stub(mdt: Mdt, cred: Cred, *names: tuple[Fid, bytes]) -> bool:
+    """Does one of the names bind an inode of another MDT (whose names must change there too)?"""
+    def any_stub(tx: Tx) -> bool:
+        return any(remote.named_remote(tx, cred, p, n) is not None for p, n in names)
+    try:
+        return bool(mdt.store.peek(any_stub))
+    except LpError:
+        return False            # the local path says what is wrong
 
 
 def _finisher(parent: Fid, wrap: Callable[[TxFn], TxFn] | None
@@ -297,7 +307,7 @@ def _rename(mdt: Mdt, op: mpb.RenameOp, cred: Cred) -> tuple[Locks, TxFn]:
     dst = _child(mdt, cred, dp, op.dst_name)
     if mdt.mdts.several and mdt.store.peek(lambda tx: any(remote.remote_mdt(tx, f) is not None
                                                           for f in (src, dst) if f is not None)):
-        raise LpError(errno.EXDEV, "renaming a directory that lives on another MDT is not supported yet")
+        raise LpError(errno.EAGAIN, "a name of the rename binds another MDT's inode by now; try again")
 
     def fn(tx: Tx) -> mpb.ReintReply:
         _expect(tx, cred, sp, op.src_name, src)

@@ -130,36 +130,48 @@ def blocks_wbc(tx: Tx, fid: Fid) -> bool:
 
 # ---- names of non-directories across MDTs (renames, links and unlinks between MDTs) ---------
 
-def check_unbind(tx: Tx, cred: Cred, parent: Fid, name: bytes) -> tuple[Attr, int | None, int]:
+def check_unbind(tx: Tx, cred: Cred, parent: Fid, name: bytes, *, dirs: bool = False
+                 ) -> tuple[Attr, int | None, int]:
     """A name may leave `parent` (rename away, unlink): (what it binds, that inode's MDT, None
     for this one, the dentry's id). ENOENT, EACCES, EPERM (sticky) as a local unlink says; EXDEV
-    for a directory (moving directories between MDTs is not supported)."""
+    for a directory unless `dirs` (its move stays inside one striped directory)."""
     _, pa, did, cid, ca = tx._victim(cred, parent, name)
-    if stat.S_ISDIR(ca.mode):
+    isdir = stat.S_ISDIR(ca.mode)
+    if isdir and not dirs:
         raise LpError(errno.EXDEV, "moving a directory between MDTs is not supported")
-    perm.may_delete(cred, pa, ca, isdir=False)
+    perm.may_delete(cred, pa, ca, isdir=isdir)
     return ca, mdt_of_inode(tx, cid), did
 
 
 def unbind(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> None:
     """Take the name away (its inode's link count, or its stub's, goes down; a stub no name uses
     goes); nothing when it is no longer the dentry `dentry` (ids are never reused: a name made
-    again since is another dentry, which a late redo must not take)."""
+    again since is another dentry, which a late redo must not take). A directory's name moving
+    away leaves its inode's links as they are (its name is on the other MDT now)."""
     tx._w()
     pid, _, hit = tx._node_child(parent, name)
     if hit is None or hit[2].fid != fid or hit[0] != dentry:
         return
-    did, cid, _ = hit
+    did, cid, ca = hit
+    isdir = stat.S_ISDIR(ca.mode)
     tx._delete_dentry(did)
-    tx._bump(pid, mtime=True)
+    tx._bump(pid, nlink=-1 if isdir else 0, mtime=True)
     if mdt_of_inode(tx, cid) is None:
-        tx._drop_link(cid)
+        if not isdir:
+            tx._drop_link(cid)
         return
-    a = tx._bump(cid, nlink=-1)
-    if a.nlink <= 0:
-        tx.conn.execute("DELETE FROM remote_inodes WHERE inode = ?", (cid,))
-        tx.conn.execute("DELETE FROM inodes WHERE id = ?", (cid,))
-        tx._seen.pop(fid, None)
+    if isdir:               # a directory's stub has one name: gone unless a rename here gave it its new one
+        if tx.conn.execute("SELECT 1 FROM dentries WHERE child = ? LIMIT 1", (cid,)).fetchone() is None:
+            _drop_stub_row(tx, cid, fid)
+        return
+    if tx._bump(cid, nlink=-1).nlink <= 0:
+        _drop_stub_row(tx, cid, fid)
+
+
+def _drop_stub_row(tx: Tx, cid: int, fid: Fid) -> None:
+    tx.conn.execute("DELETE FROM remote_inodes WHERE inode = ?", (cid,))
+    tx.conn.execute("DELETE FROM inodes WHERE id = ?", (cid,))
+    tx._seen.pop(fid, None)
 
 
 def still_bound(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> bool:
@@ -169,43 +181,55 @@ def still_bound(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> bool
 
 
 def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, here: int, mode: int,
-         noreplace: bool) -> None:
+         noreplace: bool) -> tuple[Fid, int] | None:
     """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), a
-    non-directory of this MDT there replaced (unlinked); EEXIST, EISDIR, EACCES as a local rename
-    says, EXDEV for a victim of another MDT."""
+    non-directory there replaced (unlinked); EEXIST, EISDIR, ENOTDIR, EACCES as a local rename
+    says, EXDEV for a directory there when a directory moves. Returns the replaced inode and
+    its MDT when that is another MDT (which must drop the name: UNNAME)."""
     tx._w()
+    isdir = stat.S_ISDIR(mode)
     pid, pa, hit = tx._entry(cred, parent, name)
     if pa.nlink == 0:
         raise LpError(errno.ENOENT, f"directory {parent} has been removed")
+    gone: tuple[Fid, int] | None = None
     if hit is not None:
         did, vid, va = hit
         if va.fid == fid:
-            return                  # already so: as a rename of two names of one inode
+            return None             # already so: as a rename of two names of one inode
         if noreplace:
             raise LpError(errno.EEXIST, f"{name!r} exists")
         if stat.S_ISDIR(va.mode):
-            raise LpError(errno.EISDIR, f"{name!r} is a directory")
-        if mdt_of_inode(tx, vid) is not None:
-            raise LpError(errno.EXDEV, "replacing a file that lives on another MDT is not supported")
+            raise LpError(errno.EXDEV if isdir else errno.EISDIR,
+                          "replacing a directory across MDTs is not supported" if isdir else f"{name!r} is a directory")
+        if isdir:
+            raise LpError(errno.ENOTDIR, f"{name!r} is not a directory")
         perm.may_delete(cred, pa, va, isdir=False)
         tx._delete_dentry(did)
-        tx._drop_link(vid)
+        vmdt = mdt_of_inode(tx, vid)
+        if vmdt is None:
+            tx._drop_link(vid)
+        else:
+            gone = (va.fid, vmdt)
+            if tx._bump(vid, nlink=-1).nlink <= 0:
+                _drop_stub_row(tx, vid, va.fid)
     else:
         perm.may_create(cred, pa)
     if fid_mdt == here:
         iid, _ = tx._node(fid)
-        tx._bump(iid, nlink=1)
+        if not isdir:
+            tx._bump(iid, nlink=1)
     else:
         row = tx.conn.execute("SELECT id FROM inodes WHERE seq = ? AND oid = ? AND ver = ?",
                               (fid.seq, fid.oid, fid.ver)).fetchone()
         if row is not None:
             iid = int(row[0])
-            tx._bump(iid, nlink=1)
+            tx._bump(iid, nlink=0 if isdir else 1)
         else:
             iid, _ = tx._insert_inode(fid, stat.S_IFMT(mode) or stat.S_IFREG, cred.uid, cred.gid)
             tx.conn.execute("INSERT INTO remote_inodes (inode, mdt) VALUES (?, ?)", (iid, fid_mdt))
     tx._insert_dentry(pid, name, iid)
-    tx._bump(pid, mtime=True)
+    tx._bump(pid, nlink=1 if isdir else 0, mtime=True)
+    return gone
 
 
 def change_names(tx: Tx, fid: Fid, old: tuple[int, Fid, bytes] | None, new: tuple[int, Fid, bytes] | None) -> Attr:
@@ -225,6 +249,8 @@ def change_names(tx: Tx, fid: Fid, old: tuple[int, Fid, bytes] | None, new: tupl
         tx.conn.execute("INSERT OR IGNORE INTO remote_names (inode, mdt, parent_seq, parent_oid, parent_ver, name) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (iid, m, p.seq, p.oid, p.ver, bytes(n)))
         delta += 1
+    if stat.S_ISDIR(tx._node(fid)[1].mode):
+        return tx._bump(iid)        # a directory's links count its subdirectories, not its names
     if delta < 0:
         a, _, _ = tx._drop_link(iid)
         return a
@@ -234,7 +260,7 @@ def change_names(tx: Tx, fid: Fid, old: tuple[int, Fid, bytes] | None, new: tupl
 def add_name(tx: Tx, fid: Fid, mdt: int, parent: Fid, name: bytes) -> None:
     """This MDT's inode gets a name on MDT `mdt` (a rename away from here): the local name it
     loses is taken by `unbind`, so the count is made even here."""
-    iid, _ = tx._node(fid)
+    iid, a = tx._node(fid)
     tx.conn.execute("INSERT OR IGNORE INTO remote_names (inode, mdt, parent_seq, parent_oid, parent_ver, name) "
                     "VALUES (?, ?, ?, ?, ?, ?)", (iid, mdt, parent.seq, parent.oid, parent.ver, bytes(name)))
-    tx._bump(iid, nlink=1)
+    tx._bump(iid, nlink=0 if stat.S_ISDIR(a.mode) else 1)

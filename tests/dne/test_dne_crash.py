@@ -70,3 +70,65 @@ def test_renames_between_mdts_survive_a_killed_mds(tmp_path, victim):
         if m is not None:
             m.stop()
         c.stop()        # lfsck of both MDTs
+
+
+@pytest.mark.parametrize("victim", ["mdt0", "mdt1"])
+def test_striped_directories_made_and_removed_survive_a_killed_mds(tmp_path, victim):
+    """Striped directories made (lfsctl mkdir -c 2), filled and removed (rm -rf) while an MDS is
+    killed: afterwards each is whole (both stripes, its files) or gone, and once all are removed
+    no stripe is left on either MDT."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "srv").mkdir()
+    args = ("--recovery-window", "5", "--dne-wait", "20")
+    c = Cluster(tmp_path / "srv").start(1, mds_args=args, n_mdts=2)
+    m = None
+    lfsctl = str(Path(sys.executable).parent / "lfsctl")
+    dirs_sql = "SELECT count(*) FROM inodes WHERE mode & 61440 = 16384"
+    try:
+        remote_root_dir(c, b"far")
+        before = {t: _rows(c, t, dirs_sql) for t in ("mdt", "mdt1")}
+        m = mount(c, tmp_path / "m", "timeout=20")
+
+        def churn() -> None:
+            for i in range(12):
+                subprocess.run([lfsctl, "mkdir", "-c", "2", str(m.path / f"s{i}")], capture_output=True, timeout=90)
+                for j in range(3):
+                    try:
+                        (m.path / f"s{i}" / f"f{j}").write_text("x")
+                    except OSError:
+                        pass
+            for i in range(0, 12, 2):
+                subprocess.run(["rm", "-rf", str(m.path / f"s{i}")], capture_output=True, timeout=90)
+        t = threading.Thread(target=churn)
+        t.start()
+        time.sleep(1.5)
+        if victim == "mdt0":
+            c.mds.stop(signal.SIGKILL)
+            time.sleep(0.5)
+            c.mds = c.mds_proc(*args).start()
+        else:
+            c.mdts[0].stop(signal.SIGKILL)
+            time.sleep(0.5)
+            c.mdts[0] = c.mdt_proc(1, *args).start()
+        t.join(240)
+        assert not t.is_alive()
+        wait_for(lambda: _rows(c, "mdt", "SELECT count(*) FROM dne_log") == [(0,)] and
+                 _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=60, what="the logs to drain")
+        for d in sorted(m.path.glob("s*")):
+            out = subprocess.run([lfsctl, "getdirstripe", str(d)], capture_output=True, text=True, timeout=60)
+            assert out.stdout.startswith("lmv_stripe_count: 2 "), (d, out.stdout, out.stderr)
+            assert set(os.listdir(d)) <= {"f0", "f1", "f2"}
+        subprocess.run(["sh", "-c", f"rm -rf {m.path}/s*"], check=True, timeout=120)
+        assert not list(m.path.glob("s*"))
+        # nothing of any of them is left on either MDT: no stripe without its master, no master
+        # without its stripes
+        assert _rows(c, "mdt", "SELECT count(*) FROM dir_stripes") == [(0,)]
+        assert _rows(c, "mdt1", "SELECT count(*) FROM dir_stripes") == [(0,)]
+        assert {t: _rows(c, t, dirs_sql) for t in ("mdt", "mdt1")} == before
+    finally:
+        if m is not None:
+            m.stop()
+        c.stop()        # lfsck of both MDTs

@@ -98,3 +98,54 @@ def test_bad_striped_mkdir_requests_get_one_line(fs):
     assert not (m.path / "x").exists()
     r = _lfsctl("mkdir", str(m.path / "x"))
     assert r.returncode == 2 and "-c N" in r.stderr
+    r = _lfsctl("mkdir", "-c", "1", str(m.path / "plain"))
+    assert r.returncode == 0 and _lfsctl("getdirstripe", str(m.path / "plain")).stdout.startswith("lmv_stripe_count: 0")
+
+
+def _in(stripe: int, prefix: str, skip: int = 0) -> str:
+    return [f"{prefix}{i}" for i in range(200) if stripe_index("fnv_1a_64", 2, f"{prefix}{i}".encode()) == stripe][skip]
+
+
+def test_renames_inside_a_striped_directory_as_posix_says(fs):
+    """Files and directories renamed between the stripes, renamed again inside one, and replaced:
+    inode numbers, link counts, contents and the directory's links stay right, as tools that
+    write a new file and rename it over the old one (sed -i, rsync, editors) need."""
+    c, m = fs
+    d = m.path / "s"
+    assert _lfsctl("mkdir", "-c", "2", str(d)).returncode == 0
+    # a directory moves to the other stripe and back, with its contents
+    a0, a1, a2 = _in(0, "dir"), _in(1, "dir"), _in(1, "dir", 1)
+    (d / a0).mkdir()
+    (d / a0 / "inside").write_text("in")
+    ino = os.stat(d / a0).st_ino
+    os.rename(d / a0, d / a1)                                   # stripe 0 -> 1
+    assert os.stat(d / a1).st_ino == ino and (d / a1 / "inside").read_text() == "in"
+    os.rename(d / a1, d / a2)                                   # inside stripe 1: its name is a stub there
+    os.rename(d / a2, d / a0)                                   # back home
+    assert os.stat(d / a0).st_ino == ino and sorted(os.listdir(d)) == [a0]
+    assert os.stat(d).st_nlink == 3
+    # a file written anew and renamed over the old one, again and again
+    target = d / "conf"
+    target.write_text("v0")
+    for v in range(1, 6):
+        subprocess.run(["sed", "-i", f"s/v{v - 1}/v{v}/", str(target)], check=True)
+        assert target.read_text() == "v" + str(v)
+        assert os.stat(target).st_nlink == 1
+    tmp = d / ".conf.tmp"
+    for v in range(3):                          # rsync's and editors' way: a temporary file, then rename
+        tmp.write_text(f"w{v}")
+        os.rename(tmp, target)
+        assert target.read_text() == f"w{v}" and not tmp.exists()
+    assert sorted(os.listdir(d)) == sorted([a0, "conf"])
+    # hard links across the stripes count
+    os.link(target, d / _in(1, "hl"))
+    os.link(target, d / _in(0, "hl"))
+    assert os.stat(target).st_nlink == 3
+    for n in (_in(1, "hl"), _in(0, "hl")):
+        os.unlink(d / n)
+    assert os.stat(target).st_nlink == 1
+    _drop_caches()
+    assert target.read_text() == "w2" and (d / a0 / "inside").read_text() == "in"
+    subprocess.run(["rm", "-rf", str(d)], check=True)
+    assert _rows(c, "mdt1", "SELECT count(*) FROM remote_inodes") == [(0,)]
+    assert _rows(c, "mdt", "SELECT count(*) FROM remote_names") == [(0,)]
