@@ -67,6 +67,16 @@ def _timed(dirs: list[str], n: int) -> float:
     return time.monotonic() - t0
 
 
+def _unmount(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Unmount and wait for the FUSE program; lazily, and killed, when it does not go."""
+    subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=60)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, timeout=60)
+        proc.kill()
+
+
 def references(ns: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The same creates in a local directory and through the FUSE pass-through."""
     local = work / "local"
@@ -88,12 +98,7 @@ def references(ns: argparse.Namespace, work: Path) -> dict[str, Any]:
         out["passthrough"] = {"creates_per_s": ns.procs * ns.files / secs,
                               "client_cpu_us_per_create": 1e6 * (_cpu(p.pid) - cpu0) / (ns.procs * ns.files)}
     finally:
-        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=60)
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, timeout=60)
-            p.kill()
+        _unmount(mnt, p)
     return out
 
 
@@ -140,12 +145,7 @@ def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
         return out
     finally:
         if mount is not None:
-            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True, timeout=60)
-            try:
-                mount.wait(30)
-            except subprocess.TimeoutExpired:
-                subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, timeout=60)
-                mount.kill()
+            _unmount(mnt, mount)
         subprocess.run([str(BIN / "lfsctl"), "cluster", "down", "--root", str(root)], capture_output=True,
                        timeout=120)
 

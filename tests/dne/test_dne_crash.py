@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,23 @@ from tests.support.servers import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 N = 24
+
+
+def _kill_restart_drain(c: Cluster, victim: str, args: tuple[str, ...], worker: threading.Thread) -> None:
+    """kill -9 the victim MDS and start it again; wait for the worker, then until every logged
+    operation is carried through (or taken back) on both MDTs."""
+    if victim == "mdt0":
+        c.mds.stop(signal.SIGKILL)
+        time.sleep(0.5)
+        c.mds = c.mds_proc(*args).start()
+    else:
+        c.mdts[0].stop(signal.SIGKILL)
+        time.sleep(0.5)
+        c.mdts[0] = c.mdt_proc(1, *args).start()
+    worker.join(240)
+    assert not worker.is_alive()
+    wait_for(lambda: _rows(c, "mdt", "SELECT count(*) FROM dne_log") == [(0,)] and
+             _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=60, what="the logs to drain")
 
 
 @pytest.mark.parametrize("victim", ["mdt0", "mdt1"])
@@ -46,19 +66,7 @@ def test_renames_between_mdts_survive_a_killed_mds(tmp_path, victim):
         t = threading.Thread(target=shuffle)
         t.start()
         time.sleep(1.0)
-        if victim == "mdt0":
-            c.mds.stop(signal.SIGKILL)
-            time.sleep(0.5)
-            c.mds = c.mds_proc(*args).start()
-        else:
-            c.mdts[0].stop(signal.SIGKILL)
-            time.sleep(0.5)
-            c.mdts[0] = c.mdt_proc(1, *args).start()
-        t.join(240)
-        assert not t.is_alive()
-        # every logged operation is carried through (or taken back) once both MDTs are up
-        wait_for(lambda: _rows(c, "mdt", "SELECT count(*) FROM dne_log") == [(0,)] and
-                 _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=60, what="the logs to drain")
+        _kill_restart_drain(c, victim, args, t)
         for i in range(N):
             here = [d for d in (near, far) if (d / f"f{i}").exists()]
             assert len(here) == 1, (i, here, errors)
@@ -77,10 +85,6 @@ def test_striped_directories_made_and_removed_survive_a_killed_mds(tmp_path, vic
     """Striped directories made (lfsctl mkdir -c 2), filled and removed (rm -rf) while an MDS is
     killed: afterwards each is whole (both stripes, its files) or gone, and once all are removed
     no stripe is left on either MDT."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     (tmp_path / "srv").mkdir()
     args = ("--recovery-window", "5", "--dne-wait", "20")
     c = Cluster(tmp_path / "srv").start(1, mds_args=args, n_mdts=2)
@@ -105,18 +109,7 @@ def test_striped_directories_made_and_removed_survive_a_killed_mds(tmp_path, vic
         t = threading.Thread(target=churn)
         t.start()
         time.sleep(1.5)
-        if victim == "mdt0":
-            c.mds.stop(signal.SIGKILL)
-            time.sleep(0.5)
-            c.mds = c.mds_proc(*args).start()
-        else:
-            c.mdts[0].stop(signal.SIGKILL)
-            time.sleep(0.5)
-            c.mdts[0] = c.mdt_proc(1, *args).start()
-        t.join(240)
-        assert not t.is_alive()
-        wait_for(lambda: _rows(c, "mdt", "SELECT count(*) FROM dne_log") == [(0,)] and
-                 _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=60, what="the logs to drain")
+        _kill_restart_drain(c, victim, args, t)
         for d in sorted(m.path.glob("s*")):
             out = subprocess.run([lfsctl, "getdirstripe", str(d)], capture_output=True, text=True, timeout=60)
             assert out.stdout.startswith("lmv_stripe_count: 2 "), (d, out.stdout, out.stderr)
