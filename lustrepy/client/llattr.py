@@ -22,6 +22,7 @@ from lustrepy.client.llfile import FileOps
 from lustrepy.client.replies import Caller, Entry, SetAttrRequest
 from lustrepy.client.wbcdata import ROOT as WBC_BOOKKEEPING
 from lustrepy.common import perm
+from lustrepy.common.dirhash import DMV_XATTR
 from lustrepy.common.errors import LpError
 from lustrepy.common.layout import LOV_XATTR
 from lustrepy.common.protocol import SA
@@ -29,6 +30,7 @@ from lustrepy.common.records import Attr, Cred
 
 WBC_XATTR = b"lustrepy.wbc"
 LMV_XATTR = b"lustrepy.lmv"       # virtual: a directory's FID and MDT
+_SERVER_MADE = frozenset((LOV_XATTR, DMV_XATTR))   # the MDS makes these, also on inodes made for us
 NOW_SLACK_NS = 5 * 10**9   # a time this near the clock, set by someone not the owner, is "now" (UTIME_NOW)
 _TIME_BITS = int(SA.ATIME | SA.MTIME | SA.CTIME | SA.ATIME_NOW | SA.MTIME_NOW)
 _FIELDS = tuple((int(bit), key) for bit, key in (   # plain ints: IntFlag arithmetic is slow
@@ -108,9 +110,10 @@ class AttrOps(FileOps):
             return await self._wbc_state(node)
         if name == LMV_XATTR:
             return await self._lmv_state(node)
-        if node.bits & XATTR and (name in node.no_xattr or (node.xattrs_none and name != LOV_XATTR)):
+        server_made = name in _SERVER_MADE
+        if node.bits & XATTR and not server_made and (name in node.no_xattr or node.xattrs_none):
             raise LpError(node.no_xattr.get(name, errno.ENODATA), "no such attribute")
-        if name != LOV_XATTR and self._made_here(node):
+        if not server_made and self._made_here(node):
             with self.table.mu:                 # made here: only what was set here
                 value = node.wbc_xattrs.get(name)
             if value is None:
@@ -120,7 +123,7 @@ class AttrOps(FileOps):
         try:
             return await self._at_mds(node, self.mdc.getxattr, node.fid, name, caller.cred)
         except LpError as e:
-            if e.errno in (errno.ENODATA, errno.ENOTSUP) and node.bits & XATTR and name != LOV_XATTR:
+            if e.errno in (errno.ENODATA, errno.ENOTSUP) and node.bits & XATTR and not server_made:
                 with self.table.mu:
                     node.no_xattr[name] = e.errno
             raise

@@ -22,6 +22,7 @@ _MASK = (1 << 64) - 1
 HASHES = ("fnv_1a_64", "all_char")
 DEFAULT_HASH = "fnv_1a_64"
 MAX_STRIPES = 64
+DMV_XATTR = b"lustrepy.dmv"     # a directory's default striping of new subdirectories: b"COUNT HASH"
 
 
 def fnv_1a_64(name: bytes) -> int:
@@ -92,3 +93,15 @@ class Place:
         i = stripe_index(self.hash_type, self.count, name)
         if i != self.index:
             raise LpError(errno.EREMCHG, f"{name!r} belongs to stripe {i}, not {self.index}")
+
+
+def encode_default(count: int, hash_type: str) -> bytes:
+    return f"{count} {check_hash(hash_type)}".encode()
+
+
+def decode_default(value: bytes) -> tuple[int, str]:
+    """(stripe count, hash) from a default's value; EINVAL for anything else."""
+    parts = value.decode("ascii", "replace").split()
+    if not 1 <= len(parts) <= 2 or not parts[0].isdigit() or not 1 <= int(parts[0]) <= MAX_STRIPES:
+        raise LpError(errno.EINVAL, f"a default directory striping is 'COUNT [HASH]', COUNT 1..{MAX_STRIPES}")
+    return int(parts[0]), check_hash(parts[1] if len(parts) == 2 else "")

@@ -1,23 +1,26 @@
-"""`lfsctl mkdir -i IDX | -c N [-H HASH] DIR` and `lfsctl getdirstripe DIR`: directories placed
-on an MDT or striped over several.
+"""`lfsctl mkdir -i IDX | -c N [-H HASH] DIR`, `lfsctl setdirstripe -D -c N [-H HASH] DIR` and
+`lfsctl getdirstripe [-D] DIR`: directories placed on an MDT or striped over several.
 
 `mkdir -i` makes DIR with its inode and entries on MDT IDX (a remote directory, Lustre's
 `lfs mkdir -i`) while its name stays in the parent's MDT; `mkdir -c N` makes DIR striped over N
 MDTs, its first stripe on the parent's MDT and its names spread by HASH. The parent's FID comes
 from the mount's virtual attribute `lustrepy.lmv`, the MDT holding the parent from the FID
 location database, and the directory is made by that MDT (Mds.MkdirAt, an admin call, with the
-caller's uid and gids) as one operation across the MDTs. `getdirstripe` shows where a
-directory's entries live, in `lfs getdirstripe`'s words.
+caller's uid and gids) as one operation across the MDTs. `setdirstripe -D` sets how new
+subdirectories of DIR are striped (the attribute `lustrepy.dmv`, on every stripe of a striped
+DIR; subdirectories made striped so inherit it). `getdirstripe` shows where a directory's
+entries live, in `lfs getdirstripe`'s words.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from typing import Any, Callable
 
-from lustrepy.common.dirhash import HASHES
+from lustrepy.common.dirhash import DMV_XATTR, HASHES
 from lustrepy.common.errors import LpError, QuietError
 from lustrepy.common.fid import Fid
 from lustrepy.ctl import output, query, target, vxattr
@@ -90,6 +93,18 @@ def run_mkdir(args: argparse.Namespace) -> int:
 
 
 def run_getdirstripe(args: argparse.Namespace) -> int:
+    if args.default:
+        defaults = [(p, _default_of(p)) for p in args.paths]
+        if args.json:
+            out = [{"path": p, "lmv_stripe_count": dv[0] if dv else 0, "lmv_hash_type": dv[1] if dv else "none"}
+                   for p, dv in defaults]
+            sys.stdout.write(output.to_json(out[0] if len(out) == 1 else out))
+            return 0
+        for p, dv in defaults:
+            if len(defaults) > 1:
+                print(p)
+            print(f"lmv_stripe_count: {dv[0] if dv else 0} lmv_stripe_offset: -1 lmv_hash_type: {dv[1] if dv else 'none'}")
+        return 0
     states = [(p, placement(p)) for p in args.paths]
     if args.json:
         out = [{"path": p, "fid": d["fid"], "lmv_stripe_count": d.get("stripe_count", 0),
@@ -117,6 +132,44 @@ def _mode(text: str) -> int:
     if not 0 <= v <= 0o7777:
         raise argparse.ArgumentTypeError(f"mode {text} out of range")
     return v
+
+
+def _default_of(path: str) -> tuple[int, str] | None:
+    placement(path)                     # one line for what is not a directory of a mount
+    try:
+        raw = os.getxattr(path, DMV_XATTR)
+    except OSError as e:
+        if e.errno == errno.ENODATA:
+            return None
+        raise QuietError(f"{path}: {os.strerror(e.errno or errno.EIO)}") from None
+    count, h = raw.decode().split()
+    return int(count), h
+
+
+def run_setdirstripe(args: argparse.Namespace) -> int:
+    if not args.default:
+        return run_mkdir(args)
+    status = 0
+    for p in args.paths:
+        try:
+            placement(p)
+            if args.delete:
+                try:
+                    os.removexattr(p, DMV_XATTR)
+                except OSError as e:
+                    if e.errno != errno.ENODATA:
+                        raise
+            else:
+                if not args.stripe_count:
+                    raise QuietError(f"{p}: give -c N for the default striping (or -d to remove it)")
+                os.setxattr(p, DMV_XATTR, f"{args.stripe_count} {args.hash}".encode())
+        except QuietError as e:
+            print(f"lfsctl: {e}", file=sys.stderr)
+            status = 1
+        except OSError as e:
+            print(f"lfsctl: {p}: {os.strerror(e.errno or errno.EIO)}", file=sys.stderr)
+            status = 1
+    return status
 
 
 def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
@@ -153,5 +206,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     g = sub.add_parser("getdirstripe", parents=parents, help="show which MDT holds a directory",
                        description="Show, for each directory DIR on a lustrepy mount, the MDT that holds its "
                                    "entries (lmv_stripe_offset) and its FID.")
+    g.add_argument("-D", "--default", action="store_true", help="show how new subdirectories are striped")
     g.add_argument("paths", nargs="+", metavar="DIR")
     g.set_defaults(func=run_getdirstripe)
+    d = sub.add_parser("setdirstripe", parents=parents, help="stripe new subdirectories (-D), or make DIR as mkdir",
+                       description="With -D: set how new subdirectories of each DIR are striped (-c N over N MDTs, "
+                                   "-H HASH; -d removes it). Without -D: make DIR as `lfsctl mkdir` does.")
+    d.add_argument("-D", "--default", action="store_true", help="set the default of new subdirectories")
+    d.add_argument("-d", "--delete", action="store_true", help="with -D: remove the default")
+    d.add_argument("-i", "--mdt-index", dest="mdt_index", type=_index, default=None, metavar="IDX",
+                   help="without -D: the MDT to hold the directory")
+    d.add_argument("-c", "--stripe-count", dest="stripe_count", type=_count, default=0, metavar="N",
+                   help="stripe over N MDTs")
+    d.add_argument("-H", "--hash", choices=HASHES, default=HASHES[0], help="name hash (default fnv_1a_64)")
+    d.add_argument("-m", "--mode", type=_mode, default=0o755, help="without -D: permission bits, octal")
+    d.add_argument("paths", nargs="+", metavar="DIR")
+    d.set_defaults(func=run_setdirstripe)

@@ -107,3 +107,29 @@ def remove_master(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid) -> Att
 
 def is_shard(tx: TxBase, iid: int) -> bool:
     return tx.conn.execute("SELECT 1 FROM dir_stripes WHERE inode = ? AND idx > 0", (iid,)).fetchone() is not None
+
+
+def default_of(tx: TxBase, fid: Fid) -> tuple[int, str] | None:
+    """How new subdirectories of `fid` are striped (None: as plain directories)."""
+    try:
+        iid, _ = tx._node(fid)
+    except LpError:
+        return None
+    r = tx.conn.execute("SELECT count, hash FROM dir_defaults WHERE inode = ?", (iid,)).fetchone()
+    return None if r is None else (int(r[0]), str(r[1]))
+
+
+def set_default(tx: Tx, cred: Cred | None, fid: Fid, default: tuple[int, str] | None) -> Attr:
+    """Set (None: clear) a directory's default striping; its owner or root (None: the MDS's own)."""
+    tx._w()
+    iid, a = tx._node(fid)
+    if not stat.S_ISDIR(a.mode):
+        raise LpError(errno.ENOTDIR, f"{fid} is not a directory")
+    if cred is not None:
+        perm.require_owner(cred, a, "set a directory's default striping")
+    if default is None:
+        tx.conn.execute("DELETE FROM dir_defaults WHERE inode = ?", (iid,))
+    else:
+        tx.conn.execute("INSERT OR REPLACE INTO dir_defaults (inode, count, hash) VALUES (?, ?, ?)",
+                        (iid, default[0], default[1]))
+    return tx._bump(iid)

@@ -58,7 +58,10 @@ class StripedDirs:
     _forget: Callable[[int, int], None]
 
     def mkdir_striped(self, cred: Cred, client_id: str, xid: int, parent: Fid, name: bytes, mode: int,
-                      count: int, hash_type: str, finish: Any, encode: Encode) -> tuple[Any, int]:
+                      count: int, hash_type: str, finish: Any, encode: Encode, *,
+                      inherit: tuple[int, str] | None = None) -> tuple[Any, int]:
+        """A directory striped over `count` MDTs; `inherit`: the default striping it passes on
+        to its own new subdirectories (its parent's, when that made it striped)."""
         check_name(name)
         hash_type = check_hash(hash_type)
         mdt = self.mdt
@@ -72,6 +75,7 @@ class StripedDirs:
             master, _ = mdt.store.write(lambda tx: tx._alloc_fid())
             entry = {"kind": "smkdir", "parent": _fj(parent), "name": name.hex(), "mode": mode & 0o7777,
                      "master": _fj(master), "mdts": targets, "hash": hash_type, "client": client_id, "xid": xid,
+                     "default": list(inherit) if inherit else None,
                      "cred": [cred.uid, cred.gid, list(cred.groups)]}
             return self._carry(entry, finish, encode)
 
@@ -115,6 +119,8 @@ class StripedDirs:
                                            mode=entry["mode"] | (pa.mode & 0o2000), uid=cred.uid, gid=gid,
                                            stripe_index=k, stripe_count=len(targets), stripe_hash=entry["hash"],
                                            time_ns=time.time_ns())
+                if entry.get("default"):
+                    req.default_count, req.default_hash = entry["default"]
                 fids.append(fid_from_pb(self._part(m, op_id, req, deadline).attr.fid))
                 made.append((fids[-1], m))
         except LpError as e:
@@ -128,6 +134,8 @@ class StripedDirs:
             tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
             a = tx.mkdir(cred, parent, name, entry["mode"], fid=master)
             dirstripe.add_master(tx, master, mdt.index, stripes)
+            if entry.get("default"):
+                a = dirstripe.set_default(tx, None, master, tuple(entry["default"]))
             return finish(tx, a) if finish is not None else None
         try:
             out = mdt.store.write(apply, client_id=entry["client"] if encode and entry["client"] else "",
@@ -199,6 +207,8 @@ def apply_stripes(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.D
         def make(tx: Tx) -> mpb.DneUpdateReply:
             a = dirstripe.make_shard(tx, master, req.fid_mdt, req.stripe_index, req.stripe_count, hash_type,
                                      req.mode, req.uid, req.gid)
+            if req.default_count:
+                a = dirstripe.set_default(tx, None, a.fid, (req.default_count, check_hash(req.default_hash)))
             return done(tx, mpb.DneUpdateReply(hdr=rep_ok(), attr=attr_pb(tx, a)))
         rep, _ = mdt.store.write(make)
         return rep  # type: ignore[no-any-return]

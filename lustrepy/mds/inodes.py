@@ -291,6 +291,7 @@ class TxBase:
                 [(o.ost_index, o.object_id, self.now) for o in objs])
         self.conn.execute("DELETE FROM xattrs WHERE inode = ?", (iid,))
         self.conn.execute("DELETE FROM orphans WHERE inode = ?", (iid,))
+        self.conn.execute("DELETE FROM dir_defaults WHERE inode = ?", (iid,))
         self.conn.execute("DELETE FROM inodes WHERE id = ?", (iid,))
         return objs
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
+from lustrepy.common.dirhash import DMV_XATTR, decode_default
 from lustrepy.common.layout import LOV_XATTR, decode_lov, lov_names_objects
 from lustrepy.common.names import check_name, check_symlink_target, check_xattr
 from lustrepy.common.protocol import RENAME, SA, XATTR, check_bits
@@ -157,6 +158,13 @@ def _across(mdt: Mdt, kind: str, body: Any, cred: Cred) -> Callable[..., tuple[m
                                                                    body.stripe_count, body.stripe_hash, fin, enc)
     if not mdt.mdts.several:
         return None
+    if kind == "mkdir" and not body.remote and not body.stripe_count:      # the parent's default striping
+        parent = fid_from_pb(body.parent)
+        default = mdt.store.peek(lambda tx: dirstripe.default_of(tx, parent))
+        if default is not None and default[0] > 1:
+            return lambda c, cid, xid, fin, enc: mdt.dne.mkdir_striped(c, cid, xid, parent, body.name, body.mode,
+                                                                       default[0], default[1], fin, enc,
+                                                                       inherit=default)
     if kind in ("rmdir", "unlink"):
         parent = fid_from_pb(body.parent)
         try:
@@ -358,6 +366,10 @@ def _setxattr(mdt: Mdt, op: mpb.SetxattrOp, cred: Cred) -> tuple[Locks, TxFn]:
 
         return [(fid, IBit.LAYOUT | IBit.XATTR)], set_lov
 
+    if op.name == DMV_XATTR:
+        default = decode_default(op.value)
+        return [(fid, IBit.XATTR)], lambda tx: _reply(dirstripe.set_default(tx, cred, fid, default), tx)
+
     def set_one(tx: Tx) -> mpb.ReintReply:
         tx.setxattr(cred, fid, op.name, op.value, op.flags)
         return _reply(tx.getattr(fid), tx)
@@ -377,6 +389,9 @@ def _removexattr(mdt: Mdt, op: mpb.RemovexattrOp, cred: Cred) -> tuple[Locks, Tx
             return _reply(tx.getattr(fid), tx)
 
         return [(fid, IBit.LAYOUT | IBit.XATTR)], rm_lov
+
+    if op.name == DMV_XATTR:
+        return [(fid, IBit.XATTR)], lambda tx: _reply(dirstripe.set_default(tx, cred, fid, None), tx)
 
     def remove_one(tx: Tx) -> mpb.ReintReply:
         tx.removexattr(cred, fid, op.name)

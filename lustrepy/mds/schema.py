@@ -297,6 +297,15 @@ CREATE TABLE IF NOT EXISTS dir_stripes (
     stripes     TEXT
 );
 
+-- dir_defaults: how new subdirectories of a directory are striped (lfsctl setdirstripe -D): over `count`
+--   MDTs by `hash`; inherited by the striped subdirectories made so. A striped directory has the row on
+--   every stripe.
+CREATE TABLE IF NOT EXISTS dir_defaults (
+    inode       INTEGER PRIMARY KEY REFERENCES inodes(id),
+    count       INTEGER NOT NULL CHECK (count >= 1),
+    hash        TEXT NOT NULL
+);
+
 -- mdts (MDT0 only): every other MDT that ever registered. index <-> (uuid, instance) is one-to-one and
 --   never changes (instance: the random one of its format, so a reformatted MDT cannot pose as the one
 --   whose inodes other MDTs name); address is the latest one announced.

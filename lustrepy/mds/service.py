@@ -22,13 +22,14 @@ import grpc
 
 from lustrepy import __version__
 from lustrepy.common.errors import LpError
+from lustrepy.common.dirhash import DMV_XATTR, encode_default
 from lustrepy.common.layout import LOV_XATTR, encode_lov
 from lustrepy.common.opstats import RpcStats
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.params import ParamValue, Registry
 from lustrepy.common.records import Cred, Statfs
-from lustrepy.mds import capas, intent, lfsck_wire, reint
+from lustrepy.mds import capas, dirstripe, intent, lfsck_wire, reint
 from lustrepy.common import perm
 from lustrepy.mds import replay
 from lustrepy.mds.dneservice import DneHandlers
@@ -337,6 +338,11 @@ class MdsService(DneHandlers, mds_pb2_grpc.MdsServicer):
             if request.name == LOV_XATTR:
                 lo = _lov(tx, fid)
                 return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(lo, fid if lo.has_objects else None))
+            if request.name == DMV_XATTR:
+                default = dirstripe.default_of(tx, fid)
+                if default is None:
+                    raise LpError(errno.ENODATA, "no default striping of subdirectories")
+                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_default(*default))
             return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name))
         return self._serve("getxattr", mpb.GetxattrReply, request, fn)
 

@@ -149,3 +149,37 @@ def test_renames_inside_a_striped_directory_as_posix_says(fs):
     subprocess.run(["rm", "-rf", str(d)], check=True)
     assert _rows(c, "mdt1", "SELECT count(*) FROM remote_inodes") == [(0,)]
     assert _rows(c, "mdt", "SELECT count(*) FROM remote_names") == [(0,)]
+
+
+def test_a_default_stripes_new_subdirectories_and_is_inherited(fs):
+    c, m = fs
+    top = m.path / "top"
+    top.mkdir()
+    r = _lfsctl("setdirstripe", "-D", "-c", "2", str(top))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert _lfsctl("getdirstripe", "-D", str(top)).stdout.strip() == \
+        "lmv_stripe_count: 2 lmv_stripe_offset: -1 lmv_hash_type: fnv_1a_64"
+    (top / "a").mkdir()                                     # an ordinary mkdir: striped by the default
+    (top / "a" / "b").mkdir()                               # and its subdirectories, in either stripe
+    (top / "a" / _in(1, "c")).mkdir()
+    for d in (top / "a", top / "a" / "b", top / "a" / _in(1, "c")):
+        assert _lfsctl("getdirstripe", str(d)).stdout.startswith("lmv_stripe_count: 2 "), d
+        assert _lfsctl("getdirstripe", "-D", str(d)).stdout.startswith("lmv_stripe_count: 2 "), d
+    for i in range(10):
+        (top / "a" / f"f{i}").write_text(str(i))
+    assert sorted(os.listdir(top / "a")) == sorted([f"f{i}" for i in range(10)] + ["b", _in(1, "c")])
+    # removed: new subdirectories are plain again
+    assert _lfsctl("setdirstripe", "-D", "-d", str(top)).returncode == 0
+    assert _lfsctl("getdirstripe", "-D", str(top)).stdout.startswith("lmv_stripe_count: 0 ")
+    (top / "plain").mkdir()
+    assert _lfsctl("getdirstripe", str(top / "plain")).stdout.startswith("lmv_stripe_count: 0 ")
+    # only the owner (or root) sets it; a bad value is refused
+    os.chmod(top, 0o777)
+    p = subprocess.run(["setpriv", "--reuid", "2000", "--regid", "2000", "--clear-groups", "setfattr", "-n",
+                        "lustrepy.dmv", "-v", "2", str(top)], capture_output=True, text=True)
+    assert p.returncode != 0 and ("not permitted" in p.stderr or "Permission denied" in p.stderr)
+    with pytest.raises(OSError):
+        os.setxattr(top, "lustrepy.dmv", b"99 nohash")
+    subprocess.run(["rm", "-rf", str(top)], check=True)
+    assert _rows(c, "mdt", "SELECT count(*) FROM dir_defaults") == [(0,)]
+    assert _rows(c, "mdt1", "SELECT count(*) FROM dir_defaults") == [(0,)]

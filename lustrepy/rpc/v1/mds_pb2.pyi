@@ -715,7 +715,7 @@ class MdtAnnounceReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., heartbeat_interval_s: _Optional[float] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
 
 class DneUpdateRequest(_message.Message):
-    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash", "dir_master")
+    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash", "dir_master", "default_count", "default_hash")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NONE: _ClassVar[DneUpdateRequest.Kind]
@@ -763,6 +763,8 @@ class DneUpdateRequest(_message.Message):
     STRIPE_COUNT_FIELD_NUMBER: _ClassVar[int]
     STRIPE_HASH_FIELD_NUMBER: _ClassVar[int]
     DIR_MASTER_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_HASH_FIELD_NUMBER: _ClassVar[int]
     coordinator: str
     op_id: int
     kind: DneUpdateRequest.Kind
@@ -786,7 +788,9 @@ class DneUpdateRequest(_message.Message):
     stripe_count: int
     stripe_hash: str
     dir_master: _common_pb2.Fid
-    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+    default_count: int
+    default_hash: str
+    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., default_count: _Optional[int] = ..., default_hash: _Optional[str] = ...) -> None: ...
 
 class DneUpdateReply(_message.Message):
     __slots__ = ("hdr", "attr", "has_victim", "victim", "victim_mdt")
