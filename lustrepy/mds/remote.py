@@ -18,6 +18,7 @@ from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.records import Attr, Cred
+from lustrepy.mds import dirplace
 
 if TYPE_CHECKING:
     from lustrepy.mds.namespace import Tx
@@ -116,14 +117,17 @@ def remove_dir(tx: Tx, fid: Fid) -> Attr:
 
 
 def blocks_wbc(tx: Tx, fid: Fid) -> bool:
-    """No write-back cache grant on this directory: a stub itself, or names a stub (the client's
-    records could not move or remove such names)."""
+    """No write-back cache grant on this directory: a stub itself, a stripe of a striped
+    directory (names go by hash to stripes on other MDTs), one whose subdirectories are striped
+    by default, or names a stub (the client's records could not move or remove such names)."""
     try:
         iid, _ = tx._node(fid)
     except LpError:
         return True
-    if mdt_of_inode(tx, iid) is not None:
+    if mdt_of_inode(tx, iid) is not None or dirplace.place(tx, iid) is not None:
         return True
+    if tx.conn.execute("SELECT 1 FROM dir_defaults WHERE inode = ? AND count > 1", (iid,)).fetchone():
+        return True             # its new subdirectories are striped: made by the MDTs
     return tx.conn.execute("SELECT 1 FROM dentries d JOIN remote_inodes r ON r.inode = d.child WHERE d.parent = ? "
                            "LIMIT 1", (iid,)).fetchone() is not None
 

@@ -29,7 +29,7 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
 from lustrepy.common.params import ParamValue, Registry
 from lustrepy.common.records import Cred, Statfs
-from lustrepy.mds import capas, dirstripe, intent, lfsck_wire, reint
+from lustrepy.mds import capas, dirstripe, intent, lfsck_wire, reint, remote
 from lustrepy.common import perm
 from lustrepy.mds import replay
 from lustrepy.mds.dneservice import DneHandlers
@@ -324,9 +324,12 @@ class MdsService(DneHandlers, mds_pb2_grpc.MdsServicer):
             n = max(1, min(request.max_entries or READDIR_MAX, READDIR_MAX))
             rows = tx.readdir(fid, request.cookie, n + 1)
             rep = mpb.ReaddirReply(hdr=rep_ok(), eof=len(rows) <= n)
+            several = self.mdt.mdts.several
             for ent, attr in rows[:n]:
                 e = rep.entries.add(name=ent.name, fid=fid_to_pb(ent.fid), type=ent.type, cookie=ent.cookie)
-                if request.with_attrs:
+                if several and remote.remote_mdt(tx, ent.fid) is not None:
+                    e.remote = True         # a stub's attributes are not the inode's
+                elif request.with_attrs:
                     e.attr.CopyFrom(attr_pb(tx, attr))
             return rep
         return self._serve("readdir", mpb.ReaddirReply, request, fn)

@@ -8,6 +8,10 @@ own, and one daemon killed with SIGKILL at a random moment and started again:
   objects' bytes as they stood at the barrier, and the clients replay the writes it lost);
 - a client (a mount's process; it is mounted again, its journal replays).
 
+Seeds from DNE_SEEDS on run two MDTs, the workloads in a directory striped over both and in
+one on MDT1 (files renamed and linked between stripes are operations across MDTs), and kill
+MDT0's or MDT1's MDS (without a barrier: those operations are synced on every MDT they touch).
+
 For half the seeds the file system's default layout gives new files two mirrors (one on each
 OST): an OSS killed then costs a writer no error, the mirror it held goes stale and is resynced
 once it is back.
@@ -33,12 +37,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.dne import root_dir
 from tests.support.mounts import Mount, mount
 from tests.support.servers import Cluster
 from tests.support.spawn import ready
 from lustrepy.ctl import query
 
 VICTIMS = ("mds", "oss", "client")
+DNE_SEEDS = 5000            # seeds from here on: two MDTs, MDT0 or MDT1 killed (or a client)
+DNE_VICTIMS = ("mds", "mdt1", "client")
 # a killed client's locks hold the others up until its eviction: keep that short here
 CALLBACK = ("--callback-timeout", "3")
 MDS_ARGS = ("--recovery-window", "30", *CALLBACK)
@@ -57,22 +64,30 @@ class Plan:
     kill_at: float
     down_for: float
     run_after: float
+    dne: bool = False               # two MDTs: the workloads run in a striped and a remote directory
+
+    @property
+    def barrier(self) -> bool:
+        # Operations across MDTs are synced on every MDT before they answer: a barrier that drops
+        # synced transactions is a harsher fault than a kill (a power cut keeps what was synced).
+        return self.victim in ("mds", "oss") and not self.dne
 
     def __str__(self) -> str:
-        return (f"seed {self.seed}: {len(self.wbc)} mounts (wbc {list(self.wbc)}){', mirrored' if self.mirrored else ''}, "
-                f"kill {self.victim} at "
+        return (f"seed {self.seed}: {'two MDTs, ' if self.dne else ''}{len(self.wbc)} mounts (wbc {list(self.wbc)})"
+                f"{', mirrored' if self.mirrored else ''}, kill {self.victim} at "
                 f"{self.kill_at:.2f}s, down {self.down_for:.2f}s"
-                + (f", barrier at {self.barrier_at:.2f}s" if self.victim != "client" else ""))
+                + (f", barrier at {self.barrier_at:.2f}s" if self.barrier else ""))
 
 
 def plan(seed: int) -> Plan:
     rng = random.Random(seed)
-    victim = VICTIMS[rng.randrange(3)]
+    dne = seed >= DNE_SEEDS
+    victim = (DNE_VICTIMS if dne else VICTIMS)[rng.randrange(3)]
     mounts = 2 if victim == "client" else rng.choice((1, 2))
     kill_at = rng.uniform(0.8, 3.0)
     return Plan(seed=seed, wbc=tuple(rng.random() < 0.5 for _ in range(mounts)), victim=victim,
                 barrier_at=rng.uniform(0.0, kill_at - 0.3), kill_at=kill_at, down_for=rng.uniform(0.0, 1.0),
-                run_after=rng.uniform(0.5, 1.5),
+                run_after=rng.uniform(0.5, 1.5), dne=dne,
                 mirrored=random.Random(seed * 7919 + 1).random() < 0.5)   # a draw of its own: old seeds keep their plans
 
 
@@ -108,7 +123,8 @@ class Workload(threading.Thread):
         self.dead = False                   # its mount went away (a killed client)
 
     def run(self) -> None:
-        os.mkdir(self.top)
+        if not self.top.is_dir():          # a striped or remote directory is made beforehand
+            os.mkdir(self.top)
         m = self.model
         while not self.stop.is_set():
             try:
@@ -259,7 +275,10 @@ def iterate(seed: int, work: Path) -> list[str]:
     loads: list[Workload] = []
     problems: list[str] = []
     try:
-        c.start(2, mds_args=MDS_ARGS, oss_args=CALLBACK)
+        c.start(2, mds_args=MDS_ARGS, oss_args=CALLBACK, n_mdts=2 if p.dne else 1)
+        if p.dne:                           # w0 striped over both MDTs, w1 on MDT1
+            root_dir(c, b"w0", stripe_count=2)
+            root_dir(c, b"w1", mdt_index=1)
 
         def opts(k: int) -> tuple[str, ...]:
             return ((*WAIT, "wbc", f"journal={work / f'journal{k}'}") if p.wbc[k] else (*WAIT, "nowbc"))
@@ -271,10 +290,10 @@ def iterate(seed: int, work: Path) -> list[str]:
         t0 = time.monotonic()
         for w in loads:
             w.start()
-        if p.victim == "mds":
+        if p.barrier and p.victim == "mds":
             _sleep_until(t0 + p.barrier_at)
             query.replay_barrier(c.mds.address)
-        elif p.victim == "oss":
+        elif p.barrier and p.victim == "oss":
             _sleep_until(t0 + p.barrier_at)
             query.ost_replay_barrier(c.mds.address, seed % len(c.osts))
         _sleep_until(t0 + p.kill_at)
@@ -282,6 +301,10 @@ def iterate(seed: int, work: Path) -> list[str]:
             c.mds.stop(signal.SIGKILL)
             time.sleep(p.down_for)
             c.mds = c.mds_proc(*MDS_ARGS).start(wait=120)
+        elif p.victim == "mdt1":
+            c.mdts[0].stop(signal.SIGKILL)
+            time.sleep(p.down_for)
+            c.mdts[0] = c.mdt_proc(1, *MDS_ARGS).start(wait=120)
         elif p.victim == "oss":
             i = seed % len(c.osts)
             c.osts[i].stop(signal.SIGKILL)

@@ -457,18 +457,20 @@ class ReaddirRequest(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., cookie: _Optional[int] = ..., max_entries: _Optional[int] = ..., with_attrs: _Optional[bool] = ...) -> None: ...
 
 class DirEntry(_message.Message):
-    __slots__ = ("name", "fid", "type", "cookie", "attr")
+    __slots__ = ("name", "fid", "type", "cookie", "attr", "remote")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     COOKIE_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
     name: bytes
     fid: _common_pb2.Fid
     type: int
     cookie: int
     attr: _common_pb2.Attr
-    def __init__(self, name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., type: _Optional[int] = ..., cookie: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ...) -> None: ...
+    remote: bool
+    def __init__(self, name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., type: _Optional[int] = ..., cookie: _Optional[int] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., remote: _Optional[bool] = ...) -> None: ...
 
 class ReaddirReply(_message.Message):
     __slots__ = ("hdr", "entries", "eof")
