@@ -47,6 +47,13 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _busy() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
 def _creator(d: str, n: int, start: Any, tag: int) -> None:
     start.wait()
     for i in range(n):
@@ -102,50 +109,64 @@ def references(ns: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
-def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
-    root, mnt = work / f"c{k}", work / f"m{k}"
+def _mount(source: str, mnt: Path, certs: Path) -> subprocess.Popen[bytes]:
     mnt.mkdir()
+    proc = subprocess.Popen([str(BIN / "lustrepy"), source, str(mnt), "-f", "-o",
+                             f"ca={certs}/ca.crt,cert={certs}/client.crt,key={certs}/client.key"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not os.path.ismount(mnt):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            _unmount(mnt, proc)
+            raise SystemExit("bench/dne.py: the mount did not come up")
+        time.sleep(0.1)
+    return proc
+
+
+def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Process i creates through mount i mod --mounts (each mount a client of its own, as a node)."""
+    root = work / f"c{k}"
     _lfsctl("cluster", "up", "--root", str(root), "--osts", "1", "--mdts", str(k), "--fsname", "dne")
-    mount = None
+    mounts: list[tuple[Path, subprocess.Popen[bytes]]] = []
     try:
         rec = json.loads((root / "cluster.json").read_text())
         source = f"{rec['mds']['address']}:/dne"
-        certs = root / "certs"
-        mount = subprocess.Popen([str(BIN / "lustrepy"), source, str(mnt), "-f", "-o",
-                                  f"ca={certs}/ca.crt,cert={certs}/client.crt,key={certs}/client.key"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mnt):
-            if time.monotonic() > deadline or mount.poll() is not None:
-                raise SystemExit("bench/dne.py: the mount did not come up")
-            time.sleep(0.1)
+        for j in range(ns.mounts):
+            mnt = work / f"m{k}-{j}"
+            mounts.append((mnt, _mount(source, mnt, root / "certs")))
+        mnt = mounts[0][0]
         mds_pids = [int(rec["mds"]["pid"])] + [int(m["pid"]) for m in rec.get("mdts", ())]
-        dirs = []
         for i in range(ns.procs):
             d = mnt / f"d{i}"
             if i % k:
                 _lfsctl("mkdir", "-i", str(i % k), "--root", str(root), str(d))
             else:
                 d.mkdir()
-            dirs.append(str(d))
-        shared = mnt / "shared"
-        shared.mkdir()
-        striped = mnt / "striped"           # made as lfsctl makes it, also with one MDT: this client
-        _lfsctl("mkdir", "-c", str(k), "--root", str(root), str(striped))    # knows none of its names
+        (mnt / "shared").mkdir()
+        # made as lfsctl makes it, also with one MDT: no client knows its names
+        _lfsctl("mkdir", "-c", str(k), "--root", str(root), str(mnt / "striped"))
+
+        def at(name: str, i: int) -> str:
+            return str(mounts[i % len(mounts)][0] / name)
         out: dict[str, Any] = {"mdts": k}
-        for name, where in (("striped", [str(striped)] * ns.procs), ("spread", dirs),
-                            ("shared", [str(shared)] * ns.procs)):
-            cpu0 = [_cpu(p) for p in mds_pids], _cpu(mount.pid)
+        for layout, where in (("striped", [at("striped", i) for i in range(ns.procs)]),
+                              ("spread", [at(f"d{i}", i) for i in range(ns.procs)]),
+                              ("shared", [at("shared", i) for i in range(ns.procs)])):
+            clients = [p.pid for _, p in mounts]
+            cpu0 = [_cpu(p) for p in mds_pids], [_cpu(p) for p in clients]
+            b0 = _busy()
             secs = _timed(where, ns.files)
-            cpu1 = [_cpu(p) for p in mds_pids], _cpu(mount.pid)
+            b1 = _busy()
+            cpu1 = [_cpu(p) for p in mds_pids], [_cpu(p) for p in clients]
             total = ns.procs * ns.files
-            out[name] = {"creates_per_s": total / secs, "seconds": secs,
-                         "mds_cpu_us_per_create": 1e6 * (sum(cpu1[0]) - sum(cpu0[0])) / total,
-                         "client_cpu_us_per_create": 1e6 * (cpu1[1] - cpu0[1]) / total}
+            out[layout] = {"creates_per_s": total / secs, "seconds": secs,
+                           "machine_busy": (b1[0] - b0[0]) / max(1, b1[1] - b0[1]),
+                           "mds_cpu_us_per_create": 1e6 * (sum(cpu1[0]) - sum(cpu0[0])) / total,
+                           "client_cpu_us_per_create": 1e6 * (sum(cpu1[1]) - sum(cpu0[1])) / total}
         return out
     finally:
-        if mount is not None:
-            _unmount(mnt, mount)
+        for mnt, proc in mounts:
+            _unmount(mnt, proc)
         subprocess.run([str(BIN / "lfsctl"), "cluster", "down", "--root", str(root)], capture_output=True,
                        timeout=120)
 
@@ -155,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mdts", default="1,2,4", help="MDT counts to compare (default %(default)s)")
     ap.add_argument("--procs", type=int, default=4, help="creating processes (default %(default)s)")
     ap.add_argument("--files", type=int, default=2000, help="files per process (default %(default)s)")
+    ap.add_argument("--mounts", type=int, default=1,
+                    help="client mounts the processes are spread over (default %(default)s: the kernel lets one "
+                         "create at a time into one directory of one mount)")
     ap.add_argument("--json", action="store_true")
     ns = ap.parse_args(argv)
     counts = [int(x) for x in ns.mdts.split(",")]
@@ -166,20 +190,21 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             r[layout]["ratio_to_1_mdt"] = r[layout]["creates_per_s"] / base if base else None
     if ns.json:
-        print(json.dumps({"procs": ns.procs, "files": ns.files, "references": refs, "results": results}, indent=2))
+        print(json.dumps({"procs": ns.procs, "mounts": ns.mounts, "files": ns.files, "references": refs, "results": results}, indent=2))
         return 0
-    print(f"{ns.procs} processes x {ns.files} creates: local directory {refs['local']['creates_per_s']:.0f}/s, "
+    print(f"{ns.procs} processes over {ns.mounts} mount(s) x {ns.files} creates: local directory {refs['local']['creates_per_s']:.0f}/s, "
           f"pass-through {refs['passthrough']['creates_per_s']:.0f}/s "
           f"({refs['passthrough']['client_cpu_us_per_create']:.0f} us CPU per create)")
     print(f"{'MDTs':>4} {'layout':<8} {'creates/s':>10} {'x 1 MDT':>8} {'x local':>8} {'MDS us/op':>10} "
-          f"{'client us/op':>13}")
+          f"{'client us/op':>13} {'CPUs busy':>9}")
     for r in results:
         for name in LAYOUTS:
             f = r[name]
             ratio = f.get("ratio_to_1_mdt")
             print(f"{r['mdts']:>4} {name:<8} {f['creates_per_s']:>10.0f} "
                   f"{(f'{ratio:.2f}' if ratio else '-'):>8} {f['creates_per_s'] / refs['local']['creates_per_s']:>8.3f} "
-                  f"{f['mds_cpu_us_per_create']:>10.0f} {f['client_cpu_us_per_create']:>13.0f}")
+                  f"{f['mds_cpu_us_per_create']:>10.0f} {f['client_cpu_us_per_create']:>13.0f} "
+                  f"{f['machine_busy']:>8.0%}")
     return 0
 
 
