@@ -27,7 +27,7 @@ from lustrepy.ctl.lfsckq import MdtView
 from tests.ctl.test_lfsck import MiB, grow_object, lfsctl, object_file, objects_of, plant_orphan, write
 from tests.support.dne import all_active
 from tests.support.mounts import Mount, mount
-from tests.support.dne import remote_root_dir
+from tests.support.dne import remote_root_dir, striped_root_dir
 from tests.support.servers import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -223,6 +223,43 @@ def test_lost_halves_of_remote_directories_are_reported(fs: tuple[Cluster, Mount
     for p in [*c.osts, *c.mdts, c.mds]:
         p.stop()
     _rows(c, "mdt", "DELETE FROM dne_log")
+
+
+def test_stripes_of_striped_directories_are_checked_across_mdts(fs: tuple[Cluster, Mount]) -> None:
+    """A striped directory is clean; a stripe its master lists but its MDT lost, and a stripe
+    whose master no longer lists it, are each reported."""
+    c, m = fs
+    whole, lost, loose = (striped_root_dir(c, n) for n in (b"whole", b"lost", b"loose"))
+    for n in ("whole", "lost", "loose"):
+        for i in range(6):
+            (m.path / n / f"f{i}").write_text(str(i))
+        for i in range(6):
+            os.unlink(m.path / n / f"f{i}")
+    assert (lfsck(c).returncode, lfsck(c).stdout) == (0, "")
+    m.stop()
+    for p in [*c.osts, *c.mdts, c.mds]:
+        p.stop()
+
+    def stripes(fid: Fid) -> list:
+        [(text,)] = _rows(c, "mdt", "SELECT stripes FROM dir_stripes d JOIN inodes i ON i.id = d.inode WHERE "
+                                    "i.seq = ? AND i.oid = ? AND i.ver = ?", (fid.seq, fid.oid, fid.ver))
+        return json.loads(text)
+    s, o, v, _ = stripes(lost)[1]
+    [(iid,)] = _rows(c, "mdt1", "SELECT id FROM inodes WHERE seq = ? AND oid = ? AND ver = ?", (s, o, v))
+    _rows(c, "mdt1", "DELETE FROM dir_stripes WHERE inode = ?", (iid,))
+    _rows(c, "mdt1", "DELETE FROM inodes WHERE id = ?", (iid,))
+    gone = Fid(s, o, v)
+    s, o, v, _ = stripes(loose)[1]
+    stray = Fid(s, o, v)
+    _rows(c, "mdt", "DELETE FROM dir_stripes WHERE inode = (SELECT id FROM inodes WHERE seq = ? AND oid = ? "
+                    "AND ver = ?)", (loose.seq, loose.oid, loose.ver))
+    _restart(c)
+    r = _after_recovery(c)
+    assert sorted(r.stdout.splitlines()) == sorted([
+        f"dangling testfs-MDT0000 /lost (stripe 1) {gone}: its inode is not on testfs-MDT0001",
+        f"unnamed testfs-MDT0001 {stray}: named /loose/.stripe1 on testfs-MDT0000, which has no such name of it",
+    ]), r.stdout
+    assert whole not in (gone, stray)
 
 
 def _restart(c: Cluster) -> None:
