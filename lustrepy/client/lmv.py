@@ -287,10 +287,12 @@ class Lmv:
         if rep.lock.cookie and m.locks is not None:
             m.locks.drop(rep.lock.cookie)
 
-    def _named(self, parent: Fid, name: bytes, cred: Cred | None, fn: Callable[[Fid], Any]) -> Any:
+    def _named(self, parent: Fid, name: bytes, cred: Cred | None, fn: Callable[[Fid], Any], *,
+               merge: bool = True) -> Any:
         """fn(the stripe of `parent` that holds `name`), asking for the stripes again when the
         MDT says the name belongs to another stripe (a directory striped since we last looked).
-        The parent's attributes in the reply become the striped directory's."""
+        The parent's attributes in the reply become the striped directory's (unless `merge` is
+        False: a rename's reply speaks of its destination, merged by the inner call)."""
         for attempt in (0, 1):
             p, k = self._shard(parent, name)
             try:
@@ -304,7 +306,7 @@ class Lmv:
             if from_wire(rep.hdr.errno) == errno.EREMCHG and not attempt:
                 self._learn_stripes(parent, cred)
                 continue
-            if rep.HasField("parent_attr") and fid_from_pb(rep.parent_attr.fid) == p:
+            if merge and rep.HasField("parent_attr") and fid_from_pb(rep.parent_attr.fid) == p:
                 with self._mu:
                     got = self._stripes.get(parent)
                     if got is not None:
@@ -375,8 +377,24 @@ class Lmv:
     def rename(self, sp: Fid, sn: bytes, dp: Fid, dn: bytes, *a: Any, **kw: Any) -> Any:
         """To the source directory's MDT, which carries a rename to another MDT's directory through."""
         cred = kw.get("cred")
-        return self._named(sp, sn, cred, lambda s: self._named(
-            dp, dn, cred, lambda d: self.at(s).rename(s, sn, d, dn, *a, **kw)))
+        rep = self._named(sp, sn, cred, lambda s: self._named(
+            dp, dn, cred, lambda d: self.at(s).rename(s, sn, d, dn, *a, **kw)), merge=False)
+        with self._mu:
+            got = self._stripes.get(sp)
+        if got is not None:             # both stripes changed (links, times): the directory's now
+            ks, kd = got.stripes.index_of(sn), got.stripes.index_of(dn)
+            for k in ({ks, kd} if sp == dp else {ks}):
+                if sp == dp and ks == kd:
+                    break               # one stripe: its reply said it
+                m = self.mdc(got.stripes.mdts[k])
+                r = m.intent(_GETATTR, cred, fid=got.stripes.fids[k])
+                self._drop_lock(m, r)
+                with self._mu:
+                    got.attrs[k] = _copy(r.attr)
+            if sp == dp:
+                with self._mu:
+                    rep.parent_attr.CopyFrom(got.merged())
+        return rep
 
     def setattr(self, fid: Fid, cred: Cred | None = None, **attrs: Any) -> Any:
         if attrs.get("open_handle"):

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 K = mpb.DneUpdateRequest.Kind
 Encode = Callable[[Any, int], bytes] | None
 _REFUSALS = (errno.EACCES, errno.EPERM, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EXDEV,
-             errno.ESTALE, errno.EINVAL)
+             errno.ESTALE, errno.EINVAL, errno.ENOTEMPTY)
 
 
 def _fj(f: Fid) -> list[int]:

@@ -186,10 +186,11 @@ def still_bound(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> bool
 
 def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, here: int, mode: int,
          noreplace: bool) -> tuple[Fid, int] | None:
-    """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), a
-    non-directory there replaced (unlinked); EEXIST, EISDIR, ENOTDIR, EACCES as a local rename
-    says, EXDEV for a directory there when a directory moves. Returns the replaced inode and
-    its MDT when that is another MDT (which must drop the name: UNNAME)."""
+    """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), what
+    is there replaced (a non-directory unlinked; for a directory, an empty directory of this MDT
+    removed); EEXIST, EISDIR, ENOTDIR, ENOTEMPTY, EACCES as a local rename says, EXDEV for a
+    directory of another MDT there. Returns the replaced inode and its MDT when that is another
+    MDT (which must drop the name: UNNAME)."""
     tx._w()
     isdir = stat.S_ISDIR(mode)
     pid, pa, hit = tx._entry(cred, parent, name)
@@ -202,15 +203,21 @@ def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, h
             return None             # already so: as a rename of two names of one inode
         if noreplace:
             raise LpError(errno.EEXIST, f"{name!r} exists")
-        if stat.S_ISDIR(va.mode):
-            raise LpError(errno.EXDEV if isdir else errno.EISDIR,
-                          "replacing a directory across MDTs is not supported" if isdir else f"{name!r} is a directory")
-        if isdir:
+        if stat.S_ISDIR(va.mode) and not isdir:
+            raise LpError(errno.EISDIR, f"{name!r} is a directory")
+        if isdir and not stat.S_ISDIR(va.mode):
             raise LpError(errno.ENOTDIR, f"{name!r} is not a directory")
-        perm.may_delete(cred, pa, va, isdir=False)
-        tx._delete_dentry(did)
         vmdt = mdt_of_inode(tx, vid)
-        if vmdt is None:
+        if isdir and vmdt is not None:
+            raise LpError(errno.EXDEV, "replacing a directory of another MDT is not supported")
+        if isdir and tx._has_entries(vid):
+            raise LpError(errno.ENOTEMPTY, f"directory {name!r} is not empty")
+        perm.may_delete(cred, pa, va, isdir=isdir)
+        tx._delete_dentry(did)
+        if isdir:                   # an empty directory of this MDT gives its place up
+            tx._bump(pid, nlink=-1)
+            tx._drop_link(vid, isdir=True)
+        elif vmdt is None:
             tx._drop_link(vid)
         else:
             gone = (va.fid, vmdt)

@@ -3,6 +3,7 @@ any directory for shell tools and POSIX calls while its names are spread over th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -124,6 +125,16 @@ def test_renames_inside_a_striped_directory_as_posix_says(fs):
     os.rename(d / a2, d / a0)                                   # back home
     assert os.stat(d / a0).st_ino == ino and sorted(os.listdir(d)) == [a0]
     assert os.stat(d).st_nlink == 3
+    # over an empty directory of the other stripe: it goes; over one with entries: ENOTEMPTY
+    (d / a1).mkdir()
+    (d / a1 / "x").write_text("x")
+    with pytest.raises(OSError) as ei:
+        os.rename(d / a0, d / a1)
+    assert ei.value.errno == errno.ENOTEMPTY and (d / a0 / "inside").exists()
+    os.unlink(d / a1 / "x")
+    os.rename(d / a0, d / a1)
+    assert os.stat(d / a1).st_ino == ino and sorted(os.listdir(d)) == [a1] and os.stat(d).st_nlink == 3
+    os.rename(d / a1, d / a0)
     # a file written anew and renamed over the old one, again and again
     target = d / "conf"
     target.write_text("v0")

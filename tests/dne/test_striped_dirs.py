@@ -150,3 +150,22 @@ def test_bad_stripe_requests_get_one_line_errors(two):
             lmv.mkdir(ROOT_FID, b"bad", 0o755, stripe_count=count, stripe_hash=h)
         assert ei.value.errno == err and "\n" not in ei.value.message
     assert lmv.intent_raw(int(IT.LOOKUP), parent=ROOT_FID, name=b"bad").hdr.errno == errno.ENOENT
+
+
+def test_directory_renames_keep_the_striped_directory_s_links(two):
+    """Between the stripes (over an empty directory too) and inside one: the reply's and a fresh
+    getattr's link count of the striped directory are both right."""
+    c, lmv = two
+    d = fid_from_pb(lmv.mkdir(ROOT_FID, b"s", 0o777, stripe_count=2).attr.fid)
+    (a0, b0, c0), (a1,) = _names(3, 0), _names(1, 1)
+    for n in (a0, a1):
+        lmv.mkdir(d, n, 0o755, USER)
+    assert lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink == 4
+    rep = lmv.rename(d, a0, d, a1, cred=USER)                  # stripe 0 over an empty one of stripe 1
+    assert rep.parent_attr.nlink == 3 == lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink
+    lmv.mkdir(d, b0, 0o755, USER)
+    rep = lmv.rename(d, b0, d, c0, cred=USER)                  # inside stripe 0
+    assert rep.parent_attr.nlink == 4 == lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink
+    rep = lmv.rename(d, a1, d, b0, cred=USER)                  # back to stripe 0
+    assert rep.parent_attr.nlink == 4 == lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink
+    assert sorted(e.name for e in lmv.listdir(d)) == sorted([b0, c0])
