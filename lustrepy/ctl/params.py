@@ -71,6 +71,8 @@ def _rpc(server: Server, method: str, request: Any, timeout: float) -> list[Para
         channel.close()
     err = from_wire(rep.hdr.errno)
     if err:
+        if server.mdt is not None:          # one of several MDTs: say which refused
+            raise ServerError(f"{server.scope}.{server.mdt}: {rep.hdr.message or os.strerror(err)}")
         raise ServerError(rep.hdr.message or f"{server.scope}: {os.strerror(err)}")
     return [ParamValue(name=p.name, value=p.value, kind=p.kind, settable=p.settable, default=p.default,
                        help=p.help) for p in rep.params]

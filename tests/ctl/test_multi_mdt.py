@@ -238,6 +238,9 @@ def test_params_on_every_mdt_or_one(cluster: Cluster, capsys: pytest.CaptureFixt
         assert rc == 1 and err.startswith("lfsctl: mds.3.callback_timeout: no such tunable") and out == ""
         rc, out, err = run(capsys, "set-param", "--mgs", mds, "mds.1.fsname=other")
         assert rc == 1 and "mds.1.fsname: fixed while the server runs" in err
+        rc, out, err = run(capsys, "set-param", "--mgs", mds, "mds.callback_timeout=-4")   # refused by each
+        lines = err.strip().splitlines()
+        assert rc == 1 and len(lines) == 2 and {ln.split(":")[1].strip() for ln in lines} == {"mds.0", "mds.1"}, err
         assert direct(mdt1, "callback_timeout") == "9"
     finally:
         rc, out, err = run(capsys, "set-param", "--mgs", mds, "--reset", "mds.callback_timeout")
