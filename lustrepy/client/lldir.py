@@ -14,10 +14,10 @@ from dataclasses import replace
 from typing import Iterable
 
 from lustrepy.client.inodes import Inode
-from lustrepy.client.llbase import IT_GETATTR, LOOKUP_BITS, LliteBase, entry
+from lustrepy.client.llbase import LliteBase, entry
 from lustrepy.client.replies import Caller, Emit, Entry, FsStat
 from lustrepy.common.errors import LpError
-from lustrepy.rpc.convert import attr_from_pb, fid_from_pb
+from lustrepy.rpc.convert import attr_from_pb
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,13 @@ class DirOps(LliteBase):
         while True:
             rep = await self._at_mds(node, self.mdc.readdir, node.fid, cookie, 256, True)
             for ent in rep.entries:
-                if ent.remote:      # an inode of another MDT: its attributes are there
-                    got = await self._at_mds(node, self.mdc.intent, IT_GETATTR, fid=fid_from_pb(ent.fid),
-                                             ibits=LOOKUP_BITS)
-                    child = self._learn(got)
-                    attr = attr_from_pb(got.attr)
+                attr = attr_from_pb(ent.attr)
+                if ent.remote:
+                    # An inode of another MDT: the listing's attributes are its name's stub's, not
+                    # to be kept as the inode's; the kernel asks the inode's MDT when it needs them
+                    # (a listing goes on while that MDT is away).
+                    child = self.table.ensure(attr.fid)
                 else:
-                    attr = attr_from_pb(ent.attr)
                     child, _ = self.table.learn(attr.fid, attr, size_valid=ent.attr.size_valid)
                 if not emit(ent.name, replace(entry(child, attr, 0.0), entry_ttl=0.0), ent.cookie + DOTS):
                     return

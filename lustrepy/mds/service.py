@@ -86,6 +86,20 @@ def _statfs(mdt: Mdt) -> mpb.MdsStatfsReply:
     return rep
 
 
+def _made_xattr(tx: Tx, fid: Fid, name: bytes) -> bytes | None:
+    """The attributes the MDS makes from its tables (a layout, a default striping of
+    subdirectories); None for any other name."""
+    if name == LOV_XATTR:
+        lo = _lov(tx, fid)
+        return encode_lov(lo, fid if lo.has_objects else None)
+    if name == DMV_XATTR:
+        default = dirstripe.default_of(tx, fid)
+        if default is None:
+            raise LpError(errno.ENODATA, "no default striping of subdirectories")
+        return encode_default(*default)
+    return None
+
+
 def _lov(tx: Tx, fid: Fid) -> Layout:
     """What lustre.lov shows: a directory's default layout or a regular file's own."""
     a = tx.getattr(fid)
@@ -327,10 +341,10 @@ class MdsService(DneHandlers, mds_pb2_grpc.MdsServicer):
             several = self.mdt.mdts.several
             for ent, attr in rows[:n]:
                 e = rep.entries.add(name=ent.name, fid=fid_to_pb(ent.fid), type=ent.type, cookie=ent.cookie)
-                if several and remote.remote_mdt(tx, ent.fid) is not None:
-                    e.remote = True         # a stub's attributes are not the inode's
-                elif request.with_attrs:
+                if request.with_attrs:
                     e.attr.CopyFrom(attr_pb(tx, attr))
+                if several and remote.remote_mdt(tx, ent.fid) is not None:
+                    e.remote = True         # attr is the stub's: type and owner, not the inode's
             return rep
         return self._serve("readdir", mpb.ReaddirReply, request, fn)
 
@@ -338,15 +352,9 @@ class MdsService(DneHandlers, mds_pb2_grpc.MdsServicer):
         def fn(cred: Cred) -> mpb.GetxattrReply:
             tx = self.mdt.store.read()
             fid = fid_from_pb(request.fid)
-            if request.name == LOV_XATTR:
-                lo = _lov(tx, fid)
-                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_lov(lo, fid if lo.has_objects else None))
-            if request.name == DMV_XATTR:
-                default = dirstripe.default_of(tx, fid)
-                if default is None:
-                    raise LpError(errno.ENODATA, "no default striping of subdirectories")
-                return mpb.GetxattrReply(hdr=rep_ok(), value=encode_default(*default))
-            return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name))
+            value = _made_xattr(tx, fid, request.name)
+            return mpb.GetxattrReply(hdr=rep_ok(), value=tx.getxattr(cred, fid, request.name) if value is None
+                                     else value)
         return self._serve("getxattr", mpb.GetxattrReply, request, fn)
 
     def Listxattr(self, request: mpb.ListxattrRequest, context: grpc.ServicerContext) -> mpb.ListxattrReply:

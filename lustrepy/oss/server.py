@@ -362,6 +362,7 @@ def _serve(cfg: OssConfig, osd: Osd, ident: OstIdentity) -> int:
     announcer = Announcers(cfg.mds, ident, address, boot_id, ofd.statfs, refused, interval=cfg.heartbeat,
                            node=cfg.node or cfg.advertise, failure_domain=cfg.failure_domain,
                            keys=serving.service.capas.keys)
+    serving.service.other_mdts = lambda: announcer.others().values()
     try:
         serving.service.params = _tunables(cfg, ident, osd, serving, announcer, address)
         if cfg.port_file:

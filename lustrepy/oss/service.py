@@ -158,6 +158,8 @@ class OssService(oss_pb2_grpc.OssServicer):
         self.stats = RpcStats()     # per op and per client: counts, bytes, latency (Stats RPC)
         self.lane: LaneServer | None = None     # the request lane, when served (start_serving)
         self.capas = CapaGuard(ofd.ident.index)     # object capabilities of clients' requests
+        # the other MDTs MDT0 lists (server.py sets it once the announcers exist)
+        self.other_mdts: Callable[[], Iterable[int]] = lambda: ()
 
     # -- the request lane: bulk data beside the messages ----------------------------
 
@@ -259,6 +261,8 @@ class OssService(oss_pb2_grpc.OssServicer):
     @_answers(opb.PrecreateReply)
     def Precreate(self, request: opb.PrecreateRequest, context: grpc.ServicerContext) -> opb.PrecreateReply:
         self._check(request.hdr)
+        if request.mdt_index and request.mdt_index not in {*self.other_mdts(), *self.ofd.last_ids.all()}:
+            raise LpError(errno.EINVAL, f"MDT{request.mdt_index:04x} is not an MDT of this file system")
         first, last = self.ofd.precreate(request.count, request.mdt_index)
         return opb.PrecreateReply(hdr=rep_ok(), first_id=first, last_id=last)
 

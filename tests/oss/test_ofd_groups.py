@@ -135,6 +135,7 @@ def _serve(path):
     osd = Osd(str(path))
     ofd = Ofd(osd, load_or_format(osd, "testfs", 0))
     serving = start_serving(ofd, "127.0.0.1:0", callback_timeout=2.0, threads=8, lane=False)
+    serving.service.other_mdts = lambda: (1,)       # as MDT0's list would say
     c = OssClient(f"127.0.0.1:{serving.port}")
     assert err(c.connect().hdr) == 0
     return serving, c
@@ -146,6 +147,7 @@ def test_service_precreates_per_mdt_and_lists_every_last_id_across_a_restart(tmp
         r0, r1, r0b = _precreate(c, 3, 0), _precreate(c, 3, 1), _precreate(c, 2, 0)
         assert [(r.first_id, r.last_id) for r in (r0, r1, r0b)] == [(1, 3), (B1 + 1, B1 + 3), (4, 5)]
         assert err(_precreate(c, 1, 300).hdr) == errno.EINVAL
+        assert err(_precreate(c, 1, 2).hdr) == errno.EINVAL     # no MDT2 in MDT0's list: no objects for it
         assert err(c.write(B1 + 1, 0, b"mdt1 data").hdr) == 0
         assert err(c.write(B1 + 9, 0, b"x").hdr) == errno.ENOENT
         assert err(c.getattr(B1 + 9).hdr) == errno.ENOENT
