@@ -105,10 +105,6 @@ def remove_master(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid) -> Att
     return tx.rmdir(cred, parent, name)
 
 
-def is_shard(tx: TxBase, iid: int) -> bool:
-    return tx.conn.execute("SELECT 1 FROM dir_stripes WHERE inode = ? AND idx > 0", (iid,)).fetchone() is not None
-
-
 def default_of(tx: TxBase, fid: Fid) -> tuple[int, str] | None:
     """How new subdirectories of `fid` are striped (None: as plain directories)."""
     try:
