@@ -26,8 +26,8 @@ from lustrepy.ctl.lfsck_check import DANGLING, MDT, ORPHAN, SIZE, UNCHECKED, UNN
 from lustrepy.ctl.lfsckq import MdtView
 from tests.ctl.test_lfsck import MiB, grow_object, lfsctl, object_file, objects_of, plant_orphan, write
 from tests.support.dne import all_active
-from tests.support.mounts import Mount, mount
-from tests.support.dne import remote_root_dir, striped_root_dir
+from tests.support.mounts import Mount
+from tests.support.dne import remote_root_dir, striped_root_dir, two_mdt_mount
 from tests.support.servers import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,20 +44,10 @@ def _osts_on_both(c: Cluster) -> bool:
 @pytest.fixture
 def fs(tmp_path: Path) -> Iterator[tuple[Cluster, Mount]]:
     """Two MDTs, two OSTs, /far a remote directory on MDT1, a mount."""
-    (tmp_path / "srv").mkdir()
-    c = Cluster(tmp_path / "srv")
-    m = None
-    try:
-        c.start(2, n_mdts=2, mds_args=("--recovery-window", "1"))
-        wait_for(lambda: all_active(c.mds.address, 2), what="MDT1 active")
-        wait_for(lambda: _osts_on_both(c), timeout=30, what="pools on both MDTs")
-        remote_root_dir(c, b"far")
-        m = mount(c, tmp_path / "m")
-        yield c, m
-    finally:
-        if m is not None:
-            m.stop()
-        c.stop()
+    def ready(c: Cluster) -> bool:
+        return bool(all_active(c.mds.address, 2)) and _osts_on_both(c)
+    with two_mdt_mount(tmp_path, 2, ("--recovery-window", "1"), ready) as got:
+        yield got
 
 
 def _rows(c: Cluster, mdt: str, sql: str, args: tuple = ()) -> list:

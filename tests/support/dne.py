@@ -3,6 +3,10 @@ made through the metadata protocol (as `lfsctl mkdir -i` makes them)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from lustrepy.client.mdc import Mdc
 from lustrepy.common.fid import ROOT_FID, Fid
 from lustrepy.rpc.channel import make_channel
@@ -10,6 +14,7 @@ from lustrepy.rpc.convert import check_rep, fid_from_pb
 from lustrepy.rpc.fldwire import view_from_pb
 from lustrepy.rpc.v1 import mds_pb2 as mpb
 from lustrepy.rpc.v1 import mds_pb2_grpc
+from tests.support.mounts import Mount, mount
 from tests.support.servers import Cluster, wait_for
 
 
@@ -46,3 +51,24 @@ def remote_root_dir(c: Cluster, name: bytes, index: int = 1, mode: int = 0o777) 
 
 def striped_root_dir(c: Cluster, name: bytes, count: int = 2, mode: int = 0o777) -> Fid:
     return root_dir(c, name, mode, stripe_count=count)
+
+
+@contextmanager
+def two_mdt_mount(tmp_path: Path, n_osts: int = 1, mds_args: tuple[str, ...] = (),
+                  ready: Callable[[Cluster], bool] | None = None) -> Iterator[tuple[Cluster, Mount]]:
+    """A file system of two MDTs (once `ready` says so, when given) whose root holds `far`, a
+    directory on MDT1, and a mount of it; both stopped after, whatever happened."""
+    (tmp_path / "srv").mkdir()
+    c = Cluster(tmp_path / "srv")
+    m = None
+    try:
+        c.start(n_osts, n_mdts=2, mds_args=mds_args)
+        if ready is not None:
+            wait_for(lambda: ready(c), timeout=30, what="the file system ready")
+        remote_root_dir(c, b"far")
+        m = mount(c, tmp_path / "m")
+        yield c, m
+    finally:
+        if m is not None:
+            m.stop()
+        c.stop()
