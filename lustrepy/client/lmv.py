@@ -277,8 +277,9 @@ class Lmv:
         return (parent, 0) if s is None else (s.fids[s.index_of(name)], s.index_of(name))
 
     def _learn_stripes(self, fid: Fid, cred: Cred | None) -> None:
-        rep = self.at(fid).intent(_GETATTR, cred, fid=fid)
-        self._drop_lock(self.at(fid), rep)
+        m = self.at(fid)
+        rep = m.intent(_GETATTR, cred, fid=fid)
+        self._drop_lock(m, rep)
         if self._merge(rep, cred) is None:
             raise LpError(errno.EIO, f"MDT says {fid} is striped, but gives no stripes")
 
@@ -320,16 +321,19 @@ class Lmv:
         got = self._keep(rep)
         if got is None:
             return None
-        s = got.stripes
-        for k in range(1, s.count):
-            m = self.mdc(s.mdts[k])
-            r = m.intent(_GETATTR, cred, fid=s.fids[k])
-            self._drop_lock(m, r)
-            with self._mu:
-                got.attrs[k] = _copy(r.attr)
+        for k in range(1, got.stripes.count):
+            self._reread(got, k, cred)
         with self._mu:
             rep.attr.CopyFrom(got.merged())
         return got
+
+    def _reread(self, got: _Striped, k: int, cred: Cred | None) -> None:
+        """Stripe k's attributes, from its MDT (the lock that comes with them is given back)."""
+        m = self.mdc(got.stripes.mdts[k])
+        r = m.intent(_GETATTR, cred, fid=got.stripes.fids[k])
+        self._drop_lock(m, r)
+        with self._mu:
+            got.attrs[k] = _copy(r.attr)
 
     def _fan(self, fid: Fid, rep: Any, fn: Callable[[Mdc, Fid], Any]) -> Any:
         """Apply a change made to a striped directory's master to its other stripes (their
@@ -383,14 +387,9 @@ class Lmv:
             got = self._stripes.get(sp)
         if got is not None:             # both stripes changed (links, times): the directory's now
             ks, kd = got.stripes.index_of(sn), got.stripes.index_of(dn)
-            for k in ({ks, kd} if sp == dp else {ks}):
-                if sp == dp and ks == kd:
-                    break               # one stripe: its reply said it
-                m = self.mdc(got.stripes.mdts[k])
-                r = m.intent(_GETATTR, cred, fid=got.stripes.fids[k])
-                self._drop_lock(m, r)
-                with self._mu:
-                    got.attrs[k] = _copy(r.attr)
+            if sp != dp or ks != kd:    # (one stripe: its reply said it)
+                for k in {ks, kd} if sp == dp else {ks}:
+                    self._reread(got, k, cred)
             if sp == dp:
                 with self._mu:
                     rep.parent_attr.CopyFrom(got.merged())
