@@ -365,6 +365,13 @@ class Journal:
                 self._next_seq = old
                 raise
 
+    def skip_to(self, seq: int) -> None:
+        """Number the next record `seq` at least (never back), records pending or not (an MDT asked
+        late has records up to seq - 1). The next record writes it; none: no number was taken."""
+        with self._lock:
+            self._check_open()
+            self._next_seq = max(self._next_seq, seq)
+
     def compact(self) -> None:
         """Rewrite the file with only the pending records (durable when it returns)."""
         with self._lock:
@@ -383,15 +390,9 @@ class Journal:
     def stats(self) -> dict[str, int]:
         """Counters: pending, pending_bytes, appended, acked_seq, next_seq, file_bytes, compactions."""
         with self._lock:
-            return {
-                "pending": len(self._seqs),
-                "pending_bytes": self._pending_bytes,
-                "appended": self._appended,
-                "acked_seq": self._acked_seq(),
-                "next_seq": self._next_seq,
-                "file_bytes": self._size,
-                "compactions": self._compactions,
-            }
+            return {"pending": len(self._seqs), "pending_bytes": self._pending_bytes, "appended": self._appended,
+                    "acked_seq": self._acked_seq(), "next_seq": self._next_seq, "file_bytes": self._size,
+                    "compactions": self._compactions}
 
     def close(self) -> None:
         """Close the file and release the identity's lock (no fsync: call sync() first for that)."""

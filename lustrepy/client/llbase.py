@@ -177,8 +177,8 @@ class LliteBase:
             return
         if not self.mdc.locks.hold(desc.cookie):
             return
-        g = self.wbc.adopt(desc)
-        if g is None:
+        ready = self.wbc.opened(desc) or await self.meta.run(self.wbc.ready, desc)     # an MDT's first: asks it
+        if (g := self.wbc.adopt(desc) if ready else None) is None:
             self.mdc.locks.release(desc.cookie)
             self.mdc.locks.drop(desc.cookie)        # not ours to use: back to the MDS
             return

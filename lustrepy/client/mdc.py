@@ -343,12 +343,14 @@ class Mdc:
     def removexattr(self, fid: Fid, name: bytes, cred: Cred | None = None) -> mpb.ReintReply:
         return self.reint(cred, removexattr=mpb.RemovexattrOp(fid=fid_to_pb(fid), name=name))
 
-    def reint_batch(self, records: list[mpb.UpdateRecord]) -> mpb.ReintBatchReply:
-        """Send update records (ascending seq) as one ReintBatch. The reply is returned even
-        when it carries an errno, so the caller sees failed_seq and applied_seq (raise_for
+    def reint_batch(self, records: list[mpb.UpdateRecord], after_seq: int | None = None) -> mpb.ReintBatchReply:
+        """Send update records (ascending seq) as one ReintBatch; with `after_seq`, a chained one
+        (this MDT's records, the first following its record after_seq). The reply is returned
+        even when it carries an errno, so the caller sees failed_seq and applied_seq (raise_for
         raises it). A resend after transport trouble is safe: the MDS skips records done."""
+        chain: dict[str, Any] = {} if after_seq is None else {"chained": True, "after_seq": after_seq}
         return self.request(self.stub.ReintBatch, mpb.ReintBatchRequest, resend=True, check=False,
-                            records=records)
+                            records=records, **chain)
 
     # ---- reads and the rest ----------------------------------------------------------------
 

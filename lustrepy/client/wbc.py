@@ -13,6 +13,10 @@ thread, by age and by count, and at once on `flush()` (fsync, syncfs,
 unmount, before a server-side update, and when a grant is revoked). A record
 stays in the journal until the MDS has committed it (`last_committed`), so
 records lost by an MDS crash are sent again; the MDS applies each seq once.
+With several MDTs each grant is one MDT's (the directory's), its new files are
+named from that MDT's sequences and its records go to that MDT: the records of
+all MDTs share one journal and one numbering (client/wbcstreams.py). An MDT is
+asked once per mount, before its first grant is used, how far it got.
 A record the MDS refuses is logged (a warning naming the files it concerns
 and the errno) and kept for those files only: the next fsync or close of
 one of them reports it (`take_error(fid)`), never a call on another file.
@@ -34,7 +38,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from lustrepy.client import wbcstreams
 from lustrepy.client.journal import Journal
+from lustrepy.client.wbcstreams import Stream
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.layout import Layout
@@ -63,6 +69,7 @@ class Grant:
     dirs: set[Fid] = field(default_factory=set)         # the root and directories made under it
     pseudo: set[int] = field(default_factory=set)       # cache cookies of objects made under it
     revoking: bool = False
+    mdt: int = 0                                        # the MDT that granted it: its records go there
 
 
 class Wbc:
@@ -80,11 +87,11 @@ class Wbc:
         self._grants: dict[int, Grant] = {}             # WBC lock cookie -> grant
         self._dir_grant: dict[Fid, Grant] = {}
         self._pseudo = itertools.count(PSEUDO_COOKIES)
-        self._seqs: list[tuple[int, int]] = []          # FID sequences: (seq, width)
-        self._next_oid = 1
-        self._fetching = False
-        self._applied = 0                               # MDS applied every seq <= this
-        self._uncommitted: list[tuple[int, int]] = []   # (seq, transno) applied, not yet committed
+        # the MDTs: which one a FID is on (a FID location view), and the Mdc of one
+        self._mdt_of: Callable[[Fid], int] = getattr(mdc, "mdt_of", None) or (lambda fid: 0)
+        self._at: Callable[[int], Any] = getattr(mdc, "mdc", None) or (lambda index: mdc)
+        self._streams: dict[int, Stream] = {}          # per MDT
+        self._seq_mdt: dict[int, int] = {}              # FID sequence -> the MDT that handed it out
         self._oldest = 0.0                              # monotonic time of the oldest unsent record
         self._wake = False
         self._errors: dict[Fid, LpError] = {}           # refused records, by the files they concern
@@ -99,16 +106,16 @@ class Wbc:
 
     def start(self) -> None:
         """Replay what the journal holds from an earlier life, get a FID sequence, start flushing."""
-        if len(self.journal):
-            log.info("replaying %d update records left from before", len(self.journal))
+        left = self.journal.pending()
+        with self._mu:
+            for r in left:
+                self._stream(r.mdt).live.append(r.seq)
+        for m in sorted({0} | {r.mdt for r in left}):
+            self._open(m)
+        if left:
+            log.info("replaying %d update records left from before", len(left))
             self.flush()
-        else:
-            rep = self.mdc.reint_batch([])
-            self.mdc.raise_for(rep)
-            if rep.applied_seq + 1 != self.journal.next_seq:     # the MDS says where numbering goes on
-                self.journal.start_after(rep.applied_seq)
-            self._applied = rep.applied_seq
-        self._fetch_seq()
+        self._fetch_seq(0)
         self._thread = threading.Thread(target=self._run, name="wbc-flush", daemon=True)
         self._thread.start()
 
@@ -125,13 +132,59 @@ class Wbc:
             empty = len(self.journal) == 0
             self.journal.close()
             if empty:                       # nothing to replay: leave no file behind
-                stem = self.journal.path[:-len(".jnl")] if self.journal.path.endswith(".jnl") else ""
-                for path in (self.journal.path, self.journal.path + ".lock", stem + ".id" if stem else ""):
-                    try:
-                        if path:
-                            os.unlink(path)
-                    except OSError:
-                        pass
+                _remove_files(self.journal.path)
+
+    # ---- MDTs --------------------------------------------------------------------------
+
+    def _stream(self, mdt: int) -> Stream:
+        """The MDT's stream (self._mu held)."""
+        st = self._streams.get(mdt)
+        if st is None:
+            st = self._streams[mdt] = Stream(mdt)
+        return st
+
+    def _open(self, mdt: int) -> None:
+        """Ask the MDT how far it got with this client's records (LpError when it cannot say).
+        Numbering moves on past it: a new record must be new to every MDT."""
+        m = self._at(mdt)
+        rep = m.reint_batch([])
+        m.raise_for(rep)
+        last = rep.applied_seq
+        with self._mu:
+            st = self._stream(mdt)
+            st.applied = max(st.applied, last) if st.opened else last
+            st.opened = True
+            if not len(self.journal) and mdt == 0 and last + 1 != self.journal.next_seq:
+                self.journal.start_after(last)          # MDT0 says where numbering goes on
+            elif last >= self.journal.next_seq:
+                self.journal.skip_to(last + 1)
+
+    def ready(self, desc: cpb.LockDesc) -> bool:
+        """The grant's MDT was asked how far it got (asked now when not yet: blocks). False when
+        it cannot say: the grant is of no use then."""
+        root = Fid(desc.res.n0, desc.res.n1, desc.res.n2)
+        try:
+            mdt = self._mdt_of(root)
+            with self._mu:
+                st = self._streams.get(mdt)
+                if st is not None and st.opened:
+                    return True
+            self._open(mdt)
+        except LpError as e:
+            log.warning("a write-back cache grant on %s is of no use: %s", root, e.message)
+            return False
+        self._fetch_seq(mdt)
+        return True
+
+    def opened(self, desc: cpb.LockDesc) -> bool:
+        """`ready` would not block (the grant's MDT is known to be asked)."""
+        try:
+            mdt = self._mdt_of(Fid(desc.res.n0, desc.res.n1, desc.res.n2))
+        except LpError:
+            return False
+        with self._mu:
+            st = self._streams.get(mdt)
+            return st is not None and st.opened
 
     # ---- grants ----------------------------------------------------------------------
 
@@ -140,10 +193,15 @@ class Wbc:
         if not desc.cookie:
             return None
         root = Fid(desc.res.n0, desc.res.n1, desc.res.n2)
+        try:
+            mdt = self._mdt_of(root)
+        except LpError:
+            return None
         with self._mu:
-            if self._closed or root in self._dir_grant:
+            st = self._streams.get(mdt)
+            if self._closed or root in self._dir_grant or st is None or not st.opened:
                 return None
-            g = Grant(desc.cookie, root, {root})
+            g = Grant(desc.cookie, root, {root}, mdt=mdt)
             self._grants[desc.cookie] = g
             self._dir_grant[root] = g
             self.stats["grants"] += 1
@@ -215,63 +273,69 @@ class Wbc:
 
     # ---- FIDs ---------------------------------------------------------------------------
 
-    def new_fid(self) -> Fid | None:
-        """A FID from this client's sequence, without waiting; None when none is at hand."""
+    def new_fid(self, mdt: int = 0) -> Fid | None:
+        """A FID from a sequence of the MDT's given to this client, without waiting; None when
+        none is at hand."""
         with self._mu:
-            while self._seqs and self._next_oid > self._seqs[0][1]:
-                self._seqs.pop(0)
-                self._next_oid = 1
-            if not self._seqs:
-                fetch = not self._fetching
-                self._fetching = True
+            st = self._stream(mdt)
+            while st.fid_seqs and st.next_oid > st.fid_seqs[0][1]:
+                st.fid_seqs.pop(0)
+                st.next_oid = 1
+            if not st.fid_seqs:
+                fetch = not st.fetching
+                st.fetching = True
                 fid = None
             else:
-                seq, width = self._seqs[0]
-                fid = Fid(seq, self._next_oid, 0)
-                self._next_oid += 1
-                fetch = (len(self._seqs) == 1 and width - self._next_oid < SEQ_LOW and not self._fetching)
+                seq, width = st.fid_seqs[0]
+                fid = Fid(seq, st.next_oid, 0)
+                st.next_oid += 1
+                fetch = (len(st.fid_seqs) == 1 and width - st.next_oid < SEQ_LOW and not st.fetching)
                 if fetch:
-                    self._fetching = True
+                    st.fetching = True
         if fetch:
-            threading.Thread(target=self._fetch_seq, name="wbc-seq", daemon=True).start()
+            threading.Thread(target=self._fetch_seq, args=(mdt,), name="wbc-seq", daemon=True).start()
         return fid
 
-    def _fetch_seq(self) -> None:
+    def _fetch_seq(self, mdt: int) -> None:
         try:
-            seq, width = self.mdc.alloc_seq()
+            seq, width = self._at(mdt).alloc_seq()
         except LpError as e:
-            log.warning("cannot get a FID sequence: %s", e.message)
+            log.warning("cannot get a FID sequence from MDT%04x: %s", mdt, e.message)
             with self._mu:
-                self._fetching = False
+                self._stream(mdt).fetching = False
             return
         with self._mu:
-            self._seqs.append((seq, width))
-            self._fetching = False
+            st = self._stream(mdt)
+            st.fid_seqs.append((seq, width))
+            st.fetching = False
+            self._seq_mdt[seq] = mdt
 
     # ---- records ---------------------------------------------------------------------
 
-    def record(self, cred: Cred, time_ns: int, **op) -> int:
-        """Journal one change (a ReintOp field and its message); returns its seq."""
+    def record(self, cred: Cred, time_ns: int, *, mdt: int | None = None, **op) -> int:
+        """Journal one change (a ReintOp field and its message) for the MDT of its grant (by
+        default the one that handed out the sequence of a FID it names); returns its seq."""
         rec = mpb.UpdateRecord(op=mpb.ReintOp(**op), time_ns=time_ns, uid=cred.uid, gid=cred.gid,
                                groups=list(cred.groups))
-        seq = self.journal.append(rec)
         with self._mu:
+            rec.mdt = mdt if mdt is not None else _mdt_of_record(rec, self._seq_mdt, self._dir_grant)
+            seq = self.journal.append(rec)
+            self._stream(rec.mdt).live.append(seq)
             self.stats["records"] += 1
             if not self._oldest:
                 self._oldest = time.monotonic()
-            if len(self.journal) - self._unsent_base() >= self.flush_count or self.journal.full:
+            if self._unsent() >= self.flush_count or self.journal.full:
                 self._wake = True
                 self._cv.notify_all()
         return seq
 
-    def _unsent_base(self) -> int:
-        """Records pending in the journal that the MDS has applied already (awaiting commit)."""
-        return max(0, self._applied - self.journal.acked_seq)
+    def _unsent(self) -> int:
+        return sum(st.unsent() for st in self._streams.values())
 
     def pending(self) -> int:
-        """Records not yet applied by the MDS (plus one when file bytes kept here wait too)."""
+        """Records not yet applied by their MDTs (plus one when file bytes kept here wait too)."""
         with self._mu:
-            n = max(0, len(self.journal) - self._unsent_base())
+            n = self._unsent()
         return n + (1 if self.data is not None and self.data.pending() else 0)
 
     def note_data(self) -> None:
@@ -294,47 +358,47 @@ class Wbc:
                 self._oldest = 0.0      # what is added from now on starts its own age
             for _ in range(4):
                 target = self.journal.next_seq - 1     # what was journalled when asked: not a moving goal
-                while self._applied < target:
-                    batch = [r for r in self.journal.pending(after=self._applied, limit=self.batch_max)
-                             if r.seq <= target]
-                    if not batch:
-                        break
-                    self._send(self._with_objects(batch))
+                with self._mu:
+                    todo = [st for st in self._streams.values() if st.unsent()]
+                for st in todo:
+                    while True:
+                        after = st.applied
+                        batch = [r for r in self.journal.pending(after=after) if r.mdt == st.mdt and r.seq <= target]
+                        if not batch:
+                            break
+                        self._send(st, _with_objects(batch[:self.batch_max], self.data), after)
                 # files whose bytes are kept here: written to their objects, then their size records
                 if self.data is None or not self.data.pending():
                     break
                 layouts, self._layouts = self._layouts, {}
                 if not self.data.write_back(layouts, self._applied):
                     break
-            if commit and self._uncommitted:
-                self._commit(self.mdc.sync())
+            if commit:
+                with self._mu:
+                    waiting = [st for st in self._streams.values() if st.uncommitted]
+                for st in waiting:
+                    self._commit(st, self._at(st.mdt).sync())
 
-    def _with_objects(self, batch: list[mpb.UpdateRecord]) -> list[mpb.UpdateRecord]:
-        """Creates of files with bytes kept here ask for their objects (the journal keeps
-        them without: after a crash, there are no bytes to write)."""
-        if self.data is None:
-            return batch
-        out = []
-        for r in batch:
-            if r.op.WhichOneof("op") == "create" and self.data.wants_layout(fid_from_pb(r.op.create.fid)):
-                r2 = mpb.UpdateRecord()
-                r2.CopyFrom(r)
-                r2.op.create.delay_layout = False
-                r = r2
-            out.append(r)
-        return out
+    def _applied(self, seq: int) -> bool:
+        """The record `seq` reached its MDT."""
+        with self._mu:
+            return wbcstreams.applied(list(self._streams.values()), seq)
 
-    def _send(self, batch: list[mpb.UpdateRecord]) -> None:
-        rep = self.mdc.reint_batch(batch)
+    def _send(self, st: Stream, batch: list[mpb.UpdateRecord], after: int) -> None:
+        """One batch of the MDT's records, the first following its record `after`."""
+        rep = self._at(st.mdt).reint_batch(batch, after_seq=after)
         for rl in rep.layouts:
             self._layouts[fid_from_pb(rl.fid)] = layout_from_pb(rl.layout)
         err = rep.hdr.errno
         if err and not rep.failed_seq:
+            if err == errno.EPROTO and rep.applied_seq < after:
+                with self._mu:      # the MDT lost records it had applied (not committed): send them again
+                    st.applied = rep.applied_seq
             raise LpError(err, rep.hdr.message or "update records refused")
         with self._mu:
-            self._applied = max(self._applied, rep.applied_seq)
+            st.applied = max(st.applied, rep.applied_seq)
             if rep.hdr.transno:
-                self._uncommitted.append((rep.applied_seq, rep.hdr.transno))
+                st.uncommitted.append((rep.applied_seq, rep.hdr.transno))
             self.stats["batches"] += 1
             self.stats["flushed"] += rep.applied
         if rep.failed_seq:
@@ -355,17 +419,14 @@ class Wbc:
                     del self._errors[next(iter(self._errors))]
             if self.on_refused is not None:
                 self.on_refused()
-        self._commit(rep.hdr.last_committed)
+        self._commit(st, rep.hdr.last_committed)
 
-    def _commit(self, last_committed: int) -> None:
-        """Drop from the journal what the MDS has on stable storage."""
-        upto = 0
+    def _commit(self, st: Stream, last_committed: int) -> None:
+        """Drop from the journal what every MDT has on stable storage."""
         with self._mu:
-            while self._uncommitted and self._uncommitted[0][1] <= last_committed:
-                upto = self._uncommitted.pop(0)[0]
-            if not self._uncommitted and self._applied:
-                upto = max(upto, min(self._applied, self.journal.next_seq - 1))
-        if upto > self.journal.acked_seq:
+            st.committed(last_committed)
+            upto = wbcstreams.ack_point(list(self._streams.values()), self.journal.next_seq)
+        if upto > self.journal.acked_seq:       # outside the mutex: an ack may rewrite the file
             self.journal.ack(upto)
 
     def _run(self) -> None:
@@ -384,9 +445,12 @@ class Wbc:
                 self._wake = False
             try:
                 self.flush()
-                if self._uncommitted and time.monotonic() - idle_commit > self.flush_age:
+                with self._mu:
+                    waiting = [st for st in self._streams.values() if st.uncommitted]
+                if waiting and time.monotonic() - idle_commit > self.flush_age:
                     idle_commit = time.monotonic()
-                    self._commit(self.mdc.sync())
+                    for st in waiting:
+                        self._commit(st, self._at(st.mdt).sync())
             except LpError as e:
                 log.warning("flushing update records failed: %s; trying again", e.message)
                 with self._mu:
@@ -399,6 +463,44 @@ class Wbc:
             out["pending"] = self.pending()
         out.update({f"journal_{k}": v for k, v in self.journal.stats().items()})
         return out
+
+
+def _remove_files(path: str) -> None:
+    """A journal with nothing to replay goes, with its lock and identity files."""
+    stem = path[:-len(".jnl")] if path.endswith(".jnl") else ""
+    for p in (path, path + ".lock", stem + ".id" if stem else ""):
+        try:
+            if p:
+                os.unlink(p)
+        except OSError:
+            pass
+
+
+def _with_objects(batch: list[mpb.UpdateRecord], data: Any) -> list[mpb.UpdateRecord]:
+    """Creates of files with bytes kept here ask for their objects (the journal keeps them
+    without: after a crash, there are no bytes to write)."""
+    if data is None:
+        return batch
+    out = []
+    for r in batch:
+        if r.op.WhichOneof("op") == "create" and data.wants_layout(fid_from_pb(r.op.create.fid)):
+            r2 = mpb.UpdateRecord()
+            r2.CopyFrom(r)
+            r2.op.create.delay_layout = False
+            r = r2
+        out.append(r)
+    return out
+
+
+def _mdt_of_record(rec: mpb.UpdateRecord, seq_mdt: dict[int, int], dir_grant: dict[Fid, Grant]) -> int:
+    """The MDT of a record's FIDs: one a sequence of it names, or a directory of its grant."""
+    for fid in concerns(rec):
+        if fid.seq in seq_mdt:
+            return seq_mdt[fid.seq]
+        g = dir_grant.get(fid)
+        if g is not None:
+            return g.mdt
+    return 0
 
 
 def concerns(rec: mpb.UpdateRecord) -> list[Fid]:

@@ -133,14 +133,14 @@ class WbcData:
         with self._mu:
             return bool(self._dirty)
 
-    def write_back(self, layouts: dict[Fid, Layout], applied_seq: int) -> int:
+    def write_back(self, layouts: dict[Fid, Layout], applied: Callable[[int], bool]) -> int:
         """Write the kept bytes of every file the MDS has (its create record applied) to its
         objects; returns how many files were written.
 
         Runs in the flusher (never in the FUSE thread). The pieces of all files go to each
         OST together, a few unary RPCs per OST, the OSTs in parallel."""
         with self._mu:
-            todo = [n for n in self._dirty.values() if n.wbc_create_seq <= applied_seq]
+            todo = [n for n in self._dirty.values() if applied(n.wbc_create_seq)]
         if not todo:
             return 0
         files = [f for node in todo if (f := self._snapshot(node, layouts.get(node.fid))) is not None]

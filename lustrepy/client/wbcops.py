@@ -84,7 +84,7 @@ class LocalOps:
     def create(self, g: Grant, parent: Inode, name: bytes, mode: int, rdev: int, cred: Cred,
                target: bytes = b"") -> Inode | None:
         """A new file, device, FIFO, directory or symlink named `name` in `parent`."""
-        fid = self.wbc.new_fid()
+        fid = self.wbc.new_fid(g.mdt)
         if fid is None:
             return None
         if not stat.S_IFMT(mode):
@@ -111,11 +111,11 @@ class LocalOps:
                         now, now, now, rdev)
             pf, ff = fid_to_pb(parent.fid), fid_to_pb(fid)
             if is_dir:
-                self.wbc.record(cred, now, mkdir=mpb.MkdirOp(parent=pf, name=name, mode=mode, fid=ff))
+                self.wbc.record(cred, now, mdt=g.mdt, mkdir=mpb.MkdirOp(parent=pf, name=name, mode=mode, fid=ff))
             elif stat.S_ISLNK(mode):
-                self.wbc.record(cred, now, symlink=mpb.SymlinkOp(parent=pf, name=name, target=target, fid=ff))
+                self.wbc.record(cred, now, mdt=g.mdt, symlink=mpb.SymlinkOp(parent=pf, name=name, target=target, fid=ff))
             else:
-                seq = self.wbc.record(cred, now, create=mpb.CreateOp(parent=pf, name=name, mode=mode, rdev=rdev,
+                seq = self.wbc.record(cred, now, mdt=g.mdt, create=mpb.CreateOp(parent=pf, name=name, mode=mode, rdev=rdev,
                                                                      fid=ff, delay_layout=True))
             node, _ = self.table.learn(fid, attr, size_valid=True, lock=self.wbc.pseudo_cookie(g),
                                        bits=MADE_BITS, name=(parent.ino, name), lookup=True)
@@ -152,9 +152,9 @@ class LocalOps:
             now = time.time_ns()
             pf = fid_to_pb(parent.fid)
             if rmdir:
-                self.wbc.record(cred, now, rmdir=mpb.RmdirOp(parent=pf, name=name))
+                self.wbc.record(cred, now, mdt=g.mdt, rmdir=mpb.RmdirOp(parent=pf, name=name))
             else:
-                self.wbc.record(cred, now, unlink=mpb.UnlinkOp(parent=pf, name=name))
+                self.wbc.record(cred, now, mdt=g.mdt, unlink=mpb.UnlinkOp(parent=pf, name=name))
             with self.table.mu:
                 parent.complete.discard(name)
                 parent.attr = replace(pa, nlink=pa.nlink - (1 if rmdir else 0), mtime_ns=now, ctime_ns=now)
@@ -181,7 +181,7 @@ class LocalOps:
                 if name in parent.complete:
                     raise LpError(errno.EEXIST, "file exists")
             now = time.time_ns()
-            self.wbc.record(cred, now, link=mpb.LinkOp(fid=fid_to_pb(node.fid), parent=fid_to_pb(parent.fid),
+            self.wbc.record(cred, now, mdt=g.mdt, link=mpb.LinkOp(fid=fid_to_pb(node.fid), parent=fid_to_pb(parent.fid),
                                                        name=name))
             with self.table.mu:
                 node.attr = replace(a, nlink=a.nlink + 1, ctime_ns=now)
@@ -222,7 +222,7 @@ class LocalOps:
                                            or not _may_lose_name(target, target.attr, want_dir=is_dir)):
                     return False
             now = time.time_ns()
-            self.wbc.record(cred, now, rename=mpb.RenameOp(src_parent=fid_to_pb(sp.fid), src_name=old,
+            self.wbc.record(cred, now, mdt=g.mdt, rename=mpb.RenameOp(src_parent=fid_to_pb(sp.fid), src_name=old,
                                                            dst_parent=fid_to_pb(dp.fid), dst_name=new, flags=flags))
             with self.table.mu:
                 self.table.remove_name(sp.ino, old)
@@ -290,9 +290,9 @@ class LocalOps:
             now = time.time_ns()
             fid = fid_to_pb(node.fid)
             if value is None:
-                self.wbc.record(cred, now, removexattr=mpb.RemovexattrOp(fid=fid, name=name))
+                self.wbc.record(cred, now, mdt=g.mdt, removexattr=mpb.RemovexattrOp(fid=fid, name=name))
             else:
-                self.wbc.record(cred, now, setxattr=mpb.SetxattrOp(fid=fid, name=name, value=value))
+                self.wbc.record(cred, now, mdt=g.mdt, setxattr=mpb.SetxattrOp(fid=fid, name=name, value=value))
             with self.table.mu:
                 if value is None:
                     del node.wbc_xattrs[name]
@@ -323,7 +323,7 @@ class LocalOps:
                                                            op.get("gid", 0), op.get("size", 0)))
             now = time.time_ns()
             fields = {k: v for k, v in op.items() if k not in ("valid", "size", "open_handle")}
-            self.wbc.record(cred, now, setattr=mpb.SetattrOp(fid=fid_to_pb(node.fid), valid=valid & ~SA.SIZE,
+            self.wbc.record(cred, now, mdt=g.mdt, setattr=mpb.SetattrOp(fid=fid_to_pb(node.fid), valid=valid & ~SA.SIZE,
                                                              **fields))
             changes: dict = {"mode": mode, "ctime_ns": now}
             for bit, now_bit, key in ((SA.ATIME, SA.ATIME_NOW, "atime_ns"), (SA.MTIME, SA.MTIME_NOW, "mtime_ns")):

@@ -383,11 +383,12 @@ class TxBase:
         r = self.conn.execute("SELECT last_seq FROM replay_seqs WHERE client_id = ?", (client_id,)).fetchone()
         return int(r[0]) if r else 0
 
-    def advance_replay_seq(self, client_id: str, seq: int) -> bool:
+    def advance_replay_seq(self, client_id: str, seq: int, prev: int | None = None) -> bool:
         """Mark record `seq` of `client_id` done, in this transaction. Only the record after the
-        last one done may be marked: otherwise nothing changes and False is returned."""
+        last one done (`prev`, by default seq - 1) may be marked: otherwise nothing changes and
+        False is returned."""
         self._w()
-        if seq < 1 or self.replay_seq(client_id) != seq - 1:
+        if seq < 1 or self.replay_seq(client_id) != (seq - 1 if prev is None else prev) or (prev or 0) >= seq:
             return False
         self.conn.execute("INSERT OR REPLACE INTO replay_seqs (client_id, last_seq, updated_ns) VALUES (?, ?, ?)",
                           (client_id, seq, self.now))

@@ -98,9 +98,9 @@ class Mdt:
         self.capa_lifetime = LIFETIME_S         # mds.capa_lifetime
         self.wbc = WbcManager(self.lockd, cfg.contention)
         self.wbc.refused = self.nodemap.readonly    # a read-only client creates nothing, locally or not
-        # update records replay on MDT0 only, where no name binds another MDT's inode
-        self.wbc.elsewhere = lambda fid: self.index != 0 or (
-            self.mdts.several and self.store.peek(lambda tx: remote.blocks_wbc(tx, fid)))
+        # every MDT grants; not where a name binds another MDT's inode (records replay on one MDT)
+        self.wbc.elsewhere = lambda fid: self.mdts.several and self.store.peek(
+            lambda tx: remote.blocks_wbc(tx, fid))
         self.lockd.on_blocking = self.wbc.on_blocking
         self.allocator = Allocator(reserved=cfg.ost_reserved)
         self.osp = Osp(self.store, self.registry, client_id=self.uuid, fsname=self.fsname,

@@ -75,7 +75,10 @@ def apply_batch(mdt: Mdt, req: mpb.ReintBatchRequest, client_id: str) -> mpb.Rei
         if not records:
             return mpb.ReintBatchReply(hdr=rep_ok(), applied_seq=last)
         try:
-            _check_order(records, last)
+            if req.chained:
+                _check_chain(records, req.after_seq, last)
+            else:
+                _check_order(records, last)
         except LpError as e:
             mdt.counters["batch_gaps"] += 1
             log.warning("refused a batch of %d records from %s: %s", len(records), client_id, e.message)
@@ -96,6 +99,18 @@ def _check_order(records: Sequence[mpb.UpdateRecord], last: int) -> None:
                                     f"the last record done is {last}")
 
 
+def _check_chain(records: Sequence[mpb.UpdateRecord], after: int, last: int) -> None:
+    """EPROTO unless the seqs ascend and the first new record's predecessor is `last`."""
+    prev = after
+    for rec in records:
+        if rec.seq <= prev:
+            raise LpError(errno.EPROTO, f"record seqs in a batch must ascend: {rec.seq} follows {prev}")
+        if prev < last < rec.seq:           # the first new record must follow the last one done
+            raise LpError(errno.EPROTO, f"record {rec.seq} follows {prev}, the last record done is {last}: "
+                                        f"records between are missing")
+        prev = rec.seq
+
+
 def _run_records(mdt: Mdt, records: Sequence[mpb.UpdateRecord], client_id: str, conn_gen: int,
                  p: _Progress) -> mpb.ReintBatchReply:
     """Execute the records after p.done in order; stop at the first failure."""
@@ -109,7 +124,7 @@ def _run_records(mdt: Mdt, records: Sequence[mpb.UpdateRecord], client_id: str, 
                 continue
             try:
                 mdt.lockd.check(client_id, conn_gen)        # evicted meanwhile: stop here
-                p.transno, rep = _apply(mdt, rec, client_id)
+                p.transno, rep = _apply(mdt, rec, client_id, p.done)
                 if rep.has_layout and rec.op.WhichOneof("op") == "create":
                     p.layouts.append(mpb.RecordLayout(seq=rec.seq, fid=rep.attr.fid, layout=rep.layout))
             except LpError as e:
@@ -125,8 +140,9 @@ def _run_records(mdt: Mdt, records: Sequence[mpb.UpdateRecord], client_id: str, 
         mdt.counters["batch_skipped"] += p.skipped
 
 
-def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.ReintReply]:
-    """One record, in its own transaction that also marks it done; its transno and reply."""
+def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str, prev: int) -> tuple[int, mpb.ReintReply]:
+    """One record, in its own transaction that also marks it done (it follows `prev`); its transno
+    and reply."""
     kind = rec.op.WhichOneof("op")
     new_fid = getattr(rec.op, kind).fid if kind in reint.CREATORS else None
 
@@ -139,7 +155,7 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str) -> tuple[int, mpb.Re
                 # the client writes its kept bytes to these objects next, and their size in a
                 # record after: if it dies between, the objects say
                 tx.size_from_objects(fid_from_pb(rep.attr.fid))
-            if not tx.advance_replay_seq(client_id, rec.seq):
+            if not tx.advance_replay_seq(client_id, rec.seq, prev):
                 raise SeqConflict(client_id, rec.seq)
             return rep
         return in_tx
@@ -161,7 +177,7 @@ def _refused(mdt: Mdt, client_id: str, rec: mpb.UpdateRecord, e: LpError, p: _Pr
     """Consume the refused record (its own transaction) and report it."""
     mdt.counters["batch_refused"] += 1
     log.info("record %d from %s refused: %s", rec.seq, client_id, e)
-    ok, transno = mdt.store.write(lambda tx: tx.advance_replay_seq(client_id, rec.seq))
+    ok, transno = mdt.store.write(lambda tx: tx.advance_replay_seq(client_id, rec.seq, p.done))
     if not ok:
         return _reply(p, hdr_err=SeqConflict(client_id, rec.seq))
     p.done, p.transno = rec.seq, transno        # the client drops the record once this is committed

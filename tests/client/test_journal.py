@@ -93,6 +93,23 @@ def test_reopen_restores_pending_and_next_seq(jpath: Path) -> None:
         assert j.append(create_record(b"g")) == 11
 
 
+def test_skip_to_moves_numbering_on_with_records_pending_and_keeps_each_records_mdt(jpath: Path) -> None:
+    with Journal(jpath) as j:
+        r = create_record(b"a")
+        r.mdt = 1
+        assert j.append(r) == 1
+        j.skip_to(40)                       # an MDT asked late has records up to 39
+        j.skip_to(7)                        # never back
+        assert j.next_seq == 40 and seqs(j.pending()) == [1]
+        assert j.append(create_record(b"b")) == 40
+        j.skip_to(90)                       # nothing took these numbers: not kept by itself
+    with Journal(jpath) as j:
+        assert seqs(j.pending()) == [1, 40] and [x.mdt for x in j.pending()] == [1, 0]
+        assert j.next_seq == 41
+        j.ack(40)
+        assert j.acked_seq == 40 and not j.pending()
+
+
 def test_compaction_drops_acked_entries_and_keeps_seq_monotonic(jpath: Path) -> None:
     with Journal(jpath) as j:
         for i in range(100):

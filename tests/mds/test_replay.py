@@ -293,6 +293,31 @@ def test_gaps_are_refused_whole_and_an_empty_batch_tells_the_last_seq(mdc):
     assert counters(mdc)["batch_gaps"] - before["batch_gaps"] == 4
 
 
+def test_chained_batches_skip_other_mdts_seqs_and_refuse_a_broken_chain(mdc):
+    """A client of several MDTs numbers its records once: this MDT sees 2, 5, 6, 9 (the others'
+    seqs skipped), each batch saying which record of its own came before."""
+    top = top_dir(mdc, b"chain")
+    fid = Fids(mdc)
+    f = [fid() for _ in range(5)]
+    before = counters(mdc)
+    check_ok(mdc.reint_batch([rec(2, T0, **create(top, b"a", f[0])), rec(5, T0, **create(top, b"b", f[1]))],
+                             after_seq=0), applied=2, applied_seq=5)
+    assert mdc.reint_batch([]).applied_seq == 5
+    # a resend from further back skips what was done and goes on after it
+    check_ok(mdc.reint_batch([rec(5, T0, **create(top, b"b", f[1])), rec(6, T0, **create(top, b"c", f[2]))],
+                             after_seq=2), applied=1, applied_seq=6)
+    for after, bad in ((4, [rec(9, T0, **create(top, b"d", f[3]))]),           # follows 4, not 6
+                       (6, [rec(9, T0, **create(top, b"d", f[3])), rec(8, T0, **create(top, b"e", f[4]))]),
+                       (0, [rec(0, T0, **create(top, b"d", f[3]))])):
+        rep = mdc.reint_batch(bad, after_seq=after)
+        assert rep.hdr.errno == errno.EPROTO and rep.applied == 0 and rep.applied_seq == 6, rep
+        assert "\n" not in rep.hdr.message
+    assert sorted(listing(mdc, top)) == [b"a", b"b", b"c"]
+    check_ok(mdc.reint_batch([rec(9, T0, **create(top, b"d", f[3]))], after_seq=6), applied=1, applied_seq=9)
+    assert counters(mdc)["batch_gaps"] - before["batch_gaps"] == 3
+    assert counters(mdc)["batch_records"] - before["batch_records"] == 4
+
+
 def test_a_refused_connection_consumes_nothing(mdc):
     top = top_dir(mdc, b"stale")
     fid = Fids(mdc)

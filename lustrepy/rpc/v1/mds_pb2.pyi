@@ -369,28 +369,34 @@ class ReintReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., layout: _Optional[_Union[_common_pb2.Layout, _Mapping]] = ..., has_layout: _Optional[bool] = ..., lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., parent_attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., wbc_lock: _Optional[_Union[_common_pb2.LockDesc, _Mapping]] = ..., stripes: _Optional[_Union[DirStripes, _Mapping]] = ...) -> None: ...
 
 class UpdateRecord(_message.Message):
-    __slots__ = ("seq", "op", "time_ns", "uid", "gid", "groups")
+    __slots__ = ("seq", "op", "time_ns", "uid", "gid", "groups", "mdt")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     GID_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    MDT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     op: ReintOp
     time_ns: int
     uid: int
     gid: int
     groups: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, seq: _Optional[int] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ..., time_ns: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ...) -> None: ...
+    mdt: int
+    def __init__(self, seq: _Optional[int] = ..., op: _Optional[_Union[ReintOp, _Mapping]] = ..., time_ns: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., mdt: _Optional[int] = ...) -> None: ...
 
 class ReintBatchRequest(_message.Message):
-    __slots__ = ("hdr", "records")
+    __slots__ = ("hdr", "records", "chained", "after_seq")
     HDR_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CHAINED_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.ReqHdr
     records: _containers.RepeatedCompositeFieldContainer[UpdateRecord]
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., records: _Optional[_Iterable[_Union[UpdateRecord, _Mapping]]] = ...) -> None: ...
+    chained: bool
+    after_seq: int
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.ReqHdr, _Mapping]] = ..., records: _Optional[_Iterable[_Union[UpdateRecord, _Mapping]]] = ..., chained: _Optional[bool] = ..., after_seq: _Optional[int] = ...) -> None: ...
 
 class ReintBatchReply(_message.Message):
     __slots__ = ("hdr", "applied_seq", "failed_seq", "applied", "layouts")
