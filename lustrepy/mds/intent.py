@@ -287,7 +287,8 @@ def _layout(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str, encode
             a = tx.getattr(attr.fid)
             if stat.S_ISREG(a.mode) and tx.get_layout(a.fid) is None:
                 perm.require(cred, a, perm.W)
-                tx.set_layout(a.fid, mdt.allocate(tx, requested or tx.default_layout(default_from), a.fid))
+                from_dir = tx.layout_dir(a.fid, default_from)
+                tx.set_layout(a.fid, mdt.allocate(tx, requested or tx.default_layout(from_dir), a.fid))
             return _reply(tx, tx.getattr(a.fid), _POS, True)
 
         return mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)[0]

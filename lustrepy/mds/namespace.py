@@ -109,6 +109,18 @@ class Tx(TxBase):
             return Fid(*r)
         return fid if a.nlink else None
 
+    def layout_dir(self, fid: Fid, asked: Fid) -> Fid:
+        """The directory whose default layout file `fid` takes: `asked` when this MDT holds it (a
+        file named on several MDTs may be asked about with another's), else one naming it here."""
+        try:
+            if stat.S_ISDIR(self._node(asked)[1].mode):      # not a stub of another MDT's inode
+                return asked
+        except LpError:
+            pass
+        r = self.conn.execute("SELECT i.seq, i.oid, i.ver FROM dentries d JOIN inodes i ON i.id = d.parent "
+                              "WHERE d.child = ? LIMIT 1", (self._node(fid)[0],)).fetchone()
+        return Fid(*r) if r is not None else ROOT_FID
+
     def readlink(self, fid: Fid) -> bytes:
         iid, a = self._node(fid)
         if not stat.S_ISLNK(a.mode):

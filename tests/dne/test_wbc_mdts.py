@@ -154,3 +154,29 @@ def test_killed_client_replays_each_mdts_records_there_once(c: Cluster, tmp_path
     finally:
         a2.stop()
     assert not list((tmp_path / "journal").glob("*.jnl"))      # clean unmount: nothing left
+
+
+def test_a_kept_file_linked_into_another_mdts_directory_gets_its_objects(c: Cluster, tmp_path: Path) -> None:
+    """A small file made under MDT1's grant keeps its bytes in the client; a hard link in a
+    directory of MDT0 (made first, so the client names the file there first) must not keep
+    its objects from being made when the bytes go out."""
+    a = mount(c, tmp_path / "a", *_wbc(tmp_path, "wbc_age=30"))
+    b = None
+    try:
+        near, far = a.path / "near", a.path / "far"
+        near.mkdir()
+        (far / "seed").touch()
+        assert _state(far)["held_here"]
+        data = os.urandom(3000)
+        (far / "kept").touch()
+        os.link(far / "kept", near / "kept")            # the MDS's: a name on MDT0, the inode on MDT1
+        (far / "kept").write_bytes(data)                # kept here, as the file has no objects yet
+        _fsync(far)                                     # records, then the bytes: the file's objects
+        b = mount(c, tmp_path / "b")
+        for top in ("near", "far"):
+            assert (b.path / top / "kept").read_bytes() == data
+            assert os.stat(b.path / top / "kept").st_nlink == 2
+    finally:
+        if b is not None:
+            b.stop()
+        a.stop()
