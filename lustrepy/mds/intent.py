@@ -39,7 +39,7 @@ Encode = Callable[[mpb.IntentReply, int], bytes]
 
 DEFAULT_BITS = int(IBit.LOOKUP | IBit.UPDATE | IBit.PERM)
 # Plain ints on the request path: an IntFlag operation costs about 60 times an int's.
-_UPDATE, _LAYOUT = int(IBit.UPDATE), int(IBit.LAYOUT)
+_UPDATE, _LAYOUT, _PERM = int(IBit.UPDATE), int(IBit.LAYOUT), int(IBit.PERM)
 _NEW_FILE_BITS = DEFAULT_BITS | int(IBit.LAYOUT | IBit.XATTR)
 _IT_OPEN, _IT_CREAT, _IT_LAYOUT = int(IT.OPEN), int(IT.CREAT), int(IT.LAYOUT)
 _IT_WITH_LAYOUT = int(IT.OPEN | IT.LAYOUT | IT.CREAT)
@@ -129,7 +129,12 @@ def _locked(mdt: Mdt, client_id: str, cred: Cred, req: mpb.IntentRequest,
             lock = mdt.locks.grant(client_id, parent, LockMode.PR, _UPDATE)
             rep = mpb.IntentReply(hdr=rep_err(e), disposition=_NEG, lock=lock)
             return rep
-        lock = mdt.locks.grant(client_id, attr.fid, _mode(req), _bits(req, attr))
+        bits = _bits(req, attr)
+        if bits & _UPDATE and stat.S_ISDIR(attr.mode) and mdt.wbc.contended(attr.fid):
+            # clients take turns creating there: an UPDATE lock would be called back by the next
+            # create; its attributes go uncached instead (one getattr, no callback per create)
+            bits = bits & ~_UPDATE or int(IBit.LOOKUP)
+        lock = mdt.locks.grant(client_id, attr.fid, _mode(req), bits)
         try:
             again = _resolve(mdt.store.read(), cred, req)
         except LpError:
@@ -228,7 +233,7 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
         raise LpError(errno.EINVAL, "create needs a parent and a name")
     flags = req.open_flags
     parent = fid_from_pb(req.parent)
-    mdt.wbc.track(parent)
+    mdt.wbc.track(parent, client_id)
     if mdt.store.peek(lambda tx: tx.find(cred, parent, req.name)) is not None:
         if flags & os.O_EXCL:
             raise LpError(errno.EEXIST, "file exists")
@@ -267,7 +272,10 @@ def _open_create(mdt: Mdt, req: mpb.IntentRequest, cred: Cred, client_id: str,
         rep.parent_attr.CopyFrom(attr_pb(tx, tx.getattr(parent)))
         return rep
 
-    with mdt.locks.update(mdt.wbc.outside(client_id, [(parent, _UPDATE)]), on_behalf=client_id):
+    # Out of contention, also the PERM bits: a lock given while it was contended (no UPDATE bit,
+    # see _locked) is called back then, so that a client left alone there gets its WBC grant.
+    bits = _UPDATE if mdt.wbc.contended(parent) else _UPDATE | _PERM
+    with mdt.locks.update(mdt.wbc.outside(client_id, [(parent, bits)]), on_behalf=client_id):
         rep, _ = mdt.write_with_objects(fn, client_id=client_id, xid=req.hdr.xid, encode=encode)
     child = fid_from_pb(rep.attr.fid)
     rep.lock.CopyFrom(mdt.locks.grant(client_id, child, LockMode.PR, _NEW_FILE_BITS))

@@ -74,6 +74,7 @@ class _Dir:
     revocations: int = 0
     cookie: int = 0             # the WBC lock, 0 when none was granted
     holder: str = ""
+    creator: str = ""           # the client of the last create there
 
 
 def _res(fid: Fid) -> ResId:
@@ -194,12 +195,19 @@ class WbcManager:
             elif holder.ibits & WBC_BITS and holder.res in self._dirs:
                 self._conflict_locked(self._dirs[holder.res], self._clock())
 
-    def track(self, dir_fid: Fid) -> None:
-        """Count conflicts on a directory clients create in, WBC or not."""
+    def track(self, dir_fid: Fid, client_id: str = "") -> None:
+        """Count conflicts on a directory clients create in, WBC or not. While it is contended,
+        a create by another client than the last one keeps it so: its attributes are then
+        served without UPDATE locks (intent.py), so no lock conflicts there any more, but
+        clients still take turns in it."""
         res = _res(dir_fid)
         with self._mu:
-            if res not in self._dirs:
-                self._entry_locked(res, self._clock())
+            now = self._clock()
+            d = self._entry_locked(res, now)
+            if client_id:
+                if d.creator and d.creator != client_id and d.contended_until > now:
+                    d.contended_until = now + self.policy.hold_s
+                d.creator = client_id
 
     def contended(self, dir_fid: Fid) -> bool:
         """Clients keep conflicting there: locks on it would only be called back again."""
