@@ -34,6 +34,7 @@ from __future__ import annotations
 import bisect
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import struct
@@ -287,16 +288,15 @@ class Journal:
             self._appended += 1
             return seq
 
-    def pending(self, after: int = 0, limit: int | None = None) -> list[mds_pb2.UpdateRecord]:
-        """The unacknowledged records with seq > `after`, oldest first (at most `limit`).
-
-        The records are the journal's own objects: read them, copy them into a
-        request, never change them.
-        """
+    def pending(self, after: int = 0, limit: int | None = None, mdt: int | None = None) -> list[mds_pb2.UpdateRecord]:
+        """The unacknowledged records with seq > `after` (for `mdt` only, when given), oldest first,
+        at most `limit`. They are the journal's own objects: read or copy them, never change them."""
         with self._lock:
-            i = bisect.bisect_right(self._seqs, after)
-            j = len(self._seqs) if limit is None else min(len(self._seqs), i + max(limit, 0))
-            return [self._pending[s].record for s in self._seqs[i:j]]
+            seqs = self._seqs
+            recs = (self._pending[seqs[k]].record for k in range(bisect.bisect_right(seqs, after), len(seqs)))
+            if mdt is not None:
+                recs = (r for r in recs if r.mdt == mdt)
+            return list(itertools.islice(recs, None if limit is None else max(limit, 0)))
 
     def ack(self, seq: int) -> None:
         """The MDS has every record with seq <= `seq`: forget them (idempotent, monotonic).

@@ -165,10 +165,8 @@ class Wbc:
         root = Fid(desc.res.n0, desc.res.n1, desc.res.n2)
         try:
             mdt = self._mdt_of(root)
-            with self._mu:
-                st = self._streams.get(mdt)
-                if st is not None and st.opened:
-                    return True
+            if self._is_open(mdt):
+                return True
             self._open(mdt)
         except LpError as e:
             log.warning("a write-back cache grant on %s is of no use: %s", root, e.message)
@@ -179,9 +177,11 @@ class Wbc:
     def opened(self, desc: cpb.LockDesc) -> bool:
         """`ready` would not block (the grant's MDT is known to be asked)."""
         try:
-            mdt = self._mdt_of(Fid(desc.res.n0, desc.res.n1, desc.res.n2))
+            return self._is_open(self._mdt_of(Fid(desc.res.n0, desc.res.n1, desc.res.n2)))
         except LpError:
             return False
+
+    def _is_open(self, mdt: int) -> bool:
         with self._mu:
             st = self._streams.get(mdt)
             return st is not None and st.opened
@@ -314,11 +314,12 @@ class Wbc:
 
     def record(self, cred: Cred, time_ns: int, *, mdt: int | None = None, **op) -> int:
         """Journal one change (a ReintOp field and its message) for the MDT of its grant (by
-        default the one that handed out the sequence of a FID it names); returns its seq."""
+        default the one that handed out the sequence of a FID it names: WbcData's size records);
+        returns its seq."""
         rec = mpb.UpdateRecord(op=mpb.ReintOp(**op), time_ns=time_ns, uid=cred.uid, gid=cred.gid,
                                groups=list(cred.groups))
         with self._mu:
-            rec.mdt = mdt if mdt is not None else _mdt_of_record(rec, self._seq_mdt, self._dir_grant)
+            rec.mdt = mdt if mdt is not None else _mdt_of_record(rec, self._seq_mdt)
             seq = self.journal.append(rec)
             self._stream(rec.mdt).live.append(seq)
             self.stats["records"] += 1
@@ -363,10 +364,10 @@ class Wbc:
                 for st in todo:
                     while True:
                         after = st.applied
-                        batch = [r for r in self.journal.pending(after=after) if r.mdt == st.mdt and r.seq <= target]
+                        batch = [r for r in self.journal.pending(after, self.batch_max, st.mdt) if r.seq <= target]
                         if not batch:
                             break
-                        self._send(st, _with_objects(batch[:self.batch_max], self.data), after)
+                        self._send(st, _with_objects(batch, self.data), after)
                 # files whose bytes are kept here: written to their objects, then their size records
                 if self.data is None or not self.data.pending():
                     break
@@ -374,10 +375,16 @@ class Wbc:
                 if not self.data.write_back(layouts, self._applied):
                     break
             if commit:
-                with self._mu:
-                    waiting = [st for st in self._streams.values() if st.uncommitted]
-                for st in waiting:
-                    self._commit(st, self._at(st.mdt).sync())
+                self._sync_all()
+
+    def _sync_all(self) -> bool:
+        """Have every MDT with records applied and not known committed commit them (Sync), and
+        drop those from the journal; False when none had any."""
+        with self._mu:
+            waiting = [st for st in self._streams.values() if st.uncommitted]
+        for st in waiting:
+            self._commit(st, self._at(st.mdt).sync())
+        return bool(waiting)
 
     def _applied(self, seq: int) -> bool:
         """The record `seq` reached its MDT."""
@@ -445,12 +452,8 @@ class Wbc:
                 self._wake = False
             try:
                 self.flush()
-                with self._mu:
-                    waiting = [st for st in self._streams.values() if st.uncommitted]
-                if waiting and time.monotonic() - idle_commit > self.flush_age:
+                if time.monotonic() - idle_commit > self.flush_age and self._sync_all():
                     idle_commit = time.monotonic()
-                    for st in waiting:
-                        self._commit(st, self._at(st.mdt).sync())
             except LpError as e:
                 log.warning("flushing update records failed: %s; trying again", e.message)
                 with self._mu:
@@ -492,15 +495,10 @@ def _with_objects(batch: list[mpb.UpdateRecord], data: Any) -> list[mpb.UpdateRe
     return out
 
 
-def _mdt_of_record(rec: mpb.UpdateRecord, seq_mdt: dict[int, int], dir_grant: dict[Fid, Grant]) -> int:
-    """The MDT of a record's FIDs: one a sequence of it names, or a directory of its grant."""
-    for fid in concerns(rec):
-        if fid.seq in seq_mdt:
-            return seq_mdt[fid.seq]
-        g = dir_grant.get(fid)
-        if g is not None:
-            return g.mdt
-    return 0
+def _mdt_of_record(rec: mpb.UpdateRecord, seq_mdt: dict[int, int]) -> int:
+    """The MDT that handed out the sequence of a FID the record names (a file made under a grant:
+    records that name no such FID are given their grant's MDT by the caller)."""
+    return next((seq_mdt[f.seq] for f in concerns(rec) if f.seq in seq_mdt), 0)
 
 
 def concerns(rec: mpb.UpdateRecord) -> list[Fid]:
