@@ -14,6 +14,10 @@ WBC requests refused because another client holds locks there. `threshold`
 of them within `window_s` make the directory contended: no WBC grant until
 `hold_s` have passed without a new one, so everyone is served on the server
 side, one intent per operation (Lustre's contention detection, LU-12550).
+While contended, a create by another client than the last one keeps it
+contended as a conflict would: clients then get no UPDATE lock on it
+(intent.py), so its creates call nothing back and lock conflicts stop, though
+the clients still take turns there.
 
 Lock order: the lock server may call `on_blocking` with its mutex held; this
 module never calls the lock server while holding its own mutex.
