@@ -34,6 +34,7 @@ from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds import fld, remote
 from lustrepy.mds.dnenames import NameMoves, apply_names
 from lustrepy.mds.dnestripe import StripedDirs, apply_stripes
+from lustrepy.mds.dnetree import TreeMoves, apply_tree, log_add
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.channel import call, make_channel
@@ -78,13 +79,6 @@ class Host(Protocol):
     def cfg(self) -> _Cfg: ...
 
 
-def _log_add(tx: Tx, entry: dict[str, Any]) -> int:
-    tx._w()
-    cur = tx.conn.execute("INSERT INTO dne_log (op, created_ns) VALUES (?, ?)", (json.dumps(entry), tx.now))
-    assert cur.lastrowid is not None
-    return int(cur.lastrowid)
-
-
 def _log_del(tx: Tx, op_id: int) -> None:
     tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
 
@@ -93,7 +87,7 @@ def _fid_j(f: Fid) -> list[int]:
     return [f.seq, f.oid, f.ver]
 
 
-class Dne(NameMoves, StripedDirs):
+class Dne(NameMoves, StripedDirs, TreeMoves):
     """The coordinator's side, with its redo thread and channels to the other MDTs."""
 
     def __init__(self, mdt: Host) -> None:
@@ -174,6 +168,7 @@ class Dne(NameMoves, StripedDirs):
             if mine:
                 entry = json.loads(row[1])
                 try:
+                    self._hold_for(op_id, entry, deadline)
                     with mdt.locks.update([(Fid(*entry["parent"]), IBit.UPDATE)], on_behalf=client_id):
                         return self._through(op_id, entry, finish, encode, deadline)
                 finally:
@@ -183,10 +178,16 @@ class Dne(NameMoves, StripedDirs):
                 raise LpError(errno.ETIMEDOUT, "the operation is still being carried through")
             time.sleep(0.05)
 
+    def _hold_for(self, op_id: int, entry: dict[str, Any], deadline: float) -> None:
+        """A logged move of a directory to another parent holds the rename lock until it ends
+        (taken again after a restart: the same operation's is granted as held)."""
+        if entry.get("tree") and not entry.get("bound"):
+            self.rename_lock(op_id, deadline)
+
     def _carry(self, entry: dict[str, Any], finish: Finish, encode: Callable[[Any, int], bytes] | None
                ) -> tuple[Any, int]:
         mdt = self.mdt
-        op_id, _ = mdt.store.write(lambda tx: _log_add(tx, entry))
+        op_id, _ = mdt.store.write(lambda tx: log_add(tx, entry))
         mdt.committer.commit_now()              # logged before any MDT applies a part
         with self._mu:
             self._busy.add(op_id)
@@ -324,9 +325,13 @@ class Dne(NameMoves, StripedDirs):
                 self._busy.add(op_id)
             try:
                 entry = json.loads(text)
+                deadline = time.monotonic() + PART_TIMEOUT
+                if entry["kind"] == "hold":         # a move here that held the rename lock
+                    self.end_op(op_id, deadline)
+                    continue
+                self._hold_for(op_id, entry, deadline)
                 with mdt.locks.update([(Fid(*entry["parent"]), IBit.UPDATE)]):
-                    self._through(op_id, entry, _plain_reply if self.encode else None, self.encode,
-                                  time.monotonic() + PART_TIMEOUT)
+                    self._through(op_id, entry, _plain_reply if self.encode else None, self.encode, deadline)
                 log.info("op %d (%s across MDTs) carried through after a restart", op_id, entry["kind"])
             except LpError as e:
                 if e.errno == errno.ETIMEDOUT:
@@ -358,6 +363,10 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
         mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_done WHERE coordinator = ? AND op_id = ?",
                                                    (req.coordinator, req.op_id)))
         return mpb.DneUpdateReply(hdr=rep_ok())
+    if req.kind in (K.RLOCK, K.RUNLOCK, K.CLIMB):
+        if mdt.recovery.blocks():
+            return mpb.DneUpdateReply(hdr=rep_err(LpError(errno.EINPROGRESS, "recovering")))
+        return apply_tree(mdt, req)
     saved = mdt.store.peek(lambda tx: tx.conn.execute(
         "SELECT reply FROM dne_done WHERE coordinator = ? AND op_id = ? AND kind = ?",
         (req.coordinator, req.op_id, int(req.kind))).fetchone())

@@ -9,8 +9,11 @@ the transaction that removes the log row. A link here to a file of MDT c: c coun
 (NAMES), then this MDT binds it. An unlink here of a name whose inode is on MDT c:
 c drops that name (NAMES; at the last name the file is orphaned or destroyed there), then this
 MDT removes the name. Every part is applied once however often it is sent, so the redo thread
-can carry a logged operation through after a crash of any MDS. Directories do not move between
-MDTs (EXDEV, as `mv` expects when it copies instead).
+can carry a logged operation through after a crash of any MDS. A directory moves the same way;
+when it changes parents the operation holds the file system's rename lock from before its
+inode locks until its last part, and the MDT binding the new name first checks, under its lock
+on the new parent, that the directory is not above it on any MDT (mds/dnetree.py). Exchanges
+across MDTs, and a directory replacing one of another MDT, say EXDEV (`mv` copies instead).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from lustrepy.common.fid import Fid
 from lustrepy.common.protocol import RENAME
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
+from lustrepy.common import perm
 from lustrepy.mds import dirplace, remote
+from lustrepy.mds.dnetree import log_add
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, fid_to_pb, rep_ok
@@ -36,9 +41,10 @@ if TYPE_CHECKING:
     from lustrepy.mds.namespace import Tx
 
 K = mpb.DneUpdateRequest.Kind
+PART_WAIT = 8.0             # seconds a BIND may spend gathering a new parent's ancestors
 Encode = Callable[[Any, int], bytes] | None
 _REFUSALS = (errno.EACCES, errno.EPERM, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EXDEV,
-             errno.ESTALE, errno.EINVAL, errno.ENOTEMPTY)
+             errno.ESTALE, errno.EINVAL, errno.ENOTEMPTY, errno.ELOOP)
 
 
 def _fj(f: Fid) -> list[int]:
@@ -52,6 +58,12 @@ class NameMoves:
     _carry: Callable[..., tuple[Any, int]]
     _part: Callable[..., mpb.DneUpdateReply]
     _forget: Callable[[int, int], None]
+    _mu: Any
+    _busy: set[int]
+    end_op: Callable[..., None]
+    rename_lock: Callable[[int, float], None]
+    check_no_loop: Callable[[Fid, Fid, float], None]
+    climb_at: Callable[..., tuple[Any, Any, Attr]]
 
     def mdt_of(self, fid: Fid) -> int:
         m = self.mdt.mdts.view().mdt_of(fid)
@@ -61,8 +73,9 @@ class NameMoves:
 
     def rename(self, cred: Cred, client_id: str, xid: int, sp: Fid, sn: bytes, dp: Fid, dn: bytes, flags: int,
                finish: Any, encode: Encode) -> tuple[Any, int]:
-        """A rename whose names or inodes are on different MDTs. A directory moves only between
-        stripes of one striped directory (its place in the tree stays: no loop can form)."""
+        """A rename whose names or inodes are on different MDTs. A directory moving between
+        stripes of one striped directory keeps its place in the tree (no loop can form); one
+        moving to another parent holds the rename lock (`_move_dir`)."""
         if flags & RENAME.EXCHANGE:
             raise LpError(errno.EXDEV, "exchanging names between MDTs is not supported")
         mdt = self.mdt
@@ -72,16 +85,54 @@ class NameMoves:
             master = None
 
         def check(tx: Tx) -> tuple[Attr, int | None, int]:
-            return remote.check_unbind(tx, cred, sp, sn, dirs=master is not None)
+            return remote.check_unbind(tx, cred, sp, sn, dirs=True)
+
+        def logged(a: Attr, c: int | None, did: int) -> dict[str, Any]:
+            return {"kind": "rename", "parent": _fj(sp), "name": sn.hex(), "dparent": _fj(dp), "dname": dn.hex(),
+                    "fid": _fj(a.fid), "did": did, "fid_mdt": mdt.index if c is None else c, "mode": a.mode, "mdt": b,
+                    "flags": flags, "client": client_id, "xid": xid, "master": _fj(master) if master else None,
+                    "cred": [cred.uid, cred.gid, list(cred.groups)]}
         a, c, did = mdt.store.peek(check)
         locks = [(sp, IBit.UPDATE), (a.fid, IBit.LOOKUP | IBit.UPDATE)] + ([(dp, IBit.UPDATE)] if b == mdt.index else [])
+        if stat.S_ISDIR(a.mode) and master is None and sp != dp:
+            return self._move_dir(cred, logged(a, c, did), check, logged, locks, finish, encode)
         with mdt.locks.update(locks, on_behalf=client_id):
-            a, c, did = mdt.store.peek(check)
-            entry = {"kind": "rename", "parent": _fj(sp), "name": sn.hex(), "dparent": _fj(dp), "dname": dn.hex(),
-                     "fid": _fj(a.fid), "did": did, "fid_mdt": mdt.index if c is None else c, "mode": a.mode, "mdt": b,
-                     "flags": flags, "client": client_id, "xid": xid, "master": _fj(master) if master else None,
-                     "cred": [cred.uid, cred.gid, list(cred.groups)]}
-            return self._carry(entry, finish, encode)
+            return self._carry(logged(*mdt.store.peek(check)), finish, encode)
+
+    def _move_dir(self, cred: Cred, entry: dict[str, Any], check: Callable[[Tx], tuple[Attr, int | None, int]],
+                  logged: Callable[..., dict[str, Any]], locks: list[Any], finish: Any,
+                  encode: Encode) -> tuple[Any, int]:
+        """A directory to another parent, across MDTs: logged, then the rename lock, then the
+        inode locks; checked again under them (a directory changing parents needs write
+        permission on itself, as Linux says) before the parts go out."""
+        mdt = self.mdt
+        deadline = time.monotonic() + mdt.cfg.dne_wait
+        entry = {**entry, "tree": True}
+        op_id, _ = mdt.store.write(lambda tx: log_add(tx, entry))
+        mdt.committer.commit_now()
+        with self._mu:
+            self._busy.add(op_id)
+        started = False
+        try:
+            try:
+                self.rename_lock(op_id, deadline)
+                with mdt.locks.update(locks, on_behalf=entry["client"]):
+                    now = {**logged(*mdt.store.peek(check)), "tree": True}
+                    fid, c = Fid(*now["fid"]), int(now["fid_mdt"])
+                    real = self.climb_at(c, fid, deadline)[2]
+                    perm.require(cred, real, perm.W)
+                    if now != entry:
+                        mdt.store.write(lambda tx: tx.conn.execute("UPDATE dne_log SET op = ? WHERE id = ?",
+                                                                   (json.dumps(now), op_id)))
+                    started = True
+                    return self._renamed(op_id, now, finish, encode, deadline)
+            except LpError:
+                if not started:
+                    self.end_op(op_id, deadline)    # nothing was sent: the operation ends here
+                raise
+        finally:
+            with self._mu:
+                self._busy.discard(op_id)
 
     def link(self, cred: Cred, client_id: str, xid: int, fid: Fid, parent: Fid, name: bytes, finish: Any,
              encode: Encode) -> tuple[Any, int]:
@@ -157,6 +208,13 @@ class NameMoves:
         out: tuple[Any, int] = (None, 0)
         victim = entry.get("victim")
         if not entry.get("bound"):
+            if b == here and entry.get("tree"):             # the new parent is locked here
+                try:
+                    self.check_no_loop(fid, dp, deadline)
+                except LpError as e:
+                    if e.errno in _REFUSALS:
+                        self.end_op(op_id, deadline)
+                    raise
             if b != here:
                 req = mpb.DneUpdateRequest(
                     kind=K.BIND, parent=fid_to_pb(dp), name=dn, fid=fid_to_pb(fid), fid_mdt=c, mode=entry["mode"],
@@ -182,9 +240,9 @@ class NameMoves:
                 elif c == here and remote.still_bound(tx, parent, name, fid, entry["did"]):
                     remote.add_name(tx, fid, b, dp, dn)     # before the local name goes: never at nlink 0
                 remote.unbind(tx, parent, name, fid, entry["did"])
-                if victim is None:
+                if victim is None and not entry.get("tree"):
                     tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
-                else:
+                else:               # a replaced name, or the rename lock, is still to go
                     tx.conn.execute("UPDATE dne_log SET op = ? WHERE id = ?",
                                     (json.dumps({**entry, "bound": True, "victim": victim}), op_id))
                 if finish is None:
@@ -200,9 +258,10 @@ class NameMoves:
             self._part(vmdt, op_id, mpb.DneUpdateRequest(
                 kind=K.UNNAME, fid=fid_to_pb(vfid), src_mdt=b, src_parent=fid_to_pb(dp), src_name=dn,
                 time_ns=time.time_ns()), deadline)
-            mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,)))
-            mdt.committer.commit_now()
+            self.end_op(op_id, deadline, quiet=True)
             self._forget(vmdt, op_id)
+        elif entry.get("tree"):
+            self.end_op(op_id, deadline, quiet=True)
         for m in {b, c} - {here}:
             self._forget(m, op_id)
         return out
@@ -213,8 +272,7 @@ class NameMoves:
             return self._part(target, op_id, req, deadline)
         except LpError as e:
             if e.errno in _REFUSALS:
-                self.mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,)))
-                self.mdt.committer.commit_now()
+                self.end_op(op_id, deadline)
             raise
 
     def _last(self, op_id: int, entry: dict[str, Any], fn: Callable[[Tx], Any], encode: Encode) -> tuple[Any, int]:
@@ -233,9 +291,9 @@ def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.Dne
     if req.kind == K.BIND:
         cred = Cred(uid=req.uid, gid=req.gid, groups=tuple(req.groups))
         parent = fid_from_pb(req.parent)
-        if stat.S_ISDIR(req.mode) and (not req.HasField("dir_master") or mdt.store.peek(
-                lambda tx: dirplace.master_of(tx, parent)) != fid_from_pb(req.dir_master)):
-            raise LpError(errno.EXDEV, "moving a directory between MDTs is not supported")
+        if stat.S_ISDIR(req.mode) and req.HasField("dir_master") and mdt.store.peek(
+                lambda tx: dirplace.master_of(tx, parent)) != fid_from_pb(req.dir_master):
+            raise LpError(errno.EXDEV, "the directory's stripes changed meanwhile")
 
         def bound(tx: Tx) -> mpb.DneUpdateReply:
             gone = remote.bind(tx, cred, parent, req.name, fid, req.fid_mdt, mdt.index, req.mode,
@@ -246,6 +304,8 @@ def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.Dne
                 rep.victim.CopyFrom(fid_to_pb(gone[0]))
             return done(tx, rep)
         with mdt.locks.update([(parent, IBit.UPDATE)]):
+            if stat.S_ISDIR(req.mode) and not req.HasField("dir_master"):   # to another parent: the
+                mdt.dne.check_no_loop(fid, parent, time.monotonic() + PART_WAIT)  # mover holds the rename lock
             rep, _ = mdt.store.write(bound)
         mdt.osp.wake()
         return rep  # type: ignore[no-any-return]

@@ -151,6 +151,8 @@ class TxBase:
         self.forced = forced        # a replayed update: the results it must reproduce
         self._forced_fids = list(forced.fids) if forced is not None else []
         self.full = False           # the MDT's disk is full: no new inode, name or xattr (MdtFull)
+        # directories' ancestors over all MDTs, gathered under the rename lock (mds/dnetree.py)
+        self.climbed: dict[Fid, frozenset[Fid]] = {}
 
     def _w(self) -> None:
         if not self.writable:

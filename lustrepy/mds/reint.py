@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import stat
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from lustrepy.common.errors import LpError
@@ -105,14 +106,16 @@ def execute(mdt: Mdt, req: mpb.ReintRequest, cred: Cred, client_id: str,
 
 def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
         encode: Callable[[mpb.ReintReply, int], bytes] | None = None, now_ns: int = 0,
-        wrap: Callable[[TxFn], TxFn] | None = None) -> tuple[str, mpb.ReintReply, int]:
+        wrap: Callable[[TxFn], TxFn] | None = None, replayed: bool = False) -> tuple[str, mpb.ReintReply, int]:
     """Execute one update for `client_id` as one transaction: the Reint RPC and the replay of
     update records both come here.
 
     The MDS holds EX locks on what the update changes, taken on behalf of the client (its own
     locks are not called back). The transaction sets the times now_ns (0: the clock now); with
     encode, it saves the reply to (client_id, xid). `wrap` may add steps to the transaction,
-    which commit or roll back with the update. Returns (operation kind, reply, transno).
+    which commit or roll back with the update. Returns (operation kind, reply, transno). With
+    several MDTs, a rename moving a directory to another parent holds the rename lock (a
+    `replayed` record's does not: mds/dnetree.py says why).
     """
     kind = op.WhichOneof("op")
     if kind is None:
@@ -126,20 +129,61 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
         finish = _finisher(parent, wrap)
         got = mdt.dne.resumed(client_id, xid, finish, encode)      # a resend of a logged operation
         return (kind, *(got if got is not None else across(cred, client_id, xid, finish, encode)))
+
+    def here(climbed: dict[Fid, frozenset[Fid]]) -> tuple[mpb.ReintReply, int]:
+        return _run_here(mdt, handler, body, cred, client_id, xid, encode, now_ns, wrap, parent, climbed)
+    moving = None if replayed or kind != "rename" or not mdt.mdts.several else _moving_dir(mdt, body, cred)
+    if moving is not None:
+        sp, dp = fid_from_pb(body.src_parent), fid_from_pb(body.dst_parent)
+        return kind, *mdt.dne.move_here(sp, dp, moving, here, time.monotonic() + mdt.cfg.dne_wait)
+    return kind, *here({})
+
+
+def _moving_dir(mdt: Mdt, body: mpb.RenameOp, cred: Cred) -> bool | None:
+    """Does this rename move a directory to another parent? (None: no; else whether a directory
+    moves the other way too, an exchange.) Errors are left to the rename itself."""
+    sp, dp = fid_from_pb(body.src_parent), fid_from_pb(body.dst_parent)
+    if sp == dp:
+        return None
+
+    def isdir(parent: Fid, name: bytes) -> bool:
+        try:
+            return stat.S_ISDIR(mdt.store.read().lookup(cred, parent, name).mode)
+        except LpError:
+            return False
+    there = bool(body.flags & RENAME.EXCHANGE) and isdir(dp, body.dst_name)
+    return there if isdir(sp, body.src_name) or there else None
+
+
+def _run_here(mdt: Mdt, handler: Handler, body: Any, cred: Cred, client_id: str, xid: int,
+              encode: Callable[[mpb.ReintReply, int], bytes] | None, now_ns: int,
+              wrap: Callable[[TxFn], TxFn] | None, parent: Fid | None,
+              climbed: dict[Fid, frozenset[Fid]]) -> tuple[mpb.ReintReply, int]:
+    """run() of an update of this MDT alone: locks, then one transaction, again when a name
+    moved meanwhile."""
     for _ in range(_RETRIES):
         locks, fn = handler(mdt, body, cred)
         if parent is not None:
             fn = _with_parent(fn, parent)
         if wrap is not None:
             fn = wrap(fn)
+        if climbed:
+            fn = _knowing(fn, climbed)
         try:
             with mdt.locks.update(mdt.wbc.outside(client_id, locks), on_behalf=client_id):
                 rep, transno = mdt.write_with_objects(fn, client_id=client_id, xid=xid, encode=encode,
                                                       now_ns=now_ns)
         except _Moved:
             continue
-        return kind, rep, transno
+        return rep, transno
     raise LpError(errno.EAGAIN, "names changed repeatedly during the update")
+
+
+def _knowing(fn: TxFn, climbed: dict[Fid, frozenset[Fid]]) -> TxFn:
+    def known(tx: Tx) -> mpb.ReintReply:
+        tx.climbed = climbed
+        return fn(tx)
+    return known
 
 
 def _elsewhere(mdt: Mdt, op: mpb.ReintOp) -> bool:

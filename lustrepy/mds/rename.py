@@ -37,11 +37,17 @@ _SUBTREE_STUB = ("WITH RECURSIVE down(id) AS (SELECT ? UNION SELECT d.child FROM
 _NAMED_ELSEWHERE = "SELECT 1 FROM remote_names WHERE inode IN ({}) LIMIT 1"
 
 
-def _no_loop_across_mdts(tx: TxBase, moved: int, new_parent: int) -> None:
-    """EXDEV where moving directory `moved` under `new_parent` could close a loop through other
-    MDTs: the new parent's ancestors here end at a directory named on another MDT, and `moved`'s
-    subtree here holds a directory of another MDT (through which it could be above that name).
-    The check here sees only this MDT; `mv` copies instead."""
+def _no_loop_across_mdts(tx: TxBase, moved: int, moved_fid: Fid, new_parent: int, new_parent_fid: Fid) -> None:
+    """Where the new parent's ancestors over all MDTs were gathered (the MDS holds the rename
+    lock, mds/dnetree.py): EINVAL when directory `moved` is among them. Else (a replayed record)
+    EXDEV where the move could close a loop through other MDTs: the new parent's ancestors here
+    end at a directory named on another MDT, and `moved`'s subtree here holds a directory of
+    another MDT (through which it could be above that name); `mv` copies instead."""
+    climbed = tx.climbed.get(new_parent_fid)
+    if climbed is not None:
+        if moved_fid in climbed:
+            raise LpError(errno.EINVAL, "cannot move a directory into itself")
+        return
     if tx.conn.execute("SELECT 1 FROM remote_inodes LIMIT 1").fetchone() is None:
         return                  # no name here binds another MDT's inode: no path leaves this MDT downwards
     up = tx._ancestors(new_parent)
@@ -83,9 +89,9 @@ def rename(tx: TxBase, cred: Cred, src_parent: Fid, src_name: bytes, dst_parent:
         if d_isdir and dst is not None and dst[1] in tx._ancestors(spid):
             raise LpError(errno.EINVAL if exchange else errno.ENOTEMPTY, "the target contains the source")
         if s_isdir:
-            _no_loop_across_mdts(tx, sid, dpid)
+            _no_loop_across_mdts(tx, sid, sa.fid, dpid, dst_parent)
         if exchange and d_isdir and dst is not None:
-            _no_loop_across_mdts(tx, dst[1], spid)
+            _no_loop_across_mdts(tx, dst[1], dst[2].fid, spid, src_parent)
     if dst is not None and dst[1] == sid:
         return Renamed(sa, dst[2], spa, dpa if cross else spa, noop=True)
 

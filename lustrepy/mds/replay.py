@@ -161,7 +161,7 @@ def _apply(mdt: Mdt, rec: mpb.UpdateRecord, client_id: str, prev: int) -> tuple[
         return in_tx
 
     cred = mdt.nodemap.cred(client_id, Cred(rec.uid, rec.gid, tuple(rec.groups)))
-    _, rep, transno = reint.run(mdt, rec.op, cred, client_id, now_ns=rec.time_ns, wrap=wrap)
+    _, rep, transno = reint.run(mdt, rec.op, cred, client_id, now_ns=rec.time_ns, wrap=wrap, replayed=True)
     return transno, rep
 
 

@@ -306,6 +306,18 @@ CREATE TABLE IF NOT EXISTS dir_defaults (
     hash        TEXT NOT NULL
 );
 
+-- rename_lock (MDT0 only): the file system's rename lock (Lustre's big rename lock), held while a directory
+--   moves to another parent and the file system has several MDTs, so that no two such moves check for
+--   loops against each other's half-done state. At most one row: the holder (the coordinating MDT's
+--   uuid) and the id of the operation in its dne_log, which lets it go when the operation ends (also
+--   after a crash of either MDS: the log row stays until then).
+CREATE TABLE IF NOT EXISTS rename_lock (
+    id          INTEGER PRIMARY KEY CHECK (id = 0),
+    holder      TEXT NOT NULL,
+    op_id       INTEGER NOT NULL,
+    since_ns    INTEGER NOT NULL
+);
+
 -- mdts (MDT0 only): every other MDT that ever registered. index <-> (uuid, instance) is one-to-one and
 --   never changes (instance: the random one of its format, so a reformatted MDT cannot pose as the one
 --   whose inodes other MDTs name); address is the latest one announced.

@@ -40,6 +40,19 @@ def _kill_restart_drain(c: Cluster, victim: str, args: tuple[str, ...], worker: 
              _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=60, what="the logs to drain")
 
 
+def _shuffle(near: Path, far: Path, names: list[str], rounds: int, errors: list[str], done: list[int]) -> None:
+    """Rename each name from `near` to `far`, then back, `rounds` times in all; failures are kept
+    in `errors`, the count of renames tried in done[0]."""
+    for rnd in range(rounds):
+        src, dst = (near, far) if rnd % 2 == 0 else (far, near)
+        for name in names:
+            try:
+                os.rename(src / name, dst / name)
+            except OSError as e:
+                errors.append(f"{rnd}/{name}: {e}")
+            done[0] += 1
+
+
 @pytest.mark.parametrize("victim", ["mdt0", "mdt1"])
 def test_renames_between_mdts_survive_a_killed_mds(tmp_path, victim):
     (tmp_path / "srv").mkdir()
@@ -54,16 +67,7 @@ def test_renames_between_mdts_survive_a_killed_mds(tmp_path, victim):
         for i in range(N):
             (near / f"f{i}").write_bytes(bytes([i]) * 5000)
         errors: list[str] = []
-
-        def shuffle() -> None:
-            for rnd in range(3):
-                for i in range(N):
-                    src, dst = (near, far) if rnd % 2 == 0 else (far, near)
-                    try:
-                        os.rename(src / f"f{i}", dst / f"f{i}")
-                    except OSError as e:
-                        errors.append(f"{rnd}/{i}: {e}")
-        t = threading.Thread(target=shuffle)
+        t = threading.Thread(target=_shuffle, args=(near, far, [f"f{i}" for i in range(N)], 3, errors, [0]))
         t.start()
         time.sleep(1.0)
         _kill_restart_drain(c, victim, args, t)
@@ -121,6 +125,49 @@ def test_striped_directories_made_and_removed_survive_a_killed_mds(tmp_path, vic
         assert _rows(c, "mdt", "SELECT count(*) FROM dir_stripes") == [(0,)]
         assert _rows(c, "mdt1", "SELECT count(*) FROM dir_stripes") == [(0,)]
         assert {t: _rows(c, t, dirs_sql) for t in ("mdt", "mdt1")} == before
+    finally:
+        if m is not None:
+            m.stop()
+        c.stop()        # lfsck of both MDTs
+
+
+@pytest.mark.parametrize("victim", ["mdt0", "mdt1"])
+def test_directory_moves_between_mdts_survive_a_killed_mds(tmp_path, victim):
+    """Directories (each holding a file) moved back and forth between MDT0 and MDT1 while an MDS
+    is killed: afterwards each is in exactly one place with its file, the parents' links count
+    them, the rename lock is free and lfsctl lfsck finds both MDTs clean."""
+    (tmp_path / "srv").mkdir()
+    args = ("--recovery-window", "5", "--dne-wait", "20")
+    c = Cluster(tmp_path / "srv").start(1, mds_args=args, n_mdts=2)
+    m = None
+    n = 12
+    try:
+        remote_root_dir(c, b"far")
+        m = mount(c, tmp_path / "m", "timeout=20")
+        near, far = m.path / "near", m.path / "far"
+        near.mkdir()
+        for i in range(n):
+            (near / f"d{i}").mkdir()
+            (near / f"d{i}" / "f").write_bytes(bytes([i]) * 3000)
+        errors: list[str] = []
+        done = [0]
+        t = threading.Thread(target=_shuffle, args=(near, far, [f"d{i}" for i in range(n)], 4, errors, done))
+        t.start()
+        wait_for(lambda: done[0] >= n // 2, timeout=60, what="moves under way")
+        assert t.is_alive()                 # the MDS dies among the moves
+        _kill_restart_drain(c, victim, args, t)
+        wait_for(lambda: _rows(c, "mdt", "SELECT count(*) FROM rename_lock") == [(0,)], timeout=30,
+                 what="the rename lock to be let go")
+        subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+        for i in range(n):
+            here = [d for d in (near, far) if (d / f"d{i}").exists()]
+            assert len(here) == 1, (i, here, errors)
+            assert (here[0] / f"d{i}" / "f").read_bytes() == bytes([i]) * 3000
+        assert os.stat(near).st_nlink + os.stat(far).st_nlink == 4 + n
+        assert os.stat(near).st_nlink == 2 + len(os.listdir(near))
+        r = subprocess.run([str(Path(sys.executable).parent / "lfsctl"), "lfsck", "--mgs", c.mds.address],
+                           capture_output=True, text=True, timeout=120)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
     finally:
         if m is not None:
             m.stop()

@@ -1,5 +1,5 @@
 """A mounted file system over two MDTs: a remote directory works as any directory for shell tools
-and POSIX calls, its files living on MDT1; names that would move between MDTs say EXDEV."""
+and POSIX calls, its files living on MDT1; files and directories move between MDTs."""
 
 from __future__ import annotations
 
@@ -48,9 +48,16 @@ def test_a_remote_directory_through_the_mount(fs):
     with pytest.raises(OSError) as ei:
         os.link(far / "sub", m.path / "dl")
     assert ei.value.errno == errno.EPERM
-    with pytest.raises(OSError) as ei:
-        os.rename(far / "sub", m.path / "sub2")
-    assert ei.value.errno == errno.EXDEV
+    # a directory moves between MDTs whole: same inode, its entries, its parents' links
+    dino, root_links = os.stat(far / "sub").st_ino, os.stat(m.path).st_nlink
+    os.rename(far / "sub", m.path / "sub2")
+    assert os.stat(m.path / "sub2").st_ino == dino and (m.path / "sub2" / "g").read_text() == "hello"
+    assert (os.stat(far).st_nlink, os.stat(m.path).st_nlink) == (2, root_links + 1)
+    with pytest.raises(OSError) as ei:                      # not below itself
+        os.rename(m.path / "sub2", m.path / "sub2" / "in")
+    assert ei.value.errno == errno.EINVAL
+    os.rename(m.path / "sub2", far / "sub")
+    assert (os.stat(far).st_nlink, os.stat(m.path).st_nlink) == (3, root_links)
     os.rename(m.path / "moved", far / "back")               # and back, onto MDT1 where it lives
     assert os.stat(far / "back").st_ino == ino and not (m.path / "moved").exists()
     os.rename(far / "back", m.path / "moved")

@@ -21,24 +21,6 @@ from tests.support.servers import Cluster, wait_for
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def two(tmp_path):
-    c = Cluster(tmp_path).start(1, n_mdts=2)
-    m0 = m1 = None
-    try:
-        wait_for(lambda: all_active(c.mds.address, 2), what="MDT1 active")
-        m0 = Mdc(c.mds.address, c.fsname, client_id="admin:t0", with_locks=True)
-        m0.connect()
-        m1 = Mdc(c.mdts[0].address, c.fsname, client_id="admin:t1", with_locks=True)
-        m1.connect()
-        yield c, m0, m1
-    finally:
-        for m in (m0, m1):
-            if m is not None:
-                m.close()
-        c.stop()
-
-
 def _rows(c, mdt: str, sql: str):
     db = sqlite3.connect(c.root / mdt / "mdt.db")
     try:
@@ -87,14 +69,19 @@ def test_remote_mkdir_checks_like_a_local_one(two):
         with pytest.raises(LpError) as ei:
             m0.mkdir(ROOT_FID, name, 0o755, cred, mdt_index=mdt)
         assert ei.value.errno == err, name
-    # a rename of a remote directory is refused whole, never half done
-    m0.mkdir(ROOT_FID, b"here", 0o755)
-    with pytest.raises(LpError) as ei:
-        m0.rename(ROOT_FID, b"taken", ROOT_FID, b"moved")
-    assert ei.value.errno == errno.EXDEV
-    assert m0.intent_raw(int(IT.LOOKUP), parent=ROOT_FID, name=b"taken").remote
     # MDT1 made exactly one directory, named on MDT0
     assert _rows(c, "mdt1", "SELECT name, mdt FROM remote_names") == [(b"taken", 0)]
+    # a remote directory renamed, in its directory and to another one: MDT1 holds its name as it is
+    here = fid_from_pb(m0.mkdir(ROOT_FID, b"here", 0o755).attr.fid)
+    m0.rename(ROOT_FID, b"taken", ROOT_FID, b"moved")
+    assert m0.intent_raw(int(IT.LOOKUP), parent=ROOT_FID, name=b"moved").remote
+    assert _rows(c, "mdt1", "SELECT name, mdt FROM remote_names") == [(b"moved", 0)]
+    m0.rename(ROOT_FID, b"moved", here, b"in")
+    assert m0.intent_raw(int(IT.LOOKUP), parent=here, name=b"in").remote
+    assert _rows(c, "mdt1", "SELECT name, mdt, parent_oid FROM remote_names") == [(b"in", 0, here.oid)]
+    assert _rows(c, "mdt", f"SELECT nlink FROM inodes WHERE seq = {here.seq} AND oid = {here.oid}") == [(3,)]
+    assert _rows(c, "mdt", "SELECT count(*) FROM rename_lock") == [(0,)]
+    assert _rows(c, "mdt", "SELECT count(*) FROM dne_log") == [(0,)]
 
 
 def test_a_remote_mkdir_waits_out_a_dead_mdt_and_completes_after_restarts(tmp_path):
@@ -153,7 +140,8 @@ def test_a_resent_part_is_applied_once(two):
 
 def test_a_directory_cannot_be_moved_under_itself_through_another_mdt(two):
     """/y (MDT0) holds r (MDT1), which holds x (MDT0 again): moving y into x, a rename MDT0 sees
-    as local, would close a loop through MDT1; it says EXDEV and nothing moves."""
+    as local, would close a loop through MDT1; the ancestors over both MDTs say EINVAL (as Linux
+    says of a move into itself) and nothing moves."""
     c, m0, m1 = two
     y = fid_from_pb(m0.mkdir(ROOT_FID, b"y", 0o755).attr.fid)
     r = fid_from_pb(m0.mkdir(y, b"r", 0o755, mdt_index=1).attr.fid)
@@ -161,7 +149,11 @@ def test_a_directory_cannot_be_moved_under_itself_through_another_mdt(two):
     assert fld(c.mds.address).mdt_of(x) == 0
     with pytest.raises(LpError) as ei:
         m0.rename(ROOT_FID, b"y", x, b"y")
-    assert ei.value.errno == errno.EXDEV
+    assert ei.value.errno == errno.EINVAL
+    with pytest.raises(LpError) as ei:                     # r (MDT1) into x, below itself
+        m0.rename(y, b"r", x, b"r")
+    assert ei.value.errno == errno.EINVAL
+    assert _rows(c, "mdt", "SELECT count(*) FROM rename_lock") == [(0,)]
     assert m0.intent_raw(int(IT.LOOKUP), parent=ROOT_FID, name=b"y").hdr.errno == 0
     m0.mkdir(ROOT_FID, b"plain", 0o755)
     m0.rename(ROOT_FID, b"plain", x, b"plain")              # no loop possible: it moves

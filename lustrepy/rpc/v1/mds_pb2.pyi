@@ -737,6 +737,9 @@ class DneUpdateRequest(_message.Message):
         REVIVE: _ClassVar[DneUpdateRequest.Kind]
         UNSHARD: _ClassVar[DneUpdateRequest.Kind]
         UNNAME: _ClassVar[DneUpdateRequest.Kind]
+        RLOCK: _ClassVar[DneUpdateRequest.Kind]
+        RUNLOCK: _ClassVar[DneUpdateRequest.Kind]
+        CLIMB: _ClassVar[DneUpdateRequest.Kind]
     NONE: DneUpdateRequest.Kind
     MKDIR: DneUpdateRequest.Kind
     RMDIR: DneUpdateRequest.Kind
@@ -748,6 +751,9 @@ class DneUpdateRequest(_message.Message):
     REVIVE: DneUpdateRequest.Kind
     UNSHARD: DneUpdateRequest.Kind
     UNNAME: DneUpdateRequest.Kind
+    RLOCK: DneUpdateRequest.Kind
+    RUNLOCK: DneUpdateRequest.Kind
+    CLIMB: DneUpdateRequest.Kind
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     OP_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -801,18 +807,26 @@ class DneUpdateRequest(_message.Message):
     def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., default_count: _Optional[int] = ..., default_hash: _Optional[str] = ...) -> None: ...
 
 class DneUpdateReply(_message.Message):
-    __slots__ = ("hdr", "attr", "has_victim", "victim", "victim_mdt")
+    __slots__ = ("hdr", "attr", "has_victim", "victim", "victim_mdt", "chain", "up", "up_mdt", "holder")
     HDR_FIELD_NUMBER: _ClassVar[int]
     ATTR_FIELD_NUMBER: _ClassVar[int]
     HAS_VICTIM_FIELD_NUMBER: _ClassVar[int]
     VICTIM_FIELD_NUMBER: _ClassVar[int]
     VICTIM_MDT_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    UP_MDT_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
     hdr: _common_pb2.RepHdr
     attr: _common_pb2.Attr
     has_victim: bool
     victim: _common_pb2.Fid
     victim_mdt: int
-    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., has_victim: _Optional[bool] = ..., victim: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., victim_mdt: _Optional[int] = ...) -> None: ...
+    chain: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fid]
+    up: _containers.RepeatedCompositeFieldContainer[_common_pb2.Fid]
+    up_mdt: _containers.RepeatedScalarFieldContainer[int]
+    holder: str
+    def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., attr: _Optional[_Union[_common_pb2.Attr, _Mapping]] = ..., has_victim: _Optional[bool] = ..., victim: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., victim_mdt: _Optional[int] = ..., chain: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ..., up: _Optional[_Iterable[_Union[_common_pb2.Fid, _Mapping]]] = ..., up_mdt: _Optional[_Iterable[int]] = ..., holder: _Optional[str] = ...) -> None: ...
 
 class MkdirAtRequest(_message.Message):
     __slots__ = ("hdr", "op")
