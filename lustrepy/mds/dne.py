@@ -252,13 +252,17 @@ class Dne(NameMoves, StripedDirs, TreeMoves):
         return out  # type: ignore[no-any-return]
 
     def _part(self, target: int, op_id: int, req: mpb.DneUpdateRequest, deadline: float) -> mpb.DneUpdateReply:
-        """Send one part until it is answered or `deadline` passes (ETIMEDOUT); its errno raised."""
+        """Send one part until it is answered or `deadline` passes (ETIMEDOUT); its errno raised.
+        A part of this MDT's own is applied here, as any other MDT would (once per operation)."""
         req.coordinator = self.mdt.uuid
         req.op_id = op_id
         pause = 0.1
         while True:
             try:
-                rep = call(self._stub(target).DneUpdate, req, timeout=PART_TIMEOUT)
+                if target == self.mdt.index:
+                    rep = apply(self.mdt, req)
+                else:
+                    rep = call(self._stub(target).DneUpdate, req, timeout=PART_TIMEOUT)
             except LpError as e:
                 if time.monotonic() + pause > deadline or self._stop.is_set():
                     raise LpError(errno.ETIMEDOUT, f"MDT{target:04x} does not answer ({e.message}); "
@@ -363,7 +367,7 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
         mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_done WHERE coordinator = ? AND op_id = ?",
                                                    (req.coordinator, req.op_id)))
         return mpb.DneUpdateReply(hdr=rep_ok())
-    if req.kind in (K.RLOCK, K.RUNLOCK, K.CLIMB):
+    if req.kind in (K.RLOCK, K.RUNLOCK, K.CLIMB, K.PEEK):
         if mdt.recovery.blocks():
             return mpb.DneUpdateReply(hdr=rep_err(LpError(errno.EINPROGRESS, "recovering")))
         return apply_tree(mdt, req)
@@ -392,6 +396,19 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
             a = remote.make_dir(tx, coord, parent, req.name, req.mode, req.uid, req.gid)
             return done(tx, mpb.DneUpdateReply(hdr=rep_ok(), attr=attr_pb(tx, a)))
         rep, _ = mdt.store.write(make)
+    elif req.kind in (K.SEAL, K.UNSEAL):
+        fid = fid_from_pb(req.fid)
+
+        def sealed(tx: Tx) -> mpb.DneUpdateReply:
+            try:
+                remote.seal(tx, fid, req.kind == K.SEAL)
+                return done(tx, mpb.DneUpdateReply(hdr=rep_ok()))
+            except LpError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.ENOTDIR, errno.ESTALE):
+                    raise
+                return done(tx, mpb.DneUpdateReply(hdr=rep_err(e)))
+        with mdt.locks.update([(fid, ALL_BUT_OPEN)]):       # write-back grants in it flushed first
+            rep, _ = mdt.store.write(sealed)
     elif req.kind in (K.RMDIR, K.UNMAKE):
         fid = fid_from_pb(req.fid)
 

@@ -12,8 +12,11 @@ MDT removes the name. Every part is applied once however often it is sent, so th
 can carry a logged operation through after a crash of any MDS. A directory moves the same way;
 when it changes parents the operation holds the file system's rename lock from before its
 inode locks until its last part, and the MDT binding the new name first checks, under its lock
-on the new parent, that the directory is not above it on any MDT (mds/dnetree.py). Exchanges
-across MDTs, and a directory replacing one of another MDT, say EXDEV (`mv` copies instead).
+on the new parent, that the directory is not above it on any MDT (mds/dnetree.py). A directory
+replacing an empty directory of another MDT first seals that one on its MDT (SEAL: no new name in
+it; ENOTEMPTY refuses), which is removed (RMDIR) once the new name is bound, or unsealed if the
+rename is refused. When the new name is this MDT's, its checks run before any part goes out, so
+a refusal never follows a part another MDT applied. Exchanges across MDTs say EXDEV (`mv` copies).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class NameMoves:
     rename_lock: Callable[[int, float], None]
     check_no_loop: Callable[[Fid, Fid, float], None]
     climb_at: Callable[..., tuple[Any, Any, Attr]]
+    dir_at: Callable[[int, Fid, bytes, float], tuple[Fid, int] | None]
 
     def mdt_of(self, fid: Fid) -> int:
         m = self.mdt.mdts.view().mdt_of(fid)
@@ -81,8 +85,8 @@ class NameMoves:
         mdt = self.mdt
         b = self.mdt_of(dp)
         master = mdt.store.peek(lambda tx: dirplace.master_of(tx, sp))
-        if b == mdt.index and master is not None and mdt.store.peek(lambda tx: dirplace.master_of(tx, dp)) != master:
-            master = None
+        if master is not None and (b != mdt.index or mdt.store.peek(lambda tx: dirplace.master_of(tx, dp)) != master):
+            master = None   # not two stripes of one directory here: a directory moves as to any parent
 
         def check(tx: Tx) -> tuple[Attr, int | None, int]:
             return remote.check_unbind(tx, cred, sp, sn, dirs=True)
@@ -197,8 +201,9 @@ class NameMoves:
     def _renamed(self, op_id: int, entry: dict[str, Any], finish: Any, encode: Encode,
                  deadline: float) -> tuple[Any, int]:
         """BIND on the destination's MDT (or here), NAMES on the inode's, then the old name goes
-        here; a replaced inode of another MDT loses its name last (UNNAME), the log row marked
-        `bound` in between so a redo only finishes that."""
+        here; a replaced inode of another MDT loses its name last (UNNAME; a replaced directory of
+        another MDT, sealed before the BIND, is removed: RMDIR), the log row marked `bound` in
+        between so a redo only finishes that."""
         mdt = self.mdt
         here = mdt.index
         parent, name, fid = Fid(*entry["parent"]), bytes.fromhex(entry["name"]), Fid(*entry["fid"])
@@ -208,22 +213,8 @@ class NameMoves:
         out: tuple[Any, int] = (None, 0)
         victim = entry.get("victim")
         if not entry.get("bound"):
-            if b == here and entry.get("tree"):             # the new parent is locked here
-                try:
-                    self.check_no_loop(fid, dp, deadline)
-                except LpError as e:
-                    if e.errno in _REFUSALS:
-                        self.end_op(op_id, deadline)
-                    raise
-            if b != here:
-                req = mpb.DneUpdateRequest(
-                    kind=K.BIND, parent=fid_to_pb(dp), name=dn, fid=fid_to_pb(fid), fid_mdt=c, mode=entry["mode"],
-                    uid=uid, gid=gid, groups=groups, flags=entry["flags"], time_ns=time.time_ns())
-                if entry.get("master"):
-                    req.dir_master.CopyFrom(fid_to_pb(Fid(*entry["master"])))
-                rep = self._refusable(op_id, b, req, deadline)
-                if rep.has_victim:
-                    victim = _fj(fid_from_pb(rep.victim)) + [rep.victim_mdt]
+            sealed = self._seal(op_id, entry, deadline) if stat.S_ISDIR(entry["mode"]) else None
+            victim = self._bind_first(op_id, entry, sealed, deadline)
             named = None
             if c != here:
                 named = self._part(c, op_id, mpb.DneUpdateRequest(
@@ -235,7 +226,7 @@ class NameMoves:
                 nonlocal victim
                 if b == here:
                     gone = remote.bind(tx, Cred(uid=uid, gid=gid, groups=tuple(groups)), dp, dn, fid, c, here,
-                                       entry["mode"], bool(entry["flags"] & RENAME.NOREPLACE))
+                                       entry["mode"], bool(entry["flags"] & RENAME.NOREPLACE), sealed)
                     victim = _fj(gone[0]) + [gone[1]] if gone is not None else None
                 elif c == here and remote.still_bound(tx, parent, name, fid, entry["did"]):
                     remote.add_name(tx, fid, b, dp, dn)     # before the local name goes: never at nlink 0
@@ -255,9 +246,12 @@ class NameMoves:
                 out = (mpb.ReintReply.FromString(saved[1]), saved[0])
         if victim is not None:
             vfid, vmdt = Fid(*victim[:3]), int(victim[3])
-            self._part(vmdt, op_id, mpb.DneUpdateRequest(
-                kind=K.UNNAME, fid=fid_to_pb(vfid), src_mdt=b, src_parent=fid_to_pb(dp), src_name=dn,
-                time_ns=time.time_ns()), deadline)
+            if stat.S_ISDIR(entry["mode"]):     # the sealed directory: it goes
+                self._part(vmdt, op_id, mpb.DneUpdateRequest(kind=K.RMDIR, fid=fid_to_pb(vfid)), deadline)
+            else:
+                self._part(vmdt, op_id, mpb.DneUpdateRequest(
+                    kind=K.UNNAME, fid=fid_to_pb(vfid), src_mdt=b, src_parent=fid_to_pb(dp), src_name=dn,
+                    time_ns=time.time_ns()), deadline)
             self.end_op(op_id, deadline, quiet=True)
             self._forget(vmdt, op_id)
         elif entry.get("tree"):
@@ -265,6 +259,65 @@ class NameMoves:
         for m in {b, c} - {here}:
             self._forget(m, op_id)
         return out
+
+    def _seal(self, op_id: int, entry: dict[str, Any], deadline: float) -> Fid | None:
+        """A directory moving onto the name of a directory of another MDT: that one sealed on its
+        MDT (ENOTEMPTY unless empty: the operation ends), logged first (`vdir`) so that a redo
+        finishes or unseals it. The sealed directory, or None."""
+        vd = entry.get("vdir")
+        if vd is None:
+            got = self.dir_at(int(entry["mdt"]), Fid(*entry["dparent"]), bytes.fromhex(entry["dname"]), deadline)
+            if got is None:
+                return None
+            vd = entry["vdir"] = _fj(got[0]) + [got[1]]
+            self.mdt.store.write(lambda tx: tx.conn.execute("UPDATE dne_log SET op = ? WHERE id = ?",
+                                                            (json.dumps(entry), op_id)))
+            self.mdt.committer.commit_now()
+        vfid = Fid(*vd[:3])
+        self._refusable(op_id, int(vd[3]), mpb.DneUpdateRequest(kind=K.SEAL, fid=fid_to_pb(vfid)), deadline)
+        return vfid
+
+    def _unseal(self, op_id: int, entry: dict[str, Any], deadline: float) -> None:
+        vd = entry.get("vdir")
+        if vd is not None:
+            self._part(int(vd[3]), op_id, mpb.DneUpdateRequest(kind=K.UNSEAL, fid=fid_to_pb(Fid(*vd[:3]))), deadline)
+
+    def _bind_first(self, op_id: int, entry: dict[str, Any], sealed: Fid | None, deadline: float) -> list[int] | None:
+        """The new name first: BIND on its MDT, or (when that is this MDT, which binds it in its
+        last transaction) its checks here, under the lock on the new parent; a directory moving
+        to another parent checks it is not above it. A refusal ends the operation (the sealed
+        directory unsealed first). What the name bound before, when on another MDT ([FID, MDT])."""
+        mdt = self.mdt
+        b, c, fid = int(entry["mdt"]), int(entry["fid_mdt"]), Fid(*entry["fid"])
+        dp, dn = Fid(*entry["dparent"]), bytes.fromhex(entry["dname"])
+        uid, gid, groups = entry["cred"]
+        victim = None
+        try:
+            if b == mdt.index:
+                if entry.get("tree"):
+                    self.check_no_loop(fid, dp, deadline)
+                mdt.store.peek(lambda tx: remote.check_bind(tx, Cred(uid=uid, gid=gid, groups=tuple(groups)), dp, dn,
+                                                            fid, entry["mode"],
+                                                            bool(entry["flags"] & RENAME.NOREPLACE), sealed))
+                return None             # what the name bound is known when it is bound, here
+            req = mpb.DneUpdateRequest(
+                kind=K.BIND, parent=fid_to_pb(dp), name=dn, fid=fid_to_pb(fid), fid_mdt=c, mode=entry["mode"],
+                uid=uid, gid=gid, groups=groups, flags=entry["flags"], time_ns=time.time_ns())
+            if entry.get("master"):
+                req.dir_master.CopyFrom(fid_to_pb(Fid(*entry["master"])))
+            if sealed is not None:
+                req.sealed.CopyFrom(fid_to_pb(sealed))
+            rep = self._part(b, op_id, req, deadline)
+            if rep.has_victim:
+                victim = _fj(fid_from_pb(rep.victim)) + [rep.victim_mdt]
+        except LpError as e:
+            if e.errno in _REFUSALS:
+                self._unseal(op_id, entry, deadline)
+                self.end_op(op_id, deadline)
+            raise
+        if sealed is not None and (victim is None or Fid(*victim[:3]) != sealed):
+            self._unseal(op_id, entry, deadline)    # the name bound another by then: it lives on
+        return victim
 
     def _refusable(self, op_id: int, target: int, req: mpb.DneUpdateRequest, deadline: float) -> mpb.DneUpdateReply:
         """The first part: a refusal ends the operation with nothing done (the log row goes)."""
@@ -297,7 +350,8 @@ def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.Dne
 
         def bound(tx: Tx) -> mpb.DneUpdateReply:
             gone = remote.bind(tx, cred, parent, req.name, fid, req.fid_mdt, mdt.index, req.mode,
-                               bool(req.flags & RENAME.NOREPLACE))
+                               bool(req.flags & RENAME.NOREPLACE),
+                               fid_from_pb(req.sealed) if req.HasField("sealed") else None)
             rep = mpb.DneUpdateReply(hdr=rep_ok())
             if gone is not None:
                 rep.has_victim, rep.victim_mdt = True, gone[1]

@@ -9,10 +9,13 @@ first, so that the redo thread ends or carries it through after a crash and the 
 behind). With the lock held no other such move runs, and the directories above the destination,
 gathered MDT by MDT (DneUpdate CLIMB), show whether the moved one is among them: EINVAL, as Linux
 says of a move into itself. A client's write-back records are replayed without the lock (a replay
-may be what a lock callback of the move in progress waits for); their moves keep the check of
-their own MDT (mds/rename.py), which refuses with EXDEV what could reach through other MDTs.
+may be what a lock callback of the move in progress waits for): their moves are checked against
+the ancestors as they are (a move racing one made under the lock is not seen), or, when an MDT
+does not answer, by their own MDT alone (mds/rename.py: EXDEV where a loop could reach through
+other MDTs).
 
 The lock is taken before any of the MDS's own inode locks, so no holder waits for a waiter.
+PEEK (what a name of another MDT binds) serves a rename replacing a directory there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from lustrepy.common.errors import LpError, from_wire
 from lustrepy.common.fid import Fid
+from lustrepy.mds import remote
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.channel import call
 from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, fid_to_pb, rep_err, rep_ok
@@ -97,7 +101,14 @@ def release(tx: Tx, holder: str, op_id: int) -> None:
 
 
 def apply_tree(mdt: Any, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
-    """RLOCK, RUNLOCK and CLIMB asked by another MDT (each may be asked again: same answer)."""
+    """RLOCK, RUNLOCK, CLIMB and PEEK asked by another MDT (each may be asked again: same answer)."""
+    if req.kind == K.PEEK:
+        got = mdt.store.peek(lambda tx: remote.dir_elsewhere(tx, fid_from_pb(req.parent), req.name))
+        rep = mpb.DneUpdateReply(hdr=rep_ok())
+        if got is not None:
+            rep.has_victim, rep.victim_mdt = True, got[1]
+            rep.victim.CopyFrom(fid_to_pb(got[0]))
+        return rep
     if req.kind == K.CLIMB:
         def walk(tx: Tx) -> mpb.DneUpdateReply:
             chain, up, attr = climb(tx, mdt.index, fid_from_pb(req.fid))
@@ -190,13 +201,28 @@ class TreeMoves:
         mdt = self.mdt
         if m == mdt.index:
             return mdt.store.peek(lambda tx: climb(tx, m, fid))  # type: ignore[no-any-return]
-        req = mpb.DneUpdateRequest(kind=K.CLIMB, coordinator=mdt.uuid, fid=fid_to_pb(fid))
+        rep = self._ask(m, mpb.DneUpdateRequest(kind=K.CLIMB, fid=fid_to_pb(fid)), deadline)
+        return ([fid_from_pb(f) for f in rep.chain], [(int(m), fid_from_pb(f)) for m, f in zip(rep.up_mdt, rep.up, strict=True)],
+                attr_from_pb(rep.attr))
+
+    def dir_at(self, m: int, parent: Fid, name: bytes, deadline: float) -> tuple[Fid, int] | None:
+        """The directory of another MDT that `name` in `parent` (a directory of MDT `m`) binds,
+        and its MDT; None when it binds none such."""
+        mdt = self.mdt
+        if m == mdt.index:
+            return mdt.store.peek(lambda tx: remote.dir_elsewhere(tx, parent, name))  # type: ignore[no-any-return]
+        rep = self._ask(m, mpb.DneUpdateRequest(kind=K.PEEK, parent=fid_to_pb(parent), name=name), deadline)
+        return (fid_from_pb(rep.victim), int(rep.victim_mdt)) if rep.has_victim else None
+
+    def _ask(self, m: int, req: mpb.DneUpdateRequest, deadline: float) -> mpb.DneUpdateReply:
+        """A part that only reads, sent once to MDT `m`; its errno raised."""
+        req.coordinator = self.mdt.uuid
         rep = call(self._stub(m).DneUpdate, req, timeout=max(1.0, deadline - time.monotonic()))
         err = from_wire(rep.hdr.errno)
         if err:
             raise LpError(err, rep.hdr.message or f"MDT{m:04x} refused")
-        return ([fid_from_pb(f) for f in rep.chain], [(int(m), fid_from_pb(f)) for m, f in zip(rep.up_mdt, rep.up, strict=True)],
-                attr_from_pb(rep.attr))
+        assert isinstance(rep, mpb.DneUpdateReply)
+        return rep
 
     def ancestors(self, fid: Fid, deadline: float) -> frozenset[Fid]:
         """Directory `fid` and every directory above it, over all MDTs (under the rename lock)."""
@@ -220,6 +246,22 @@ class TreeMoves:
         if moved in self.ancestors(new_parent, deadline):
             raise LpError(errno.EINVAL, "cannot move a directory into itself")
 
+    def _climbed(self, sp: Fid, dp: Fid, exchange: bool, deadline: float) -> dict[Fid, frozenset[Fid]]:
+        climbed = {dp: self.ancestors(dp, deadline)}
+        if exchange:
+            climbed[sp] = self.ancestors(sp, deadline)
+        return climbed
+
+    def climbed_now(self, sp: Fid, dp: Fid, exchange: bool, deadline: float) -> dict[Fid, frozenset[Fid]]:
+        """The ancestors a replayed record's move is checked against, without the rename lock;
+        none (the check of this MDT alone, EXDEV where it cannot tell) when an MDT does not
+        answer, so that the record waits for no other MDS."""
+        try:
+            return self._climbed(sp, dp, exchange, deadline)
+        except LpError as e:
+            log.info("ancestors of %s over the MDTs not known (%s): this MDT's check alone", dp, e.message)
+            return {}
+
     def move_here(self, sp: Fid, dp: Fid, exchange: bool, run: Callable[[dict[Fid, frozenset[Fid]]], T],
                   deadline: float) -> T:
         """A rename on this MDT that moves a directory to another parent: `run(climbed)` (the
@@ -234,10 +276,7 @@ class TreeMoves:
         try:
             try:
                 self.rename_lock(op_id, deadline)
-                climbed = {dp: self.ancestors(dp, deadline)}
-                if exchange:
-                    climbed[sp] = self.ancestors(sp, deadline)
-                out = run(climbed)
+                out = run(self._climbed(sp, dp, exchange, deadline))
             except BaseException:
                 self.end_op(op_id, deadline, quiet=True)
                 raise

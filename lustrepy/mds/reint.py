@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from lustrepy.mds.mdt import Mdt
 
 _RETRIES = 4
+_REPLAY_CLIMB = 5.0     # seconds a replayed record's move may spend gathering ancestors over the MDTs
 CREATORS = ("create", "mkdir", "symlink")
 
 
@@ -115,7 +116,8 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
     encode, it saves the reply to (client_id, xid). `wrap` may add steps to the transaction,
     which commit or roll back with the update. Returns (operation kind, reply, transno). With
     several MDTs, a rename moving a directory to another parent holds the rename lock (a
-    `replayed` record's does not: mds/dnetree.py says why).
+    `replayed` record's does not: mds/dnetree.py says why) and checks the new parent's ancestors
+    over every MDT.
     """
     kind = op.WhichOneof("op")
     if kind is None:
@@ -132,9 +134,11 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
 
     def here(climbed: dict[Fid, frozenset[Fid]]) -> tuple[mpb.ReintReply, int]:
         return _run_here(mdt, handler, body, cred, client_id, xid, encode, now_ns, wrap, parent, climbed)
-    moving = None if replayed or kind != "rename" or not mdt.mdts.several else _moving_dir(mdt, body, cred)
+    moving = None if kind != "rename" or not mdt.mdts.several else _moving_dir(mdt, body, cred)
     if moving is not None:
         sp, dp = fid_from_pb(body.src_parent), fid_from_pb(body.dst_parent)
+        if replayed:
+            return kind, *here(mdt.dne.climbed_now(sp, dp, moving, time.monotonic() + _REPLAY_CLIMB))
         return kind, *mdt.dne.move_here(sp, dp, moving, here, time.monotonic() + mdt.cfg.dne_wait)
     return kind, *here({})
 

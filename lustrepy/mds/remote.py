@@ -101,6 +101,31 @@ def make_dir(tx: Tx, mdt: int, parent: Fid, name: bytes, mode: int, uid: int, gi
     return a
 
 
+def seal(tx: Tx, fid: Fid, on: bool) -> None:
+    """Directory `fid` of this MDT, whose name on another MDT a rename replaces: sealed (`on`:
+    ENOTEMPTY unless empty; its links drop to 0, so no name is made in it and no write-back cache
+    granted) until removed, or unsealed (the rename was refused: links back to 2)."""
+    iid, a = tx._node(fid)
+    if not stat.S_ISDIR(a.mode):
+        raise LpError(errno.ENOTDIR, f"{fid} is not a directory")
+    if on:
+        if tx._has_entries(iid):
+            raise LpError(errno.ENOTEMPTY, "directory not empty")
+        if a.nlink:
+            tx._bump(iid, nlink=-a.nlink)
+    elif a.nlink == 0:
+        tx._bump(iid, nlink=2)
+
+
+def dir_elsewhere(tx: Tx, parent: Fid, name: bytes) -> tuple[Fid, int] | None:
+    """The directory of another MDT `name` in `parent` binds, and that MDT (None: none such)."""
+    hit = tx._node_child(parent, name)[2]
+    if hit is None or not stat.S_ISDIR(hit[2].mode):
+        return None
+    m = mdt_of_inode(tx, hit[1])
+    return None if m is None else (hit[2].fid, m)
+
+
 def remove_dir(tx: Tx, fid: Fid) -> Attr:
     """Remove directory `fid`, named on another MDT: ENOTEMPTY unless empty; the attributes after
     (nlink 0). A directory already gone is no error (a resent part)."""
@@ -121,9 +146,11 @@ def blocks_wbc(tx: Tx, fid: Fid) -> bool:
     directory (names go by hash to stripes on other MDTs), one whose subdirectories are striped
     by default, or names a stub (the client's records could not move or remove such names)."""
     try:
-        iid, _ = tx._node(fid)
+        iid, a = tx._node(fid)
     except LpError:
         return True
+    if a.nlink == 0:
+        return True             # removed, or sealed while a rename replaces it
     if mdt_of_inode(tx, iid) is not None or dirplace.place(tx, iid) is not None:
         return True
     if tx.conn.execute("SELECT 1 FROM dir_defaults WHERE inode = ? AND count > 1", (iid,)).fetchone():
@@ -184,47 +211,66 @@ def still_bound(tx: Tx, parent: Fid, name: bytes, fid: Fid, dentry: int) -> bool
     return hit is not None and hit[0] == dentry and hit[2].fid == fid
 
 
-def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, here: int, mode: int,
-         noreplace: bool) -> tuple[Fid, int] | None:
-    """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), what
-    is there replaced (a non-directory unlinked; for a directory, an empty directory of this MDT
-    removed); EEXIST, EISDIR, ENOTDIR, ENOTEMPTY, EACCES as a local rename says, EXDEV for a
-    directory of another MDT there. Returns the replaced inode and its MDT when that is another
-    MDT (which must drop the name: UNNAME)."""
-    tx._w()
+def check_bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, mode: int, noreplace: bool,
+               sealed: Fid | None = None) -> tuple[int, tuple[int, int, Attr] | None, int | None]:
+    """May `name` in `parent` come to bind `fid` (of type `mode`)? Reads only: (the parent's row,
+    what the name binds now, that inode's MDT, None for this one). EEXIST, EISDIR, ENOTDIR,
+    ENOTEMPTY, EACCES as a local rename says; EXDEV for a directory of another MDT there unless it
+    is `sealed` (empty and taking no new name on its MDT: DneUpdate SEAL)."""
     isdir = stat.S_ISDIR(mode)
     pid, pa, hit = tx._entry(cred, parent, name)
     if pa.nlink == 0:
         raise LpError(errno.ENOENT, f"directory {parent} has been removed")
+    if hit is None:
+        perm.may_create(cred, pa)
+        return pid, None, None
+    _, vid, va = hit
+    if va.fid == fid:
+        return pid, hit, None       # already so: as a rename of two names of one inode
+    if noreplace:
+        raise LpError(errno.EEXIST, f"{name!r} exists")
+    if stat.S_ISDIR(va.mode) and not isdir:
+        raise LpError(errno.EISDIR, f"{name!r} is a directory")
+    if isdir and not stat.S_ISDIR(va.mode):
+        raise LpError(errno.ENOTDIR, f"{name!r} is not a directory")
+    vmdt = mdt_of_inode(tx, vid)
+    if isdir and vmdt is not None and va.fid != sealed:
+        raise LpError(errno.EXDEV, f"{name!r} is a directory of another MDT that changed meanwhile")
+    if isdir and vmdt is None and tx._has_entries(vid):
+        raise LpError(errno.ENOTEMPTY, f"directory {name!r} is not empty")
+    perm.may_delete(cred, pa, va, isdir=isdir)
+    return pid, hit, vmdt
+
+
+def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, here: int, mode: int,
+         noreplace: bool, sealed: Fid | None = None) -> tuple[Fid, int] | None:
+    """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), what
+    is there replaced (a non-directory unlinked; for a directory, an empty directory of this MDT
+    removed, or the name of the `sealed` one of another MDT), as check_bind allows. Returns the
+    replaced inode and its MDT when that is another MDT (which must drop the name, UNNAME, or the
+    sealed directory, RMDIR)."""
+    tx._w()
+    isdir = stat.S_ISDIR(mode)
+    pid, hit, vmdt = check_bind(tx, cred, parent, name, fid, mode, noreplace, sealed)
     gone: tuple[Fid, int] | None = None
     if hit is not None:
         did, vid, va = hit
         if va.fid == fid:
-            return None             # already so: as a rename of two names of one inode
-        if noreplace:
-            raise LpError(errno.EEXIST, f"{name!r} exists")
-        if stat.S_ISDIR(va.mode) and not isdir:
-            raise LpError(errno.EISDIR, f"{name!r} is a directory")
-        if isdir and not stat.S_ISDIR(va.mode):
-            raise LpError(errno.ENOTDIR, f"{name!r} is not a directory")
-        vmdt = mdt_of_inode(tx, vid)
-        if isdir and vmdt is not None:
-            raise LpError(errno.EXDEV, "replacing a directory of another MDT is not supported")
-        if isdir and tx._has_entries(vid):
-            raise LpError(errno.ENOTEMPTY, f"directory {name!r} is not empty")
-        perm.may_delete(cred, pa, va, isdir=isdir)
+            return None
         tx._delete_dentry(did)
-        if isdir:                   # an empty directory of this MDT gives its place up
+        if isdir:                   # an empty directory gives its place up
             tx._bump(pid, nlink=-1)
-            tx._drop_link(vid, isdir=True)
+            if vmdt is None:
+                tx._drop_link(vid, isdir=True)
+            else:
+                gone = (va.fid, vmdt)
+                _drop_stub_row(tx, vid, va.fid)
         elif vmdt is None:
             tx._drop_link(vid)
         else:
             gone = (va.fid, vmdt)
             if tx._bump(vid, nlink=-1).nlink <= 0:
                 _drop_stub_row(tx, vid, va.fid)
-    else:
-        perm.may_create(cred, pa)
     if fid_mdt == here:
         iid, _ = tx._node(fid)
         if not isdir:

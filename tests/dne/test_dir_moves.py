@@ -8,16 +8,20 @@ import errno
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 
 from lustrepy.client.mdc import Mdc
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID, Fid
+from lustrepy.common.protocol import IT, RENAME
 from lustrepy.common.records import Cred
-from lustrepy.rpc.convert import fid_from_pb
+from lustrepy.rpc.convert import fid_from_pb, fid_to_pb
+from lustrepy.rpc.v1 import mds_pb2 as mpb
 from tests.ctl.test_lfsck import lfsctl
 from tests.dne.test_remote_dirs import _rows
+from tests.mds.test_replay import rec
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -59,6 +63,15 @@ def test_trees_move_between_mdts_with_mv(fs):
     with pytest.raises(OSError) as ei:                        # into itself, through MDT1 and back
         os.rename(near / "deep", near / "deep" / "b2" / "a" / "x")
     assert ei.value.errno == errno.EINVAL
+    r = lfsctl("mkdir", "-i", "1", str(near / "empty"), str(near / "full"))
+    assert r.returncode == 0, r.stderr
+    (near / "full" / "keep").write_text("kept")
+    with pytest.raises(OSError) as ei:                        # onto a non-empty directory of MDT1
+        os.rename(near / "deep", near / "full")
+    assert ei.value.errno == errno.ENOTEMPTY
+    os.rename(near / "deep", near / "empty")                  # onto an empty one: it goes
+    assert (near / "empty" / "b2" / "g").read_text() == "two" and not (near / "deep").exists()
+    assert sorted(os.listdir(near)) == ["empty", "full"] and os.stat(near).st_nlink == 4
     _quiet(c)
     _clean(c)
 
@@ -128,3 +141,71 @@ def test_opposite_moves_racing_across_mdts_never_close_a_loop(two):
     assert [e.name for e in m1.listdir(z)] == [b"w"]
     _quiet(c)
     _clean(c)
+
+
+def test_a_directory_replaces_an_empty_directory_of_another_mdt(two):
+    """rename(2) onto an empty directory whose inode is on another MDT: that directory is sealed
+    there (no new name in it), replaced, then removed; onto a non-empty one: ENOTEMPTY, and it is
+    left as it was. A refused rename leaves no name changed on any MDT."""
+    c, m0, m1 = two
+    dirs_sql = "SELECT count(*) FROM inodes WHERE mode & 61440 = 16384"
+    far = fid_from_pb(m0.mkdir(ROOT_FID, b"far", 0o777, mdt_index=1).attr.fid)
+    m0.mkdir(ROOT_FID, b"src", 0o755)
+    m0.mkdir(ROOT_FID, b"empty1", 0o755, mdt_index=1)
+    full = fid_from_pb(m0.mkdir(ROOT_FID, b"full", 0o755, mdt_index=1).attr.fid)
+    m1.create(full, b"keep", 0o644)
+    mdt1_dirs = _rows(c, "mdt1", dirs_sql)[0][0]
+    with pytest.raises(LpError) as ei:                        # onto a non-empty one
+        m0.rename(ROOT_FID, b"src", ROOT_FID, b"full")
+    assert ei.value.errno == errno.ENOTEMPTY
+    m1.create(full, b"more", 0o644)                           # not sealed: it takes names
+    assert sorted(e.name for e in m1.listdir(full)) == [b"keep", b"more"]
+    # MDT0's directory onto MDT1's empty one, named on MDT0
+    m0.rename(ROOT_FID, b"src", ROOT_FID, b"empty1")
+    top = {e.name for e in m0.listdir(ROOT_FID)}
+    assert b"src" not in top and b"empty1" in top
+    assert m0.intent_raw(int(IT.LOOKUP), parent=ROOT_FID, name=b"empty1").remote is False
+    assert _rows(c, "mdt1", dirs_sql) == [(mdt1_dirs - 1,)]
+    # MDT1's directory (moved by MDT1) onto MDT1's empty one named on MDT0
+    m1.mkdir(far, b"x", 0o755)
+    m0.mkdir(ROOT_FID, b"empty2", 0o755, mdt_index=1)
+    m1.rename(far, b"x", ROOT_FID, b"empty2")
+    assert [e.name for e in m1.listdir(far)] == []
+    assert _rows(c, "mdt1", dirs_sql) == [(mdt1_dirs,)]       # x stays, empty2 went
+    assert _rows(c, "mdt1", "SELECT name FROM remote_names ORDER BY name") == [(b"empty2",), (b"far",),
+                                                                              (b"full",)]
+    # a refused rename of a name binding another MDT's file changes nothing anywhere
+    m1.create(far, b"f", 0o644)
+    m1.rename(far, b"f", ROOT_FID, b"moved")
+    m0.create(ROOT_FID, b"other", 0o644)
+    with pytest.raises(LpError) as ei:
+        m0.rename(ROOT_FID, b"moved", ROOT_FID, b"other", flags=int(RENAME.NOREPLACE))
+    assert ei.value.errno == errno.EEXIST
+    assert (b"moved",) in _rows(c, "mdt1", "SELECT name FROM remote_names")
+    _quiet(c)
+    _clean(c)
+
+
+def test_a_replayed_move_is_checked_over_every_mdt(two):
+    """Update records are replayed without the rename lock, yet their moves are checked against
+    the ancestors over both MDTs: a move that only this MDT's view could not clear goes through
+    (no EXDEV, which would cost the client its records), one below itself says EINVAL."""
+    c, m0, m1 = two
+    y = fid_from_pb(m0.mkdir(ROOT_FID, b"y", 0o755).attr.fid)
+    r = fid_from_pb(m0.mkdir(y, b"r", 0o755, mdt_index=1).attr.fid)
+    x = fid_from_pb(m1.mkdir(r, b"x", 0o755, mdt_index=0).attr.fid)   # MDT0's, named on MDT1
+    q = fid_from_pb(m0.mkdir(ROOT_FID, b"q", 0o755).attr.fid)
+    m0.mkdir(q, b"s", 0o755, mdt_index=1)                            # q holds a directory of MDT1
+    t = time.time_ns()
+    rep = m0.reint_batch([rec(1, t, rename=_move_op(ROOT_FID, b"q", x))])
+    assert (rep.hdr.errno, rep.applied_seq) == (0, 1), rep.hdr.message
+    assert [e.name for e in m0.listdir(x)] == [b"q"]
+    rep = m0.reint_batch([rec(2, t + 1, rename=_move_op(ROOT_FID, b"y", q))])   # y above q now
+    assert (rep.hdr.errno, rep.failed_seq) == (errno.EINVAL, 2), rep.hdr.message
+    assert b"y" in {e.name for e in m0.listdir(ROOT_FID)}
+    _quiet(c)
+    _clean(c)
+
+
+def _move_op(parent: Fid, name: bytes, into: Fid) -> mpb.RenameOp:
+    return mpb.RenameOp(src_parent=fid_to_pb(parent), src_name=name, dst_parent=fid_to_pb(into), dst_name=name)

@@ -169,3 +169,11 @@ def test_directory_renames_keep_the_striped_directory_s_links(two):
     rep = lmv.rename(d, a1, d, b0, cred=USER)                  # back to stripe 0
     assert rep.parent_attr.nlink == 4 == lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink
     assert sorted(e.name for e in lmv.listdir(d)) == sorted([b0, c0])
+    # out of the striped directory into a directory of the other MDT, and back: moves as any
+    far = fid_from_pb(lmv.mkdir(ROOT_FID, b"far", 0o777, mdt_index=1).attr.fid)
+    lmv.rename(d, c0, far, b"out", cred=USER)
+    assert lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink == 3
+    assert lmv.intent(int(IT.GETATTR), USER, fid=far).attr.nlink == 3
+    lmv.rename(far, b"out", d, a1, cred=USER)                  # into stripe 1 by its name
+    assert lmv.intent(int(IT.GETATTR), USER, fid=d).attr.nlink == 4
+    assert sorted(e.name for e in lmv.listdir(d)) == sorted([b0, a1])

@@ -9,7 +9,8 @@ own, and one daemon killed with SIGKILL at a random moment and started again:
 - a client (a mount's process; it is mounted again, its journal replays).
 
 Seeds from DNE_SEEDS on run two MDTs, the workloads in a directory striped over both and in
-one on MDT1 (files renamed and linked between stripes are operations across MDTs), and kill
+one on MDT1 (files renamed and linked between stripes are operations across MDTs; there the
+workloads also move directories, whose inodes live on either MDT), and kill
 MDT0's or MDT1's MDS (without a barrier: those operations are synced on every MDT they touch).
 
 For half the seeds the file system's default layout gives new files two mirrors (one on each
@@ -91,6 +92,9 @@ def plan(seed: int) -> Plan:
                 mirrored=random.Random(seed * 7919 + 1).random() < 0.5)   # a draw of its own: old seeds keep their plans
 
 
+_OPS = ("create", "create", "write", "truncate", "rename", "unlink", "link", "mkdir", "rmdir", "chmod")
+
+
 @dataclass
 class Model:
     """What one workload's calls that returned made: names -> inode, inode -> (bytes, mode)."""
@@ -113,9 +117,10 @@ class Model:
 class Workload(threading.Thread):
     """Random calls in `top` (its own directory), recorded in a Model as they return."""
 
-    def __init__(self, top: Path, seed: int) -> None:
+    def __init__(self, top: Path, seed: int, *, move_dirs: bool = False) -> None:
         super().__init__(name=f"workload-{top.name}", daemon=True)
         self.top = top
+        self.ops = _OPS + (("mvdir",) if move_dirs else ())
         self.rng = random.Random(seed)
         self.model = Model()
         self.stop = threading.Event()
@@ -147,8 +152,7 @@ class Workload(threading.Thread):
     def step(self) -> None:
         m, rng = self.model, self.rng
         files = [n for n in m.names]
-        op = rng.choice(("create", "create", "write", "truncate", "rename", "unlink", "link", "mkdir", "rmdir",
-                         "chmod"))
+        op = rng.choice(self.ops)
         if op in ("write", "truncate", "rename", "unlink", "link", "chmod") and not files:
             op = "create"
         n = f"{rng.choice(sorted(m.dirs) + [''])}f{len(m.steps)}"
@@ -219,12 +223,33 @@ class Workload(threading.Thread):
                 self._touch(d)
                 os.rmdir(self._p(d.rstrip("/")))
                 m.dirs.discard(d)
+        elif op == "mvdir":
+            self._move_dir(n)
         elif op == "chmod":
             name = rng.choice(files)
             mode = rng.choice((0o600, 0o640, 0o644, 0o755))
             self._touch(name)
             os.chmod(self._p(name), mode)
             m.mode[m.names[name]] = mode
+
+    def _move_dir(self, n: str) -> None:
+        """A directory and all below it renamed to `n` (in another directory, when the random
+        one is not below it): between MDTs when their inodes are on different ones."""
+        m = self.model
+        movable = [d for d in sorted(m.dirs) if not n.startswith(d)]
+        if not movable:
+            return
+        d = self.rng.choice(movable)
+        new = n + "/"
+        below = [k for k in [*m.names, *m.dirs] if k.startswith(d)]
+        self._touch(*below, *(new + k[len(d):] for k in below))
+        os.rename(self._p(d.rstrip("/")), self._p(n))
+        for k in below:
+            if k in m.dirs:
+                m.dirs.discard(k)
+                m.dirs.add(new + k[len(d):])
+            else:
+                m.names[new + k[len(d):]] = m.names.pop(k)
 
     def _synced(self, ino: int, sync: bool) -> None:
         if sync:
@@ -286,7 +311,7 @@ def iterate(seed: int, work: Path) -> list[str]:
             mounts.append(mount(c, work / f"m{k}", *opts(k)))
         if p.mirrored:
             os.setxattr(mounts[0].path, "lustrepy.lov", b'{"stripe_size":1048576,"stripe_count":1,"mirror_count":2}')
-        loads = [Workload(mounts[k].path / f"w{k}", seed * 10 + k) for k in range(len(mounts))]
+        loads = [Workload(mounts[k].path / f"w{k}", seed * 10 + k, move_dirs=p.dne) for k in range(len(mounts))]
         t0 = time.monotonic()
         for w in loads:
             w.start()

@@ -723,7 +723,7 @@ class MdtAnnounceReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., heartbeat_interval_s: _Optional[float] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
 
 class DneUpdateRequest(_message.Message):
-    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash", "dir_master", "default_count", "default_hash")
+    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash", "dir_master", "default_count", "default_hash", "sealed")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NONE: _ClassVar[DneUpdateRequest.Kind]
@@ -740,6 +740,9 @@ class DneUpdateRequest(_message.Message):
         RLOCK: _ClassVar[DneUpdateRequest.Kind]
         RUNLOCK: _ClassVar[DneUpdateRequest.Kind]
         CLIMB: _ClassVar[DneUpdateRequest.Kind]
+        SEAL: _ClassVar[DneUpdateRequest.Kind]
+        UNSEAL: _ClassVar[DneUpdateRequest.Kind]
+        PEEK: _ClassVar[DneUpdateRequest.Kind]
     NONE: DneUpdateRequest.Kind
     MKDIR: DneUpdateRequest.Kind
     RMDIR: DneUpdateRequest.Kind
@@ -754,6 +757,9 @@ class DneUpdateRequest(_message.Message):
     RLOCK: DneUpdateRequest.Kind
     RUNLOCK: DneUpdateRequest.Kind
     CLIMB: DneUpdateRequest.Kind
+    SEAL: DneUpdateRequest.Kind
+    UNSEAL: DneUpdateRequest.Kind
+    PEEK: DneUpdateRequest.Kind
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     OP_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -779,6 +785,7 @@ class DneUpdateRequest(_message.Message):
     DIR_MASTER_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
     coordinator: str
     op_id: int
     kind: DneUpdateRequest.Kind
@@ -804,7 +811,8 @@ class DneUpdateRequest(_message.Message):
     dir_master: _common_pb2.Fid
     default_count: int
     default_hash: str
-    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., default_count: _Optional[int] = ..., default_hash: _Optional[str] = ...) -> None: ...
+    sealed: _common_pb2.Fid
+    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., default_count: _Optional[int] = ..., default_hash: _Optional[str] = ..., sealed: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
 
 class DneUpdateReply(_message.Message):
     __slots__ = ("hdr", "attr", "has_victim", "victim", "victim_mdt", "chain", "up", "up_mdt", "holder")
