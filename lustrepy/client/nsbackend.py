@@ -145,6 +145,8 @@ class RemoteNamespace:
         touched = [n.ino for n in (moved, other) if n is not None]
         if sp.ino != dp.ino:
             touched.append(sp.ino)
+            if ll.mdc.stripes(dp.fid) is not None:
+                touched.append(dp.ino)      # striped: its links and times are its stripes' together
         ll._stale_after_update(*touched)
         ll._parent_from(rep)
 

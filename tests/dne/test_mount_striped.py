@@ -194,3 +194,30 @@ def test_a_default_stripes_new_subdirectories_and_is_inherited(fs):
     subprocess.run(["rm", "-rf", str(top)], check=True)
     assert _rows(c, "mdt", "SELECT count(*) FROM dir_defaults") == [(0,)]
     assert _rows(c, "mdt1", "SELECT count(*) FROM dir_defaults") == [(0,)]
+
+
+def test_directories_moved_in_and_out_count_in_the_striped_directory_s_links(fs):
+    """Directories moved into a striped directory from either MDT, into either stripe, and out
+    again: its link count (its stripes' together) follows at once on the mount that moved them."""
+    c, m = fs
+    d, far = m.path / "s", m.path / "far"
+    assert _lfsctl("mkdir", "-c", "2", str(d)).returncode == 0
+    (m.path / "near").mkdir()
+    names = [next(f"d{k}_{i}" for i in range(100) if stripe_index("fnv_1a_64", 2, f"d{k}_{i}".encode()) == k)
+             for k in (0, 1)]
+    for n in names:
+        (far / n).mkdir()                       # directories of MDT1
+        (m.path / "near" / f"{n}n").mkdir()     # and of MDT0
+    links = 2
+    for n in names:
+        for src, new in ((far / n, d / n), (m.path / "near" / f"{n}n", d / f"{n}n")):
+            os.rename(src, new)
+            links += 1
+            assert os.stat(d).st_nlink == links, new
+    assert os.stat(far).st_nlink == 2 and os.stat(m.path / "near").st_nlink == 2
+    for n in names:
+        os.rename(d / n, far / n)
+        links -= 1
+        assert os.stat(d).st_nlink == links
+    _drop_caches()
+    assert os.stat(d).st_nlink == links == 4 and os.stat(far).st_nlink == 4
