@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import stat
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from lustrepy.common import perm
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import Fid
 from lustrepy.common.protocol import RENAME
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
-from lustrepy.common import perm
 from lustrepy.mds import dirplace, remote
 from lustrepy.mds.dnetree import log_add
 from lustrepy.mds.locking import ALL_BUT_OPEN
@@ -43,6 +45,7 @@ from lustrepy.rpc.v1 import mds_pb2 as mpb
 if TYPE_CHECKING:
     from lustrepy.mds.namespace import Tx
 
+log = logging.getLogger(__name__)
 K = mpb.DneUpdateRequest.Kind
 PART_WAIT = 8.0             # seconds a BIND may spend gathering a new parent's ancestors
 Encode = Callable[[Any, int], bytes] | None
@@ -63,6 +66,7 @@ class NameMoves:
     _forget: Callable[[int, int], None]
     _mu: Any
     _busy: set[int]
+    _wake: threading.Event
     end_op: Callable[..., None]
     rename_lock: Callable[[int, float], None]
     check_no_loop: Callable[[Fid, Fid, float], None]
@@ -246,12 +250,17 @@ class NameMoves:
                 out = (mpb.ReintReply.FromString(saved[1]), saved[0])
         if victim is not None:
             vfid, vmdt = Fid(*victim[:3]), int(victim[3])
-            if stat.S_ISDIR(entry["mode"]):     # the sealed directory: it goes
-                self._part(vmdt, op_id, mpb.DneUpdateRequest(kind=K.RMDIR, fid=fid_to_pb(vfid)), deadline)
-            else:
-                self._part(vmdt, op_id, mpb.DneUpdateRequest(
-                    kind=K.UNNAME, fid=fid_to_pb(vfid), src_mdt=b, src_parent=fid_to_pb(dp), src_name=dn,
-                    time_ns=time.time_ns()), deadline)
+            try:
+                if stat.S_ISDIR(entry["mode"]):     # the sealed directory: it goes
+                    self._part(vmdt, op_id, mpb.DneUpdateRequest(kind=K.RMDIR, fid=fid_to_pb(vfid)), deadline)
+                else:
+                    self._part(vmdt, op_id, mpb.DneUpdateRequest(
+                        kind=K.UNNAME, fid=fid_to_pb(vfid), src_mdt=b, src_parent=fid_to_pb(dp), src_name=dn,
+                        time_ns=time.time_ns()), deadline)
+            except LpError as e:    # the rename is done: the redo thread finishes this when MDT vmdt answers
+                log.warning("op %d: what the rename replaced on MDT%04x goes later (%s)", op_id, vmdt, e.message)
+                self._wake.set()
+                return out
             self.end_op(op_id, deadline, quiet=True)
             self._forget(vmdt, op_id)
         elif entry.get("tree"):
