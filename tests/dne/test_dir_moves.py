@@ -44,11 +44,15 @@ def test_trees_move_between_mdts_with_mv(fs):
     (near / "a" / "b").mkdir(parents=True)
     (near / "a" / "f").write_bytes(b"one" * 1000)
     (near / "a" / "b" / "g").write_text("two")
-    ino = os.stat(near / "a").st_ino
+    before = os.stat(near / "a")
+    time.sleep(0.01)
     r = subprocess.run(["mv", str(near / "a"), str(far / "a")], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, "")
     st = os.stat(far / "a")
-    assert st.st_ino == ino and st.st_nlink == 3              # moved, not copied
+    assert st.st_ino == before.st_ino and st.st_nlink == 3    # moved, not copied
+    assert st.st_ctime_ns > before.st_ctime_ns and st.st_mtime_ns == before.st_mtime_ns
+    assert os.stat(far).st_mtime_ns > before.st_ctime_ns      # both parents changed
+    assert os.stat(near).st_mtime_ns > before.st_ctime_ns
     assert (os.stat(near).st_nlink, os.stat(far).st_nlink) == (2, 3)
     assert (far / "a" / "f").read_bytes() == b"one" * 1000 and (far / "a" / "b" / "g").read_text() == "two"
     subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
