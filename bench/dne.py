@@ -13,7 +13,8 @@ processes creating and closing empty files at once in three layouts:
   shared   every process in one plain directory of MDT0.
 The same processes creating in a local directory and through bench/passthrough.py (a FUSE
 mount of a local directory) run first, in the same run, as references. Reports creates/s, the
-ratio to one MDT, and CPU per create of the client and of all MDSs. A benchmark, not a test:
+ratio to one MDT, CPU per create of the client and of all MDSs, and the requests the MDSs served
+per create (their own counters, `lfsctl stats`). A benchmark, not a test:
 it stops what it started, also on failure.
 """
 
@@ -52,6 +53,14 @@ def _busy() -> tuple[int, int]:
     v = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = v[3] + v[4]
     return sum(v) - idle, sum(v)
+
+
+def _mds_requests(root: Path) -> int:
+    """Requests the MDSs of the cluster at `root` have served so far (`lfsctl stats`), less their
+    statfs (which asking for the counts makes)."""
+    rec = json.loads(_lfsctl("stats", "--json", "--root", str(root)))
+    return sum(int(v["count"]) for s in rec.get("servers", ()) if s.get("type") == "MDT"
+               for op, v in s.get("ops", {}).items() if op != "statfs")
 
 
 def _creator(d: str, n: int, start: Any, tag: int) -> None:
@@ -153,14 +162,17 @@ def one(k: int, ns: argparse.Namespace, work: Path) -> dict[str, Any]:
                               ("spread", [at(f"d{i}", i) for i in range(ns.procs)]),
                               ("shared", [at("shared", i) for i in range(ns.procs)])):
             clients = [p.pid for _, p in mounts]
+            rpcs0 = _mds_requests(root)
             cpu0 = [_cpu(p) for p in mds_pids], [_cpu(p) for p in clients]
             b0 = _busy()
             secs = _timed(where, ns.files)
             b1 = _busy()
             cpu1 = [_cpu(p) for p in mds_pids], [_cpu(p) for p in clients]
             total = ns.procs * ns.files
+            rpcs = _mds_requests(root) - rpcs0
             out[layout] = {"creates_per_s": total / secs, "seconds": secs,
                            "machine_busy": (b1[0] - b0[0]) / max(1, b1[1] - b0[1]),
+                           "mds_requests_per_create": rpcs / total,
                            "mds_cpu_us_per_create": 1e6 * (sum(cpu1[0]) - sum(cpu0[0])) / total,
                            "client_cpu_us_per_create": 1e6 * (sum(cpu1[1]) - sum(cpu0[1])) / total}
         return out
@@ -196,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
           f"pass-through {refs['passthrough']['creates_per_s']:.0f}/s "
           f"({refs['passthrough']['client_cpu_us_per_create']:.0f} us CPU per create)")
     print(f"{'MDTs':>4} {'layout':<8} {'creates/s':>10} {'x 1 MDT':>8} {'x local':>8} {'MDS us/op':>10} "
-          f"{'client us/op':>13} {'CPUs busy':>9}")
+          f"{'client us/op':>13} {'CPUs busy':>9} {'MDS RPCs/op':>11}")
     for r in results:
         for name in LAYOUTS:
             f = r[name]
@@ -204,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['mdts']:>4} {name:<8} {f['creates_per_s']:>10.0f} "
                   f"{(f'{ratio:.2f}' if ratio else '-'):>8} {f['creates_per_s'] / refs['local']['creates_per_s']:>8.3f} "
                   f"{f['mds_cpu_us_per_create']:>10.0f} {f['client_cpu_us_per_create']:>13.0f} "
-                  f"{f['machine_busy']:>8.0%}")
+                  f"{f['machine_busy']:>8.0%} {f['mds_requests_per_create']:>11.2f}")
     return 0
 
 
