@@ -57,6 +57,15 @@ def _fj(f: Fid) -> list[int]:
     return [f.seq, f.oid, f.ver]
 
 
+def _owner(entry: dict[str, Any], named: mpb.DneUpdateReply | None) -> tuple[int, int] | None:
+    """The moved inode's owner, for a stub the new name makes: as its MDT just answered (NAMES),
+    else as this MDT knew it when the rename was logged (None in a row logged without it)."""
+    if named is not None and named.attr.fid.seq:
+        return int(named.attr.uid), int(named.attr.gid)
+    got = entry.get("owner")
+    return (int(got[0]), int(got[1])) if got else None
+
+
 class NameMoves:
     """Mixed into Dne: needs its `mdt`, `_carry`, `_part`, `_forget` and `mdt_of`."""
 
@@ -98,6 +107,7 @@ class NameMoves:
         def logged(a: Attr, c: int | None, did: int) -> dict[str, Any]:
             return {"kind": "rename", "parent": _fj(sp), "name": sn.hex(), "dparent": _fj(dp), "dname": dn.hex(),
                     "fid": _fj(a.fid), "did": did, "fid_mdt": mdt.index if c is None else c, "mode": a.mode, "mdt": b,
+                    "owner": [a.uid, a.gid],
                     "flags": flags, "client": client_id, "xid": xid, "master": _fj(master) if master else None,
                     "cred": [cred.uid, cred.gid, list(cred.groups)]}
         a, c, did = mdt.store.peek(check)
@@ -129,6 +139,7 @@ class NameMoves:
                     fid, c = Fid(*now["fid"]), int(now["fid_mdt"])
                     real = self.climb_at(c, fid, deadline)[2]
                     perm.require(cred, real, perm.W)
+                    now["owner"] = [real.uid, real.gid]     # its MDT's word, not a stub's here
                     if now != entry:
                         mdt.store.write(lambda tx: tx.conn.execute("UPDATE dne_log SET op = ? WHERE id = ?",
                                                                    (json.dumps(now), op_id)))
@@ -195,7 +206,7 @@ class NameMoves:
 
             def bound(tx: Tx) -> Any:
                 tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,))
-                remote.bind(tx, Cred(), parent, name, fid, c, here, linked.mode, True)
+                remote.bind(tx, Cred(), parent, name, fid, c, here, linked.mode, True, owner=(linked.uid, linked.gid))
                 return finish(tx, linked) if finish is not None else None
             out = self._last(op_id, entry, bound, encode)
             self._forget(c, op_id)
@@ -230,7 +241,8 @@ class NameMoves:
                 nonlocal victim
                 if b == here:
                     gone = remote.bind(tx, Cred(uid=uid, gid=gid, groups=tuple(groups)), dp, dn, fid, c, here,
-                                       entry["mode"], bool(entry["flags"] & RENAME.NOREPLACE), sealed)
+                                       entry["mode"], bool(entry["flags"] & RENAME.NOREPLACE), sealed,
+                                       _owner(entry, named))
                     victim = _fj(gone[0]) + [gone[1]] if gone is not None else None
                 elif c == here and remote.still_bound(tx, parent, name, fid, entry["did"]):
                     remote.add_name(tx, fid, b, dp, dn)     # before the local name goes: never at nlink 0
@@ -316,6 +328,8 @@ class NameMoves:
                 req.dir_master.CopyFrom(fid_to_pb(Fid(*entry["master"])))
             if sealed is not None:
                 req.sealed.CopyFrom(fid_to_pb(sealed))
+            if (owner := _owner(entry, None)) is not None:
+                req.has_owner, req.owner_uid, req.owner_gid = True, *owner
             rep = self._part(b, op_id, req, deadline)
             if rep.has_victim:
                 victim = _fj(fid_from_pb(rep.victim)) + [rep.victim_mdt]
@@ -360,7 +374,8 @@ def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.Dne
         def bound(tx: Tx) -> mpb.DneUpdateReply:
             gone = remote.bind(tx, cred, parent, req.name, fid, req.fid_mdt, mdt.index, req.mode,
                                bool(req.flags & RENAME.NOREPLACE),
-                               fid_from_pb(req.sealed) if req.HasField("sealed") else None)
+                               fid_from_pb(req.sealed) if req.HasField("sealed") else None,
+                               (req.owner_uid, req.owner_gid) if req.has_owner else None)
             rep = mpb.DneUpdateReply(hdr=rep_ok())
             if gone is not None:
                 rep.has_victim, rep.victim_mdt = True, gone[1]

@@ -243,12 +243,13 @@ def check_bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, mode: int
 
 
 def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, here: int, mode: int,
-         noreplace: bool, sealed: Fid | None = None) -> tuple[Fid, int] | None:
+         noreplace: bool, sealed: Fid | None = None, owner: tuple[int, int] | None = None) -> tuple[Fid, int] | None:
     """The destination's part: `name` in `parent` binds `fid` (an inode of MDT `fid_mdt`), what
     is there replaced (a non-directory unlinked; for a directory, an empty directory of this MDT
-    removed, or the name of the `sealed` one of another MDT), as check_bind allows. Returns the
-    replaced inode and its MDT when that is another MDT (which must drop the name, UNNAME, or the
-    sealed directory, RMDIR)."""
+    removed, or the name of the `sealed` one of another MDT), as check_bind allows. A stub made
+    for `fid` carries `owner` (uid, gid: the inode's, which a sticky directory's checks here
+    read), else the caller's. Returns the replaced inode and its MDT when that is another MDT
+    (which must drop the name, UNNAME, or the sealed directory, RMDIR)."""
     tx._w()
     isdir = stat.S_ISDIR(mode)
     pid, hit, vmdt = check_bind(tx, cred, parent, name, fid, mode, noreplace, sealed)
@@ -282,7 +283,8 @@ def bind(tx: Tx, cred: Cred, parent: Fid, name: bytes, fid: Fid, fid_mdt: int, h
             iid = int(row[0])
             tx._bump(iid, nlink=0 if isdir else 1)
         else:
-            iid, _ = tx._insert_inode(fid, stat.S_IFMT(mode) or stat.S_IFREG, cred.uid, cred.gid)
+            uid, gid = owner if owner is not None else (cred.uid, cred.gid)
+            iid, _ = tx._insert_inode(fid, stat.S_IFMT(mode) or stat.S_IFREG, uid, gid)
             tx.conn.execute("INSERT INTO remote_inodes (inode, mdt) VALUES (?, ?)", (iid, fid_mdt))
     tx._insert_dentry(pid, name, iid)
     tx._bump(pid, nlink=1 if isdir else 0, mtime=True)

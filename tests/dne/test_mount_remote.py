@@ -11,6 +11,8 @@ import subprocess
 import pytest
 
 from tests.dne.test_remote_dirs import _rows
+from tests.support.dne import two_mdt_mount
+from tests.support.users import run_as
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -118,3 +120,38 @@ def test_lfsctl_mkdir_on_an_mdt_and_getdirstripe(fs):
         r = _lfsctl("mkdir", *args)
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
     assert not (m.path / "x").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")
+def test_sticky_directory_names_of_inodes_on_another_mdt_follow_the_owner(tmp_path):
+    """In a sticky directory of MDT0, names of files and directories living on MDT1 (hard links,
+    moves by root) are removed and renamed by their owner, and not by another user."""
+    with two_mdt_mount(tmp_path, mount_opts=("allow_other",)) as (c, m):
+        _sticky_names(c, m)
+
+
+def _sticky_names(c, m) -> None:
+    def as_(uid: int, fn) -> int:            # relative paths: the mount's own parent is root's
+        return run_as(uid, uid, fn, cwd=m.path)
+    os.chmod(m.path, 0o755)
+    os.chmod(m.path / "far", 0o777)
+    (m.path / "tmp").mkdir()
+    os.chmod(m.path / "tmp", 0o1777)
+    assert as_(2000, lambda: [open(f"far/{n}", "w").close() for n in ("linked", "moved")]) == 0
+    (m.path / "far" / "dir").mkdir()
+    os.chown(m.path / "far" / "dir", 2000, 2000)
+    # a user's hard link into the sticky directory; root moving the user's file and directory there
+    assert as_(2000, lambda: os.link("far/linked", "tmp/linked")) == 0
+    os.rename(m.path / "far" / "moved", m.path / "tmp" / "moved")
+    os.rename(m.path / "far" / "dir", m.path / "tmp" / "dir")
+    stubs = _rows(c, "mdt", "SELECT d.name, i.uid, i.gid FROM inodes i JOIN remote_inodes r ON r.inode = i.id "
+                            "JOIN dentries d ON d.child = i.id")
+    assert sorted(stubs) == [(b"dir", 2000, 2000), (b"far", 0, 0), (b"linked", 2000, 2000), (b"moved", 2000, 2000)]
+    for name in ("linked", "moved", "dir"):               # another user may not take them
+        assert as_(3000, lambda n=name: os.rename(f"tmp/{n}", f"tmp/{n}-x")) == errno.EPERM
+    assert as_(3000, lambda: os.unlink("tmp/moved")) == errno.EPERM
+    assert as_(2000, lambda: os.rename("tmp/dir", "tmp/dir2")) == 0
+    assert as_(2000, lambda: os.rmdir("tmp/dir2")) == 0
+    assert as_(2000, lambda: os.unlink("tmp/linked")) == 0
+    assert as_(2000, lambda: os.unlink("tmp/moved")) == 0
+    assert os.listdir(m.path / "tmp") == [] and sorted(os.listdir(m.path / "far")) == ["linked"]

@@ -55,9 +55,10 @@ def striped_root_dir(c: Cluster, name: bytes, count: int = 2, mode: int = 0o777)
 
 @contextmanager
 def two_mdt_mount(tmp_path: Path, n_osts: int = 1, mds_args: tuple[str, ...] = (),
-                  ready: Callable[[Cluster], bool] | None = None) -> Iterator[tuple[Cluster, Mount]]:
+                  ready: Callable[[Cluster], bool] | None = None,
+                  mount_opts: tuple[str, ...] = ()) -> Iterator[tuple[Cluster, Mount]]:
     """A file system of two MDTs (once `ready` says so, when given) whose root holds `far`, a
-    directory on MDT1, and a mount of it; both stopped after, whatever happened."""
+    directory on MDT1, and a mount of it (with `mount_opts`); both stopped after, whatever happened."""
     (tmp_path / "srv").mkdir()
     c = Cluster(tmp_path / "srv")
     m = None
@@ -66,7 +67,7 @@ def two_mdt_mount(tmp_path: Path, n_osts: int = 1, mds_args: tuple[str, ...] = (
         if ready is not None:
             wait_for(lambda: ready(c), timeout=30, what="the file system ready")
         remote_root_dir(c, b"far")
-        m = mount(c, tmp_path / "m")
+        m = mount(c, tmp_path / "m", *mount_opts)
         yield c, m
     finally:
         if m is not None:

@@ -723,7 +723,7 @@ class MdtAnnounceReply(_message.Message):
     def __init__(self, hdr: _Optional[_Union[_common_pb2.RepHdr, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[FldRange, _Mapping]]] = ..., heartbeat_interval_s: _Optional[float] = ..., mdts: _Optional[_Iterable[_Union[MdtEntry, _Mapping]]] = ...) -> None: ...
 
 class DneUpdateRequest(_message.Message):
-    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash", "dir_master", "default_count", "default_hash", "sealed")
+    __slots__ = ("coordinator", "op_id", "kind", "parent", "name", "fid", "mode", "uid", "gid", "time_ns", "groups", "flags", "fid_mdt", "has_src", "src_mdt", "src_parent", "src_name", "has_new", "new_mdt", "stripe_index", "stripe_count", "stripe_hash", "dir_master", "default_count", "default_hash", "sealed", "has_owner", "owner_uid", "owner_gid")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NONE: _ClassVar[DneUpdateRequest.Kind]
@@ -786,6 +786,9 @@ class DneUpdateRequest(_message.Message):
     DEFAULT_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_HASH_FIELD_NUMBER: _ClassVar[int]
     SEALED_FIELD_NUMBER: _ClassVar[int]
+    HAS_OWNER_FIELD_NUMBER: _ClassVar[int]
+    OWNER_UID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_GID_FIELD_NUMBER: _ClassVar[int]
     coordinator: str
     op_id: int
     kind: DneUpdateRequest.Kind
@@ -812,7 +815,10 @@ class DneUpdateRequest(_message.Message):
     default_count: int
     default_hash: str
     sealed: _common_pb2.Fid
-    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., default_count: _Optional[int] = ..., default_hash: _Optional[str] = ..., sealed: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ...) -> None: ...
+    has_owner: bool
+    owner_uid: int
+    owner_gid: int
+    def __init__(self, coordinator: _Optional[str] = ..., op_id: _Optional[int] = ..., kind: _Optional[_Union[DneUpdateRequest.Kind, str]] = ..., parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., name: _Optional[bytes] = ..., fid: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., time_ns: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., flags: _Optional[int] = ..., fid_mdt: _Optional[int] = ..., has_src: _Optional[bool] = ..., src_mdt: _Optional[int] = ..., src_parent: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., src_name: _Optional[bytes] = ..., has_new: _Optional[bool] = ..., new_mdt: _Optional[int] = ..., stripe_index: _Optional[int] = ..., stripe_count: _Optional[int] = ..., stripe_hash: _Optional[str] = ..., dir_master: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., default_count: _Optional[int] = ..., default_hash: _Optional[str] = ..., sealed: _Optional[_Union[_common_pb2.Fid, _Mapping]] = ..., has_owner: _Optional[bool] = ..., owner_uid: _Optional[int] = ..., owner_gid: _Optional[int] = ...) -> None: ...
 
 class DneUpdateReply(_message.Message):
     __slots__ = ("hdr", "attr", "has_victim", "victim", "victim_mdt", "chain", "up", "up_mdt", "holder")
