@@ -34,7 +34,8 @@ from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds import fld, remote
 from lustrepy.mds.dnenames import NameMoves, apply_names
 from lustrepy.mds.dnestripe import StripedDirs, apply_stripes
-from lustrepy.mds.dnetree import TreeMoves, apply_tree, log_add
+from lustrepy.mds.dnetree import TreeMoves, apply_tree
+from lustrepy.mds.remote import log_add
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.channel import call, make_channel
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 K = mpb.DneUpdateRequest.Kind
 PART_TIMEOUT = 10.0         # seconds one DneUpdate may take
 REDO_PAUSE = 2.0            # seconds between redo rounds while a log row waits for its MDT
+YOUNG_S = 1.0               # a row logged this recently is left to the request carrying it (not owner rows)
 
 Finish = Callable[["Tx", Any], Any]     # the client's reply from the coordinator's last transaction
 
@@ -104,6 +106,10 @@ class Dne(NameMoves, StripedDirs, TreeMoves):
 
     def start(self) -> None:
         self._thread.start()
+
+    def wake(self) -> None:
+        """A row was logged that no request carries (an owner change): the redo thread sends it now."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -320,16 +326,23 @@ class Dne(NameMoves, StripedDirs, TreeMoves):
         mdt = self.mdt
         if mdt.recovery.blocks():
             return 1
-        rows = mdt.store.peek(lambda tx: tx.conn.execute("SELECT id, op FROM dne_log ORDER BY id").fetchall())
+        rows = mdt.store.peek(lambda tx: tx.conn.execute("SELECT id, op, created_ns FROM dne_log ORDER BY id").fetchall())
         left = 0
-        for op_id, text in rows:
+        young = time.time_ns() - int(YOUNG_S * 1e9)
+        for op_id, text, created in rows:
+            entry = json.loads(text)
+            if entry["kind"] != "owner" and created > young:
+                left += 1                           # the request that logged it is carrying it
+                continue
             with self._mu:
                 if op_id in self._busy:
                     continue
                 self._busy.add(op_id)
             try:
-                entry = json.loads(text)
                 deadline = time.monotonic() + PART_TIMEOUT
+                if entry["kind"] == "owner":
+                    self.push_owner(op_id, entry, deadline)
+                    continue
                 if entry["kind"] == "hold":         # a move here that held the rename lock
                     self.end_op(op_id, deadline)
                     continue
@@ -384,7 +397,7 @@ def apply(mdt: Host, req: mpb.DneUpdateRequest) -> mpb.DneUpdateReply:
                         (req.coordinator, req.op_id, int(req.kind), rep.SerializeToString(), tx.now))
         return rep
 
-    if req.kind in (K.BIND, K.NAMES, K.UNNAME):
+    if req.kind in (K.BIND, K.NAMES, K.UNNAME, K.OWNER):
         rep = apply_names(mdt, req, done)
     elif req.kind in (K.SHARD, K.KILL, K.REVIVE, K.UNSHARD):
         rep = apply_stripes(mdt, req, done)

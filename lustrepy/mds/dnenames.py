@@ -36,7 +36,7 @@ from lustrepy.common.protocol import RENAME
 from lustrepy.common.records import Attr, Cred
 from lustrepy.ldlm.inodebits import IBit
 from lustrepy.mds import dirplace, remote
-from lustrepy.mds.dnetree import log_add
+from lustrepy.mds.remote import log_add
 from lustrepy.mds.locking import ALL_BUT_OPEN
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.convert import fid_from_pb, fid_to_pb, rep_ok
@@ -213,6 +213,22 @@ class NameMoves:
             return out
         return self._renamed(op_id, entry, finish, encode, deadline)
 
+    def push_owner(self, op_id: int, entry: dict[str, Any], deadline: float) -> None:
+        """A logged owner change of this MDT's inode: every other MDT naming it gets the owner it
+        has now (OWNER), then the row goes. Read when sent, so a later change is never undone
+        by an earlier one's row (that change logs a row of its own, sent after)."""
+        mdt = self.mdt
+        fid = Fid(*entry["fid"])
+        a, mdts = mdt.store.peek(lambda tx: remote.owner_now(tx, fid)) or (None, [])
+        targets = [m for m in mdts if m != mdt.index]
+        for m in targets:
+            assert a is not None
+            self._part(m, op_id, mpb.DneUpdateRequest(kind=K.OWNER, fid=fid_to_pb(fid), uid=a.uid, gid=a.gid),
+                       deadline)
+        mdt.store.write(lambda tx: tx.conn.execute("DELETE FROM dne_log WHERE id = ?", (op_id,)))
+        for m in targets:
+            self._forget(m, op_id)
+
     def _renamed(self, op_id: int, entry: dict[str, Any], finish: Any, encode: Encode,
                  deadline: float) -> tuple[Any, int]:
         """BIND on the destination's MDT (or here), NAMES on the inode's, then the old name goes
@@ -362,7 +378,7 @@ class NameMoves:
 
 def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.DneUpdateReply]
                 ) -> mpb.DneUpdateReply:
-    """BIND and NAMES on the MDT asked (the other side)."""
+    """BIND, NAMES, UNNAME and OWNER on the MDT asked (the other side)."""
     fid = fid_from_pb(req.fid)
     if req.kind == K.BIND:
         cred = Cred(uid=req.uid, gid=req.gid, groups=tuple(req.groups))
@@ -386,6 +402,12 @@ def apply_names(mdt: Any, req: mpb.DneUpdateRequest, done: Callable[..., mpb.Dne
                 mdt.dne.check_no_loop(fid, parent, time.monotonic() + PART_WAIT)  # mover holds the rename lock
             rep, _ = mdt.store.write(bound)
         mdt.osp.wake()
+        return rep  # type: ignore[no-any-return]
+    if req.kind == K.OWNER:
+        def owned(tx: Tx) -> mpb.DneUpdateReply:
+            remote.set_stub_owner(tx, fid, req.uid, req.gid)
+            return done(tx, mpb.DneUpdateReply(hdr=rep_ok()))
+        rep, _ = mdt.store.write(owned)
         return rep  # type: ignore[no-any-return]
     if req.kind == K.UNNAME:
         gone_name = (req.src_mdt, fid_from_pb(req.src_parent), bytes(req.src_name))

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from lustrepy.common.errors import LpError, from_wire
 from lustrepy.common.fid import Fid
 from lustrepy.mds import remote
+from lustrepy.mds.remote import log_add
 from lustrepy.mds.wire import attr_pb
 from lustrepy.rpc.channel import call
 from lustrepy.rpc.convert import attr_from_pb, fid_from_pb, fid_to_pb, rep_err, rep_ok
@@ -285,11 +286,3 @@ class TreeMoves:
         finally:
             with self._mu:
                 self._busy.discard(op_id)
-
-
-def log_add(tx: Tx, entry: dict[str, Any]) -> int:
-    """A new row of dne_log for operation `entry`; its id."""
-    tx._w()
-    cur = tx.conn.execute("INSERT INTO dne_log (op, created_ns) VALUES (?, ?)", (json.dumps(entry), tx.now))
-    assert cur.lastrowid is not None
-    return int(cur.lastrowid)

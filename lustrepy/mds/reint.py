@@ -140,7 +140,10 @@ def run(mdt: Mdt, op: mpb.ReintOp, cred: Cred, client_id: str, *, xid: int = 0,
         if replayed:
             return kind, *here(mdt.dne.climbed_now(sp, dp, moving, time.monotonic() + _REPLAY_CLIMB))
         return kind, *mdt.dne.move_here(sp, dp, moving, here, time.monotonic() + mdt.cfg.dne_wait)
-    return kind, *here({})
+    out = here({})
+    if kind == "setattr" and body.valid & (SA.UID | SA.GID) and mdt.mdts.several:
+        mdt.dne.wake()                      # its names on other MDTs take the new owner (remote.owner_changed)
+    return kind, *out
 
 
 def _moving_dir(mdt: Mdt, body: mpb.RenameOp, cred: Cred) -> bool | None:
@@ -383,7 +386,13 @@ def _setattr(mdt: Mdt, op: mpb.SetattrOp, cred: Cred) -> tuple[Locks, TxFn]:
                  atime_ns=op.atime_ns, mtime_ns=op.mtime_ns, ctime_ns=op.ctime_ns, open_handle=op.open_handle,
                  blocks=op.blocks)
     bits = IBit.UPDATE | (IBit.PERM if op.valid & (SA.MODE | SA.UID | SA.GID) else 0)
-    return [(fid, bits)], lambda tx: _reply(tx.setattr(cred, fid, sa), tx)
+
+    def fn(tx: Tx) -> mpb.ReintReply:
+        a = tx.setattr(cred, fid, sa)
+        if sa.valid & (SA.UID | SA.GID):
+            remote.owner_changed(tx, fid)       # names of it on other MDTs follow (mdt.dne.wake)
+        return _reply(a, tx)
+    return [(fid, bits)], fn
 
 
 def _setxattr(mdt: Mdt, op: mpb.SetxattrOp, cred: Cred) -> tuple[Locks, TxFn]:

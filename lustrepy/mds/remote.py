@@ -11,8 +11,9 @@ mds/dne.py orders them across MDTs. Tables are described in schema.py.
 from __future__ import annotations
 
 import errno
+import json
 import stat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lustrepy.common import perm
 from lustrepy.common.errors import LpError
@@ -22,6 +23,14 @@ from lustrepy.mds import dirplace
 
 if TYPE_CHECKING:
     from lustrepy.mds.namespace import Tx
+
+
+def log_add(tx: Tx, entry: dict[str, Any]) -> int:
+    """A new row of dne_log for operation `entry`; its id."""
+    tx._w()
+    cur = tx.conn.execute("INSERT INTO dne_log (op, created_ns) VALUES (?, ?)", (json.dumps(entry), tx.now))
+    assert cur.lastrowid is not None
+    return int(cur.lastrowid)
 
 
 def mdt_of_inode(tx: Tx, iid: int) -> int | None:
@@ -323,3 +332,30 @@ def add_name(tx: Tx, fid: Fid, mdt: int, parent: Fid, name: bytes) -> None:
     tx.conn.execute("INSERT OR IGNORE INTO remote_names (inode, mdt, parent_seq, parent_oid, parent_ver, name) "
                     "VALUES (?, ?, ?, ?, ?, ?)", (iid, mdt, parent.seq, parent.oid, parent.ver, bytes(name)))
     tx._bump(iid, nlink=0 if stat.S_ISDIR(a.mode) else 1)
+
+
+# ---- owners of inodes named on other MDTs ---------------------------------------------------
+
+def owner_changed(tx: Tx, fid: Fid) -> None:
+    """The owner of this MDT's inode `fid` changed: when other MDTs hold names of it, an operation
+    is logged that gives their stubs the owner (a sticky directory's checks there read it)."""
+    iid, _ = tx._node(fid)
+    if tx.conn.execute("SELECT 1 FROM remote_names WHERE inode = ? LIMIT 1", (iid,)).fetchone() is not None:
+        log_add(tx, {"kind": "owner", "fid": [fid.seq, fid.oid, fid.ver]})
+
+
+def owner_now(tx: Tx, fid: Fid) -> tuple[Attr, list[int]] | None:
+    """This MDT's inode `fid` and the MDTs holding names of it; None when it is gone."""
+    try:
+        iid, a = tx._node(fid)
+    except LpError:
+        return None
+    return a, sorted({int(r[0]) for r in tx.conn.execute("SELECT mdt FROM remote_names WHERE inode = ?", (iid,))})
+
+
+def set_stub_owner(tx: Tx, fid: Fid, uid: int, gid: int) -> None:
+    """The stub of another MDT's inode `fid` here takes its owner (nothing when there is none)."""
+    tx._w()
+    tx.conn.execute("UPDATE inodes SET uid = ?, gid = ? WHERE seq = ? AND oid = ? AND ver = ? AND id IN "
+                    "(SELECT inode FROM remote_inodes)", (uid, gid, fid.seq, fid.oid, fid.ver))
+    tx._seen.pop(fid, None)

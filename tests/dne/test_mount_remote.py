@@ -12,6 +12,7 @@ import pytest
 
 from tests.dne.test_remote_dirs import _rows
 from tests.support.dne import two_mdt_mount
+from tests.support.servers import wait_for
 from tests.support.users import run_as
 
 pytestmark = pytest.mark.timeout(240)
@@ -151,7 +152,18 @@ def _sticky_names(c, m) -> None:
         assert as_(3000, lambda n=name: os.rename(f"tmp/{n}", f"tmp/{n}-x")) == errno.EPERM
     assert as_(3000, lambda: os.unlink("tmp/moved")) == errno.EPERM
     assert as_(2000, lambda: os.rename("tmp/dir", "tmp/dir2")) == 0
-    assert as_(2000, lambda: os.rmdir("tmp/dir2")) == 0
+    assert as_(2000, lambda: os.rename("tmp/dir2", "tmp/dir")) == 0
+    # root gives the file and the directory (on MDT1) away: their names here follow the owner
+    os.chown(m.path / "tmp" / "moved", 3000, 3000)
+    os.chown(m.path / "tmp" / "dir", 3000, 3000)
+    wait_for(lambda: sorted(_rows(c, "mdt", "SELECT i.uid, i.gid FROM inodes i JOIN remote_inodes r ON r.inode = i.id "
+                                            "JOIN dentries d ON d.child = i.id WHERE d.name IN (X'6D6F766564', "
+                                            "X'646972')")) == [(3000, 3000)] * 2, timeout=10, what="stubs' owner")
+    assert as_(2000, lambda: os.unlink("tmp/moved")) == errno.EPERM
+    assert as_(2000, lambda: os.rename("tmp/dir", "tmp/dir2")) == errno.EPERM
+    assert as_(3000, lambda: os.rename("tmp/dir", "tmp/dir2")) == 0
+    assert as_(3000, lambda: os.rmdir("tmp/dir2")) == 0
     assert as_(2000, lambda: os.unlink("tmp/linked")) == 0
-    assert as_(2000, lambda: os.unlink("tmp/moved")) == 0
+    assert as_(3000, lambda: os.unlink("tmp/moved")) == 0
     assert os.listdir(m.path / "tmp") == [] and sorted(os.listdir(m.path / "far")) == ["linked"]
+    assert _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)]

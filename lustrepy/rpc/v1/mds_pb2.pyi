@@ -743,6 +743,7 @@ class DneUpdateRequest(_message.Message):
         SEAL: _ClassVar[DneUpdateRequest.Kind]
         UNSEAL: _ClassVar[DneUpdateRequest.Kind]
         PEEK: _ClassVar[DneUpdateRequest.Kind]
+        OWNER: _ClassVar[DneUpdateRequest.Kind]
     NONE: DneUpdateRequest.Kind
     MKDIR: DneUpdateRequest.Kind
     RMDIR: DneUpdateRequest.Kind
@@ -760,6 +761,7 @@ class DneUpdateRequest(_message.Message):
     SEAL: DneUpdateRequest.Kind
     UNSEAL: DneUpdateRequest.Kind
     PEEK: DneUpdateRequest.Kind
+    OWNER: DneUpdateRequest.Kind
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     OP_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
