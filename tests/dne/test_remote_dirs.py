@@ -12,7 +12,7 @@ import pytest
 from lustrepy.client.mdc import Mdc
 from lustrepy.common.errors import LpError
 from lustrepy.common.fid import ROOT_FID
-from lustrepy.common.protocol import IT
+from lustrepy.common.protocol import IT, SA
 from lustrepy.common.records import Cred
 from lustrepy.rpc.convert import fid_from_pb
 from tests.support.dne import all_active, fld
@@ -114,6 +114,43 @@ def test_a_remote_mkdir_waits_out_a_dead_mdt_and_completes_after_restarts(tmp_pa
     finally:
         if m0 is not None:
             m0.close()
+        c.stop()
+
+
+def test_an_owner_change_reaches_a_dead_mdts_stub_after_restarts(tmp_path):
+    """chown of MDT1's inode named on MDT0 while MDT0 is down: MDT1 logs it and, once MDT0 is back
+    (MDT1 killed meanwhile too), MDT0's stub of the inode takes the new owner."""
+    c = Cluster(tmp_path).start(1, mds_args=("--dne-wait", "1.5"), n_mdts=2)
+    m0 = m1 = None
+    stub = ("SELECT i.uid, i.gid FROM inodes i JOIN remote_inodes r ON r.inode = i.id "
+            "JOIN dentries d ON d.child = i.id WHERE d.name = X'6C6E'")       # "ln"
+    try:
+        wait_for(lambda: all_active(c.mds.address, 2), what="MDT1 active")
+        m0 = Mdc(c.mds.address, c.fsname, client_id="admin:t0", with_locks=True)
+        m0.connect()
+        m1 = Mdc(c.mdts[0].address, c.fsname, client_id="admin:t1", with_locks=True, resend_for=2)
+        m1.connect()
+        far = fid_from_pb(m0.mkdir(ROOT_FID, b"far", 0o777, mdt_index=1).attr.fid)
+        f = fid_from_pb(m1.create(far, b"f").attr.fid)
+        m0.link(f, ROOT_FID, b"ln")                         # MDT0's name of MDT1's file: a stub there
+        assert _rows(c, "mdt", stub) == [(0, 0)]
+        m0.close()
+        m0 = None
+        c.mds.stop(signal.SIGKILL)
+        m1.setattr(f, valid=int(SA.UID | SA.GID), uid=2000, gid=2001)
+        m1.sync()
+        assert _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(1,)]
+        m1.close()
+        m1 = None
+        c.mdts[0].stop(signal.SIGKILL)                      # the inode's MDS dies with the change logged
+        c.mds = c.mds_proc("--dne-wait", "1.5", "--recovery-window", "1").start()
+        c.mdts[0] = c.mdt_proc(1, "--dne-wait", "1.5", "--recovery-window", "1").start()
+        wait_for(lambda: _rows(c, "mdt", stub) == [(2000, 2001)], timeout=30, what="the stub's new owner")
+        wait_for(lambda: _rows(c, "mdt1", "SELECT count(*) FROM dne_log") == [(0,)], timeout=10, what="the log")
+    finally:
+        for m in (m0, m1):
+            if m is not None:
+                m.close()
         c.stop()
 
 
