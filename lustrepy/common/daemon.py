@@ -16,7 +16,7 @@ import socket
 import threading
 
 from types import FrameType
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from lustrepy.common.errors import QuietError
 
@@ -108,8 +108,10 @@ def notify_ready(status: str = "") -> None:
             pass
 
 
-def wait_for_stop_signal() -> int:
-    """Block until SIGTERM or SIGINT; returns the signal number."""
+def catch_stop_signals() -> Callable[[], int]:
+    """SIGTERM and SIGINT caught from now on (install before the daemon says where it serves, so
+    one sent as soon as it does stops it cleanly); returns the wait: it blocks until one came and
+    returns its number."""
     got: list[int] = []
     ev = threading.Event()
 
@@ -119,9 +121,12 @@ def wait_for_stop_signal() -> int:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    while not ev.wait(1.0):
-        pass
-    return got[0]
+
+    def wait() -> int:
+        while not ev.wait(1.0):
+            pass
+        return got[0]
+    return wait
 
 
 def split_hostport(addr: str) -> tuple[str, int]:

@@ -167,10 +167,11 @@ def run(ns: argparse.Namespace, values: dict[str, Any]) -> int:
         mdt.start()
         started = True
         server.start()
+        wait_for_stop = daemon.catch_stop_signals()
         daemon.write_port_file(values["port_file"], port)
         log.info("%s serving %s at %s", mdt.uuid, mdt.fsname, address)
         daemon.notify_ready(f"serving {mdt.fsname} at {address}")
-        daemon.wait_for_stop_signal()
+        wait_for_stop()
         log.info("stopping")
     finally:
         server.stop(grace=2).wait(5)
